@@ -1,0 +1,3 @@
+from dendrite_lite.cli.main import main
+
+main()
