@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs into ./.venv (and Synapse, the reference peer, into its
+# own ./.venv-synapse), then runs the whole suite. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e '.[test]'
+
+# Synapse lives in its own venv: its pinned dependencies must not shape ours. Tests that use it
+# (tests/interop) run its code in a subprocess with this interpreter.
+if ! .venv-synapse/bin/python -c 'import synapse' 2>/dev/null; then
+  "$PY" -m venv .venv-synapse
+  .venv-synapse/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv-synapse/bin/python -m pip install -q 'matrix-synapse~=1.163.0'
+fi
+
+set +e
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+rc=$?
+set -e
+# pytest exits 5 when it collected no test; that is a failure of the suite, not a pass.
+exit $rc
