@@ -6,8 +6,18 @@ The loader (load_config) validates every key and raises ConfigError naming the k
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import difflib
+import ipaddress
+import json
+import re
+import tomllib
+import urllib.parse
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "Config",
@@ -21,6 +31,11 @@ __all__ = [
     "LimitsConfig",
     "LoggingConfig",
     "ConfigError",
+    "load_config",
+    "parse_config",
+    "is_valid_server_name",
+    "split_address",
+    "SECTION_TYPES",
 ]
 
 
@@ -118,3 +133,323 @@ class Config:
     @property
     def public_baseurl(self) -> str:
         return self.server.public_baseurl or f"https://{self.server.server_name}/"
+
+
+# --- Loading and validation ------------------------------------------------------------------
+
+# Section name -> dataclass, in the order the template writes them.
+SECTION_TYPES: dict[str, type] = {
+    "server": ServerConfig,
+    "listen": ListenConfig,
+    "tls": TlsConfig,
+    "database": DatabaseConfig,
+    "registration": RegistrationConfig,
+    "federation": FederationConfig,
+    "media": MediaConfig,
+    "limits": LimitsConfig,
+    "logging": LoggingConfig,
+}
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate the TOML file at `path`; relative paths in it are relative to its dir."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: config file not found (create one with `dendrite-lite init`)"
+        ) from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config file: {e.strerror or e}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: config file is not valid UTF-8") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(_describe_toml_error(path, e)) from None
+    return parse_config(data, path)
+
+
+def _describe_toml_error(path: Path, e: tomllib.TOMLDecodeError) -> str:
+    # tomllib (3.11) puts the position only into the message: "Invalid value (at line 2, column 5)".
+    msg = str(e)
+    m = re.fullmatch(r"(.*) \(at line (\d+), column (\d+)\)", msg, re.S)
+    if m:
+        return f"{path}, line {m[2]}, column {m[3]}: invalid TOML: {m[1]}"
+    m = re.fullmatch(r"(.*) \(at end of document\)", msg, re.S)
+    if m:
+        return f"{path}, at end of file: invalid TOML: {m[1]}"
+    return f"{path}: invalid TOML: {msg}"
+
+
+def parse_config(data: Mapping[str, Any], source: Path | None = None) -> Config:
+    """Validate a parsed TOML document into a Config.
+
+    Relative paths are resolved against the directory of `source` (the config file); without a
+    source they stay as written.
+    """
+    base = source.resolve().parent if source is not None else None
+    _reject_unknown("", data, SECTION_TYPES, "section", "sections")
+    sections: dict[str, Any] = {}
+    for name, cls in SECTION_TYPES.items():
+        table = data.get(name, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{name}: expected a table ([{name}]), got {_show(table)}")
+        sections[name] = _parse_section(name, cls, table, base)
+    config = Config(**sections, source_path=source.resolve() if source is not None else None)
+    _check_cross_field(config)
+    return config
+
+
+def _parse_section(name: str, cls: type, table: Mapping[str, Any], base: Path | None) -> Any:
+    validators = _VALIDATORS[name]
+    _reject_unknown(f"{name}.", table, validators, "key", f"keys in [{name}]")
+    values = {k: validators[k](f"{name}.{k}", v) for k, v in table.items()}
+    section = cls(**values)
+    # Relative paths (given or default, like data_dir = "./data") are relative to the file.
+    if base is not None:
+        for f in dataclasses.fields(section):
+            v = getattr(section, f.name)
+            if isinstance(v, Path) and not v.is_absolute():
+                section = dataclasses.replace(section, **{f.name: base / v})
+    return section
+
+
+def _reject_unknown(
+    prefix: str, table: Mapping[str, Any], known: Mapping[str, Any], what: str, plural: str
+) -> None:
+    for key in table:
+        if key in known:
+            continue
+        hint = difflib.get_close_matches(key, list(known), n=1)
+        did_you_mean = f'did you mean "{hint[0]}"? ' if hint else ""
+        raise ConfigError(
+            f"{prefix}{key}: unknown {what}; {did_you_mean}(valid {plural}: {', '.join(known)})"
+        )
+
+
+def _check_cross_field(config: Config) -> None:
+    tls = config.tls
+    if tls.mode == "files":
+        for key in ("cert_path", "key_path"):
+            if getattr(tls, key) is None:
+                raise ConfigError(
+                    f'tls.{key}: required when tls.mode = "files" '
+                    f"(the PEM certificate chain and private key to serve)"
+                )
+
+
+# --- Value validators: (key path, TOML value) -> Python value, or ConfigError ---------------
+
+Validator = Callable[[str, Any], Any]
+
+
+def _show(value: Any) -> str:
+    """Render a TOML value the way the self-hoster wrote it, for error messages."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, (datetime.date, datetime.time)):
+        return f"a date/time ({value.isoformat()})"
+    return repr(value)
+
+
+def _expect(key: str, value: Any, kind: type, description: str) -> Any:
+    # bool is an int subclass in Python; TOML keeps them apart, and so do we.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"{key}: expected {description}, got {_show(value)}")
+    return value
+
+
+def _string(key: str, value: Any) -> str:
+    return _expect(key, value, str, "a string")
+
+
+def _boolean(key: str, value: Any) -> bool:
+    return _expect(key, value, bool, "true or false")
+
+
+def _int_range(low: int, high: int | None = None) -> Validator:
+    def check(key: str, value: Any) -> int:
+        _expect(key, value, int, "an integer")
+        if value < low or (high is not None and value > high):
+            bounds = f"{low}-{high}" if high is not None else f"at least {low}"
+            raise ConfigError(f"{key}: {value} is out of range ({bounds})")
+        return value
+
+    return check
+
+
+def _choice(*choices: str, upper: bool = False) -> Validator:
+    def check(key: str, value: Any) -> str:
+        _string(key, value)
+        normal = value.upper() if upper else value.lower()
+        if normal not in choices:
+            raise ConfigError(f"{key}: {_show(value)} is not one of: {', '.join(choices)}")
+        return normal
+
+    return check
+
+
+def _path(key: str, value: Any) -> Path:
+    if not _string(key, value):
+        raise ConfigError(f"{key}: expected a path, got an empty string")
+    return Path(value).expanduser()
+
+
+def _optional_path(key: str, value: Any) -> Path | None:
+    # "" means "use the default", so a template can show the key without choosing a path.
+    return _path(key, value) if _string(key, value) else None
+
+
+def _url(example: str, *, optional: bool = False) -> Validator:
+    def check(key: str, value: Any) -> str:
+        if optional and _string(key, value) == "":
+            return ""
+        parts = urllib.parse.urlsplit(_string(key, value))
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.fragment:
+            raise ConfigError(f'{key}: {_show(value)} is not an http(s) URL (e.g. "{example}")')
+        return value
+
+    return check
+
+
+def _base_url(key: str, value: Any) -> str:
+    url = _url("https://matrix.example.org/", optional=True)(key, value)
+    # Clients append API paths to it; one trailing slash keeps joins unambiguous.
+    if url and urllib.parse.urlsplit(url).query:
+        raise ConfigError(f"{key}: {_show(value)} must not have a query string")
+    return url if not url or url.endswith("/") else url + "/"
+
+
+def _email(key: str, value: Any) -> str:
+    if _string(key, value) and not re.fullmatch(r"[^@\s]+@[^@\s]+", value):
+        raise ConfigError(f"{key}: {_show(value)} is not an email address")
+    return value
+
+
+_SERVER_NAME_HELP = "hostname or IP literal, optional :port"
+
+
+def _server_name(key: str, value: Any) -> str:
+    if not is_valid_server_name(_string(key, value)):
+        raise ConfigError(f"{key}: {_show(value)} is not a valid server name ({_SERVER_NAME_HELP})")
+    return value
+
+
+def _server_names(key: str, value: Any) -> tuple[str, ...]:
+    _expect(key, value, list, "a list of server names")
+    return tuple(_server_name(f"{key}[{i}]", v) for i, v in enumerate(value))
+
+
+def _address(key: str, value: Any) -> str:
+    split_address(_string(key, value), key)
+    return value
+
+
+def _optional_address(key: str, value: Any) -> str:
+    # "" turns a listener off (e.g. no separate federation port behind a shared 443).
+    return _address(key, value) if _string(key, value) else ""
+
+
+_VALIDATORS: dict[str, dict[str, Validator]] = {
+    "server": {
+        "server_name": _server_name,
+        "public_baseurl": _base_url,
+        "data_dir": _path,
+        "signing_key_path": _optional_path,
+    },
+    "listen": {
+        "client": _address,
+        "federation": _optional_address,
+        "admin_socket": _optional_path,
+    },
+    "tls": {
+        "mode": _choice("acme", "files", "proxy"),
+        "cert_path": _optional_path,
+        "key_path": _optional_path,
+        "acme_directory": _url("https://acme-v02.api.letsencrypt.org/directory"),
+        "acme_email": _email,
+    },
+    "database": {
+        "path": _optional_path,
+        "synchronous": _choice("OFF", "NORMAL", "FULL", "EXTRA", upper=True),
+        "readers": _int_range(1, 32),
+    },
+    "registration": {
+        "mode": _choice("closed", "open", "token"),
+        "shared_secret": _string,
+        "allow_guests": _boolean,
+    },
+    "federation": {
+        "enabled": _boolean,
+        "verify_tls": _boolean,
+        "ca_file": _optional_path,
+        "trusted_key_servers": _server_names,
+    },
+    "media": {"max_upload_bytes": _int_range(1)},
+    "limits": {"max_request_bytes": _int_range(1)},
+    "logging": {"level": _choice("debug", "info", "warning", "error")},
+}
+
+
+# --- Server names and listener addresses -----------------------------------------------------
+
+_SERVER_NAME_RE = re.compile(r"(\[[0-9A-Fa-f:.]{2,45}\]|[0-9A-Za-z.-]{1,255})(?::([0-9]{1,5}))?")
+_IPV4_SHAPE_RE = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
+
+
+def is_valid_server_name(name: str) -> bool:
+    """The server_name grammar of content/appendices.md §Server Name.
+
+    Beyond the grammar it applies the spec's "must"s (IPv4 parts 0-255, RFC 3513 IPv6) and
+    "should"s (DNS labels non-empty, at most 63 characters), and a port must be 1-65535.
+    """
+    m = _SERVER_NAME_RE.fullmatch(name)
+    if m is None:
+        return False
+    host, port = m[1], m[2]
+    if port is not None and not 1 <= int(port) <= 65535:
+        return False
+    return _is_valid_host(host)
+
+
+def _is_valid_host(host: str) -> bool:
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return False
+        return True
+    if _IPV4_SHAPE_RE.fullmatch(host):
+        return all(int(part) <= 255 for part in host.split("."))
+    if not re.fullmatch(r"[0-9A-Za-z.-]{1,255}", host):
+        return False
+    return all(0 < len(label) <= 63 for label in host.split("."))
+
+
+def split_address(address: str, key: str = "address") -> tuple[str, int]:
+    """Split a listener address "host:port" / "[v6]:port" into (host without brackets, port)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host:
+        raise ConfigError(
+            f'{key}: {_show(address)} is not a valid address (expected "host:port", '
+            f'e.g. "127.0.0.1:8008" or "[::1]:8008")'
+        )
+    if ":" in host and not host.startswith("["):
+        raise ConfigError(
+            f'{key}: {_show(address)}: put an IPv6 address in brackets, e.g. "[::1]:8008"'
+        )
+    if not _is_valid_host(host):
+        raise ConfigError(f"{key}: {_show(address)} does not start with a valid host name or IP")
+    if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        raise ConfigError(f"{key}: {_show(address)} is not a valid port (1-65535)")
+    return host.strip("[]"), int(port)

@@ -1,0 +1,172 @@
+"""Render a Config as a commented dendrite-lite.toml, the file `dendrite-lite init` writes.
+
+Every option is written with a comment a self-hoster can act on. Options whose value is "use the
+default location" (None) are written commented out, showing where that default is, so the file
+loads back (load_config) into exactly the Config it was rendered from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from dendrite_lite.config import SECTION_TYPES, Config
+
+__all__ = ["render_config"]
+
+_HEADER = """\
+# dendrite-lite configuration, written by `dendrite-lite init`.
+#
+# Every option has a default; delete a line to go back to it. Relative paths are relative to the
+# directory of this file. Check your edits with `dendrite-lite config check`, then restart."""
+
+# One comment per option, keyed "section.key". A test checks every Config field has one.
+_COMMENTS: dict[str, str] = {
+    "server": "Who this server is and where it keeps its files.",
+    "server.server_name": (
+        "The domain in your users' IDs (@alice:example.org) and room aliases. It can never be\n"
+        "changed later without starting over, so use the domain you want people to see."
+    ),
+    "server.public_baseurl": (
+        "The https:// address where clients and other servers reach this server, if it is not\n"
+        "https://<server_name>/ (for example https://matrix.example.org/ with .well-known\n"
+        'delegation). "" means https://<server_name>/.'
+    ),
+    "server.data_dir": (
+        "Where the database, media, signing key and admin socket live. Back this directory up."
+    ),
+    "server.signing_key_path": (
+        "The server's ed25519 signing key. Other servers remember it: keep it, and back it up.\n"
+        "Default: signing.key in data_dir."
+    ),
+    "listen": 'Network addresses, "host:port" (IPv6 as "[::1]:8008").',
+    "listen.client": (
+        "The client API (Element, FluffyChat, ...). 127.0.0.1 when a reverse proxy forwards to\n"
+        'it; "0.0.0.0:443" to face the internet directly with tls.mode = "acme" or "files".'
+    ),
+    "listen.federation": (
+        'The federation API for other Matrix servers (usually port 8448). "" turns this\n'
+        "listener off, e.g. when federation shares the client port through .well-known."
+    ),
+    "listen.admin_socket": (
+        "A unix socket for `dendrite-lite tui` and admin commands. Whoever can open it is an\n"
+        "admin, so keep data_dir private. Default: admin.sock in data_dir."
+    ),
+    "tls": "HTTPS certificates.",
+    "tls.mode": (
+        '"proxy": a reverse proxy (Caddy, nginx, Traefik) handles HTTPS in front of this server.\n'
+        '"acme":  get and renew certificates from Let\'s Encrypt by itself (needs port 80 open).\n'
+        '"files": use the certificate and key files named below (you renew them).'
+    ),
+    "tls.cert_path": 'PEM certificate chain (full chain), for mode = "files".',
+    "tls.key_path": 'PEM private key of that certificate, for mode = "files".',
+    "tls.acme_directory": "The ACME directory URL; the default is Let's Encrypt production.",
+    "tls.acme_email": "Where the certificate authority sends expiry warnings (optional).",
+    "database": "The SQLite database.",
+    "database.path": "The database file. Default: homeserver.db in data_dir.",
+    "database.synchronous": (
+        'How hard SQLite flushes to disk. "FULL" means an acknowledged message survives a power\n'
+        'cut; "NORMAL" is faster but can lose the last moments on power loss. OFF/NORMAL/FULL/EXTRA.'
+    ),
+    "database.readers": "Database connections for reading (1-32); 4 suits a Raspberry Pi.",
+    "registration": "Who may create an account.",
+    "registration.mode": (
+        '"closed": only the admin creates accounts (`dendrite-lite create-account`).\n'
+        '"token":  people with a registration token from the admin may sign up.\n'
+        '"open":   anyone on the internet may sign up (attracts spam bots; not advised).'
+    ),
+    "registration.shared_secret": (
+        "A secret that lets scripts create accounts over the admin registration API\n"
+        '(as Synapse\'s register_new_matrix_user does). "" turns that API off.'
+    ),
+    "registration.allow_guests": "Let people join public rooms as guests without an account.",
+    "federation": "Talking to other Matrix servers.",
+    "federation.enabled": "false keeps this server private: no rooms shared with other servers.",
+    "federation.verify_tls": (
+        "Check other servers' certificates. Only turn off for a test setup; never in production."
+    ),
+    "federation.ca_file": (
+        "Extra CA certificates (PEM) to trust for other servers, e.g. a test CA. Default: none."
+    ),
+    "federation.trusted_key_servers": (
+        "Servers asked for other servers' signing keys when those cannot be fetched directly."
+    ),
+    "media": "Uploaded files (images, videos, attachments).",
+    "media.max_upload_bytes": "The largest file a user may upload, in bytes (50 MiB default).",
+    "limits": "Protection against oversized requests.",
+    "limits.max_request_bytes": "The largest non-upload request body accepted, in bytes.",
+    "logging": "What the server writes to its log (stderr, or the journal under systemd).",
+    "logging.level": '"debug", "info", "warning" or "error".',
+}
+
+# Where a None path option points, for the commented-out line.
+_DEFAULT_LOCATIONS: dict[str, str] = {
+    "server.signing_key_path": "signing.key",
+    "listen.admin_socket": "admin.sock",
+    "database.path": "homeserver.db",
+}
+
+
+def render_config(config: Config, *, relative_to: Path | None = None) -> str:
+    """Render `config` as commented TOML; paths under `relative_to` (the file's dir) as ./..."""
+    out = [_HEADER]
+    for section in SECTION_TYPES:
+        out.append("")
+        out.extend(_comment_lines(_COMMENTS[section]))
+        out.append(f"[{section}]")
+        values = getattr(config, section)
+        for f in dataclasses.fields(values):
+            key = f"{section}.{f.name}"
+            value = getattr(values, f.name)
+            out.extend(_comment_lines(_COMMENTS[key]))
+            if value is None:
+                default = config.server.data_dir / _DEFAULT_LOCATIONS.get(key, "")
+                shown = _toml_path(default, relative_to) if key in _DEFAULT_LOCATIONS else '""'
+                out.append(f"# {f.name} = {shown}")
+            else:
+                out.append(f"{f.name} = {_toml_value(value, relative_to)}")
+            out.append("")
+        out.pop()  # no blank line before the next section's comment block
+    return "\n".join(out) + "\n"
+
+
+def _comment_lines(text: str) -> list[str]:
+    return [f"# {line}" for line in text.splitlines()]
+
+
+def _toml_value(value: Any, relative_to: Path | None) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        # Underscores make 52_428_800 readable; TOML accepts them in integers.
+        return f"{value:_}"
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, Path):
+        return _toml_path(value, relative_to)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(v, relative_to) for v in value) + "]"
+    raise TypeError(f"cannot render {value!r} as TOML")
+
+
+def _toml_path(path: Path, relative_to: Path | None) -> str:
+    if relative_to is not None and path.is_absolute():
+        try:
+            return _toml_string("./" + path.relative_to(relative_to).as_posix())
+        except ValueError:
+            pass  # outside the config's directory: keep it absolute
+    return _toml_string(str(path))
+
+
+def _toml_string(s: str) -> str:
+    # A TOML basic string: escape what TOML requires, keep other Unicode as it is.
+    escaped = []
+    for ch in s:
+        if ch in ('"', "\\"):
+            escaped.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            escaped.append(f"\\u{ord(ch):04X}")
+        else:
+            escaped.append(ch)
+    return '"' + "".join(escaped) + '"'
