@@ -1,0 +1,307 @@
+"""The SQLite database: one writer connection with group commit, and a small pool of readers.
+
+Why one writer: SQLite allows one write transaction at a time. If every request opened its own
+write transaction they would queue on SQLite's lock (and eventually see "database is locked"),
+and each would pay its own fsync. Instead every write is a job on one asyncio queue; the writer
+task takes every job that is waiting, runs them all inside ONE `BEGIN IMMEDIATE ... COMMIT`, each
+in its own SAVEPOINT, and only then answers the callers. A burst of N writes therefore costs a
+handful of fsyncs instead of N, and a job that fails rolls back to its savepoint and gets its own
+exception without taking the rest of its group down.
+
+Readers are separate connections: in WAL mode they never block the writer and never see a
+half-finished group, because they only see committed transactions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+__all__ = ["Database", "DatabaseClosed", "WriteStats", "SYNCHRONOUS_MODES", "connect"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+TxnFn = Callable[[aiosqlite.Connection], Awaitable[T]]
+
+SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+BUSY_TIMEOUT_MS = 10_000
+# A cap on one group keeps the latency of the first job in a huge burst bounded.
+DEFAULT_MAX_GROUP = 256
+
+
+class DatabaseClosed(RuntimeError):
+    """A read or write was attempted after `Database.close()` began."""
+
+
+@dataclass(slots=True)
+class WriteStats:
+    """Counters that let tests and benchmarks see group commit at work."""
+
+    jobs: int = 0  # write jobs finished (successfully or not)
+    failed_jobs: int = 0  # jobs whose own work raised (rolled back to their savepoint)
+    commits: int = 0  # COMMITs that succeeded
+    groups: int = 0  # BEGIN IMMEDIATE transactions started
+    grouped_jobs: int = 0  # jobs that shared their transaction with at least one other job
+    max_group: int = 0  # the largest number of jobs in one transaction
+    retried_jobs: int = 0  # jobs re-run because another job's error aborted their transaction
+
+
+@dataclass(slots=True)
+class _Job:
+    fn: TxnFn[Any]
+    future: asyncio.Future[Any]
+    result: Any = None
+
+
+_STOP = object()
+
+
+async def connect(
+    path: Path, *, synchronous: str = "FULL", read_only: bool = False
+) -> aiosqlite.Connection:
+    """Open one connection with the pragmas every connection of ours needs.
+
+    isolation_level=None puts the sqlite3 module in autocommit mode, so transactions begin and end
+    exactly where our code says (the module's implicit BEGIN would break savepoints).
+    """
+    mode = synchronous.upper()
+    if mode not in SYNCHRONOUS_MODES:
+        raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}, not {synchronous!r}")
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    # journal_mode is stored in the file; setting it again is a cheap no-op.
+    await conn.execute("PRAGMA journal_mode = WAL")
+    await conn.execute(f"PRAGMA synchronous = {mode}")
+    await conn.execute("PRAGMA foreign_keys = ON")
+    if read_only:
+        # Catches a write slipped into db.read() instead of letting it race the writer.
+        await conn.execute("PRAGMA query_only = ON")
+    return conn
+
+
+class Database:
+    """Use `await Database.open(path)`; then `write(fn)`, `read(fn)`, `close()`.
+
+    `fn` is `async def fn(conn) -> T`. It must not BEGIN/COMMIT itself, and should only touch the
+    connection: it runs inside the writer's transaction, and anything slow it awaits delays every
+    other write in its group.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        writer: aiosqlite.Connection,
+        readers: list[aiosqlite.Connection],
+        *,
+        max_group: int,
+    ) -> None:
+        self.path = path
+        self.stats = WriteStats()
+        self._writer = writer
+        self._readers = readers
+        self._idle_readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        for conn in readers:
+            self._idle_readers.put_nowait(conn)
+        self._queue: asyncio.Queue[_Job | object] = asyncio.Queue()
+        self._max_group = max_group
+        self._closing = False
+        self._writer_task = asyncio.create_task(self._run_writer(), name="db-writer")
+
+    @classmethod
+    async def open(
+        cls,
+        path: Path,
+        *,
+        synchronous: str = "FULL",
+        readers: int = 4,
+        max_group: int = DEFAULT_MAX_GROUP,
+    ) -> Database:
+        """Open the writer and `readers` reader connections. max_group=1 disables grouping."""
+        if readers < 1:
+            raise ValueError("readers must be at least 1")
+        if max_group < 1:
+            raise ValueError("max_group must be at least 1")
+        writer = await connect(path, synchronous=synchronous)
+        opened: list[aiosqlite.Connection] = []
+        try:
+            for _ in range(readers):
+                opened.append(await connect(path, synchronous=synchronous, read_only=True))
+        except BaseException:
+            for conn in [writer, *opened]:
+                await conn.close()
+            raise
+        return cls(path, writer, opened, max_group=max_group)
+
+    # -- public API -------------------------------------------------------------------------
+
+    async def write(self, fn: TxnFn[T]) -> T:
+        """Run fn in a write transaction; return its result once the commit is durable."""
+        if self._closing:
+            raise DatabaseClosed("database is closing")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Job(fn, future))
+        # shield: a caller that gives up must not cancel a job the writer may already be running.
+        return await asyncio.shield(future)
+
+    async def read(self, fn: TxnFn[T]) -> T:
+        """Run fn on a reader connection inside one read transaction (one consistent snapshot)."""
+        if self._closing:
+            raise DatabaseClosed("database is closing")
+        conn = await self._idle_readers.get()
+        try:
+            await conn.execute("BEGIN")
+            try:
+                return await fn(conn)
+            finally:
+                await conn.execute("ROLLBACK")
+        finally:
+            self._idle_readers.put_nowait(conn)
+
+    async def close(self) -> None:
+        """Refuse new work, let queued writes finish and in-flight reads end, close everything."""
+        if self._closing:
+            await self._writer_task
+            return
+        self._closing = True
+        self._queue.put_nowait(_STOP)
+        await self._writer_task
+        # Taking every reader from the pool waits for the reads still running.
+        for _ in self._readers:
+            conn = await self._idle_readers.get()
+            await conn.close()
+        await self._writer.close()
+
+    # -- the writer task --------------------------------------------------------------------
+
+    async def _run_writer(self) -> None:
+        stopping = False
+        while not stopping:
+            item = await self._queue.get()
+            if item is _STOP:
+                break
+            assert isinstance(item, _Job)
+            group = [item]
+            # Everything already waiting joins this transaction: that is the group commit.
+            while len(group) < self._max_group and not self._queue.empty():
+                nxt = self._queue.get_nowait()
+                if nxt is _STOP:
+                    # Jobs queued before close() still run; close() refuses any after it.
+                    stopping = True
+                    break
+                assert isinstance(nxt, _Job)
+                group.append(nxt)
+            await self._run_group_safely(group)
+
+    async def _run_group_safely(self, group: list[_Job]) -> None:
+        try:
+            await self._run_group(group)
+        except Exception as e:  # the writer task must outlive any one bad group
+            log.exception("writer: unexpected error in a group of %d jobs", len(group))
+            if self._writer.in_transaction:
+                await self._writer.execute("ROLLBACK")
+            for job in group:
+                if not job.future.done():
+                    self._finish_failed(job, e)
+
+    async def _run_group(self, group: list[_Job]) -> None:
+        """Run jobs in one transaction; re-run survivors if a job's error aborted it."""
+        pending = group
+        while pending:
+            pending = await self._attempt(pending)
+
+    async def _attempt(self, jobs: list[_Job]) -> list[_Job]:
+        """One BEGIN..COMMIT over jobs. Returns the jobs that must be retried (usually none)."""
+        conn = self._writer
+        self.stats.groups += 1
+        self.stats.max_group = max(self.stats.max_group, len(jobs))
+        try:
+            await conn.execute("BEGIN IMMEDIATE")
+        except Exception as e:
+            for job in jobs:
+                self._finish_failed(job, e)
+            return []
+        if len(jobs) == 1:
+            # Alone in its transaction a job needs no savepoint: two fewer thread hops.
+            job = jobs[0]
+            try:
+                job.result = await job.fn(conn)
+            except Exception as e:
+                if conn.in_transaction:
+                    await conn.execute("ROLLBACK")
+                self._finish_failed(job, e)
+                return []
+            ok, failed = [job], []
+        else:
+            outcome = await self._run_savepointed(jobs)
+            if isinstance(outcome, list):
+                return outcome
+            ok, failed = outcome
+        try:
+            await conn.execute("COMMIT")
+        except Exception as e:
+            if conn.in_transaction:
+                await conn.execute("ROLLBACK")
+            for job in ok:
+                self._finish_failed(job, e)
+            for job, error in failed:
+                self._finish_failed(job, error)
+            return []
+        self.stats.commits += 1
+        if len(jobs) > 1:
+            self.stats.grouped_jobs += len(jobs)
+        # Only now, after a durable COMMIT, do callers learn their result.
+        for job in ok:
+            self.stats.jobs += 1
+            if not job.future.done():
+                job.future.set_result(job.result)
+        for job, error in failed:
+            self._finish_failed(job, error)
+        return []
+
+    async def _run_savepointed(
+        self, jobs: list[_Job]
+    ) -> tuple[list[_Job], list[tuple[_Job, BaseException]]] | list[_Job]:
+        """Run each job in its own SAVEPOINT; (ok, failed), or the jobs to retry if aborted."""
+        conn = self._writer
+        ok: list[_Job] = []
+        failed: list[tuple[_Job, BaseException]] = []
+        for index, job in enumerate(jobs):
+            await conn.execute("SAVEPOINT job")
+            try:
+                job.result = await job.fn(conn)
+            except Exception as e:
+                if not conn.in_transaction:
+                    # Some errors (disk full, I/O errors, ON CONFLICT ROLLBACK) make SQLite roll
+                    # back the whole transaction, savepoints and all. This job keeps its error;
+                    # the others lost their work through no fault of theirs, so run them again.
+                    for bad, error in [*failed, (job, e)]:
+                        self._finish_failed(bad, error)
+                    retry = ok + jobs[index + 1 :]
+                    self.stats.retried_jobs += len(retry)
+                    return retry
+                failed.append((job, e))
+                await conn.execute("ROLLBACK TO job")
+                await conn.execute("RELEASE job")
+            else:
+                await conn.execute("RELEASE job")
+                ok.append(job)
+        return ok, failed
+
+    def _finish_failed(self, job: _Job, error: BaseException) -> None:
+        self.stats.jobs += 1
+        self.stats.failed_jobs += 1
+        _fail(job, error)
+
+
+def _fail(job: _Job, error: BaseException) -> None:
+    if not job.future.done():
+        job.future.set_exception(error)

@@ -1,0 +1,69 @@
+"""Password hashing: argon2id (argon2-cffi), stored as a PHC string ("$argon2id$v=19$m=...").
+
+argon2 is slow and memory-hard on purpose, so the async wrappers run it in a worker thread, and
+at most _MAX_CONCURRENT hashes run at once: each takes 64 MiB with the default parameters, and a
+burst of logins must not push a 1 GB machine into swap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import unicodedata
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+__all__ = [
+    "hash_password",
+    "verify_password",
+    "needs_rehash",
+    "hash_password_async",
+    "verify_password_async",
+]
+
+# RFC 9106 "low memory" profile (argon2id, t=3, m=64 MiB, p=4), argon2-cffi's default.
+_HASHER = PasswordHasher()
+_MAX_CONCURRENT = 2
+_SLOTS = threading.BoundedSemaphore(_MAX_CONCURRENT)
+# Verified against when the account does not exist, so a failed login takes as long either way
+# and response times do not reveal which user ids exist.
+_DUMMY_HASH = _HASHER.hash("dendrite-lite: no such account")
+
+
+def _normalize(password: str) -> str:
+    # The same password typed on different systems can arrive in different Unicode forms
+    # (macOS keyboards produce decomposed accents); NFKC makes them one password.
+    return unicodedata.normalize("NFKC", password)
+
+
+def hash_password(password: str) -> str:
+    with _SLOTS:
+        return _HASHER.hash(_normalize(password))
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """True if password matches; False for a mismatch, a malformed hash, or no hash at all."""
+    with _SLOTS:
+        try:
+            return _HASHER.verify(password_hash or _DUMMY_HASH, _normalize(password)) and (
+                password_hash is not None
+            )
+        except (VerificationError, InvalidHashError):
+            return False
+
+
+def needs_rehash(password_hash: str) -> bool:
+    """True if the hash was made with other parameters than ours (re-hash at next login)."""
+    try:
+        return _HASHER.check_needs_rehash(password_hash)
+    except InvalidHashError:
+        return True
+
+
+async def hash_password_async(password: str) -> str:
+    return await asyncio.to_thread(hash_password, password)
+
+
+async def verify_password_async(password_hash: str | None, password: str) -> bool:
+    return await asyncio.to_thread(verify_password, password_hash, password)

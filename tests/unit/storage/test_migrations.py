@@ -1,0 +1,160 @@
+"""Migrations: applied in order and recorded; newer schemas refused; failures leave no trace."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from dendrite_lite.storage import Storage
+from dendrite_lite.storage.migrations import (
+    MIGRATIONS_DIR,
+    MigrationError,
+    SchemaTooNew,
+    apply_migrations,
+    discover_migrations,
+    split_sql,
+)
+
+
+def _snapshot(path: Path) -> tuple[list[tuple], dict[str, list[tuple]]]:
+    """Everything a migration could change: the schema and every row of every table."""
+    conn = sqlite3.connect(path)
+    try:
+        schema = conn.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name"
+        ).fetchall()
+        rows = {
+            name: sorted(conn.execute(f'SELECT * FROM "{name}"').fetchall())
+            for (kind, name, _, _) in schema
+            if kind == "table"
+        }
+        return schema, rows
+    finally:
+        conn.close()
+
+
+def _copy_migrations(tmp_path: Path) -> Path:
+    directory = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS_DIR, directory)
+    return directory
+
+
+async def test_fresh_database_gets_every_migration_recorded(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    applied = await apply_migrations(path)
+    shipped = discover_migrations()
+    assert [m.version for m in applied] == [m.version for m in shipped]
+    assert shipped[0].version == 1 and shipped[0].name == "init"
+    conn = sqlite3.connect(path)
+    try:
+        recorded = conn.execute("SELECT version, name, applied_ts FROM schema_version").fetchall()
+        assert [(v, n) for v, n, _ in recorded] == [(m.version, m.name) for m in shipped]
+        assert all(ts > 1_600_000_000_000 for _, _, ts in recorded)  # milliseconds
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert {"accounts", "devices", "access_tokens", "schema_version"} <= tables
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        conn.close()
+    # Running again is a no-op.
+    assert await apply_migrations(path) == []
+
+
+async def test_later_migrations_apply_on_top(tmp_path: Path) -> None:
+    directory = _copy_migrations(tmp_path)
+    path = tmp_path / "db.sqlite"
+    await apply_migrations(path, directory=directory)
+    (directory / "0002_extra.sql").write_text(
+        "CREATE TABLE extra (id INTEGER PRIMARY KEY, note TEXT);\n"
+        "INSERT INTO extra (note) VALUES ('semi;colon in a string');\n"
+        "-- trailing comment\n"
+    )
+    applied = await apply_migrations(path, directory=directory)
+    assert [(m.version, m.name) for m in applied] == [(2, "extra")]
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT note FROM extra").fetchall() == [("semi;colon in a string",)]
+        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone() == (2,)
+    finally:
+        conn.close()
+
+
+async def test_newer_schema_refused_and_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    await apply_migrations(path)
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO schema_version VALUES (999, 'from_the_future', 1)")
+    conn.commit()
+    conn.close()
+    before = _snapshot(path)
+    mtime = path.stat().st_mtime_ns
+    with pytest.raises(SchemaTooNew, match="schema version 999.*newer dendrite-lite"):
+        await apply_migrations(path)
+    with pytest.raises(SchemaTooNew):
+        await Storage.open(path)
+    assert _snapshot(path) == before
+    assert path.stat().st_mtime_ns == mtime
+
+
+async def test_broken_migration_leaves_database_unchanged(tmp_path: Path) -> None:
+    directory = _copy_migrations(tmp_path)
+    path = tmp_path / "db.sqlite"
+    await apply_migrations(path, directory=directory)
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO accounts (user_id, created_ts) VALUES ('@a:x', 1)")
+    conn.commit()
+    conn.close()
+    before = _snapshot(path)
+    # Statements that succeed (a new table, a changed row, a dropped column) and then one that fails.
+    (directory / "0002_broken.sql").write_text(
+        "CREATE TABLE half_done (x INTEGER);\n"
+        "UPDATE accounts SET displayname = 'changed';\n"
+        "ALTER TABLE accounts DROP COLUMN avatar_url;\n"
+        "INSERT INTO no_such_table VALUES (1);\n"
+    )
+    with pytest.raises(MigrationError, match="0002_broken.sql.*no_such_table"):
+        await apply_migrations(path, directory=directory)
+    assert _snapshot(path) == before
+
+
+async def test_migration_breaking_foreign_keys_is_refused(tmp_path: Path) -> None:
+    directory = _copy_migrations(tmp_path)
+    path = tmp_path / "db.sqlite"
+    await apply_migrations(path, directory=directory)
+    before = _snapshot(path)
+    (directory / "0002_orphan.sql").write_text(
+        "INSERT INTO devices (user_id, device_id, created_ts) VALUES ('@ghost:x', 'D', 1);\n"
+    )
+    with pytest.raises(MigrationError, match="foreign keys"):
+        await apply_migrations(path, directory=directory)
+    assert _snapshot(path) == before
+
+
+def test_migration_numbers_must_be_consecutive(tmp_path: Path) -> None:
+    directory = _copy_migrations(tmp_path)
+    (directory / "0003_gap.sql").write_text("SELECT 1;\n")
+    with pytest.raises(MigrationError, match="0003_gap.sql.*expected migration number 0002"):
+        discover_migrations(directory)
+    (directory / "0003_gap.sql").unlink()
+    (directory / "2_badname.sql").write_text("SELECT 1;\n")
+    with pytest.raises(MigrationError, match="NNNN_name.sql"):
+        discover_migrations(directory)
+
+
+def test_split_sql_respects_strings_comments_and_triggers() -> None:
+    script = (
+        "-- header; with a semicolon\n"
+        "CREATE TABLE t (x TEXT);\n"
+        "CREATE TRIGGER tr AFTER INSERT ON t BEGIN\n"
+        "  UPDATE t SET x = 'a;b' WHERE x = 'c';\n"
+        "END;\n"
+        "INSERT INTO t VALUES (';'); INSERT INTO t VALUES ('2');\n"
+    )
+    statements = split_sql(script)
+    assert len(statements) == 4
+    assert statements[1].startswith("CREATE TRIGGER") and statements[1].endswith("END;")
+    assert statements[2] == "INSERT INTO t VALUES (';');"
+    with pytest.raises(MigrationError, match="terminating"):
+        split_sql("CREATE TABLE t (x TEXT)")
