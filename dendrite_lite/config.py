@@ -30,6 +30,7 @@ __all__ = [
     "MediaConfig",
     "LimitsConfig",
     "LoggingConfig",
+    "RatelimitConfig",
     "ConfigError",
     "load_config",
     "parse_config",
@@ -105,6 +106,23 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RatelimitConfig:
+    """Token buckets (see ratelimit.py): `*_per_second` refill rate, `*_burst` bucket size.
+
+    A rate of 0 turns that limit off; `enabled = false` turns them all off (test servers).
+    Defaults are Synapse's, so clients see the limits they already cope with.
+    """
+
+    enabled: bool = True
+    login_per_second: float = 0.003  # per IP and per account: a burst, then one per ~5.5 min
+    login_burst: int = 5
+    register_per_second: float = 0.17  # per IP
+    register_burst: int = 3
+    send_per_second: float = 0.2  # per user, room events
+    send_burst: int = 10
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     listen: ListenConfig = field(default_factory=ListenConfig)
@@ -115,6 +133,7 @@ class Config:
     media: MediaConfig = field(default_factory=MediaConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    ratelimit: RatelimitConfig = field(default_factory=RatelimitConfig)
     source_path: Path | None = None  # the file this was read from, for messages
 
     # Derived paths: one place decides where things live inside data_dir.
