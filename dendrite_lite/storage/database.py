@@ -229,6 +229,8 @@ class Database:
             for job in jobs:
                 self._finish_failed(job, e)
             return []
+        ok: list[_Job]
+        failed: list[tuple[_Job, BaseException]]
         if len(jobs) == 1:
             # Alone in its transaction a job needs no savepoint: two fewer thread hops.
             job = jobs[0]

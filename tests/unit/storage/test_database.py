@@ -227,3 +227,19 @@ async def test_writer_survives_job_that_misuses_transaction(db: Database) -> Non
         await db.write(commits_itself)
     assert await db.write(_insert("still", 1)) == "still"
     assert (await _rows(db))["still"] == 1
+
+
+async def test_write_waits_for_another_process_lock_instead_of_failing(db: Database) -> None:
+    # Another process (the create-account CLI next to the running server) holds the write lock.
+    other = sqlite3.connect(db.path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO kv (k, v) VALUES ('other', 1)")
+    loop = asyncio.get_running_loop()
+    release = loop.run_in_executor(None, lambda: (__import__("time").sleep(0.3),
+                                                  other.execute("COMMIT")))
+    started = loop.time()
+    assert await db.write(_insert("mine", 2)) == "mine"
+    assert loop.time() - started >= 0.25  # it waited (busy_timeout), it did not fail
+    await release
+    other.close()
+    assert await _rows(db) == {"other": 1, "mine": 2}

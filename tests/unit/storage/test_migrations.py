@@ -42,6 +42,14 @@ def _copy_migrations(tmp_path: Path) -> Path:
     return directory
 
 
+# Later issues add shipped migrations; test files go after the newest one.
+NEXT = len(discover_migrations()) + 1
+
+
+def _next_file(directory: Path, name: str, offset: int = 0) -> Path:
+    return directory / f"{NEXT + offset:04d}_{name}.sql"
+
+
 async def test_fresh_database_gets_every_migration_recorded(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite"
     applied = await apply_migrations(path)
@@ -66,17 +74,17 @@ async def test_later_migrations_apply_on_top(tmp_path: Path) -> None:
     directory = _copy_migrations(tmp_path)
     path = tmp_path / "db.sqlite"
     await apply_migrations(path, directory=directory)
-    (directory / "0002_extra.sql").write_text(
+    _next_file(directory, "extra").write_text(
         "CREATE TABLE extra (id INTEGER PRIMARY KEY, note TEXT);\n"
         "INSERT INTO extra (note) VALUES ('semi;colon in a string');\n"
         "-- trailing comment\n"
     )
     applied = await apply_migrations(path, directory=directory)
-    assert [(m.version, m.name) for m in applied] == [(2, "extra")]
+    assert [(m.version, m.name) for m in applied] == [(NEXT, "extra")]
     conn = sqlite3.connect(path)
     try:
         assert conn.execute("SELECT note FROM extra").fetchall() == [("semi;colon in a string",)]
-        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone() == (2,)
+        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone() == (NEXT,)
     finally:
         conn.close()
 
@@ -108,13 +116,13 @@ async def test_broken_migration_leaves_database_unchanged(tmp_path: Path) -> Non
     conn.close()
     before = _snapshot(path)
     # Statements that succeed (a new table, a changed row, a dropped column) and then one that fails.
-    (directory / "0002_broken.sql").write_text(
+    _next_file(directory, "broken").write_text(
         "CREATE TABLE half_done (x INTEGER);\n"
         "UPDATE accounts SET displayname = 'changed';\n"
         "ALTER TABLE accounts DROP COLUMN avatar_url;\n"
         "INSERT INTO no_such_table VALUES (1);\n"
     )
-    with pytest.raises(MigrationError, match="0002_broken.sql.*no_such_table"):
+    with pytest.raises(MigrationError, match=f"{NEXT:04d}_broken.sql.*no_such_table"):
         await apply_migrations(path, directory=directory)
     assert _snapshot(path) == before
 
@@ -124,7 +132,7 @@ async def test_migration_breaking_foreign_keys_is_refused(tmp_path: Path) -> Non
     path = tmp_path / "db.sqlite"
     await apply_migrations(path, directory=directory)
     before = _snapshot(path)
-    (directory / "0002_orphan.sql").write_text(
+    _next_file(directory, "orphan").write_text(
         "INSERT INTO devices (user_id, device_id, created_ts) VALUES ('@ghost:x', 'D', 1);\n"
     )
     with pytest.raises(MigrationError, match="foreign keys"):
@@ -134,10 +142,11 @@ async def test_migration_breaking_foreign_keys_is_refused(tmp_path: Path) -> Non
 
 def test_migration_numbers_must_be_consecutive(tmp_path: Path) -> None:
     directory = _copy_migrations(tmp_path)
-    (directory / "0003_gap.sql").write_text("SELECT 1;\n")
-    with pytest.raises(MigrationError, match="0003_gap.sql.*expected migration number 0002"):
+    gap = _next_file(directory, "gap", offset=1)
+    gap.write_text("SELECT 1;\n")
+    with pytest.raises(MigrationError, match=f"{gap.name}.*expected migration number {NEXT:04d}"):
         discover_migrations(directory)
-    (directory / "0003_gap.sql").unlink()
+    gap.unlink()
     (directory / "2_badname.sql").write_text("SELECT 1;\n")
     with pytest.raises(MigrationError, match="NNNN_name.sql"):
         discover_migrations(directory)
@@ -158,3 +167,17 @@ def test_split_sql_respects_strings_comments_and_triggers() -> None:
     assert statements[2] == "INSERT INTO t VALUES (';');"
     with pytest.raises(MigrationError, match="terminating"):
         split_sql("CREATE TABLE t (x TEXT)")
+
+
+async def test_two_processes_migrating_at_once_apply_each_migration_once(tmp_path: Path) -> None:
+    import asyncio
+
+    path = tmp_path / "db.sqlite"
+    first, second = await asyncio.gather(apply_migrations(path), apply_migrations(path))
+    shipped = [m.version for m in discover_migrations()]
+    assert sorted(m.version for m in first + second) == shipped
+    conn = sqlite3.connect(path)
+    try:
+        assert [r[0] for r in conn.execute("SELECT version FROM schema_version")] == shipped
+    finally:
+        conn.close()
