@@ -17,7 +17,7 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "Config",
@@ -34,6 +34,7 @@ __all__ = [
     "ConfigError",
     "load_config",
     "parse_config",
+    "check_option",
     "is_valid_server_name",
     "split_address",
     "SECTION_TYPES",
@@ -221,6 +222,11 @@ def parse_config(data: Mapping[str, Any], source: Path | None = None) -> Config:
     return config
 
 
+def check_option(section: str, key: str, value: Any) -> Any:
+    """Validate one option on its own (no cross-field rules), e.g. a wizard's answer."""
+    return _VALIDATORS[section][key](f"{section}.{key}", value)
+
+
 def _parse_section(name: str, cls: type, table: Mapping[str, Any], base: Path | None) -> Any:
     validators = _VALIDATORS[name]
     _reject_unknown(f"{name}.", table, validators, "key", f"keys in [{name}]")
@@ -262,6 +268,7 @@ def _check_cross_field(config: Config) -> None:
 # --- Value validators: (key path, TOML value) -> Python value, or ConfigError ---------------
 
 Validator = Callable[[str, Any], Any]
+_T = TypeVar("_T")
 
 
 def _show(value: Any) -> str:
@@ -281,7 +288,7 @@ def _show(value: Any) -> str:
     return repr(value)
 
 
-def _expect(key: str, value: Any, kind: type, description: str) -> Any:
+def _expect(key: str, value: Any, kind: type[_T], description: str) -> _T:
     # bool is an int subclass in Python; TOML keeps them apart, and so do we.
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ConfigError(f"{key}: expected {description}, got {_show(value)}")
@@ -297,8 +304,8 @@ def _boolean(key: str, value: Any) -> bool:
 
 
 def _int_range(low: int, high: int | None = None) -> Validator:
-    def check(key: str, value: Any) -> int:
-        _expect(key, value, int, "an integer")
+    def check(key: str, raw: Any) -> int:
+        value = _expect(key, raw, int, "an integer")
         if value < low or (high is not None and value > high):
             bounds = f"{low}-{high}" if high is not None else f"at least {low}"
             raise ConfigError(f"{key}: {value} is out of range ({bounds})")
@@ -308,8 +315,8 @@ def _int_range(low: int, high: int | None = None) -> Validator:
 
 
 def _choice(*choices: str, upper: bool = False) -> Validator:
-    def check(key: str, value: Any) -> str:
-        _string(key, value)
+    def check(key: str, raw: Any) -> str:
+        value = _string(key, raw)
         normal = value.upper() if upper else value.lower()
         if normal not in choices:
             raise ConfigError(f"{key}: {_show(value)} is not one of: {', '.join(choices)}")
@@ -330,10 +337,11 @@ def _optional_path(key: str, value: Any) -> Path | None:
 
 
 def _url(example: str, *, optional: bool = False) -> Validator:
-    def check(key: str, value: Any) -> str:
-        if optional and _string(key, value) == "":
+    def check(key: str, raw: Any) -> str:
+        value = _string(key, raw)
+        if optional and value == "":
             return ""
-        parts = urllib.parse.urlsplit(_string(key, value))
+        parts = urllib.parse.urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.fragment:
             raise ConfigError(f'{key}: {_show(value)} is not an http(s) URL (e.g. "{example}")')
         return value
@@ -342,15 +350,16 @@ def _url(example: str, *, optional: bool = False) -> Validator:
 
 
 def _base_url(key: str, value: Any) -> str:
-    url = _url("https://matrix.example.org/", optional=True)(key, value)
+    url: str = _url("https://matrix.example.org/", optional=True)(key, value)
     # Clients append API paths to it; one trailing slash keeps joins unambiguous.
     if url and urllib.parse.urlsplit(url).query:
         raise ConfigError(f"{key}: {_show(value)} must not have a query string")
     return url if not url or url.endswith("/") else url + "/"
 
 
-def _email(key: str, value: Any) -> str:
-    if _string(key, value) and not re.fullmatch(r"[^@\s]+@[^@\s]+", value):
+def _email(key: str, raw: Any) -> str:
+    value = _string(key, raw)
+    if value and not re.fullmatch(r"[^@\s]+@[^@\s]+", value):
         raise ConfigError(f"{key}: {_show(value)} is not an email address")
     return value
 
@@ -358,8 +367,9 @@ def _email(key: str, value: Any) -> str:
 _SERVER_NAME_HELP = "hostname or IP literal, optional :port"
 
 
-def _server_name(key: str, value: Any) -> str:
-    if not is_valid_server_name(_string(key, value)):
+def _server_name(key: str, raw: Any) -> str:
+    value = _string(key, raw)
+    if not is_valid_server_name(value):
         raise ConfigError(f"{key}: {_show(value)} is not a valid server name ({_SERVER_NAME_HELP})")
     return value
 
@@ -369,8 +379,9 @@ def _server_names(key: str, value: Any) -> tuple[str, ...]:
     return tuple(_server_name(f"{key}[{i}]", v) for i, v in enumerate(value))
 
 
-def _address(key: str, value: Any) -> str:
-    split_address(_string(key, value), key)
+def _address(key: str, raw: Any) -> str:
+    value = _string(key, raw)
+    split_address(value, key)
     return value
 
 

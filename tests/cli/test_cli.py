@@ -1,0 +1,409 @@
+"""The `dendrite-lite` command: init, config check, run, generate-keys, version; and a real start."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from signedjson.key import read_signing_keys
+from typer.testing import CliRunner
+
+import dendrite_lite
+from dendrite_lite.api.client.versions import SUPPORTED_VERSIONS
+from dendrite_lite.cli.main import app
+from dendrite_lite.config import Config, load_config
+
+REPO_ROOT = Path(dendrite_lite.__file__).resolve().parent.parent
+
+runner = CliRunner()
+
+
+def invoke(*args: str, env: dict[str, str] | None = None, input: str | None = None) -> Any:
+    # DENDRITE_LITE_CONFIG from the developer's shell must not leak into tests.
+    return runner.invoke(app, list(args), env={"DENDRITE_LITE_CONFIG": None, **(env or {})},
+                         input=input)
+
+
+def init_args(tmp_path: Path, *extra: str) -> list[str]:
+    return [
+        "init", "--non-interactive",
+        "--config", str(tmp_path / "dendrite-lite.toml"),
+        "--server-name", "example.org",
+        "--data-dir", str(tmp_path / "data"),
+        *extra,
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def subprocess_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env.pop("DENDRITE_LITE_CONFIG", None)
+    return env
+
+
+# --- init ------------------------------------------------------------------------------------
+
+
+def test_init_non_interactive_writes_a_config_that_config_check_accepts(tmp_path: Path) -> None:
+    result = invoke(*init_args(tmp_path, "--registration", "token", "--public-baseurl",
+                               "https://matrix.example.org"))
+    assert result.exit_code == 0, result.output
+    config = load_config(tmp_path / "dendrite-lite.toml")
+    assert config.server.server_name == "example.org"
+    assert config.public_baseurl == "https://matrix.example.org/"
+    assert config.server.data_dir == (tmp_path / "data").resolve()
+    assert config.registration.mode == "token"
+    assert config.tls.mode == "proxy"
+    assert config.listen.client == "127.0.0.1:8008"
+    # The data dir is next to the config, so the file says so relatively and stays movable.
+    assert 'data_dir = "./data"' in (tmp_path / "dendrite-lite.toml").read_text()
+
+    check = invoke("config", "check", "--config", str(tmp_path / "dendrite-lite.toml"))
+    assert check.exit_code == 0, check.output
+    lines = check.stdout.splitlines()
+    assert lines[0] == f"OK: {(tmp_path / 'dendrite-lite.toml').resolve()}"
+    assert "  server name:  example.org" in lines
+    assert "  client API:   127.0.0.1:8008" in lines
+    assert "  federation:   127.0.0.1:8448" in lines
+    assert f"  database:     {config.database_path} (synchronous=FULL)" in lines
+    assert "  TLS:          proxy" in lines
+    assert "  registration: token" in lines
+    assert any(line.startswith("  signing key:  ed25519:a_") for line in lines)
+
+
+def test_init_key_and_data_dir_permissions(tmp_path: Path) -> None:
+    assert invoke(*init_args(tmp_path)).exit_code == 0
+    key_path = tmp_path / "data" / "signing.key"
+    assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "dendrite-lite.toml").stat().st_mode) == 0o600
+    with open(key_path) as f:
+        keys = read_signing_keys(f)
+    assert len(keys) == 1
+    assert keys[0].alg == "ed25519"
+    assert keys[0].version.startswith("a_")
+
+
+def test_init_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
+    assert invoke(*init_args(tmp_path)).exit_code == 0
+    config_path = tmp_path / "dendrite-lite.toml"
+    key_path = tmp_path / "data" / "signing.key"
+    old_config, old_key = config_path.read_text(), key_path.read_text()
+
+    again = invoke(*init_args(tmp_path, "--registration", "open"))
+    assert again.exit_code == 2
+    assert f"error: {config_path} already exists; not overwriting it" in again.stderr
+    assert "--force" in again.stderr
+    assert (config_path.read_text(), key_path.read_text()) == (old_config, old_key)
+
+    # A key left behind without its config is protected too.
+    config_path.unlink()
+    again = invoke(*init_args(tmp_path))
+    assert again.exit_code == 2
+    assert f"error: {key_path} already exists" in again.stderr
+    assert not config_path.exists()
+    assert key_path.read_text() == old_key
+
+    forced = invoke(*init_args(tmp_path, "--registration", "open", "--force"))
+    assert forced.exit_code == 0, forced.output
+    assert load_config(config_path).registration.mode == "open"
+    assert key_path.read_text() != old_key
+    assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
+
+
+def test_init_needs_a_server_name_and_valid_answers(tmp_path: Path) -> None:
+    result = invoke("init", "--non-interactive", "--config", str(tmp_path / "c.toml"))
+    assert result.exit_code == 2
+    assert "error: --server-name is required with --non-interactive" in result.stderr
+
+    result = invoke(*init_args(tmp_path)[:-4], "--server-name", "Ex ample")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        'error: server.server_name: "Ex ample" is not a valid server name'
+    )
+    result = invoke(*init_args(tmp_path, "--tls-mode", "ftp"))
+    assert result.exit_code == 2
+    assert "error: --tls-mode must be one of proxy, acme, files, not 'ftp'" in result.stderr
+    result = invoke(*init_args(tmp_path, "--tls-mode", "files"))
+    assert result.exit_code == 2
+    assert 'error: tls.cert_path: required when tls.mode = "files"' in result.stderr
+    result = invoke(*init_args(tmp_path, "--listen-client", "0.0.0.0:80800"))
+    assert result.exit_code == 2
+    assert 'listen.client: "0.0.0.0:80800" is not a valid port (1-65535)' in result.stderr
+    assert not (tmp_path / "dendrite-lite.toml").exists()
+    assert not (tmp_path / "data").exists()
+
+
+def test_init_creates_the_first_admin_through_accounts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dendrite_lite.cli import accounts
+
+    calls: list[tuple[Config, str, str]] = []
+
+    def fake_create_first_admin(config: Config, localpart: str, password: str) -> str:
+        calls.append((config, localpart, password))
+        return f"@{localpart}:{config.server.server_name}"
+
+    monkeypatch.setattr(accounts, "create_first_admin", fake_create_first_admin)
+    password_file = tmp_path / "pw"
+    password_file.write_text("correct horse\n")  # the newline `echo` adds is not part of it
+    result = invoke(*init_args(tmp_path, "--admin-user", "alice",
+                               "--admin-password-file", str(password_file)))
+    assert result.exit_code == 0, result.output
+    assert "Created the admin account @alice:example.org." in result.stdout
+    [(config, localpart, password)] = calls
+    assert (localpart, password) == ("alice", "correct horse")
+    assert config == load_config(tmp_path / "dendrite-lite.toml")
+
+    # Without a password file there is nobody to ask in --non-interactive mode.
+    result = invoke(*init_args(tmp_path / "b", "--admin-user", "alice"))
+    assert result.exit_code == 2
+    assert "--admin-user needs --admin-password-file" in result.stderr
+    result = invoke(*init_args(tmp_path / "c", "--admin-user", "al ice"))
+    assert result.exit_code == 2
+    assert "error: --admin-user: 'al ice' is not a valid user name" in result.stderr
+    assert not (tmp_path / "c").exists()
+
+
+def test_init_creates_a_real_admin_account(tmp_path: Path) -> None:
+    password_file = tmp_path / "pw"
+    password_file.write_text("hunter2\n")
+    args = init_args(tmp_path, "--admin-user", "Root", "--admin-password-file", str(password_file))
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert "Created the admin account @root:example.org." in result.stdout
+    assert (tmp_path / "data" / "homeserver.db").exists()
+
+    # The account is in the database: a second init (forced) cannot create it again, and says
+    # how to go on, without a traceback.
+    again = invoke(*args, "--force")
+    assert again.exit_code == 1
+    assert "error: the admin account 'root' was not created:" in again.stderr
+    assert "dendrite-lite create-account NAME --admin" in again.stderr
+    assert again.exception is None or isinstance(again.exception, SystemExit)
+
+
+def test_init_interactive_asks_again_after_a_bad_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dendrite_lite.cli import accounts
+
+    created: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        accounts, "create_first_admin",
+        lambda config, localpart, password: created.append((localpart, password)) or "@x:y",
+    )
+    monkeypatch.chdir(tmp_path)
+    answers = "\n".join([
+        "Ex ample",          # rejected: asked again
+        "example.org",
+        "",                  # public URL: default https://example.org/
+        "srv",               # data dir, relative to where init runs
+        "acme",
+        "admin@example.org",
+        "sometimes",         # rejected registration mode
+        "open",
+        "y",
+        "root",
+        "pw1", "pw1",
+    ]) + "\n"
+    result = invoke("init", input=answers)
+    assert result.exit_code == 0, result.output
+    assert 'server.server_name: "Ex ample" is not a valid server name' in result.stderr
+    assert 'registration.mode: "sometimes" is not one of: closed, open, token' in result.stderr
+    config = load_config(tmp_path / "dendrite-lite.toml")
+    assert config.server.server_name == "example.org"
+    assert config.public_baseurl == "https://example.org/"
+    assert config.server.data_dir == tmp_path.resolve() / "srv"
+    assert config.tls.mode == "acme"
+    assert config.tls.acme_email == "admin@example.org"
+    # With its own TLS the server faces the internet directly.
+    assert (config.listen.client, config.listen.federation) == ("0.0.0.0:443", "0.0.0.0:8448")
+    assert config.registration.mode == "open"
+    assert created == [("root", "pw1")]
+    assert (tmp_path / "srv" / "signing.key").exists()
+
+
+# --- config path, errors ---------------------------------------------------------------------
+
+
+def test_run_without_a_config_explains_how_to_make_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = invoke("run")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: no config file at dendrite-lite.toml\n")
+    assert "dendrite-lite init" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_config_path_from_env_and_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "env.toml").write_text('[server]\nserver_name = "env.example"\n')
+    (tmp_path / "flag.toml").write_text('[server]\nserver_name = "flag.example"\n')
+    (tmp_path / "dendrite-lite.toml").write_text('[server]\nserver_name = "cwd.example"\n')
+    env = {"DENDRITE_LITE_CONFIG": str(tmp_path / "env.toml")}
+    assert "server name:  cwd.example" in invoke("config", "check").stdout
+    assert "server name:  env.example" in invoke("config", "check", env=env).stdout
+    flagged = invoke("config", "check", "--config", "flag.toml", env=env)
+    assert "server name:  flag.example" in flagged.stdout
+
+
+@pytest.mark.parametrize("command", [["run"], ["config", "check"], ["generate-keys"]])
+def test_config_errors_are_one_clean_line(tmp_path: Path, command: list[str]) -> None:
+    path = tmp_path / "dendrite-lite.toml"
+    path.write_text('[listen]\nclient = "0.0.0.0:80800"\n')
+    result = invoke(*command, "--config", str(path))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        'error: listen.client: "0.0.0.0:80800" is not a valid port (1-65535)\n'
+        f"(in {path})\n"
+    )
+    assert result.stdout == ""
+
+    path.write_text("[listen\n")
+    result = invoke(*command, "--config", str(path))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {path}, line 1, column 8: invalid TOML")
+    assert "Traceback" not in result.stderr
+
+
+def test_config_check_rejects_a_broken_key_file(tmp_path: Path) -> None:
+    assert invoke(*init_args(tmp_path)).exit_code == 0
+    (tmp_path / "data" / "signing.key").write_text("not a key\n")
+    result = invoke("config", "check", "--config", str(tmp_path / "dendrite-lite.toml"))
+    assert result.exit_code == 2
+    assert "is not a valid key file" in result.stderr
+    (tmp_path / "data" / "signing.key").unlink()
+    result = invoke("config", "check", "--config", str(tmp_path / "dendrite-lite.toml"))
+    assert result.exit_code == 0
+    assert "signing key:  missing:" in result.stdout
+
+
+# --- generate-keys, version ------------------------------------------------------------------
+
+
+def test_generate_keys(tmp_path: Path) -> None:
+    out = tmp_path / "keys" / "k.key"
+    result = invoke("generate-keys", "--output", str(out))
+    assert result.exit_code == 0, result.output
+    with open(out) as f:
+        [key] = read_signing_keys(f)
+    assert f"Wrote signing key ed25519:{key.version} to {out}" in result.stdout
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+
+    again = invoke("generate-keys", "--output", str(out))
+    assert again.exit_code == 2
+    assert f"error: signing key file {out} already exists" in again.stderr
+    forced = invoke("generate-keys", "--output", str(out), "--force")
+    assert forced.exit_code == 0
+    with open(out) as f:
+        assert read_signing_keys(f)[0].version != key.version
+
+    # Without --output the key goes where the config says.
+    config = tmp_path / "c.toml"
+    config.write_text('[server]\nsigning_key_path = "my.key"\n')
+    assert invoke("generate-keys", "--config", str(config)).exit_code == 0
+    assert (tmp_path / "my.key").exists()
+
+
+def test_version() -> None:
+    result = invoke("version")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"dendrite-lite {dendrite_lite.__version__} (Python ")
+    assert lines[1] == "Matrix client-server API versions: " + ", ".join(SUPPORTED_VERSIONS)
+    assert lines[2] == "Room versions: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 (new rooms use 12)"
+
+
+def test_every_command_has_help() -> None:
+    top = invoke("--help")
+    assert top.exit_code == 0
+    for name in ("init", "run", "config", "generate-keys", "create-account", "version"):
+        assert name in top.stdout
+    for command in (["init"], ["run"], ["config", "check"], ["generate-keys"], ["version"]):
+        result = invoke(*command, "--help")
+        assert result.exit_code == 0
+        assert "Usage: dendrite-lite" in result.stdout
+
+
+# --- as a real process -----------------------------------------------------------------------
+
+
+def test_module_entry_point_version_and_missing_config(tmp_path: Path) -> None:
+    version = subprocess.run(
+        [sys.executable, "-m", "dendrite_lite", "version"],
+        capture_output=True, text=True, env=subprocess_env(), cwd=tmp_path, timeout=60,
+    )
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.startswith(f"dendrite-lite {dendrite_lite.__version__} ")
+
+    run = subprocess.run(
+        [sys.executable, "-m", "dendrite_lite", "run"],
+        capture_output=True, text=True, env=subprocess_env(), cwd=tmp_path, timeout=60,
+    )
+    assert run.returncode == 2
+    assert run.stderr.startswith("error: no config file at dendrite-lite.toml")
+    assert "dendrite-lite init" in run.stderr
+
+
+def test_init_then_run_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
+    client_port, federation_port = free_port(), free_port()
+    config = tmp_path / "dendrite-lite.toml"
+    result = invoke(*init_args(tmp_path, "--listen-client", f"127.0.0.1:{client_port}",
+                               "--listen-federation", f"127.0.0.1:{federation_port}",
+                               "--registration", "open"))
+    assert result.exit_code == 0, result.output
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dendrite_lite", "run", "--config", str(config)],
+        env=subprocess_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        base = f"http://127.0.0.1:{client_port}"
+        health = _poll(base + "/health", proc)
+        versions = httpx.get(base + "/_matrix/client/versions", timeout=5)
+        assert health.status_code == 200
+        assert versions.status_code == 200
+        assert versions.json()["versions"] == list(SUPPORTED_VERSIONS)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    assert "Traceback" not in stderr
+
+
+def _poll(url: str, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            pytest.fail(f"server exited with {proc.returncode}: {err}")
+        try:
+            response = httpx.get(url, timeout=1)
+            if response.status_code == 200:
+                return response
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"{url} did not answer 200 within {timeout} s")
