@@ -147,6 +147,9 @@ class Database:
         """Run fn in a write transaction; return its result once the commit is durable."""
         if self._closing:
             raise DatabaseClosed("database is closing")
+        if asyncio.current_task() is self._writer_task:
+            # fn awaiting another write would wait forever for the writer that is running fn.
+            raise RuntimeError("db.write() called from inside a write job; do it in the same fn")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Job(fn, future))
         # shield: a caller that gives up must not cancel a job the writer may already be running.
@@ -162,7 +165,8 @@ class Database:
             try:
                 return await fn(conn)
             finally:
-                await conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    await conn.execute("ROLLBACK")
         finally:
             self._idle_readers.put_nowait(conn)
 

@@ -243,3 +243,23 @@ async def test_write_waits_for_another_process_lock_instead_of_failing(db: Datab
     await release
     other.close()
     assert await _rows(db) == {"other": 1, "mine": 2}
+
+
+async def test_nested_write_is_refused_not_deadlocked(db: Database) -> None:
+    async def nested(conn: aiosqlite.Connection) -> str:
+        return await db.write(_insert("inner", 1))
+
+    with pytest.raises(RuntimeError, match="inside a write job"):
+        await asyncio.wait_for(db.write(nested), timeout=5)
+    assert await db.write(_insert("after", 2)) == "after"
+    assert "inner" not in await _rows(db)
+
+
+async def test_failing_read_returns_connection_to_pool(db: Database) -> None:
+    async def bad(conn: aiosqlite.Connection) -> None:
+        await conn.execute("SELECT * FROM no_such_table")
+
+    for _ in range(5):  # more failures than readers: each must give its connection back
+        with pytest.raises(sqlite3.OperationalError, match="no_such_table"):
+            await asyncio.wait_for(db.read(bad), timeout=5)
+    assert await _rows(db) == {}
