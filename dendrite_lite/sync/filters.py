@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dendrite_lite.errors import Errcode, MatrixError
+from dendrite_lite.push.conditions import split_key
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -41,7 +42,6 @@ __all__ = [
     "filter_from_stored",
     "parse_room_event_filter_param",
     "apply_event_fields",
-    "split_field_path",
     "event_contains_url",
 ]
 
@@ -229,32 +229,7 @@ def event_contains_url(event: Mapping[str, Any]) -> bool:
 # --- event_fields projection -------------------------------------------------------------------
 
 
-def split_field_path(path: str) -> list[str]:
-    """Split a dot-separated property path (appendices §Dot-separated property paths).
-
-    `\\.` is a literal dot and `\\\\` a literal backslash; any other backslash is kept as is
-    ("\\x" stays a backslash followed by x).
-    """
-    parts: list[str] = []
-    current: list[str] = []
-    i = 0
-    while i < len(path):
-        ch = path[i]
-        if ch == "\\" and i + 1 < len(path) and path[i + 1] in ".\\":
-            current.append(path[i + 1])
-            i += 2
-            continue
-        if ch == ".":
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-        i += 1
-    parts.append("".join(current))
-    return parts
-
-
-_WHOLE: dict[str, Any] = {}  # trie marker: take the whole value at this node
+_WHOLE: Any = object()  # trie marker: take the whole value at this node
 
 
 def apply_event_fields(
@@ -269,14 +244,17 @@ def apply_event_fields(
     """
     if not fields:
         return event
-    return _project(event, _field_trie(fields))
+    return _project(event, _field_trie(tuple(fields)))
 
 
-def _field_trie(fields: tuple[str, ...] | list[str]) -> dict[str, Any]:
+@functools.lru_cache(maxsize=256)
+def _field_trie(fields: tuple[str, ...]) -> dict[str, Any]:
+    # Cached: a sync applies the same filter's fields to every event. Callers only read it.
     trie: dict[str, Any] = {}
     for path in fields:
         node = trie
-        parts = split_field_path(path)
+        # Dot-separated property paths (appendices), the same grammar as push rule keys.
+        parts = split_key(path)
         for i, part in enumerate(parts):
             child = node.get(part)
             if child is _WHOLE:
@@ -315,6 +293,10 @@ def _object(value: Any, path: str) -> Mapping[str, Any]:
     return value
 
 
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
 def _get(obj: Mapping[str, Any], key: str) -> Any:
     # null counts as absent: Go clients serialise unset slices as null, and Dendrite (Go's
     # encoding/json) accepts that, so rejecting it would break clients that work there.
@@ -329,18 +311,19 @@ def _string_list(
         return None
     what = {"@": "user IDs", "!": "room IDs"}.get(sigil, "strings")
     if not isinstance(value, list):
-        raise _bad(f"{path}.{key}", f"must be a list of {what}")
+        raise _bad(_join(path, key), f"must be a list of {what}")
     for i, item in enumerate(value):
         # The schemas' `pattern: "^@"` / `"^!"` (v12 room IDs have no ":server" part).
         if not isinstance(item, str) or not item.startswith(sigil):
-            raise _bad(f"{path}.{key}[{i}]", f"must be one of the {what}, got {json.dumps(item)}")
+            got = json.dumps(item)
+            raise _bad(f"{_join(path, key)}[{i}]", f"must be one of the {what}, got {got}")
     return tuple(value)
 
 
 def _bool(obj: Mapping[str, Any], key: str, path: str) -> bool | None:
     value = _get(obj, key)
     if value is not None and not isinstance(value, bool):
-        raise _bad(f"{path}.{key}", "must be true or false")
+        raise _bad(_join(path, key), "must be true or false")
     return value
 
 
@@ -350,7 +333,7 @@ def _limit(obj: Mapping[str, Any], path: str) -> int | None:
         return None
     # bool is an int in Python but not in JSON.
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise _bad(f"{path}.limit", f"must be a non-negative integer, got {json.dumps(value)}")
+        raise _bad(_join(path, "limit"), f"must be a non-negative integer, got {json.dumps(value)}")
     # NOTSPEC: the spec says "greater than 0", but Synapse, Dendrite and Conduit accept 0 (an
     # empty timeline, for clients that only want state or ephemeral events); we do too.
     return min(value, MAX_LIMIT)
@@ -411,12 +394,11 @@ def parse_filter(value: Any) -> Filter:
     Raises MatrixError(M_BAD_JSON) naming the first invalid field.
     """
     obj = _object(value, "filter")
-    fields: dict[str, Any] = {"event_fields": _string_list(obj, "event_fields", "filter")}
+    fields: dict[str, Any] = {"event_fields": _string_list(obj, "event_fields", "")}
     event_format = _get(obj, "event_format")
     if event_format is not None and event_format not in ("client", "federation"):
-        raise _bad(
-            "filter.event_format", f'must be "client" or "federation", got {json.dumps(event_format)}'
-        )
+        got = json.dumps(event_format)
+        raise _bad("event_format", f'must be "client" or "federation", got {got}')
     fields["event_format"] = event_format
     fields["presence"] = _parse_event_filter(_get(obj, "presence"), "presence")
     fields["account_data"] = _parse_event_filter(_get(obj, "account_data"), "account_data")

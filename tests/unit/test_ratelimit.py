@@ -160,7 +160,9 @@ def test_rate_limits_disabled() -> None:
         assert limiter.unlimited
         for _ in range(50):
             limiter.check("k", 0.0)
-    assert all(lim.unlimited for lim in (RateLimits.unlimited().login_ip, RateLimits.unlimited().send_user))
+    off = RateLimits.unlimited()
+    assert off.login_ip.unlimited and off.login_user.unlimited
+    assert off.register_ip.unlimited and off.send_user.unlimited
 
 
 def test_default_config_matches_synapse_defaults() -> None:
