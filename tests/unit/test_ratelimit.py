@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dendrite_lite.config import Config, RatelimitConfig
 from dendrite_lite.errors import MatrixError
@@ -186,3 +188,57 @@ def test_check_is_constant_time_per_call() -> None:
         limiter.check(str(i), 0.0)
     assert len(limiter) == 1000
     assert time.perf_counter() - start < 5.0
+
+
+# --- against a reference model -----------------------------------------------------------------
+
+def reference_decisions(rate: float, burst: int, checks: list[tuple[str, float]]) -> list[bool]:
+    """The textbook token bucket with no eviction, one bucket per key."""
+    buckets: dict[str, tuple[float, float]] = {}
+    out: list[bool] = []
+    for key, now in checks:
+        tokens, at = buckets.get(key, (float(burst), now))
+        tokens = min(float(burst), tokens + (now - at) * rate)
+        if tokens >= 1.0:
+            buckets[key] = (tokens - 1.0, now)
+            out.append(True)
+        else:
+            buckets[key] = (tokens, now)
+            out.append(False)
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rate=st.sampled_from([0.1, 0.5, 1.0, 3.0]),
+    burst=st.integers(1, 5),
+    steps=st.lists(
+        st.tuples(st.sampled_from("abcd"), st.sampled_from([0.0, 0.1, 0.5, 2.0, 30.0])),
+        max_size=60,
+    ),
+)
+def test_eviction_never_changes_a_decision(
+    rate: float, burst: int, steps: list[tuple[str, float]]
+) -> None:
+    # Idle eviction only forgets full buckets, so with time moving forward the limiter decides
+    # exactly like a bucket-per-key model that never forgets anything.
+    checks: list[tuple[str, float]] = []
+    now = 0.0
+    for key, dt in steps:
+        now += dt
+        checks.append((key, now))
+    limiter = RateLimiter(rate, burst)
+    got: list[bool] = []
+    for key, at in checks:
+        try:
+            limiter.check(key, at)
+            got.append(True)
+        except MatrixError:
+            got.append(False)
+    assert got == reference_decisions(rate, burst, checks)
+    # Within any window, a key never gets more than burst + rate * window through.
+    for key in "abcd":
+        times = [at for (k, at), ok in zip(checks, got) if ok and k == key]
+        for i, start in enumerate(times):
+            for j in range(i, len(times)):
+                assert j - i + 1 <= burst + rate * (times[j] - start) + 1e-9
