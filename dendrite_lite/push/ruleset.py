@@ -80,7 +80,7 @@ def clean_actions(actions: Any) -> list[Any]:
         raise MatrixError(Errcode.BAD_JSON, "'actions' must be an array")
     cleaned: list[Any] = []
     for action in actions:
-        if action in _HISTORICAL_ACTIONS:
+        if isinstance(action, str) and action in _HISTORICAL_ACTIONS:
             continue
         if action == "notify":
             cleaned.append(action)
