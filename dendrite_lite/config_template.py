@@ -66,8 +66,8 @@ _COMMENTS: dict[str, str] = {
     "database": "The SQLite database.",
     "database.path": "The database file. Default: homeserver.db in data_dir.",
     "database.synchronous": (
-        'How hard SQLite flushes to disk. "FULL" means an acknowledged message survives a power\n'
-        'cut; "NORMAL" is faster but can lose the last moments on power loss. OFF/NORMAL/FULL/EXTRA.'
+        'How hard SQLite flushes to disk (OFF, NORMAL, FULL, EXTRA). "FULL" means an acknowledged\n'
+        'message survives a power cut; "NORMAL" is faster but can lose the last moments.'
     ),
     "database.readers": "Database connections for reading (1-32); 4 suits a Raspberry Pi.",
     "registration": "Who may create an account.",

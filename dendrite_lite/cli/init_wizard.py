@@ -63,7 +63,7 @@ def _default_listeners(tls_mode: str) -> tuple[str, str]:
 
 
 def answers_from_flags(flags: InitAnswers, config_path: Path) -> InitAnswers:
-    """--non-interactive: fill what the flags left out with defaults; the server name is required."""
+    """--non-interactive: defaults for what the flags left out; the server name is required."""
     if not flags.server_name:
         fail("--server-name is required with --non-interactive (e.g. --server-name example.org)")
     if flags.admin_user is not None and flags.admin_password is None:

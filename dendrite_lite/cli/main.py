@@ -27,7 +27,12 @@ from dendrite_lite.cli.init_wizard import (
     write_install,
 )
 from dendrite_lite.config import Config, ConfigError
-from dendrite_lite.crypto.keys import KeyFileError, load_signing_key, new_server_key, write_signing_key
+from dendrite_lite.crypto.keys import (
+    KeyFileError,
+    load_signing_key,
+    new_server_key,
+    write_signing_key,
+)
 from dendrite_lite.errors import MatrixError
 
 __all__ = ["app", "main"]
@@ -70,7 +75,7 @@ def init(
     ] = None,
     data_dir: Annotated[
         Optional[Path],
-        typer.Option(help="Where the database, media and key live. Default: ./data next to the config."),
+        typer.Option(help="Where the database, media and key live. Default: ./data by the config."),
     ] = None,
     tls_mode: Annotated[
         Optional[str],
@@ -199,6 +204,9 @@ def run(config: ConfigOption = DEFAULT_CONFIG) -> None:
 def config_check(config: ConfigOption = DEFAULT_CONFIG) -> None:
     """Validate the config file and show the main settings; exit 2 naming the key if it's wrong."""
     cfg = load_config_or_exit(config)
+    missing = _missing_files(cfg)
+    if missing:
+        fail(missing[0], hint="\n".join(f"error: {m}" for m in missing[1:]) or None)
     try:
         key = load_signing_key(cfg.signing_key_path)
         key_status = f"{key.key_id}, {cfg.signing_key_path}"
@@ -224,6 +232,14 @@ def config_check(config: ConfigOption = DEFAULT_CONFIG) -> None:
         typer.echo(f"  {label + ':':<14}{value}")
 
 
+def _missing_files(cfg: Config) -> list[str]:
+    # Files the server will open at start; a typo here would otherwise show only then.
+    wanted: list[tuple[str, Path | None]] = [("federation.ca_file", cfg.federation.ca_file)]
+    if cfg.tls.mode == "files":
+        wanted += [("tls.cert_path", cfg.tls.cert_path), ("tls.key_path", cfg.tls.key_path)]
+    return [f"{key}: {path} does not exist" for key, path in wanted if path and not path.exists()]
+
+
 @app.command("generate-keys")
 def generate_keys(
     config: ConfigOption = DEFAULT_CONFIG,
@@ -232,7 +248,8 @@ def generate_keys(
         typer.Option(help="Write the key to this file instead of the config's signing_key_path."),
     ] = None,
     force: Annotated[
-        bool, typer.Option("--force", help="Replace an existing key file (other servers must refetch it).")
+        bool,
+        typer.Option("--force", help="Replace an existing key file (other servers refetch it)."),
     ] = False,
 ) -> None:
     """Write a new ed25519 signing key (Synapse's key file format, readable by this user only)."""

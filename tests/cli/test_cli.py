@@ -1,4 +1,4 @@
-"""The `dendrite-lite` command: init, config check, run, generate-keys, version; and a real start."""
+"""The `dendrite-lite` command: init, config check, run, generate-keys, version; a real start."""
 
 from __future__ import annotations
 
@@ -295,6 +295,21 @@ def test_config_check_rejects_a_broken_key_file(tmp_path: Path) -> None:
     result = invoke("config", "check", "--config", str(tmp_path / "dendrite-lite.toml"))
     assert result.exit_code == 0
     assert "signing key:  missing:" in result.stdout
+
+
+def test_config_check_names_missing_tls_files(tmp_path: Path) -> None:
+    (tmp_path / "cert.pem").write_text("x")
+    assert invoke(*init_args(tmp_path, "--tls-mode", "files", "--tls-cert",
+                             str(tmp_path / "cert.pem"), "--tls-key",
+                             str(tmp_path / "key.pem"))).exit_code == 0
+    result = invoke("config", "check", "--config", str(tmp_path / "dendrite-lite.toml"))
+    assert result.exit_code == 2
+    key_path = tmp_path.resolve() / "key.pem"
+    assert result.stderr == f"error: tls.key_path: {key_path} does not exist\n"
+    (tmp_path / "key.pem").write_text("x")
+    result = invoke("config", "check", "--config", str(tmp_path / "dendrite-lite.toml"))
+    assert result.exit_code == 0, result.output
+    assert "  TLS:          files" in result.stdout
 
 
 # --- generate-keys, version ------------------------------------------------------------------

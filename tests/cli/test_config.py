@@ -214,7 +214,8 @@ def test_bad_enum(data: dict, message: str) -> None:
     [
         ({"limits": {"max_request_bytes": "big"}},
          'limits.max_request_bytes: expected an integer, got "big"'),
-        ({"media": {"max_upload_bytes": 1.5}}, "media.max_upload_bytes: expected an integer, got 1.5"),
+        ({"media": {"max_upload_bytes": 1.5}},
+         "media.max_upload_bytes: expected an integer, got 1.5"),
         ({"database": {"readers": True}}, "database.readers: expected an integer, got true"),
         ({"registration": {"allow_guests": "yes"}},
          'registration.allow_guests: expected true or false, got "yes"'),
