@@ -25,9 +25,8 @@ def _message(i: int) -> dict[str, object]:
     }
 
 
-def run(events: int = 2000) -> None:
-    batch = [_message(i) for i in range(events)]
-    start = time.perf_counter()
+def _round(batch: list[dict[str, object]]) -> tuple[float, int]:
+    start = time.process_time()
     notified = 0
     for event in batch:
         prepared = prepare_event(event)
@@ -36,11 +35,17 @@ def run(events: int = 2000) -> None:
             actions = evaluate(rules, prepared, user_id=member, room_member_count=50,
                                sender_power_level=0, power_levels_content=POWER_LEVELS)
             notified += actions.notify
-    elapsed = time.perf_counter() - start
+    return time.process_time() - start, notified
+
+
+def run(events: int = 1000, rounds: int = 7) -> None:
+    batch = [_message(i) for i in range(events)]
+    # Best of several rounds of CPU time: the machine may be busy with other work.
+    elapsed, notified = min(_round(batch) for _ in range(rounds))
     evaluations = events * len(MEMBERS)
-    print(f"{events} events x {len(MEMBERS)} members = {evaluations} evaluations in {elapsed:.3f}s")
-    print(f"  {events / elapsed:,.0f} events/s, {elapsed / evaluations * 1e6:.2f} us per member")
-    print(f"  ({notified} notifications)")
+    print(f"{events} events x {len(MEMBERS)} members = {evaluations} evaluations, best of {rounds}")
+    print(f"  {events / elapsed:,.0f} events/s, {elapsed / evaluations * 1e6:.2f} us per member "
+          f"({notified} notifications)")
 
 
 if __name__ == "__main__":
