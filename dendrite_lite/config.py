@@ -168,6 +168,7 @@ SECTION_TYPES: dict[str, type] = {
     "media": MediaConfig,
     "limits": LimitsConfig,
     "logging": LoggingConfig,
+    "ratelimit": RatelimitConfig,
 }
 
 
@@ -314,6 +315,15 @@ def _int_range(low: int, high: int | None = None) -> Validator:
     return check
 
 
+def _non_negative_float(key: str, raw: Any) -> float:
+    # TOML writes 1 and 1.0 differently; a rate may be either.
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        raise ConfigError(f"{key}: expected a number, got {_show(raw)}")
+    if raw < 0:
+        raise ConfigError(f"{key}: {raw} is out of range (0 or more; 0 turns this limit off)")
+    return float(raw)
+
+
 def _choice(*choices: str, upper: bool = False) -> Validator:
     def check(key: str, raw: Any) -> str:
         value = _string(key, raw)
@@ -428,6 +438,15 @@ _VALIDATORS: dict[str, dict[str, Validator]] = {
     "media": {"max_upload_bytes": _int_range(1)},
     "limits": {"max_request_bytes": _int_range(1)},
     "logging": {"level": _choice("debug", "info", "warning", "error")},
+    "ratelimit": {
+        "enabled": _boolean,
+        "login_per_second": _non_negative_float,
+        "login_burst": _int_range(1),
+        "register_per_second": _non_negative_float,
+        "register_burst": _int_range(1),
+        "send_per_second": _non_negative_float,
+        "send_burst": _int_range(1),
+    },
 }
 
 

@@ -98,6 +98,17 @@ _COMMENTS: dict[str, str] = {
     "limits.max_request_bytes": "The largest non-upload request body accepted, in bytes.",
     "logging": "What the server writes to its log (stderr, or the journal under systemd).",
     "logging.level": '"debug", "info", "warning" or "error".',
+    "ratelimit": (
+        "Request rate limits (token buckets), so one client cannot starve the server:"
+        " each allows `burst` requests at once, refilled at `per_second`; 0 turns one off."
+    ),
+    "ratelimit.enabled": "false turns every limit off (test servers, benchmarks).",
+    "ratelimit.login_per_second": "Login attempts, per IP address and per account.",
+    "ratelimit.login_burst": "Login attempts allowed at once.",
+    "ratelimit.register_per_second": "Registrations per IP address.",
+    "ratelimit.register_burst": "Registrations allowed at once.",
+    "ratelimit.send_per_second": "Room events a user may send.",
+    "ratelimit.send_burst": "Room events allowed at once.",
 }
 
 # Where a None path option points, for the commented-out line.
@@ -141,6 +152,8 @@ def _toml_value(value: Any, relative_to: Path | None) -> str:
     if isinstance(value, int):
         # Underscores make 52_428_800 readable; TOML accepts them in integers.
         return f"{value:_}"
+    if isinstance(value, float):
+        return repr(value)  # repr round-trips exactly and is valid TOML for finite floats
     if isinstance(value, str):
         return _toml_string(value)
     if isinstance(value, Path):

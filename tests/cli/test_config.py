@@ -378,3 +378,15 @@ def test_template_round_trip_property(
     )
     path.write_text(render_config(config, relative_to=path.parent.resolve()), encoding="utf-8")
     assert load_config(path) == config
+
+
+def test_ratelimit_section_is_read_and_validated(tmp_path) -> None:
+    from dendrite_lite.config import ConfigError, parse_config
+
+    cfg = parse_config({"ratelimit": {"enabled": False, "send_per_second": 5, "send_burst": 20}})
+    assert cfg.ratelimit.enabled is False
+    assert cfg.ratelimit.send_per_second == 5.0 and cfg.ratelimit.send_burst == 20
+    with pytest.raises(ConfigError, match=r"ratelimit\.login_per_second: -1 is out of range"):
+        parse_config({"ratelimit": {"login_per_second": -1}})
+    with pytest.raises(ConfigError, match=r"ratelimit\.send_burst: expected an integer"):
+        parse_config({"ratelimit": {"send_burst": "many"}})
