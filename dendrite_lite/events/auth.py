@@ -556,15 +556,23 @@ def _parsed(content: Mapping[str, Any], key: str, rv: RoomVersion) -> int | None
 def _map_changes(
     before: Any, after: Any, rv: RoomVersion
 ) -> list[tuple[str, int | None, int | None]]:
-    """Entries added, changed or removed between two {key: level} maps, in a stable order."""
+    """Entries added, changed or removed between two {key: level} maps (old keys first)."""
     old_map: Mapping[str, Any] = before if isinstance(before, dict) else {}
     new_map: Mapping[str, Any] = after if isinstance(after, dict) else {}
     changes = []
-    for key in sorted(old_map.keys() | new_map.keys()):
-        old_v = _parsed(old_map, key, rv)
-        new_v = _parsed(new_map, key, rv)
+    for key, value in old_map.items():
+        new_value = new_map.get(key)
+        if new_value is value or (type(value) is type(new_value) is int and new_value == value):
+            continue  # the common case in a big room: untouched entries, no parsing needed
+        old_v = parse_power_level(value, rv)
+        new_v = None if new_value is None else parse_power_level(new_value, rv)
         if old_v != new_v:
             changes.append((key, old_v, new_v))
+    for key, new_value in new_map.items():
+        if key not in old_map:
+            new_v = parse_power_level(new_value, rv)
+            if new_v is not None:
+                changes.append((key, None, new_v))
     return changes
 
 

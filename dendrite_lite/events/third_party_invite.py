@@ -29,12 +29,16 @@ def decode_base64(value: str) -> bytes | None:
 
 
 def public_keys_of(invite_content: Mapping[str, Any]) -> Iterator[bytes]:
-    """The ed25519 public keys of an m.room.third_party_invite: public_key and public_keys[].key."""
+    """The ed25519 public keys of an m.room.third_party_invite.
+
+    `public_key` and `public_keys[].public_key` (the m.room.third_party_invite schema; entries
+    carry `public_key` and an optional `key_validity_url`).
+    """
     single = invite_content.get("public_key")
     candidates: list[Any] = [single] if single is not None else []
     keys = invite_content.get("public_keys")
     if isinstance(keys, list):
-        candidates.extend(k.get("key") for k in keys if isinstance(k, dict))
+        candidates.extend(k.get("public_key") for k in keys if isinstance(k, dict))
     for candidate in candidates:
         if isinstance(candidate, str):
             raw = decode_base64(candidate)
