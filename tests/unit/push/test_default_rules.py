@@ -11,8 +11,9 @@ import pytest
 
 from dendrite_lite.push import compiled_for_user, default_rules, evaluate
 from dendrite_lite.push.default_rules import DEFAULT_RULE_IDS, default_rule, is_default_rule_id
+from tests.spec_paths import SPEC_DIR
 
-SPEC_PUSH = Path("/work/shared/matrix-spec/content/client-server-api/modules/push.md")
+SPEC_PUSH = SPEC_DIR / "content/client-server-api/modules/push.md"
 ME = "@alice:example.org"
 OTHER = "@bob:example.org"
 ROOM = "!room:example.org"

@@ -23,9 +23,10 @@ from dendrite_lite.push import (
     set_enabled,
 )
 from dendrite_lite.push.default_rules import DEFAULT_RULE_IDS, KINDS
+from tests.spec_paths import CS_API_DIR
 
 ME = "@alice:example.org"
-API_DIR = Path("/work/shared/matrix-spec/data/api/client-server")
+API_DIR = CS_API_DIR
 
 
 def _ids(ruleset: dict[str, Any], kind: str) -> list[str]:

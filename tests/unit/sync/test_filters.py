@@ -15,6 +15,7 @@ from referencing.jsonschema import DRAFT202012
 
 from dendrite_lite.errors import MatrixError
 from dendrite_lite.push.conditions import split_key
+from tests.spec_paths import CS_API_DIR
 from dendrite_lite.sync.filters import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -32,7 +33,7 @@ from dendrite_lite.sync.filters import (
     parse_room_event_filter_param,
 )
 
-SPEC_API = Path("/work/shared/matrix-spec/data/api/client-server")
+SPEC_API = CS_API_DIR
 
 
 def msg(type_: str = "m.room.message", sender: str = "@alice:a", **extra: Any) -> dict[str, Any]:
