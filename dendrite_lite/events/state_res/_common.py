@@ -72,7 +72,11 @@ class EventLookup:
     def auth_ids(self, event_id: str) -> tuple[str, ...]:
         ids = self._auth_ids.get(event_id)
         if ids is None:
-            ids = self(event_id, "auth chain").auth_event_ids
+            ev = self(event_id, "auth chain")
+            if ev.room_version.event_id_in_event:
+                ids = ev.auth_event_ids
+            else:  # v3+: already a list of ids, skip the generic parsing
+                ids = tuple(ev.pdu.get("auth_events") or ())
             self._auth_ids[event_id] = ids
         return ids
 
@@ -86,25 +90,26 @@ def separate(
     conflicted. v1 (rooms/v1.md: "a conflict occurs between states where those states have
     different event_ids for the same key"): a key only some sets have is not a conflict.
     """
-    n = len(state_sets)
-    values: dict[StateKey, set[str]] = {}
-    counts: dict[StateKey, int] = {}
-    for state in state_sets:
-        for key, event_id in state.items():
-            s = values.get(key)
-            if s is None:
-                values[key] = {event_id}
-                counts[key] = 1
-            else:
-                s.add(event_id)
-                counts[key] += 1
+    # Fast path first: in a big room almost every key has the same value everywhere.
+    first, rest = state_sets[0], state_sets[1:]
     unconflicted: dict[StateKey, str] = {}
+    others: set[StateKey] = set()
+    for key, event_id in first.items():
+        for s in rest:
+            if s.get(key) != event_id:
+                others.add(key)
+                break
+        else:
+            unconflicted[key] = event_id
+    for s in rest:
+        others.update(k for k in s if k not in unconflicted)
     conflicted: dict[StateKey, frozenset[str]] = {}
-    for key, ids in values.items():
-        if len(ids) == 1 and (counts[key] == n or not missing_is_conflict):
+    for key in others:
+        ids = frozenset(s[key] for s in state_sets if key in s)
+        if len(ids) == 1 and not missing_is_conflict:
             unconflicted[key] = next(iter(ids))
         else:
-            conflicted[key] = frozenset(ids)
+            conflicted[key] = ids
     return unconflicted, conflicted
 
 
