@@ -101,6 +101,13 @@ def _check_base(pdu: Mapping[str, Any], rv: RoomVersion) -> None:
         raise FormatError("'unsigned' must be an object")
     if "redacts" in pdu and not isinstance(pdu["redacts"], str):
         raise FormatError("'redacts' must be a string")
+    if (
+        rv.updated_redaction_rules
+        and pdu["type"] == "m.room.redaction"
+        and not isinstance(pdu["content"].get("redacts", ""), str)
+    ):
+        # v11 moved `redacts` into content, where redaction keeps it; it must be an event id.
+        raise FormatError("'content.redacts' must be a string")
     if rv.event_id_in_event:
         if not is_valid_event_id(pdu.get("event_id"), rv):
             raise FormatError("'event_id' must be an event id of the form $opaque:server")

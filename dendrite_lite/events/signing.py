@@ -30,6 +30,7 @@ __all__ = [
     "SignatureError",
     "KeyRequest",
     "hash_and_sign_event",
+    "add_event_signature",
     "required_signers",
     "key_requests_for_event",
     "verify_event_signatures",
@@ -50,10 +51,18 @@ def hash_and_sign_event(
     pdu: Mapping[str, Any], rv: RoomVersion, server_name: str, key: ServerKey
 ) -> dict[str, Any]:
     """A copy of `pdu` with its content hash and our signature (over the redacted copy)."""
-    hashed = add_content_hash(pdu)
-    signed = sign_json(redact(hashed, rv), server_name, key)
-    hashed["signatures"] = signed["signatures"]
-    return hashed
+    return add_event_signature(add_content_hash(pdu), rv, server_name, key)
+
+
+def add_event_signature(
+    pdu: Mapping[str, Any], rv: RoomVersion, server_name: str, key: ServerKey
+) -> dict[str, Any]:
+    """A copy of someone else's event with our signature added and nothing else changed (e.g.
+    as the authorising server of a restricted join, or the resident server on send_join)."""
+    signed = sign_json(redact(pdu, rv), server_name, key)
+    out = dict(pdu)
+    out["signatures"] = signed["signatures"]
+    return out
 
 
 def _pdu_and_id(event_or_pdu: Event | Mapping[str, Any]) -> tuple[Mapping[str, Any], str | None]:

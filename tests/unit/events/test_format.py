@@ -164,3 +164,11 @@ def test_whole_event_size_limit() -> None:
 def test_lone_surrogate_is_a_format_error() -> None:
     with pytest.raises(FormatError, match="not encodable as canonical JSON"):
         validate_pdu(good_pdu(V11, content={"body": "\ud800"}), V11)
+
+
+def test_v11_content_redacts_must_be_a_string() -> None:
+    bad = good_pdu(V11, type="m.room.redaction", content={"redacts": 5})
+    with pytest.raises(FormatError, match="'content.redacts' must be a string"):
+        validate_pdu(bad, V11)
+    validate_pdu(good_pdu(V11, type="m.room.redaction", content={"redacts": "$x"}), V11)
+    validate_pdu(good_pdu(V5, type="m.room.redaction", content={"redacts": 5}), V5)  # just content before v11

@@ -16,6 +16,7 @@ from dendrite_lite.events.room_versions import RoomVersion, get_room_version
 from dendrite_lite.events.signing import (
     KeyRequest,
     SignatureError,
+    add_event_signature,
     hash_and_sign_event,
     key_requests_for_event,
     key_usable_for_event,
@@ -152,7 +153,10 @@ def test_restricted_join_needs_authorising_server_from_v8() -> None:
     signed = hash_and_sign_event(pdu, V8, "a.example", A)
     with pytest.raises(SignatureError, match="not signed by b.example"):
         verify_event_signatures(signed, V8, store(GOOD_A, GOOD_B))
-    cosigned = {**signed, "signatures": {**signed["signatures"], **sign_json(redact(signed, V8), "b.example", B)["signatures"]}}
+    cosigned = add_event_signature(signed, V8, "b.example", B)
+    assert {k: v for k, v in cosigned.items() if k != "signatures"} == {k: v for k, v in signed.items() if k != "signatures"}
+    assert cosigned["signatures"]["a.example"] == signed["signatures"]["a.example"]
+    assert "b.example" not in signed["signatures"]  # the input is not modified
     verify_event_signatures(cosigned, V8, store(GOOD_A, GOOD_B))
     bad = {**pdu, "content": {**content, "join_authorised_via_users_server": "nobody"}}
     with pytest.raises(SignatureError, match="not a user id"):
