@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 
 from dendrite_lite.events.auth import auth_types_for_event  # noqa: E402
 from dendrite_lite.events.event import Event, StateKey  # noqa: E402
-from dendrite_lite.events.ids import compute_event_id  # noqa: E402
 from dendrite_lite.events.room_versions import RoomVersion, get_room_version  # noqa: E402
 from dendrite_lite.events.state_res import resolve_state  # noqa: E402
+from tests.interop.graphgen import new_event  # noqa: E402
 
 PL_KEY: StateKey = ("m.room.power_levels", "")
 
@@ -51,25 +51,13 @@ class RoomSim:
         rv = self.rv
         keys = auth_types_for_event(rv, etype, state_key, sender, content)
         auth = [state[k] for k in keys if k in state]
-        refs = (lambda ids: [[i, {"sha256": "x"}] for i in ids]) if rv.event_id_in_event else list
         self.ts += 1
-        pdu: dict[str, Any] = {
-            "type": etype, "sender": sender, "content": content, "room_id": self.room_id,
-            "auth_events": refs(auth), "prev_events": refs(head),
-            "depth": len(self.order) + 1, "origin_server_ts": self.ts,
-            "hashes": {"sha256": "x"}, "signatures": {},
-        }
-        if state_key is not None:
-            pdu["state_key"] = state_key
-        room_id = None
-        if etype == "m.room.create" and rv.room_id_is_create_event_hash:
-            del pdu["room_id"]
-        if rv.event_id_in_event:
-            pdu["event_id"] = f"${len(self.order)}:s0"
-        eid = compute_event_id(pdu, rv)
-        if etype == "m.room.create" and rv.room_id_is_create_event_hash:
-            room_id = self.room_id = "!" + eid[1:]
-        self.events[eid] = Event(pdu, rv, eid, room_id=room_id)
+        ev = new_event(rv, self.room_id, etype, sender, content, state_key, auth, head,
+                       depth=len(self.order) + 1, ts=self.ts, v1_id=f"${len(self.order)}:s0")
+        if etype == "m.room.create":
+            self.room_id = ev.room_id
+        eid = ev.event_id
+        self.events[eid] = ev
         self.order.append(eid)
         if state_key is not None:
             state[(etype, state_key)] = eid

@@ -76,29 +76,15 @@ class Graph:
         cited = branch.history[-stale] if 0 < stale <= len(branch.history) else branch.state
         auth_ids = [cited[k] for k in keys if k in cited]
         prev = sorted(branch.heads)
-        pdu: dict[str, Any] = {
-            "type": etype,
-            "sender": sender,
-            "content": dict(content),
-            "room_id": self.room_id,
-            "auth_events": self._refs(auth_ids),
-            "prev_events": self._refs(prev),
-            "depth": max((self.events[p].depth for p in prev), default=0) + 1,
-            "origin_server_ts": 1_000_000 + next(self._ts) * 10 - ts_jitter,
-            "signatures": {},
-        }
-        if state_key is not None:
-            pdu["state_key"] = state_key
-        room_id = None
-        if etype == "m.room.create" and rv.room_id_is_create_event_hash:
-            del pdu["room_id"]
-        if rv.event_id_in_event:
-            pdu["event_id"] = f"${len(self.order)}:{sender.partition(':')[2]}"
-        pdu["hashes"] = {"sha256": content_hash_base64(pdu)}
-        event_id = compute_event_id(pdu, rv)
-        if etype == "m.room.create" and rv.room_id_is_create_event_hash:
-            room_id = self.room_id = "!" + event_id[1:]
-        ev = Event(pdu, rv, event_id, room_id=room_id)
+        ev = new_event(
+            rv, self.room_id, etype, sender, content, state_key, auth_ids, prev,
+            depth=max((self.events[p].depth for p in prev), default=0) + 1,
+            ts=1_000_000 + next(self._ts) * 10 - ts_jitter,
+            v1_id=f"${len(self.order)}:{sender.partition(':')[2]}",
+        )
+        if ev.type == "m.room.create":
+            self.room_id = ev.room_id
+        event_id = ev.event_id
         verdict = self._auth(ev)
         self.verdicts[event_id] = verdict
         self.events[event_id] = ev
@@ -111,11 +97,6 @@ class Graph:
         else:
             ev.rejected_reason = "auth"
         return ev
-
-    def _refs(self, ids: Sequence[str]) -> list[Any]:
-        if self.rv.event_id_in_event:
-            return [[i, {"sha256": "x"}] for i in ids]
-        return list(ids)
 
     def _auth(self, ev: Event) -> str | None:
         """Our verdict on the event against its own auth events (None: accepted)."""
@@ -143,6 +124,49 @@ class Graph:
         sender = joined[sender_hint % len(joined)] if joined else CREATOR
         self.add(merged, "m.room.message", sender, {"body": "merge"})
         return merged
+
+
+def new_event(
+    rv: RoomVersion,
+    room_id: str,
+    etype: str,
+    sender: str,
+    content: Mapping[str, Any],
+    state_key: str | None,
+    auth_ids: Sequence[str],
+    prev_ids: Sequence[str],
+    *,
+    depth: int,
+    ts: int,
+    v1_id: str,
+) -> Event:
+    """An event as a remote server would send it: real content hash and event id (v3+), the
+    room id derived from it for a v12 create event, v1/v2 references as [id, hashes] pairs."""
+
+    def refs(ids: Sequence[str]) -> list[Any]:
+        return [[i, {"sha256": "x"}] for i in ids] if rv.event_id_in_event else list(ids)
+
+    pdu: dict[str, Any] = {
+        "type": etype,
+        "sender": sender,
+        "content": dict(content),
+        "room_id": room_id,
+        "auth_events": refs(auth_ids),
+        "prev_events": refs(prev_ids),
+        "depth": depth,
+        "origin_server_ts": ts,
+        "signatures": {},
+    }
+    if state_key is not None:
+        pdu["state_key"] = state_key
+    v12_create = etype == "m.room.create" and rv.room_id_is_create_event_hash
+    if v12_create:
+        del pdu["room_id"]
+    if rv.event_id_in_event:
+        pdu["event_id"] = v1_id
+    pdu["hashes"] = {"sha256": content_hash_base64(pdu)}
+    event_id = compute_event_id(pdu, rv)
+    return Event(pdu, rv, event_id, room_id="!" + event_id[1:] if v12_create else None)
 
 
 def _membership(g: Graph, state: Mapping[StateKey, str], user: str) -> str | None:

@@ -164,7 +164,7 @@ def _auth_difference(
         for s in state_sets
     ]
     union = set().union(*per_set)
-    return union.difference(set.intersection(*per_set))
+    return union.difference(per_set[0].intersection(*per_set[1:]))
 
 
 def _conflicted_subgraph(conflicted_ids: set[str], chains: _Chains) -> set[str]:
