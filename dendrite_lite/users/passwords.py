@@ -8,8 +8,10 @@ burst of logins must not push a 1 GB machine into swap.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import unicodedata
+from collections.abc import Iterator
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -20,6 +22,7 @@ __all__ = [
     "needs_rehash",
     "hash_password_async",
     "verify_password_async",
+    "fast_hashing_for_tests",
 ]
 
 # RFC 9106 "low memory" profile (argon2id, t=3, m=64 MiB, p=4), argon2-cffi's default.
@@ -67,3 +70,24 @@ async def hash_password_async(password: str) -> str:
 
 async def verify_password_async(password_hash: str | None, password: str) -> bool:
     return await asyncio.to_thread(verify_password, password_hash, password)
+
+
+@contextlib.contextmanager
+def fast_hashing_for_tests() -> Iterator[None]:
+    """TEST ONLY: hash with the cheapest argon2id parameters until the block exits.
+
+    A test suite that registers hundreds of users would otherwise spend minutes in argon2. This
+    is deliberately a Python-level hook and not a config key, so no self-hoster can weaken their
+    password hashes by accident. Hashes made inside verify outside (the parameters live in each
+    hash) but count as outdated there, exactly like any hash made with other parameters.
+    """
+    global _HASHER, _DUMMY_HASH
+    saved = _HASHER, _DUMMY_HASH
+    # Not argon2-cffi's minimum (m=8, p=1), so tests that build "outdated" hashes with the
+    # minimum still see them as outdated.
+    _HASHER = PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)
+    _DUMMY_HASH = _HASHER.hash("dendrite-lite: no such account")
+    try:
+        yield
+    finally:
+        _HASHER, _DUMMY_HASH = saved

@@ -1,0 +1,104 @@
+"""Devices service: list, rename and delete a user's devices (spec: §Device management).
+
+Every deletion of devices goes through `delete_devices`/`delete_all_devices`, so whatever else a
+device owns (its tokens now; its end-to-end keys once e2ee/ lands) goes with it in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import aiosqlite
+
+from dendrite_lite.errors import Errcode, MatrixError
+from dendrite_lite.storage import Storage
+from dendrite_lite.storage import devices as devices_table
+from dendrite_lite.storage.devices import Device
+
+__all__ = [
+    "device_json",
+    "list_devices",
+    "get_device",
+    "rename_device",
+    "delete_devices",
+    "delete_devices_in",
+    "delete_all_devices",
+]
+
+
+def device_json(device: Device) -> dict[str, Any]:
+    """A device as the spec's definitions/client_device.yaml shapes it (no nulls)."""
+    body: dict[str, Any] = {"device_id": device.device_id}
+    if device.display_name is not None:
+        body["display_name"] = device.display_name
+    if device.last_seen_ip is not None:
+        body["last_seen_ip"] = device.last_seen_ip
+    if device.last_seen_ts is not None:
+        body["last_seen_ts"] = device.last_seen_ts
+    return body
+
+
+async def list_devices(storage: Storage, user_id: str) -> list[Device]:
+    return await storage.db.read(lambda conn: devices_table.select_devices(conn, user_id))
+
+
+async def get_device(storage: Storage, user_id: str, device_id: str) -> Device:
+    """The device, or 404 M_NOT_FOUND (also for another user's device)."""
+    device = await storage.db.read(
+        lambda conn: devices_table.select_device(conn, user_id, device_id)
+    )
+    if device is None:
+        raise MatrixError(Errcode.NOT_FOUND, "Unknown device")
+    return device
+
+
+async def rename_device(
+    storage: Storage, user_id: str, device_id: str, display_name: str | None
+) -> None:
+    """Set the display name (None: leave it as it is); 404 M_NOT_FOUND for an unknown device."""
+
+    async def txn(conn: aiosqlite.Connection) -> bool:
+        if display_name is None:
+            return await devices_table.select_device(conn, user_id, device_id) is not None
+        return await devices_table.update_device_display_name(
+            conn, user_id, device_id, display_name
+        )
+
+    if not await storage.db.write(txn):
+        raise MatrixError(Errcode.NOT_FOUND, "Unknown device")
+
+
+async def delete_devices_in(
+    conn: aiosqlite.Connection,
+    user_id: str,
+    device_ids: Iterable[str] | None = None,
+    *,
+    except_device_id: str | None = None,
+) -> int:
+    """Inside a write transaction: delete the listed devices of the user (None: all of them but
+    except_device_id), with their tokens. Unknown ids are skipped. Returns how many went."""
+    if device_ids is None:
+        return await devices_table.delete_devices_for_user(
+            conn, user_id, except_device_id=except_device_id
+        )
+    deleted = 0
+    for device_id in dict.fromkeys(device_ids):
+        deleted += await devices_table.delete_device(conn, user_id, device_id)
+    return deleted
+
+
+async def delete_devices(storage: Storage, user_id: str, device_ids: Iterable[str]) -> int:
+    """Delete the user's devices among device_ids (the spec answers 200 for devices already
+    gone, so unknown ids are skipped). Returns how many were deleted."""
+    ids = list(device_ids)
+    return await storage.db.write(lambda conn: delete_devices_in(conn, user_id, ids))
+
+
+async def delete_all_devices(
+    storage: Storage, user_id: str, *, except_device_id: str | None = None
+) -> int:
+    """Delete every device of the user (optionally keeping one), with their tokens."""
+    return await storage.db.write(
+        lambda conn: delete_devices_in(conn, user_id, except_device_id=except_device_id)
+    )

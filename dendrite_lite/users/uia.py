@@ -1,0 +1,251 @@
+"""User-Interactive Authentication (spec: client-server-api §User-Interactive Authentication API).
+
+An endpoint protected by UIA offers flows (lists of stages). The first request gets a 401 with
+the flows and a session id; the client then completes stages in the order of one flow, one
+request per stage, quoting the session. When every stage of a flow is done the request goes
+through. Stages here: m.login.dummy, m.login.password, m.login.registration_token.
+
+Sessions live in memory: they are short-lived, worthless after a restart (the client just starts
+over) and this server is one process. Each session is bound to one operation (e.g. "register",
+or "change password of @alice:example.org") so a stage completed for one request cannot
+authorise another. The request body of the first request is kept, and later requests of the
+session may leave out what they already sent (as Synapse allows; some clients rely on it).
+
+Use: `session, params = uia.start(auth, operation, flows, body)`, validate `params`, then
+`await uia.complete(session, auth, ...)` (raises the 401 until a flow is done), do the operation,
+then `uia.finish(session)`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dendrite_lite.errors import Errcode, MatrixError
+from dendrite_lite.storage import Storage
+from dendrite_lite.storage import registration as registration_table
+from dendrite_lite.users.accounts import check_password
+from dendrite_lite.users.sessions import now_ms, user_id_from_identifier
+
+__all__ = [
+    "DUMMY",
+    "PASSWORD",
+    "REGISTRATION_TOKEN",
+    "Flow",
+    "UiaRequired",
+    "UiaSession",
+    "UiaSessions",
+]
+
+DUMMY = "m.login.dummy"
+PASSWORD = "m.login.password"
+REGISTRATION_TOKEN = "m.login.registration_token"
+
+Flow = tuple[str, ...]
+
+# Long enough to type a password or fetch a registration token from a message.
+SESSION_TTL_S = 30 * 60
+# Sessions cost memory and anyone may start one (registration): keep at most this many.
+MAX_SESSIONS = 10_000
+
+
+@dataclass(slots=True)
+class UiaSession:
+    session_id: str
+    operation: str
+    flows: tuple[Flow, ...]
+    params: dict[str, Any]
+    created: float
+    clientdict: dict[str, Any] = field(default_factory=dict)
+    completed: list[str] = field(default_factory=list)
+    # The m.login.registration_token stage's token, for the registration to count its use.
+    registration_token: str | None = None
+
+    def done(self) -> bool:
+        return any(list(flow) == self.completed[: len(flow)] for flow in self.flows)
+
+    def next_stages(self) -> set[str]:
+        """The stages the client may do now: the next one of every flow it is still on."""
+        n = len(self.completed)
+        return {f[n] for f in self.flows if len(f) > n and list(f[:n]) == self.completed}
+
+
+class UiaRequired(MatrixError):
+    """401 with the UIA state (flows, params, session, completed) and, after a failed stage
+    attempt, the errcode/error saying why. Rendered by the one MatrixError handler; the first
+    401 of a session has no errcode, because clients show any errcode they see to the user."""
+
+    def __init__(self, session: UiaSession, error: MatrixError | None = None) -> None:
+        super().__init__(
+            error.errcode if error else Errcode.UNAUTHORIZED,
+            error.error if error else "Additional authentication required",
+            status=401,
+        )
+        self.session = session
+        self.has_error = error is not None
+
+    def to_json(self) -> dict[str, Any]:
+        s = self.session
+        body: dict[str, Any] = {"errcode": self.errcode, "error": self.error} if self.has_error else {}
+        body["flows"] = [{"stages": list(flow)} for flow in s.flows]
+        body["params"] = s.params
+        body["session"] = s.session_id
+        if s.completed:
+            body["completed"] = list(s.completed)
+        return body
+
+
+class UiaSessions:
+    """The server's UIA sessions (one instance, in Services)."""
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        ttl_s: float = SESSION_TTL_S,
+        max_sessions: int = MAX_SESSIONS,
+    ) -> None:
+        self._clock = clock
+        self._ttl = ttl_s
+        self._max = max_sessions
+        self._sessions: OrderedDict[str, UiaSession] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def start(
+        self,
+        auth: object,
+        operation: str,
+        flows: Sequence[Flow],
+        clientdict: dict[str, Any],
+        params: dict[str, Any] | None = None,
+    ) -> tuple[UiaSession, dict[str, Any]]:
+        """The request's session (new when it quotes none) and its parameters: the body merged
+        over what the session's earlier requests sent. Raises 400 for an unknown session id and
+        403 when the session belongs to another operation."""
+        if auth is not None and not isinstance(auth, dict):
+            raise MatrixError(Errcode.BAD_JSON, "'auth' must be an object")
+        self._expire()
+        session_id = auth.get("session") if isinstance(auth, dict) else None
+        if session_id is None:
+            session = self._new(operation, flows, params or {})
+        else:
+            found = self._sessions.get(session_id) if isinstance(session_id, str) else None
+            if found is None:
+                raise MatrixError(Errcode.UNKNOWN, "Unknown UIA session id", status=400)
+            if found.operation != operation:
+                raise MatrixError(
+                    Errcode.FORBIDDEN,
+                    "Requested operation has changed during the UI authentication session",
+                )
+            session = found
+        body = {k: v for k, v in clientdict.items() if k != "auth"}
+        if body:
+            session.clientdict = {**session.clientdict, **body}
+        return session, dict(session.clientdict)
+
+    async def complete(
+        self,
+        session: UiaSession,
+        auth: dict[str, Any] | None,
+        *,
+        storage: Storage,
+        server_name: str,
+        user_id: str | None = None,
+    ) -> None:
+        """Do the stage `auth` submits; return once a flow is complete, else raise UiaRequired.
+
+        `user_id` is who m.login.password must prove to be (the requester).
+        """
+        stage = auth.get("type") if auth is not None else None
+        if stage is not None and stage not in session.completed:
+            if stage not in session.next_stages():
+                raise UiaRequired(
+                    session,
+                    MatrixError(Errcode.FORBIDDEN, f"Authentication stage {stage!r} not expected now"),
+                )
+            assert auth is not None
+            await self._check_stage(session, stage, auth, storage, server_name, user_id)
+            session.completed.append(stage)
+        if not session.done():
+            raise UiaRequired(session)
+
+    def finish(self, session: UiaSession) -> None:
+        """The operation went through: the session may not authorise anything else."""
+        self._sessions.pop(session.session_id, None)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _new(self, operation: str, flows: Sequence[Flow], params: dict[str, Any]) -> UiaSession:
+        session = UiaSession(
+            secrets.token_urlsafe(18), operation, tuple(tuple(f) for f in flows), params,
+            self._clock(),
+        )
+        self._sessions[session.session_id] = session
+        while len(self._sessions) > self._max:
+            self._sessions.popitem(last=False)
+        return session
+
+    def _expire(self) -> None:
+        now = self._clock()
+        while self._sessions:
+            oldest = next(iter(self._sessions.values()))
+            if now - oldest.created < self._ttl:
+                break
+            self._sessions.popitem(last=False)
+
+    async def _check_stage(
+        self,
+        session: UiaSession,
+        stage: str,
+        auth: dict[str, Any],
+        storage: Storage,
+        server_name: str,
+        user_id: str | None,
+    ) -> None:
+        if stage == DUMMY:
+            return
+        if stage == PASSWORD:
+            await _check_password_stage(session, auth, storage, server_name, user_id)
+        elif stage == REGISTRATION_TOKEN:
+            await _check_registration_token_stage(session, auth, storage)
+        else:  # offered in a flow but not implemented: a programming error
+            raise RuntimeError(f"UIA stage {stage} has no checker")
+
+
+async def _check_password_stage(
+    session: UiaSession,
+    auth: dict[str, Any],
+    storage: Storage,
+    server_name: str,
+    user_id: str | None,
+) -> None:
+    try:
+        claimed = user_id_from_identifier(auth, server_name)
+    except MatrixError as e:
+        raise UiaRequired(session, e) from None
+    if user_id is not None and claimed != user_id:
+        # Authenticating as somebody else is not a retryable stage failure.
+        raise MatrixError(Errcode.FORBIDDEN, "Authenticated user does not match the requester")
+    password = auth.get("password")
+    if not isinstance(password, str) or not await check_password(storage, claimed, password):
+        raise UiaRequired(session, MatrixError(Errcode.FORBIDDEN, "Invalid password"))
+
+
+async def _check_registration_token_stage(
+    session: UiaSession, auth: dict[str, Any], storage: Storage
+) -> None:
+    token = auth.get("token")
+    found = None
+    if isinstance(token, str):
+        found = await storage.db.read(
+            lambda conn: registration_table.select_registration_token(conn, token)
+        )
+    if found is None or not found.is_valid(now_ms()):
+        raise UiaRequired(session, MatrixError(Errcode.UNAUTHORIZED, "Invalid registration token"))
+    session.registration_token = found.token
