@@ -1,0 +1,53 @@
+"""One log line per HTTP request, written by an ASGI wrapper around the Quart app.
+
+At the ASGI level every response is seen (including ones Quart produces itself), and the real
+status and byte count are known. Only the path is logged, never the query string: clients may
+still send `?access_token=`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+__all__ = ["AccessLog"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+log = logging.getLogger("dendrite_lite.access")
+
+
+class AccessLog:
+    def __init__(self, app: ASGIApp, logger: logging.Logger = log) -> None:
+        self.app = app
+        self.logger = logger
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 0
+        sent = 0
+
+        async def counting_send(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        finally:
+            ms = (time.perf_counter() - start) * 1000
+            self.logger.info(
+                "%s %s %d %.0fms %d", scope["method"], scope["path"], status, ms, sent
+            )

@@ -1,0 +1,55 @@
+"""The Quart app factory the API layer offers to server.py, and the services handed to handlers.
+
+server.py (the only wiring point) builds a `Services` record and calls `create_app` once per
+listener with the blueprints that listener serves. Handlers reach the services through
+`services()`, which reads the current app's state: no module-level singletons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import cast
+
+from quart import Blueprint, Quart, current_app
+
+from dendrite_lite.api.cors import register_cors
+from dendrite_lite.api.errors import register_error_handlers
+from dendrite_lite.api.limits import register_body_limits
+from dendrite_lite.config import Config
+from dendrite_lite.crypto.keys import ServerKey
+from dendrite_lite.storage import Storage
+
+__all__ = ["Services", "create_app", "services"]
+
+_EXTENSION = "dendrite_lite"
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Everything a handler may use. Later issues add the room, user, sync... services here."""
+
+    config: Config
+    server_key: ServerKey
+    storage: Storage
+
+
+def create_app(svc: Services, blueprints: Iterable[Blueprint], *, name: str = "dendrite_lite") -> Quart:
+    app = Quart(name)
+    # Exceptions are always rendered as Matrix errors, never re-raised into Hypercorn.
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    app.config["JSON_SORT_KEYS"] = False
+    # Matrix paths have no trailing-slash variants; never answer with a redirect.
+    app.url_map.strict_slashes = False
+    app.extensions[_EXTENSION] = svc
+    register_body_limits(app, svc.config)
+    register_cors(app)
+    register_error_handlers(app)
+    for bp in blueprints:
+        app.register_blueprint(bp)
+    return app
+
+
+def services() -> Services:
+    """The Services of the app handling the current request."""
+    return cast(Services, current_app.extensions[_EXTENSION])

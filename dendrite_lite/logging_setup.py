@@ -1,0 +1,48 @@
+"""Process-wide logging: one line per record, journald-friendly.
+
+Under systemd (JOURNAL_STREAM is set) or when stderr is not a terminal, lines carry no timestamp:
+journald and most log collectors add their own, and a second one only makes lines longer.
+Format: `<LEVEL> <logger>: <message>`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import TextIO
+
+__all__ = ["configure_logging", "wants_timestamps"]
+
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
+def wants_timestamps(stream: TextIO, environ: dict[str, str] | None = None) -> bool:
+    env = os.environ if environ is None else environ
+    if env.get("JOURNAL_STREAM"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def configure_logging(level: str = "info", *, stream: TextIO | None = None) -> None:
+    """Install one stderr handler on the root logger at `level` (a config.logging.level value)."""
+    out = stream if stream is not None else sys.stderr
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    if wants_timestamps(out):
+        fmt = "%(asctime)s " + fmt
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logging.Formatter(fmt))
+    root = logging.getLogger()
+    # Replace rather than add, so calling this twice (tests, reload) never doubles every line.
+    root.handlers = [handler]
+    root.setLevel(_LEVELS.get(level.lower(), logging.INFO))
+    # Hypercorn announces its sockets (we log our listeners ourselves) and httpx logs every
+    # outbound request at info; keep their warnings, drop the chatter.
+    for noisy in ("hypercorn.error", "httpx"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -1,0 +1,288 @@
+"""The one wiring point: load the key, open storage, build the apps, serve, shut down cleanly.
+
+Two listeners, one process:
+- client (`listen.client`): every route (client API, federation, keys, well-known, health);
+- federation (`listen.federation`, skipped when empty or equal to the client address): only the
+  federation, key, well-known and health routes, so a port opened to the internet for
+  federation does not also expose the client API.
+Each listener is its own Quart app over the same Services, served by its own Hypercorn task;
+both stop on the same trigger, let in-flight requests finish, and only then is storage closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from hypercorn.asyncio import serve as hypercorn_serve
+from hypercorn.config import Config as HypercornConfig
+from quart import Blueprint, Quart
+
+from dendrite_lite.api import health
+from dendrite_lite.api.access_log import AccessLog
+from dendrite_lite.api.app import Services, create_app
+from dendrite_lite.api.client import versions
+from dendrite_lite.api.federation import keys as federation_keys
+from dendrite_lite.api.federation import version as federation_version
+from dendrite_lite.api.wellknown import matrix as wellknown_matrix
+from dendrite_lite.config import Config
+from dendrite_lite.crypto.keys import KeyFileError, ServerKey, load_signing_key
+from dendrite_lite.logging_setup import configure_logging
+from dendrite_lite.storage import Storage
+
+__all__ = [
+    "Listener",
+    "Listening",
+    "StartupError",
+    "build_app",
+    "load_services",
+    "serve",
+    "run",
+]
+
+log = logging.getLogger(__name__)
+
+Listener = Literal["client", "federation"]
+
+# Served on the federation listener (and on the client listener too).
+_FEDERATION_BLUEPRINTS: tuple[Blueprint, ...] = (
+    federation_keys.bp,
+    federation_version.bp,
+    wellknown_matrix.bp,
+    health.bp,
+)
+_CLIENT_ONLY_BLUEPRINTS: tuple[Blueprint, ...] = (versions.bp,)
+
+# In-flight requests get this long to finish after a shutdown is triggered.
+GRACEFUL_TIMEOUT_S = 10.0
+
+
+class StartupError(Exception):
+    """The server cannot start; the message says what to do about it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listening:
+    """Where the server listens, handed to `serve(ready=...)` once the sockets accept."""
+
+    client: tuple[str, int]
+    federation: tuple[str, int] | None
+    scheme: str  # "http" or "https"
+    apps: dict[str, Quart]
+
+    @property
+    def client_url(self) -> str:
+        return _url(self.scheme, self.client)
+
+    @property
+    def federation_url(self) -> str | None:
+        return _url(self.scheme, self.federation) if self.federation else None
+
+
+def _url(scheme: str, addr: tuple[str, int]) -> str:
+    host = f"[{addr[0]}]" if ":" in addr[0] else addr[0]
+    return f"{scheme}://{host}:{addr[1]}"
+
+
+def build_app(config: Config, svc: Services, *, listener: Listener = "client") -> Quart:
+    blueprints = _FEDERATION_BLUEPRINTS
+    if listener == "client":
+        blueprints = _CLIENT_ONLY_BLUEPRINTS + _FEDERATION_BLUEPRINTS
+    return create_app(svc, blueprints, name=f"dendrite_lite.{listener}")
+
+
+def _load_key(config: Config) -> ServerKey:
+    try:
+        return load_signing_key(config.signing_key_path)
+    except KeyFileError as e:
+        raise StartupError(
+            f"{e}. Run `dendrite-lite generate-keys` to create the server's signing key."
+        ) from None
+
+
+async def load_services(config: Config) -> Services:
+    key = _load_key(config)
+    storage = await Storage.open(
+        config.database_path,
+        synchronous=config.database.synchronous,
+        readers=config.database.readers,
+    )
+    return Services(config=config, server_key=key, storage=storage)
+
+
+def _parse_bind(bind: str) -> tuple[str, int]:
+    host, _, port = bind.rpartition(":")
+    if not host or not port.isdigit():
+        raise StartupError(f"listen address {bind!r} is not host:port")
+    return host.strip("[]"), int(port)
+
+
+def _bind_socket(bind: str) -> socket.socket:
+    host, port = _parse_bind(bind)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise StartupError(f"cannot listen on {bind}: {e.strerror}") from None
+    # Listening now (Hypercorn would only do so after its startup) means a client connecting
+    # right after `ready` waits in the backlog instead of being refused.
+    sock.listen(128)
+    return sock
+
+
+def _tls_files(config: Config) -> tuple[str, str] | None:
+    tls = config.tls
+    if tls.mode == "files":
+        if tls.cert_path is None or tls.key_path is None:
+            raise StartupError("tls.mode = \"files\" needs tls.cert_path and tls.key_path")
+        return str(tls.cert_path), str(tls.key_path)
+    if tls.mode == "acme":
+        # TODO(acme issue): issue and renew certificates; until then use files if present.
+        if tls.cert_path and tls.key_path and tls.cert_path.exists() and tls.key_path.exists():
+            return str(tls.cert_path), str(tls.key_path)
+        log.warning("tls.mode = \"acme\" is not implemented yet; serving plain HTTP")
+    return None
+
+
+def _hypercorn_config(sock: socket.socket, tls: tuple[str, str] | None) -> HypercornConfig:
+    hc = HypercornConfig()
+    # Hypercorn adopts the already-bound socket by file descriptor; detach so only it closes it.
+    hc.bind = [f"fd://{sock.detach()}"]
+    hc.graceful_timeout = GRACEFUL_TIMEOUT_S
+    hc.accesslog = None  # AccessLog writes our own line per request
+    hc.errorlog = logging.getLogger("hypercorn.error")  # through our handlers and format
+    hc.include_server_header = False
+    if tls is not None:
+        hc.certfile, hc.keyfile = tls
+    return hc
+
+
+def _listener_binds(config: Config) -> list[tuple[Listener, str]]:
+    binds: list[tuple[Listener, str]] = [("client", config.listen.client)]
+    fed = config.listen.federation
+    # Equal addresses mean one shared listener, except port 0 (a fresh free port each time).
+    if fed and (fed != config.listen.client or fed.endswith(":0")):
+        binds.append(("federation", fed))
+    return binds
+
+
+def _install_signal_handlers(event: asyncio.Event) -> Callable[[], None]:
+    loop = asyncio.get_running_loop()
+    installed: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, event.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
+            pass
+
+    def remove() -> None:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+    return remove
+
+
+async def serve(
+    config: Config,
+    *,
+    shutdown_trigger: Callable[[], Awaitable[object]] | None = None,
+    ready: Callable[[Listening], object] | None = None,
+    configure_app: Callable[[Quart, Listener], object] | None = None,
+) -> None:
+    """Serve until `shutdown_trigger` returns (default: SIGTERM or SIGINT).
+
+    `ready` is called once every socket is listening, with the bound addresses (port 0 in the
+    config binds a free port). `configure_app` may add routes to each app before it serves
+    (tests use it for test-only endpoints).
+    """
+    svc = await load_services(config)
+    sockets: list[tuple[Listener, socket.socket]] = []
+    remove_signals: Callable[[], None] | None = None
+    trigger_task: asyncio.Task[None] | None = None
+    stop = asyncio.Event()
+    try:
+        tls = _tls_files(config)
+        for listener, bind in _listener_binds(config):
+            sockets.append((listener, _bind_socket(bind)))
+        addrs = {name: _sockname(sock) for name, sock in sockets}
+        apps = {name: build_app(config, svc, listener=name) for name, _ in sockets}
+        if configure_app is not None:
+            for name, app in apps.items():
+                configure_app(app, name)
+        hc_configs = [(name, _hypercorn_config(sock, tls)) for name, sock in sockets]
+        sockets.clear()  # detached: Hypercorn owns them now
+
+        if shutdown_trigger is None:
+            remove_signals = _install_signal_handlers(stop)
+        else:
+            trigger_task = asyncio.create_task(_set_when_done(shutdown_trigger, stop))
+        tasks = [
+            asyncio.create_task(
+                hypercorn_serve(AccessLog(apps[name]), hc, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+            )
+            for name, hc in hc_configs
+        ]
+        listening = Listening(
+            addrs["client"], addrs.get("federation"), "https" if tls else "http", apps
+        )
+        for name in addrs:
+            log.info("%s listener on %s", name, getattr(listening, f"{name}_url"))
+        if ready is not None:
+            ready(listening)
+        await _wait_all(tasks, stop)
+    finally:
+        if trigger_task is not None:
+            trigger_task.cancel()
+        for _, sock in sockets:
+            sock.close()
+        if remove_signals is not None:
+            remove_signals()
+        # Only after every listener stopped: in-flight requests may still write.
+        await svc.storage.close()
+        log.info("stopped")
+
+
+def _sockname(sock: socket.socket) -> tuple[str, int]:
+    name = sock.getsockname()
+    return str(name[0]), int(name[1])
+
+
+async def _set_when_done(trigger: Callable[[], Awaitable[object]], event: asyncio.Event) -> None:
+    try:
+        await trigger()
+    finally:
+        event.set()
+
+
+async def _wait_all(tasks: Sequence[asyncio.Task[None]], stop: asyncio.Event) -> None:
+    # If one listener dies (e.g. a TLS file error), stop the others instead of half-serving.
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        if any(not t.cancelled() and t.exception() for t in done):
+            stop.set()
+    finally:
+        stop.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    for r in results:
+        if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
+            raise r
+
+
+def run(config: Config) -> None:
+    """Serve in the foreground until SIGTERM/SIGINT (`dendrite-lite run`)."""
+    configure_logging(config.logging.level)
+    try:
+        asyncio.run(serve(config))
+    except StartupError as e:
+        log.error("%s", e)
+        raise SystemExit(1) from None
