@@ -81,10 +81,11 @@ def redact_content(event_type: str, content: Any, rv: RoomVersion) -> dict[str, 
         return dict(content)
     out = {k: v for k, v in content.items() if k in kept}
     if event_type == "m.room.member" and rv.updated_redaction_rules:
-        # v11: third_party_invite survives, holding only its `signed` key.
+        # v11: third_party_invite "is no longer redacted, but will only contain the signed key"
+        # (rooms/v11.md): an object stays, emptied of all but `signed` (Synapse agrees).
         tpi = content.get("third_party_invite")
-        if isinstance(tpi, Mapping) and "signed" in tpi:
-            out["third_party_invite"] = {"signed": tpi["signed"]}
+        if isinstance(tpi, Mapping):
+            out["third_party_invite"] = {k: v for k, v in tpi.items() if k == "signed"}
     return out
 
 

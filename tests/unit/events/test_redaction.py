@@ -103,9 +103,15 @@ def test_member_content(version_range: list[str], expected: dict[str, Any]) -> N
         assert redact(pdu, get_room_version(version))["content"] == expected, version
 
 
-def test_v11_third_party_invite_without_signed_is_dropped() -> None:
-    pdu = {**BASE, "type": "m.room.member", "content": {"membership": "invite", "third_party_invite": {"display_name": "x"}}}
-    assert redact(pdu, get_room_version("11"))["content"] == {"membership": "invite"}
+@pytest.mark.parametrize(
+    ("tpi", "kept"),
+    [({"display_name": "x"}, {"third_party_invite": {}}), ({"signed": None}, {"third_party_invite": {"signed": None}}),
+     ("junk", {}), ([1], {})],
+)
+def test_v11_third_party_invite_object_kept_with_only_signed(tpi: object, kept: dict[str, Any]) -> None:
+    pdu = {**BASE, "type": "m.room.member", "content": {"membership": "invite", "third_party_invite": tpi}}
+    assert redact(pdu, get_room_version("11"))["content"] == {"membership": "invite", **kept}
+    assert redact(pdu, get_room_version("10"))["content"] == {"membership": "invite"}
 
 
 CREATE_CONTENT = {"creator": "@u:x", "room_version": "1", "m.federate": False, "predecessor": {"room_id": "!o:x"}}
