@@ -13,8 +13,9 @@ import logging
 from typing import Any
 
 from quart import Quart, Response, jsonify, request
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
+from dendrite_lite.api.limits import drain_request_body
 from dendrite_lite.errors import Errcode, MatrixError
 
 __all__ = ["register_error_handlers", "error_response", "json_body"]
@@ -53,6 +54,8 @@ async def _handle_matrix_error(err: MatrixError) -> Response:
 
 async def _handle_any_exception(exc: Exception) -> Response:
     if isinstance(exc, HTTPException):
+        if isinstance(exc, RequestEntityTooLarge):
+            await drain_request_body()
         response = error_response(_from_http_exception(exc))
         if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
             response.headers["Allow"] = ", ".join(exc.valid_methods)
