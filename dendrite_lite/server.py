@@ -26,13 +26,15 @@ from quart import Blueprint, Quart
 from dendrite_lite.api import health
 from dendrite_lite.api.access_log import AccessLog
 from dendrite_lite.api.app import Services, create_app
-from dendrite_lite.api.client import versions
+from dendrite_lite.api.admin import synapse_register
+from dendrite_lite.api.client import account, devices, login, register, versions
 from dendrite_lite.api.federation import keys as federation_keys
 from dendrite_lite.api.federation import version as federation_version
 from dendrite_lite.api.wellknown import matrix as wellknown_matrix
 from dendrite_lite.config import Config
 from dendrite_lite.crypto.keys import KeyFileError, ServerKey, load_signing_key
 from dendrite_lite.logging_setup import configure_logging
+from dendrite_lite.ratelimit import RateLimits
 from dendrite_lite.storage import Storage
 
 __all__ = [
@@ -56,7 +58,14 @@ _FEDERATION_BLUEPRINTS: tuple[Blueprint, ...] = (
     wellknown_matrix.bp,
     health.bp,
 )
-_CLIENT_ONLY_BLUEPRINTS: tuple[Blueprint, ...] = (versions.bp,)
+_CLIENT_ONLY_BLUEPRINTS: tuple[Blueprint, ...] = (
+    versions.bp,
+    login.bp,
+    register.bp,
+    account.bp,
+    devices.bp,
+    synapse_register.bp,
+)
 
 # In-flight requests get this long to finish after a shutdown is triggered.
 GRACEFUL_TIMEOUT_S = 10.0
@@ -112,7 +121,12 @@ async def load_services(config: Config) -> Services:
         synchronous=config.database.synchronous,
         readers=config.database.readers,
     )
-    return Services(config=config, server_key=key, storage=storage)
+    return Services(
+        config=config,
+        server_key=key,
+        storage=storage,
+        ratelimits=RateLimits.from_config(config.ratelimit),
+    )
 
 
 def _parse_bind(bind: str) -> tuple[str, int]:

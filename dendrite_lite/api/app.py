@@ -8,7 +8,7 @@ listener with the blueprints that listener serves. Handlers reach the services t
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
 from quart import Blueprint, Quart, current_app
@@ -18,7 +18,10 @@ from dendrite_lite.api.errors import register_error_handlers
 from dendrite_lite.api.limits import register_body_limits
 from dendrite_lite.config import Config
 from dendrite_lite.crypto.keys import ServerKey
+from dendrite_lite.ratelimit import RateLimits
 from dendrite_lite.storage import Storage
+from dendrite_lite.users.registration import SharedSecretNonces
+from dendrite_lite.users.uia import UiaSessions
 
 __all__ = ["Services", "create_app", "services"]
 
@@ -32,6 +35,10 @@ class Services:
     config: Config
     server_key: ServerKey
     storage: Storage
+    ratelimits: RateLimits = field(default_factory=RateLimits.unlimited)
+    # In-memory, per-process state of the account endpoints (issue 4).
+    uia: UiaSessions = field(default_factory=UiaSessions)
+    registration_nonces: SharedSecretNonces = field(default_factory=SharedSecretNonces)
 
 
 def create_app(svc: Services, blueprints: Iterable[Blueprint], *, name: str = "dendrite_lite") -> Quart:

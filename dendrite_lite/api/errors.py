@@ -32,6 +32,11 @@ _ERRCODE_BY_HTTP_STATUS = {
 def error_response(err: MatrixError) -> Response:
     response = jsonify(err.to_json())
     response.status_code = err.status
+    retry_after_ms = err.extra.get("retry_after_ms")
+    if isinstance(retry_after_ms, int):
+        # Spec §Rate limiting: a 429 SHOULD carry Retry-After (whole seconds); retry_after_ms in
+        # the body is deprecated but still read by older clients.
+        response.headers["Retry-After"] = str(-(-retry_after_ms // 1000))
     return response
 
 

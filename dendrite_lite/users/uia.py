@@ -175,6 +175,25 @@ class UiaSessions:
         if not session.done():
             raise UiaRequired(session)
 
+    async def verify_password_of(
+        self,
+        storage: Storage,
+        body: dict[str, Any],
+        *,
+        server_name: str,
+        user_id: str,
+        operation: str,
+    ) -> tuple[UiaSession, dict[str, Any]]:
+        """UIA for an authenticated user's sensitive request (change password, deactivate,
+        delete devices): one flow, [m.login.password], which must prove to be user_id.
+        Returns the session (to `finish` once done) and the merged request parameters."""
+        auth = body.get("auth")
+        session, params = self.start(auth, f"{operation} by {user_id}", [(PASSWORD,)], body)
+        await self.complete(
+            session, auth, storage=storage, server_name=server_name, user_id=user_id
+        )
+        return session, params
+
     def finish(self, session: UiaSession) -> None:
         """The operation went through: the session may not authorise anything else."""
         self._sessions.pop(session.session_id, None)

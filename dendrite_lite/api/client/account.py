@@ -1,0 +1,57 @@
+"""Client-server API: whoami, password change, deactivation (data/api/client-server/whoami.yaml,
+password_management.yaml, account_deactivation.yaml)."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response, jsonify
+
+from dendrite_lite.api.app import services
+from dendrite_lite.api.client.auth import authenticate, authenticate_with_password
+from dendrite_lite.api.errors import json_body
+from dendrite_lite.errors import Errcode, MatrixError
+from dendrite_lite.users.account_management import change_password, deactivate_account
+
+__all__ = ["bp"]
+
+bp = Blueprint("client_account", __name__)
+
+
+@bp.get("/_matrix/client/v3/account/whoami")
+async def get_whoami() -> Response:
+    """GET /_matrix/client/v3/account/whoami"""
+    requester = await authenticate(services(), allow_guest=True)
+    return jsonify(
+        {"user_id": requester.user_id, "device_id": requester.device_id, "is_guest": requester.is_guest}
+    )
+
+
+@bp.post("/_matrix/client/v3/account/password")
+async def post_password() -> Response:
+    """POST /_matrix/client/v3/account/password
+
+    NOTSPEC: the spec also allows this without an access token (a reset proven by email); with
+    no third-party ids here, only a logged-in user can change their password.
+    """
+    svc = services()
+    body = await json_body()
+    requester, session, params = await authenticate_with_password(svc, body, "change password")
+    logout_devices = params.get("logout_devices", True)
+    if not isinstance(logout_devices, bool):
+        raise MatrixError(Errcode.INVALID_PARAM, "logout_devices must be a boolean")
+    await change_password(
+        svc.storage, requester, params.get("new_password"), logout_devices=logout_devices
+    )
+    svc.uia.finish(session)
+    return jsonify({})
+
+
+@bp.post("/_matrix/client/v3/account/deactivate")
+async def post_deactivate() -> Response:
+    """POST /_matrix/client/v3/account/deactivate"""
+    svc = services()
+    body = await json_body()
+    requester, session, _ = await authenticate_with_password(svc, body, "deactivate")
+    await deactivate_account(svc.storage, requester.user_id)
+    svc.uia.finish(session)
+    # No third-party ids are bound anywhere, so there is nothing to unbind.
+    return jsonify({"id_server_unbind_result": "success"})

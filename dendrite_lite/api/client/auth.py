@@ -1,0 +1,85 @@
+"""Request authentication for every client-server endpoint (spec: §Using access tokens).
+
+    requester = await authenticate(services())           # 401 unless a valid token is sent
+    requester = await authenticate(services(), allow_guest=True)
+
+The token is taken from `Authorization: Bearer <token>` only: the `?access_token=` query
+parameter is no longer supported (spec v1.20, MSC4127), so a token sent that way counts as
+missing. `client_ip()` is the address rate limits and the devices list use.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from quart import request
+
+from dendrite_lite.api.app import Services
+from dendrite_lite.errors import Errcode, MatrixError
+from dendrite_lite.users import sessions
+from dendrite_lite.users.sessions import Requester
+from dendrite_lite.users.uia import UiaSession
+
+__all__ = ["Requester", "authenticate", "access_token", "client_ip", "authenticate_with_password"]
+
+
+def access_token() -> str | None:
+    """The bearer token of the current request, or None when none was sent."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise MatrixError(Errcode.MISSING_TOKEN, "Invalid Authorization header")
+    return token.strip()
+
+
+def client_ip() -> str | None:
+    """The client's address. Behind the reverse proxy of tls.mode = "proxy" every connection
+    comes from the proxy, so when it comes from a loopback address the proxy's
+    X-Forwarded-For (its last entry, the one the proxy itself appended) is used instead."""
+    remote = request.remote_addr
+    forwarded = request.headers.get("X-Forwarded-For")
+    if forwarded and remote and _is_loopback(remote):
+        last = forwarded.rsplit(",", 1)[-1].strip()
+        if last:
+            return last
+    return remote
+
+
+def _is_loopback(addr: str) -> bool:
+    try:
+        return ipaddress.ip_address(addr).is_loopback
+    except ValueError:
+        return False
+
+
+async def authenticate(svc: Services, *, allow_guest: bool = False) -> Requester:
+    """The requester of the current request.
+
+    401 M_MISSING_TOKEN without a token, 401 M_UNKNOWN_TOKEN (with soft_logout) for a bad one,
+    403 M_GUEST_ACCESS_FORBIDDEN for a guest unless allow_guest.
+    """
+    token = access_token()
+    if token is None:
+        raise MatrixError(Errcode.MISSING_TOKEN, "Missing access token")
+    requester = await sessions.authenticate(svc.storage, token, ip=client_ip())
+    if requester.is_guest and not allow_guest:
+        raise MatrixError(Errcode.GUEST_ACCESS_FORBIDDEN, "Guest access not allowed")
+    return requester
+
+
+async def authenticate_with_password(
+    svc: Services, body: dict[str, Any], operation: str
+) -> tuple[Requester, UiaSession, dict[str, Any]]:
+    """For sensitive requests (password change, deactivation, device deletion): the requester,
+    after UIA has also proven they know the account's password (401 until then). Returns the
+    UIA session, to `svc.uia.finish()` once the operation succeeded, and the request's
+    parameters merged with those sent earlier in the session."""
+    requester = await authenticate(svc)
+    session, params = await svc.uia.verify_password_of(
+        svc.storage, body, server_name=svc.config.server.server_name,
+        user_id=requester.user_id, operation=operation,
+    )
+    return requester, session, params

@@ -1,0 +1,75 @@
+"""Client-server API: login, refresh, logout (data/api/client-server/login.yaml, refresh.yaml,
+logout.yaml)."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response, jsonify
+
+from dendrite_lite.api.app import services
+from dendrite_lite.api.client.auth import authenticate, client_ip
+from dendrite_lite.api.errors import json_body
+from dendrite_lite.api.wellknown.matrix import client_base_url
+from dendrite_lite.errors import Errcode, MatrixError
+from dendrite_lite.users import sessions
+from dendrite_lite.users.sessions import user_id_from_identifier
+
+__all__ = ["bp", "LOGIN_FLOWS"]
+
+bp = Blueprint("client_login", __name__)
+
+LOGIN_FLOWS = [{"type": "m.login.password"}]
+
+
+@bp.get("/_matrix/client/v3/login")
+async def get_login() -> Response:
+    """GET /_matrix/client/v3/login"""
+    # Not rate limited: clients fetch it at every start, and it reveals nothing.
+    return jsonify({"flows": LOGIN_FLOWS})
+
+
+@bp.post("/_matrix/client/v3/login")
+async def post_login() -> Response:
+    """POST /_matrix/client/v3/login"""
+    svc = services()
+    body = await json_body()
+    svc.ratelimits.login_ip.check(client_ip() or "")
+    if body.get("type") != "m.login.password":
+        raise MatrixError(Errcode.UNKNOWN, "Bad login type.", status=400)
+    server_name = svc.config.server.server_name
+    svc.ratelimits.login_user.check(user_id_from_identifier(body, server_name).lower())
+    session = await sessions.login_with_password(
+        svc.storage, server_name, body, ip=client_ip()
+    )
+    result = session.to_json()
+    result["well_known"] = {"m.homeserver": {"base_url": client_base_url(svc.config)}}
+    return jsonify(result)
+
+
+@bp.post("/_matrix/client/v3/refresh")
+async def post_refresh() -> Response:
+    """POST /_matrix/client/v3/refresh"""
+    body = await json_body()
+    token = body.get("refresh_token")
+    if not isinstance(token, str):
+        raise MatrixError(Errcode.MISSING_PARAM, "Missing refresh_token")
+    session = await sessions.refresh_session(services().storage, token)
+    result = session.to_json()
+    return jsonify({k: result[k] for k in ("access_token", "refresh_token", "expires_in_ms")})
+
+
+@bp.post("/_matrix/client/v3/logout")
+async def post_logout() -> Response:
+    """POST /_matrix/client/v3/logout"""
+    svc = services()
+    requester = await authenticate(svc, allow_guest=True)
+    await sessions.logout(svc.storage, requester)
+    return jsonify({})
+
+
+@bp.post("/_matrix/client/v3/logout/all")
+async def post_logout_all() -> Response:
+    """POST /_matrix/client/v3/logout/all"""
+    svc = services()
+    requester = await authenticate(svc, allow_guest=True)
+    await sessions.logout_all(svc.storage, requester.user_id)
+    return jsonify({})
