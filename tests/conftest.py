@@ -84,11 +84,11 @@ async def launch(
     loop = asyncio.get_running_loop()
     ready: asyncio.Future[Listening] = loop.create_future()
     stop = asyncio.Event()
-    task = loop.create_task(
+    task: asyncio.Task[None] = loop.create_task(
         serve(config, shutdown_trigger=stop.wait, ready=ready.set_result, configure_app=configure_app)
     )
     # serve() failing before it is ready (bad config, no key) must fail the test, not hang it.
-    await asyncio.wait([ready, task], return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait([ready, task], return_when=asyncio.FIRST_COMPLETED)  # type: ignore[type-var]
     if not ready.done():
         await task
         raise AssertionError("serve() returned without becoming ready")

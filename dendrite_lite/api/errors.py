@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, cast
 
 from quart import Quart, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
@@ -88,7 +88,7 @@ async def json_body(*, allow_empty: bool = False) -> dict[str, Any]:
     than the body limit -> 413 M_TOO_LARGE (raised while reading). `allow_empty` turns an empty
     body into {} for the endpoints whose body is optional.
     """
-    raw = await request.get_data(cache=True)
+    raw = cast(bytes, await request.get_data(cache=True, as_text=False))
     if allow_empty and not raw.strip():
         return {}
     try:

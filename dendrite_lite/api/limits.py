@@ -90,15 +90,16 @@ class _BodyEndTracker:
 async def drain_request_body() -> None:
     """Wait (bounded) until the client has finished sending the current request's body."""
     ended = request.scope.get(_BODY_END)
-    if ended is not None:
+    if isinstance(ended, asyncio.Event):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(ended.wait(), DRAIN_TIMEOUT_S)
 
 
 def register_body_limits(app: Quart, config: Config) -> None:
     app.config["MAX_CONTENT_LENGTH"] = config.limits.max_request_bytes
-    app.request_class = type(
+    limited: type[Request] = type(
         "LimitedRequest", (_LimitedRequest,), {"upload_limit": config.media.max_upload_bytes}
     )
+    app.request_class = limited
     app.before_request(_refuse_declared_oversize)
     app.asgi_app = _BodyEndTracker(app.asgi_app)  # type: ignore[method-assign]

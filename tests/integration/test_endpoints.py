@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -11,7 +12,8 @@ from signedjson.sign import SignatureVerifyException, verify_signed_json
 
 from dendrite_lite import __version__
 from dendrite_lite.api.cors import CORS_HEADERS
-from tests.conftest import SERVER_NAME, RunningServer, StartServer
+from dendrite_lite.api.wellknown.matrix import delegated_server
+from tests.conftest import SERVER_NAME, RunningServer, StartServer, make_config
 from tests.spec_schema import assert_matches_operation, assert_matches_schema
 
 SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
@@ -128,3 +130,22 @@ async def test_federation_listener_hides_client_api(server: RunningServer) -> No
     assert resp.status_code == 404
     assert resp.json()["errcode"] == "M_UNRECOGNIZED"
     assert_cors(resp)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({}, f"{SERVER_NAME}:443"),
+        ({"server.public_baseurl": "https://matrix.example.org/"}, "matrix.example.org:443"),
+        ({"server.public_baseurl": "https://[2001:db8::1]:8443/"}, "[2001:db8::1]:8443"),
+        ({"tls.mode": "files", "listen.federation": "0.0.0.0:8448"}, f"{SERVER_NAME}:8448"),
+        (
+            {"tls.mode": "acme", "listen.federation": "", "listen.client": "[::]:443"},
+            f"{SERVER_NAME}:443",
+        ),
+    ],
+)
+def test_delegated_server_choice(
+    overrides: dict[str, object], expected: str, tmp_path: Path
+) -> None:
+    assert delegated_server(make_config(tmp_path, overrides)) == expected

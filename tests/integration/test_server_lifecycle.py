@@ -1,0 +1,184 @@
+"""Server lifecycle over real sockets: graceful shutdown, storage closed last, startup errors,
+TLS files mode, SIGTERM on `run()`, and the one-line-per-request access log."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import httpx
+import pytest
+from quart import Blueprint, Quart, Response
+
+from dendrite_lite.api.app import services
+from dendrite_lite.server import Listener, StartupError, serve
+from dendrite_lite.storage import DatabaseClosed
+from tests.conftest import RunningServer, StartServer, make_config
+
+bp = Blueprint("test_lifecycle", __name__)
+handler_started = asyncio.Event()
+
+
+@bp.get("/_test/slow")
+async def slow() -> Response:
+    handler_started.set()
+    await asyncio.sleep(0.5)
+
+    async def touch(conn: object) -> None:
+        await conn.execute("SELECT 1")  # type: ignore[attr-defined]
+
+    # Still writing after the shutdown trigger: storage must not be closed under us.
+    await services().storage.db.write(touch)
+    return Response("done")
+
+
+def add_routes(app: Quart, listener: Listener) -> None:
+    app.register_blueprint(bp)
+
+
+async def test_graceful_shutdown_finishes_in_flight_request(start_server: StartServer) -> None:
+    srv = await start_server(configure_app=add_routes)
+    handler_started.clear()
+    in_flight = asyncio.create_task(srv.client.get("/_test/slow"))
+    await asyncio.wait_for(handler_started.wait(), 5)
+
+    srv.stop_event.set()
+    resp = await asyncio.wait_for(in_flight, 5)
+    assert resp.status_code == 200
+    assert resp.text == "done"
+    await asyncio.wait_for(srv.task, 5)
+
+    storage = srv.app().extensions["dendrite_lite"].storage
+    with pytest.raises(DatabaseClosed):
+        await storage.db.read(lambda conn: conn.execute("SELECT 1"))
+    async with httpx.AsyncClient(base_url=srv.listening.client_url) as fresh:
+        with pytest.raises(httpx.ConnectError):
+            await fresh.get("/health")
+
+
+async def test_stop_is_quick_when_idle(start_server: StartServer) -> None:
+    srv = await start_server()
+    assert (await srv.client.get("/health")).status_code == 200
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await srv.stop()
+    # An idle keep-alive connection must not hold shutdown for the graceful timeout.
+    assert loop.time() - started < 1.0
+
+
+async def test_missing_signing_key_is_a_clear_startup_error(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    with pytest.raises(StartupError, match="generate-keys") as info:
+        await serve(config, shutdown_trigger=asyncio.Event().wait)
+    assert str(config.signing_key_path) in str(info.value)
+    # Nothing was created: the key is checked before the database is opened.
+    assert not config.database_path.exists()
+
+
+async def test_port_in_use_is_a_startup_error(server: RunningServer, start_server: StartServer) -> None:
+    host, port = server.listening.client
+    with pytest.raises(StartupError, match="cannot listen"):
+        await start_server({"listen.client": f"{host}:{port}"})
+
+
+async def test_access_log_line(server: RunningServer, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="dendrite_lite.access"):
+        resp = await server.client.get(
+            "/_matrix/client/versions", params={"access_token": "syt_secret_token"}
+        )
+        await server.client.get("/_matrix/client/v3/nope")
+    lines = [r.getMessage() for r in caplog.records if r.name == "dendrite_lite.access"]
+    assert len(lines) == 2
+    match = re.fullmatch(r"GET /_matrix/client/versions 200 (\d+)ms (\d+)", lines[0])
+    assert match, lines[0]
+    assert int(match.group(2)) == len(resp.content)
+    assert re.fullmatch(r"GET /_matrix/client/v3/nope 404 \d+ms \d+", lines[1])
+    assert "syt_secret_token" not in caplog.text
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    cert, key = tmp / "cert.pem", tmp / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+            "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
+async def test_tls_files_mode(start_server: StartServer, tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    srv = await start_server(
+        {"tls.mode": "files", "tls.cert_path": cert, "tls.key_path": key}
+    )
+    assert srv.listening.client_url.startswith("https://")
+    ctx = ssl.create_default_context(cafile=str(cert))
+    for url in (srv.listening.client_url, srv.listening.federation_url):
+        async with httpx.AsyncClient(base_url=url, verify=ctx) as tls_client:
+            resp = await tls_client.get("/_matrix/key/v2/server")
+            assert resp.status_code == 200
+    async with httpx.AsyncClient(base_url=srv.listening.client_url.replace("https", "http")) as plain:
+        with pytest.raises(httpx.HTTPError):
+            await plain.get("/health")
+
+
+async def test_tls_files_mode_needs_paths(start_server: StartServer) -> None:
+    with pytest.raises(StartupError, match="tls.cert_path"):
+        await start_server({"tls.mode": "files"})
+
+
+RUN_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from dendrite_lite.config import Config, ListenConfig, ServerConfig
+    from dendrite_lite.crypto.keys import new_server_key, write_signing_key
+    from dendrite_lite.server import run
+
+    data = Path(sys.argv[1])
+    write_signing_key(data / "signing.key", new_server_key())
+    run(Config(server=ServerConfig(server_name="run.test", data_dir=data),
+               listen=ListenConfig(client="127.0.0.1:0", federation="")))
+    """
+)
+
+
+async def test_run_serves_until_sigterm(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", RUN_SCRIPT, str(tmp_path),
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert proc.stderr is not None
+    try:
+        first = (await asyncio.wait_for(proc.stderr.readline(), 10)).decode()
+        # stderr is a pipe: journald-style lines, no timestamp.
+        match = re.fullmatch(r"INFO dendrite_lite\.server: client listener on (\S+)\n", first)
+        assert match, first
+        async with httpx.AsyncClient(base_url=match.group(1)) as c:
+            assert (await c.get("/health")).text == "OK"
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    rest = (await proc.stderr.read()).decode().splitlines()
+    assert "INFO dendrite_lite.access: GET /health 200" in "\n".join(rest)
+    assert rest[-1] == "INFO dendrite_lite.server: stopped"
