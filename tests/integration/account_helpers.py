@@ -10,10 +10,12 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import RunningServer, launch
+from dendrite_lite.api.app import Services
+from dendrite_lite.storage import Storage
 from dendrite_lite.users.passwords import fast_hashing_for_tests
+from tests.conftest import RunningServer, launch
 
-__all__ = ["running_server", "register", "login", "auth_header", "uia_password", "PASSWORD"]
+__all__ = ["running_server", "register", "login", "auth_header", "uia_password", "server_storage", "PASSWORD"]
 
 PASSWORD = "correct horse battery staple"
 V3 = "/_matrix/client/v3"
@@ -32,6 +34,13 @@ async def running_server(
             yield srv
         finally:
             await srv.stop()
+
+
+def server_storage(srv: RunningServer) -> Storage:
+    """The running server's database, for setting up what has no HTTP API (tokens, admins)."""
+    # api.app keeps the Services in the app's extensions (what services() reads in a request).
+    svc: Services = srv.app().extensions["dendrite_lite"]
+    return svc.storage
 
 
 def auth_header(token: str) -> dict[str, str]:
