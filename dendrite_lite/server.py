@@ -35,7 +35,7 @@ from dendrite_lite.config import Config
 from dendrite_lite.crypto.keys import KeyFileError, ServerKey, load_signing_key
 from dendrite_lite.logging_setup import configure_logging
 from dendrite_lite.ratelimit import RateLimits
-from dendrite_lite.storage import Storage
+from dendrite_lite.storage import MigrationError, SchemaTooNew, Storage
 
 __all__ = [
     "Listener",
@@ -82,7 +82,7 @@ class Listening:
     client: tuple[str, int]
     federation: tuple[str, int] | None
     scheme: str  # "http" or "https"
-    apps: dict[str, Quart]
+    apps: dict[Listener, Quart]
 
     @property
     def client_url(self) -> str:
@@ -116,11 +116,14 @@ def _load_key(config: Config) -> ServerKey:
 
 async def load_services(config: Config) -> Services:
     key = _load_key(config)
-    storage = await Storage.open(
-        config.database_path,
-        synchronous=config.database.synchronous,
-        readers=config.database.readers,
-    )
+    try:
+        storage = await Storage.open(
+            config.database_path,
+            synchronous=config.database.synchronous,
+            readers=config.database.readers,
+        )
+    except (SchemaTooNew, MigrationError) as e:
+        raise StartupError(str(e)) from None
     return Services(
         config=config,
         server_key=key,

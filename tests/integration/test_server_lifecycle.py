@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import ssl
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import pytest
 from quart import Blueprint, Quart, Response
 
 from dendrite_lite.api.app import services
+from dendrite_lite.crypto.keys import new_server_key, write_signing_key
 from dendrite_lite.server import Listener, StartupError, serve
 from dendrite_lite.storage import DatabaseClosed
 from tests.conftest import RunningServer, StartServer, make_config
@@ -182,3 +184,30 @@ async def test_run_serves_until_sigterm(tmp_path: Path) -> None:
     rest = (await proc.stderr.read()).decode().splitlines()
     assert "INFO dendrite_lite.access: GET /health 200" in "\n".join(rest)
     assert rest[-1] == "INFO dendrite_lite.server: stopped"
+
+
+async def test_database_from_newer_version_is_a_startup_error(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    write_signing_key(config.signing_key_path, new_server_key())
+    config.database_path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(config.database_path) as db:
+        db.execute(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT, applied_ts INT)"
+        )
+        db.execute("INSERT INTO schema_version VALUES (999999, 'future', 0)")
+    with pytest.raises(StartupError, match="newer dendrite-lite"):
+        await serve(config, shutdown_trigger=asyncio.Event().wait)
+
+
+async def test_run_without_key_exits_1_with_a_hint(tmp_path: Path) -> None:
+    script = RUN_SCRIPT.replace('write_signing_key(data / "signing.key", new_server_key())', "")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, str(tmp_path),
+        stderr=asyncio.subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 1
+    text = err.decode()
+    assert "ERROR dendrite_lite.server:" in text and "dendrite-lite generate-keys" in text
+    assert "Traceback" not in text
