@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from dendrite_lite.config import RatelimitConfig
+from dendrite_lite.users.sessions import open_session
 from tests.conftest import SERVER_NAME, RunningServer
 from tests.integration.account_helpers import (
     PASSWORD,
@@ -17,6 +18,7 @@ from tests.integration.account_helpers import (
     login,
     register,
     running_server,
+    server_storage,
 )
 from tests.spec_schema import assert_matches_operation
 
@@ -204,3 +206,17 @@ async def test_login_rate_limits(tmp_path_factory: pytest.TempPathFactory) -> No
             resp = await s.client.post(f"{V3}/login", headers={"X-Forwarded-For": f"192.0.2.{10 + n}"},
                                        json={"type": "m.login.password", "user": "carol", "password": pw})
             assert resp.status_code == (403 if pw == "wrong" else 429), resp.text
+
+
+async def test_expired_access_token_is_soft_logout(srv: RunningServer, client: httpx.AsyncClient) -> None:
+    session = await open_session(server_storage(srv), ALICE, with_refresh=True, lifetime_ms=1)
+    resp = await whoami(client, session.access_token)
+    assert resp.status_code == 401
+    assert resp.json() == {"errcode": "M_UNKNOWN_TOKEN", "error": "Access token has expired",
+                           "soft_logout": True}
+    # The refresh token still gets the client a working token on the same device.
+    assert session.refresh_token is not None
+    new = await client.post(f"{V3}/refresh", json={"refresh_token": session.refresh_token})
+    assert new.status_code == 200
+    me = await whoami(client, new.json()["access_token"])
+    assert me.json()["device_id"] == session.device_id
