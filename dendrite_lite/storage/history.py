@@ -40,9 +40,12 @@ async def select_state_for_groups(
     groups: Iterable[int],
     keys: Sequence[StateKey] | None = None,
     types: Sequence[str] | None = None,
+    *,
+    members: Sequence[str] | None = None,
 ) -> dict[int, dict[StateKey, str]]:
     """group -> {(type, state_key): event_id} for each group, restricted to `keys` (exact) and/or
-    `types` (any state_key) when given; with neither, the full state."""
+    `types` (any state_key) when given; with neither, the full state. `members` (lazy-loading)
+    keeps every non-member entry but only the m.room.member entries of those users."""
     wanted = sorted(set(groups))
     out: dict[int, dict[StateKey, str]] = {g: {} for g in wanted}
     if not wanted:
@@ -62,6 +65,13 @@ async def select_state_for_groups(
         if types:
             where.append(f"e.type IN ({','.join('?' * len(types))})")
             params.extend(types)
+        if members is not None:
+            where.append("e.type != 'm.room.member'")
+            if members:
+                where.append(
+                    f"(e.type = 'm.room.member' AND e.state_key IN ({','.join('?' * len(members))}))"
+                )
+                params.extend(members)
         filt = f" WHERE ({' OR '.join(where)})" if where else ""
         sql = (
             _CHAIN_CTE.format(groups=",".join("?" * len(chunk)))

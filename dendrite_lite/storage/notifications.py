@@ -1,0 +1,90 @@
+"""Push actions (unread notification counts) and what evaluating push rules needs to read.
+
+event_push_actions (migration 0005) has a row per (local user, event) their push rules said
+"notify" for. The counts in /sync are the rows after the user's latest read position in the room:
+their furthest unthreaded or main-thread m.read / m.read.private receipt (receipts table,
+migration 0006), so a receipt resets the counts without rewriting any push action row.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import aiosqlite
+
+__all__ = [
+    "insert_push_actions",
+    "select_unread_counts",
+    "select_joined_members_with_names",
+    "select_push_rule_documents",
+]
+
+INSERT = (
+    "INSERT OR IGNORE INTO event_push_actions (user_id, room_id, stream_ordering, highlight)"
+    " VALUES (?, ?, ?, ?)"
+)
+_CHUNK = 400
+
+
+async def insert_push_actions(
+    conn: aiosqlite.Connection, rows: Iterable[tuple[str, str, int, bool]]
+) -> None:
+    """(user_id, room_id, stream_ordering, highlight) for each notification."""
+    await conn.executemany(INSERT, [(u, r, so, int(h)) for u, r, so, h in rows])
+
+
+async def select_unread_counts(
+    conn: aiosqlite.Connection, user_id: str, room_ids: Sequence[str]
+) -> dict[str, tuple[int, int]]:
+    """room_id -> (notification_count, highlight_count) after the user's read position."""
+    out: dict[str, tuple[int, int]] = {r: (0, 0) for r in room_ids}
+    for start in range(0, len(room_ids), _CHUNK):
+        chunk = list(room_ids[start : start + _CHUNK])
+        sql = (
+            "SELECT a.room_id, COUNT(*), SUM(a.highlight) FROM event_push_actions a"
+            " WHERE a.user_id = ? AND a.room_id IN ({}) AND a.stream_ordering > COALESCE(("
+            " SELECT MAX(e.stream_ordering) FROM receipts r JOIN events e ON e.event_id = r.event_id"
+            " WHERE r.room_id = a.room_id AND r.user_id = a.user_id"
+            " AND r.receipt_type IN ('m.read', 'm.read.private') AND r.thread_id IN ('', 'main')"
+            "), -9223372036854775807) GROUP BY a.room_id"
+        ).format(",".join("?" * len(chunk)))
+        async with conn.execute(sql, [user_id, *chunk]) as cur:
+            for row in await cur.fetchall():
+                out[row[0]] = (int(row[1]), int(row[2] or 0))
+    return out
+
+
+async def select_joined_members_with_names(
+    conn: aiosqlite.Connection, room_id: str
+) -> list[tuple[str, str | None]]:
+    """(user_id, displayname) of the room's joined members, from the current state."""
+    sql = (
+        "SELECT cs.state_key, json_extract(e.json, '$.content.displayname') FROM current_state cs"
+        " JOIN events e ON e.event_id = cs.event_id"
+        " WHERE cs.room_id = ? AND cs.type = 'm.room.member' AND cs.membership = 'join'"
+    )
+    async with conn.execute(sql, (room_id,)) as cur:
+        return [
+            (r[0], r[1] if isinstance(r[1], str) else None) for r in await cur.fetchall()
+        ]
+
+
+async def select_push_rule_documents(
+    conn: aiosqlite.Connection, user_ids: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """user_id -> their stored push rules document (account data m.push_rules), if any."""
+    out: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(user_ids), _CHUNK):
+        chunk = list(user_ids[start : start + _CHUNK])
+        sql = (
+            "SELECT user_id, content FROM account_data WHERE room_id = '' AND type = 'm.push_rules'"
+            f" AND user_id IN ({','.join('?' * len(chunk))})"
+        )
+        async with conn.execute(sql, chunk) as cur:
+            for row in await cur.fetchall():
+                doc = json.loads(row[1])
+                if isinstance(doc, dict):
+                    out[row[0]] = doc
+    return out

@@ -1,0 +1,86 @@
+"""Stored events -> the ClientEvent JSON /sync, /messages and /context send to one device.
+
+What depends on the viewer is added here, in one place:
+- redacted events are served redacted, with `unsigned.redacted_because` (the redaction event);
+- the sender's own events carry `unsigned.transaction_id` for the device that sent them
+  (client-server-api §Transaction identifiers: only that device sees it);
+- `unsigned.age` is computed at serving time.
+Redactions of a batch are found with one query, so serving N events costs O(1) queries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import aiosqlite
+
+from dendrite_lite.events.event import Event
+from dendrite_lite.events.pdu import client_format
+from dendrite_lite.events.redaction import redact
+from dendrite_lite.storage import events as events_table
+from dendrite_lite.storage.events import StoredEvent
+
+__all__ = ["ClientEventSerializer", "load_redactions"]
+
+
+async def load_redactions(
+    conn: aiosqlite.Connection, events: Sequence[StoredEvent]
+) -> dict[str, StoredEvent]:
+    """redacted event id -> the redaction event, for the events of the batch that are redacted."""
+    redacted = await events_table.select_redactions_of(conn, [s.event.event_id for s in events])
+    if not redacted:
+        return {}
+    loaded = await events_table.select_events(conn, redacted.values())
+    return {target: loaded[r] for target, r in redacted.items() if r in loaded}
+
+
+class ClientEventSerializer:
+    """Formats events for one (user, device) with the batch's redactions preloaded."""
+
+    __slots__ = ("_user_id", "_device_id", "_now_ms", "_redactions")
+
+    def __init__(
+        self,
+        user_id: str,
+        device_id: str | None,
+        now_ms: int,
+        redactions: Mapping[str, StoredEvent],
+    ) -> None:
+        self._user_id = user_id
+        self._device_id = device_id
+        self._now_ms = now_ms
+        self._redactions = redactions
+
+    def unsigned(self, stored: StoredEvent) -> dict[str, Any]:
+        event = stored.event
+        unsigned: dict[str, Any] = {"age": max(0, self._now_ms - event.origin_server_ts)}
+        if (
+            stored.txn_id is not None
+            and stored.txn_user_id == self._user_id
+            and stored.txn_device_id == self._device_id
+        ):
+            unsigned["transaction_id"] = stored.txn_id
+        prev = event.unsigned.get("prev_content")
+        if isinstance(prev, Mapping):
+            unsigned["prev_content"] = prev
+        because = self._redactions.get(event.event_id)
+        if because is not None:
+            unsigned["redacted_because"] = self.format(because)
+        return unsigned
+
+    def format(self, stored: StoredEvent, *, include_room_id: bool = True) -> dict[str, Any]:
+        event = stored.event
+        if event.event_id in self._redactions:
+            event = Event(
+                redact(event.pdu, event.room_version),
+                event.room_version,
+                event.event_id,
+                room_id=event.room_id,
+            )
+        return client_format(event, unsigned=self.unsigned(stored), include_room_id=include_room_id)
+
+    def format_all(
+        self, events: Sequence[StoredEvent], *, include_room_id: bool = True
+    ) -> list[dict[str, Any]]:
+        return [self.format(s, include_room_id=include_room_id) for s in events]

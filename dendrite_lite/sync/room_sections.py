@@ -1,0 +1,317 @@
+"""The `rooms` part of a /sync response: join, invite, leave and knock sections.
+
+Everything is read in one database read with a fixed number of set-based queries, whatever the
+number of rooms (storage.sync, storage.history): membership of every room, the recent timeline of
+every room, the state groups at each timeline's start, the state entries of all those groups, the
+events behind them, redactions, member counts, heroes and unread counts.
+
+Per room (client-server-api §Syncing):
+- timeline: the newest `limit` events after the token (all up to now on an initial sync),
+  `limited` when older ones were left out, `prev_batch` pointing just before the first one;
+- state: the state at the start of the timeline for an initial/full_state sync or a room joined
+  since the token; otherwise the state keys that changed between the token and the timeline's
+  start (only when the timeline is limited: an unlimited timeline carries every change itself);
+- lazy-loading members: only the member events of the timeline's senders (and the user's own).
+Rooms whose membership changed after the stream position this sync reads up to are left for the
+next sync, so a response never shows a membership its timeline does not reach.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiosqlite
+
+from dendrite_lite.rooms.visibility import filter_events_for_user_conn
+from dendrite_lite.storage import events as events_table
+from dendrite_lite.storage import history as history_table
+from dendrite_lite.storage import notifications as notifications_table
+from dendrite_lite.storage import sync as sync_table
+from dendrite_lite.storage.events import StoredEvent
+from dendrite_lite.sync.client_events import ClientEventSerializer, load_redactions
+from dendrite_lite.sync.filters import Filter, RoomEventFilter
+from dendrite_lite.sync.tokens import pagination_token
+
+__all__ = ["RoomsRequest", "RoomsResult", "build_rooms", "STRIPPED_STATE_TYPES"]
+
+MEMBER = "m.room.member"
+# The state an invitee or knocker sees before joining (client-server-api §Stripped state).
+STRIPPED_STATE_TYPES = (
+    "m.room.create",
+    "m.room.name",
+    "m.room.avatar",
+    "m.room.topic",
+    "m.room.join_rules",
+    "m.room.canonical_alias",
+    "m.room.encryption",
+)
+StateKey = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class RoomsRequest:
+    user_id: str
+    device_id: str | None
+    filter: Filter
+    since: int | None  # room-stream position of the since token; None for an initial sync
+    until: int  # room-stream position this sync reads up to
+    full_state: bool
+    now_ms: int
+
+
+@dataclass(slots=True)
+class RoomsResult:
+    join: dict[str, dict[str, Any]] = field(default_factory=dict)
+    invite: dict[str, dict[str, Any]] = field(default_factory=dict)
+    leave: dict[str, dict[str, Any]] = field(default_factory=dict)
+    knock: dict[str, dict[str, Any]] = field(default_factory=dict)
+    joined_room_ids: list[str] = field(default_factory=list)  # every room joined (for ephemeral)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"join": self.join, "invite": self.invite, "leave": self.leave, "knock": self.knock}
+
+
+@dataclass(slots=True)
+class _Room:
+    room_id: str
+    section: str  # join | leave
+    since: int | None  # lower bound of the timeline (None: from the start)
+    until: int
+    full: bool  # state at timeline start in full, not as a delta
+    timeline: list[StoredEvent] = field(default_factory=list)
+    limited: bool = False
+    prev_batch: int = 0
+    state_ids: dict[StateKey, str] = field(default_factory=dict)
+
+
+async def build_rooms(conn: aiosqlite.Connection, req: RoomsRequest) -> RoomsResult:
+    result = RoomsResult()
+    room_filter = req.filter.room
+    memberships = await history_table.select_current_memberships(conn, req.user_id)
+    rooms: list[_Room] = []
+    stripped: dict[str, tuple[str, str]] = {}  # room -> (section, member event id)
+    candidates: list[str] = []  # joined rooms whose member event changed since the token
+    for room_id, (membership, event_id, pos) in sorted(memberships.items()):
+        if pos > req.until:
+            continue  # a change this sync does not reach yet: the next sync shows it
+        if membership == "join":
+            result.joined_room_ids.append(room_id)
+        if not room_filter.room_allowed(room_id):
+            continue
+        changed = req.since is None or pos > req.since
+        if membership == "join":
+            if req.since is not None and changed:
+                candidates.append(room_id)
+            full = req.since is None or req.full_state
+            rooms.append(_Room(room_id, "join", None if full else req.since, req.until, full))
+        elif membership in ("invite", "knock"):
+            if changed or req.full_state:
+                stripped[room_id] = (membership, event_id)
+        elif membership in ("leave", "ban"):
+            initial = req.since is None or req.full_state
+            if (initial and room_filter.include_leave) or (not initial and changed):
+                rooms.append(_Room(room_id, "leave", None if initial else req.since, pos, initial))
+    if candidates:
+        await _mark_newly_joined(conn, req, rooms, candidates)
+    if rooms:
+        await _fill_rooms(conn, req, rooms, result)
+    if stripped:
+        await _fill_stripped(conn, stripped, result)
+    return result
+
+
+async def _mark_newly_joined(
+    conn: aiosqlite.Connection, req: RoomsRequest, rooms: list[_Room], candidates: list[str]
+) -> None:
+    """A room the user was not joined to at the token is sent in full, like on an initial sync
+    (a join -> join profile change is not a new join)."""
+    assert req.since is not None
+    groups = await sync_table.select_state_groups_at(conn, [(r, req.since) for r in candidates])
+    key = (MEMBER, req.user_id)
+    state = await history_table.select_state_for_groups(
+        conn, [g for g in groups.values() if g is not None], keys=[key]
+    )
+    before_ids = {r: state.get(g, {}).get(key) for r, g in groups.items() if g is not None}
+    loaded = await events_table.select_events(conn, [i for i in before_ids.values() if i])
+    for room in rooms:
+        if room.room_id not in candidates:
+            continue
+        before = loaded.get(before_ids.get(room.room_id) or "")
+        if before is None or before.event.membership != "join":
+            room.since, room.full = None, True
+
+
+async def _fill_rooms(
+    conn: aiosqlite.Connection, req: RoomsRequest, rooms: list[_Room], result: RoomsResult
+) -> None:
+    f = req.filter
+    limit = f.timeline_limit
+    recent = await sync_table.select_recent_events(
+        conn, [(r.room_id, r.since, r.until) for r in rooms], limit
+    )
+    timeline_filter = f.room.timeline
+    senders: set[str] = {req.user_id}
+    for r in rooms:
+        raw = recent[r.room_id]
+        r.limited = len(raw) > limit
+        raw = raw[-limit:] if limit > 0 else []
+        first = raw[0].stream_ordering if raw else (r.until + 1 if r.since is None else r.since + 1)
+        r.prev_batch = first - 1
+        r.timeline = [s for s in raw if timeline_filter.matches(s.event.pdu, r.room_id)]
+        senders.update(s.event.sender for s in r.timeline)
+    everything = [s for r in rooms for s in r.timeline]
+    visible = {
+        s.event.event_id
+        for s in await filter_events_for_user_conn(conn, req.user_id, everything)
+    }
+    for r in rooms:
+        r.timeline = [s for s in r.timeline if s.event.event_id in visible]
+
+    await _load_state(conn, req, rooms, sorted(senders))
+    state_events = await events_table.select_events(
+        conn, {i for r in rooms for i in r.state_ids.values()}
+    )
+    served = everything + list(state_events.values())
+    redactions = await load_redactions(conn, served)
+    ser = ClientEventSerializer(req.user_id, req.device_id, req.now_ms, redactions)
+    joined = [r.room_id for r in rooms if r.section == "join"]
+    counts = await sync_table.select_member_counts(conn, joined)
+    heroes = await sync_table.select_heroes(conn, joined, req.user_id)
+    unread = await notifications_table.select_unread_counts(conn, req.user_id, joined)
+
+    for r in rooms:
+        state = _state_events(r, state_events, f.room.state, req)
+        body: dict[str, Any] = {
+            "timeline": {
+                "events": ser.format_all(r.timeline, include_room_id=False),
+                "limited": r.limited,
+                "prev_batch": pagination_token(r.prev_batch),
+            },
+            "state": {"events": ser.format_all(state, include_room_id=False)},
+            "account_data": {"events": []},
+        }
+        if r.section == "leave":
+            result.leave[r.room_id] = body
+            continue
+        c = counts.get(r.room_id, {})
+        body["summary"] = {
+            "m.heroes": heroes.get(r.room_id, []),
+            "m.joined_member_count": c.get("join", 0),
+            "m.invited_member_count": c.get("invite", 0),
+        }
+        notif, highlight = unread.get(r.room_id, (0, 0))
+        body["unread_notifications"] = {
+            "notification_count": notif,
+            "highlight_count": highlight,
+        }
+        body["ephemeral"] = {"events": []}
+        result.join[r.room_id] = body
+
+
+async def _load_state(
+    conn: aiosqlite.Connection, req: RoomsRequest, rooms: list[_Room], senders: list[str]
+) -> None:
+    """Fill r.state_ids: the (full or delta) state at the start of each room's timeline."""
+    at: list[tuple[str, int]] = []
+    delta_keys: dict[str, list[StateKey]] = {}
+    for r in rooms:
+        if r.full:
+            at.append((r.room_id, r.prev_batch))
+        elif r.limited and r.since is not None:
+            keys = await sync_table.select_changed_state_keys(
+                conn, r.room_id, r.since, r.prev_batch + 1
+            )
+            if keys:
+                delta_keys[r.room_id] = keys
+                at.append((r.room_id, r.prev_batch))
+        elif req.filter.lazy_load_members and r.timeline:
+            at.append((r.room_id, r.prev_batch))
+    if not at:
+        return
+    groups = await sync_table.select_state_groups_at(conn, at)
+    members = senders if req.filter.lazy_load_members else None
+    state = await history_table.select_state_for_groups(
+        conn, [g for g in groups.values() if g is not None], members=members
+    )
+    lazy = req.filter.lazy_load_members
+    for r in rooms:
+        group = groups.get(r.room_id)
+        if group is None:
+            continue
+        full = state.get(group, {})
+        room_senders = {s.event.sender for s in r.timeline} | {req.user_id}
+        in_timeline = {s.event.state_tuple for s in r.timeline if s.event.is_state()}
+        wanted: dict[StateKey, str] = {}
+        if r.full:
+            wanted = {
+                k: v for k, v in full.items()
+                if not lazy or k[0] != MEMBER or k[1] in room_senders
+            }
+        else:
+            for k in delta_keys.get(r.room_id, []):
+                if k in full:
+                    wanted[k] = full[k]
+            if lazy:
+                for sender in room_senders:
+                    k = (MEMBER, sender)
+                    if k in full and k not in in_timeline:
+                        wanted[k] = full[k]
+        r.state_ids = wanted
+
+
+def _state_events(
+    r: _Room,
+    loaded: Mapping[str, StoredEvent],
+    state_filter: RoomEventFilter,
+    req: RoomsRequest,
+) -> list[StoredEvent]:
+    out: list[StoredEvent] = []
+    for key in sorted(r.state_ids):
+        s = loaded.get(r.state_ids[key])
+        if s is None or not state_filter.matches(s.event.pdu, r.room_id):
+            continue
+        out.append(s)
+    return out
+
+
+async def _fill_stripped(
+    conn: aiosqlite.Connection, rooms: Mapping[str, tuple[str, str]], result: RoomsResult
+) -> None:
+    """invite_state / knock_state: stripped state at the membership event, plus the event."""
+    member_events = await events_table.select_events(conn, [e for _, e in rooms.values()])
+    groups = {
+        room_id: s.state_group
+        for room_id, (_, e) in rooms.items()
+        if (s := member_events.get(e)) is not None and s.state_group is not None
+    }
+    state = await history_table.select_state_for_groups(
+        conn, groups.values(), types=STRIPPED_STATE_TYPES
+    )
+    loaded = await events_table.select_events(
+        conn, {i for entries in state.values() for i in entries.values()}
+    )
+    for room_id, (section, event_id) in rooms.items():
+        member = member_events.get(event_id)
+        if member is None:
+            continue
+        # Over federation, the inviting server sends the stripped state along with the invite.
+        given = member.event.unsigned.get("invite_room_state")
+        events: list[dict[str, Any]]
+        if isinstance(given, list):
+            events = [dict(e) for e in given if isinstance(e, Mapping)]
+        else:
+            ids = state.get(groups.get(room_id, -1), {})
+            events = [_stripped(loaded[i]) for _, i in sorted(ids.items()) if i in loaded]
+        events.append(_stripped(member))
+        if section == "invite":
+            result.invite[room_id] = {"invite_state": {"events": events}}
+        else:
+            result.knock[room_id] = {"knock_state": {"events": events}}
+
+
+def _stripped(s: StoredEvent) -> dict[str, Any]:
+    e = s.event
+    return {"type": e.type, "state_key": e.state_key, "sender": e.sender, "content": dict(e.content)}
+

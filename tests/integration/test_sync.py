@@ -1,0 +1,171 @@
+"""GET /sync over real HTTP: initial and incremental contents, limited timelines joining up with
+/messages, long-poll wake-up, sections for invites and leaves, tokens across restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.conftest import RunningServer
+from tests.integration.account_helpers import running_server
+from tests.integration.sync_helpers import (
+    User,
+    bodies,
+    create_room,
+    join,
+    new_user,
+    send,
+    sync,
+)
+from tests.spec_schema import assert_matches_operation
+
+
+@pytest.fixture(scope="module")
+async def srv(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningServer]:
+    async with running_server(tmp_path_factory.mktemp("sync")) as s:
+        yield s
+
+
+_n = iter(range(10_000))
+
+
+async def _user(srv: RunningServer, name: str) -> User:
+    return await new_user(srv.client, f"{name}{next(_n)}")
+
+
+def _check_schema(body: dict) -> None:
+    assert_matches_operation("client-server/sync.yaml", "/sync", "get", 200, body)
+
+
+async def test_initial_sync_contents_and_order(srv: RunningServer) -> None:
+    alice = await _user(srv, "alice")
+    room = await create_room(alice, name="Test room")
+    sent = [await send(alice, room, f"m{i}", txn=f"init{i}") for i in range(3)]
+    body = await sync(alice)
+    _check_schema(body)
+    joined = body["rooms"]["join"][room]
+    timeline = joined["timeline"]["events"]
+    assert [e["event_id"] for e in timeline][-3:] == sent
+    assert bodies(timeline) == ["m0", "m1", "m2"]
+    # Own events carry the transaction id for the device that sent them.
+    assert timeline[-1]["unsigned"]["transaction_id"] == "init2"
+    assert "room_id" not in timeline[-1]
+    types = [e["type"] for e in timeline + joined["state"]["events"]]
+    assert "m.room.create" in types and "m.room.name" in types
+    assert joined["summary"]["m.joined_member_count"] == 1
+    assert joined["unread_notifications"] == {"notification_count": 0, "highlight_count": 0}
+    assert body["next_batch"].startswith("s")
+
+
+async def test_incremental_sync_only_new_events(srv: RunningServer) -> None:
+    alice = await _user(srv, "alice")
+    bob = await _user(srv, "bob")
+    room = await create_room(alice, preset="public_chat")
+    await join(bob, room)
+    first = await sync(bob)
+    await send(alice, room, "hello")
+    await send(alice, room, "again")
+    second = await sync(bob, since=first["next_batch"])
+    _check_schema(second)
+    timeline = second["rooms"]["join"][room]["timeline"]
+    assert bodies(timeline["events"]) == ["hello", "again"]
+    assert timeline["limited"] is False
+    assert second["rooms"]["join"][room]["state"]["events"] == []
+    # The other user's device gets no transaction id.
+    assert "transaction_id" not in timeline["events"][0]["unsigned"]
+    third = await sync(bob, since=second["next_batch"])
+    assert room not in third["rooms"]["join"]
+
+
+async def test_limited_timeline_prev_batch_joins_messages(srv: RunningServer) -> None:
+    alice = await _user(srv, "alice")
+    room = await create_room(alice)
+    first = await sync(alice)
+    for i in range(25):
+        await send(alice, room, f"n{i}")
+    inc = await sync(alice, since=first["next_batch"], filter={"room": {"timeline": {"limit": 5}}})
+    timeline = inc["rooms"]["join"][room]["timeline"]
+    assert timeline["limited"] is True
+    assert bodies(timeline["events"]) == [f"n{i}" for i in range(20, 25)]
+    seen = bodies(timeline["events"])
+    token = timeline["prev_batch"]
+    while True:
+        resp = await alice.get(f"/rooms/{room}/messages", dir="b", limit=7, **{"from": token})
+        assert resp.status_code == 200, resp.text
+        page = resp.json()
+        assert_matches_operation(
+            "client-server/message_pagination.yaml", "/rooms/{roomId}/messages", "get", 200, page
+        )
+        seen = list(reversed(bodies(page["chunk"]))) + seen
+        if "end" not in page:
+            break
+        token = page["end"]
+    assert seen == [f"n{i}" for i in range(25)]
+
+
+async def test_long_poll_wakes_within_100ms(srv: RunningServer) -> None:
+    alice = await _user(srv, "alice")
+    bob = await _user(srv, "bob")
+    room = await create_room(alice, preset="public_chat")
+    await join(bob, room)
+    since = (await sync(bob))["next_batch"]
+    for _ in range(3):
+        poll = asyncio.create_task(sync(bob, since=since, timeout=10_000))
+        await asyncio.sleep(0.2)  # the poll is waiting
+        assert not poll.done()
+        started = time.monotonic()
+        await send(alice, room, "wake")
+        body = await poll
+        elapsed = time.monotonic() - started
+        assert bodies(body["rooms"]["join"][room]["timeline"]["events"]) == ["wake"]
+        assert elapsed < 0.1, f"woke after {elapsed * 1000:.1f} ms"
+        since = body["next_batch"]
+
+
+async def test_timeout_returns_empty_with_next_batch(srv: RunningServer) -> None:
+    alice = await _user(srv, "alice")
+    await create_room(alice)
+    since = (await sync(alice))["next_batch"]
+    started = time.monotonic()
+    body = await sync(alice, since=since, timeout=300)
+    assert 0.25 < time.monotonic() - started < 2
+    assert body["rooms"]["join"] == {} and body["next_batch"]
+    _check_schema(body)
+
+
+async def test_invite_and_leave_sections(srv: RunningServer) -> None:
+    alice = await _user(srv, "alice")
+    bob = await _user(srv, "bob")
+    room = await create_room(alice, name="Invite only")
+    since = (await sync(bob))["next_batch"]
+    resp = await alice.post(f"/rooms/{room}/invite", {"user_id": bob.user_id})
+    assert resp.status_code == 200, resp.text
+    inc = await sync(bob, since=since)
+    invite = inc["rooms"]["invite"][room]["invite_state"]["events"]
+    assert {"m.room.name", "m.room.create", "m.room.join_rules"} <= {e["type"] for e in invite}
+    me = [e for e in invite if e["type"] == "m.room.member"]
+    assert me and me[0]["state_key"] == bob.user_id and me[0]["content"]["membership"] == "invite"
+    _check_schema(inc)
+    await join(bob, room)
+    joined = await sync(bob, since=inc["next_batch"])
+    # Newly joined: the full state comes with the room.
+    assert room in joined["rooms"]["join"]
+    state_types = {e["type"] for e in joined["rooms"]["join"][room]["state"]["events"]} | {
+        e["type"] for e in joined["rooms"]["join"][room]["timeline"]["events"]
+    }
+    assert "m.room.create" in state_types and "m.room.name" in state_types
+    resp = await bob.post(f"/rooms/{room}/leave", {})
+    assert resp.status_code == 200, resp.text
+    await send(alice, room, "after bob left")
+    left = await sync(bob, since=joined["next_batch"])
+    leave = left["rooms"]["leave"][room]["timeline"]["events"]
+    assert leave[-1]["type"] == "m.room.member" and leave[-1]["content"]["membership"] == "leave"
+    assert "after bob left" not in bodies(leave)
+    assert room not in left["rooms"]["join"]
+    # Initial syncs list left rooms only with include_leave.
+    assert room not in (await sync(bob))["rooms"]["leave"]
+    with_leave = await sync(bob, filter={"room": {"include_leave": True}})
+    assert room in with_leave["rooms"]["leave"]
