@@ -28,6 +28,7 @@ from dendrite_lite.api.access_log import AccessLog
 from dendrite_lite.api.app import Services, create_app
 from dendrite_lite.api.admin import synapse_register
 from dendrite_lite.api.client import account, devices, login, register, versions
+from dendrite_lite.api.client import capabilities, directory, profile, room_events, rooms
 from dendrite_lite.api.federation import keys as federation_keys
 from dendrite_lite.api.federation import version as federation_version
 from dendrite_lite.api.wellknown import matrix as wellknown_matrix
@@ -35,7 +36,9 @@ from dendrite_lite.config import Config
 from dendrite_lite.crypto.keys import KeyFileError, ServerKey, load_signing_key
 from dendrite_lite.logging_setup import configure_logging
 from dendrite_lite.ratelimit import RateLimits
+from dendrite_lite.rooms.pipeline import RoomPipeline
 from dendrite_lite.storage import MigrationError, SchemaTooNew, Storage
+from dendrite_lite.sync.notifier import Notifier
 
 __all__ = [
     "Listener",
@@ -65,6 +68,11 @@ _CLIENT_ONLY_BLUEPRINTS: tuple[Blueprint, ...] = (
     account.bp,
     devices.bp,
     synapse_register.bp,
+    rooms.bp,
+    room_events.bp,
+    directory.bp,
+    profile.bp,
+    capabilities.bp,
 )
 
 # In-flight requests get this long to finish after a shutdown is triggered.
@@ -124,11 +132,17 @@ async def load_services(config: Config) -> Services:
         )
     except (SchemaTooNew, MigrationError) as e:
         raise StartupError(str(e)) from None
+    notifier = Notifier()
+    pipeline = RoomPipeline(
+        storage, server_name=config.server.server_name, key=key, notifier=notifier
+    )
     return Services(
         config=config,
         server_key=key,
         storage=storage,
         ratelimits=RateLimits.from_config(config.ratelimit),
+        notifier=notifier,
+        pipeline=pipeline,
     )
 
 

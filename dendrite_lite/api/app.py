@@ -19,7 +19,9 @@ from dendrite_lite.api.limits import register_body_limits
 from dendrite_lite.config import Config
 from dendrite_lite.crypto.keys import ServerKey
 from dendrite_lite.ratelimit import RateLimits
+from dendrite_lite.rooms.pipeline import RoomPipeline
 from dendrite_lite.storage import Storage
+from dendrite_lite.sync.notifier import Notifier
 from dendrite_lite.users.registration import SharedSecretNonces
 from dendrite_lite.users.uia import UiaSessions
 
@@ -39,6 +41,9 @@ class Services:
     # In-memory, per-process state of the account endpoints (issue 4).
     uia: UiaSessions = field(default_factory=UiaSessions)
     registration_nonces: SharedSecretNonces = field(default_factory=SharedSecretNonces)
+    # Wakes /sync; the pipeline notifies it after every commit (built by server.load_services).
+    notifier: Notifier = field(default_factory=Notifier)
+    pipeline: RoomPipeline = None  # type: ignore[assignment]  # always set by load_services
 
 
 def create_app(svc: Services, blueprints: Iterable[Blueprint], *, name: str = "dendrite_lite") -> Quart:

@@ -160,9 +160,13 @@ def _create_content(req: CreateRoomRequest, creator: str) -> dict[str, Any]:
 
 
 def _following(
-    req: CreateRoomRequest, creator: str, alias: str | None
+    req: CreateRoomRequest,
+    creator: str,
+    alias: str | None,
+    profiles: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[EventSpec]:
     rv = req.room_version
+    profiles = profiles or {}
     trusted = req.invite if req.preset == "trusted_private_chat" else ()
     power = default_power_levels(rv, creator, trusted)
     if req.power_level_content_override:
@@ -189,12 +193,12 @@ def _following(
         }
 
     specs = [
-        EventSpec(creator, "m.room.member", {"membership": "join"}, creator),
+        EventSpec(creator, "m.room.member", {"membership": "join", **profiles.get(creator, {})}, creator),
         EventSpec(creator, "m.room.power_levels", power, ""),
     ]
     specs += [EventSpec(creator, t, c, sk) for (t, sk), c in state.items()]
     for invitee in req.invite:
-        content: dict[str, Any] = {"membership": "invite"}
+        content: dict[str, Any] = {"membership": "invite", **profiles.get(invitee, {})}
         if req.is_direct:
             content["is_direct"] = True
         specs.append(EventSpec(creator, "m.room.member", content, invitee))
@@ -208,8 +212,10 @@ async def create_room(
     creator: str,
     request: CreateRoomRequest,
     alias: str | None = None,
+    profiles: Mapping[str, Mapping[str, str]] | None = None,
 ) -> tuple[str, list[PersistedEvent]]:
-    """Create the room; `alias` is the full canonical alias the caller has reserved, if any.
+    """Create the room; `alias` is the full canonical alias the caller has reserved, if any;
+    `profiles` (user -> displayname/avatar_url) go into the creator's and invitees' member events.
 
     Auth failures of the implied events are the request's fault: 400 M_INVALID_ROOM_STATE.
     """
@@ -220,7 +226,7 @@ async def create_room(
             rv,
             creator,
             _create_content(request, creator),
-            lambda _room_id: _following(request, creator, alias),
+            lambda _room_id: _following(request, creator, alias, profiles),
             room_id=room_id,
             is_public=request.visibility == "public",
         )

@@ -13,6 +13,7 @@ __all__ = [
     "select_alias",
     "select_aliases_for_room",
     "delete_alias",
+    "update_aliases_room",
     "insert_forgotten",
     "select_forgotten_room_ids",
     "select_is_forgotten",
@@ -25,6 +26,7 @@ INSERT_ALIAS = (
 SELECT_ALIAS = "SELECT alias, room_id, creator, created_ts FROM room_aliases WHERE alias = ?"
 SELECT_ALIASES_FOR_ROOM = "SELECT alias FROM room_aliases WHERE room_id = ? ORDER BY alias"
 DELETE_ALIAS = "DELETE FROM room_aliases WHERE alias = ?"
+UPDATE_ALIASES_ROOM = "UPDATE room_aliases SET room_id = ? WHERE room_id = ?"
 UPSERT_FORGOTTEN = (
     "INSERT INTO forgotten_rooms (user_id, room_id, member_event_id) VALUES (?, ?, ?)"
     " ON CONFLICT (user_id, room_id) DO UPDATE SET member_event_id = excluded.member_event_id"
@@ -73,6 +75,12 @@ async def select_aliases_for_room(conn: aiosqlite.Connection, room_id: str) -> l
 async def delete_alias(conn: aiosqlite.Connection, alias: str) -> bool:
     cur = await conn.execute(DELETE_ALIAS, (alias,))
     return cur.rowcount == 1
+
+
+async def update_aliases_room(conn: aiosqlite.Connection, old_room_id: str, new_room_id: str) -> int:
+    """Point every alias of old_room_id at new_room_id (room upgrades); returns how many."""
+    cur = await conn.execute(UPDATE_ALIASES_ROOM, (new_room_id, old_room_id))
+    return cur.rowcount
 
 
 async def insert_forgotten(

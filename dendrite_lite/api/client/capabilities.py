@@ -1,0 +1,40 @@
+"""Client-server API: capabilities (capabilities.yaml, client-server-api §Capabilities
+negotiation)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint, Response, jsonify
+
+from dendrite_lite.api.app import services
+from dendrite_lite.api.client.auth import authenticate
+from dendrite_lite.events.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS
+from dendrite_lite.users.profile import PROFILE_FIELDS
+
+__all__ = ["bp", "capabilities"]
+
+bp = Blueprint("client_capabilities", __name__)
+
+
+def capabilities() -> dict[str, Any]:
+    return {
+        "m.change_password": {"enabled": True},
+        "m.room_versions": {
+            "default": DEFAULT_ROOM_VERSION.identifier,
+            "available": {v: "stable" for v in KNOWN_ROOM_VERSIONS},
+        },
+        "m.set_displayname": {"enabled": True},
+        "m.set_avatar_url": {"enabled": True},
+        "m.profile_fields": {"enabled": True, "allowed": list(PROFILE_FIELDS)},
+        "m.3pid_changes": {"enabled": False},
+        "m.get_login_token": {"enabled": False},
+        "m.forget_forced_upon_leave": {"enabled": False},
+    }
+
+
+@bp.get("/_matrix/client/v3/capabilities")
+async def get_capabilities() -> Response:
+    """GET /_matrix/client/v3/capabilities"""
+    await authenticate(services(), allow_guest=True)
+    return jsonify({"capabilities": capabilities()})

@@ -1,0 +1,135 @@
+"""Client-server API: room aliases and the published room directory (directory.yaml,
+list_public_rooms.yaml)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint, Response, jsonify, request
+
+from dendrite_lite.api.app import services
+from dendrite_lite.api.client.auth import authenticate
+from dendrite_lite.api.errors import json_body
+from dendrite_lite.errors import Errcode, MatrixError
+from dendrite_lite.rooms import aliases, directory
+
+__all__ = ["bp"]
+
+bp = Blueprint("client_directory", __name__)
+
+_V3 = "/_matrix/client/v3"
+
+
+@bp.put(f"{_V3}/directory/room/<room_alias>")
+async def put_alias(room_alias: str) -> Response:
+    """PUT /_matrix/client/v3/directory/room/{roomAlias}"""
+    svc = services()
+    requester = await authenticate(svc)
+    room_id = (await json_body()).get("room_id")
+    if not isinstance(room_id, str) or not room_id.startswith("!"):
+        raise MatrixError(Errcode.BAD_JSON if room_id is not None else Errcode.MISSING_PARAM, "room_id (a room id) is required")
+    await aliases.create_alias(
+        svc.storage, server_name=svc.config.server.server_name,
+        requester=requester.user_id, alias=room_alias, room_id=room_id,
+    )
+    return jsonify({})
+
+
+@bp.get(f"{_V3}/directory/room/<room_alias>")
+async def get_alias(room_alias: str) -> Response:
+    """GET /_matrix/client/v3/directory/room/{roomAlias}"""
+    svc = services()
+    room_id, servers = await aliases.resolve_alias(
+        svc.storage, server_name=svc.config.server.server_name, alias=room_alias
+    )
+    return jsonify({"room_id": room_id, "servers": servers})
+
+
+@bp.delete(f"{_V3}/directory/room/<room_alias>")
+async def delete_alias(room_alias: str) -> Response:
+    """DELETE /_matrix/client/v3/directory/room/{roomAlias}"""
+    svc = services()
+    requester = await authenticate(svc)
+    await aliases.delete_alias(
+        svc.storage, svc.pipeline, server_name=svc.config.server.server_name,
+        requester=requester.user_id, is_admin=requester.is_admin, alias=room_alias,
+    )
+    return jsonify({})
+
+
+@bp.get(f"{_V3}/rooms/<room_id>/aliases")
+async def get_room_aliases(room_id: str) -> Response:
+    """GET /_matrix/client/v3/rooms/{roomId}/aliases"""
+    svc = services()
+    requester = await authenticate(svc)
+    found = await aliases.local_aliases(svc.storage, requester=requester.user_id, room_id=room_id)
+    return jsonify({"aliases": found})
+
+
+@bp.get(f"{_V3}/directory/list/room/<room_id>")
+async def get_directory_visibility(room_id: str) -> Response:
+    """GET /_matrix/client/v3/directory/list/room/{roomId}"""
+    return jsonify({"visibility": await directory.get_visibility(services().storage, room_id)})
+
+
+@bp.put(f"{_V3}/directory/list/room/<room_id>")
+async def put_directory_visibility(room_id: str) -> Response:
+    """PUT /_matrix/client/v3/directory/list/room/{roomId}"""
+    svc = services()
+    requester = await authenticate(svc)
+    visibility = (await json_body(allow_empty=True)).get("visibility", "public")
+    await directory.set_visibility(
+        svc.storage, requester=requester.user_id, room_id=room_id, visibility=visibility
+    )
+    return jsonify({})
+
+
+def _int_param(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise MatrixError(Errcode.INVALID_PARAM, f"{name} must be an integer") from None
+
+
+def _check_server() -> None:
+    server = request.args.get("server")
+    if server is not None and server != services().config.server.server_name:
+        # NOTSPEC: other servers' directories need federation (a later issue).
+        raise MatrixError(Errcode.NOT_FOUND, f"Cannot list the room directory of {server}")
+
+
+@bp.get(f"{_V3}/publicRooms")
+async def get_public_rooms() -> Response:
+    """GET /_matrix/client/v3/publicRooms"""
+    _check_server()
+    query = directory.PublicRoomsQuery(
+        limit=_int_param(request.args.get("limit"), "limit"), since=request.args.get("since")
+    )
+    return jsonify(await directory.list_public_rooms(services().storage, query))
+
+
+@bp.post(f"{_V3}/publicRooms")
+async def post_public_rooms() -> Response:
+    """POST /_matrix/client/v3/publicRooms"""
+    await authenticate(services())
+    _check_server()
+    body = await json_body(allow_empty=True)
+    flt = body.get("filter") or {}
+    if not isinstance(flt, dict):
+        raise MatrixError(Errcode.BAD_JSON, "filter must be an object")
+    search = flt.get("generic_search_term")
+    types = flt.get("room_types")
+    if (search is not None and not isinstance(search, str)) or (
+        types is not None and not isinstance(types, list)
+    ):
+        raise MatrixError(Errcode.BAD_JSON, "invalid filter")
+    since = body.get("since")
+    query = directory.PublicRoomsQuery(
+        limit=_int_param(body.get("limit"), "limit"),
+        since=since if isinstance(since, str) else None,
+        search=search,
+        room_types=tuple(types) if types is not None else None,
+    )
+    return jsonify(await directory.list_public_rooms(services().storage, query))

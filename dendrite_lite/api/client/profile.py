@@ -1,0 +1,56 @@
+"""Client-server API: profiles (profile.yaml)."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response, jsonify
+
+from dendrite_lite.api.app import services
+from dendrite_lite.api.client.auth import authenticate
+from dendrite_lite.api.errors import json_body
+from dendrite_lite.errors import Errcode, MatrixError
+from dendrite_lite.users import profile
+
+__all__ = ["bp"]
+
+bp = Blueprint("client_profile", __name__)
+
+_PROFILE = "/_matrix/client/v3/profile/<user_id>"
+
+
+@bp.get(_PROFILE)
+async def get_profile(user_id: str) -> Response:
+    """GET /_matrix/client/v3/profile/{userId}"""
+    return jsonify((await profile.get_profile(services().storage, user_id)).to_json())
+
+
+@bp.get(f"{_PROFILE}/<key>")
+async def get_profile_field(user_id: str, key: str) -> Response:
+    """GET /_matrix/client/v3/profile/{userId}/{keyName}"""
+    return jsonify(await profile.get_profile_field(services().storage, user_id, key))
+
+
+@bp.put(f"{_PROFILE}/<key>")
+async def put_profile_field(user_id: str, key: str) -> Response:
+    """PUT /_matrix/client/v3/profile/{userId}/{keyName}"""
+    svc = services()
+    requester = await authenticate(svc)
+    body = await json_body()
+    if key not in body:
+        raise MatrixError(Errcode.MISSING_PARAM, f"The body must contain {key!r}")
+    await profile.set_profile_field(
+        svc.storage, svc.pipeline, requester=requester.user_id, user_id=user_id,
+        key=key, value=body[key],
+    )
+    return jsonify({})
+
+
+@bp.delete(f"{_PROFILE}/<key>")
+async def delete_profile_field(user_id: str, key: str) -> Response:
+    """DELETE /_matrix/client/v3/profile/{userId}/{keyName}"""
+    svc = services()
+    requester = await authenticate(svc)
+    await profile.set_profile_field(
+        svc.storage, svc.pipeline, requester=requester.user_id, user_id=user_id,
+        key=key, value=None,
+    )
+    return jsonify({})

@@ -1,0 +1,92 @@
+"""Client-server API: sending and reading room events (room_send.yaml, room_state.yaml,
+rooms.yaml state/event, redaction.yaml)."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response, jsonify, request
+
+from dendrite_lite.api.app import services
+from dendrite_lite.api.client.auth import authenticate
+from dendrite_lite.api.errors import json_body
+from dendrite_lite.errors import Errcode, MatrixError
+from dendrite_lite.rooms.room_events import RoomEventsService
+
+__all__ = ["bp"]
+
+bp = Blueprint("client_room_events", __name__)
+
+_ROOM = "/_matrix/client/v3/rooms/<room_id>"
+
+
+def _service() -> RoomEventsService:
+    svc = services()
+    return RoomEventsService(
+        svc.storage, svc.pipeline, svc.config.server.server_name, svc.ratelimits.send_user
+    )
+
+
+@bp.put(f"{_ROOM}/send/<event_type>/<txn_id>")
+async def put_send(room_id: str, event_type: str, txn_id: str) -> Response:
+    """PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}"""
+    requester = await authenticate(services())
+    event_id = await _service().send(
+        user_id=requester.user_id, device_id=requester.device_id, room_id=room_id,
+        event_type=event_type, txn_id=txn_id, content=await json_body(),
+    )
+    return jsonify({"event_id": event_id})
+
+
+@bp.put(f"{_ROOM}/state/<event_type>", defaults={"state_key": ""})
+@bp.put(f"{_ROOM}/state/<event_type>/<path:state_key>")
+async def put_state(room_id: str, event_type: str, state_key: str) -> Response:
+    """PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}"""
+    requester = await authenticate(services())
+    event_id = await _service().set_state(
+        user_id=requester.user_id, room_id=room_id, event_type=event_type,
+        state_key=state_key, content=await json_body(),
+    )
+    return jsonify({"event_id": event_id})
+
+
+@bp.get(f"{_ROOM}/state/<event_type>", defaults={"state_key": ""})
+@bp.get(f"{_ROOM}/state/<event_type>/<path:state_key>")
+async def get_state_event(room_id: str, event_type: str, state_key: str) -> Response:
+    """GET /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}"""
+    requester = await authenticate(services())
+    fmt = request.args.get("format", "content")
+    if fmt not in ("content", "event"):
+        raise MatrixError(Errcode.INVALID_PARAM, "format must be 'content' or 'event'")
+    body = await _service().get_state_event(
+        user_id=requester.user_id, room_id=room_id, event_type=event_type,
+        state_key=state_key, as_event=fmt == "event",
+    )
+    return jsonify(body)
+
+
+@bp.get(f"{_ROOM}/state")
+async def get_state(room_id: str) -> Response:
+    """GET /_matrix/client/v3/rooms/{roomId}/state"""
+    requester = await authenticate(services())
+    return jsonify(await _service().get_state(user_id=requester.user_id, room_id=room_id))
+
+
+@bp.get(f"{_ROOM}/event/<event_id>")
+async def get_event(room_id: str, event_id: str) -> Response:
+    """GET /_matrix/client/v3/rooms/{roomId}/event/{eventId}"""
+    requester = await authenticate(services())
+    body = await _service().get_event(
+        user_id=requester.user_id, device_id=requester.device_id, room_id=room_id, event_id=event_id
+    )
+    return jsonify(body)
+
+
+@bp.put(f"{_ROOM}/redact/<event_id>/<txn_id>")
+async def put_redact(room_id: str, event_id: str, txn_id: str) -> Response:
+    """PUT /_matrix/client/v3/rooms/{roomId}/redact/{eventId}/{txnId}"""
+    requester = await authenticate(services())
+    body = await json_body(allow_empty=True)
+    redaction_id = await _service().redact(
+        user_id=requester.user_id, device_id=requester.device_id, room_id=room_id,
+        event_id=event_id, txn_id=txn_id, reason=body.get("reason"),
+    )
+    return jsonify({"event_id": redaction_id})

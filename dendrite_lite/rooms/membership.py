@@ -1,0 +1,247 @@
+"""Room membership for local users: join, invite, leave, kick, ban, unban, forget and the
+membership reads (client-server-api §Room membership; joining/inviting/leaving/kicking/banning.yaml).
+
+Every change is an m.room.member event through the pipeline, so the auth rules decide (403
+M_FORBIDDEN with the failing rule). The checks here are the ones the auth rules cannot make,
+e.g. that an unban target is actually banned (a "leave" event would otherwise kick them).
+Join and invite events carry the user's displayname/avatar_url (§Profiles).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+
+from dendrite_lite.errors import Errcode, MatrixError
+from dendrite_lite.events.ids import is_valid_user_id, server_name_of
+from dendrite_lite.rooms.access import MEMBER, load_current, load_readable
+from dendrite_lite.rooms.aliases import alias_from_localpart, alias_is_free, resolve_alias
+from dendrite_lite.rooms.creation import CreateRoomRequest, create_room
+from dendrite_lite.rooms.pipeline import EventSpec, PersistedEvent, RoomPipeline
+from dendrite_lite.storage import Storage
+from dendrite_lite.storage import accounts as accounts_table
+from dendrite_lite.storage import aliases as aliases_table
+from dendrite_lite.storage import events as events_table
+from dendrite_lite.storage import state as state_table
+from dendrite_lite.storage.events import StoredEvent
+from dendrite_lite.users.profile import member_profile_content
+
+__all__ = [
+    "MembershipService",
+    "MEMBERSHIPS",
+    "parse_target_user",
+]
+
+MEMBERSHIPS = ("join", "invite", "knock", "leave", "ban")
+
+
+def parse_target_user(body: Mapping[str, Any]) -> str:
+    """The `user_id` of an invite/kick/ban/unban body: 400 M_MISSING_PARAM / M_INVALID_PARAM."""
+    user_id = body.get("user_id")
+    if user_id is None:
+        raise MatrixError(Errcode.MISSING_PARAM, "user_id is required")
+    if not is_valid_user_id(user_id):
+        raise MatrixError(Errcode.INVALID_PARAM, f"{user_id!r} is not a valid user id")
+    return str(user_id)
+
+
+def _reason(reason: Any) -> dict[str, Any]:
+    if reason is None:
+        return {}
+    if not isinstance(reason, str):
+        raise MatrixError(Errcode.BAD_JSON, "reason must be a string")
+    return {"reason": reason}
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipService:
+    storage: Storage
+    pipeline: RoomPipeline
+    server_name: str
+
+    async def _send(self, room_id: str, sender: str, target: str, content: dict[str, Any]) -> PersistedEvent:
+        return await self.pipeline.send(room_id, EventSpec(sender, MEMBER, content, target))
+
+    async def _target_membership(self, room_id: str, target: str) -> str | None:
+        room = await load_current(self.storage, room_id, [(MEMBER, target)])
+        return room.membership(target)
+
+    # --- changes -------------------------------------------------------------------------------
+    async def create_room(self, creator: str, request: CreateRoomRequest) -> tuple[str, str | None]:
+        """POST /createRoom: (room_id, alias). room_alias_name becomes #name:server, reserved
+        here: taken -> 400 M_ROOM_IN_USE, malformed -> 400 M_INVALID_PARAM."""
+        alias = None
+        if request.room_alias_name is not None:
+            alias = alias_from_localpart(request.room_alias_name, self.server_name)
+            if not await alias_is_free(self.storage, alias):
+                raise MatrixError(Errcode.ROOM_IN_USE, f"Room alias {alias} already taken")
+        for invitee in request.invite:
+            if not is_valid_user_id(invitee):
+                raise MatrixError(Errcode.INVALID_PARAM, f"{invitee!r} is not a valid user id")
+        profiles = {
+            user: await member_profile_content(self.storage, user)
+            for user in (creator, *request.invite)
+            if server_name_of(user) == self.server_name
+        }
+        room_id, _ = await create_room(
+            self.pipeline,
+            server_name=self.server_name,
+            creator=creator,
+            request=request,
+            alias=alias,
+            profiles=profiles,
+        )
+        if alias is not None:
+            now = int(time.time() * 1000)
+            inserted = await self.storage.db.write(
+                lambda c: aliases_table.insert_alias(c, alias, room_id, creator, now)
+            )
+            if not inserted:
+                # Lost a race for the alias between the check and now: the room exists, its
+                # canonical alias points at a name another room took. Say so rather than hide it.
+                raise MatrixError(Errcode.ROOM_IN_USE, f"Room alias {alias} was taken meanwhile")
+        return room_id, alias
+
+    async def join(self, user_id: str, room_id_or_alias: str, *, reason: Any = None) -> str:
+        """POST /join/{roomIdOrAlias} and /rooms/{roomId}/join; returns the room id."""
+        room_id = room_id_or_alias
+        if room_id_or_alias.startswith("#"):
+            room_id, _ = await resolve_alias(
+                self.storage, server_name=self.server_name, alias=room_id_or_alias
+            )
+        elif not room_id_or_alias.startswith("!"):
+            raise MatrixError(Errcode.INVALID_PARAM, f"{room_id_or_alias!r} is not a room id or alias")
+        content = {"membership": "join", **_reason(reason)}
+        content.update(await member_profile_content(self.storage, user_id))
+        try:
+            room = await load_current(self.storage, room_id, [(MEMBER, user_id)])
+        except MatrixError as e:
+            if e.errcode == Errcode.NOT_FOUND:
+                # NOTSPEC: joining rooms this server is not in needs federation (a later issue).
+                raise MatrixError(
+                    Errcode.NOT_FOUND, f"Room {room_id} is not known to this server"
+                ) from None
+            raise
+        current = room.get(MEMBER, user_id)
+        # Joining again with nothing new would only add noise to everyone's timeline.
+        if current is not None and current.membership == "join" and dict(current.content) == content:
+            return room_id
+        await self._send(room_id, user_id, user_id, content)
+        return room_id
+
+    async def invite(self, sender: str, room_id: str, target: str, *, reason: Any = None) -> None:
+        if server_name_of(target) != self.server_name:
+            # NOTSPEC: an invite to another server must go through federation /invite first.
+            raise MatrixError(Errcode.FORBIDDEN, "Inviting users on other servers is not supported yet")
+        account = await self.storage.db.read(lambda c: accounts_table.select_account(c, target))
+        if account is None or account.deactivated:
+            raise MatrixError(Errcode.NOT_FOUND, f"Unknown user {target}")
+        content = {"membership": "invite", **_reason(reason)}
+        content.update(await member_profile_content(self.storage, target))
+        await self._send(room_id, sender, target, content)
+
+    async def leave(self, user_id: str, room_id: str, *, reason: Any = None) -> None:
+        await self._send(room_id, user_id, user_id, {"membership": "leave", **_reason(reason)})
+
+    async def kick(self, sender: str, room_id: str, target: str, *, reason: Any = None) -> None:
+        if await self._target_membership(room_id, target) not in ("join", "invite", "knock"):
+            raise MatrixError(Errcode.FORBIDDEN, f"{target} is not in the room")
+        await self._send(room_id, sender, target, {"membership": "leave", **_reason(reason)})
+
+    async def ban(self, sender: str, room_id: str, target: str, *, reason: Any = None) -> None:
+        await self._send(room_id, sender, target, {"membership": "ban", **_reason(reason)})
+
+    async def unban(self, sender: str, room_id: str, target: str, *, reason: Any = None) -> None:
+        if await self._target_membership(room_id, target) != "ban":
+            raise MatrixError(Errcode.FORBIDDEN, f"{target} is not banned")
+        await self._send(room_id, sender, target, {"membership": "leave", **_reason(reason)})
+
+    async def forget(self, user_id: str, room_id: str) -> None:
+        """POST /rooms/{roomId}/forget: only once left (400 M_UNKNOWN while in the room)."""
+        room = await load_current(self.storage, room_id, [(MEMBER, user_id)])
+        member_id = room.state.get((MEMBER, user_id))
+        membership = room.membership(user_id)
+        if membership in ("join", "invite", "knock"):
+            raise MatrixError(Errcode.UNKNOWN, f"User {user_id} is in room {room_id}", status=400)
+        if member_id is None:
+            return  # never a member: nothing to forget
+        await self.storage.db.write(
+            lambda c: aliases_table.insert_forgotten(c, user_id, room_id, member_id)
+        )
+
+    # --- reads ---------------------------------------------------------------------------------
+    async def joined_rooms(self, user_id: str) -> list[str]:
+        return await self.storage.db.read(
+            lambda c: state_table.select_room_ids_for_user(c, user_id, "join")
+        )
+
+    async def members(
+        self,
+        user_id: str,
+        room_id: str,
+        *,
+        at: int | None = None,
+        membership: str | None = None,
+        not_membership: str | None = None,
+    ) -> list[StoredEvent]:
+        """GET /rooms/{roomId}/members: member events of the state the user may read, or of the
+        state at stream position `at` if that is earlier. `membership`/`not_membership` combine
+        as "is X or is not Y" (rooms.yaml)."""
+        room = await load_readable(self.storage, user_id, room_id, None)
+        state = room.state
+        events = room.events
+        # A user who left may look at most as far as their leave event.
+        limit = None if room.is_current else room.events[state[(MEMBER, user_id)]].stream_ordering
+        if at is not None and (limit is None or at < limit):
+            state, events = await self.storage.db.read(lambda c: _member_state_at(c, room_id, at))
+        out = []
+        for (event_type, _), event_id in sorted(state.items()):
+            stored = events.get(event_id)
+            if event_type != MEMBER or stored is None:
+                continue
+            value = stored.event.membership
+            if membership is None and not_membership is None:
+                keep = True
+            else:
+                keep = (membership is not None and value == membership) or (
+                    not_membership is not None and value != not_membership
+                )
+            if keep:
+                out.append(stored)
+        return out
+
+    async def joined_members(self, user_id: str, room_id: str) -> dict[str, dict[str, str]]:
+        """GET /rooms/{roomId}/joined_members: the requester must be joined (403 otherwise)."""
+        room = await load_current(self.storage, room_id, None)
+        if room.membership(user_id) != "join":
+            raise MatrixError(Errcode.FORBIDDEN, f"You aren't a member of {room_id}")
+        joined: dict[str, dict[str, str]] = {}
+        for (event_type, state_key), event_id in sorted(room.state.items()):
+            stored = room.events.get(event_id)
+            if event_type != MEMBER or stored is None or stored.event.membership != "join":
+                continue
+            info: dict[str, str] = {}
+            for src, dst in (("displayname", "display_name"), ("avatar_url", "avatar_url")):
+                value = stored.event.content.get(src)
+                if isinstance(value, str):
+                    info[dst] = value
+            joined[state_key] = info
+        return joined
+
+
+
+async def _member_state_at(
+    conn: aiosqlite.Connection, room_id: str, position: int
+) -> tuple[dict[tuple[str, str], str], dict[str, StoredEvent]]:
+    """The room's state after its last event at or before stream `position`, members loaded."""
+    latest = await events_table.select_room_events(
+        conn, room_id, before=position + 1, limit=1, backwards=True
+    )
+    group = latest[0].state_group if latest else None
+    ids = await state_table.select_state_group(conn, group) if group is not None else {}
+    members = await events_table.select_events(conn, [e for (t, _), e in ids.items() if t == MEMBER])
+    return ids, members

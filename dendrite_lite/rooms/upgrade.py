@@ -1,0 +1,188 @@
+"""POST /rooms/{roomId}/upgrade (modules/room_upgrades.md §Server behaviour, room_upgrades.yaml).
+
+1. the requester must be joined and allowed to send m.room.tombstone in the old room;
+2. the replacement room's create event carries `predecessor` and the old room's `type`;
+3. transferable state is copied (power levels, join rules, history visibility, guest access,
+   name, topic, avatar, encryption, server ACL), members are not;
+4. local aliases move to the new room, and the canonical alias with them;
+5. the old room gets the tombstone, then power levels that stop ordinary sending and inviting.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dendrite_lite.errors import Errcode, MatrixError
+from dendrite_lite.events.ids import is_valid_user_id
+from dendrite_lite.events.room_versions import RoomVersion, UnsupportedRoomVersion, get_room_version
+from dendrite_lite.rooms.access import RoomSnapshot, load_current
+from dendrite_lite.rooms.pipeline import EventSpec, RoomPipeline
+from dendrite_lite.storage import Storage
+from dendrite_lite.storage import aliases as aliases_table
+from dendrite_lite.storage import events as events_table
+from dendrite_lite.storage import rooms as rooms_table
+from dendrite_lite.users.profile import member_profile_content
+
+__all__ = ["UpgradeRequest", "parse_upgrade", "upgrade_room", "TRANSFERRED_STATE"]
+
+log = logging.getLogger(__name__)
+
+TOMBSTONE = "m.room.tombstone"
+POWER_LEVELS = "m.room.power_levels"
+# After the power levels (which the creator needs first), in this order.
+TRANSFERRED_STATE = (
+    "m.room.join_rules",
+    "m.room.history_visibility",
+    "m.room.guest_access",
+    "m.room.name",
+    "m.room.topic",
+    "m.room.avatar",
+    "m.room.encryption",
+    "m.room.server_acl",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class UpgradeRequest:
+    new_version: RoomVersion
+    additional_creators: tuple[str, ...] = ()
+
+
+def parse_upgrade(body: dict[str, Any]) -> UpgradeRequest:
+    version = body.get("new_version")
+    if not isinstance(version, str):
+        raise MatrixError(Errcode.MISSING_PARAM if version is None else Errcode.BAD_JSON, "new_version (a string) is required")
+    try:
+        rv = get_room_version(version)
+    except UnsupportedRoomVersion:
+        raise MatrixError(
+            Errcode.UNSUPPORTED_ROOM_VERSION, "This server does not support that room version"
+        ) from None
+    extra = body.get("additional_creators", [])
+    if not isinstance(extra, list) or not all(is_valid_user_id(u) for u in extra):
+        raise MatrixError(Errcode.INVALID_PARAM, "additional_creators must be a list of user ids")
+    return UpgradeRequest(rv, tuple(dict.fromkeys(extra)) if rv.privileged_creators else ())
+
+
+def _new_power_levels(
+    old: RoomSnapshot, requester: str, creators: Sequence[str], rv: RoomVersion
+) -> dict[str, Any]:
+    event = old.get(POWER_LEVELS)
+    content = dict(event.content) if event is not None else {}
+    users = dict(content.get("users") or {})
+    if rv.privileged_creators:
+        for creator in creators:  # v12 creators are implicit and may not be listed
+            users.pop(creator, None)
+    else:
+        # The upgrader must be able to set the copied state up: at least admin, never less than
+        # they had (an infinite v12 creator level becomes 100).
+        level = old.power_level(requester)
+        users[requester] = max(100, int(level) if math.isfinite(level) else 100)
+    content["users"] = users
+    return content
+
+
+def _create_content(old: RoomSnapshot, req: UpgradeRequest, requester: str, last_event: str | None) -> dict[str, Any]:
+    rv = req.new_version
+    predecessor: dict[str, Any] = {"room_id": old.room_id}
+    if last_event is not None:
+        predecessor["event_id"] = last_event
+    content: dict[str, Any] = {"room_version": rv.identifier, "predecessor": predecessor}
+    old_create = old.get("m.room.create")
+    if old_create is not None and isinstance(old_create.content.get("type"), str):
+        content["type"] = old_create.content["type"]
+    if not rv.implicit_room_creator:
+        content["creator"] = requester
+    if req.additional_creators:
+        content["additional_creators"] = list(req.additional_creators)
+    return content
+
+
+async def upgrade_room(
+    storage: Storage,
+    pipeline: RoomPipeline,
+    *,
+    server_name: str,
+    requester: str,
+    room_id: str,
+    request: UpgradeRequest,
+) -> str:
+    """Upgrade `room_id`; returns the replacement room's id."""
+    old = await load_current(storage, room_id, None)
+    if old.membership(requester) != "join":
+        raise MatrixError(Errcode.FORBIDDEN, "You are not joined to this room")
+    previous = old.get(TOMBSTONE)
+    if previous is not None and previous.content.get("replacement_room"):
+        raise MatrixError(Errcode.BAD_STATE, "This room has already been upgraded")
+    if old.power_level(requester) < old.required_level(TOMBSTONE, ""):
+        raise MatrixError(Errcode.FORBIDDEN, "You cannot upgrade this room")
+    rv = request.new_version
+    extremities = await storage.db.read(lambda c: events_table.select_forward_extremities(c, room_id))
+    # v12 and later may omit predecessor.event_id (room_upgrades.md note, v1.16).
+    last = extremities[0][0] if extremities and not rv.room_id_is_create_event_hash else None
+    creators = [requester, *request.additional_creators]
+    create_content = _create_content(old, request, requester, last)
+    room = await storage.db.read(lambda c: rooms_table.select_room(c, room_id))
+    canonical = old.get("m.room.canonical_alias")
+    member = {"membership": "join", **await member_profile_content(storage, requester)}
+
+    def following(_new_room_id: str) -> list[EventSpec]:
+        specs = [
+            EventSpec(requester, "m.room.member", member, requester),
+            EventSpec(requester, POWER_LEVELS, _new_power_levels(old, requester, creators, rv), ""),
+        ]
+        for event_type in TRANSFERRED_STATE:
+            event = old.get(event_type)
+            if event is not None:
+                specs.append(EventSpec(requester, event_type, dict(event.content), ""))
+        if canonical is not None and canonical.content:
+            specs.append(EventSpec(requester, "m.room.canonical_alias", dict(canonical.content), ""))
+        return specs
+
+    new_room_id = None if rv.room_id_is_create_event_hash else f"!{secrets.token_urlsafe(18)}:{server_name}"
+    try:
+        new_room_id, _ = await pipeline.create_room(
+            rv, requester, create_content, following,
+            room_id=new_room_id, is_public=bool(room and room.is_public),
+        )
+    except MatrixError as e:
+        if e.errcode == Errcode.FORBIDDEN:
+            raise MatrixError(Errcode.FORBIDDEN, f"Cannot copy the room's state: {e.error}") from None
+        raise
+
+    async def move(conn: Any) -> None:
+        await aliases_table.update_aliases_room(conn, room_id, new_room_id)
+        if room is not None and room.is_public:
+            await rooms_table.update_room_public(conn, room_id, False)
+
+    await storage.db.write(move)
+    tombstone = {"body": "This room has been replaced", "replacement_room": new_room_id}
+    old_specs = [EventSpec(requester, TOMBSTONE, tombstone, "")]
+    if canonical is not None and canonical.content:
+        old_specs.append(EventSpec(requester, "m.room.canonical_alias", {}, ""))
+    await pipeline.send_events(room_id, old_specs)
+    await _restrict_old_room(pipeline, old, requester)
+    return new_room_id
+
+
+async def _restrict_old_room(pipeline: RoomPipeline, old: RoomSnapshot, requester: str) -> None:
+    """Stop ordinary members sending and inviting in the old room (step 6, "if possible")."""
+    event = old.get(POWER_LEVELS)
+    content = dict(event.content) if event is not None else {}
+    floor = max(50, _int(content.get("users_default")) + 1)
+    content["events_default"] = max(floor, _int(content.get("events_default")))
+    content["invite"] = max(floor, _int(content.get("invite")))
+    try:
+        await pipeline.send(old.room_id, EventSpec(requester, POWER_LEVELS, content, ""))
+    except MatrixError as e:
+        log.info("old room %s power levels not restricted after upgrade: %s", old.room_id, e)
+
+
+
+def _int(value: Any) -> int:
+    return value if type(value) is int else 0
