@@ -26,6 +26,7 @@ from quart import Blueprint, Quart
 from dendrite_lite.api import health
 from dendrite_lite.api.access_log import AccessLog
 from dendrite_lite.api.app import Services, create_app
+from dendrite_lite.api.admin import registration_tokens as admin_registration_tokens
 from dendrite_lite.api.admin import synapse_register
 from dendrite_lite.api.client import account, devices, login, register, versions
 from dendrite_lite.api.client import capabilities, directory, profile, room_events, rooms
@@ -68,6 +69,7 @@ _CLIENT_ONLY_BLUEPRINTS: tuple[Blueprint, ...] = (
     account.bp,
     devices.bp,
     synapse_register.bp,
+    admin_registration_tokens.bp,
     rooms.bp,
     room_events.bp,
     directory.bp,

@@ -19,7 +19,7 @@ from dendrite_lite.api.app import Services
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.users import sessions
 from dendrite_lite.users.sessions import Requester
-from dendrite_lite.users.uia import UiaSession
+from dendrite_lite.users.uia import PASSWORD, UiaSession
 
 __all__ = ["Requester", "authenticate", "access_token", "client_ip", "authenticate_with_password"]
 
@@ -78,6 +78,11 @@ async def authenticate_with_password(
     UIA session, to `svc.uia.finish()` once the operation succeeded, and the request's
     parameters merged with those sent earlier in the session."""
     requester = await authenticate(svc)
+    auth = body.get("auth")
+    if isinstance(auth, dict) and auth.get("type") == PASSWORD:
+        # A stolen access token must not become a password-guessing oracle: UIA password
+        # attempts share the account's login bucket.
+        svc.ratelimits.login_user.check(requester.user_id.lower())
     session, params = await svc.uia.verify_password_of(
         svc.storage, body, server_name=svc.config.server.server_name,
         user_id=requester.user_id, operation=operation,
