@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 from quart import Blueprint, Quart, current_app
+from quart.routing import QuartRule
 
 from dendrite_lite.api.cors import register_cors
 from dendrite_lite.api.errors import register_error_handlers
@@ -20,8 +21,17 @@ from dendrite_lite.config import Config
 from dendrite_lite.crypto.keys import ServerKey
 from dendrite_lite.ratelimit import RateLimits
 from dendrite_lite.rooms.pipeline import RoomPipeline
+from dendrite_lite.rooms.read_markers import ReadMarkersService
+from dendrite_lite.rooms.receipts import ReceiptsService
+from dendrite_lite.rooms.typing import TypingService
 from dendrite_lite.storage import Storage
+from dendrite_lite.rooms.history import HistoryService
+from dendrite_lite.sync.filter_store import FilterService
 from dendrite_lite.sync.notifier import Notifier
+from dendrite_lite.sync.service import SyncService
+from dendrite_lite.users.account_data import AccountDataService
+from dendrite_lite.users.presence import PresenceService
+from dendrite_lite.users.push_rules import PushRulesService
 from dendrite_lite.users.registration import SharedSecretNonces
 from dendrite_lite.users.uia import UiaSessions
 
@@ -44,10 +54,44 @@ class Services:
     # Wakes /sync; the pipeline notifies it after every commit (built by server.load_services).
     notifier: Notifier = field(default_factory=Notifier)
     pipeline: RoomPipeline = None  # type: ignore[assignment]  # always set by load_services
+    # Per-user data and ephemeral streams (always set by load_services).
+    account_data: AccountDataService = None  # type: ignore[assignment]
+    push_rules: PushRulesService = None  # type: ignore[assignment]
+    receipts: ReceiptsService = None  # type: ignore[assignment]
+    read_markers: ReadMarkersService = None  # type: ignore[assignment]
+    typing: TypingService = None  # type: ignore[assignment]
+    presence: PresenceService = None  # type: ignore[assignment]
+    # /sync, filters, /messages and /context (always set by load_services).
+    sync: SyncService = None  # type: ignore[assignment]
+    filters: FilterService = None  # type: ignore[assignment]
+    history: HistoryService = None  # type: ignore[assignment]
+
+
+class _LazyBuilderRule(QuartRule):
+    """A URL rule that compiles its URL *builder* on first use instead of when it is added.
+
+    Werkzeug compiles two builder functions per rule (for url_for), which costs most of the time
+    of building an app with hundreds of routes, and tests start hundreds of servers. We never
+    build URLs from rules, so the cost is deferred to a first use that never comes. If werkzeug
+    stops calling `_compile_builder`, this is simply never used.
+    """
+
+    def _compile_builder(self, *args: Any, **kwargs: Any) -> Any:
+        compiled: Any = None
+        compile_now = super()._compile_builder
+
+        def build(rule: Any, *a: Any, **kw: Any) -> Any:
+            nonlocal compiled
+            if compiled is None:
+                compiled = compile_now(*args, **kwargs)
+            return compiled(rule, *a, **kw)
+
+        return build
 
 
 def create_app(svc: Services, blueprints: Iterable[Blueprint], *, name: str = "dendrite_lite") -> Quart:
     app = Quart(name)
+    app.url_rule_class = _LazyBuilderRule
     # Exceptions are always rendered as Matrix errors, never re-raised into Hypercorn.
     app.config["PROPAGATE_EXCEPTIONS"] = False
     app.config["JSON_SORT_KEYS"] = False

@@ -17,7 +17,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
@@ -34,6 +34,9 @@ from dendrite_lite.storage import rooms as rooms_table
 from dendrite_lite.storage import state as state_table
 from dendrite_lite.storage.events import StoredEvent
 from dendrite_lite.sync.notifier import Notifier
+
+if TYPE_CHECKING:
+    from dendrite_lite.rooms.notifications import PersistHook
 
 __all__ = ["EventSpec", "RoomPipeline", "PersistedEvent"]
 
@@ -99,11 +102,15 @@ class RoomPipeline:
         key: ServerKey,
         notifier: Notifier,
         clock: Callable[[], float] = time.time,
+        persist_hooks: Sequence[PersistHook] = (),
     ) -> None:
         self._storage = storage
         self._server_name = server_name
         self._key = key
         self._notifier = notifier
+        # Called with the built batch before it is persisted; what they return runs inside the
+        # batch's write transaction (push actions for unread counts: rooms/notifications.py).
+        self._persist_hooks = list(persist_hooks)
         self._clock = clock
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
@@ -189,9 +196,17 @@ class RoomPipeline:
 
             persisted: list[PersistedEvent] = []
             if built:
-                persisted = await self._storage.db.write(
-                    lambda conn: self._persist(conn, room_id, head.state_group, built, txns)
-                )
+                in_txn = [
+                    w for hook in self._persist_hooks if (w := await hook(room_id, built)) is not None
+                ]
+
+                async def persist(conn: aiosqlite.Connection) -> list[PersistedEvent]:
+                    out = await self._persist(conn, room_id, head.state_group, built, txns)
+                    for write in in_txn:
+                        await write(conn, [(p.event, p.stream_ordering) for p in out])
+                    return out
+
+                persisted = await self._storage.db.write(persist)
             fresh = iter(persisted)
             out = [r if r is not None else next(fresh) for r in results]
         if persisted:

@@ -17,7 +17,7 @@ import aiosqlite
 __all__ = [
     "insert_push_actions",
     "select_unread_counts",
-    "select_joined_members_with_names",
+    "select_push_context",
     "select_push_rule_documents",
 ]
 
@@ -56,19 +56,27 @@ async def select_unread_counts(
     return out
 
 
-async def select_joined_members_with_names(
+async def select_push_context(
     conn: aiosqlite.Connection, room_id: str
-) -> list[tuple[str, str | None]]:
-    """(user_id, displayname) of the room's joined members, from the current state."""
+) -> tuple[list[tuple[str, str | None]], dict[str, tuple[str, str]]]:
+    """What evaluating push rules in a room needs from its current state, in one query:
+    ([(joined user_id, displayname)], {"m.room.create"/"m.room.power_levels": (json, version)})."""
     sql = (
-        "SELECT cs.state_key, json_extract(e.json, '$.content.displayname') FROM current_state cs"
-        " JOIN events e ON e.event_id = cs.event_id"
-        " WHERE cs.room_id = ? AND cs.type = 'm.room.member' AND cs.membership = 'join'"
+        "SELECT cs.type, cs.state_key, CASE WHEN cs.type = 'm.room.member'"
+        " THEN json_extract(e.json, '$.content.displayname') ELSE e.json END, e.room_version"
+        " FROM current_state cs JOIN events e ON e.event_id = cs.event_id WHERE cs.room_id = ?"
+        " AND ((cs.type = 'm.room.member' AND cs.membership = 'join')"
+        " OR (cs.type IN ('m.room.create', 'm.room.power_levels') AND cs.state_key = ''))"
     )
+    members: list[tuple[str, str | None]] = []
+    others: dict[str, tuple[str, str]] = {}
     async with conn.execute(sql, (room_id,)) as cur:
-        return [
-            (r[0], r[1] if isinstance(r[1], str) else None) for r in await cur.fetchall()
-        ]
+        for row in await cur.fetchall():
+            if row[0] == "m.room.member":
+                members.append((row[1], row[2] if isinstance(row[2], str) else None))
+            else:
+                others[row[0]] = (row[2], row[3])
+    return members, others
 
 
 async def select_push_rule_documents(

@@ -169,3 +169,30 @@ async def test_invite_and_leave_sections(srv: RunningServer) -> None:
     assert room not in (await sync(bob))["rooms"]["leave"]
     with_leave = await sync(bob, filter={"room": {"include_leave": True}})
     assert room in with_leave["rooms"]["leave"]
+
+
+async def test_unread_counts_rise_and_reset_with_receipt(srv: RunningServer) -> None:
+    alice = await _user(srv, "alice")
+    bob = await _user(srv, "bob")
+    carol = await _user(srv, "carol")
+    room = await create_room(alice, preset="public_chat")
+    await join(bob, room)
+    await join(carol, room)  # 3 members: .m.rule.message notifies
+    since = (await sync(bob))["next_batch"]
+    await send(alice, room, "one")
+    last = await send(alice, room, f"hey {bob.user_id}")  # mentions bob's user id in the body
+    body = await sync(bob, since=since)
+    counts = body["rooms"]["join"][room]["unread_notifications"]
+    assert counts["notification_count"] == 2
+    # The sender's own messages never count for her.
+    alice_counts = (await sync(alice))["rooms"]["join"][room]["unread_notifications"]
+    assert alice_counts == {"notification_count": 0, "highlight_count": 0}
+    resp = await bob.post(f"/rooms/{room}/receipt/m.read/{last}", {})
+    assert resp.status_code == 200, resp.text
+    after = await sync(bob, since=body["next_batch"])
+    assert after["rooms"]["join"][room]["unread_notifications"]["notification_count"] == 0
+    receipts = [e for e in after["rooms"]["join"][room]["ephemeral"]["events"] if e["type"] == "m.receipt"]
+    assert receipts and last in receipts[0]["content"]
+    await send(alice, room, "three")
+    again = await sync(bob, since=after["next_batch"])
+    assert again["rooms"]["join"][room]["unread_notifications"]["notification_count"] == 1

@@ -1,0 +1,105 @@
+"""Unread notification counts from push rules (modules/push.md §Receiving notifications).
+
+Every event a room receives is evaluated against the push rules of every local member (and of
+the local target of an invite, for .m.rule.invite_for_me); each "notify" becomes a row in
+event_push_actions, written in the SAME transaction as the event, so the /sync woken by that
+commit already counts it. /sync's unread_notifications counts the rows after the user's read
+receipt (storage.notifications.select_unread_counts).
+
+The pipeline calls `prepare(room_id, events)` before persisting a batch: it reads the room's
+members, their push rule documents and the power levels in one query, evaluates outside the
+writer, and returns the function the pipeline runs inside its write transaction once the events
+have their stream positions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import aiosqlite
+
+from dendrite_lite.events.event import Event
+from dendrite_lite.events.pdu import client_format
+from dendrite_lite.events.power_levels import user_power_level
+from dendrite_lite.events.room_versions import get_room_version
+from dendrite_lite.push.evaluator import compiled_for_user, evaluate, prepare_event
+from dendrite_lite.storage import Storage
+from dendrite_lite.storage import notifications as table
+
+try:  # same optional speed-up as storage.events
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover - depends on the install
+    from json import loads as _loads
+
+__all__ = ["NotificationCounter", "PersistHook"]
+
+# (conn, [(event, stream_ordering)]) -> writes inside the event's transaction
+InTxn = Callable[[aiosqlite.Connection, Sequence[tuple[Event, int]]], Awaitable[None]]
+PersistHook = Callable[[str, Sequence[Event]], Awaitable[InTxn | None]]
+
+
+class NotificationCounter:
+    def __init__(self, storage: Storage, server_name: str) -> None:
+        self._storage = storage
+        self._suffix = ":" + server_name
+
+    async def prepare(self, room_id: str, events: Sequence[Event]) -> InTxn | None:
+        """Evaluate push rules for `events` (about to be persisted in `room_id`)."""
+        invitees = [
+            e.state_key for e in events
+            if e.type == "m.room.member" and e.membership == "invite"
+            and e.state_key and e.state_key.endswith(self._suffix)
+        ]
+
+        async def load(conn: aiosqlite.Connection) -> tuple[Any, Any, dict[str, Any]]:
+            members, others = await table.select_push_context(conn, room_id)
+            local = [u for u, _ in members if u.endswith(self._suffix)] + invitees
+            docs = await table.select_push_rule_documents(conn, local) if local else {}
+            return members, others, docs
+
+        members, others, docs = await self._storage.db.read(load)
+        names = dict(members)
+        targets = [(u, n) for u, n in members if u.endswith(self._suffix)]
+        targets += [(u, None) for u in invitees if u not in names]
+        if not targets:
+            return None
+        create = _event(others.get("m.room.create"))
+        levels = _event(others.get("m.room.power_levels"))
+        levels_content = dict(levels.content) if levels is not None else None
+        member_count = len(members)
+        # (index in batch, user, highlight)
+        hits: list[tuple[int, str, bool]] = []
+        for i, event in enumerate(events):
+            prepared = prepare_event(client_format(event))
+            sender_level = user_power_level(event.sender, levels, create) if create else 0
+            for user_id, name in targets:
+                if user_id == event.sender:
+                    continue
+                actions = evaluate(
+                    compiled_for_user(user_id, docs.get(user_id, {})),
+                    prepared,
+                    user_id=user_id,
+                    display_name=name,
+                    room_member_count=member_count,
+                    sender_power_level=sender_level,
+                    power_levels_content=levels_content,
+                )
+                if actions.notify:
+                    hits.append((i, user_id, actions.highlight))
+        if not hits:
+            return None
+
+        async def write(conn: aiosqlite.Connection, persisted: Sequence[tuple[Event, int]]) -> None:
+            await table.insert_push_actions(
+                conn, [(u, room_id, persisted[i][1], h) for i, u, h in hits]
+            )
+
+        return write
+
+
+def _event(row: tuple[str, str] | None) -> Event | None:
+    if row is None:
+        return None
+    pdu = _loads(row[0])
+    return Event(pdu, get_room_version(row[1]), "", room_id=pdu.get("room_id"))
