@@ -143,6 +143,22 @@ async def test_tls_files_mode_needs_paths(start_server: StartServer) -> None:
         await start_server({"tls.mode": "files"})
 
 
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
+async def test_tls_files_must_load(start_server: StartServer, tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    cert_a, _ = _self_signed(tmp_path / "a")
+    _, key_b = _self_signed(tmp_path / "b")
+    with pytest.raises(StartupError, match="cannot load tls.cert_path"):
+        await start_server(
+            {"tls.mode": "files", "tls.cert_path": cert_a, "tls.key_path": key_b}
+        )
+    with pytest.raises(StartupError, match="cannot load tls.cert_path"):
+        await start_server(
+            {"tls.mode": "files", "tls.cert_path": tmp_path / "none.pem", "tls.key_path": key_b}
+        )
+
+
 RUN_SCRIPT = textwrap.dedent(
     """
     import sys
