@@ -19,7 +19,7 @@ import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
@@ -32,6 +32,11 @@ from dendrite_lite.api.admin import registration_tokens as admin_registration_to
 from dendrite_lite.api.admin import synapse_register
 from dendrite_lite.api.client import account, devices, login, register, versions
 from dendrite_lite.api.client import capabilities, directory, profile, room_events, rooms
+from dendrite_lite.api.client import account_data as account_data_api
+from dendrite_lite.api.client import misc, presence, pushrules, read_markers, receipts, tags, typing
+from dendrite_lite.api.client import filters as filters_api
+from dendrite_lite.api.client import messages as messages_api
+from dendrite_lite.api.client import sync as sync_api
 from dendrite_lite.api.federation import keys as federation_keys
 from dendrite_lite.api.federation import version as federation_version
 from dendrite_lite.api.wellknown import matrix as wellknown_matrix
@@ -40,8 +45,18 @@ from dendrite_lite.crypto.keys import KeyFileError, ServerKey, load_signing_key
 from dendrite_lite.logging_setup import configure_logging
 from dendrite_lite.ratelimit import RateLimits
 from dendrite_lite.rooms.pipeline import RoomPipeline
+from dendrite_lite.rooms.read_markers import ReadMarkersService
+from dendrite_lite.rooms.receipts import ReceiptsService
+from dendrite_lite.rooms.typing import TypingService
 from dendrite_lite.storage import MigrationError, SchemaTooNew, Storage
+from dendrite_lite.rooms.history import HistoryService
+from dendrite_lite.rooms.notifications import NotificationCounter
+from dendrite_lite.sync.filter_store import FilterService
 from dendrite_lite.sync.notifier import Notifier
+from dendrite_lite.sync.service import SyncService
+from dendrite_lite.users.account_data import AccountDataService
+from dendrite_lite.users.presence import PresenceService
+from dendrite_lite.users.push_rules import PushRulesService
 
 __all__ = [
     "Listener",
@@ -77,6 +92,17 @@ _CLIENT_ONLY_BLUEPRINTS: tuple[Blueprint, ...] = (
     directory.bp,
     profile.bp,
     capabilities.bp,
+    account_data_api.bp,
+    tags.bp,
+    receipts.bp,
+    read_markers.bp,
+    typing.bp,
+    presence.bp,
+    pushrules.bp,
+    misc.bp,
+    sync_api.bp,
+    filters_api.bp,
+    messages_api.bp,
 )
 
 # In-flight requests get this long to finish after a shutdown is triggered.
@@ -137,9 +163,12 @@ async def load_services(config: Config) -> Services:
     except (SchemaTooNew, MigrationError) as e:
         raise StartupError(str(e)) from None
     notifier = Notifier()
+    counter = NotificationCounter(storage, config.server.server_name)
     pipeline = RoomPipeline(
-        storage, server_name=config.server.server_name, key=key, notifier=notifier
+        storage, server_name=config.server.server_name, key=key, notifier=notifier,
+        persist_hooks=[counter.prepare],
     )
+    user_data = await _user_data_services(storage, notifier)
     return Services(
         config=config,
         server_key=key,
@@ -147,7 +176,46 @@ async def load_services(config: Config) -> Services:
         ratelimits=RateLimits.from_config(config.ratelimit),
         notifier=notifier,
         pipeline=pipeline,
+        **user_data,
+        **_sync_services(storage, notifier, user_data),
     )
+
+
+def _sync_services(storage: Storage, notifier: Notifier, user_data: dict[str, Any]) -> dict[str, Any]:
+    filters = FilterService(storage)
+    sync = SyncService(
+        storage,
+        notifier,
+        filters,
+        account_data=user_data["account_data"],
+        receipts=user_data["receipts"],
+        typing=user_data["typing"],
+        presence=user_data["presence"],
+    )
+    return {"filters": filters, "sync": sync, "history": HistoryService(storage)}
+
+
+async def _user_data_services(storage: Storage, notifier: Notifier) -> dict[str, Any]:
+    account_data = await AccountDataService.open(storage, notifier)
+    receipts_svc = await ReceiptsService.open(storage, notifier)
+    presence_svc = await PresenceService.open(storage, notifier)
+    presence_svc.start()  # idle and sync timeouts; stopped by _close_services
+    return {
+        "account_data": account_data,
+        "push_rules": PushRulesService(account_data),
+        "receipts": receipts_svc,
+        "read_markers": ReadMarkersService(receipts_svc, account_data),
+        "typing": TypingService(storage, notifier),
+        "presence": presence_svc,
+    }
+
+
+async def _close_services(svc: Services) -> None:
+    """Stop the services' timers and tasks before storage closes under them."""
+    if svc.typing is not None:
+        svc.typing.close()
+    if svc.presence is not None:
+        await svc.presence.close()
 
 
 def _parse_bind(bind: str) -> tuple[str, int]:
@@ -292,6 +360,7 @@ async def serve(
             sock.close()
         if remove_signals is not None:
             remove_signals()
+        await _close_services(svc)
         # Only after every listener stopped: in-flight requests may still write.
         await svc.storage.close()
         log.info("stopped")

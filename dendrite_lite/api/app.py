@@ -21,8 +21,17 @@ from dendrite_lite.config import Config
 from dendrite_lite.crypto.keys import ServerKey
 from dendrite_lite.ratelimit import RateLimits
 from dendrite_lite.rooms.pipeline import RoomPipeline
+from dendrite_lite.rooms.read_markers import ReadMarkersService
+from dendrite_lite.rooms.receipts import ReceiptsService
+from dendrite_lite.rooms.typing import TypingService
 from dendrite_lite.storage import Storage
+from dendrite_lite.rooms.history import HistoryService
+from dendrite_lite.sync.filter_store import FilterService
 from dendrite_lite.sync.notifier import Notifier
+from dendrite_lite.sync.service import SyncService
+from dendrite_lite.users.account_data import AccountDataService
+from dendrite_lite.users.presence import PresenceService
+from dendrite_lite.users.push_rules import PushRulesService
 from dendrite_lite.users.registration import SharedSecretNonces
 from dendrite_lite.users.uia import UiaSessions
 
@@ -45,6 +54,17 @@ class Services:
     # Wakes /sync; the pipeline notifies it after every commit (built by server.load_services).
     notifier: Notifier = field(default_factory=Notifier)
     pipeline: RoomPipeline = None  # type: ignore[assignment]  # always set by load_services
+    # Per-user data and ephemeral streams (always set by load_services).
+    account_data: AccountDataService = None  # type: ignore[assignment]
+    push_rules: PushRulesService = None  # type: ignore[assignment]
+    receipts: ReceiptsService = None  # type: ignore[assignment]
+    read_markers: ReadMarkersService = None  # type: ignore[assignment]
+    typing: TypingService = None  # type: ignore[assignment]
+    presence: PresenceService = None  # type: ignore[assignment]
+    # /sync, filters, /messages and /context (always set by load_services).
+    sync: SyncService = None  # type: ignore[assignment]
+    filters: FilterService = None  # type: ignore[assignment]
+    history: HistoryService = None  # type: ignore[assignment]
 
 
 class _LazyBuilderRule(QuartRule):
