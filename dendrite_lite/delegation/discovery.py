@@ -42,6 +42,8 @@ __all__ = [
     "is_ip_literal",
     "order_srv_records",
     "cache_period_from_headers",
+    "ResponseTooLarge",
+    "read_body_limited",
 ]
 
 DEFAULT_PORT = 8448
@@ -313,7 +315,7 @@ class ServerDiscovery:
         for _ in range(WELL_KNOWN_MAX_REDIRECTS + 1):
             try:
                 status, headers, body = await self._get_limited(url)
-            except _TooLarge:
+            except ResponseTooLarge:
                 return None, f"{url}: response larger than {WELL_KNOWN_MAX_BYTES} bytes", None
             except httpx.HTTPError as e:
                 return None, f"{url}: {type(e).__name__}: {e}", None
@@ -334,18 +336,27 @@ class ServerDiscovery:
         async with self.http.stream(
             "GET", url, follow_redirects=False, timeout=WELL_KNOWN_TIMEOUT_S
         ) as resp:
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in resp.aiter_bytes():
-                size += len(chunk)
-                if size > WELL_KNOWN_MAX_BYTES:
-                    raise _TooLarge()
-                chunks.append(chunk)
-            return resp.status_code, resp.headers, b"".join(chunks)
+            return resp.status_code, resp.headers, await read_body_limited(resp, WELL_KNOWN_MAX_BYTES)
 
 
-class _TooLarge(Exception):
+class ResponseTooLarge(Exception):
     pass
+
+
+async def read_body_limited(response: httpx.Response, limit: int) -> bytes:
+    """The body of a streamed response; ResponseTooLarge as soon as it passes `limit` bytes
+    (or when Content-Length announces more), so a hostile peer cannot make us buffer much."""
+    declared = response.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ResponseTooLarge()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise ResponseTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _parse_well_known(url: str, body: bytes) -> tuple[str | None, str | None]:

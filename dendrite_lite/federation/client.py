@@ -29,8 +29,10 @@ from dendrite_lite.delegation.discovery import (
     DiscoveryError,
     DnsSrvResolver,
     Resolution,
+    ResponseTooLarge,
     ServerDiscovery,
     SrvResolver,
+    read_body_limited,
 )
 from dendrite_lite.federation.auth import authorization_header
 
@@ -82,10 +84,6 @@ def make_ssl_context(verify: bool, ca_file: str | None = None) -> ssl.SSLContext
         ctx.verify_mode = ssl.CERT_NONE
         return ctx
     return ssl.create_default_context(cafile=ca_file)
-
-
-class _TooLarge(Exception):
-    pass
 
 
 @dataclass(slots=True)
@@ -199,7 +197,7 @@ class FederationClient:
                 continue  # the next SRV target, if any
             except httpx.HTTPError as e:
                 raise UnreachableError(destination, f"{type(e).__name__}: {e}") from None
-            except _TooLarge:
+            except ResponseTooLarge:
                 raise UnreachableError(destination, f"response larger than {limit} bytes") from None
             return _parse_answer(destination, status, raw)
         raise UnreachableError(destination, f"cannot connect: {type(last).__name__}: {last}")
@@ -226,17 +224,7 @@ async def _send(
     request = client.build_request(method, url, headers=headers, content=body, extensions=extensions)
     response = await client.send(request, stream=True)
     try:
-        declared = response.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise _TooLarge()
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > limit:
-                raise _TooLarge()
-            chunks.append(chunk)
-        return response.status_code, b"".join(chunks)
+        return response.status_code, await read_body_limited(response, limit)
     finally:
         await response.aclose()
 
