@@ -64,8 +64,12 @@ def _require_local(alias: str, server_name: str) -> None:
         raise MatrixError(Errcode.INVALID_PARAM, f"Room alias {alias} is not on this server")
 
 
+async def _lookup(storage: Storage, alias: str) -> aliases_table.RoomAlias | None:
+    return await storage.db.read(lambda c: aliases_table.select_alias(c, alias))
+
+
 async def alias_is_free(storage: Storage, alias: str) -> bool:
-    return await storage.db.read(lambda c: aliases_table.select_alias(c, alias)) is None
+    return await _lookup(storage, alias) is None
 
 
 async def create_alias(
@@ -94,7 +98,7 @@ async def create_alias(
 async def resolve_alias(storage: Storage, *, server_name: str, alias: str) -> tuple[str, list[str]]:
     """(room_id, servers) for GET /directory/room/{alias}; 404 M_NOT_FOUND if unmapped."""
     _, server = parse_alias(alias)
-    found = await storage.db.read(lambda c: aliases_table.select_alias(c, alias))
+    found = await _lookup(storage, alias)
     if found is None or server != server_name:
         # NOTSPEC: remote aliases need a federation query (not implemented yet).
         raise MatrixError(Errcode.NOT_FOUND, f"Room alias {alias} not found.")
@@ -114,7 +118,7 @@ async def delete_alias(
     members allowed to send m.room.canonical_alias. Also drops it from the canonical alias event
     when the requester may change that (directory.yaml's note)."""
     _require_local(alias, server_name)
-    found = await storage.db.read(lambda c: aliases_table.select_alias(c, alias))
+    found = await _lookup(storage, alias)
     if found is None:
         raise MatrixError(Errcode.NOT_FOUND, f"Room alias {alias} not found.")
     room = await load_current(storage, found.room_id, [("m.room.member", requester)])
@@ -166,6 +170,6 @@ async def check_canonical_alias(
         _, server = parse_alias(name)
         if server != server_name:
             continue  # NOTSPEC: remote aliases are checked once federation can resolve them
-        found = await storage.db.read(lambda c, n=name: aliases_table.select_alias(c, n))
+        found = await _lookup(storage, name)
         if found is None or found.room_id != room_id:
             raise MatrixError(Errcode.BAD_ALIAS, f"Room alias {name} does not point to {room_id}")
