@@ -1,0 +1,74 @@
+"""Presence over HTTP (presence.yaml)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.integration.user_data_helpers import World, open_world, q
+from tests.spec_schema import assert_matches_operation, assert_matches_schema
+
+
+@pytest.fixture(scope="module")
+async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+    async for w in open_world(tmp_path_factory.mktemp("presence")):
+        yield w
+
+
+def _path(world: World, who: str) -> str:
+    return f"/presence/{q(world.ids[who])}/status"
+
+
+async def test_set_and_get(world: World) -> None:
+    notifier = world.services.notifier
+    with notifier.listen(world.ids["bob"]) as bob, notifier.listen(world.ids["carol"]) as carol:
+        resp = await world.call("alice", "PUT", _path(world, "alice"), {"presence": "online", "status_msg": "here"})
+        assert resp.status_code == 200 and resp.json() == {}
+        assert await bob.wait(1) and not await carol.wait(0)
+    assert_matches_operation("client-server/presence.yaml", "/presence/{userId}/status", "put", 200, resp.json())
+    for who in ("alice", "bob"):
+        resp = await world.call(who, "GET", _path(world, "alice"))
+        assert resp.status_code == 200
+        body = resp.json()
+        assert body["presence"] == "online" and body["status_msg"] == "here" and body["currently_active"] is True
+        assert 0 <= body["last_active_ago"] < 10_000
+        assert_matches_operation("client-server/presence.yaml", "/presence/{userId}/status", "get", 200, body)
+    events = await world.services.presence.presence_since([world.ids["alice"]], 0)
+    assert [e["content"]["presence"] for e in events] == ["online"]
+    assert_matches_schema("event-schemas/schema/m.presence.yaml", events[0])
+
+
+async def test_never_set_is_offline(world: World) -> None:
+    resp = await world.call("alice", "GET", _path(world, "bob"))
+    assert resp.status_code == 200 and resp.json() == {"presence": "offline"}
+
+
+@pytest.mark.parametrize(
+    ("who", "method", "target", "body", "status", "errcode"),
+    [
+        ("carol", "GET", "alice", None, 403, "M_FORBIDDEN"),  # shares no room with alice
+        ("bob", "PUT", "alice", {"presence": "online"}, 403, "M_FORBIDDEN"),
+        ("alice", "PUT", "alice", {"presence": "busy"}, 400, "M_INVALID_PARAM"),
+        ("alice", "PUT", "alice", {"status_msg": "x"}, 400, "M_MISSING_PARAM"),
+        ("alice", "PUT", "alice", {"presence": "online", "status_msg": 3}, 400, "M_BAD_JSON"),
+    ],
+)
+async def test_presence_errors(world: World, who: str, method: str, target: str, body: dict | None, status: int, errcode: str) -> None:
+    resp = await world.call(who, method, _path(world, target), body)
+    assert resp.status_code == status, resp.text
+    assert resp.json()["errcode"] == errcode
+
+
+async def test_unavailable_clears_status(world: World) -> None:
+    assert (await world.call("alice", "PUT", _path(world, "alice"), {"presence": "unavailable"})).status_code == 200
+    body = (await world.call("alice", "GET", _path(world, "alice"))).json()
+    assert body["presence"] == "unavailable" and "status_msg" not in body and body["currently_active"] is False
+
+
+async def test_receipt_counts_as_activity(world: World) -> None:
+    assert (await world.call("bob", "PUT", _path(world, "bob"), {"presence": "unavailable"})).status_code == 200
+    event_id = await world.send("alice")
+    resp = await world.call("bob", "POST", f"/rooms/{q(world.room_id)}/receipt/m.read/{q(event_id)}", {})
+    assert resp.status_code == 200
+    assert (await world.call("bob", "GET", _path(world, "bob"))).json()["presence"] == "online"
