@@ -107,7 +107,7 @@ class ReceiptsService:
         this room.
         """
         members = await self.check_target_room(user_id, room_id)
-        stored = await self._storage.db.read(lambda conn: events_table.select_event(conn, event_id))
+        stored = await self._event(event_id)
         if stored is None or stored.event.room_id != room_id or stored.outlier:
             raise MatrixError(Errcode.NOT_FOUND, "Event not found in this room.")
         return stored, members
@@ -171,11 +171,12 @@ class ReceiptsService:
             rel_type, parent = relation
             if rel_type == "m.thread":
                 return parent == thread_id
-            current = await self._storage.db.read(
-                lambda conn, p=parent: events_table.select_event(conn, p)  # type: ignore[misc]
-            )
+            current = await self._event(parent)
         # Too deep to tell: accept "main" like an unrelated event, refuse a specific thread.
         return thread_id == MAIN_THREAD
+
+    async def _event(self, event_id: str) -> StoredEvent | None:
+        return await self._storage.db.read(lambda conn: events_table.select_event(conn, event_id))
 
     # --- reading (for /sync) -----------------------------------------------------------------
 
