@@ -266,7 +266,7 @@ def generate_keys(
 @app.command()
 def version() -> None:
     """Show the dendrite-lite version and the Matrix versions it speaks."""
-    from dendrite_lite.api.client.versions import SUPPORTED_VERSIONS
+    from dendrite_lite.spec_versions import SUPPORTED_VERSIONS
     from dendrite_lite.events.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS
 
     typer.echo(f"dendrite-lite {__version__} (Python {platform.python_version()})")

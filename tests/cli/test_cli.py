@@ -18,7 +18,7 @@ from signedjson.key import read_signing_keys
 from typer.testing import CliRunner
 
 import dendrite_lite
-from dendrite_lite.api.client.versions import SUPPORTED_VERSIONS
+from dendrite_lite.spec_versions import SUPPORTED_VERSIONS
 from dendrite_lite.cli.main import app
 from dendrite_lite.config import Config, load_config
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from quart import Blueprint, Response, jsonify
 
-__all__ = ["bp", "SUPPORTED_VERSIONS"]
+from dendrite_lite.spec_versions import SUPPORTED_VERSIONS
+
+__all__ = ["bp"]
 
 bp = Blueprint("client_versions", __name__)
-
-# r0.6.1 because some older clients and bots still look for it; v1.1+ are the stable versions whose
-# endpoints this server targets.
-SUPPORTED_VERSIONS: tuple[str, ...] = ("r0.6.1",) + tuple(f"v1.{minor}" for minor in range(1, 13))
 
 
 @bp.get("/_matrix/client/versions")
