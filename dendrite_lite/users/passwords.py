@@ -29,9 +29,19 @@ __all__ = [
 _HASHER = PasswordHasher()
 _MAX_CONCURRENT = 2
 _SLOTS = threading.BoundedSemaphore(_MAX_CONCURRENT)
-# Verified against when the account does not exist, so a failed login takes as long either way
-# and response times do not reveal which user ids exist.
-_DUMMY_HASH = _HASHER.hash("dendrite-lite: no such account")
+
+
+_DUMMY_HASHES: dict[int, str] = {}
+
+
+def _dummy_hash() -> str:
+    """Verified against when the account does not exist, so a failed login takes as long either
+    way and response times do not reveal which user ids exist. Made on first use (per hasher),
+    not at import: a hash costs ~0.25 s, which every CLI command would otherwise pay at start."""
+    key = id(_HASHER)
+    if key not in _DUMMY_HASHES:
+        _DUMMY_HASHES[key] = _HASHER.hash("dendrite-lite: no such account")
+    return _DUMMY_HASHES[key]
 
 
 def _normalize(password: str) -> str:
@@ -49,7 +59,7 @@ def verify_password(password_hash: str | None, password: str) -> bool:
     """True if password matches; False for a mismatch, a malformed hash, or no hash at all."""
     with _SLOTS:
         try:
-            return _HASHER.verify(password_hash or _DUMMY_HASH, _normalize(password)) and (
+            return _HASHER.verify(password_hash or _dummy_hash(), _normalize(password)) and (
                 password_hash is not None
             )
         except (VerificationError, InvalidHashError):
@@ -81,13 +91,13 @@ def fast_hashing_for_tests() -> Iterator[None]:
     password hashes by accident. Hashes made inside verify outside (the parameters live in each
     hash) but count as outdated there, exactly like any hash made with other parameters.
     """
-    global _HASHER, _DUMMY_HASH
-    saved = _HASHER, _DUMMY_HASH
+    global _HASHER
+    saved = _HASHER
     # Not argon2-cffi's minimum (m=8, p=1), so tests that build "outdated" hashes with the
     # minimum still see them as outdated.
     _HASHER = PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)
-    _DUMMY_HASH = _HASHER.hash("dendrite-lite: no such account")
     try:
         yield
     finally:
-        _HASHER, _DUMMY_HASH = saved
+        _DUMMY_HASHES.pop(id(_HASHER), None)
+        _HASHER = saved
