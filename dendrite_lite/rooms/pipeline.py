@@ -38,7 +38,9 @@ from dendrite_lite.sync.notifier import Notifier
 if TYPE_CHECKING:
     from dendrite_lite.rooms.notifications import PersistHook
 
-__all__ = ["EventSpec", "RoomPipeline", "PersistedEvent"]
+__all__ = ["EventSpec", "RoomPipeline", "PersistedEvent", "CommitHook"]
+
+CommitHook = Callable[[str, Sequence[Event]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +105,7 @@ class RoomPipeline:
         notifier: Notifier,
         clock: Callable[[], float] = time.time,
         persist_hooks: Sequence[PersistHook] = (),
+        commit_hooks: Sequence[CommitHook] = (),
     ) -> None:
         self._storage = storage
         self._server_name = server_name
@@ -111,6 +114,8 @@ class RoomPipeline:
         # Called with the built batch before it is persisted; what they return runs inside the
         # batch's write transaction (push actions for unread counts: rooms/notifications.py).
         self._persist_hooks = list(persist_hooks)
+        # Called with (room_id, events) once a batch is durable (wakes the federation sender).
+        self._commit_hooks = list(commit_hooks)
         self._clock = clock
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
@@ -123,6 +128,11 @@ class RoomPipeline:
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
+
+    def room_lock(self, room_id: str) -> asyncio.Lock:
+        """The room's lock, for services that change the room outside this pipeline (events
+        received over federation: federation/ingest.py) and must not interleave with it."""
+        return self._lock(room_id)
 
     # --- public ------------------------------------------------------------------------------
     async def create_room(
@@ -342,3 +352,6 @@ class RoomPipeline:
             if p.event.type == "m.room.member" and p.event.state_key:
                 members.add(p.event.state_key)
         self._notifier.notify(members)
+        events = [p.event for p in persisted]
+        for hook in self._commit_hooks:
+            hook(room_id, events)
