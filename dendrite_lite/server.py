@@ -37,6 +37,7 @@ from dendrite_lite.api.client import misc, presence, pushrules, read_markers, re
 from dendrite_lite.api.client import filters as filters_api
 from dendrite_lite.api.client import messages as messages_api
 from dendrite_lite.api.client import sync as sync_api
+from dendrite_lite.api.federation import key_query as federation_key_query
 from dendrite_lite.api.federation import keys as federation_keys
 from dendrite_lite.api.federation import version as federation_version
 from dendrite_lite.api.wellknown import matrix as wellknown_matrix
@@ -48,6 +49,8 @@ from dendrite_lite.rooms.pipeline import RoomPipeline
 from dendrite_lite.rooms.read_markers import ReadMarkersService
 from dendrite_lite.rooms.receipts import ReceiptsService
 from dendrite_lite.rooms.typing import TypingService
+from dendrite_lite.federation.client import FederationClient
+from dendrite_lite.federation.keyring import Keyring
 from dendrite_lite.storage import MigrationError, SchemaTooNew, Storage
 from dendrite_lite.rooms.history import HistoryService
 from dendrite_lite.rooms.notifications import NotificationCounter
@@ -75,6 +78,7 @@ Listener = Literal["client", "federation"]
 # Served on the federation listener (and on the client listener too).
 _FEDERATION_BLUEPRINTS: tuple[Blueprint, ...] = (
     federation_keys.bp,
+    federation_key_query.bp,
     federation_version.bp,
     wellknown_matrix.bp,
     health.bp,
@@ -178,7 +182,18 @@ async def load_services(config: Config) -> Services:
         pipeline=pipeline,
         **user_data,
         **_sync_services(storage, notifier, user_data),
+        **_federation_services(config, key, storage),
     )
+
+
+def _federation_services(config: Config, key: ServerKey, storage: Storage) -> dict[str, Any]:
+    fed = config.federation
+    try:
+        client = FederationClient.from_config(config, key) if fed.enabled else None
+    except FileNotFoundError as e:
+        raise StartupError(str(e)) from None
+    keyring = Keyring(config.server.server_name, key, storage, client, fed.trusted_key_servers)
+    return {"keyring": keyring, "federation_client": client}
 
 
 def _sync_services(storage: Storage, notifier: Notifier, user_data: dict[str, Any]) -> dict[str, Any]:
@@ -216,6 +231,8 @@ async def _close_services(svc: Services) -> None:
         svc.typing.close()
     if svc.presence is not None:
         await svc.presence.close()
+    if svc.federation_client is not None:
+        await svc.federation_client.aclose()
 
 
 def _parse_bind(bind: str) -> tuple[str, int]:

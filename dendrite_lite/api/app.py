@@ -19,6 +19,8 @@ from dendrite_lite.api.errors import register_error_handlers
 from dendrite_lite.api.limits import register_body_limits
 from dendrite_lite.config import Config
 from dendrite_lite.crypto.keys import ServerKey
+from dendrite_lite.federation.client import FederationClient
+from dendrite_lite.federation.keyring import Keyring
 from dendrite_lite.ratelimit import RateLimits
 from dendrite_lite.rooms.pipeline import RoomPipeline
 from dendrite_lite.rooms.read_markers import ReadMarkersService
@@ -65,6 +67,10 @@ class Services:
     sync: SyncService = None  # type: ignore[assignment]
     filters: FilterService = None  # type: ignore[assignment]
     history: HistoryService = None  # type: ignore[assignment]
+    # Federation (issue 5): other servers' keys, and signed outbound requests (None when
+    # federation.enabled = false; the keyring then answers from what it already has).
+    keyring: Keyring = None  # type: ignore[assignment]
+    federation_client: FederationClient | None = None
 
 
 class _LazyBuilderRule(QuartRule):

@@ -16,7 +16,6 @@ import asyncio
 import ssl
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
@@ -86,18 +85,40 @@ def make_ssl_context(verify: bool, ca_file: str | None = None) -> ssl.SSLContext
     return ssl.create_default_context(cafile=ca_file)
 
 
-@dataclass(slots=True)
 class FederationClient:
-    server_name: str
-    key: ServerKey
-    discovery: ServerDiscovery
-    ssl_context: ssl.SSLContext
-    transport: httpx.AsyncBaseTransport | None = None  # tests: httpx.MockTransport
-    timeout_s: float = DEFAULT_TIMEOUT_S
-    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    """Build with `from_config`; tests pass a ready `discovery` and `ssl_context`.
 
-    _clients: OrderedDict[str, httpx.AsyncClient] = field(default_factory=OrderedDict, init=False)
-    _closing: set[asyncio.Task[None]] = field(default_factory=set, init=False)
+    Without them, both are built on first use: an SSL context costs 30-60 ms to create (it
+    loads the CA bundle), which server start-up should not pay before the first federation
+    request.
+    """
+
+    def __init__(
+        self,
+        server_name: str,
+        key: ServerKey,
+        discovery: ServerDiscovery | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,  # tests: httpx.MockTransport
+        *,
+        verify_tls: bool = True,
+        ca_file: str | None = None,
+        srv: SrvResolver | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> None:
+        self.server_name = server_name
+        self.key = key
+        self.transport = transport
+        self.verify_tls = verify_tls
+        self.ca_file = ca_file
+        self.timeout_s = timeout_s
+        self.max_response_bytes = max_response_bytes
+        self._discovery = discovery
+        self._ssl_context = ssl_context
+        self._srv = srv
+        self._clients: OrderedDict[str, httpx.AsyncClient] = OrderedDict()
+        self._closing: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_config(
@@ -109,18 +130,36 @@ class FederationClient:
         srv: SrvResolver | None = None,
     ) -> FederationClient:
         fed = config.federation
-        ctx = make_ssl_context(fed.verify_tls, str(fed.ca_file) if fed.ca_file else None)
-        # The well-known fetch uses the same trust settings as federation requests.
-        wk_http = httpx.AsyncClient(verify=ctx, transport=transport, trust_env=False)
-        discovery = ServerDiscovery(wk_http, srv or DnsSrvResolver())
-        return cls(config.server.server_name, key, discovery, ctx, transport)
+        if fed.ca_file is not None and not fed.ca_file.is_file():
+            raise FileNotFoundError(f"federation.ca_file {fed.ca_file} does not exist")
+        return cls(
+            config.server.server_name, key, transport=transport, verify_tls=fed.verify_tls,
+            ca_file=str(fed.ca_file) if fed.ca_file else None, srv=srv,
+        )
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        if self._ssl_context is None:
+            self._ssl_context = make_ssl_context(self.verify_tls, self.ca_file)
+        return self._ssl_context
+
+    @property
+    def discovery(self) -> ServerDiscovery:
+        if self._discovery is None:
+            # The well-known fetch uses the same trust settings as federation requests.
+            wk_http = httpx.AsyncClient(
+                verify=self.ssl_context, transport=self.transport, trust_env=False
+            )
+            self._discovery = ServerDiscovery(wk_http, self._srv or DnsSrvResolver())
+        return self._discovery
 
     async def aclose(self) -> None:
         clients = list(self._clients.values())
         self._clients.clear()
         for c in clients:
             await c.aclose()
-        await self.discovery.http.aclose()
+        if self._discovery is not None:
+            await self._discovery.http.aclose()
 
     def _client_for(self, destination: str) -> httpx.AsyncClient:
         client = self._clients.get(destination)

@@ -353,26 +353,32 @@ class Keyring:
 
     # --- Notary --------------------------------------------------------------------------------
 
-    async def notary_query(self, queries: Mapping[str, Mapping[str, int | None]]) -> list[dict[str, Any]]:
+    async def notary_query(
+        self,
+        queries: Mapping[str, Mapping[str, int | None]],
+        minimum_valid_until_ts: int | None = None,
+    ) -> list[dict[str, Any]]:
         """Answer /_matrix/key/v2/query: for each server, its own signed key responses (fetched
         directly, cached or fresh), each also signed by us. An empty key map means every key;
-        a `None` minimum means now. Servers we know nothing about are left out."""
+        a `None` minimum means `minimum_valid_until_ts`, else now. Servers we know nothing
+        about (unreachable, never cached) are left out."""
         now = self.clock_ms()
+        default = minimum_valid_until_ts if minimum_valid_until_ts is not None else now
         out: list[dict[str, Any]] = []
         for server_name, key_map in queries.items():
             if server_name == self.server_name:
                 out.append(own_key_response(self.server_name, self.key, now))
                 continue
-            wanted = {k: (ts if ts is not None else now) for k, ts in key_map.items()}
-            for response in await self._responses_for(server_name, wanted, now):
+            wanted = {k: (ts if ts is not None else default) for k, ts in key_map.items()}
+            need = max(wanted.values(), default=default)
+            for response in await self._responses_for(server_name, wanted, need):
                 out.append(sign_json(response, self.server_name, self.key))
         return out
 
     async def _responses_for(
-        self, server_name: str, wanted: Mapping[str, int], now: int
+        self, server_name: str, wanted: Mapping[str, int], need: int
     ) -> list[dict[str, Any]]:
         cached = await self.storage.db.read(lambda c: db_keys.select_key_responses(c, server_name))
-        need = max(wanted.values(), default=now)
         fresh = [r for r in cached if r.valid_until_ts >= need and (not wanted or r.key_id in wanted)]
         if not fresh or (wanted and {r.key_id for r in fresh} != set(wanted)):
             # A notary answers from what the server itself published, never from other notaries.
