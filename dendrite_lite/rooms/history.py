@@ -108,7 +108,10 @@ class HistoryService:
                 )
             chunk = [s for s in raw if req.filter.matches(s.event.pdu, req.room_id)]
             chunk = await filter_events_for_user_conn(conn, req.user_id, chunk)
-            body: dict[str, Any] = {"start": pagination_token(frm)}
+            # The spec: `start` "will be the same as the value given in `from`" (clients such as
+            # matrix-nio compare them); only a request without `from` gets a token of ours.
+            given = req.from_token
+            body: dict[str, Any] = {"start": given if given else pagination_token(frm)}
             if len(raw) == limit and raw:
                 last = raw[-1].stream_ordering
                 body["end"] = pagination_token(last - 1 if backwards else last)
