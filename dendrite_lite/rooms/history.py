@@ -108,8 +108,8 @@ class HistoryService:
                 )
             chunk = [s for s in raw if req.filter.matches(s.event.pdu, req.room_id)]
             chunk = await filter_events_for_user_conn(conn, req.user_id, chunk)
-            # The spec: `start` "will be the same as the value given in `from`" (clients such as
-            # matrix-nio compare them); only a request without `from` gets a token of ours.
+            # The spec: `start` "will be the same as the value given in `from`"; only a request
+            # without `from` gets a token of ours.
             given = req.from_token
             body: dict[str, Any] = {"start": given if given else pagination_token(frm)}
             if len(raw) == limit and raw:

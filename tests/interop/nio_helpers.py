@@ -75,7 +75,12 @@ async def register_nio_user(url: str, localpart: str, password: str = PASSWORD) 
     """Register through nio's own register() (a single m.login.dummy request, no session: the
     spec lets a client complete the dummy stage on the first request)."""
     client = new_nio_client(url, localpart)
-    resp = expect(await client.register(localpart, password), RegisterResponse)
+    # A named device, as clients name theirs: nio's devices() insists on display_name (null or a
+    # string) where the spec says "absent if no name has been set".
+    resp = expect(
+        await client.register(localpart, password, device_name=f"nio {localpart}"),
+        RegisterResponse,
+    )
     # nio keeps the access token and user id from the register response: logged in.
     assert client.logged_in and client.user_id == resp.user_id
     return NioUser(client, resp.user_id, resp.device_id)

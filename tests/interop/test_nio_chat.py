@@ -21,30 +21,44 @@ from typing import Any
 import pytest
 from nio import (  # type: ignore[import-untyped]
     AsyncClient,
+    DevicesResponse,
     FullyReadEvent,
     InviteMemberEvent,
+    JoinedMembersResponse,
     JoinedRoomsResponse,
     JoinResponse,
     LogoutResponse,
     MatrixRoom,
     MessageDirection,
+    PresenceGetResponse,
+    PresenceSetResponse,
     ProfileGetDisplayNameResponse,
     ProfileSetDisplayNameResponse,
     ReceiptEvent,
+    RedactedEvent,
+    RedactionEvent,
     Response,
+    RoomContextResponse,
     RoomCreateEvent,
     RoomCreateResponse,
+    RoomForgetResponse,
+    RoomGetEventResponse,
     RoomGetStateEventResponse,
     RoomGetStateResponse,
+    RoomLeaveResponse,
     RoomMemberEvent,
     RoomMessagesResponse,
     RoomMessageText,
+    RoomPutStateResponse,
     RoomReadMarkersResponse,
+    RoomRedactResponse,
     RoomSendResponse,
+    RoomTopicEvent,
     RoomTypingResponse,
     SyncResponse,
     TypingNoticeEvent,
     UpdateReceiptMarkerResponse,
+    UploadFilterResponse,
     WhoamiError,
     WhoamiResponse,
 )
@@ -535,3 +549,114 @@ async def _parked_sync(client: AsyncClient) -> asyncio.Task[Any]:
             return pending
         expect(pending.result(), SyncResponse)
     raise AssertionError("the /sync long-poll never stayed parked for 50 ms")
+
+
+# --- more of what a client does -------------------------------------------------------------
+
+
+async def test_members_topic_event_context_and_redaction(chat: Chat) -> None:
+    members = expect(await chat.bob.client.joined_members(chat.room_id), JoinedMembersResponse)
+    assert {m.user_id for m in members.members} == {chat.alice.user_id, chat.bob.user_id}
+
+    expect(
+        await chat.alice.client.room_put_state(chat.room_id, "m.room.topic", {"topic": "nio"}),
+        RoomPutStateResponse,
+    )
+    topic = await sync_until(
+        chat.bob.client,
+        lambda r: next((e for e in _room_events(r, chat.room_id)
+                        if isinstance(e, RoomTopicEvent)), None),
+    )
+    assert topic.topic == "nio" and chat.bob.client.rooms[chat.room_id].topic == "nio"
+
+    ids = [await send_text(chat.alice, chat.room_id, f"context {i}") for i in range(5)]
+    context = expect(
+        await chat.bob.client.room_context(chat.room_id, ids[2], limit=4), RoomContextResponse
+    )
+    # The limit covers events_before and events_after together (split evenly).
+    assert context.event.event_id == ids[2]
+    assert [e.event_id for e in context.events_before] == [ids[1], ids[0]]  # newest first
+    assert [e.event_id for e in context.events_after] == [ids[3], ids[4]]
+    fetched = expect(
+        await chat.bob.client.room_get_event(chat.room_id, ids[3]), RoomGetEventResponse
+    )
+    assert isinstance(fetched.event, RoomMessageText) and fetched.event.body == "context 3"
+
+    redaction = expect(
+        await chat.alice.client.room_redact(chat.room_id, ids[4], reason="typo"),
+        RoomRedactResponse,
+    )
+    seen = await sync_until(
+        chat.bob.client,
+        lambda r: next((e for e in _room_events(r, chat.room_id)
+                        if isinstance(e, RedactionEvent)), None),
+    )
+    assert (seen.event_id, seen.redacts, seen.reason) == (redaction.event_id, ids[4], "typo")
+    page = expect(
+        await chat.bob.client.room_messages(chat.room_id, start=chat.bob.client.next_batch,
+                                            limit=3),
+        RoomMessagesResponse,
+    )
+    redacted = next(e for e in page.chunk if e.event_id == ids[4])
+    # Served redacted, with redacted_because (nio reads redacter and reason from it).
+    assert isinstance(redacted, RedactedEvent)
+    assert (redacted.redacter, redacted.reason) == (chat.alice.user_id, "typo")
+
+
+async def test_filter_id_sync_leave_and_forget(chat: Chat) -> None:
+    await send_text(chat.alice, chat.room_id, "only messages please")
+    uploaded = expect(
+        await chat.bob.client.upload_filter(
+            room={"timeline": {"types": ["m.room.message"], "limit": 5}}
+        ),
+        UploadFilterResponse,
+    )
+    fresh = await login_nio_user(chat.url, chat.bob.user_id)
+    try:
+        initial = expect(
+            await fresh.client.sync(timeout=0, sync_filter=uploaded.filter_id), SyncResponse
+        )
+        timeline = initial.rooms.join[chat.room_id].timeline.events
+        assert [(type(e), e.body) for e in timeline] == [(RoomMessageText, "only messages please")]
+    finally:
+        await fresh.client.close()
+
+    expect(await chat.bob.client.room_leave(chat.room_id), RoomLeaveResponse)
+    left = await sync_until(
+        chat.alice.client, lambda r: _member_event(r, chat.room_id, chat.bob.user_id, "leave")
+    )
+    assert left.sender == chat.bob.user_id
+    assert chat.bob.user_id not in chat.alice.client.rooms[chat.room_id].users
+    rooms = expect(await chat.bob.client.joined_rooms(), JoinedRoomsResponse)
+    assert rooms.rooms == []
+    await sync_until(chat.bob.client, lambda r: r.rooms.leave.get(chat.room_id))
+    expect(await chat.bob.client.room_forget(chat.room_id), RoomForgetResponse)
+
+
+async def test_presence_and_devices(chat: Chat) -> None:
+    expect(await chat.alice.client.set_presence("online", "hacking"), PresenceSetResponse)
+    presence = expect(
+        await chat.bob.client.get_presence(chat.alice.user_id), PresenceGetResponse
+    )
+    assert (presence.user_id, presence.presence, presence.status_msg) == (
+        chat.alice.user_id, "online", "hacking"
+    )
+    event = await sync_until(
+        chat.bob.client,
+        lambda r: next((p for p in r.presence_events
+                        if p.user_id == chat.alice.user_id and p.status_msg == "hacking"), None),
+    )
+    assert event.presence == "online"
+
+    devices = expect(await chat.alice.client.devices(), DevicesResponse)
+    assert [(d.id, d.display_name) for d in devices.devices] == [
+        (chat.alice.device_id, "nio alice")
+    ]
+    # Seen by the requests above: last_seen_ip (loopback) and last_seen_ts are recorded.
+    assert devices.devices[0].last_seen_ip == "127.0.0.1"
+    assert devices.devices[0].last_seen_date is not None
+
+
+def _room_events(resp: SyncResponse, room_id: str) -> list[Any]:
+    info = resp.rooms.join.get(room_id)
+    return [*info.state, *info.timeline.events] if info else []
