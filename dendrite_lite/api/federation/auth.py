@@ -8,6 +8,7 @@ for this server. The checks themselves live in dendrite_lite.federation.auth.
 from __future__ import annotations
 
 import time
+from typing import cast
 from urllib.parse import quote
 
 from quart import request
@@ -30,8 +31,9 @@ def request_uri() -> str:
 async def authenticated_origin() -> str:
     """The verified origin server of the current request (401 M_UNAUTHORIZED otherwise)."""
     svc = services()
-    content = parse_request_body(await request.get_data())
-    return await verify_request(
+    body = cast(bytes, await request.get_data(cache=True, as_text=False))
+    content = parse_request_body(body)
+    origin = await verify_request(
         svc.keyring,
         svc.config.server.server_name,
         request.method,
@@ -40,3 +42,7 @@ async def authenticated_origin() -> str:
         request.headers.get("Authorization"),
         int(time.time() * 1000),
     )
+    if svc.federation_sender is not None:
+        # It is up: anything we hold back for it while backing off goes out now.
+        await svc.federation_sender.mark_alive(origin)
+    return origin
