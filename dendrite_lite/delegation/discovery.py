@@ -121,13 +121,19 @@ class SrvResolver(Protocol):
 
 
 class DnsSrvResolver:
-    """SRV lookups with dnspython's async resolver and its TTL-respecting cache."""
+    """SRV lookups with dnspython's async resolver and its TTL-respecting cache.
 
-    def __init__(self) -> None:
+    `nameservers`/`port` default to the system's resolv.conf (tests point them at a local
+    server)."""
+
+    def __init__(self, nameservers: list[str] | None = None, port: int = 53) -> None:
         import dns.asyncresolver
         import dns.resolver
 
-        self._resolver = dns.asyncresolver.Resolver()
+        self._resolver = dns.asyncresolver.Resolver(configure=nameservers is None)
+        if nameservers is not None:
+            self._resolver.nameservers = nameservers
+            self._resolver.port = port
         self._resolver.cache = dns.resolver.Cache()
         self._resolver.lifetime = 5.0
 
@@ -141,10 +147,11 @@ class DnsSrvResolver:
             return []
         except dns.exception.DNSException as e:
             raise LookupError(f"SRV lookup for {name} failed: {e}") from None
-        return [
-            SrvRecord(r.priority, r.weight, r.port, r.target.to_text(omit_final_dot=True))
-            for r in answer
-        ]
+        records = []
+        for r in answer:
+            target = r.target.to_text(omit_final_dot=True)
+            records.append(SrvRecord(r.priority, r.weight, r.port, "" if target == "." else target))
+        return records
 
 
 @dataclass(frozen=True, slots=True)
