@@ -51,6 +51,7 @@ from dendrite_lite.rooms.receipts import ReceiptsService
 from dendrite_lite.rooms.typing import TypingService
 from dendrite_lite.federation.client import FederationClient
 from dendrite_lite.federation.keyring import Keyring
+from dendrite_lite.federation.sender import ClientTransport, FederationSender
 from dendrite_lite.storage import MigrationError, SchemaTooNew, Storage
 from dendrite_lite.rooms.history import HistoryService
 from dendrite_lite.rooms.notifications import NotificationCounter
@@ -168,10 +169,16 @@ async def load_services(config: Config) -> Services:
         raise StartupError(str(e)) from None
     notifier = Notifier()
     counter = NotificationCounter(storage, config.server.server_name)
+    federation = _federation_services(config, key, storage)
+    sender: FederationSender | None = federation["federation_sender"]
     pipeline = RoomPipeline(
         storage, server_name=config.server.server_name, key=key, notifier=notifier,
-        persist_hooks=[counter.prepare],
+        # The sender's hook queues our events for other servers in the events' transaction.
+        persist_hooks=[counter.prepare] + ([sender.prepare] if sender else []),
+        commit_hooks=[sender.committed] if sender else [],
     )
+    if sender is not None:
+        await sender.start()  # resumes delivery queued before a restart; stopped by _close_services
     user_data = await _user_data_services(storage, notifier)
     return Services(
         config=config,
@@ -182,7 +189,7 @@ async def load_services(config: Config) -> Services:
         pipeline=pipeline,
         **user_data,
         **_sync_services(storage, notifier, user_data),
-        **_federation_services(config, key, storage),
+        **federation,
     )
 
 
@@ -193,7 +200,12 @@ def _federation_services(config: Config, key: ServerKey, storage: Storage) -> di
     except FileNotFoundError as e:
         raise StartupError(str(e)) from None
     keyring = Keyring(config.server.server_name, key, storage, client, fed.trusted_key_servers)
-    return {"keyring": keyring, "federation_client": client}
+    sender = None
+    if client is not None:
+        sender = FederationSender(
+            storage, ClientTransport(client), server_name=config.server.server_name
+        )
+    return {"keyring": keyring, "federation_client": client, "federation_sender": sender}
 
 
 def _sync_services(storage: Storage, notifier: Notifier, user_data: dict[str, Any]) -> dict[str, Any]:
@@ -231,6 +243,8 @@ async def _close_services(svc: Services) -> None:
         svc.typing.close()
     if svc.presence is not None:
         await svc.presence.close()
+    if svc.federation_sender is not None:  # before the client its requests use
+        await svc.federation_sender.stop()
     if svc.federation_client is not None:
         await svc.federation_client.aclose()
 

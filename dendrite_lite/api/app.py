@@ -21,6 +21,7 @@ from dendrite_lite.config import Config
 from dendrite_lite.crypto.keys import ServerKey
 from dendrite_lite.federation.client import FederationClient
 from dendrite_lite.federation.keyring import Keyring
+from dendrite_lite.federation.sender import FederationSender
 from dendrite_lite.ratelimit import RateLimits
 from dendrite_lite.rooms.pipeline import RoomPipeline
 from dendrite_lite.rooms.read_markers import ReadMarkersService
@@ -71,6 +72,9 @@ class Services:
     # federation.enabled = false; the keyring then answers from what it already has).
     keyring: Keyring = None  # type: ignore[assignment]
     federation_client: FederationClient | None = None
+    # The outbox sender (None when federation is disabled): our events and EDUs to other
+    # servers, and their delivery health (federation/sender.py).
+    federation_sender: FederationSender | None = None
 
 
 class _LazyBuilderRule(QuartRule):
