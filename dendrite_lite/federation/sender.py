@@ -89,7 +89,8 @@ class FederationSender:
         self._rng = rng
         self._txn_ids = TxnIds(int(clock() * 1000))
         self._queues: dict[str, DestinationQueue] = {}
-        # event id -> destinations whose rows were written in its (not yet committed) transaction
+        # event id -> destinations whose rows were written in its (not yet committed) transaction.
+        # A batch whose transaction rolls back leaves its entries (rare, and a few bytes each).
         self._to_wake: dict[str, set[str]] = {}
         self._started = False
         self._stopped = False
@@ -212,6 +213,14 @@ class FederationSender:
         """The other servers with a joined member in the room: where a room's EDUs go."""
         servers = await self._storage.db.read(
             lambda conn: outbox_table.select_joined_servers(conn, room_id)
+        )
+        servers.discard(self.server_name)
+        return servers
+
+    async def servers_sharing_rooms(self, user_id: str) -> set[str]:
+        """The other servers sharing a room with `user_id`: where its presence goes."""
+        servers = await self._storage.db.read(
+            lambda conn: outbox_table.select_servers_sharing_rooms(conn, user_id)
         )
         servers.discard(self.server_name)
         return servers

@@ -25,6 +25,7 @@ __all__ = [
     "select_pending_destinations",
     "select_pending_counts",
     "select_joined_servers",
+    "select_servers_sharing_rooms",
     "select_memberships",
 ]
 
@@ -130,6 +131,20 @@ async def select_pending_counts(
 async def select_joined_servers(conn: aiosqlite.Connection, room_id: str) -> set[str]:
     """The servers of the room's joined members, from the current state."""
     async with conn.execute(SELECT_JOINED_SERVERS, (room_id,)) as cur:
+        return {row[0] for row in await cur.fetchall()}
+
+
+# The servers of everyone joined to a room `user_id` is joined to (presence goes to them).
+SELECT_SERVERS_SHARING = (
+    "SELECT DISTINCT substr(other.state_key, instr(other.state_key, ':') + 1)"
+    " FROM current_state AS mine JOIN current_state AS other ON other.room_id = mine.room_id"
+    " WHERE mine.state_key = ? AND mine.type = 'm.room.member' AND mine.membership = 'join'"
+    " AND other.type = 'm.room.member' AND other.membership = 'join'"
+)
+
+
+async def select_servers_sharing_rooms(conn: aiosqlite.Connection, user_id: str) -> set[str]:
+    async with conn.execute(SELECT_SERVERS_SHARING, (user_id,)) as cur:
         return {row[0] for row in await cur.fetchall()}
 
 

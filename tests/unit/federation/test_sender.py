@@ -11,7 +11,9 @@ import aiosqlite
 import pytest
 
 from dendrite_lite.events.event import Event
+from dendrite_lite.events.room_versions import get_room_version
 from dendrite_lite.federation.outbox import MAX_PDUS
+from dendrite_lite.rooms.pipeline import EventSpec
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import outbox as outbox_table
 
@@ -185,3 +187,22 @@ async def test_joined_servers_excludes_us(tmp_path: Path) -> None:
         assert rows == {"remote1", "remote2", US}
     finally:
         await env.storage.close()
+
+
+async def test_servers_sharing_rooms_with_a_user(tmp_path: Path) -> None:
+    env = await open_env(tmp_path)
+    try:
+        second = await env.pipeline.create_room(
+            get_room_version("12"), "@dave:test", {},
+            lambda room_id: [
+                EventSpec("@dave:test", "m.room.member", {"membership": "join"}, "@dave:test"),
+                EventSpec("@dave:test", "m.room.join_rules", {"join_rule": "public"}, ""),
+            ],
+        )
+        z = "@z:remote9"
+        await env.pipeline.send(second[0], EventSpec(z, "m.room.member", {"membership": "join"}, z))
+        assert await env.sender.servers_sharing_rooms(ALICE) == {"remote1", "remote2"}
+        assert await env.sender.servers_sharing_rooms("@dave:test") == {"remote9"}
+        assert await env.sender.servers_sharing_rooms("@nobody:test") == set()
+    finally:
+        await env.close()
