@@ -56,6 +56,7 @@ from nio import (  # type: ignore[import-untyped]
     RoomSendResponse,
     RoomTopicEvent,
     RoomTypingResponse,
+    RoomVisibility,
     SyncResponse,
     TypingNoticeEvent,
     UpdateReceiptMarkerResponse,
@@ -181,7 +182,9 @@ async def send_conversation(chat: Chat, count: int) -> list[tuple[str, str, str]
     return sent
 
 
-async def wait_for(condition: Callable[[], bool], tasks: list[asyncio.Task[Any]], within_s: float) -> None:
+async def wait_for(
+    condition: Callable[[], bool], tasks: list[asyncio.Task[Any]], within_s: float
+) -> None:
     """Wait until `condition()` holds; a background task dying fails the test at once."""
     deadline = time.monotonic() + within_s
     while not condition():
@@ -694,3 +697,26 @@ async def test_presence_and_devices(chat: Chat) -> None:
 def _room_events(resp: SyncResponse, room_id: str) -> list[Any]:
     info = resp.rooms.join.get(room_id)
     return [*info.state, *info.timeline.events] if info else []
+
+
+async def test_public_room_joined_by_alias_and_full_state_sync(chat: Chat) -> None:
+    created = expect(
+        await chat.alice.client.room_create(
+            visibility=RoomVisibility.public, alias="nio-lobby", name="Lobby", topic="hi"
+        ),
+        RoomCreateResponse,
+    )
+    joined = expect(await chat.bob.client.join("#nio-lobby:test.localhost"), JoinResponse)
+    assert joined.room_id == created.room_id
+
+    full = expect(await chat.bob.client.sync(timeout=0, full_state=True), SyncResponse)
+    assert set(full.rooms.join) == {chat.room_id, created.room_id}
+    lobby = full.rooms.join[created.room_id]
+    events = [*lobby.state, *lobby.timeline.events]
+    types = {(e.source["type"], e.source["state_key"]) for e in events if "state_key" in e.source}
+    assert {("m.room.create", ""), ("m.room.canonical_alias", ""), ("m.room.name", ""),
+            ("m.room.topic", ""), ("m.room.member", chat.bob.user_id)} <= types
+    room = chat.bob.client.rooms[created.room_id]
+    assert (room.canonical_alias, room.name, room.topic, room.join_rule) == (
+        "#nio-lobby:test.localhost", "Lobby", "hi", "public"
+    )
