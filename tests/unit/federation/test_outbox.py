@@ -10,7 +10,9 @@ import pytest
 
 from dendrite_lite.federation.client import RemoteError, UnreachableError
 from dendrite_lite.federation.destinations import BackoffPolicy
+from dendrite_lite.federation.edus import EduFanout
 from dendrite_lite.federation.outbox import MAX_EDUS, TxnIds, is_permanent_failure
+from tests.spec_schema import assert_matches_schema
 
 from .sender_env import (
     REMOTE1,
@@ -21,6 +23,7 @@ from .sender_env import (
     settle,
 )
 
+EDU_SCHEMAS = "server-server/definitions/event-schemas"
 DOWN = UnreachableError("remote1", "cannot connect: ConnectError")
 
 
@@ -281,5 +284,31 @@ async def test_retryable_statuses_back_off(tmp_path: Path, status: int) -> None:
         health = await env.first_attempt_fails(RemoteError("remote1", status, None))
         assert health.retry_interval_ms == 5_000 and health.pending == 1
         assert f"HTTP {status}" in (health.last_failure_reason or "")
+    finally:
+        await env.close()
+
+
+# --- EDU shapes (federation/edus.py), checked against the spec's EDU schemas -----------------------
+async def test_edu_fanout_shapes_match_the_spec(tmp_path: Path) -> None:
+    env = await open_env(tmp_path)
+    edus = EduFanout(env.sender)
+    try:
+        await edus.typing(env.room_id, "@alice:test", True)
+        await edus.receipt(env.room_id, "@alice:test", "$ev", ts=5, thread_id="main")
+        await edus.presence("@alice:test", "online", last_active_ago=0, currently_active=True)
+        await edus.typing(env.room_id, REMOTE1, True)  # not ours: never relayed
+        assert await env.pending("remote1") == 1  # the receipt; the rest wait in memory
+        await env.sender.start()
+        await eventually(lambda: len(env.transport.ok) == 2)
+        for dest in ("remote1", "remote2"):
+            [txn] = env.transport.delivered(dest)
+            sent = txn.body["edus"]
+            # The persisted receipt goes first, then the in-memory EDUs in order.
+            assert [e["edu_type"] for e in sent] == ["m.receipt", "m.typing", "m.presence"]
+            for edu in sent:
+                assert_matches_schema(f"{EDU_SCHEMAS}/{edu['edu_type']}.yaml", edu)
+        receipt = env.transport.ok[0].body["edus"][0]["content"]
+        assert receipt == {env.room_id: {"m.read": {"@alice:test": {
+            "event_ids": ["$ev"], "data": {"ts": 5, "thread_id": "main"}}}}}
     finally:
         await env.close()
