@@ -62,7 +62,11 @@ class _Parsed:
 
 
 def own_key_response(server_name: str, key: ServerKey, now_ms: int) -> dict[str, Any]:
-    """Our signed /_matrix/key/v2/server answer, valid for the 7 days peers will honour."""
+    """Our signed /_matrix/key/v2/server answer (served there and by our notary).
+
+    Peers use the lesser of valid_until_ts and now + 7 days, so publishing longer is pointless;
+    publishing the full 7 days means fewer refetches, at the cost that caches trust a
+    rotated-out key for up to a week (old_verify_keys handles rotation)."""
     body = {
         "server_name": server_name,
         "verify_keys": {key.key_id: {"key": key.verify_key_base64}},
