@@ -22,7 +22,7 @@ Events are StoredEvents (they carry stream_ordering and the state group after th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import aiosqlite
@@ -79,16 +79,25 @@ class _Pending:
 
 
 async def filter_events_for_user_conn(
-    conn: aiosqlite.Connection, user_id: str, events: Sequence[StoredEvent]
+    conn: aiosqlite.Connection,
+    user_id: str,
+    events: Sequence[StoredEvent],
+    memberships: Mapping[str, tuple[str, str, int]] | None = None,
 ) -> list[StoredEvent]:
-    """filter_events_for_user inside a read the caller already holds."""
+    """filter_events_for_user inside a read the caller already holds. `memberships` (room ->
+    (membership, event id, stream position) of the user now, as select_current_memberships
+    returns) saves a query when the caller has it already."""
     servable = [
         s for s in events
         if not s.outlier and not s.soft_failed and s.event.rejected_reason is None
         and s.state_group is not None
     ]
     rooms = sorted({s.event.room_id for s in servable})
-    current = await history_table.select_current_memberships(conn, user_id, rooms)
+    if not servable:
+        return []
+    current = memberships
+    if current is None:
+        current = await history_table.select_current_memberships(conn, user_id, rooms)
     visible: set[str] = set()
     pending: list[_Pending] = []
     for s in servable:

@@ -17,9 +17,7 @@ __all__ = [
     "select_recent_events",
     "select_state_groups_at",
     "select_changed_state_keys",
-    "select_member_counts",
-    "select_heroes",
-    "select_rooms_with_name",
+    "select_member_summary",
     "select_users_sharing_rooms",
 ]
 
@@ -93,60 +91,31 @@ async def select_changed_state_keys(
         return [(r[0], r[1]) for r in await cur.fetchall()]
 
 
-async def select_member_counts(
-    conn: aiosqlite.Connection, room_ids: Sequence[str]
-) -> dict[str, dict[str, int]]:
-    """room_id -> {membership: number of members} from the current state."""
-    out: dict[str, dict[str, int]] = {r: {} for r in room_ids}
+async def select_member_summary(
+    conn: aiosqlite.Connection, room_ids: Sequence[str], user_id: str, heroes: int = 5
+) -> dict[str, tuple[dict[str, int], list[str]]]:
+    """room_id -> ({membership: count}, heroes): the counts of every membership in the current
+    state, and up to `heroes` joined or invited members other than user_id, in the order they
+    became members (their member event's stream position). One query for all rooms."""
+    out: dict[str, tuple[dict[str, int], list[str]]] = {r: ({}, []) for r in room_ids}
     for start in range(0, len(room_ids), _CHUNK):
         chunk = list(room_ids[start : start + _CHUNK])
         sql = (
-            "SELECT room_id, membership, COUNT(*) FROM current_state"
-            f" WHERE type = 'm.room.member' AND room_id IN ({_marks(len(chunk))})"
-            " GROUP BY room_id, membership"
-        )
-        async with conn.execute(sql, chunk) as cur:
-            for row in await cur.fetchall():
-                out[row[0]][row[1]] = int(row[2])
-    return out
-
-
-async def select_heroes(
-    conn: aiosqlite.Connection, room_ids: Sequence[str], user_id: str, limit: int = 5
-) -> dict[str, list[str]]:
-    """room_id -> up to `limit` joined or invited members other than user_id, in the order they
-    became members (their member event's stream position)."""
-    out: dict[str, list[str]] = {r: [] for r in room_ids}
-    for start in range(0, len(room_ids), _CHUNK):
-        chunk = list(room_ids[start : start + _CHUNK])
-        sql = (
-            "SELECT room_id, state_key FROM (SELECT cs.room_id, cs.state_key, ROW_NUMBER() OVER"
-            " (PARTITION BY cs.room_id ORDER BY e.stream_ordering) AS n FROM current_state cs"
+            "SELECT cs.room_id, cs.state_key, cs.membership FROM current_state cs"
             " JOIN events e ON e.event_id = cs.event_id WHERE cs.type = 'm.room.member'"
-            " AND cs.membership IN ('join', 'invite') AND cs.state_key != ?"
-            f" AND cs.room_id IN ({_marks(len(chunk))})) WHERE n <= ? ORDER BY room_id, n"
-        )
-        async with conn.execute(sql, [user_id, *chunk, limit]) as cur:
-            for row in await cur.fetchall():
-                out[row[0]].append(row[1])
-    return out
-
-
-async def select_rooms_with_name(
-    conn: aiosqlite.Connection, room_ids: Sequence[str]
-) -> set[str]:
-    """The rooms whose current state has an m.room.name or m.room.canonical_alias event."""
-    found: set[str] = set()
-    for start in range(0, len(room_ids), _CHUNK):
-        chunk = list(room_ids[start : start + _CHUNK])
-        sql = (
-            "SELECT DISTINCT room_id FROM current_state WHERE state_key = ''"
-            " AND type IN ('m.room.name', 'm.room.canonical_alias')"
-            f" AND room_id IN ({_marks(len(chunk))})"
+            f" AND cs.room_id IN ({_marks(len(chunk))}) ORDER BY cs.room_id, e.stream_ordering"
         )
         async with conn.execute(sql, chunk) as cur:
-            found.update(r[0] for r in await cur.fetchall())
-    return found
+            for room_id, member, membership in await cur.fetchall():
+                counts, names = out[room_id]
+                counts[membership] = counts.get(membership, 0) + 1
+                if (
+                    membership in ("join", "invite")
+                    and member != user_id
+                    and len(names) < heroes
+                ):
+                    names.append(member)
+    return out
 
 
 async def select_users_sharing_rooms(

@@ -59,6 +59,9 @@ class RoomsRequest:
     until: int  # room-stream position this sync reads up to
     full_state: bool
     now_ms: int
+    # Unread counts and summaries for every joined room (initial sync, or receipts moved);
+    # otherwise only for rooms with new events, the only ones whose counts can have changed.
+    all_counts: bool = True
 
 
 @dataclass(slots=True)
@@ -90,6 +93,7 @@ async def build_rooms(conn: aiosqlite.Connection, req: RoomsRequest) -> RoomsRes
     result = RoomsResult()
     room_filter = req.filter.room
     memberships = await history_table.select_current_memberships(conn, req.user_id)
+    current = {r: m for r, m in memberships.items() if m[2] <= req.until}
     rooms: list[_Room] = []
     stripped: dict[str, tuple[str, str]] = {}  # room -> (section, member event id)
     candidates: list[str] = []  # joined rooms whose member event changed since the token
@@ -116,7 +120,7 @@ async def build_rooms(conn: aiosqlite.Connection, req: RoomsRequest) -> RoomsRes
     if candidates:
         await _mark_newly_joined(conn, req, rooms, candidates)
     if rooms:
-        await _fill_rooms(conn, req, rooms, result)
+        await _fill_rooms(conn, req, rooms, result, current)
     if stripped:
         await _fill_stripped(conn, stripped, result)
     return result
@@ -144,7 +148,11 @@ async def _mark_newly_joined(
 
 
 async def _fill_rooms(
-    conn: aiosqlite.Connection, req: RoomsRequest, rooms: list[_Room], result: RoomsResult
+    conn: aiosqlite.Connection,
+    req: RoomsRequest,
+    rooms: list[_Room],
+    result: RoomsResult,
+    memberships: Mapping[str, tuple[str, str, int]],
 ) -> None:
     f = req.filter
     limit = f.timeline_limit
@@ -164,7 +172,7 @@ async def _fill_rooms(
     everything = [s for r in rooms for s in r.timeline]
     visible = {
         s.event.event_id
-        for s in await filter_events_for_user_conn(conn, req.user_id, everything)
+        for s in await filter_events_for_user_conn(conn, req.user_id, everything, memberships)
     }
     for r in rooms:
         r.timeline = [s for s in r.timeline if s.event.event_id in visible]
@@ -174,12 +182,16 @@ async def _fill_rooms(
         conn, {i for r in rooms for i in r.state_ids.values()}
     )
     served = everything + list(state_events.values())
-    redactions = await load_redactions(conn, served)
+    redactions = await load_redactions(conn, served) if served else {}
     ser = ClientEventSerializer(req.user_id, req.device_id, req.now_ms, redactions)
-    joined = [r.room_id for r in rooms if r.section == "join"]
-    counts = await sync_table.select_member_counts(conn, joined)
-    heroes = await sync_table.select_heroes(conn, joined, req.user_id)
-    unread = await notifications_table.select_unread_counts(conn, req.user_id, joined)
+    joined = [
+        r.room_id for r in rooms
+        if r.section == "join" and (req.all_counts or r.full or r.timeline or r.state_ids)
+    ]
+    summary = await sync_table.select_member_summary(conn, joined, req.user_id) if joined else {}
+    unread = (
+        await notifications_table.select_unread_counts(conn, req.user_id, joined) if joined else {}
+    )
 
     for r in rooms:
         state = _state_events(r, state_events, f.room.state, req)
@@ -195,17 +207,18 @@ async def _fill_rooms(
         if r.section == "leave":
             result.leave[r.room_id] = body
             continue
-        c = counts.get(r.room_id, {})
-        body["summary"] = {
-            "m.heroes": heroes.get(r.room_id, []),
-            "m.joined_member_count": c.get("join", 0),
-            "m.invited_member_count": c.get("invite", 0),
-        }
-        notif, highlight = unread.get(r.room_id, (0, 0))
-        body["unread_notifications"] = {
-            "notification_count": notif,
-            "highlight_count": highlight,
-        }
+        if r.room_id in summary:
+            counts, heroes = summary[r.room_id]
+            body["summary"] = {
+                "m.heroes": heroes,
+                "m.joined_member_count": counts.get("join", 0),
+                "m.invited_member_count": counts.get("invite", 0),
+            }
+            notif, highlight = unread.get(r.room_id, (0, 0))
+            body["unread_notifications"] = {
+                "notification_count": notif,
+                "highlight_count": highlight,
+            }
         body["ephemeral"] = {"events": []}
         result.join[r.room_id] = body
 

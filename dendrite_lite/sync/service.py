@@ -119,6 +119,7 @@ class SyncService:
             until=now.room,
             full_state=req.full_state,
             now_ms=int(self._clock() * 1000),
+            all_counts=since is None or req.full_state or since.receipts < now.receipts,
         )
         rooms = await self._storage.db.read(lambda conn: build_rooms(conn, rooms_req))
         global_data = await self._add_account_data(req.user_id, f, rooms, since, now)

@@ -196,3 +196,30 @@ async def test_unread_counts_rise_and_reset_with_receipt(srv: RunningServer) -> 
     await send(alice, room, "three")
     again = await sync(bob, since=after["next_batch"])
     assert again["rooms"]["join"][room]["unread_notifications"]["notification_count"] == 1
+
+
+async def test_summary_highlights_and_typing(srv: RunningServer) -> None:
+    alice = await _user(srv, "alice")
+    bob = await _user(srv, "bob")
+    carol = await _user(srv, "carol")
+    room = await create_room(alice, preset="public_chat")
+    await join(bob, room)
+    await join(carol, room)
+    first = await sync(bob)
+    summary = first["rooms"]["join"][room]["summary"]
+    assert summary["m.heroes"] == [alice.user_id, carol.user_id]
+    assert summary["m.joined_member_count"] == 3 and summary["m.invited_member_count"] == 0
+    resp = await alice.put(
+        f"/rooms/{room}/send/m.room.message/mention1",
+        {"msgtype": "m.text", "body": "bob!", "m.mentions": {"user_ids": [bob.user_id]}},
+    )
+    assert resp.status_code == 200, resp.text
+    resp = await carol.put(f"/rooms/{room}/typing/{carol.user_id}", {"typing": True, "timeout": 10000})
+    assert resp.status_code == 200, resp.text
+    body = await sync(bob, since=first["next_batch"])
+    joined = body["rooms"]["join"][room]
+    assert joined["unread_notifications"] == {"notification_count": 1, "highlight_count": 1}
+    assert {"type": "m.typing", "content": {"user_ids": [carol.user_id]}} in joined["ephemeral"]["events"]
+    # Carol was not mentioned: a notification without highlight.
+    carol_counts = (await sync(carol))["rooms"]["join"][room]["unread_notifications"]
+    assert carol_counts == {"notification_count": 1, "highlight_count": 0}
