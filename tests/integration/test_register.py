@@ -184,12 +184,15 @@ async def test_token_registration(tmp_path_factory: pytest.TempPathFactory) -> N
                                      "/register/m.login.registration_token/validity", "get", 200, resp.json())
         first = await s.client.post(f"{V3}/register", json={"username": "liz", "password": PASSWORD})
         body = check(first)
-        assert body["flows"] == [{"stages": ["m.login.registration_token"]}]
+        assert body["flows"] == [{"stages": ["m.login.registration_token", "m.login.dummy"]}]
         stage = {"type": "m.login.registration_token", "session": body["session"]}
         bad = await s.client.post(f"{V3}/register", json={"auth": {**stage, "token": "nope"}})
         assert (bad.status_code, bad.json()["errcode"]) == (401, "M_UNAUTHORIZED")
         assert bad.json()["session"] == body["session"]
-        ok = await s.client.post(f"{V3}/register", json={"auth": {**stage, "token": "invite-1"}})
+        half = await s.client.post(f"{V3}/register", json={"auth": {**stage, "token": "invite-1"}})
+        assert half.status_code == 401 and half.json()["completed"] == ["m.login.registration_token"]
+        dummy = {"type": "m.login.dummy", "session": body["session"]}
+        ok = await s.client.post(f"{V3}/register", json={"auth": dummy})
         assert ok.status_code == 200 and ok.json()["user_id"] == f"@liz:{SERVER_NAME}"
         # One use only.
         resp = await s.client.get(validity, params={"token": "invite-1"})

@@ -232,12 +232,6 @@ async def test_register_login_whoami_logout(chat: Chat, nio_validation: NioValid
     assert whoami.device_id == chat.alice.device_id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nio's register_with_token expects Synapse's flow [m.login.registration_token, "
-    "m.login.dummy]; dendrite-lite offers [m.login.registration_token] alone, so the token "
-    "stage already registers (200) where nio expects a 401 and a dummy stage",
-)
 async def test_register_with_token_on_a_token_gated_server(
     start_server: StartServer, nio_validation: NioValidationLog
 ) -> None:

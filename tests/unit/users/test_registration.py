@@ -35,11 +35,17 @@ def _config(mode: str = "open", **kw) -> Config:
 
 
 async def _register(storage: Storage, uia: UiaSessions, config: Config, body: dict, stage: dict):
+    """Start a UIA session, complete `stage`, then the dummy stage if the flow still wants one."""
     with pytest.raises(UiaRequired) as e:
         await register_user(storage, uia, config, body)
     sid = e.value.session.session_id
+    if stage["type"] == "m.login.dummy":
+        return await register_user(storage, uia, config, {**body, "auth": {**stage, "session": sid}})
+    with pytest.raises(UiaRequired) as e:
+        await register_user(storage, uia, config, {**body, "auth": {**stage, "session": sid}})
+    assert e.value.to_json()["completed"] == [stage["type"]]
     return await register_user(
-        storage, uia, config, {**body, "auth": {**stage, "session": sid}}
+        storage, uia, config, {**body, "auth": {"type": "m.login.dummy", "session": sid}}
     )
 
 
@@ -100,14 +106,20 @@ async def test_token_registration_counts_uses(storage: Storage) -> None:
     stage = {"type": "m.login.registration_token", "token": "once"}
     with pytest.raises(UiaRequired) as e:
         await register_user(storage, uia, config, {"username": "a", "password": "pw"})
-    assert e.value.to_json()["flows"] == [{"stages": ["m.login.registration_token"]}]
+    assert e.value.to_json()["flows"] == [
+        {"stages": ["m.login.registration_token", "m.login.dummy"]}
+    ]
     await _register(storage, uia, config, {"username": "a", "password": "pw"}, stage)
     token = await get_token(storage, "once")
     assert token is not None and token.completed == 1
     assert not await is_token_valid(storage, "once", now=2)
     with pytest.raises(UiaRequired) as e:
-        await _register(storage, uia, config, {"username": "b", "password": "pw"}, stage)
+        await register_user(storage, uia, config, {"username": "b", "password": "pw"})
+    sid = e.value.session.session_id
+    with pytest.raises(UiaRequired) as e:
+        await register_user(storage, uia, config, {"auth": {**stage, "session": sid}})
     assert e.value.to_json()["errcode"] == "M_UNAUTHORIZED"
+    assert not e.value.to_json().get("completed")
 
 
 async def test_token_used_up_between_stage_and_registration(storage: Storage) -> None:
@@ -121,9 +133,13 @@ async def test_token_used_up_between_stage_and_registration(storage: Storage) ->
             await register_user(storage, uia, config, {"username": name, "password": "pw"})
         sessions.append(e.value.session.session_id)
     body = {"password": "pw"}
-    await register_user(storage, uia, config, {**body, "username": "a", "auth": {**stage, "session": sessions[0]}})
+    for name, sid in zip(("a", "b"), sessions):
+        with pytest.raises(UiaRequired):  # token stage passed; the dummy stage remains
+            await register_user(storage, uia, config, {**body, "username": name, "auth": {**stage, "session": sid}})
+    dummy = {"type": "m.login.dummy"}
+    await register_user(storage, uia, config, {**body, "username": "a", "auth": {**dummy, "session": sessions[0]}})
     with pytest.raises(MatrixError) as e2:
-        await register_user(storage, uia, config, {**body, "username": "b", "auth": {**stage, "session": sessions[1]}})
+        await register_user(storage, uia, config, {**body, "username": "b", "auth": {**dummy, "session": sessions[1]}})
     assert e2.value.errcode in ("M_UNAUTHORIZED",)
     assert await get_account(storage, "@b:example.org") is None
 
