@@ -20,8 +20,8 @@ CREATE TABLE user_filters (
 CREATE INDEX user_filters_json ON user_filters (user_id, filter_json);
 
 -- One row per (local user, event) whose push rules said "notify": the unread counts in /sync
--- are the rows after the user's read receipt in that room. Written right after the event
--- commits; rows at or before a read receipt are deleted when the receipt moves.
+-- are the rows after the user's read receipt in that room. Written in the event's own
+-- transaction (rooms/notifications.py), so a /sync woken by the commit already counts it.
 CREATE TABLE event_push_actions (
     user_id TEXT NOT NULL,
     room_id TEXT NOT NULL,
