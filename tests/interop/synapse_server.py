@@ -253,13 +253,24 @@ class SynapseServer:
             self.admin_token = self.register("interop_admin", admin=True)["access_token"]
         return self.admin_token
 
-    def reset_connection(self, destination: str) -> None:
-        """Clear Synapse's backoff for `destination` (it survives restarts otherwise)."""
+    def reset_connection(self, destination: str) -> int:
+        """Clear Synapse's backoff for `destination` (it survives restarts otherwise); the
+        HTTP status (404 when Synapse never talked to the destination)."""
         with self.http() as http:
-            http.post(
+            resp = http.post(
                 f"/_synapse/admin/v1/federation/destinations/{destination}/reset_connection",
                 headers={"Authorization": f"Bearer {self.admin()}"}, json={},
             )
+            return resp.status_code
+
+    def destination(self, destination: str) -> dict | None:
+        """Synapse's view of a destination (retry_last_ts, retry_interval, failure_ts, ...)."""
+        with self.http() as http:
+            resp = http.get(
+                f"/_synapse/admin/v1/federation/destinations/{destination}",
+                headers={"Authorization": f"Bearer {self.admin()}"},
+            )
+            return dict(resp.json()) if resp.status_code == 200 else None
 
     def stop(self) -> None:
         if self.process.poll() is None:

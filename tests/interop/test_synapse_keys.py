@@ -20,7 +20,7 @@ from dendrite_lite.federation.client import FederationClient, RemoteError
 from dendrite_lite.federation.keyring import Keyring
 from dendrite_lite.storage import Storage
 from tests.conftest import RunningServer
-from tests.interop.synapse_server import SynapseServer
+from tests.interop.synapse_server import SynapseServer, free_port
 
 pytestmark = pytest.mark.interop
 
@@ -158,3 +158,14 @@ async def test_synapse_notary_serves_our_key(synapse: SynapseServer, dendrite_pe
 
 def _vk(published: dict, key_id: str) -> VerifyKey:
     return decode_verify_key(key_id, published["verify_keys"][key_id]["key"])
+
+
+async def test_synapse_admin_helpers(synapse: SynapseServer) -> None:
+    """The fixture's admin token reaches the destinations admin API. (Backoff itself only
+    happens for transactions, which later interop tests exercise with reset_connection.)"""
+    down = f"127.0.0.1:{free_port()}"
+    assert synapse.destination(down) is None
+    assert synapse.reset_connection(down) == 404  # Synapse never sent a transaction there
+    with synapse.http() as http:
+        me = http.get("/_matrix/client/v3/account/whoami", headers={"Authorization": f"Bearer {synapse.admin()}"})
+    assert me.json()["user_id"] == f"@interop_admin:{synapse.server_name}"
