@@ -61,9 +61,12 @@ async def test_token_use_shows_in_admin_api(tmp_path_factory: pytest.TempPathFac
                                                           "password": PASSWORD})
         h = auth_header(login.json()["access_token"])
         await s.client.post(f"{ADMIN}/new", json={"token": "once", "uses_allowed": 1}, headers=h)
-        resp = await s.client.post(f"{V3}/register", json={
+        half = await s.client.post(f"{V3}/register", json={
             "username": "newbie", "password": PASSWORD,
             "auth": {"type": "m.login.registration_token", "token": "once"}})
+        assert half.status_code == 401 and half.json()["completed"] == ["m.login.registration_token"]
+        resp = await s.client.post(f"{V3}/register", json={
+            "auth": {"type": "m.login.dummy", "session": half.json()["session"]}})
         assert resp.status_code == 200, resp.text
         token = (await s.client.get(f"{ADMIN}/once", headers=h)).json()
         assert token["completed"] == 1
