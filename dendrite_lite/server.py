@@ -297,6 +297,20 @@ def _tls_files(config: Config) -> tuple[str, str] | None:
     return None
 
 
+# How long closing a TLS connection waits for the peer's close_notify. asyncio's default is 30 s
+# and Hypercorn offers no setting for it, so a peer holding an idle keep-alive connection (Synapse
+# does) made every stop, and `systemctl stop`, take 30 s; measured: 30.01 s before, 2.0 s after.
+TLS_CLOSE_WAIT_S = 2.0
+
+
+def _shorten_tls_close_wait() -> None:
+    # asyncio reads this module constant each time it wraps a connection in TLS (sslproto.py,
+    # SSLProtocol.__init__), so setting it before the listeners start applies to all of ours.
+    import asyncio.sslproto
+
+    asyncio.sslproto.constants.SSL_SHUTDOWN_TIMEOUT = TLS_CLOSE_WAIT_S
+
+
 def _hypercorn_config(sock: socket.socket, tls: tuple[str, str] | None) -> HypercornConfig:
     hc = HypercornConfig()
     # Hypercorn adopts the already-bound socket by file descriptor; detach so only it closes it.
@@ -356,6 +370,8 @@ async def serve(
     stop = asyncio.Event()
     try:
         tls = _tls_files(config)
+        if tls is not None:
+            _shorten_tls_close_wait()
         for listener, bind in _listener_binds(config):
             sockets.append((listener, _bind_socket(bind)))
         addrs = {name: _sockname(sock) for name, sock in sockets}

@@ -227,3 +227,19 @@ async def test_run_without_key_exits_1_with_a_hint(tmp_path: Path) -> None:
     text = err.decode()
     assert "ERROR dendrite_lite.server:" in text and "dendrite-lite generate-keys" in text
     assert "Traceback" not in text
+
+
+async def test_tls_stop_is_quick_while_a_peer_holds_an_idle_connection(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    # Federation peers (Synapse) keep idle TLS connections open; closing one waits for the peer's
+    # close_notify, which used to hold every stop for asyncio's default 30 s.
+    cert, key = _self_signed(tmp_path)
+    srv = await start_server({"tls.mode": "files", "tls.cert_path": cert, "tls.key_path": key})
+    ctx = ssl.create_default_context(cafile=str(cert))
+    async with httpx.AsyncClient(base_url=srv.listening.client_url, verify=ctx) as peer:
+        assert (await peer.get("/health")).status_code == 200
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await srv.stop()
+        assert loop.time() - started < 10.0
