@@ -14,9 +14,10 @@ Rules applied here:
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
@@ -29,6 +30,11 @@ from dendrite_lite.storage import state as state_table
 from dendrite_lite.storage.events import StoredEvent
 from dendrite_lite.storage.receipts import ReadPosition
 from dendrite_lite.sync.notifier import Notifier
+
+if TYPE_CHECKING:
+    from dendrite_lite.federation.edus import EduFanout
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ReceiptsService",
@@ -70,18 +76,25 @@ class ReceiptsService:
         *,
         position: int = 0,
         clock: Callable[[], float] = time.time,
+        edus: EduFanout | None = None,
     ) -> None:
         self._storage = storage
         self._notifier = notifier
         self._position = position
         self._clock = clock
+        self._edus = edus  # our users' public receipts go to the room's other servers
 
     @classmethod
     async def open(
-        cls, storage: Storage, notifier: Notifier, *, clock: Callable[[], float] = time.time
+        cls,
+        storage: Storage,
+        notifier: Notifier,
+        *,
+        clock: Callable[[], float] = time.time,
+        edus: EduFanout | None = None,
     ) -> ReceiptsService:
         position = await storage.db.read(table.select_max_stream_id)
-        return cls(storage, notifier, position=position, clock=clock)
+        return cls(storage, notifier, position=position, clock=clock, edus=edus)
 
     def current_position(self) -> int:
         return self._position
@@ -139,6 +152,38 @@ class ReceiptsService:
             )
         thread = thread_id if thread_id is not None else table.UNTHREADED
         ts = int(self._clock() * 1000)
+        if not await self._store(room_id, receipt_type, user_id, thread, stored, ts):
+            return False
+        self._notifier.notify([user_id] if receipt_type == READ_PRIVATE else members)
+        if receipt_type == READ and self._edus is not None:
+            try:
+                await self._edus.receipt(room_id, user_id, event_id, ts=ts, thread_id=thread_id)
+            except Exception:  # federation trouble never fails the local request
+                log.exception("cannot queue m.receipt for %s in %s", user_id, room_id)
+        return True
+
+    async def receive_remote_receipt(
+        self, room_id: str, user_id: str, event_id: str, ts: int, thread_id: str | None
+    ) -> bool:
+        """A public m.read receipt from an m.receipt EDU of the user's server (which the caller
+        checked). Ignored (False) unless the user is joined and we hold the event as a timeline
+        event of the room; moves only forward, like a local one."""
+        members = await self._storage.db.read(
+            lambda conn: state_table.select_members(conn, room_id, "join")
+        )
+        stored = await self._event(event_id)
+        if user_id not in members or stored is None or stored.event.room_id != room_id or stored.outlier:
+            return False
+        thread = thread_id if thread_id else table.UNTHREADED
+        if not await self._store(room_id, READ, user_id, thread, stored, ts):
+            return False
+        self._notifier.notify(members)
+        return True
+
+    async def _store(
+        self, room_id: str, receipt_type: str, user_id: str, thread: str, stored: StoredEvent, ts: int
+    ) -> bool:
+        """Write the receipt unless the user's current one is at a later event."""
 
         async def write(conn: aiosqlite.Connection) -> int | None:
             current = await table.select_receipt_position(conn, room_id, receipt_type, user_id, thread)
@@ -146,15 +191,13 @@ class ReceiptsService:
                 return None
             return await table.upsert_receipt(
                 conn, room_id=room_id, receipt_type=receipt_type, user_id=user_id,
-                thread_id=thread, event_id=event_id, ts=ts,
+                thread_id=thread, event_id=stored.event.event_id, ts=ts,
             )
 
         stream_id = await self._storage.db.write(write)
         if stream_id is None:
             return False
         self._position = max(self._position, stream_id)
-        # TODO(federation): send m.read (never m.read.private) as an m.receipt EDU.
-        self._notifier.notify([user_id] if receipt_type == READ_PRIVATE else members)
         return True
 
     async def _in_thread(self, stored: StoredEvent, thread_id: str) -> bool:

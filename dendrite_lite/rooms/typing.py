@@ -14,18 +14,30 @@ harmless because clients replace the list anyway.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import state as state_table
 from dendrite_lite.sync.notifier import Notifier
 
-__all__ = ["TypingService", "DEFAULT_TIMEOUT_MS", "MAX_TIMEOUT_MS"]
+if TYPE_CHECKING:
+    from dendrite_lite.federation.edus import EduFanout
+
+__all__ = ["TypingService", "DEFAULT_TIMEOUT_MS", "MAX_TIMEOUT_MS", "REMOTE_TIMEOUT_MS"]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_MS = 30_000  # when a client says typing=true without a timeout
 MAX_TIMEOUT_MS = 120_000
+# m.typing EDUs carry no timeout: a remote user types until their server says otherwise or this
+# runs out. Our own typing users are re-announced to other servers every REMOTE_PING_MS so
+# they do not time out there while still typing.
+REMOTE_TIMEOUT_MS = 60_000
+REMOTE_PING_MS = 30_000
 
 
 class TypingService:
@@ -35,9 +47,12 @@ class TypingService:
         notifier: Notifier,
         *,
         max_timeout_ms: int = MAX_TIMEOUT_MS,
+        edus: EduFanout | None = None,
     ) -> None:
         self._storage = storage
         self._notifier = notifier
+        self._edus = edus  # our users' changes go to the room's other servers
+        self._announced: dict[tuple[str, str], float] = {}  # (room, user) -> last typing=true EDU
         self._max_timeout_ms = max_timeout_ms
         self._position = 0
         self._typing: dict[str, dict[str, asyncio.TimerHandle]] = {}
@@ -68,9 +83,22 @@ class TypingService:
         if user_id not in members:
             raise MatrixError(Errcode.FORBIDDEN, "You are not joined to this room.")
         if typing:
-            self._start(room_id, user_id, min(timeout_ms, self._max_timeout_ms), members)
+            changed = self._start(room_id, user_id, min(timeout_ms, self._max_timeout_ms), members)
+        else:
+            changed = self._stop(room_id, user_id, members)
+        await self._announce(room_id, user_id, typing, changed)
+
+    async def set_remote_typing(self, room_id: str, user_id: str, typing: bool) -> bool:
+        """An m.typing EDU from the user's server (which the caller checked). Ignored (False)
+        unless the user is joined to the room."""
+        members = await self._members(room_id)
+        if user_id not in members:
+            return False
+        if typing:
+            self._start(room_id, user_id, REMOTE_TIMEOUT_MS, members)
         else:
             self._stop(room_id, user_id, members)
+        return True
 
     async def typing_since(self, room_ids: Iterable[str], since: int) -> dict[str, list[str]]:
         """{room_id: users typing now} for every given room whose list changed after `since`."""
@@ -96,7 +124,24 @@ class TypingService:
 
     # --- internals ---------------------------------------------------------------------------
 
-    def _start(self, room_id: str, user_id: str, timeout_ms: int, members: Iterable[str]) -> None:
+    async def _announce(self, room_id: str, user_id: str, typing: bool, changed: bool) -> None:
+        """Tell the room's other servers: on a change, and while typing, now and then."""
+        if self._edus is None:
+            return
+        key = (room_id, user_id)
+        now = time.monotonic()
+        if typing:
+            if not changed and now - self._announced.get(key, 0.0) < REMOTE_PING_MS / 1000:
+                return
+            self._announced[key] = now
+        elif self._announced.pop(key, None) is None and not changed:
+            return
+        try:
+            await self._edus.typing(room_id, user_id, typing)
+        except Exception:  # federation trouble never fails the local request
+            log.exception("cannot queue m.typing for %s in %s", user_id, room_id)
+
+    def _start(self, room_id: str, user_id: str, timeout_ms: int, members: Iterable[str]) -> bool:
         users = self._typing.setdefault(room_id, {})
         previous = users.get(user_id)
         if previous is not None:
@@ -105,16 +150,18 @@ class TypingService:
         users[user_id] = loop.call_later(timeout_ms / 1000, self._expire, room_id, user_id)
         if previous is None:  # a renewed timer is no news to anyone
             self._changed(room_id, members)
+        return previous is None
 
-    def _stop(self, room_id: str, user_id: str, members: Iterable[str]) -> None:
+    def _stop(self, room_id: str, user_id: str, members: Iterable[str]) -> bool:
         users = self._typing.get(room_id, {})
         handle = users.pop(user_id, None)
         if handle is None:
-            return
+            return False
         handle.cancel()
         if not users:
             self._typing.pop(room_id, None)
         self._changed(room_id, members)
+        return True
 
     def _changed(self, room_id: str, members: Iterable[str]) -> None:
         self._position += 1
@@ -136,6 +183,7 @@ class TypingService:
         if not users:
             self._typing.pop(room_id, None)
         self._changed(room_id, await self._members(room_id))
+        await self._announce(room_id, user_id, False, True)
 
     async def _members(self, room_id: str) -> list[str]:
         return await self._storage.db.read(

@@ -21,7 +21,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
@@ -30,6 +30,9 @@ from dendrite_lite.storage import Storage
 from dendrite_lite.storage import presence as table
 from dendrite_lite.storage.presence import PresenceRow
 from dendrite_lite.sync.notifier import Notifier
+
+if TYPE_CHECKING:
+    from dendrite_lite.federation.edus import EduFanout
 
 __all__ = [
     "PresenceService",
@@ -51,6 +54,9 @@ IDLE_MS = 5 * 60_000  # presence.md §Idle timeout: "e.g. 5 minutes"
 # never flaps offline between two /syncs.
 SYNC_TIMEOUT_MS = 90_000
 TIMEOUT_CHECK_S = 15.0
+# A remote user's server tells us of every change; one not heard of for this long (the server
+# is gone?) is shown offline rather than online forever.
+REMOTE_TIMEOUT_MS = 30 * 60_000
 
 
 class PresenceService:
@@ -64,9 +70,12 @@ class PresenceService:
         position: int = 0,
         live: Iterable[PresenceRow] = (),
         clock: Callable[[], float] = time.time,
+        edus: EduFanout | None = None,
     ) -> None:
         self._storage = storage
         self._notifier = notifier
+        self._edus = edus  # our users' changes go to the servers sharing a room with them
+        self._remote_seen: dict[str, int] = {}  # remote users not offline -> last update
         self._position = position
         self._clock = clock
         # Users not offline, as last written: the only ones timeouts can apply to.
@@ -80,13 +89,18 @@ class PresenceService:
 
     @classmethod
     async def open(
-        cls, storage: Storage, notifier: Notifier, *, clock: Callable[[], float] = time.time
+        cls,
+        storage: Storage,
+        notifier: Notifier,
+        *,
+        clock: Callable[[], float] = time.time,
+        edus: EduFanout | None = None,
     ) -> PresenceService:
         async def load(conn: aiosqlite.Connection) -> tuple[int, list[PresenceRow]]:
             return await table.select_max_stream_id(conn), await table.select_live_presence(conn)
 
         position, live = await storage.db.read(load)
-        return cls(storage, notifier, position=position, live=live, clock=clock)
+        return cls(storage, notifier, position=position, live=live, clock=clock, edus=edus)
 
     def current_position(self) -> int:
         return self._position
@@ -161,6 +175,24 @@ class PresenceService:
             msg = row.status_msg if row is not None else None
             await self._write(user_id, ONLINE, msg, now, True)
 
+    async def set_remote_presence(
+        self,
+        user_id: str,
+        presence: str,
+        *,
+        last_active_ago: int,
+        currently_active: bool,
+        status_msg: str | None,
+    ) -> None:
+        """An m.presence EDU entry from the user's server (which the caller checked)."""
+        if presence not in STATES:
+            return
+        active_ts = self._now() - max(0, last_active_ago)
+        async with self._lock(user_id):
+            await self._write(
+                user_id, presence, status_msg, active_ts, currently_active, remote=True
+            )
+
     # --- reading (for /sync) -----------------------------------------------------------------
 
     async def presence_since(self, user_ids: Iterable[str], since: int) -> list[dict[str, Any]]:
@@ -201,6 +233,12 @@ class PresenceService:
         """Apply the idle and sync timeouts now; returns the users whose state changed."""
         now = self._now()
         changed: list[str] = []
+        for user_id, seen in list(self._remote_seen.items()):
+            if now - seen > REMOTE_TIMEOUT_MS:
+                async with self._lock(user_id):
+                    if self._remote_seen.get(user_id) == seen:
+                        await self._write(user_id, OFFLINE, None, seen, False, remote=True)
+                        changed.append(user_id)
         for user_id, row in list(self._live.items()):
             active = self._active_ts(row)
             last_seen = max(active, self._last_sync.get(user_id, 0))
@@ -251,7 +289,14 @@ class PresenceService:
         return content
 
     async def _write(
-        self, user_id: str, state: str, status_msg: str | None, active_ts: int, currently_active: bool
+        self,
+        user_id: str,
+        state: str,
+        status_msg: str | None,
+        active_ts: int,
+        currently_active: bool,
+        *,
+        remote: bool = False,
     ) -> None:
         async def write(conn: aiosqlite.Connection) -> tuple[PresenceRow, set[str]]:
             row = await table.upsert_presence(
@@ -262,6 +307,13 @@ class PresenceService:
 
         row, audience = await self._storage.db.write(write)
         self._position = max(self._position, row.stream_id)
+        if remote:
+            if state == OFFLINE:
+                self._remote_seen.pop(user_id, None)
+            else:
+                self._remote_seen[user_id] = self._now()
+            self._notifier.notify(audience)
+            return
         if state == OFFLINE:
             self._live.pop(user_id, None)
             self._last_active.pop(user_id, None)
@@ -269,3 +321,11 @@ class PresenceService:
         else:
             self._live[user_id] = row
         self._notifier.notify(audience | {user_id})
+        if self._edus is not None:
+            try:
+                await self._edus.presence(
+                    user_id, state, last_active_ago=max(0, self._now() - self._active_ts(row)),
+                    currently_active=currently_active and state == ONLINE, status_msg=status_msg,
+                )
+            except Exception:  # federation trouble never fails the local change
+                log.exception("cannot queue m.presence for %s", user_id)
