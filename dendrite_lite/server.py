@@ -38,6 +38,7 @@ from dendrite_lite.api.client import filters as filters_api
 from dendrite_lite.api.client import messages as messages_api
 from dendrite_lite.api.client import sync as sync_api
 from dendrite_lite.api.federation import key_query as federation_key_query
+from dendrite_lite.api.federation import membership as federation_membership
 from dendrite_lite.api.federation import keys as federation_keys
 from dendrite_lite.api.federation import version as federation_version
 from dendrite_lite.api.wellknown import matrix as wellknown_matrix
@@ -50,7 +51,10 @@ from dendrite_lite.rooms.read_markers import ReadMarkersService
 from dendrite_lite.rooms.receipts import ReceiptsService
 from dendrite_lite.rooms.typing import TypingService
 from dendrite_lite.federation.client import FederationClient
+from dendrite_lite.federation.ingest import FederationIngest
 from dendrite_lite.federation.keyring import Keyring
+from dendrite_lite.federation.remote_membership import FederatedMembership
+from dendrite_lite.federation.requester import ClientRequester
 from dendrite_lite.federation.sender import ClientTransport, FederationSender
 from dendrite_lite.storage import MigrationError, SchemaTooNew, Storage
 from dendrite_lite.rooms.history import HistoryService
@@ -80,6 +84,7 @@ Listener = Literal["client", "federation"]
 _FEDERATION_BLUEPRINTS: tuple[Blueprint, ...] = (
     federation_keys.bp,
     federation_key_query.bp,
+    federation_membership.bp,
     federation_version.bp,
     wellknown_matrix.bp,
     health.bp,
@@ -177,6 +182,7 @@ async def load_services(config: Config) -> Services:
         persist_hooks=[counter.prepare] + ([sender.prepare] if sender else []),
         commit_hooks=[sender.committed] if sender else [],
     )
+    federation.update(_inbound_federation(config, key, storage, notifier, pipeline, counter, federation))
     if sender is not None:
         await sender.start()  # resumes delivery queued before a restart; stopped by _close_services
     user_data = await _user_data_services(storage, notifier)
@@ -206,6 +212,32 @@ def _federation_services(config: Config, key: ServerKey, storage: Storage) -> di
             storage, ClientTransport(client), server_name=config.server.server_name
         )
     return {"keyring": keyring, "federation_client": client, "federation_sender": sender}
+
+
+def _inbound_federation(
+    config: Config,
+    key: ServerKey,
+    storage: Storage,
+    notifier: Notifier,
+    pipeline: RoomPipeline,
+    counter: NotificationCounter,
+    federation: dict[str, Any],
+) -> dict[str, Any]:
+    """Events from other servers (the ingest pipeline, sharing the local pipeline's room locks
+    and unread counts) and membership across servers. None of it without federation."""
+    client: FederationClient | None = federation["federation_client"]
+    if client is None:
+        return {"federation_ingest": None, "federated_membership": None}
+    ingest = FederationIngest(
+        storage, key_store=federation["keyring"], requester=ClientRequester(client),
+        notifier=notifier, room_lock=pipeline.room_lock, persist_hooks=[counter.prepare],
+    )
+    membership = FederatedMembership.build(
+        storage=storage, notifier=notifier, key_store=federation["keyring"], ingest=ingest,
+        server_name=config.server.server_name, key=key, client=client,
+        sender=federation["federation_sender"],
+    )
+    return {"federation_ingest": ingest, "federated_membership": membership}
 
 
 def _sync_services(storage: Storage, notifier: Notifier, user_data: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,9 @@ from dendrite_lite.api.limits import register_body_limits
 from dendrite_lite.config import Config
 from dendrite_lite.crypto.keys import ServerKey
 from dendrite_lite.federation.client import FederationClient
+from dendrite_lite.federation.ingest import FederationIngest
 from dendrite_lite.federation.keyring import Keyring
+from dendrite_lite.federation.remote_membership import FederatedMembership
 from dendrite_lite.federation.sender import FederationSender
 from dendrite_lite.ratelimit import RateLimits
 from dendrite_lite.rooms.pipeline import RoomPipeline
@@ -75,6 +77,10 @@ class Services:
     # The outbox sender (None when federation is disabled): our events and EDUs to other
     # servers, and their delivery health (federation/sender.py).
     federation_sender: FederationSender | None = None
+    # Events from other servers (federation/ingest.py) and membership across servers (joins,
+    # invites, leaves, knocks both ways); None when federation is disabled.
+    federation_ingest: FederationIngest | None = None
+    federated_membership: FederatedMembership | None = None
 
 
 class _LazyBuilderRule(QuartRule):

@@ -5,12 +5,16 @@ Every change is an m.room.member event through the pipeline, so the auth rules d
 M_FORBIDDEN with the failing rule). The checks here are the ones the auth rules cannot make,
 e.g. that an unban target is actually banned (a "leave" event would otherwise kick them).
 Join and invite events carry the user's displayname/avatar_url (§Profiles).
+
+Rooms this server is not in (no local user joined) and users of other servers go through
+federation (`federation`, federation/remote_membership.py): joining or knocking via make_*/send_*,
+inviting via /invite, rejecting a remote invite via make_leave/send_leave.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,14 +22,16 @@ import aiosqlite
 
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.events.ids import is_valid_user_id, server_name_of
+from dendrite_lite.federation.remote_membership import FederatedMembership
 from dendrite_lite.rooms.access import MEMBER, load_current, load_readable
-from dendrite_lite.rooms.aliases import alias_from_localpart, alias_is_free, resolve_alias
+from dendrite_lite.rooms.aliases import alias_from_localpart, alias_is_free, parse_alias, resolve_alias
 from dendrite_lite.rooms.creation import CreateRoomRequest, create_room
 from dendrite_lite.rooms.pipeline import EventSpec, PersistedEvent, RoomPipeline
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import accounts as accounts_table
 from dendrite_lite.storage import aliases as aliases_table
 from dendrite_lite.storage import events as events_table
+from dendrite_lite.storage import rooms as rooms_table
 from dendrite_lite.storage import state as state_table
 from dendrite_lite.storage.events import StoredEvent
 from dendrite_lite.users.profile import member_profile_content
@@ -62,6 +68,7 @@ class MembershipService:
     storage: Storage
     pipeline: RoomPipeline
     server_name: str
+    federation: FederatedMembership | None = None
 
     async def _send(self, room_id: str, sender: str, target: str, content: dict[str, Any]) -> PersistedEvent:
         return await self.pipeline.send(room_id, EventSpec(sender, MEMBER, content, target))
@@ -106,22 +113,27 @@ class MembershipService:
                 raise MatrixError(Errcode.ROOM_IN_USE, f"Room alias {alias} was taken meanwhile")
         return room_id, alias
 
-    async def join(self, user_id: str, room_id_or_alias: str, *, reason: Any = None) -> str:
-        """POST /join/{roomIdOrAlias} and /rooms/{roomId}/join; returns the room id."""
-        room_id = room_id_or_alias
-        if room_id_or_alias.startswith("#"):
-            room_id, _ = await resolve_alias(
-                self.storage, server_name=self.server_name, alias=room_id_or_alias
-            )
-        elif not room_id_or_alias.startswith("!"):
-            raise MatrixError(Errcode.INVALID_PARAM, f"{room_id_or_alias!r} is not a room id or alias")
+    async def join(
+        self, user_id: str, room_id_or_alias: str, *, reason: Any = None, servers: Sequence[str] = ()
+    ) -> str:
+        """POST /join/{roomIdOrAlias} and /rooms/{roomId}/join; returns the room id. `servers`
+        (via / server_name) are where to ask when the room is on other servers."""
+        room_id, servers = await self._room_and_servers(room_id_or_alias, servers)
         content = {"membership": "join", **_reason(reason)}
         content.update(await member_profile_content(self.storage, user_id))
+        if await self._remote(room_id):
+            assert self.federation is not None
+            try:
+                await self.federation.join(user_id, room_id, servers, content)
+                return room_id
+            except MatrixError as e:
+                # No other server to ask: a room only we ever held can still be joined here.
+                if e.errcode != Errcode.NOT_FOUND or not await self._known(room_id):
+                    raise
         try:
             room = await load_current(self.storage, room_id, [(MEMBER, user_id)])
         except MatrixError as e:
             if e.errcode == Errcode.NOT_FOUND:
-                # NOTSPEC: joining rooms this server is not in needs federation (a later issue).
                 raise MatrixError(
                     Errcode.NOT_FOUND, f"Room {room_id} is not known to this server"
                 ) from None
@@ -133,10 +145,48 @@ class MembershipService:
         await self._send(room_id, user_id, user_id, content)
         return room_id
 
+    async def knock(
+        self, user_id: str, room_id_or_alias: str, *, reason: Any = None, servers: Sequence[str] = ()
+    ) -> str:
+        """POST /knock/{roomIdOrAlias}; returns the room id."""
+        room_id, servers = await self._room_and_servers(room_id_or_alias, servers)
+        content = {"membership": "knock", **_reason(reason)}
+        content.update(await member_profile_content(self.storage, user_id))
+        if await self._remote(room_id):
+            assert self.federation is not None
+            await self.federation.knock(user_id, room_id, servers, content)
+        else:
+            await self._send(room_id, user_id, user_id, content)
+        return room_id
+
+    async def _room_and_servers(
+        self, room_id_or_alias: str, servers: Sequence[str]
+    ) -> tuple[str, list[str]]:
+        if room_id_or_alias.startswith("#"):
+            if self.federation is not None and parse_alias(room_id_or_alias)[1] != self.server_name:
+                room_id, found = await self.federation.resolve_alias(room_id_or_alias)
+            else:
+                room_id, found = await resolve_alias(
+                    self.storage, server_name=self.server_name, alias=room_id_or_alias
+                )
+            return room_id, [*servers, *found]
+        if not room_id_or_alias.startswith("!"):
+            raise MatrixError(Errcode.INVALID_PARAM, f"{room_id_or_alias!r} is not a room id or alias")
+        return room_id_or_alias, list(servers)
+
+    async def _remote(self, room_id: str) -> bool:
+        """Whether changes to `room_id` must go through another server: we are not in it."""
+        return self.federation is not None and not await self.federation.is_resident(room_id)
+
+    async def _known(self, room_id: str) -> bool:
+        return await self.storage.db.read(lambda c: rooms_table.select_room(c, room_id)) is not None
+
     async def invite(self, sender: str, room_id: str, target: str, *, reason: Any = None) -> None:
         if server_name_of(target) != self.server_name:
-            # NOTSPEC: an invite to another server must go through federation /invite first.
-            raise MatrixError(Errcode.FORBIDDEN, "Inviting users on other servers is not supported yet")
+            if self.federation is None:
+                raise MatrixError(Errcode.FORBIDDEN, "Federation is disabled on this server")
+            await self.federation.invite(sender, room_id, target, {"membership": "invite", **_reason(reason)})
+            return
         account = await self.storage.db.read(lambda c: accounts_table.select_account(c, target))
         if account is None or account.deactivated:
             raise MatrixError(Errcode.NOT_FOUND, f"Unknown user {target}")
@@ -145,7 +195,15 @@ class MembershipService:
         await self._send(room_id, sender, target, content)
 
     async def leave(self, user_id: str, room_id: str, *, reason: Any = None) -> None:
-        await self._send(room_id, user_id, user_id, {"membership": "leave", **_reason(reason)})
+        content = {"membership": "leave", **_reason(reason)}
+        if await self._remote(room_id) and await self._target_membership(room_id, user_id) in (
+            "invite", "knock",
+        ):
+            # Rejecting an invite (or taking back a knock) to a room we are not in.
+            assert self.federation is not None
+            await self.federation.leave(user_id, room_id, content)
+            return
+        await self._send(room_id, user_id, user_id, content)
 
     async def kick(self, sender: str, room_id: str, target: str, *, reason: Any = None) -> None:
         if await self._target_membership(room_id, target) not in ("join", "invite", "knock"):

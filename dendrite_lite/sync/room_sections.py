@@ -244,6 +244,16 @@ async def _load_state(
     if not at:
         return
     groups = await sync_table.select_state_groups_at(conn, at)
+    # A room joined over federation starts with our join: no timeline event precedes it, so the
+    # state at the timeline's start is the state after its first event, minus that event.
+    first_of = {r.room_id: r.timeline[0] for r in rooms if r.timeline}
+    drop: dict[str, StateKey] = {}
+    for room_id, group in groups.items():
+        first = first_of.get(room_id)
+        if group is None and first is not None and first.state_group is not None:
+            groups[room_id] = first.state_group
+            if first.event.is_state():
+                drop[room_id] = first.event.state_tuple
     members = senders if req.filter.lazy_load_members else None
     state = await history_table.select_state_for_groups(
         conn, [g for g in groups.values() if g is not None], members=members
@@ -254,6 +264,8 @@ async def _load_state(
         if group is None:
             continue
         full = state.get(group, {})
+        if r.room_id in drop:
+            full = {k: v for k, v in full.items() if k != drop[r.room_id]}
         room_senders = {s.event.sender for s in r.timeline} | {req.user_id}
         in_timeline = {s.event.state_tuple for s in r.timeline if s.event.is_state()}
         wanted: dict[StateKey, str] = {}

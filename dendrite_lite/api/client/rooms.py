@@ -1,4 +1,4 @@
-"""Client-server API: room creation and membership (create_room.yaml, joining.yaml,
+"""Client-server API: room creation and membership (create_room.yaml, joining.yaml, knocking.yaml,
 inviting.yaml, leaving.yaml, kicking.yaml, banning.yaml, list_joined_rooms.yaml, rooms.yaml
 members/joined_members)."""
 
@@ -25,7 +25,14 @@ _V3 = "/_matrix/client/v3"
 
 def _service() -> MembershipService:
     svc = services()
-    return MembershipService(svc.storage, svc.pipeline, svc.config.server.server_name)
+    return MembershipService(
+        svc.storage, svc.pipeline, svc.config.server.server_name, svc.federated_membership
+    )
+
+
+def _via() -> list[str]:
+    # `via` is the current name; `server_name` the deprecated one many clients still send.
+    return [*request.args.getlist("via"), *request.args.getlist("server_name")]
 
 
 @bp.post(f"{_V3}/createRoom")
@@ -45,7 +52,20 @@ async def post_join(room_id_or_alias: str) -> Response:
     """POST /_matrix/client/v3/join/{roomIdOrAlias}"""
     requester = await authenticate(services())
     body = await json_body(allow_empty=True)
-    room_id = await _service().join(requester.user_id, room_id_or_alias, reason=body.get("reason"))
+    room_id = await _service().join(
+        requester.user_id, room_id_or_alias, reason=body.get("reason"), servers=_via()
+    )
+    return jsonify({"room_id": room_id})
+
+
+@bp.post(f"{_V3}/knock/<room_id_or_alias>")
+async def post_knock(room_id_or_alias: str) -> Response:
+    """POST /_matrix/client/v3/knock/{roomIdOrAlias}"""
+    requester = await authenticate(services())
+    body = await json_body(allow_empty=True)
+    room_id = await _service().knock(
+        requester.user_id, room_id_or_alias, reason=body.get("reason"), servers=_via()
+    )
     return jsonify({"room_id": room_id})
 
 

@@ -1,0 +1,182 @@
+"""Invites across servers (server-server-api.md §Inviting to a room; invites-v2.yaml).
+
+Inbound (PUT /v2/invite from the inviting server): the event is checked (room version we
+support, an invite of one of our users sent by a user of the origin, the origin's signature),
+signed by us as the invitee's server and, unless we are in the room (then it also arrives in a
+transaction), stored as an out-of-band membership with the invite_room_state so /sync shows it.
+
+Outbound (a local user invites a remote user): the invite is built on our current state and
+auth-checked, sent to the invitee's server, and the event it returns countersigned is what we
+persist (through the federation ingest, which runs the same checks as for any PDU) and queue
+for the other servers in the room.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from dendrite_lite.crypto.keys import ServerKey
+from dendrite_lite.crypto.signing import KeyStore
+from dendrite_lite.errors import Errcode, MatrixError
+from dendrite_lite.events.event import Event
+from dendrite_lite.events.ids import server_name_of
+from dendrite_lite.events.pdu import event_from_pdu, pdu_for_federation
+from dendrite_lite.events.room_versions import KNOWN_ROOM_VERSIONS
+from dendrite_lite.events.signing import add_event_signature
+from dendrite_lite.federation.checks import PduDropped, verify_pdu
+from dendrite_lite.federation.client import FederationClient, FederationError
+from dendrite_lite.federation.ingest import FederationIngest
+from dendrite_lite.federation.joins import _remote_error
+from dendrite_lite.federation.membership_events import (
+    build_member_event,
+    is_resident,
+    parse_member_event,
+)
+from dendrite_lite.federation.out_of_band import persist_out_of_band_membership
+from dendrite_lite.federation.sender import FederationSender
+from dendrite_lite.rooms.access import load_current
+from dendrite_lite.storage import Storage
+from dendrite_lite.storage import accounts as accounts_table
+from dendrite_lite.sync.notifier import Notifier
+from dendrite_lite.sync.room_sections import STRIPPED_STATE_TYPES
+
+__all__ = ["InviteService"]
+
+log = logging.getLogger(__name__)
+
+
+class InviteService:
+    def __init__(
+        self,
+        storage: Storage,
+        notifier: Notifier,
+        key_store: KeyStore,
+        *,
+        server_name: str,
+        key: ServerKey,
+        client: FederationClient | None = None,
+        ingest: FederationIngest | None = None,
+        sender: FederationSender | None = None,
+    ) -> None:
+        self._storage = storage
+        self._notifier = notifier
+        self._keys = key_store
+        self._server_name = server_name
+        self._key = key
+        self._client = client
+        self._ingest = ingest
+        self._sender = sender
+
+    # --- inbound ---------------------------------------------------------------------------------
+    async def receive_invite(
+        self,
+        origin: str,
+        room_id: str,
+        event_id: str,
+        room_version: Any,
+        raw_event: Any,
+        invite_room_state: Sequence[Any],
+    ) -> dict[str, Any]:
+        """PUT /v2/invite/{roomId}/{eventId}: the event signed by us too."""
+        rv = KNOWN_ROOM_VERSIONS.get(room_version) if isinstance(room_version, str) else None
+        if rv is None:
+            raise MatrixError(
+                Errcode.INCOMPATIBLE_ROOM_VERSION,
+                f"This server does not support room version {room_version!r}",
+                room_version=str(room_version),
+            )
+        event = parse_member_event(
+            raw_event, rv, origin=origin, room_id=room_id, event_id=event_id,
+            membership="invite", sender_is_target=False,
+        )
+        target = event.state_key or ""
+        if server_name_of(target) != self._server_name:
+            raise MatrixError(Errcode.FORBIDDEN, f"{target} is not a user of this server")
+        account = await self._storage.db.read(lambda c: accounts_table.select_account(c, target))
+        if account is None or account.deactivated:
+            raise MatrixError(Errcode.NOT_FOUND, f"Unknown user {target}")
+        try:
+            event = await verify_pdu(event, self._keys)
+        except PduDropped as e:
+            raise MatrixError(Errcode.FORBIDDEN, e.reason) from None
+        signed = add_event_signature(pdu_for_federation(event), rv, self._server_name, self._key)
+        if not await is_resident(self._storage, room_id, self._server_name):
+            await persist_out_of_band_membership(
+                self._storage, self._notifier, event_from_pdu(signed, rv), invite_room_state
+            )
+        return signed
+
+    # --- outbound --------------------------------------------------------------------------------
+    async def invite_remote(
+        self, sender: str, room_id: str, target: str, content: Mapping[str, Any]
+    ) -> Event:
+        """A local user invites a user of another server. Raises MatrixError: 403 from the auth
+        rules or the invitee's server, 502 when it cannot be reached."""
+        if self._client is None or self._ingest is None:
+            raise MatrixError(Errcode.FORBIDDEN, "Federation is disabled on this server")
+        event = await build_member_event(
+            self._storage, server_name=self._server_name, key=self._key, room_id=room_id,
+            sender=sender, target=target, content=content,
+        )
+        destination = server_name_of(target)
+        path = (
+            f"/_matrix/federation/v2/invite/{quote(room_id, safe='')}/"
+            f"{quote(event.event_id, safe='')}"
+        )
+        body = {
+            "room_version": event.room_version.identifier,
+            "event": pdu_for_federation(event),
+            "invite_room_state": await self._stripped_state(room_id, sender),
+        }
+        try:
+            answer = await self._client.put_json(destination, path, body)
+        except FederationError as e:
+            raise _remote_error(e) from None
+        signed = self._countersigned(answer, event, destination)
+        try:
+            outcome = await self._ingest.receive_pdu(self._server_name, signed)
+        except PduDropped as e:
+            raise MatrixError(Errcode.FORBIDDEN, f"invite not stored: {e.reason}") from None
+        if outcome.rejected_reason is not None or outcome.soft_failed:
+            raise MatrixError(Errcode.FORBIDDEN, f"invite not accepted: {outcome.rejected_reason}")
+        if outcome.stream_ordering is not None:
+            await self._queue(outcome.event, outcome.stream_ordering)
+        return outcome.event
+
+    @staticmethod
+    def _countersigned(answer: Any, event: Event, destination: str) -> dict[str, Any]:
+        returned = answer.get("event") if isinstance(answer, dict) else None
+        if not isinstance(returned, dict):
+            raise MatrixError(Errcode.UNKNOWN, f"{destination} answered the invite without an event", status=502)
+        try:
+            same = event_from_pdu(returned, event.room_version).event_id == event.event_id
+        except (ValueError, TypeError):
+            same = False
+        sigs = returned.get("signatures")
+        if not same or not isinstance(sigs, dict) or destination not in sigs:
+            raise MatrixError(Errcode.UNKNOWN, f"{destination} did not countersign the invite", status=502)
+        return returned
+
+    async def _stripped_state(self, room_id: str, sender: str) -> list[dict[str, Any]]:
+        room = await load_current(self._storage, room_id, None)
+        out = []
+        for etype, key in [*((t, "") for t in STRIPPED_STATE_TYPES), ("m.room.member", sender)]:
+            e = room.get(etype, key)
+            if e is not None:
+                out.append({"type": e.type, "state_key": e.state_key, "sender": e.sender,
+                            "content": dict(e.content)})
+        return out
+
+    async def _queue(self, event: Event, position: int) -> None:
+        """The invite goes to the other servers in the room like any event of ours (the
+        ingest, which stored it, does not queue)."""
+        if self._sender is None:
+            return
+        write = await self._sender.prepare(event.room_id, [event])
+        if write is None:
+            return
+        await self._storage.db.write(lambda c: write(c, [(event, position)]))
+        self._sender.committed(event.room_id, [event])

@@ -1,0 +1,53 @@
+"""Our users leaving or knocking on rooms we are not in, through a server that is
+(server-server-api.md §Leaving Rooms (Rejecting Invites), §Knocking upon a room).
+
+- leave: rejecting an invite received over federation, or taking back a knock: make_leave and
+  send_leave (v2) to the inviting server (or another in the room).
+- knock: make_knock and send_knock; the answer's knock_room_state is what /sync shows.
+Both results are stored as out-of-band memberships (federation/out_of_band.py).
+
+A leave from a room we are in goes through the local pipeline and the outbox instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from dendrite_lite.events.event import Event
+from dendrite_lite.federation.joins import MembershipHandshake
+from dendrite_lite.federation.out_of_band import persist_out_of_band_membership
+from dendrite_lite.storage import Storage
+from dendrite_lite.sync.notifier import Notifier
+
+__all__ = ["RemoteLeaves"]
+
+
+class RemoteLeaves:
+    def __init__(self, handshake: MembershipHandshake, storage: Storage, notifier: Notifier) -> None:
+        self._hs = handshake
+        self._storage = storage
+        self._notifier = notifier
+
+    async def leave(
+        self, user_id: str, room_id: str, servers: Sequence[str], content: Mapping[str, Any]
+    ) -> Event:
+        """Leave (reject an invite / rescind a knock) through one of `servers`. Raises
+        MatrixError with the remote server's error."""
+        hs = await self._hs.make(servers, room_id, user_id, "leave", content)
+        await self._hs.send(hs, "leave")
+        await persist_out_of_band_membership(self._storage, self._notifier, hs.event)
+        return hs.event
+
+    async def knock(
+        self, user_id: str, room_id: str, servers: Sequence[str], content: Mapping[str, Any]
+    ) -> Event:
+        """Knock through one of `servers`; /sync then shows the room under `knock`."""
+        hs = await self._hs.make(servers, room_id, user_id, "knock", content)
+        answer = await self._hs.send(hs, "knock")
+        stripped = answer.get("knock_room_state") if isinstance(answer, dict) else None
+        await persist_out_of_band_membership(
+            self._storage, self._notifier, hs.event,
+            stripped if isinstance(stripped, list) else [],
+        )
+        return hs.event

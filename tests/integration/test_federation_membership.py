@@ -1,0 +1,263 @@
+"""Membership across two real dendrite-lite servers over TLS on loopback: joins (v10 by room id,
+v12 with ?server_name=), invites both ways with rejection, knocks, and the error cases of the
+federation membership endpoints (signed requests from one server to the other)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from dendrite_lite.api.app import Services
+from dendrite_lite.federation.client import FederationClient, RemoteError
+from tests.conftest import RunningServer, StartServer
+from tests.integration.room_helpers import User, new_user
+from tests.interop.synapse_server import tls_overrides
+
+OPEN = {"registration.mode": "open", "ratelimit.enabled": False}
+V1 = "/_matrix/federation/v1"
+
+
+def _services(srv: RunningServer) -> Services:
+    svc = srv.app().extensions["dendrite_lite"]
+    assert isinstance(svc, Services)
+    return svc
+
+
+def _client(srv: RunningServer) -> FederationClient:
+    client = _services(srv).federation_client
+    assert client is not None
+    return client
+
+
+def name(srv: RunningServer) -> str:
+    return srv.config.server.server_name
+
+
+@pytest.fixture
+async def pair(start_server: StartServer, tmp_path: Path) -> AsyncIterator[tuple[RunningServer, RunningServer]]:
+    servers = []
+    for tag in ("a", "b"):
+        overrides = tls_overrides(tmp_path / f"tls-{tag}")
+        if overrides is None:
+            pytest.skip("no way to make a TLS certificate (openssl or cryptography)")
+        srv = await start_server({**overrides, **OPEN})
+        # The client listener serves the self-signed certificate too.
+        await srv.client.aclose()
+        srv.client = httpx.AsyncClient(base_url=srv.listening.client_url, timeout=20, verify=False)
+        await srv.federation.aclose()
+        assert srv.listening.federation_url is not None
+        srv.federation = httpx.AsyncClient(base_url=srv.listening.federation_url, timeout=20, verify=False)
+        servers.append(srv)
+    yield servers[0], servers[1]
+    # Each holds connections to the other: close them so neither TLS shutdown waits on the other.
+    for srv in servers:
+        await _client(srv).aclose()
+
+
+async def sync_rooms(user: User) -> dict[str, Any]:
+    return (await user.call("GET", "/sync", params={"timeout": "0"})).json()["rooms"]
+
+
+async def member_state(user: User, room_id: str, target: str) -> dict[str, Any]:
+    return (await user.state(room_id, "m.room.member", target)).json()
+
+
+async def test_remote_user_joins_a_v10_room_by_id(pair: tuple[RunningServer, RunningServer]) -> None:
+    a, b = pair
+    alice, bob = await new_user(a, "alice"), await new_user(b, "bob")
+    room_id = await alice.create_room(preset="public_chat", room_version="10", name="Ten")
+    assert room_id.endswith(":" + name(a))
+    resp = await bob.call("POST", f"/join/{quote(room_id)}", {})
+    assert resp.json() == {"room_id": room_id}
+    # The resident server took the join into its room...
+    assert (await member_state(alice, room_id, bob.user_id))["membership"] == "join"
+    # ...and the joining server holds the room: its state and our join as the first event.
+    rooms = await sync_rooms(bob)
+    joined = rooms["join"][room_id]
+    state = {(e["type"], e["state_key"]): e for e in joined["state"]["events"]}
+    assert state[("m.room.name", "")]["content"] == {"name": "Ten"}
+    assert state[("m.room.member", alice.user_id)]["content"]["membership"] == "join"
+    assert [e["type"] for e in joined["timeline"]["events"]][-1] == "m.room.member"
+    assert joined["timeline"]["events"][-1]["state_key"] == bob.user_id
+    assert (await bob.call("GET", "/joined_rooms")).json()["joined_rooms"] == [room_id]
+    members = (await bob.call("GET", f"/rooms/{room_id}/joined_members")).json()["joined"]
+    assert sorted(members) == sorted([alice.user_id, bob.user_id])
+
+
+async def test_v12_join_needs_a_server_name(pair: tuple[RunningServer, RunningServer]) -> None:
+    a, b = pair
+    alice, bob = await new_user(a, "alice"), await new_user(b, "bob")
+    room_id = await alice.create_room(preset="public_chat", room_version="12")
+    assert ":" not in room_id
+    resp = await bob.call("POST", f"/join/{quote(room_id)}", {}, expect=404)
+    assert resp.json()["errcode"] == "M_NOT_FOUND"
+    await bob.call("POST", f"/join/{quote(room_id)}", {}, params={"server_name": name(a)})
+    assert (await member_state(alice, room_id, bob.user_id))["membership"] == "join"
+    assert room_id in (await sync_rooms(bob))["join"]
+
+
+async def test_invite_across_servers_then_reject(pair: tuple[RunningServer, RunningServer]) -> None:
+    a, b = pair
+    alice, bob = await new_user(a, "alice"), await new_user(b, "bob")
+    room_id = await alice.create_room(preset="private_chat", name="Secret")
+    await alice.call("POST", f"/rooms/{room_id}/invite", {"user_id": bob.user_id})
+    invited = await member_state(alice, room_id, bob.user_id)
+    assert invited["membership"] == "invite"
+    invite = (await sync_rooms(bob))["invite"][room_id]["invite_state"]["events"]
+    by_type = {(e["type"], e["state_key"]): e for e in invite}
+    assert by_type[("m.room.name", "")]["content"] == {"name": "Secret"}
+    assert by_type[("m.room.member", bob.user_id)]["content"]["membership"] == "invite"
+    assert by_type[("m.room.member", bob.user_id)]["sender"] == alice.user_id
+    # Rejecting goes to the inviting server (make_leave/send_leave).
+    await bob.call("POST", f"/rooms/{room_id}/leave", {})
+    assert (await member_state(alice, room_id, bob.user_id))["membership"] == "leave"
+    assert room_id not in (await sync_rooms(bob))["invite"]
+
+
+async def test_invite_then_join_an_invite_only_room_both_ways(
+    pair: tuple[RunningServer, RunningServer],
+) -> None:
+    a, b = pair
+    for host, guest in ((a, b), (b, a)):
+        owner, visitor = await new_user(host, "owner"), await new_user(guest, "visitor")
+        room_id = await owner.create_room(preset="private_chat")
+        # Not invited yet: the resident server refuses the join.
+        resp = await visitor.call(
+            "POST", f"/join/{quote(room_id)}", {}, expect=403, params={"via": name(host)}
+        )
+        assert resp.json()["errcode"] == "M_FORBIDDEN"
+        await owner.call("POST", f"/rooms/{room_id}/invite", {"user_id": visitor.user_id})
+        # No via needed now: the inviting server is asked.
+        await visitor.call("POST", f"/rooms/{room_id}/join", {})
+        assert (await member_state(owner, room_id, visitor.user_id))["membership"] == "join"
+        assert room_id in (await sync_rooms(visitor))["join"]
+
+
+async def test_knock_on_a_remote_room(pair: tuple[RunningServer, RunningServer]) -> None:
+    a, b = pair
+    alice, bob = await new_user(a, "alice"), await new_user(b, "bob")
+    room_id = await alice.create_room(
+        room_version="10", name="Knock here",
+        initial_state=[{"type": "m.room.join_rules", "content": {"join_rule": "knock"}}],
+    )
+    resp = await bob.call("POST", f"/knock/{quote(room_id)}", {"reason": "let me in"})
+    assert resp.json() == {"room_id": room_id}
+    knock = await member_state(alice, room_id, bob.user_id)
+    assert knock == {"membership": "knock", "reason": "let me in"} | {
+        k: v for k, v in knock.items() if k not in ("membership", "reason")
+    }
+    state = (await sync_rooms(bob))["knock"][room_id]["knock_state"]["events"]
+    assert {"type": "m.room.name", "state_key": "", "sender": alice.user_id,
+            "content": {"name": "Knock here"}} in state
+
+
+# --- the endpoints' error cases (signed requests from b to a) -------------------------------------
+
+async def _remote_error(call: Any) -> RemoteError:
+    with pytest.raises(RemoteError) as info:
+        await call
+    return info.value
+
+
+async def test_make_join_errors(pair: tuple[RunningServer, RunningServer]) -> None:
+    a, b = pair
+    alice = await new_user(a, "alice")
+    room_id = await alice.create_room(preset="public_chat", room_version="10")
+    fed = _client(b)
+    path = f"{V1}/make_join/{quote(room_id)}"
+    # A user of another server than the origin: 403.
+    err = await _remote_error(fed.get_json(name(a), f"{path}/{quote('@x:elsewhere.example')}", query={"ver": ["10"]}))
+    assert (err.status, err.errcode) == (403, "M_FORBIDDEN")
+    # The room's version is not among ours: 400 M_INCOMPATIBLE_ROOM_VERSION naming it.
+    user = f"@x:{name(b)}"
+    err = await _remote_error(fed.get_json(name(a), f"{path}/{quote(user)}", query={"ver": ["1", "2"]}))
+    assert (err.status, err.errcode) == (400, "M_INCOMPATIBLE_ROOM_VERSION")
+    assert err.body["room_version"] == "10"
+    # No ver at all means v1 only.
+    err = await _remote_error(fed.get_json(name(a), f"{path}/{quote(user)}"))
+    assert err.errcode == "M_INCOMPATIBLE_ROOM_VERSION"
+    # A room the server is not in.
+    err = await _remote_error(
+        fed.get_json(name(a), f"{V1}/make_join/{quote('!nope:' + name(a))}/{quote(user)}", query={"ver": ["10"]})
+    )
+    assert (err.status, err.errcode) == (404, "M_NOT_FOUND")
+    # A good request gets the template.
+    answer = await fed.get_json(name(a), f"{path}/{quote(user)}", query={"ver": ["9", "10"]})
+    assert answer["room_version"] == "10"
+    event = answer["event"]
+    assert (event["type"], event["sender"], event["state_key"], event["room_id"]) == (
+        "m.room.member", user, user, room_id
+    )
+    assert event["content"] == {"membership": "join"}
+    assert "signatures" not in event and "hashes" not in event
+    # Unsigned requests are refused.
+    resp = await a.federation.get(f"{path}/{quote(user)}", params={"ver": "10"})
+    assert (resp.status_code, resp.json()["errcode"]) == (401, "M_UNAUTHORIZED")
+
+
+async def test_send_join_with_bad_events(pair: tuple[RunningServer, RunningServer]) -> None:
+    from dendrite_lite.events.pdu import event_from_pdu
+    from dendrite_lite.events.room_versions import get_room_version
+    from dendrite_lite.events.signing import hash_and_sign_event
+
+    a, b = pair
+    alice = await new_user(a, "alice")
+    public = await alice.create_room(preset="public_chat", room_version="10")
+    private = await alice.create_room(preset="private_chat", room_version="10")
+    fed, key, rv = _client(b), b.key, get_room_version("10")
+    user = f"@x:{name(b)}"
+
+    async def signed_join(room_id: str, **change: Any) -> dict[str, Any]:
+        # The template of the public room (the private one refuses a template to the uninvited).
+        t = await fed.get_json(
+            name(a), f"{V1}/make_join/{quote(public)}/{quote(user)}", query={"ver": ["10"]}
+        )
+        pdu = {**t["event"], "room_id": room_id, **change}
+        return hash_and_sign_event(pdu, rv, name(b), key)
+
+    async def send(pdu: dict[str, Any], event_id: str | None = None) -> RemoteError:
+        eid = event_id or event_from_pdu(pdu, rv).event_id
+        return await _remote_error(
+            fed.put_json(name(a), f"/_matrix/federation/v2/send_join/{quote(pdu['room_id'])}/{quote(eid)}", pdu)
+        )
+
+    leave = await signed_join(public, content={"membership": "leave"})
+    assert (await send(leave)).status == 400
+    other_sender = await signed_join(public, sender="@y:elsewhere.example", state_key="@y:elsewhere.example")
+    assert (await send(other_sender)).status == 400
+    good = await signed_join(public)
+    assert (await send(good, "$not-its-id")).status == 400
+    tampered = {**good, "signatures": {name(b): {k: "AAAA" for k in good["signatures"][name(b)]}}}
+    assert (await send(tampered)).status in (400, 403)
+    # A join the auth rules refuse: the private room needs an invite (its auth events are those
+    # of the public room too, so the event is rejected either way).
+    refused = await send(await signed_join(private))
+    assert refused.status == 403 and refused.errcode == "M_FORBIDDEN"
+    # The good one is accepted and answered with the state and auth chain.
+    answer = await fed.put_json(
+        name(a),
+        f"/_matrix/federation/v2/send_join/{quote(public)}/{quote(event_from_pdu(good, rv).event_id)}",
+        good,
+    )
+    types = sorted({e["type"] for e in answer["state"]})
+    assert {"m.room.create", "m.room.power_levels", "m.room.join_rules", "m.room.member"} <= set(types)
+    assert answer["members_omitted"] is False
+    assert all(e["room_id"] == public for e in answer["auth_chain"])
+
+
+async def test_invite_endpoint_errors(pair: tuple[RunningServer, RunningServer]) -> None:
+    a, b = pair
+    fed = _client(b)
+    bob = await new_user(a, "bob")
+    path = f"/_matrix/federation/v2/invite/{quote('!r:' + name(b))}/{quote('$e')}"
+    err = await _remote_error(fed.put_json(name(a), path, {"room_version": "99", "event": {}, "invite_room_state": []}))
+    assert (err.status, err.errcode) == (400, "M_INCOMPATIBLE_ROOM_VERSION")
+    assert err.body["room_version"] == "99"
+    err = await _remote_error(fed.put_json(name(a), path, {"room_version": "10", "event": {"type": "m.room.member"}}))
+    assert err.status == 400
+    assert bob.user_id  # the invitee exists; the malformed event is what fails
