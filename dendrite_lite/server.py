@@ -37,7 +37,10 @@ from dendrite_lite.api.client import misc, presence, pushrules, read_markers, re
 from dendrite_lite.api.client import filters as filters_api
 from dendrite_lite.api.client import messages as messages_api
 from dendrite_lite.api.client import sync as sync_api
+from dendrite_lite.api.federation import events as federation_events
 from dendrite_lite.api.federation import key_query as federation_key_query
+from dendrite_lite.api.federation import query as federation_query
+from dendrite_lite.api.federation import transactions as federation_transactions
 from dendrite_lite.api.federation import membership as federation_membership
 from dendrite_lite.api.federation import keys as federation_keys
 from dendrite_lite.api.federation import version as federation_version
@@ -51,6 +54,10 @@ from dendrite_lite.rooms.read_markers import ReadMarkersService
 from dendrite_lite.rooms.receipts import ReceiptsService
 from dendrite_lite.rooms.typing import TypingService
 from dendrite_lite.federation.client import FederationClient
+from dendrite_lite.federation.edus import EduFanout
+from dendrite_lite.federation.inbound_edus import InboundEdus
+from dendrite_lite.federation.room_reads import FederationReads
+from dendrite_lite.federation.transactions import TransactionReceiver
 from dendrite_lite.federation.ingest import FederationIngest
 from dendrite_lite.federation.keyring import Keyring
 from dendrite_lite.federation.remote_membership import FederatedMembership
@@ -84,6 +91,9 @@ Listener = Literal["client", "federation"]
 _FEDERATION_BLUEPRINTS: tuple[Blueprint, ...] = (
     federation_keys.bp,
     federation_key_query.bp,
+    federation_transactions.bp,
+    federation_events.bp,
+    federation_query.bp,
     federation_membership.bp,
     federation_version.bp,
     wellknown_matrix.bp,
@@ -185,7 +195,7 @@ async def load_services(config: Config) -> Services:
     federation.update(_inbound_federation(config, key, storage, notifier, pipeline, counter, federation))
     if sender is not None:
         await sender.start()  # resumes delivery queued before a restart; stopped by _close_services
-    user_data = await _user_data_services(storage, notifier)
+    user_data = await _user_data_services(storage, notifier, EduFanout(sender) if sender else None)
     return Services(
         config=config,
         server_key=key,
@@ -196,7 +206,23 @@ async def load_services(config: Config) -> Services:
         **user_data,
         **_sync_services(storage, notifier, user_data),
         **federation,
+        **_federation_endpoints(storage, federation, user_data),
     )
+
+
+def _federation_endpoints(
+    storage: Storage, federation: dict[str, Any], user_data: dict[str, Any]
+) -> dict[str, Any]:
+    """What the federation read and /send endpoints use: room reads for other servers, and
+    the transaction receiver (PDUs to the ingest pipeline, EDUs to the user data services)."""
+    edus = InboundEdus(
+        storage, typing=user_data["typing"], receipts=user_data["receipts"],
+        presence=user_data["presence"],
+    )
+    return {
+        "federation_reads": FederationReads(storage),
+        "federation_txns": TransactionReceiver(storage, federation["federation_ingest"], edus),
+    }
 
 
 def _federation_services(config: Config, key: ServerKey, storage: Storage) -> dict[str, Any]:
@@ -254,17 +280,21 @@ def _sync_services(storage: Storage, notifier: Notifier, user_data: dict[str, An
     return {"filters": filters, "sync": sync, "history": HistoryService(storage)}
 
 
-async def _user_data_services(storage: Storage, notifier: Notifier) -> dict[str, Any]:
+async def _user_data_services(
+    storage: Storage, notifier: Notifier, edus: EduFanout | None
+) -> dict[str, Any]:
+    """`edus` (None without federation) sends our users' typing, receipts and presence to
+    other servers."""
     account_data = await AccountDataService.open(storage, notifier)
-    receipts_svc = await ReceiptsService.open(storage, notifier)
-    presence_svc = await PresenceService.open(storage, notifier)
+    receipts_svc = await ReceiptsService.open(storage, notifier, edus=edus)
+    presence_svc = await PresenceService.open(storage, notifier, edus=edus)
     presence_svc.start()  # idle and sync timeouts; stopped by _close_services
     return {
         "account_data": account_data,
         "push_rules": PushRulesService(account_data),
         "receipts": receipts_svc,
         "read_markers": ReadMarkersService(receipts_svc, account_data),
-        "typing": TypingService(storage, notifier),
+        "typing": TypingService(storage, notifier, edus=edus),
         "presence": presence_svc,
     }
 

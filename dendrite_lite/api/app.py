@@ -22,6 +22,8 @@ from dendrite_lite.crypto.keys import ServerKey
 from dendrite_lite.federation.client import FederationClient
 from dendrite_lite.federation.ingest import FederationIngest
 from dendrite_lite.federation.keyring import Keyring
+from dendrite_lite.federation.room_reads import FederationReads
+from dendrite_lite.federation.transactions import TransactionReceiver
 from dendrite_lite.federation.remote_membership import FederatedMembership
 from dendrite_lite.federation.sender import FederationSender
 from dendrite_lite.ratelimit import RateLimits
@@ -81,6 +83,9 @@ class Services:
     # invites, leaves, knocks both ways); None when federation is disabled.
     federation_ingest: FederationIngest | None = None
     federated_membership: FederatedMembership | None = None
+    # The federation read endpoints and /send (always set by load_services).
+    federation_reads: FederationReads = None  # type: ignore[assignment]
+    federation_txns: TransactionReceiver = None  # type: ignore[assignment]
 
 
 class _LazyBuilderRule(QuartRule):
