@@ -1,0 +1,393 @@
+"""Events from other servers: the road every federation endpoint takes (/send, send_join,
+backfill, invites), the same steps as a local event (DESIGN.md §The event pipeline).
+
+Per PDU (server-server-api.md §Checks performed on receipt of a PDU):
+1. room version from our rooms table; format (dropped if invalid);
+2. signatures (dropped if wrong), content hash (redacted if wrong);
+3. fetch what is missing: auth events (/event_auth), prev events (/get_missing_events), and when
+   a gap remains, the state at the event (/state_ids + /event);
+4. auth against its auth events, then against the state before it (resolved over its prev
+   events' states): failure = rejected, stored with the reason and never in any state;
+5. against the current state: failure = soft failed, stored but no forward extremity, not in
+   the current state, not shown to clients;
+6. persisted in one transaction under the room's lock (the local pipeline's lock), then local
+   users are notified.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+
+from dendrite_lite.crypto.signing import KeyStore
+from dendrite_lite.events.auth import auth_types_for_event
+from dendrite_lite.events.event import Event, StateKey
+from dendrite_lite.events.ids import compute_event_id
+from dendrite_lite.events.room_versions import RoomVersion, get_room_version
+from dendrite_lite.federation.checks import (
+    PduDropped,
+    auth_event_ids_needed,
+    check_against_auth_events,
+    check_against_state,
+    parse_pdu,
+    verify_pdu,
+)
+from dendrite_lite.federation.missing_events import (
+    FederationRequester,
+    FetchLimits,
+    MissingEventsFetcher,
+)
+from dendrite_lite.federation.outliers import persist_outliers
+from dendrite_lite.federation.state_at import StateAt, StateLoader, StateMap, StateUnavailable
+from dendrite_lite.federation.timeline_write import (
+    CurrentStateChange,
+    TimelineWrite,
+    state_diff,
+    write_timeline_event,
+)
+from dendrite_lite.rooms.notifications import PersistHook
+from dendrite_lite.rooms.pipeline import PersistedEvent
+from dendrite_lite.storage import Storage
+from dendrite_lite.storage import events as events_table
+from dendrite_lite.storage import rooms as rooms_table
+from dendrite_lite.storage import state as state_table
+from dendrite_lite.sync.notifier import Notifier
+
+__all__ = [
+    "FederationIngest",
+    "FederationRequester",
+    "FetchLimits",
+    "PduDropped",
+    "Outcome",
+    "MAX_PDUS_PER_TRANSACTION",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_PDUS_PER_TRANSACTION = 50  # server-server-api.md §Transactions
+_CREATE_KEY: StateKey = ("m.room.create", "")
+_REPORT_VERSION = get_room_version("10")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one event: stored (accepted, rejected with a reason, or soft failed)."""
+
+    event: Event
+    stream_ordering: int | None  # None: it was already held
+    soft_failed: bool = False
+
+    @property
+    def rejected_reason(self) -> str | None:
+        return self.event.rejected_reason
+
+
+class FederationIngest:
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        key_store: KeyStore,
+        requester: FederationRequester,
+        notifier: Notifier,
+        room_lock: Callable[[str], asyncio.Lock] | None = None,
+        persist_hooks: Sequence[PersistHook] = (),
+        limits: FetchLimits = FetchLimits(),
+    ) -> None:
+        """`room_lock` must be the local pipeline's (RoomPipeline.room_lock) so local and remote
+        events of one room never interleave; `persist_hooks` are the pipeline's (unread counts)."""
+        self._storage = storage
+        self._keys = key_store
+        self._notifier = notifier
+        self._fetcher = MissingEventsFetcher(storage, requester, key_store, limits)
+        self._loader = StateLoader(storage)
+        self._persist_hooks = list(persist_hooks)
+        self._own_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._room_lock = room_lock or self._private_lock
+
+    def _private_lock(self, room_id: str) -> asyncio.Lock:
+        lock = self._own_locks.get(room_id)
+        if lock is None:
+            lock = self._own_locks[room_id] = asyncio.Lock()
+        return lock
+
+    # --- public ------------------------------------------------------------------------------
+    async def receive_pdus(self, origin: str, pdus: Sequence[Any]) -> dict[str, dict[str, str]]:
+        """The PDUs of a /send transaction from `origin`, in order. Returns the response's
+        `pdus` map: event id -> {} when processed, {"error": why} when dropped or rejected.
+        At most MAX_PDUS_PER_TRANSACTION are looked at (the handler refuses bigger ones)."""
+        results: dict[str, dict[str, str]] = {}
+        for raw in list(pdus)[:MAX_PDUS_PER_TRANSACTION]:
+            try:
+                outcome = await self.receive_pdu(origin, raw)
+            except PduDropped as e:
+                key = await self._event_id_for_report(raw)
+                log.info("dropped PDU %s from %s: %s", key, origin, e.reason)
+                if key is not None:
+                    results[key] = {"error": e.reason}
+                continue
+            reason = outcome.rejected_reason
+            results[outcome.event.event_id] = {} if reason is None else {"error": f"rejected: {reason}"}
+        return results
+
+    async def receive_pdu(self, origin: str, raw: Any) -> Outcome:
+        """One PDU from `origin` through the whole pipeline. Raises PduDropped."""
+        rv = await self._room_version(raw)
+        event = parse_pdu(raw, rv)
+        held = await self._held(event.event_id)
+        if held is not None:
+            return held
+        event = await verify_pdu(event, self._keys)
+        return await self._process(origin, event, fetch_prevs=True)
+
+    async def persist_join_state(
+        self,
+        room_version: RoomVersion,
+        state_pdus: Sequence[Any],
+        auth_chain_pdus: Sequence[Any],
+        join_event: Any,
+    ) -> PersistedEvent:
+        """A send_join answer: verify the state and auth chain (format, hashes, signatures, auth
+        against their auth events in auth order), store them as outliers, then the join event
+        as the room's first timeline event with that state as the state before it.
+        Raises PduDropped if the join cannot be stored as an accepted event."""
+        rv = room_version
+        join = await verify_pdu(parse_pdu(join_event, rv), self._keys)
+        room_id = join.room_id
+        state_events = await self._fetcher.verified(state_pdus, rv, room_id)
+        chain_events = await self._fetcher.verified(auth_chain_pdus, rv, room_id)
+        held = await persist_outliers(self._storage, [*chain_events, *state_events])
+        state: StateMap = {}
+        for e in state_events:
+            h = held.get(e.event_id)
+            if h is not None and h.is_state() and h.rejected_reason is None:
+                state[h.state_tuple] = h.event_id
+        create_id = state.get(_CREATE_KEY)
+        if create_id is None:
+            raise PduDropped("the room state has no acceptable m.room.create event")
+        create = held[create_id]
+        await self._storage.db.write(
+            lambda c: rooms_table.insert_room(
+                c, room_id=room_id, room_version=rv.identifier, creator=create.sender,
+                created_ts=create.origin_server_ts,
+            )
+        )
+        async with self._room_lock(room_id):
+            outcome = await self._held(join.event_id) or await self._check_and_persist(join, state)
+        if outcome.rejected_reason is not None or outcome.soft_failed:
+            raise PduDropped(f"join event not accepted: {outcome.rejected_reason or 'soft failed'}")
+        position = outcome.stream_ordering
+        if position is None:
+            stored = await self._storage.db.read(lambda c: events_table.select_event(c, join.event_id))
+            assert stored is not None
+            position = stored.stream_ordering
+        return PersistedEvent(outcome.event, position)
+
+    # --- steps ---------------------------------------------------------------------------------
+    async def _room_version(self, raw: Any) -> RoomVersion:
+        room_id = raw.get("room_id") if isinstance(raw, Mapping) else None
+        if not isinstance(room_id, str):
+            raise PduDropped("invalid event: no room_id")
+        room = await self._storage.db.read(lambda c: rooms_table.select_room(c, room_id))
+        if room is None:
+            raise PduDropped(f"unknown room {room_id}")
+        return get_room_version(room.room_version)
+
+    async def _event_id_for_report(self, raw: Any) -> str | None:
+        """The id to report a dropped PDU under: by its room's version, or for an unknown room
+        as a v4+ event id (v1/v2 PDUs carry theirs)."""
+        if isinstance(raw, Mapping) and isinstance(raw.get("event_id"), str):
+            return raw["event_id"]  # type: ignore[no-any-return]
+        try:
+            rv = await self._room_version(raw)
+        except PduDropped:
+            rv = _REPORT_VERSION
+        try:
+            return compute_event_id(raw, rv)
+        except Exception:  # not even an id: nothing to key the error by
+            return None
+
+    async def _held(self, event_id: str) -> Outcome | None:
+        """The outcome of an event held as a timeline event (accepted, rejected or soft
+        failed) already; None if unknown or held only as an outlier."""
+        stored = await self._storage.db.read(lambda c: events_table.select_event(c, event_id))
+        if stored is None:
+            return None
+        settled = (
+            not stored.outlier
+            or stored.state_group is not None
+            or stored.event.rejected_reason is not None
+        )
+        return Outcome(stored.event, None, stored.soft_failed) if settled else None
+
+    async def _process(self, origin: str, event: Event, *, fetch_prevs: bool) -> Outcome:
+        """Fetch what `event` lacks, then check and persist it under the room lock."""
+        await self._fetcher.ensure_auth_events(origin, event)
+        lacking = await self._fetcher.unknown(auth_event_ids_needed(event))
+        if lacking:
+            raise PduDropped(f"auth events unavailable: {', '.join(lacking)}")
+        if fetch_prevs and await self._prevs_without_state(event):
+            await self._fill_gap(origin, event)
+        state: StateMap | None = None
+        if await self._prevs_without_state(event):
+            state = await self._fetcher.state_at(origin, event)
+            if state is None:
+                raise PduDropped("prev events missing and the origin gave no state at the event")
+        async with self._room_lock(event.room_id):
+            held = await self._held(event.event_id)
+            if held is not None:
+                return held
+            return await self._check_and_persist(event, state)
+
+    async def _prevs_without_state(self, event: Event) -> list[str]:
+        prevs = event.prev_event_ids
+        stored = await self._storage.db.read(lambda c: events_table.select_events(c, prevs))
+        return [p for p in prevs if p not in stored or stored[p].state_group is None]
+
+    async def _fill_gap(self, origin: str, event: Event) -> None:
+        """/get_missing_events from our forward extremities to `event`; each event returned
+        goes through the pipeline, oldest first (without a further /get_missing_events)."""
+        extremities = await self._storage.db.read(
+            lambda c: events_table.select_forward_extremities(c, event.room_id)
+        )
+        missing = await self._fetcher.missing_prev_events(origin, event, [e for e, _ in extremities])
+        for prev in missing:
+            try:
+                await self._process(origin, prev, fetch_prevs=False)
+            except PduDropped as e:
+                log.info("missing event %s from %s not used: %s", prev.event_id, origin, e.reason)
+
+    # --- auth and persistence (caller holds the room lock) --------------------------------------
+    async def _check_and_persist(self, event: Event, state_before: StateMap | None) -> Outcome:
+        rv = event.room_version
+        auth_events = await self._loader.load_events(auth_event_ids_needed(event))
+        reason = check_against_auth_events(event, auth_events)
+        try:
+            if state_before is None:
+                before = await self._loader.state_after(rv, event.prev_event_ids)
+            else:
+                before = StateAt(dict(state_before), None, None, None)
+        except StateUnavailable as e:
+            raise PduDropped(f"cannot compute the state before the event: {e}") from None
+        if reason is None:
+            reason = await self._check_against(event, before.state)
+        extremities = await self._storage.db.read(
+            lambda c: events_table.select_forward_extremities(c, event.room_id)
+        )
+        old_ext = [e for e, _ in extremities]
+        soft_failed = False
+        # No extremities: a room being joined has no current state to soft-fail against.
+        if reason is None and old_ext and set(old_ext) != set(event.prev_event_ids):
+            soft_failed = await self._fails_current_state(event)
+        checked = Event(event.pdu, rv, event.event_id, room_id=event.room_id, rejected_reason=reason)
+        if reason is not None:
+            log.info("rejected %s: %s", event.event_id, reason)
+        elif soft_failed:
+            log.info("soft failed %s", event.event_id)
+        visible = reason is None and not soft_failed
+        current = await self._current_change(checked, before, old_ext) if visible else None
+        was_outlier = await self._storage.db.read(
+            lambda c: events_table.select_event(c, event.event_id)
+        ) is not None
+        write = TimelineWrite(checked, before, soft_failed, current, was_outlier)
+        in_txn = []
+        if visible:
+            in_txn = [w for h in self._persist_hooks if (w := await h(event.room_id, [checked])) is not None]
+
+        async def persist(conn: aiosqlite.Connection) -> int:
+            position = await write_timeline_event(conn, write)
+            for w in in_txn:
+                await w(conn, [(checked, position)])
+            return position
+
+        position = await self._storage.db.write(persist)
+        if visible:
+            await self._notify(checked)
+        return Outcome(checked, position, soft_failed)
+
+    async def _check_against(self, event: Event, state: Mapping[StateKey, str]) -> str | None:
+        keys = self._auth_keys(event)
+        events = await self._loader.load_events(state[k] for k in keys if k in state)
+        return check_against_state(
+            event, {k: events[state[k]] for k in keys if k in state and state[k] in events}
+        )
+
+    @staticmethod
+    def _auth_keys(event: Event) -> list[StateKey]:
+        keys = auth_types_for_event(
+            event.room_version, event.type, event.state_key, event.sender, event.content
+        )
+        return [*keys, _CREATE_KEY] if _CREATE_KEY not in keys else keys
+
+    async def _fails_current_state(self, event: Event) -> bool:
+        keys = self._auth_keys(event)
+
+        async def load(conn: aiosqlite.Connection) -> dict[StateKey, str]:
+            out: dict[StateKey, str] = {}
+            for t, sk in keys:
+                eid = await state_table.select_current_state_event_id(conn, event.room_id, t, sk)
+                if eid is not None:
+                    out[(t, sk)] = eid
+            return out
+
+        current = await self._storage.db.read(load)
+        return await self._check_against(event, current) is not None
+
+    async def _current_change(
+        self, event: Event, before: StateAt, old_ext: Sequence[str]
+    ) -> CurrentStateChange:
+        """The current state once `event` is a forward extremity."""
+        prevs = set(event.prev_event_ids)
+        after = dict(before.state)
+        if event.is_state():
+            after[event.state_tuple] = event.event_id
+        others = [e for e in old_ext if e not in prevs]
+        if set(old_ext) == prevs:
+            # Linear: the state before the event was the current state.
+            delta = {event.state_tuple: event.event_id} if event.is_state() else {}
+            return CurrentStateChange(await self._with_membership(delta, {event.event_id: event}), None)
+        resolved: StateMap | None = None
+        new_current = after
+        if others:
+            try:
+                groups = await self._loader.group_states(others)
+                new_current = await self._loader.resolve(
+                    event.room_version, [after, *groups.values()]
+                )
+            except StateUnavailable as e:
+                log.warning("cannot resolve current state with %s: %s; using its state", event.event_id, e)
+            resolved = new_current
+        old_current = await self._storage.db.read(
+            lambda c: state_table.select_current_state(c, event.room_id)
+        )
+        diff = state_diff(old_current, new_current)
+        return CurrentStateChange(await self._with_membership(diff, {event.event_id: event}), resolved)
+
+    async def _with_membership(
+        self, delta: Mapping[StateKey, str | None], known: Mapping[str, Event]
+    ) -> dict[StateKey, tuple[str, str | None] | None]:
+        ids = [v for v in delta.values() if v is not None and v not in known]
+        events = {**(await self._loader.load_events(ids)), **known}
+        out: dict[StateKey, tuple[str, str | None] | None] = {}
+        for key, eid in delta.items():
+            if eid is None:
+                out[key] = None
+            else:
+                ev = events.get(eid)
+                member = ev.membership if ev is not None and key[0] == "m.room.member" else None
+                out[key] = (eid, member)
+        return out
+
+    async def _notify(self, event: Event) -> None:
+        members = set(
+            await self._storage.db.read(lambda c: state_table.select_members(c, event.room_id, "join"))
+        )
+        if event.type == "m.room.member" and event.state_key:
+            members.add(event.state_key)
+        self._notifier.notify(members)

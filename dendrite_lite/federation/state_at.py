@@ -1,0 +1,110 @@
+"""The state of a room at a point of its DAG, from stored state groups and state resolution.
+
+- `state_after(event_ids)`: the state after a set of events we hold with state (the state before
+  an event whose prev_events they are, or the current state for a set of forward extremities):
+  one group if they all share it, else the resolution of their groups.
+- `resolve(rv, state_sets)`: state resolution with the events (and their auth chains, fetched
+  with one recursive query) loaded from storage first, since events.state_res does no I/O.
+
+Reads only; callers hold the room's lock so what they read is still true when they write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import aiosqlite
+
+from dendrite_lite.events.event import Event, StateKey
+from dendrite_lite.events.room_versions import RoomVersion
+from dendrite_lite.events.state_res import MissingEventError, resolve_state
+from dendrite_lite.storage import Storage
+from dendrite_lite.storage import events as events_table
+from dendrite_lite.storage import remote_events as remote_table
+from dendrite_lite.storage import state as state_table
+
+__all__ = ["StateAt", "StateLoader", "StateUnavailable"]
+
+StateMap = dict[StateKey, str]
+
+
+class StateUnavailable(LookupError):
+    """The state cannot be computed from what we hold (an event without a state group, or an
+    event state resolution needs is missing)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StateAt:
+    """A state map plus, when one stored group holds exactly this state, that group's id;
+    otherwise `base_group` is a stored group close to it (a cheap parent for a delta)."""
+
+    state: StateMap
+    group: int | None
+    base_group: int | None
+    base_state: StateMap | None
+
+
+class StateLoader:
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+
+    async def group_states(self, event_ids: Sequence[str]) -> dict[int, StateMap]:
+        """group id -> state, for the groups holding the state after each of `event_ids`, in
+        the order of the ids. Raises StateUnavailable if one has no state group."""
+
+        async def groups(conn: aiosqlite.Connection) -> dict[int, StateMap]:
+            stored = await events_table.select_events(conn, event_ids)
+            out: dict[int, StateMap] = {}
+            for eid in event_ids:
+                s = stored.get(eid)
+                if s is None or s.state_group is None:
+                    raise StateUnavailable(f"no state at {eid}")
+                if s.state_group not in out:
+                    out[s.state_group] = await state_table.select_state_group(conn, s.state_group)
+            return out
+
+        return await self._storage.db.read(groups)
+
+    async def state_after(self, rv: RoomVersion, event_ids: Sequence[str]) -> StateAt:
+        """The (resolved) state after `event_ids`. Raises StateUnavailable."""
+        by_group = await self.group_states(event_ids)
+        if not by_group:
+            return StateAt({}, None, None, None)
+        first_group, first_state = next(iter(by_group.items()))
+        if len(by_group) == 1:
+            return StateAt(first_state, first_group, first_group, first_state)
+        resolved = await self.resolve(rv, list(by_group.values()))
+        return StateAt(resolved, None, first_group, first_state)
+
+    async def resolve(self, rv: RoomVersion, state_sets: Sequence[StateMap]) -> StateMap:
+        """State resolution over stored state sets. Raises StateUnavailable."""
+        if not state_sets:
+            return {}
+        first = state_sets[0]
+        if all(s == first for s in state_sets[1:]):
+            return dict(first)
+        ids = {eid for s in state_sets for eid in s.values()}
+        events = await self.load_with_auth_chains(ids)
+        try:
+            return resolve_state(rv, state_sets, events.get)
+        except MissingEventError as e:
+            raise StateUnavailable(str(e)) from None
+
+    async def load_with_auth_chains(self, event_ids: Iterable[str]) -> dict[str, Event]:
+        """The events and every auth ancestor of them that we hold."""
+        ids = set(event_ids)
+
+        async def load(conn: aiosqlite.Connection) -> dict[str, Event]:
+            chain = await remote_table.select_auth_chain_ids(conn, ids)
+            stored = await events_table.select_events(conn, ids | chain)
+            return {eid: s.event for eid, s in stored.items()}
+
+        return await self._storage.db.read(load)
+
+    async def load_events(self, event_ids: Iterable[str]) -> dict[str, Event]:
+        ids = list(dict.fromkeys(event_ids))
+        if not ids:
+            return {}
+        stored = await self._storage.db.read(lambda c: events_table.select_events(c, ids))
+        return {eid: s.event for eid, s in stored.items()}
