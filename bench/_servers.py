@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,42 +104,42 @@ def _spawn(
     return ServerProcess(name, workdir, base_url, process, log_path)
 
 
-_OUR_CONFIG = """\
-[server]
-server_name = "{server_name}"
-data_dir = "{workdir}/data"
-
-[listen]
-client = "127.0.0.1:{port}"
-federation = ""
-
-[tls]
-mode = "proxy"
-
-[registration]
-mode = "open"
-
-[federation]
-enabled = false
-
-[logging]
-level = "info"
-
-[ratelimit]
-enabled = false
-"""
+def our_config(workdir: Path, port: int, overrides: Sequence[str] = ()) -> str:
+    """Our TOML config; `overrides` are "section.key=<TOML value>" (e.g. for experiments:
+    'database.synchronous="NORMAL"'), replacing or adding keys."""
+    sections: dict[str, dict[str, str]] = {
+        "server": {"server_name": f'"{SERVER_NAME}"', "data_dir": f'"{workdir}/data"'},
+        "listen": {"client": f'"127.0.0.1:{port}"', "federation": '""'},
+        "tls": {"mode": '"proxy"'},
+        "registration": {"mode": '"open"'},
+        "federation": {"enabled": "false"},
+        "logging": {"level": '"info"'},
+        "ratelimit": {"enabled": "false"},
+    }
+    for item in overrides:
+        dotted, sep, value = item.partition("=")
+        section, dot, key = dotted.strip().partition(".")
+        if not (sep and dot and key):
+            raise ValueError(f"override {item!r} is not section.key=value")
+        sections.setdefault(section, {})[key] = value.strip()
+    return "\n".join(
+        f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items())
+        for name, keys in sections.items()
+    )
 
 
-def start_dendrite(workdir: Path) -> ServerProcess:
+def start_dendrite(workdir: Path, overrides: Sequence[str] = ()) -> ServerProcess:
     """`python -m dendrite_lite run --config ...` from .venv with a generated config."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "data").mkdir(exist_ok=True)
     port = free_port()
     config = workdir / "dendrite-lite.toml"
-    config.write_text(_OUR_CONFIG.format(server_name=SERVER_NAME, workdir=workdir, port=port))
+    config.write_text(our_config(workdir, port, overrides))
     python = str(OUR_PYTHON if OUR_PYTHON.exists() else sys.executable)
     # The checkout need not be pip-installed into the venv: import the package from REPO.
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p
+    )}
     subprocess.run(
         [python, "-m", "dendrite_lite", "generate-keys", "--config", str(config)],
         check=True, capture_output=True, env=env,

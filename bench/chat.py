@@ -51,10 +51,7 @@ from _servers import ProcessWatch, ServerProcess, start_dendrite, start_synapse 
 
 T = TypeVar("T")
 
-STARTERS: dict[str, Callable[[Path], ServerProcess]] = {
-    "dendrite-lite": start_dendrite,
-    "synapse": start_synapse,
-}
+SERVERS = ("dendrite-lite", "synapse")
 PASSWORD = "bench-password-123"
 TEXT = "the quick brown fox jumps over the lazy dog, message {i}"
 
@@ -197,7 +194,10 @@ async def run_workload(
         m["initial_sync_cpu_s"] = cpu_since()
 
         # --- Sync wake-up latency ---
+        spy = start_profiler(server.pid, profile.with_suffix(".wakeup.txt")) if profile else None
         m.update(await wakeup_phase(hs, users, room_ids, w))
+        if spy is not None:
+            stop_profiler(spy)
         m["wakeup_cpu_s"] = cpu_since()
     finally:
         await hs.aclose()
@@ -293,11 +293,15 @@ def stop_profiler(proc: subprocess.Popen[bytes]) -> None:
 
 
 def run_one(
-    name: str, w: Workload, keep: Path | None, run_no: int, profile_dir: Path | None
+    name: str, w: Workload, keep: Path | None, run_no: int, profile_dir: Path | None,
+    overrides: list[str],
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"bench-chat-{name}-") as tmp:
         workdir = Path(tmp)
-        server = STARTERS[name](workdir)
+        if name == "dendrite-lite":
+            server = start_dendrite(workdir, overrides)
+        else:
+            server = start_synapse(workdir)
         watch = ProcessWatch(server.pid)
         watch.start()
         try:
@@ -385,22 +389,26 @@ def main() -> None:
                     help="comma-separated: dendrite-lite, synapse")
     ap.add_argument("--json", type=Path, default=Path("chat-results.json"))
     ap.add_argument("--keep", type=Path, default=None, help="copy each run's config and logs here")
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=TOML",
+                    help="override a key of our config (experiments), e.g. "
+                         "'database.synchronous=\"NORMAL\"'; repeatable")
     ap.add_argument("--profile", type=Path, default=None,
-                    help="py-spy dendrite-lite's send phase into this directory (skews its numbers)")
+                    help="py-spy dendrite-lite's send and wake-up phases into this directory "
+                         "(skews its numbers)")
     for field, default in asdict(Workload()).items():
         ap.add_argument(f"--{field.replace('_', '-')}", type=int, default=default)
     args = ap.parse_args()
     w = Workload(**{f: getattr(args, f) for f in asdict(Workload())})
     names = [n.strip().lower() for n in args.servers.split(",") if n.strip()]
     for n in names:
-        if n not in STARTERS:
+        if n not in SERVERS:
             ap.error(f"unknown server {n!r}")
     runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     for rep in range(args.repeat):
         order = names if rep % 2 == 0 else names[::-1]  # alternate, so drift hits both alike
         for name in order:
             print(f"[run {rep + 1}/{args.repeat}] {name} ...", file=sys.stderr, flush=True)
-            metrics = run_one(name, w, args.keep, rep + 1, args.profile)
+            metrics = run_one(name, w, args.keep, rep + 1, args.profile, args.set)
             runs[name].append(metrics)
             print("  " + ", ".join(f"{k}={metrics[k]:.1f}" for k, *_ in rows(w)[:10]), file=sys.stderr)
     table = render_table(runs, w)
