@@ -284,7 +284,7 @@ class FederationIngest:
         soft_failed = False
         # No extremities: a room being joined has no current state to soft-fail against.
         if reason is None and old_ext and set(old_ext) != set(event.prev_event_ids):
-            soft_failed = await self._fails_current_state(event)
+            soft_failed = await self._fails_current_state(event, before)
         checked = Event(event.pdu, rv, event.event_id, room_id=event.room_id, rejected_reason=reason)
         if reason is not None:
             log.info("rejected %s: %s", event.event_id, reason)
@@ -325,19 +325,21 @@ class FederationIngest:
         )
         return [*keys, _CREATE_KEY] if _CREATE_KEY not in keys else keys
 
-    async def _fails_current_state(self, event: Event) -> bool:
-        keys = self._auth_keys(event)
-
-        async def load(conn: aiosqlite.Connection) -> dict[StateKey, str]:
-            out: dict[StateKey, str] = {}
-            for t, sk in keys:
-                eid = await state_table.select_current_state_event_id(conn, event.room_id, t, sk)
-                if eid is not None:
-                    out[(t, sk)] = eid
-            return out
-
-        current = await self._storage.db.read(load)
-        return await self._check_against(event, current) is not None
+    async def _fails_current_state(self, event: Event, before: StateAt) -> bool:
+        """Check 6 (soft failure) when the event does not extend exactly our forward
+        extremities: "current state" is then the resolution of the current state with the state
+        before the event (both are states of forward extremities once it is added), so a
+        branch we learn only now, e.g. a member who joined there, counts; a ban in the current
+        state still wins over the branch's older membership in that resolution."""
+        current = await self._storage.db.read(
+            lambda c: state_table.select_current_state(c, event.room_id)
+        )
+        try:
+            state = await self._loader.resolve(event.room_version, [current, before.state])
+        except StateUnavailable as e:
+            log.warning("soft-fail check of %s against the current state only: %s", event.event_id, e)
+            state = current
+        return await self._check_against(event, state) is not None
 
     async def _current_change(
         self, event: Event, before: StateAt, old_ext: Sequence[str]

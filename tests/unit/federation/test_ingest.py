@@ -238,3 +238,45 @@ async def test_at_most_50_pdus_per_transaction(env: Env) -> None:
     res = await env.send(A, *events)
     assert len(res) == 50
     assert events[50].event_id not in await timeline(env)
+
+
+async def test_missing_auth_events_fetched_with_event_auth(env: Env) -> None:
+    carol = "@carol:remote.b"
+    join = env.dag.add(carol, "m.room.member", {"membership": "join"}, carol)
+    m = env.dag.add(carol, "m.room.message", MSG)
+    env.requester.hidden = {join.event_id}  # only /event_auth and /state_ids will give it
+    assert await env.send(B, m) == {m.event_id: {}}
+    assert env.requester.called("get_event_auth") == [m.event_id]
+    held = await stored(env, join.event_id)
+    assert held is not None and held.outlier and held.event.rejected_reason is None
+    assert (await current(env))[("m.room.member", carol)] == join.event_id
+    assert m.event_id in await timeline(env)
+
+
+async def test_join_state_with_a_forged_state_event_leaves_it_out(tmp_path: Path) -> None:
+    from tests.unit.federation.ingest_env import make_keys, open_room_dag
+    from dendrite_lite.federation.ingest import FederationIngest
+    from dendrite_lite.storage import Storage
+    from dendrite_lite.sync.notifier import Notifier
+    from tests.unit.federation.ingest_env import FakeRequester
+
+    keys, store = make_keys()
+    dag = open_room_dag("10", keys)
+    topic = dag.add(BOB, "m.room.topic", {"topic": "real"}, "")
+    state_ids = dag.state_before(dag.head)
+    join = dag.add(ME, "m.room.member", {"membership": "join"}, ME)
+    storage = await Storage.open(tmp_path / "db.sqlite", readers=2)
+    try:
+        ingest = FederationIngest(storage, key_store=store, requester=FakeRequester(dag), notifier=Notifier())
+        state = [dag.pdu(dag.events[i]) for i in state_ids.values()]
+        forged = next(p for p in state if p.get("type") == "m.room.topic")
+        forged["signatures"] = {B: {k: "A" * 86 for k in forged["signatures"][B]}}
+        chain = [dag.pdu(e) for e in dag.auth_chain(list(state_ids.values()))]
+        persisted = await ingest.persist_join_state(dag.rv, state, chain, dag.pdu(join))
+        assert persisted.event.event_id == join.event_id
+        cur = await storage.db.read(lambda c: st.select_current_state(c, dag.room_id))
+        assert ("m.room.topic", "") not in cur
+        assert cur[("m.room.member", ME)] == join.event_id
+        assert await storage.db.read(lambda c: ev_table.select_event(c, topic.event_id)) is None
+    finally:
+        await storage.close()
