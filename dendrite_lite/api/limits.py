@@ -23,7 +23,13 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from dendrite_lite.config import Config
 
-__all__ = ["register_body_limits", "drain_request_body", "MEDIA_UPLOAD_PREFIXES"]
+__all__ = [
+    "register_body_limits",
+    "drain_request_body",
+    "MEDIA_UPLOAD_PREFIXES",
+    "FEDERATION_TXN_PREFIX",
+    "FEDERATION_TXN_MAX_BYTES",
+]
 
 _BODY_END = "dendrite_lite.body_end"
 # A refused body is drained up to this much / this long; past that the connection is just closed.
@@ -37,6 +43,13 @@ MEDIA_UPLOAD_PREFIXES: tuple[str, ...] = (
 )
 
 
+# A federation transaction may carry 50 PDUs of up to 64 KiB each plus 100 EDUs
+# (server-server-api.md §Transactions, §PDUs size limits), far over a client request limit.
+# The receiver still refuses more than 50 PDUs / 100 EDUs after parsing.
+FEDERATION_TXN_PREFIX = "/_matrix/federation/v1/send/"
+FEDERATION_TXN_MAX_BYTES = 50 * 65536 + 100 * 65536
+
+
 class _LimitedRequest(Request):
     # Set on the per-app subclass made by register_body_limits (requests are created before any
     # app context exists, so the limit cannot be read from current_app here).
@@ -46,6 +59,9 @@ class _LimitedRequest(Request):
         if path.startswith(MEDIA_UPLOAD_PREFIXES):
             kwargs["max_content_length"] = self.upload_limit
             self.max_content_length = self.upload_limit
+        elif path.startswith(FEDERATION_TXN_PREFIX):
+            kwargs["max_content_length"] = FEDERATION_TXN_MAX_BYTES
+            self.max_content_length = FEDERATION_TXN_MAX_BYTES
         super().__init__(method, scheme, path, *args, **kwargs)
 
 

@@ -237,3 +237,13 @@ async def test_presence_edu_updates_remote_users_presence(srv: RunningServer) ->
     assert 5000 <= body["last_active_ago"] < 60_000
     mine = (await alice.call("GET", f"/presence/{alice.user_id}/status")).json()
     assert mine["presence"] != "offline" or "status_msg" not in mine
+
+
+async def test_a_transaction_larger_than_the_client_body_limit_is_accepted(srv: RunningServer) -> None:
+    # 50 PDUs of real-world size exceed limits.max_request_bytes (1 MiB); /send has its own cap.
+    remote = await RemoteServer.trusted_by(srv)
+    padding = "x" * 40_000
+    pdus = [{"room_id": "!unknown:y", "content": {"body": padding}} for _ in range(50)]
+    resp = await remote.send(srv, pdus, [])
+    assert resp.status_code == 200, resp.text
+    assert "pdus" in resp.json()
