@@ -58,6 +58,7 @@ from dendrite_lite.federation.edus import EduFanout
 from dendrite_lite.federation.inbound_edus import InboundEdus
 from dendrite_lite.federation.room_reads import FederationReads
 from dendrite_lite.federation.transactions import TransactionReceiver
+from dendrite_lite.federation.backfill import Backfiller
 from dendrite_lite.federation.ingest import FederationIngest
 from dendrite_lite.federation.keyring import Keyring
 from dendrite_lite.federation.remote_membership import FederatedMembership
@@ -204,7 +205,7 @@ async def load_services(config: Config) -> Services:
         notifier=notifier,
         pipeline=pipeline,
         **user_data,
-        **_sync_services(storage, notifier, user_data),
+        **_sync_services(storage, notifier, user_data, _backfill(config, storage, federation)),
         **federation,
         **_federation_endpoints(storage, federation, user_data),
     )
@@ -240,6 +241,19 @@ def _federation_services(config: Config, key: ServerKey, storage: Storage) -> di
     return {"keyring": keyring, "federation_client": client, "federation_sender": sender}
 
 
+def _backfill(
+    config: Config, storage: Storage, federation: dict[str, Any]
+) -> Callable[[str, int], Awaitable[int]] | None:
+    """/messages asks other servers for history we lack (None without federation)."""
+    client: FederationClient | None = federation["federation_client"]
+    if client is None:
+        return None
+    return Backfiller(
+        storage, ClientRequester(client), federation["keyring"],
+        server_name=config.server.server_name,
+    ).backfill
+
+
 def _inbound_federation(
     config: Config,
     key: ServerKey,
@@ -266,7 +280,12 @@ def _inbound_federation(
     return {"federation_ingest": ingest, "federated_membership": membership}
 
 
-def _sync_services(storage: Storage, notifier: Notifier, user_data: dict[str, Any]) -> dict[str, Any]:
+def _sync_services(
+    storage: Storage,
+    notifier: Notifier,
+    user_data: dict[str, Any],
+    backfill: Callable[[str, int], Awaitable[int]] | None = None,
+) -> dict[str, Any]:
     filters = FilterService(storage)
     sync = SyncService(
         storage,
@@ -277,7 +296,7 @@ def _sync_services(storage: Storage, notifier: Notifier, user_data: dict[str, An
         typing=user_data["typing"],
         presence=user_data["presence"],
     )
-    return {"filters": filters, "sync": sync, "history": HistoryService(storage)}
+    return {"filters": filters, "sync": sync, "history": HistoryService(storage, backfill=backfill)}
 
 
 async def _user_data_services(

@@ -15,7 +15,7 @@ newest event (dir=f) is reached.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,16 +66,37 @@ def _limit(value: int) -> int:
     return min(value, MAX_LIMIT)
 
 
+# (room_id, limit) -> how many older events were fetched from other servers (federation/backfill.py).
+Backfill = Callable[[str, int], Awaitable[int]]
+
+
 class HistoryService:
-    def __init__(self, storage: Storage, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        clock: Callable[[], float] = time.time,
+        backfill: Backfill | None = None,
+    ) -> None:
         self._storage = storage
         self._clock = clock
+        self._backfill = backfill
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
 
     async def messages(self, req: MessagesRequest) -> dict[str, Any]:
-        """GET /_matrix/client/v3/rooms/{roomId}/messages -> the response body."""
+        """GET /_matrix/client/v3/rooms/{roomId}/messages -> the response body.
+
+        Paginating backwards past the oldest event we hold asks another server in the room for
+        older ones first (backfill), then reads again."""
+        body = await self._messages(req)
+        if req.dir == "b" and "end" not in body and self._backfill is not None:
+            if await self._backfill(req.room_id, _limit(req.limit)):
+                body = await self._messages(req)
+        return body
+
+    async def _messages(self, req: MessagesRequest) -> dict[str, Any]:
         if req.dir not in ("b", "f"):
             raise MatrixError(Errcode.INVALID_PARAM, "dir must be 'b' or 'f'")
         limit = _limit(req.limit)

@@ -261,3 +261,25 @@ async def test_invite_endpoint_errors(pair: tuple[RunningServer, RunningServer])
     err = await _remote_error(fed.put_json(name(a), path, {"room_version": "10", "event": {"type": "m.room.member"}}))
     assert err.status == 400
     assert bob.user_id  # the invitee exists; the malformed event is what fails
+
+
+async def test_messages_backfills_history_from_before_the_join(
+    pair: tuple[RunningServer, RunningServer],
+) -> None:
+    a, b = pair
+    alice, bob = await new_user(a, "alice"), await new_user(b, "bob")
+    room_id = await alice.create_room(preset="public_chat", room_version="10")
+    for i in range(5):
+        await alice.send(room_id, f"old {i}")
+    await bob.call("POST", f"/join/{quote(room_id)}", {})
+    # Bob's server holds nothing before his join; paginating back fetches it from alice's.
+    resp = await bob.call("GET", f"/rooms/{quote(room_id)}/messages", params={"dir": "b", "limit": "50"})
+    chunk = resp.json()["chunk"]
+    bodies = [e["content"].get("body") for e in chunk if e["type"] == "m.room.message"]
+    assert bodies == [f"old {i}" for i in reversed(range(5))]
+    types = [e["type"] for e in chunk]
+    assert types[0] == "m.room.member" and chunk[0]["state_key"] == bob.user_id
+    assert types[-1] == "m.room.create"
+    # Held now: the same page again needs no other server and gives the same events.
+    again = await bob.call("GET", f"/rooms/{quote(room_id)}/messages", params={"dir": "b", "limit": "50"})
+    assert [e["event_id"] for e in again.json()["chunk"]] == [e["event_id"] for e in chunk]
