@@ -13,7 +13,7 @@ pipeline like any PDU; a rejection is a 403.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,11 +131,7 @@ class ResidentMembership:
             if not isinstance(other, str) or not await is_resident(self._storage, other, self._server_name):
                 continue
             known_allowed = True
-            mine = await self._storage.db.read(
-                lambda c, o=other: state_table.select_current_state_event_id(c, o, MEMBER, user_id)
-            )
-            stored = await self._storage.db.read(lambda c, e=mine: events_table.select_event(c, e)) if mine else None
-            if stored is not None and stored.event.membership == "join":
+            if await self._storage.db.read(_member_of(other, user_id)) == "join":
                 member_of_allowed = True
                 break
         if not known_allowed:
@@ -230,6 +226,15 @@ class ResidentMembership:
                 out.append({"type": e.type, "state_key": e.state_key, "sender": e.sender,
                             "content": dict(e.content)})
         return out
+
+
+def _member_of(room_id: str, user_id: str) -> Callable[[aiosqlite.Connection], Awaitable[str | None]]:
+    async def read(conn: aiosqlite.Connection) -> str | None:
+        event_id = await state_table.select_current_state_event_id(conn, room_id, MEMBER, user_id)
+        stored = await events_table.select_event(conn, event_id) if event_id else None
+        return stored.event.membership if stored is not None else None
+
+    return read
 
 
 async def _chain_and_servers(
