@@ -371,7 +371,7 @@ def render_table(runs: dict[str, list[dict[str, Any]]], w: Workload) -> str:
             row.append(_fmt(values, digits) if values else "–")
         if both:
             ratio = meds[ours] / meds[theirs] if meds[theirs] else float("nan")
-            row.append(f"{ratio:.2f}x")
+            row.append(f"{ratio:.2f}x" if ratio == ratio else "–")  # NaN: nothing to compare
             if goal is None:
                 row += ["", ""]
             else:
