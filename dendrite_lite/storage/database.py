@@ -10,6 +10,10 @@ exception without taking the rest of its group down.
 
 Readers are separate connections: in WAL mode they never block the writer and never see a
 half-finished group, because they only see committed transactions.
+
+The writer's statements run on the event loop thread (storage.inline: a thread hop per statement
+cost far more than the statement); only BEGIN IMMEDIATE (which may wait for another process's
+lock) and COMMIT (fsync) run on the writer's own thread.
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import aiosqlite
+
+from dendrite_lite.storage.inline import InlineConnection
 
 __all__ = ["Database", "DatabaseClosed", "WriteStats", "SYNCHRONOUS_MODES", "connect"]
 
@@ -72,19 +79,42 @@ async def connect(
     isolation_level=None puts the sqlite3 module in autocommit mode, so transactions begin and end
     exactly where our code says (the module's implicit BEGIN would break savepoints).
     """
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    for pragma in _pragmas(synchronous, read_only=read_only):
+        await conn.execute(pragma)
+    return conn
+
+
+def _pragmas(synchronous: str, *, read_only: bool) -> list[str]:
     mode = synchronous.upper()
     if mode not in SYNCHRONOUS_MODES:
         raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}, not {synchronous!r}")
-    conn = await aiosqlite.connect(path, isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    # journal_mode is stored in the file; setting it again is a cheap no-op.
-    await conn.execute("PRAGMA journal_mode = WAL")
-    await conn.execute(f"PRAGMA synchronous = {mode}")
-    await conn.execute("PRAGMA foreign_keys = ON")
+    pragmas = [
+        f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
+        # journal_mode is stored in the file; setting it again is a cheap no-op.
+        "PRAGMA journal_mode = WAL",
+        f"PRAGMA synchronous = {mode}",
+        "PRAGMA foreign_keys = ON",
+    ]
     if read_only:
         # Catches a write slipped into db.read() instead of letting it race the writer.
-        await conn.execute("PRAGMA query_only = ON")
+        pragmas.append("PRAGMA query_only = ON")
+    return pragmas
+
+
+def _connect_writer(path: Path, synchronous: str) -> sqlite3.Connection:
+    """The writer's raw connection (opened on its thread; used from the loop thread too, but
+    never from two threads at once: the writer task awaits every call it hands to the thread)."""
+    pragmas = _pragmas(synchronous, read_only=False)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        conn.row_factory = sqlite3.Row
+        for pragma in pragmas:
+            conn.execute(pragma)
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
@@ -99,14 +129,18 @@ class Database:
     def __init__(
         self,
         path: Path,
-        writer: aiosqlite.Connection,
+        writer: sqlite3.Connection,
         readers: list[aiosqlite.Connection],
         *,
         max_group: int,
+        writer_thread: ThreadPoolExecutor,
     ) -> None:
         self.path = path
         self.stats = WriteStats()
-        self._writer = writer
+        self._raw_writer = writer
+        # The job functions are typed against aiosqlite's API, which the adapter provides.
+        self._writer = cast(aiosqlite.Connection, InlineConnection(writer))
+        self._writer_thread = writer_thread
         self._readers = readers
         self._idle_readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         for conn in readers:
@@ -130,16 +164,25 @@ class Database:
             raise ValueError("readers must be at least 1")
         if max_group < 1:
             raise ValueError("max_group must be at least 1")
-        writer = await connect(path, synchronous=synchronous)
+        _pragmas(synchronous, read_only=False)  # a bad mode fails here, before any thread starts
+        thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
+        loop = asyncio.get_running_loop()
+        try:
+            writer = await loop.run_in_executor(thread, _connect_writer, path, synchronous)
+        except BaseException:
+            thread.shutdown(wait=False)
+            raise
         opened: list[aiosqlite.Connection] = []
         try:
             for _ in range(readers):
                 opened.append(await connect(path, synchronous=synchronous, read_only=True))
         except BaseException:
-            for conn in [writer, *opened]:
+            for conn in opened:
                 await conn.close()
+            await loop.run_in_executor(thread, writer.close)
+            thread.shutdown(wait=False)
             raise
-        return cls(path, writer, opened, max_group=max_group)
+        return cls(path, writer, opened, max_group=max_group, writer_thread=thread)
 
     # -- public API -------------------------------------------------------------------------
 
@@ -182,9 +225,17 @@ class Database:
         for _ in self._readers:
             conn = await self._idle_readers.get()
             await conn.close()
-        await self._writer.close()
+        await self._on_writer_thread(self._raw_writer.close)
+        self._writer_thread.shutdown(wait=True)
 
     # -- the writer task --------------------------------------------------------------------
+
+    async def _on_writer_thread(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._writer_thread, fn)
+
+    async def _blocking(self, sql: str) -> None:
+        """A statement that may wait (lock, fsync): off the event loop."""
+        await self._on_writer_thread(lambda: self._raw_writer.execute(sql).close())
 
     async def _run_writer(self) -> None:
         stopping = False
@@ -211,7 +262,7 @@ class Database:
         except Exception as e:  # the writer task must outlive any one bad group
             log.exception("writer: unexpected error in a group of %d jobs", len(group))
             if self._writer.in_transaction:
-                await self._writer.execute("ROLLBACK")
+                await self._blocking("ROLLBACK")
             for job in group:
                 if not job.future.done():
                     self._finish_failed(job, e)
@@ -228,7 +279,7 @@ class Database:
         self.stats.groups += 1
         self.stats.max_group = max(self.stats.max_group, len(jobs))
         try:
-            await conn.execute("BEGIN IMMEDIATE")
+            await self._blocking("BEGIN IMMEDIATE")
         except Exception as e:
             for job in jobs:
                 self._finish_failed(job, e)
@@ -242,7 +293,7 @@ class Database:
                 job.result = await job.fn(conn)
             except Exception as e:
                 if conn.in_transaction:
-                    await conn.execute("ROLLBACK")
+                    await self._blocking("ROLLBACK")
                 self._finish_failed(job, e)
                 return []
             ok, failed = [job], []
@@ -252,10 +303,10 @@ class Database:
                 return outcome
             ok, failed = outcome
         try:
-            await conn.execute("COMMIT")
+            await self._blocking("COMMIT")
         except Exception as e:
             if conn.in_transaction:
-                await conn.execute("ROLLBACK")
+                await self._blocking("ROLLBACK")
             for job in ok:
                 self._finish_failed(job, e)
             for job, error in failed:
