@@ -1,7 +1,7 @@
 """Password hashing: argon2id (argon2-cffi), stored as a PHC string ("$argon2id$v=19$m=...").
 
 argon2 is slow and memory-hard on purpose, so the async wrappers run it in a worker thread, and
-at most _MAX_CONCURRENT hashes run at once: each takes 64 MiB with the default parameters, and a
+at most _MAX_CONCURRENT hashes run at once: each takes 19 MiB with our parameters, and a
 burst of logins must not push a 1 GB machine into swap.
 """
 
@@ -25,8 +25,12 @@ __all__ = [
     "fast_hashing_for_tests",
 ]
 
-# RFC 9106 "low memory" profile (argon2id, t=3, m=64 MiB, p=4), argon2-cffi's default.
-_HASHER = PasswordHasher()
+# OWASP's argon2id profile (m=19 MiB, t=2, p=1), not argon2-cffi's default (RFC 9106 "low memory":
+# m=64 MiB, t=3, p=4). Measured on the 2-core test machine: 32 ms vs 204 ms a hash, and with two
+# hashes at once registration peaks at ~38 MiB instead of ~128 MiB, which decided a Raspberry Pi
+# appliance's peak RSS (bench/chat.py: 193 MiB peak, all of it from registration). Still well above
+# OWASP's minimum for argon2id; hashes made with the old parameters are upgraded at next login.
+_HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 _MAX_CONCURRENT = 2
 _SLOTS = threading.BoundedSemaphore(_MAX_CONCURRENT)
 
