@@ -92,6 +92,9 @@ class InlineConnection:
     def executemany(self, sql: str, parameters: Iterable[Iterable[Any]]) -> _Done:
         return _Done(InlineCursor(self.raw.executemany(sql, parameters)))
 
+    async def execute_fetchall(self, sql: str, parameters: Iterable[Any] = ()) -> list[Any]:
+        return self.raw.execute(sql, parameters).fetchall()
+
     def executescript(self, script: str) -> _Done:
         return _Done(InlineCursor(self.raw.executescript(script)))
 
