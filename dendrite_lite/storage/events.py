@@ -11,6 +11,7 @@ from canonicaljson import encode_canonical_json
 
 from dendrite_lite.events.event import Event
 from dendrite_lite.events.room_versions import get_room_version
+from dendrite_lite.storage.room_changes import touch
 
 try:  # orjson is optional; json.loads is the fallback and fine for small rooms
     from orjson import loads as _loads
@@ -195,6 +196,7 @@ async def select_forward_extremities(
 async def replace_forward_extremities(
     conn: aiosqlite.Connection, room_id: str, *, remove: Iterable[str], add: Iterable[str]
 ) -> None:
+    touch(room_id)
     await conn.executemany(DELETE_EXTREMITY, [(room_id, e) for e in remove])
     await conn.executemany(INSERT_EXTREMITY, [(room_id, e) for e in add])
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from dendrite_lite.storage.room_changes import touch
+
 __all__ = [
     "Room",
     "insert_room",
@@ -63,7 +65,10 @@ async def insert_room(
     cur = await conn.execute(
         INSERT_ROOM, (room_id, room_version, creator, int(is_public), created_ts)
     )
-    return cur.rowcount == 1
+    if cur.rowcount != 1:
+        return False
+    touch(room_id)
+    return True
 
 
 async def select_room(conn: aiosqlite.Connection, room_id: str) -> Room | None:
@@ -75,6 +80,7 @@ async def select_room(conn: aiosqlite.Connection, room_id: str) -> Room | None:
 async def update_current_state_group(
     conn: aiosqlite.Connection, room_id: str, state_group: int | None
 ) -> None:
+    touch(room_id)
     await conn.execute(UPDATE_CURRENT_STATE_GROUP, (state_group, room_id))
 
 

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 
 import aiosqlite
 
+from dendrite_lite.storage.room_changes import touch
+
 __all__ = [
     "StateMap",
     "MAX_DELTA_DEPTH",
@@ -131,6 +133,7 @@ async def update_current_state(
     delta: Mapping[tuple[str, str], tuple[str, str | None] | None],
 ) -> None:
     """Apply (type, state_key) -> (event_id, membership) changes; None removes the key."""
+    touch(room_id)
     for (event_type, state_key), value in delta.items():
         if value is None:
             await conn.execute(DELETE_CURRENT, (room_id, event_type, state_key))
