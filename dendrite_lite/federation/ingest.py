@@ -12,6 +12,13 @@ Per PDU (server-server-api.md §Checks performed on receipt of a PDU):
    the current state, not shown to clients;
 6. persisted in one transaction under the room's lock (the local pipeline's lock), then local
    users are notified.
+
+The current state is kept equal to the resolved state of the forward extremities after every
+event, so a local event (which cites every extremity, rooms/pipeline.py) finds the state before
+it in the current state. When an event forks the room, that resolution includes the event itself
+before it is stored; every event of the state sets' auth chains must be at hand, and ones we lack
+are fetched from the origin (outside the room lock) before trying again. An event whose state
+cannot be resolved is dropped rather than stored with a state that ignores another branch.
 """
 
 from __future__ import annotations
@@ -73,6 +80,9 @@ log = logging.getLogger(__name__)
 MAX_PDUS_PER_TRANSACTION = 50  # server-server-api.md §Transactions
 _CREATE_KEY: StateKey = ("m.room.create", "")
 _REPORT_VERSION = get_room_version("10")
+# Check-and-persist tries per event: each retry follows a fetch of the events state resolution
+# lacked (one fetch normally completes the chains; a second covers ancestors found behind them).
+_RESOLVE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +188,7 @@ class FederationIngest:
                 created_ts=create.origin_server_ts,
             )
         )
-        async with self._room_lock(room_id):
-            outcome = await self._held(join.event_id) or await self._check_and_persist(join, state)
+        outcome = await self._persist_resolving(None, join, state)
         if outcome.rejected_reason is not None or outcome.soft_failed:
             raise PduDropped(f"join event not accepted: {outcome.rejected_reason or 'soft failed'}")
         position = outcome.stream_ordering
@@ -239,11 +248,31 @@ class FederationIngest:
             state = await self._fetcher.state_at(origin, event)
             if state is None:
                 raise PduDropped("prev events missing and the origin gave no state at the event")
-        async with self._room_lock(event.room_id):
-            held = await self._held(event.event_id)
-            if held is not None:
-                return held
-            return await self._check_and_persist(event, state)
+        return await self._persist_resolving(origin, event, state)
+
+    async def _persist_resolving(
+        self, origin: str | None, event: Event, state: StateMap | None
+    ) -> Outcome:
+        """Check and persist `event` under the room lock. When state resolution lacks events,
+        fetch them from `origin` with the lock released (a slow server must not hold up the
+        room's local sends) and try again. Raises PduDropped when the state stays unresolvable."""
+        why = ""
+        for _ in range(_RESOLVE_ATTEMPTS):
+            async with self._room_lock(event.room_id):
+                held = await self._held(event.event_id)
+                if held is not None:
+                    return held
+                try:
+                    return await self._check_and_persist(event, state)
+                except StateUnavailable as e:
+                    missing, why = sorted(e.missing), str(e)
+            if not missing or origin is None:
+                break
+            log.info("fetching %d events from %s to resolve the state at %s",
+                     len(missing), origin, event.event_id)
+            await self._fetcher.fetch_events(origin, event.room_version, event.room_id, missing)
+        log.warning("dropping %s: cannot resolve the room state: %s", event.event_id, why)
+        raise PduDropped(f"cannot resolve the room state: {why}")
 
     async def _prevs_without_state(self, event: Event) -> list[str]:
         prevs = event.prev_event_ids
@@ -265,6 +294,8 @@ class FederationIngest:
 
     # --- auth and persistence (caller holds the room lock) --------------------------------------
     async def _check_and_persist(self, event: Event, state_before: StateMap | None) -> Outcome:
+        """Raises StateUnavailable (with `missing`) before writing anything when a state
+        resolution lacks events."""
         rv = event.room_version
         auth_events = await self._loader.load_events(auth_event_ids_needed(event))
         reason = check_against_auth_events(event, auth_events)
@@ -274,6 +305,8 @@ class FederationIngest:
             else:
                 before = StateAt(dict(state_before), None, None, None)
         except StateUnavailable as e:
+            if e.missing:
+                raise
             raise PduDropped(f"cannot compute the state before the event: {e}") from None
         if reason is None:
             reason = await self._check_against(event, before.state)
@@ -284,7 +317,7 @@ class FederationIngest:
         soft_failed = False
         # No extremities: a room being joined has no current state to soft-fail against.
         if reason is None and old_ext and set(old_ext) != set(event.prev_event_ids):
-            soft_failed = await self._fails_current_state(event, before)
+            soft_failed = await self._fails_current_state(event, before, old_ext)
         checked = Event(event.pdu, rv, event.event_id, room_id=event.room_id, rejected_reason=reason)
         if reason is not None:
             log.info("rejected %s: %s", event.event_id, reason)
@@ -325,26 +358,23 @@ class FederationIngest:
         )
         return [*keys, _CREATE_KEY] if _CREATE_KEY not in keys else keys
 
-    async def _fails_current_state(self, event: Event, before: StateAt) -> bool:
+    async def _fails_current_state(self, event: Event, before: StateAt, old_ext: Sequence[str]) -> bool:
         """Check 6 (soft failure) when the event does not extend exactly our forward
-        extremities: "current state" is then the resolution of the current state with the state
-        before the event (both are states of forward extremities once it is added), so a
-        branch we learn only now, e.g. a member who joined there, counts; a ban in the current
-        state still wins over the branch's older membership in that resolution."""
-        current = await self._storage.db.read(
-            lambda c: state_table.select_current_state(c, event.room_id)
-        )
-        try:
-            state = await self._loader.resolve(event.room_version, [current, before.state])
-        except StateUnavailable as e:
-            log.warning("soft-fail check of %s against the current state only: %s", event.event_id, e)
-            state = current
+        extremities: "current state" is then the resolution of the state before the event with
+        the states of the extremities it does not cite (the forward extremities once it is
+        added), so a branch we learn only now, e.g. a member who joined there, counts; a ban on
+        another branch still wins over this branch's older membership in that resolution."""
+        others = [e for e in old_ext if e not in set(event.prev_event_ids)]
+        groups = await self._loader.group_states(others) if others else {}
+        state = await self._loader.resolve(event.room_version, [before.state, *groups.values()])
         return await self._check_against(event, state) is not None
 
     async def _current_change(
         self, event: Event, before: StateAt, old_ext: Sequence[str]
     ) -> CurrentStateChange:
-        """The current state once `event` is a forward extremity."""
+        """The current state once `event` is a forward extremity: the resolved state of the new
+        forward extremities (the event and the old ones it does not cite). The event is not
+        stored yet, so the resolution gets it as a pending event."""
         prevs = set(event.prev_event_ids)
         after = dict(before.state)
         if event.is_state():
@@ -357,13 +387,10 @@ class FederationIngest:
         resolved: StateMap | None = None
         new_current = after
         if others:
-            try:
-                groups = await self._loader.group_states(others)
-                new_current = await self._loader.resolve(
-                    event.room_version, [after, *groups.values()]
-                )
-            except StateUnavailable as e:
-                log.warning("cannot resolve current state with %s: %s; using its state", event.event_id, e)
+            groups = await self._loader.group_states(others)
+            new_current = await self._loader.resolve(
+                event.room_version, [after, *groups.values()], {event.event_id: event}
+            )
             resolved = new_current
         old_current = await self._storage.db.read(
             lambda c: state_table.select_current_state(c, event.room_id)

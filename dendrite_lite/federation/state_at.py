@@ -3,15 +3,20 @@
 - `state_after(event_ids)`: the state after a set of events we hold with state (the state before
   an event whose prev_events they are, or the current state for a set of forward extremities):
   one group if they all share it, else the resolution of their groups.
-- `resolve(rv, state_sets)`: state resolution with the events (and their auth chains, fetched
-  with one recursive query) loaded from storage first, since events.state_res does no I/O.
+- `resolve(rv, state_sets, pending)`: state resolution with the events (and their auth chains,
+  fetched with one recursive query) loaded from storage first, since events.state_res does no
+  I/O. `pending` are events not stored yet (the event being received, whose state after it is
+  one of the sets): the resolution sees them and their auth chains too. Every event of the sets
+  and of their auth chains must be available; the ones we lack are named in
+  StateUnavailable.missing so the caller can fetch them and try again (never a resolution over
+  part of the events).
 
 Reads only; callers hold the room's lock so what they read is still true when they write.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import aiosqlite
@@ -19,6 +24,7 @@ import aiosqlite
 from dendrite_lite.events.event import Event, StateKey
 from dendrite_lite.events.room_versions import RoomVersion
 from dendrite_lite.events.state_res import MissingEventError, resolve_state
+from dendrite_lite.federation.checks import auth_event_ids_needed
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import events as events_table
 from dendrite_lite.storage import remote_events as remote_table
@@ -31,7 +37,12 @@ StateMap = dict[StateKey, str]
 
 class StateUnavailable(LookupError):
     """The state cannot be computed from what we hold (an event without a state group, or an
-    event state resolution needs is missing)."""
+    event state resolution needs is missing). `missing`: events we lack that would make it
+    computable (empty when fetching events cannot help)."""
+
+    def __init__(self, message: str, missing: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.missing = frozenset(missing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,30 +88,48 @@ class StateLoader:
         resolved = await self.resolve(rv, list(by_group.values()))
         return StateAt(resolved, None, first_group, first_state)
 
-    async def resolve(self, rv: RoomVersion, state_sets: Sequence[StateMap]) -> StateMap:
-        """State resolution over stored state sets. Raises StateUnavailable."""
+    async def resolve(
+        self,
+        rv: RoomVersion,
+        state_sets: Sequence[StateMap],
+        pending: Mapping[str, Event] | None = None,
+    ) -> StateMap:
+        """State resolution over state sets of stored events and `pending` ones (not stored
+        yet). Raises StateUnavailable, with `missing` set when events we lack are needed."""
         if not state_sets:
             return {}
         first = state_sets[0]
         if all(s == first for s in state_sets[1:]):
             return dict(first)
+        pending = dict(pending or {})
         ids = {eid for s in state_sets for eid in s.values()}
-        events = await self.load_with_auth_chains(ids)
+        ids.update(a for e in pending.values() for a in auth_event_ids_needed(e))
+        ids.difference_update(pending)
+        events, wanted = await self._load_closure(ids)
+        missing = wanted - events.keys() - pending.keys()
+        if missing:
+            raise StateUnavailable(
+                f"state resolution needs {len(missing)} events we lack", missing
+            )
+        events.update(pending)
         try:
             return resolve_state(rv, state_sets, events.get)
-        except MissingEventError as e:
-            raise StateUnavailable(str(e)) from None
+        except MissingEventError as e:  # e.g. an auth event the CTE could not see past
+            raise StateUnavailable(str(e), [e.event_id]) from None
+
+    async def _load_closure(self, event_ids: set[str]) -> tuple[dict[str, Event], set[str]]:
+        """(the events we hold among `event_ids` and their auth ancestors, all those ids)."""
+
+        async def load(conn: aiosqlite.Connection) -> tuple[dict[str, Event], set[str]]:
+            wanted = event_ids | await remote_table.select_auth_chain_ids(conn, event_ids)
+            stored = await events_table.select_events(conn, wanted)
+            return {eid: s.event for eid, s in stored.items()}, wanted
+
+        return await self._storage.db.read(load)
 
     async def load_with_auth_chains(self, event_ids: Iterable[str]) -> dict[str, Event]:
         """The events and every auth ancestor of them that we hold."""
-        ids = set(event_ids)
-
-        async def load(conn: aiosqlite.Connection) -> dict[str, Event]:
-            chain = await remote_table.select_auth_chain_ids(conn, ids)
-            stored = await events_table.select_events(conn, ids | chain)
-            return {eid: s.event for eid, s in stored.items()}
-
-        return await self._storage.db.read(load)
+        return (await self._load_closure(set(event_ids)))[0]
 
     async def load_events(self, event_ids: Iterable[str]) -> dict[str, Event]:
         ids = list(dict.fromkeys(event_ids))

@@ -247,13 +247,22 @@ async def test_remote_kick_ban_power_levels_and_displaynames(
     await wait_membership(alice, room_id, bob.user_id, "ban")
 
 
-async def test_displaynames_cross(synapse: SynapseServer, dendrite_peer: RunningServer, clients: Any) -> None:
+async def our_room_with_synapse_user(
+    synapse: SynapseServer, srv: RunningServer, clients: Any, *, version: str = "10"
+) -> tuple[str, User, User]:
+    """A public room alice created on our server, joined by bob from Synapse."""
     ours, theirs = clients
     alice = await dl_user(ours, "alice")
     bob = await syn_user(synapse, theirs, "bob")
-    room_id = await alice.create_room(preset="public_chat", room_version="10")
-    await join(bob, room_id, dendrite_peer.config.server.server_name)
+    room_id = await alice.create_room(preset="public_chat", room_version=version)
+    await join(bob, room_id, srv.config.server.server_name)
     await wait_membership(alice, room_id, bob.user_id, "join")
+    return room_id, alice, bob
+
+
+async def test_displaynames_cross(synapse: SynapseServer, dendrite_peer: RunningServer, clients: Any) -> None:
+    room_id, alice, bob = await our_room_with_synapse_user(synapse, dendrite_peer, clients)
+
     async def names(viewer: User) -> dict[str, Any]:
         resp = await viewer.call("GET", f"/rooms/{quote(room_id)}/joined_members")
         joined = resp.json()["joined"]
@@ -266,8 +275,17 @@ async def test_displaynames_cross(synapse: SynapseServer, dendrite_peer: Running
 
             await eventually(check, f"display names {want} as {viewer.user_id} sees them")
 
-    # One after the other: each change is a member event of its own server.
-    await alice.call("PUT", f"/profile/{quote(alice.user_id)}/displayname", {"displayname": "Alice DL"})
-    await both_see({alice.user_id: "Alice DL", bob.user_id: bob.user_id.split(":")[0][1:]})
-    await bob.call("PUT", f"/profile/{quote(bob.user_id)}/displayname", {"displayname": "Bob Syn"})
+    # At the same moment: each server makes a member event citing the same prev event (the
+    # room forks), and each must resolve the other's change into its state, not drop it.
+    await asyncio.gather(
+        alice.call("PUT", f"/profile/{quote(alice.user_id)}/displayname", {"displayname": "Alice DL"}),
+        bob.call("PUT", f"/profile/{quote(bob.user_id)}/displayname", {"displayname": "Bob Syn"}),
+    )
+    await both_see({alice.user_id: "Alice DL", bob.user_id: "Bob Syn"})
+    # A message from each side after the fork (each cites every forward extremity it has):
+    # the names stay.
+    await alice.send(room_id, "after the names")
+    await wait_bodies(bob, room_id, ["after the names"])
+    await bob.send(room_id, "names kept")
+    await wait_bodies(alice, room_id, ["after the names", "names kept"])
     await both_see({alice.user_id: "Alice DL", bob.user_id: "Bob Syn"})

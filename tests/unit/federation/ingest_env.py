@@ -17,7 +17,10 @@ from dendrite_lite.events.pdu import pdu_for_federation
 from dendrite_lite.events.room_versions import RoomVersion, get_room_version
 from dendrite_lite.events.state_res import resolve_state
 from dendrite_lite.federation.ingest import FederationIngest
+from dendrite_lite.rooms.pipeline import RoomPipeline
 from dendrite_lite.storage import Storage
+from dendrite_lite.storage import events as ev_table
+from dendrite_lite.storage import state as st
 from dendrite_lite.sync.notifier import Notifier
 
 US = "test"
@@ -76,6 +79,17 @@ class RemoteDag:
         self.state_after[event.event_id] = after
         if advance:
             self.head = [h for h in self.head if h not in prevs] + [event.event_id]
+        return event
+
+    def adopt(self, event: Event, *, advance: bool = True) -> Event:
+        """Take in an event our server built (the remote servers got it over federation)."""
+        self.events[event.event_id] = event
+        after = self.state_before(event.prev_event_ids)
+        if event.is_state():
+            after[event.state_tuple] = event.event_id
+        self.state_after[event.event_id] = after
+        if advance:
+            self.head = [h for h in self.head if h not in event.prev_event_ids] + [event.event_id]
         return event
 
     def pdu(self, event: Event) -> dict[str, Any]:
@@ -153,6 +167,7 @@ class Env:
     requester: FakeRequester
     notifier: Notifier
     keys: dict[str, ServerKey]
+    pipeline: RoomPipeline  # our local pipeline on the same storage, sharing the room lock
 
     @property
     def room_id(self) -> str:
@@ -161,6 +176,16 @@ class Env:
 
     async def send(self, origin: str, *events: Event) -> dict[str, dict[str, str]]:
         return await self.ingest.receive_pdus(origin, [self.dag.pdu(e) for e in events])
+
+
+async def current(env: Env) -> dict[StateKey, str]:
+    """The room's current state table."""
+    return await env.storage.db.read(lambda c: st.select_current_state(c, env.room_id))
+
+
+async def extremities(env: Env) -> list[str]:
+    rows = await env.storage.db.read(lambda c: ev_table.select_forward_extremities(c, env.room_id))
+    return sorted(e for e, _ in rows)
 
 
 def make_keys() -> tuple[dict[str, ServerKey], InMemoryKeyStore]:
@@ -187,14 +212,20 @@ def open_room_dag(version: str, keys: Mapping[str, ServerKey]) -> RemoteDag:
     return dag
 
 
-async def open_env(tmp_path: Path, version: str = "10") -> Env:
-    """Our server `test` joins the remote room (me@test) through persist_join_state."""
+async def open_env(tmp_path: Path, version: str = "10", *, members: int = 0) -> Env:
+    """Our server `test` joins the remote room (me@test) through persist_join_state; `members`
+    more users of remote.b join before us."""
     keys, store = make_keys()
     dag = open_room_dag(version, keys)
+    for i in range(members):
+        dag.add(f"@m{i}:{B}", "m.room.member", {"membership": "join"}, f"@m{i}:{B}")
     storage = await Storage.open(tmp_path / "db.sqlite", readers=2)
     requester = FakeRequester(dag)
     notifier = Notifier()
-    ingest = FederationIngest(storage, key_store=store, requester=requester, notifier=notifier)
+    pipeline = RoomPipeline(storage, server_name=US, key=keys[US], notifier=notifier)
+    ingest = FederationIngest(
+        storage, key_store=store, requester=requester, notifier=notifier, room_lock=pipeline.room_lock
+    )
     state_ids = dag.state_before(dag.head)
     join = dag.add(ME, "m.room.member", {"membership": "join"}, ME)
     state = [dag.events[i] for i in state_ids.values()]
@@ -202,4 +233,4 @@ async def open_env(tmp_path: Path, version: str = "10") -> Env:
     await ingest.persist_join_state(
         dag.rv, [dag.pdu(e) for e in state], [dag.pdu(e) for e in chain], dag.pdu(join)
     )
-    return Env(storage, ingest, dag, requester, notifier, keys)
+    return Env(storage, ingest, dag, requester, notifier, keys, pipeline)

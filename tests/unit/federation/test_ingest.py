@@ -11,7 +11,7 @@ from dendrite_lite.events.pdu import pdu_for_federation
 from dendrite_lite.storage import events as ev_table
 from dendrite_lite.storage import rooms as rooms_table
 from dendrite_lite.storage import state as st
-from tests.unit.federation.ingest_env import A, ALICE, B, BOB, ME, Env, open_env
+from tests.unit.federation.ingest_env import A, ALICE, B, BOB, ME, Env, current, extremities, open_env
 
 MSG = {"msgtype": "m.text", "body": "hi"}
 
@@ -21,15 +21,6 @@ async def env(tmp_path: Path):
     e = await open_env(tmp_path, "10")
     yield e
     await e.storage.close()
-
-
-async def current(env: Env) -> dict:
-    return await env.storage.db.read(lambda c: st.select_current_state(c, env.room_id))
-
-
-async def extremities(env: Env) -> list[str]:
-    rows = await env.storage.db.read(lambda c: ev_table.select_forward_extremities(c, env.room_id))
-    return sorted(e for e, _ in rows)
 
 
 async def stored(env: Env, event_id: str):
