@@ -315,16 +315,17 @@ class FederationIngest:
         )
         old_ext = [e for e, _ in extremities]
         soft_failed = False
+        loaded: dict[str, Event] = {}  # the two resolutions of a fork read the same events
         # No extremities: a room being joined has no current state to soft-fail against.
         if reason is None and old_ext and set(old_ext) != set(event.prev_event_ids):
-            soft_failed = await self._fails_current_state(event, before, old_ext)
+            soft_failed = await self._fails_current_state(event, before, old_ext, loaded)
         checked = Event(event.pdu, rv, event.event_id, room_id=event.room_id, rejected_reason=reason)
         if reason is not None:
             log.info("rejected %s: %s", event.event_id, reason)
         elif soft_failed:
             log.info("soft failed %s", event.event_id)
         visible = reason is None and not soft_failed
-        current = await self._current_change(checked, before, old_ext) if visible else None
+        current = await self._current_change(checked, before, old_ext, loaded) if visible else None
         was_outlier = await self._storage.db.read(
             lambda c: events_table.select_event(c, event.event_id)
         ) is not None
@@ -358,7 +359,9 @@ class FederationIngest:
         )
         return [*keys, _CREATE_KEY] if _CREATE_KEY not in keys else keys
 
-    async def _fails_current_state(self, event: Event, before: StateAt, old_ext: Sequence[str]) -> bool:
+    async def _fails_current_state(
+        self, event: Event, before: StateAt, old_ext: Sequence[str], loaded: dict[str, Event]
+    ) -> bool:
         """Check 6 (soft failure) when the event does not extend exactly our forward
         extremities: "current state" is then the resolution of the state before the event with
         the states of the extremities it does not cite (the forward extremities once it is
@@ -366,11 +369,13 @@ class FederationIngest:
         another branch still wins over this branch's older membership in that resolution."""
         others = [e for e in old_ext if e not in set(event.prev_event_ids)]
         groups = await self._loader.group_states(others) if others else {}
-        state = await self._loader.resolve(event.room_version, [before.state, *groups.values()])
+        state = await self._loader.resolve(
+            event.room_version, [before.state, *groups.values()], loaded=loaded
+        )
         return await self._check_against(event, state) is not None
 
     async def _current_change(
-        self, event: Event, before: StateAt, old_ext: Sequence[str]
+        self, event: Event, before: StateAt, old_ext: Sequence[str], loaded: dict[str, Event]
     ) -> CurrentStateChange:
         """The current state once `event` is a forward extremity: the resolved state of the new
         forward extremities (the event and the old ones it does not cite). The event is not
@@ -389,7 +394,7 @@ class FederationIngest:
         if others:
             groups = await self._loader.group_states(others)
             new_current = await self._loader.resolve(
-                event.room_version, [after, *groups.values()], {event.event_id: event}
+                event.room_version, [after, *groups.values()], {event.event_id: event}, loaded
             )
             resolved = new_current
         old_current = await self._storage.db.read(

@@ -93,9 +93,12 @@ class StateLoader:
         rv: RoomVersion,
         state_sets: Sequence[StateMap],
         pending: Mapping[str, Event] | None = None,
+        loaded: dict[str, Event] | None = None,
     ) -> StateMap:
         """State resolution over state sets of stored events and `pending` ones (not stored
-        yet). Raises StateUnavailable, with `missing` set when events we lack are needed."""
+        yet). Raises StateUnavailable, with `missing` set when events we lack are needed.
+        `loaded`: stored events already read, which are not read again (and it gains the ones
+        read now): resolutions of nearly the same sets in a row share their reads."""
         if not state_sets:
             return {}
         first = state_sets[0]
@@ -105,7 +108,7 @@ class StateLoader:
         ids = {eid for s in state_sets for eid in s.values()}
         ids.update(a for e in pending.values() for a in auth_event_ids_needed(e))
         ids.difference_update(pending)
-        events, wanted = await self._load_closure(ids)
+        events, wanted = await self._load_closure(ids, {} if loaded is None else loaded)
         missing = wanted - events.keys() - pending.keys()
         if missing:
             raise StateUnavailable(
@@ -117,19 +120,24 @@ class StateLoader:
         except MissingEventError as e:  # e.g. an auth event the CTE could not see past
             raise StateUnavailable(str(e), [e.event_id]) from None
 
-    async def _load_closure(self, event_ids: set[str]) -> tuple[dict[str, Event], set[str]]:
-        """(the events we hold among `event_ids` and their auth ancestors, all those ids)."""
+    async def _load_closure(
+        self, event_ids: set[str], loaded: dict[str, Event]
+    ) -> tuple[dict[str, Event], set[str]]:
+        """(the events we hold among `event_ids` and their auth ancestors, all those ids);
+        events in `loaded` are taken from there, and the ones read are added to it."""
 
-        async def load(conn: aiosqlite.Connection) -> tuple[dict[str, Event], set[str]]:
+        async def load(conn: aiosqlite.Connection) -> set[str]:
             wanted = event_ids | await remote_table.select_auth_chain_ids(conn, event_ids)
-            stored = await events_table.select_events(conn, wanted)
-            return {eid: s.event for eid, s in stored.items()}, wanted
+            stored = await events_table.select_events(conn, [i for i in wanted if i not in loaded])
+            loaded.update((eid, s.event) for eid, s in stored.items())
+            return wanted
 
-        return await self._storage.db.read(load)
+        wanted = await self._storage.db.read(load)
+        return {i: loaded[i] for i in wanted if i in loaded}, wanted
 
     async def load_with_auth_chains(self, event_ids: Iterable[str]) -> dict[str, Event]:
         """The events and every auth ancestor of them that we hold."""
-        return (await self._load_closure(set(event_ids)))[0]
+        return (await self._load_closure(set(event_ids), {}))[0]
 
     async def load_events(self, event_ids: Iterable[str]) -> dict[str, Event]:
         ids = list(dict.fromkeys(event_ids))
