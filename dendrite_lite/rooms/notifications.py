@@ -10,10 +10,16 @@ The pipeline calls `prepare(room_id, events)` before persisting a batch: it read
 members, their push rule documents and the power levels in one query, evaluates outside the
 writer, and returns the function the pipeline runs inside its write transaction once the events
 have their stream positions.
+
+The members, their display names and the create/power levels events are a function of the room's
+state, which rooms.current_state_group names: they are kept by state group (a state group never
+changes, so nothing to invalidate) and a message in an unchanged room reads only the group id and
+the members' push rule documents (which their owners may edit at any time).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -26,6 +32,7 @@ from dendrite_lite.events.room_versions import get_room_version
 from dendrite_lite.push.evaluator import compiled_for_user, evaluate, prepare_event
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import notifications as table
+from dendrite_lite.storage import rooms as rooms_table
 
 try:  # same optional speed-up as storage.events
     from orjson import loads as _loads
@@ -37,12 +44,32 @@ __all__ = ["NotificationCounter", "PersistHook"]
 # (conn, [(event, stream_ordering)]) -> writes inside the event's transaction
 InTxn = Callable[[aiosqlite.Connection, Sequence[tuple[Event, int]]], Awaitable[None]]
 PersistHook = Callable[[str, Sequence[Event]], Awaitable[InTxn | None]]
+# ([(joined user, display name)], {"m.room.create"/"m.room.power_levels": (json, version)})
+_Context = tuple[list[tuple[str, str | None]], dict[str, tuple[str, str]]]
+# Rooms in active use at once; a 10,000-member room's entry is about a megabyte.
+CONTEXT_CACHE_SIZE = 64
 
 
 class NotificationCounter:
     def __init__(self, storage: Storage, server_name: str) -> None:
         self._storage = storage
         self._suffix = ":" + server_name
+        self._contexts: OrderedDict[int, _Context] = OrderedDict()  # by state group
+
+    async def _context(self, conn: aiosqlite.Connection, room_id: str) -> _Context:
+        """The room's push context, from the cache when its current state group is known (read
+        in the same snapshot as the context itself, so the two always match)."""
+        room = await rooms_table.select_room(conn, room_id)
+        group = room.current_state_group if room is not None else None
+        if group is not None and (hit := self._contexts.get(group)) is not None:
+            self._contexts.move_to_end(group)
+            return hit
+        context = await table.select_push_context(conn, room_id)
+        if group is not None:
+            self._contexts[group] = context
+            if len(self._contexts) > CONTEXT_CACHE_SIZE:
+                self._contexts.popitem(last=False)
+        return context
 
     async def prepare(self, room_id: str, events: Sequence[Event]) -> InTxn | None:
         """Evaluate push rules for `events` (about to be persisted in `room_id`)."""
@@ -53,7 +80,7 @@ class NotificationCounter:
         ]
 
         async def load(conn: aiosqlite.Connection) -> tuple[Any, Any, dict[str, Any]]:
-            members, others = await table.select_push_context(conn, room_id)
+            members, others = await self._context(conn, room_id)
             local = [u for u, _ in members if u.endswith(self._suffix)] + invitees
             docs = await table.select_push_rule_documents(conn, local) if local else {}
             return members, others, docs
