@@ -61,6 +61,7 @@ class ServerProcess:
     base_url: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    verify: bool = True  # False: a self-signed certificate (federation benchmarks on loopback)
 
     @property
     def pid(self) -> int:
@@ -70,7 +71,7 @@ class ServerProcess:
         """Poll /health until it answers 200; returns the seconds it took."""
         start = time.monotonic()
         deadline = start + START_TIMEOUT_S
-        with httpx.Client(base_url=self.base_url, timeout=5) as http:
+        with httpx.Client(base_url=self.base_url, timeout=5, verify=self.verify) as http:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
                     raise RuntimeError(
@@ -128,12 +129,20 @@ def our_config(workdir: Path, port: int, overrides: Sequence[str] = ()) -> str:
     )
 
 
-def start_dendrite(workdir: Path, overrides: Sequence[str] = ()) -> ServerProcess:
-    """`python -m dendrite_lite run --config ...` from .venv with a generated config."""
+def start_dendrite(
+    workdir: Path, overrides: Sequence[str] = (), *, tls: tuple[Path, Path] | None = None
+) -> ServerProcess:
+    """`python -m dendrite_lite run --config ...` from .venv with a generated config.
+
+    `tls` (certificate, key): serve HTTPS with them (tls.mode = "files"); the ServerProcess
+    then accepts that certificate without verifying it."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "data").mkdir(exist_ok=True)
     port = free_port()
     config = workdir / "dendrite-lite.toml"
+    if tls is not None:
+        overrides = ['tls.mode="files"', f'tls.cert_path="{tls[0]}"', f'tls.key_path="{tls[1]}"',
+                     *overrides]
     config.write_text(our_config(workdir, port, overrides))
     python = str(OUR_PYTHON if OUR_PYTHON.exists() else sys.executable)
     # The checkout need not be pip-installed into the venv: import the package from REPO.
@@ -144,10 +153,12 @@ def start_dendrite(workdir: Path, overrides: Sequence[str] = ()) -> ServerProces
         [python, "-m", "dendrite_lite", "generate-keys", "--config", str(config)],
         check=True, capture_output=True, env=env,
     )
-    return _spawn(
+    server = _spawn(
         "dendrite-lite", [python, "-m", "dendrite_lite", "run", "--config", str(config)],
-        workdir, f"http://127.0.0.1:{port}", env,
+        workdir, f"{'https' if tls else 'http'}://127.0.0.1:{port}", env,
     )
+    server.verify = tls is None
+    return server
 
 
 # Doubled braces: the config text goes through str.format once more.
