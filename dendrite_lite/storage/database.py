@@ -13,8 +13,8 @@ half-finished group, because they only see committed transactions.
 
 Statements run on the event loop thread (storage.inline): with aiosqlite every execute, fetch and
 cursor close was a hop to the connection's thread and back, costing far more than the statement
-(and, under load, GIL hand-overs of milliseconds). Only BEGIN IMMEDIATE (which may wait for
-another process's lock) and COMMIT (fsync) run on the writer's own thread. Reads in WAL mode
+(and, under load, GIL hand-overs of milliseconds). Only COMMIT (fsync) runs on the writer's own
+thread, and BEGIN IMMEDIATE when another process holds the lock and it must wait. Reads in WAL mode
 never wait for a lock; the price is that a huge read (the state of a 10,000-member room) holds
 the loop for its duration instead of a thread, which is still less time than it spent hopping.
 """
@@ -241,6 +241,22 @@ class Database:
     async def _on_writer_thread(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._writer_thread, fn)
 
+    async def _begin(self) -> None:
+        """BEGIN IMMEDIATE on the loop thread when the write lock is free (the usual case: we are
+        the database's only writer); when another process holds it, wait on the writer thread
+        (busy_timeout) instead of blocking the loop."""
+        raw = self._raw_writer
+        raw.execute("PRAGMA busy_timeout = 0")
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as e:
+            if getattr(e, "sqlite_errorcode", sqlite3.SQLITE_BUSY) != sqlite3.SQLITE_BUSY:
+                raise
+        finally:
+            raw.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await self._blocking("BEGIN IMMEDIATE")
+
     async def _blocking(self, sql: str) -> None:
         """A statement that may wait (lock, fsync): off the event loop."""
         await self._on_writer_thread(lambda: self._raw_writer.execute(sql).close())
@@ -287,7 +303,7 @@ class Database:
         self.stats.groups += 1
         self.stats.max_group = max(self.stats.max_group, len(jobs))
         try:
-            await self._blocking("BEGIN IMMEDIATE")
+            await self._begin()
         except Exception as e:
             for job in jobs:
                 self._finish_failed(job, e)
