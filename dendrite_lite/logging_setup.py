@@ -30,6 +30,19 @@ def wants_timestamps(stream: TextIO, environ: dict[str, str] | None = None) -> b
     return bool(isatty and isatty())
 
 
+class _QuietTlsCloseTimeout(logging.Filter):
+    """Drop asyncio's traceback for a peer that never answered our TLS close_notify.
+
+    Federation peers that vanish (or hold idle connections) make asyncio log "Unhandled exception
+    in client_connected_cb ... SSL shutdown timed out" at ERROR with a traceback, although the
+    connection is simply gone and nothing was lost; a self-hoster would read it as a crash.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(exc, TimeoutError) and "SSL shutdown timed out" in str(exc))
+
+
 def configure_logging(level: str = "info", *, stream: TextIO | None = None) -> None:
     """Install one stderr handler on the root logger at `level` (a config.logging.level value)."""
     out = stream if stream is not None else sys.stderr
@@ -46,3 +59,6 @@ def configure_logging(level: str = "info", *, stream: TextIO | None = None) -> N
     # outbound request at info; keep their warnings, drop the chatter.
     for noisy in ("hypercorn.error", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    asyncio_log = logging.getLogger("asyncio")
+    if not any(isinstance(f, _QuietTlsCloseTimeout) for f in asyncio_log.filters):
+        asyncio_log.addFilter(_QuietTlsCloseTimeout())

@@ -59,3 +59,25 @@ def test_timestamp_prefix_on_terminal(restore_root: None, monkeypatch: pytest.Mo
     line = out.getvalue()
     assert line.endswith(" DEBUG b: hello\n")
     assert line[:4].isdigit()  # asctime starts with the year
+
+
+def test_tls_close_timeouts_from_vanished_peers_are_not_logged_as_errors() -> None:
+    import io
+    import logging
+
+    from dendrite_lite.logging_setup import configure_logging
+
+    out = io.StringIO()
+    configure_logging("info", stream=out)
+    log = logging.getLogger("asyncio")
+    try:
+        raise TimeoutError("SSL shutdown timed out")
+    except TimeoutError:
+        log.error("Unhandled exception in client_connected_cb", exc_info=True)
+    try:
+        raise TimeoutError("something else")
+    except TimeoutError:
+        log.error("another failure", exc_info=True)
+    text = out.getvalue()
+    assert "client_connected_cb" not in text
+    assert "another failure" in text
