@@ -320,12 +320,12 @@ class FederationIngest:
         if reason is None and old_ext and set(old_ext) != set(event.prev_event_ids):
             soft_failed = await self._fails_current_state(event, before, old_ext, loaded)
         checked = Event(event.pdu, rv, event.event_id, room_id=event.room_id, rejected_reason=reason)
+        visible = reason is None and not soft_failed
+        current = await self._current_change(checked, before, old_ext, loaded) if visible else None
         if reason is not None:
             log.info("rejected %s: %s", event.event_id, reason)
         elif soft_failed:
             log.info("soft failed %s", event.event_id)
-        visible = reason is None and not soft_failed
-        current = await self._current_change(checked, before, old_ext, loaded) if visible else None
         was_outlier = await self._storage.db.read(
             lambda c: events_table.select_event(c, event.event_id)
         ) is not None
