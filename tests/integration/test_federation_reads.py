@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 from urllib.parse import quote
@@ -225,7 +226,10 @@ async def test_acl_denied_server_gets_403_even_when_joined(srv: RunningServer) -
 
 async def test_timestamp_to_event(srv: RunningServer) -> None:
     alice, room_id, remote = await _room(srv)
-    start = int(time.time() * 1000) - 1
+    # The room's setup events may share a millisecond with `start`; leave a gap so the first
+    # event at or after `start` can only be the message.
+    await asyncio.sleep(0.02)
+    start = int(time.time() * 1000)
     first = await alice.send(room_id, "first")
     resp = await remote.request(srv, "GET", f"{FED}/timestamp_to_event/{q(room_id)}?ts={start}&dir=f")
     assert resp.status_code == 200
