@@ -48,6 +48,7 @@ from dendrite_lite.api.wellknown import matrix as wellknown_matrix
 from dendrite_lite.config import Config
 from dendrite_lite.crypto.keys import KeyFileError, ServerKey, load_signing_key
 from dendrite_lite.logging_setup import configure_logging
+from dendrite_lite.memory import return_large_blocks_to_os
 from dendrite_lite.ratelimit import RateLimits
 from dendrite_lite.rooms.pipeline import RoomPipeline
 from dendrite_lite.rooms.read_markers import ReadMarkersService
@@ -444,6 +445,7 @@ async def serve(
     config binds a free port). `configure_app` may add routes to each app before it serves
     (tests use it for test-only endpoints).
     """
+    return_large_blocks_to_os()  # password hashing's 19 MiB buffers must not stay in RSS
     svc = await load_services(config)
     sockets: list[tuple[Listener, socket.socket]] = []
     remove_signals: Callable[[], None] | None = None
