@@ -87,6 +87,9 @@ class _Room:
     limited: bool = False
     prev_batch: int = 0
     state_ids: dict[StateKey, str] = field(default_factory=dict)
+    # A membership changed since `since` (or no since): only then is a summary due (sync.yaml:
+    # heroes and counts "may be omitted" when unchanged), which spares a woken /sync a query.
+    members_changed: bool = True
 
 
 async def build_rooms(conn: aiosqlite.Connection, req: RoomsRequest) -> RoomsResult:
@@ -163,6 +166,7 @@ async def _fill_rooms(
     senders: set[str] = {req.user_id}
     for r in rooms:
         raw = recent[r.room_id]
+        r.members_changed = r.full or r.since is None or any(s.event.type == MEMBER for s in raw)
         r.limited = len(raw) > limit
         raw = raw[-limit:] if limit > 0 else []
         first = raw[0].stream_ordering if raw else (r.until + 1 if r.since is None else r.since + 1)
@@ -188,7 +192,10 @@ async def _fill_rooms(
         r.room_id for r in rooms
         if r.section == "join" and (req.all_counts or r.full or r.timeline or r.state_ids)
     ]
-    summary = await sync_table.select_member_summary(conn, joined, req.user_id) if joined else {}
+    by_id = {r.room_id: r for r in rooms}
+    changed = [room_id for room_id in joined if by_id[room_id].members_changed]
+    summary = await sync_table.select_member_summary(conn, changed, req.user_id) if changed else {}
+    counted = set(joined)
     unread = (
         await notifications_table.select_unread_counts(conn, req.user_id, joined) if joined else {}
     )
@@ -207,13 +214,15 @@ async def _fill_rooms(
         if r.section == "leave":
             result.leave[r.room_id] = body
             continue
-        if r.room_id in summary:
-            counts, heroes = summary[r.room_id]
-            body["summary"] = {
-                "m.heroes": heroes,
-                "m.joined_member_count": counts.get("join", 0),
-                "m.invited_member_count": counts.get("invite", 0),
-            }
+        if r.room_id in counted:
+            body["summary"] = {}
+            if r.room_id in summary:
+                counts, heroes = summary[r.room_id]
+                body["summary"] = {
+                    "m.heroes": heroes,
+                    "m.joined_member_count": counts.get("join", 0),
+                    "m.invited_member_count": counts.get("invite", 0),
+                }
             notif, highlight = unread.get(r.room_id, (0, 0))
             body["unread_notifications"] = {
                 "notification_count": notif,
@@ -236,6 +245,7 @@ async def _load_state(
             keys = await sync_table.select_changed_state_keys(
                 conn, r.room_id, r.since, r.prev_batch + 1
             )
+            r.members_changed = r.members_changed or any(k[0] == MEMBER for k in keys)
             if keys:
                 delta_keys[r.room_id] = keys
                 at.append((r.room_id, r.prev_batch))
