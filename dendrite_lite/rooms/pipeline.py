@@ -53,6 +53,9 @@ CommitHook = Callable[[str, Sequence[Event]], None]
 # Auth events kept by id (a room needs its create, power levels, join rules and the members who
 # send): enough for thousands of active senders, a few MB at most.
 AUTH_EVENT_CACHE_SIZE = 8192
+# Room heads kept (least recently sent to dropped first): a head holds one id per state entry,
+# about 1.5 MB for a 10,000-member room.
+HEAD_CACHE_SIZE = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +161,7 @@ class RoomPipeline:
         self._commit_hooks = list(commit_hooks)
         self._clock = clock
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-        self._heads: dict[str, _KnownHead] = {}
+        self._heads: OrderedDict[str, _KnownHead] = OrderedDict()
         self._auth_events: OrderedDict[str, Event] = OrderedDict()
 
     def _lock(self, room_id: str) -> asyncio.Lock:
@@ -222,7 +225,7 @@ class RoomPipeline:
                 return out, room_changes.stamp(room_id)
 
             persisted, stamp = await self._storage.db.write(persist)
-            self._heads[room_id] = head.known(stamp)
+            self._keep_head(room_id, head.known(stamp))
             self._remember_auth_events(head.events.values())
         await self._after_commit(room_id, persisted, head.joined)
         return room_id, persisted
@@ -277,9 +280,14 @@ class RoomPipeline:
                     self._heads.pop(room_id, None)
                     raise
                 if unchanged:
-                    self._heads[room_id] = head.known(stamp)
+                    self._keep_head(room_id, head.known(stamp))
                 else:
+                    # Someone else wrote the room meanwhile: our head (and its members) may be
+                    # behind; the next send reloads, and this one notifies from the database.
                     self._heads.pop(room_id, None)
+                    head.joined = set(await self._storage.db.read(
+                        lambda c: state_table.select_members(c, room_id, "join")
+                    ))
                 self._remember_auth_events(e for e in built if e.is_state())
             fresh = iter(persisted)
             out = [r if r is not None else next(fresh) for r in results]
@@ -368,8 +376,14 @@ class RoomPipeline:
         known = await self._storage.db.write(load)
         if known is None:
             raise MatrixError(Errcode.NOT_FOUND, f"unknown room {room_id}")
-        self._heads[room_id] = known
+        self._keep_head(room_id, known)
         return known
+
+    def _keep_head(self, room_id: str, known: _KnownHead) -> None:
+        self._heads[room_id] = known
+        self._heads.move_to_end(room_id)
+        while len(self._heads) > HEAD_CACHE_SIZE:
+            self._heads.popitem(last=False)
 
     async def _load_auth_events(self, head: _RoomHead, spec: EventSpec) -> None:
         wanted = auth_types_for_event(

@@ -116,3 +116,61 @@ async def test_failed_write_drops_the_cached_head(tmp_path: Path) -> None:
         ]
     finally:
         await storage.close()
+
+
+async def test_write_by_someone_else_during_a_send_is_noticed(tmp_path: Path, monkeypatch) -> None:
+    # Another writer changes the room between our head and our commit (as an out-of-band
+    # membership write can): our commit must not cache its head, and must notify from the
+    # database's members, not from the head it built on.
+    room_env: dict[str, RoomEnv] = {}
+    interfere = {"now": False}
+
+    async def meddling_hook(room_id, events):  # type: ignore[no-untyped-def]
+        if interfere["now"]:
+            interfere["now"] = False
+            # Any stored member event id will do for the row: bob's join.
+            bob_join = await room_env["env"].storage.db.read(
+                lambda c: st.select_current_state_event_id(c, room_id, "m.room.member", BOB)
+            )
+            await room_env["env"].storage.db.write(
+                lambda c: st.update_current_state(
+                    c, room_id, {("m.room.member", CAROL): (bob_join, "join")}
+                )
+            )
+        return None
+
+    env = await open_env(tmp_path)
+    room_env["env"] = env
+    try:
+        env.pipeline._persist_hooks.append(meddling_hook)  # noqa: SLF001 - test seam
+        await env.send()
+        interfere["now"] = True
+        with env.notifier.listen(CAROL) as carol:
+            await env.send()
+            assert await carol.wait(0.01)  # members read back from the database
+        calls = []
+        real = st.select_current_state
+
+        async def counting(conn, room_id):  # type: ignore[no-untyped-def]
+            calls.append(room_id)
+            return await real(conn, room_id)
+
+        monkeypatch.setattr(st, "select_current_state", counting)
+        await env.send()
+        assert calls == [env.room_id]  # the head was not kept: reloaded
+    finally:
+        await env.storage.close()
+
+
+async def test_rooms_beyond_the_head_cache_reload_and_stay_linear(env: RoomEnv, monkeypatch) -> None:
+    import dendrite_lite.rooms.pipeline as pipeline_module
+
+    monkeypatch.setattr(pipeline_module, "HEAD_CACHE_SIZE", 1)
+    other = await env.new_room(ALICE)
+    last: dict[str, str] = {}
+    for i in range(6):
+        room = env.room_id if i % 2 else other
+        sent = await env.pipeline.send(room, _msg(ALICE, str(i)))
+        if room in last:
+            assert sent.event.prev_event_ids == (last[room],)
+        last[room] = sent.event.event_id
