@@ -6,18 +6,30 @@ one transaction so that "password changed" and "other sessions revoked" cannot c
 
 from __future__ import annotations
 
+import logging
+from typing import TYPE_CHECKING
+
 import aiosqlite
 
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import accounts as accounts_table
 from dendrite_lite.storage import devices as devices_table
+from dendrite_lite.storage import history as history_table
 from dendrite_lite.users.devices import delete_devices_in
 from dendrite_lite.users.passwords import hash_password_async
 from dendrite_lite.users.registration import MAX_PASSWORD_LENGTH
 from dendrite_lite.users.sessions import Requester
 
-__all__ = ["change_password", "deactivate_account"]
+if TYPE_CHECKING:  # rooms.membership imports users.profile: keep users importable on its own
+    from dendrite_lite.rooms.membership import MembershipService
+
+__all__ = ["change_password", "deactivate_account", "leave_all_rooms"]
+
+log = logging.getLogger(__name__)
+
+# Memberships a leave event ends; a ban is the room's decision and stays.
+_LEAVABLE = ("join", "invite", "knock")
 
 
 async def change_password(
@@ -44,17 +56,59 @@ async def change_password(
     await storage.db.write(txn)
 
 
-async def deactivate_account(storage: Storage, user_id: str) -> None:
-    """Mark the account deactivated and revoke every device and token.
+async def deactivate_account(
+    storage: Storage,
+    user_id: str,
+    *,
+    membership: MembershipService | None = None,
+    erase: bool = False,
+) -> None:
+    """Deactivate: the account can never log in again, its profile is cleared, every device
+    and token is revoked, and (with `membership`) it leaves every room it is in or invited to.
 
     The password hash is kept so that a later login with the right password is told
     M_USER_DEACTIVATED instead of a bare M_FORBIDDEN; it can never log in again either way.
-    TODO(rooms): leave every room and clear the profile once the room service exists.
+    Everything local happens in one transaction first, so the user cannot act (or be handed a
+    new session) while the leaves go out. There is no user directory and no third-party id
+    here, so nothing to remove from either.
+
+    `erase` (account_deactivation.yaml) asks for the content to be erased "as much as
+    possible": the profile is cleared in any case, and the leave events carry nothing about
+    the user. TODO(erase): serve the user's events redacted to users who join later (needs a
+    record of the erasure read by rooms.visibility) and drop their account data without
+    moving the account data stream backwards; until then erase=true does what erase=false does.
     """
 
     async def txn(conn: aiosqlite.Connection) -> None:
         await accounts_table.update_account_deactivated(conn, user_id, True)
+        # Display name and avatar go too: other users' clients show the profile of the
+        # members they list, and a deactivated user is nobody's to show (§Account deactivation).
+        await accounts_table.update_displayname(conn, user_id, None)
+        await accounts_table.update_avatar_url(conn, user_id, None)
         await delete_devices_in(conn, user_id)
         await devices_table.delete_tokens_for_user(conn, user_id)
 
     await storage.db.write(txn)
+    if membership is not None:
+        await leave_all_rooms(storage, membership, user_id)
+
+
+async def leave_all_rooms(storage: Storage, membership: MembershipService, user_id: str) -> list[str]:
+    """Leave every room `user_id` is joined to, invited to or knocking at (a leave event each,
+    through the room pipeline, or over federation for an invite to a room this server is not
+    in). Returns the rooms left. A room that refuses (or a remote server that cannot be
+    reached) is logged and skipped: one room must not keep the account in all the others."""
+    memberships = await storage.db.read(
+        lambda c: history_table.select_current_memberships(c, user_id)
+    )
+    left = []
+    for room_id, (current, _, _) in sorted(memberships.items()):
+        if current not in _LEAVABLE:
+            continue
+        try:
+            await membership.leave(user_id, room_id)
+        except MatrixError as e:
+            log.warning("deactivated %s could not leave %s: %s", user_id, room_id, e)
+            continue
+        left.append(room_id)
+    return left
