@@ -3,8 +3,9 @@
 Every event a room receives is evaluated against the push rules of every local member (and of
 the local target of an invite, for .m.rule.invite_for_me); each "notify" becomes a row in
 event_push_actions, written in the SAME transaction as the event, so the /sync woken by that
-commit already counts it. /sync's unread_notifications counts the rows after the user's read
-receipt (storage.notifications.select_unread_counts).
+commit already counts it, with the event's thread (rooms.receipts.thread_of) so that counts and
+receipts can be per thread. /sync's unread_notifications counts the rows after the user's read
+receipts (storage.notifications.select_unread_counts_by_thread).
 
 The pipeline calls `prepare(room_id, events)` before persisting a batch: it reads the room's
 members, their push rule documents and the power levels in one query, evaluates outside the
@@ -30,7 +31,9 @@ from dendrite_lite.events.pdu import client_format
 from dendrite_lite.events.power_levels import user_power_level
 from dendrite_lite.events.room_versions import get_room_version
 from dendrite_lite.push.evaluator import compiled_for_user, evaluate, prepare_event
+from dendrite_lite.rooms.receipts import thread_of
 from dendrite_lite.storage import Storage
+from dendrite_lite.storage import events as events_table
 from dendrite_lite.storage import notifications as table
 from dendrite_lite.storage import rooms as rooms_table
 
@@ -116,13 +119,28 @@ class NotificationCounter:
                     hits.append((i, user_id, actions.highlight))
         if not hits:
             return None
+        threads = await self._threads(events, {i for i, _, _ in hits})
 
         async def write(conn: aiosqlite.Connection, persisted: Sequence[tuple[Event, int]]) -> None:
             await table.insert_push_actions(
-                conn, [(u, room_id, persisted[i][1], h) for i, u, h in hits]
+                conn, [(u, room_id, persisted[i][1], h, threads[i]) for i, u, h in hits]
             )
 
         return write
+
+
+    async def _threads(self, events: Sequence[Event], indices: set[int]) -> dict[int, str]:
+        """The thread of each notifying event (by index in the batch): unread counts are kept
+        per thread. Parents are looked up in the batch first (not stored yet), then stored."""
+        batch = {e.event_id: e for e in events}
+
+        async def load(event_id: str) -> Event | None:
+            if event_id in batch:
+                return batch[event_id]
+            stored = await self._storage.db.read(lambda c: events_table.select_event(c, event_id))
+            return stored.event if stored is not None else None
+
+        return {i: await thread_of(events[i], load) for i in indices}
 
 
 def _event(row: tuple[str, str] | None) -> Event | None:

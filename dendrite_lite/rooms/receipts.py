@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
 from dendrite_lite.errors import Errcode, MatrixError
+from dendrite_lite.events.event import Event
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import account_data as account_data_table
 from dendrite_lite.storage import events as events_table
@@ -45,6 +46,7 @@ __all__ = [
     "RECEIPT_TYPES",
     "MAIN_THREAD",
     "MAX_RELATION_HOPS",
+    "thread_of",
 ]
 
 READ = "m.read"
@@ -57,13 +59,37 @@ MAX_RELATION_HOPS = 3  # receipts.md §Threaded read receipts: "a maximum of 3 h
 
 def _relation(stored: StoredEvent) -> tuple[str, str] | None:
     """(rel_type, parent event_id) of the event's m.relates_to, if well formed."""
-    relates = stored.event.content.get("m.relates_to")
+    return _event_relation(stored.event)
+
+
+def _event_relation(event: Event) -> tuple[str, str] | None:
+    relates = event.content.get("m.relates_to")
     if not isinstance(relates, Mapping):
         return None
     rel_type, parent = relates.get("rel_type"), relates.get("event_id")
     if isinstance(rel_type, str) and isinstance(parent, str):
         return rel_type, parent
     return None
+
+
+async def thread_of(event: Event, load: Callable[[str], Awaitable[Event | None]]) -> str:
+    """The thread `event` is in: its thread root's event id, or MAIN_THREAD (push.md §Marking
+    notifications as read: follow relations to an m.thread one, at most MAX_RELATION_HOPS).
+    A thread root itself, and anything related to it other than by m.thread, is main timeline.
+    `load` returns a parent event (None if unknown: then the event counts as main timeline)."""
+    current = event
+    for _ in range(MAX_RELATION_HOPS):
+        relation = _event_relation(current)
+        if relation is None:
+            return MAIN_THREAD
+        rel_type, parent = relation
+        if rel_type == "m.thread":
+            return parent
+        loaded = await load(parent)
+        if loaded is None:
+            return MAIN_THREAD
+        current = loaded
+    return MAIN_THREAD
 
 
 class ReceiptsService:

@@ -1,9 +1,11 @@
 """Push actions (unread notification counts) and what evaluating push rules needs to read.
 
 event_push_actions (migration 0005) has a row per (local user, event) their push rules said
-"notify" for. The counts in /sync are the rows after the user's latest read position in the room:
-their furthest unthreaded or main-thread m.read / m.read.private receipt (receipts table,
-migration 0006), so a receipt resets the counts without rewriting any push action row.
+"notify" for, with the event's thread (migration 0011: "main" or the thread root's event id).
+A row is read once the user's m.read or m.read.private receipt (receipts table, migration 0006)
+reaches its event, either an unthreaded receipt or one in the row's own thread (push.md
+§Marking notifications as read, receipts.md §Threaded read receipts): a receipt resets the
+counts without rewriting any push action row, and a threaded receipt leaves other threads alone.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import aiosqlite
 __all__ = [
     "insert_push_actions",
     "select_unread_counts",
+    "select_unread_counts_by_thread",
+    "MAIN_THREAD",
     "select_push_context",
     "select_push_rule_documents",
 ]
@@ -24,42 +28,61 @@ __all__ = [
 # The users of one (room, position, highlight) as a JSON array that SQLite expands itself: one
 # statement per event instead of binding four parameters per member from Python.
 INSERT_USERS = (
-    "INSERT OR IGNORE INTO event_push_actions (user_id, room_id, stream_ordering, highlight)"
-    " SELECT value, ?, ?, ? FROM json_each(?)"
+    "INSERT OR IGNORE INTO event_push_actions"
+    " (user_id, room_id, stream_ordering, highlight, thread_id)"
+    " SELECT value, ?, ?, ?, ? FROM json_each(?)"
 )
+# Per (room, thread): the rows after the furthest receipt that covers them, an unthreaded one
+# ('') or one of the row's thread.
+SELECT_COUNTS = (
+    "SELECT a.room_id, a.thread_id, COUNT(*), SUM(a.highlight) FROM event_push_actions a"
+    " WHERE a.user_id = ? AND a.room_id IN ({}) AND a.stream_ordering > COALESCE(("
+    " SELECT MAX(e.stream_ordering) FROM receipts r JOIN events e ON e.event_id = r.event_id"
+    " WHERE r.room_id = a.room_id AND r.user_id = a.user_id"
+    " AND r.receipt_type IN ('m.read', 'm.read.private') AND r.thread_id IN ('', a.thread_id)"
+    "), -9223372036854775807) GROUP BY a.room_id, a.thread_id"
+)
+MAIN_THREAD = "main"
 _CHUNK = 400
 
 
 async def insert_push_actions(
-    conn: aiosqlite.Connection, rows: Iterable[tuple[str, str, int, bool]]
+    conn: aiosqlite.Connection, rows: Iterable[tuple[str, str, int, bool, str]]
 ) -> None:
-    """(user_id, room_id, stream_ordering, highlight) for each notification."""
-    users: dict[tuple[str, int, int], list[str]] = {}
-    for user_id, room_id, position, highlight in rows:
-        users.setdefault((room_id, position, int(highlight)), []).append(user_id)
-    for (room_id, position, highlight), ids in users.items():
-        await conn.execute(INSERT_USERS, (room_id, position, highlight, json.dumps(ids)))
+    """(user_id, room_id, stream_ordering, highlight, thread_id) for each notification;
+    thread_id is MAIN_THREAD or the thread root's event id."""
+    users: dict[tuple[str, int, int, str], list[str]] = {}
+    for user_id, room_id, position, highlight, thread_id in rows:
+        users.setdefault((room_id, position, int(highlight), thread_id), []).append(user_id)
+    for (room_id, position, flag, thread_id), ids in users.items():
+        await conn.execute(INSERT_USERS, (room_id, position, flag, thread_id, json.dumps(ids)))
+
+
+async def select_unread_counts_by_thread(
+    conn: aiosqlite.Connection, user_id: str, room_ids: Sequence[str]
+) -> dict[str, dict[str, tuple[int, int]]]:
+    """room_id -> {thread_id: (notification_count, highlight_count)} of the unread rows; only
+    threads with unread rows appear (a room with none maps to {})."""
+    out: dict[str, dict[str, tuple[int, int]]] = {r: {} for r in room_ids}
+    for start in range(0, len(room_ids), _CHUNK):
+        chunk = list(room_ids[start : start + _CHUNK])
+        sql = SELECT_COUNTS.format(",".join("?" * len(chunk)))
+        async with conn.execute(sql, [user_id, *chunk]) as cur:
+            for row in await cur.fetchall():
+                out[row[0]][row[1]] = (int(row[2]), int(row[3] or 0))
+    return out
 
 
 async def select_unread_counts(
     conn: aiosqlite.Connection, user_id: str, room_ids: Sequence[str]
 ) -> dict[str, tuple[int, int]]:
-    """room_id -> (notification_count, highlight_count) after the user's read position."""
-    out: dict[str, tuple[int, int]] = {r: (0, 0) for r in room_ids}
-    for start in range(0, len(room_ids), _CHUNK):
-        chunk = list(room_ids[start : start + _CHUNK])
-        sql = (
-            "SELECT a.room_id, COUNT(*), SUM(a.highlight) FROM event_push_actions a"
-            " WHERE a.user_id = ? AND a.room_id IN ({}) AND a.stream_ordering > COALESCE(("
-            " SELECT MAX(e.stream_ordering) FROM receipts r JOIN events e ON e.event_id = r.event_id"
-            " WHERE r.room_id = a.room_id AND r.user_id = a.user_id"
-            " AND r.receipt_type IN ('m.read', 'm.read.private') AND r.thread_id IN ('', 'main')"
-            "), -9223372036854775807) GROUP BY a.room_id"
-        ).format(",".join("?" * len(chunk)))
-        async with conn.execute(sql, [user_id, *chunk]) as cur:
-            for row in await cur.fetchall():
-                out[row[0]] = (int(row[1]), int(row[2] or 0))
-    return out
+    """room_id -> (notification_count, highlight_count) of the whole room, every thread
+    included (each read up to its own receipts)."""
+    by_thread = await select_unread_counts_by_thread(conn, user_id, room_ids)
+    return {
+        room_id: (sum(n for n, _ in threads.values()), sum(h for _, h in threads.values()))
+        for room_id, threads in by_thread.items()
+    }
 
 
 async def select_push_context(

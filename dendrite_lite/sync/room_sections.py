@@ -30,6 +30,7 @@ from dendrite_lite.storage import history as history_table
 from dendrite_lite.storage import notifications as notifications_table
 from dendrite_lite.storage import sync as sync_table
 from dendrite_lite.storage.events import StoredEvent
+from dendrite_lite.storage.notifications import MAIN_THREAD
 from dendrite_lite.sync.client_events import ClientEventSerializer, load_redactions
 from dendrite_lite.sync.filters import Filter, RoomEventFilter
 from dendrite_lite.sync.tokens import pagination_token
@@ -197,7 +198,8 @@ async def _fill_rooms(
     summary = await sync_table.select_member_summary(conn, changed, req.user_id) if changed else {}
     counted = set(joined)
     unread = (
-        await notifications_table.select_unread_counts(conn, req.user_id, joined) if joined else {}
+        await notifications_table.select_unread_counts_by_thread(conn, req.user_id, joined)
+        if joined else {}
     )
 
     for r in rooms:
@@ -223,13 +225,27 @@ async def _fill_rooms(
                     "m.joined_member_count": counts.get("join", 0),
                     "m.invited_member_count": counts.get("invite", 0),
                 }
-            notif, highlight = unread.get(r.room_id, (0, 0))
-            body["unread_notifications"] = {
-                "notification_count": notif,
-                "highlight_count": highlight,
-            }
+            body.update(_unread_counts(unread.get(r.room_id, {}), f.unread_thread_notifications))
         body["ephemeral"] = {"events": []}
         result.join[r.room_id] = body
+
+
+def _unread_counts(threads: Mapping[str, tuple[int, int]], per_thread: bool) -> dict[str, Any]:
+    """unread_notifications, and with the filter's unread_thread_notifications the counts of
+    each thread apart (sync.yaml): the room's counts then cover the main timeline only, and
+    threads with nothing unread are left out (the whole object too when none has any)."""
+
+    def counts(n: int, h: int) -> dict[str, int]:
+        return {"notification_count": n, "highlight_count": h}
+
+    if not per_thread:
+        total = counts(sum(n for n, _ in threads.values()), sum(h for _, h in threads.values()))
+        return {"unread_notifications": total}
+    out: dict[str, Any] = {"unread_notifications": counts(*threads.get(MAIN_THREAD, (0, 0)))}
+    by_root = {t: counts(n, h) for t, (n, h) in sorted(threads.items()) if t != MAIN_THREAD and n}
+    if by_root:
+        out["unread_thread_notifications"] = by_root
+    return out
 
 
 async def _load_state(
