@@ -11,7 +11,9 @@ Per room (client-server-api §Syncing):
 - state: the state at the start of the timeline for an initial/full_state sync or a room joined
   since the token; otherwise the state keys that changed between the token and the timeline's
   start (only when the timeline is limited: an unlimited timeline carries every change itself);
-- lazy-loading members: only the member events of the timeline's senders (and the user's own).
+- lazy-loading members: only the member events of the timeline's senders (and the user's own),
+  and on an incremental sync only those the device was not sent already (sync.lazy_members),
+  unless the filter sets include_redundant_members.
 Rooms whose membership changed after the stream position this sync reads up to are left for the
 next sync, so a response never shows a membership its timeline does not reach.
 """
@@ -33,6 +35,7 @@ from dendrite_lite.storage.events import StoredEvent
 from dendrite_lite.storage.notifications import MAIN_THREAD
 from dendrite_lite.sync.client_events import ClientEventSerializer, load_redactions
 from dendrite_lite.sync.filters import Filter, RoomEventFilter
+from dendrite_lite.sync.lazy_members import SentMembers
 from dendrite_lite.sync.tokens import pagination_token
 
 __all__ = ["RoomsRequest", "RoomsResult", "build_rooms", "STRIPPED_STATE_TYPES"]
@@ -63,6 +66,8 @@ class RoomsRequest:
     # Unread counts and summaries for every joined room (initial sync, or receipts moved);
     # otherwise only for rooms with new events, the only ones whose counts can have changed.
     all_counts: bool = True
+    # The member events this device was already sent (lazy-loading); None: no such record.
+    sent_members: SentMembers | None = None
 
 
 @dataclass(slots=True)
@@ -95,6 +100,8 @@ class _Room:
 
 async def build_rooms(conn: aiosqlite.Connection, req: RoomsRequest) -> RoomsResult:
     result = RoomsResult()
+    if req.sent_members is not None and (req.since is None or req.full_state):
+        req.sent_members.reset(req.user_id, req.device_id)
     room_filter = req.filter.room
     memberships = await history_table.select_current_memberships(conn, req.user_id)
     current = {r: m for r, m in memberships.items() if m[2] <= req.until}
@@ -204,6 +211,7 @@ async def _fill_rooms(
 
     for r in rooms:
         state = _state_events(r, state_events, f.room.state, req)
+        _record_members(req, r, state)
         body: dict[str, Any] = {
             "timeline": {
                 "events": ser.format_all(r.timeline, include_room_id=False),
@@ -307,9 +315,33 @@ async def _load_state(
             if lazy:
                 for sender in room_senders:
                     k = (MEMBER, sender)
-                    if k in full and k not in in_timeline:
+                    if k in full and k not in in_timeline and not _redundant(req, r, sender, full[k]):
                         wanted[k] = full[k]
         r.state_ids = wanted
+
+
+def _redundant(req: RoomsRequest, r: _Room, member: str, event_id: str) -> bool:
+    """Was this member event already sent to the device, in a response it has seen?"""
+    if req.sent_members is None or req.filter.include_redundant_members or req.since is None:
+        return False
+    return req.sent_members.already_sent(
+        req.user_id, req.device_id, r.room_id, member, event_id, req.since
+    )
+
+
+def _record_members(req: RoomsRequest, r: _Room, state: list[StoredEvent]) -> None:
+    """Note the member events this response carries (state and timeline) for the device."""
+    if req.sent_members is None or not req.filter.lazy_load_members:
+        return
+    if r.full and req.since is not None:
+        req.sent_members.forget_room(req.user_id, req.device_id, r.room_id)
+    sent = [
+        (s.event.state_key, s.event.event_id)
+        for s in (*state, *r.timeline)
+        if s.event.type == MEMBER and s.event.state_key is not None
+    ]
+    if sent:
+        req.sent_members.record(req.user_id, req.device_id, r.room_id, sent, req.until)
 
 
 def _state_events(

@@ -22,6 +22,7 @@ from dendrite_lite.storage import events as events_table
 from dendrite_lite.storage import sync as sync_table
 from dendrite_lite.sync.filter_store import FilterService
 from dendrite_lite.sync.filters import Filter, apply_event_fields
+from dendrite_lite.sync.lazy_members import SentMembers
 from dendrite_lite.sync.notifier import Notifier
 from dendrite_lite.sync.room_sections import RoomsRequest, RoomsResult, build_rooms
 from dendrite_lite.sync.tokens import SyncToken, parse_sync_token
@@ -70,6 +71,7 @@ class SyncService:
         self._typing = typing
         self._presence = presence
         self._clock = clock
+        self._sent_members = SentMembers()
 
     async def current_token(self) -> SyncToken:
         room = await self._storage.db.read(events_table.select_max_stream_ordering)
@@ -120,6 +122,7 @@ class SyncService:
             full_state=req.full_state,
             now_ms=int(self._clock() * 1000),
             all_counts=since is None or req.full_state or since.receipts < now.receipts,
+            sent_members=self._sent_members,
         )
         rooms = await self._storage.db.read(lambda conn: build_rooms(conn, rooms_req))
         global_data = await self._add_account_data(req.user_id, f, rooms, since, now)
