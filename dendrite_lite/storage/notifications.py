@@ -33,15 +33,27 @@ INSERT_USERS = (
     " SELECT value, ?, ?, ?, ? FROM json_each(?)"
 )
 # Per (room, thread): the rows after the furthest receipt that covers them, an unthreaded one
-# ('') or one of the row's thread.
-SELECT_COUNTS = (
-    "SELECT a.room_id, a.thread_id, COUNT(*), SUM(a.highlight) FROM event_push_actions a"
-    " WHERE a.user_id = ? AND a.room_id IN ({}) AND a.stream_ordering > COALESCE(("
-    " SELECT MAX(e.stream_ordering) FROM receipts r JOIN events e ON e.event_id = r.event_id"
-    " WHERE r.room_id = a.room_id AND r.user_id = a.user_id"
-    " AND r.receipt_type IN ('m.read', 'm.read.private') AND r.thread_id IN ('', a.thread_id)"
-    "), -9223372036854775807) GROUP BY a.room_id, a.thread_id"
+# ('') or one of the row's thread. The user's read positions are computed once per (room,
+# thread) (`reads`), and each room's rows are range-scanned from its unthreaded position (below
+# it everything is read whatever the thread), instead of a receipt lookup per row.
+SELECT_COUNTS = """
+WITH reads AS (
+  SELECT r.room_id, r.thread_id, MAX(e.stream_ordering) AS pos FROM receipts r
+  JOIN events e ON e.event_id = r.event_id
+  WHERE r.user_id = ?1 AND r.room_id IN (SELECT value FROM json_each(?2))
+  AND r.receipt_type IN ('m.read', 'm.read.private') GROUP BY r.room_id, r.thread_id
+), floors AS (
+  SELECT j.value AS room_id, COALESCE(
+    (SELECT pos FROM reads WHERE reads.room_id = j.value AND reads.thread_id = ''),
+    -9223372036854775807) AS floor FROM json_each(?2) j
 )
+SELECT a.room_id, a.thread_id, COUNT(*), SUM(a.highlight)
+FROM floors f JOIN event_push_actions a
+  ON a.user_id = ?1 AND a.room_id = f.room_id AND a.stream_ordering > f.floor
+LEFT JOIN reads t ON t.room_id = a.room_id AND t.thread_id = a.thread_id
+WHERE t.pos IS NULL OR a.stream_ordering > t.pos
+GROUP BY a.room_id, a.thread_id
+"""
 MAIN_THREAD = "main"
 _CHUNK = 400
 
@@ -64,12 +76,11 @@ async def select_unread_counts_by_thread(
     """room_id -> {thread_id: (notification_count, highlight_count)} of the unread rows; only
     threads with unread rows appear (a room with none maps to {})."""
     out: dict[str, dict[str, tuple[int, int]]] = {r: {} for r in room_ids}
-    for start in range(0, len(room_ids), _CHUNK):
-        chunk = list(room_ids[start : start + _CHUNK])
-        sql = SELECT_COUNTS.format(",".join("?" * len(chunk)))
-        async with conn.execute(sql, [user_id, *chunk]) as cur:
-            for row in await cur.fetchall():
-                out[row[0]][row[1]] = (int(row[2]), int(row[3] or 0))
+    if not out:
+        return out
+    async with conn.execute(SELECT_COUNTS, (user_id, json.dumps(list(out)))) as cur:
+        for row in await cur.fetchall():
+            out[row[0]][row[1]] = (int(row[2]), int(row[3] or 0))
     return out
 
 
