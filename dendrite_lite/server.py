@@ -5,8 +5,9 @@ Two listeners, one process:
 - federation (`listen.federation`, skipped when empty or equal to the client address): only the
   federation, key, well-known and health routes, so a port opened to the internet for
   federation does not also expose the client API.
-Each listener is its own Quart app over the same Services, served by its own Hypercorn task;
-both stop on the same trigger, let in-flight requests finish, and only then is storage closed.
+Each listener is its own ASGI app (api/asgi.py) over the same Services, served by its own uvicorn
+server (httptools parser) on the one event loop (event_loop.py: uvloop); both stop on the same
+trigger, let in-flight requests finish, and only then is storage closed.
 """
 
 from __future__ import annotations
@@ -16,18 +17,20 @@ import logging
 import signal
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from hypercorn.asyncio import serve as hypercorn_serve
-from hypercorn.config import Config as HypercornConfig
-from quart import Blueprint, Quart
+import contextlib
+
+import uvicorn
 
 from dendrite_lite.api import health
 from dendrite_lite.api.access_log import AccessLog
 from dendrite_lite.api.app import Services, create_app
+from dendrite_lite.api.asgi import App
+from dendrite_lite.api.routing import Blueprint
 from dendrite_lite.api.admin import registration_tokens as admin_registration_tokens
 from dendrite_lite.api.admin import synapse_register
 from dendrite_lite.api.client import account, devices, login, register, versions
@@ -47,6 +50,7 @@ from dendrite_lite.api.federation import version as federation_version
 from dendrite_lite.api.wellknown import matrix as wellknown_matrix
 from dendrite_lite.config import Config
 from dendrite_lite.crypto.keys import KeyFileError, ServerKey, load_signing_key
+from dendrite_lite.event_loop import new_event_loop
 from dendrite_lite.logging_setup import configure_logging
 from dendrite_lite.memory import return_large_blocks_to_os
 from dendrite_lite.ratelimit import RateLimits
@@ -142,7 +146,7 @@ class Listening:
     client: tuple[str, int]
     federation: tuple[str, int] | None
     scheme: str  # "http" or "https"
-    apps: dict[Listener, Quart]
+    apps: dict[Listener, App]
 
     @property
     def client_url(self) -> str:
@@ -158,7 +162,7 @@ def _url(scheme: str, addr: tuple[str, int]) -> str:
     return f"{scheme}://{host}:{addr[1]}"
 
 
-def build_app(config: Config, svc: Services, *, listener: Listener = "client") -> Quart:
+def build_app(config: Config, svc: Services, *, listener: Listener = "client") -> App:
     blueprints = _FEDERATION_BLUEPRINTS
     if listener == "client":
         blueprints = _CLIENT_ONLY_BLUEPRINTS + _FEDERATION_BLUEPRINTS
@@ -349,7 +353,7 @@ def _bind_socket(bind: str) -> socket.socket:
     except OSError as e:
         sock.close()
         raise StartupError(f"cannot listen on {bind}: {e.strerror}") from None
-    # Listening now (Hypercorn would only do so after its startup) means a client connecting
+    # Listening now (uvicorn would only do so after its startup) means a client connecting
     # right after `ready` waits in the backlog instead of being refused.
     sock.listen(128)
     return sock
@@ -379,31 +383,31 @@ def _tls_files(config: Config) -> tuple[str, str] | None:
     return None
 
 
-# How long closing a TLS connection waits for the peer's close_notify. asyncio's default is 30 s
-# and Hypercorn offers no setting for it, so a peer holding an idle keep-alive connection (Synapse
-# does) made every stop, and `systemctl stop`, take 30 s; measured: 30.01 s before, 2.0 s after.
-TLS_CLOSE_WAIT_S = 2.0
+class _UvicornServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # The process's SIGTERM/SIGINT handling is ours (serve()): uvicorn must not replace it.
+        yield
 
 
-def _shorten_tls_close_wait() -> None:
-    # asyncio reads this module constant each time it wraps a connection in TLS (sslproto.py,
-    # SSLProtocol.__init__), so setting it before the listeners start applies to all of ours.
-    import asyncio.sslproto
-
-    asyncio.sslproto.constants.SSL_SHUTDOWN_TIMEOUT = TLS_CLOSE_WAIT_S
-
-
-def _hypercorn_config(sock: socket.socket, tls: tuple[str, str] | None) -> HypercornConfig:
-    hc = HypercornConfig()
-    # Hypercorn adopts the already-bound socket by file descriptor; detach so only it closes it.
-    hc.bind = [f"fd://{sock.detach()}"]
-    hc.graceful_timeout = GRACEFUL_TIMEOUT_S
-    hc.accesslog = None  # AccessLog writes our own line per request
-    hc.errorlog = logging.getLogger("hypercorn.error")  # through our handlers and format
-    hc.include_server_header = False
-    if tls is not None:
-        hc.certfile, hc.keyfile = tls
-    return hc
+def _uvicorn_server(app: App, tls: tuple[str, str] | None) -> _UvicornServer:
+    config = uvicorn.Config(
+        AccessLog(app),
+        http="httptools",
+        ws="none",
+        lifespan="off",
+        interface="asgi3",
+        loop="none",  # serve() already runs on our loop (event_loop.py)
+        log_config=None,  # our handlers and format (logging_setup.py)
+        access_log=False,  # AccessLog writes our own line per request
+        server_header=False,
+        # client_ip() reads X-Forwarded-For itself, only behind a loopback proxy.
+        proxy_headers=False,
+        timeout_graceful_shutdown=GRACEFUL_TIMEOUT_S,
+        ssl_certfile=tls[0] if tls else None,
+        ssl_keyfile=tls[1] if tls else None,
+    )
+    return _UvicornServer(config)
 
 
 def _listener_binds(config: Config) -> list[tuple[Listener, str]]:
@@ -437,7 +441,7 @@ async def serve(
     *,
     shutdown_trigger: Callable[[], Awaitable[object]] | None = None,
     ready: Callable[[Listening], object] | None = None,
-    configure_app: Callable[[Quart, Listener], object] | None = None,
+    configure_app: Callable[[App, Listener], object] | None = None,
 ) -> None:
     """Serve until `shutdown_trigger` returns (default: SIGTERM or SIGINT).
 
@@ -453,8 +457,6 @@ async def serve(
     stop = asyncio.Event()
     try:
         tls = _tls_files(config)
-        if tls is not None:
-            _shorten_tls_close_wait()
         for listener, bind in _listener_binds(config):
             sockets.append((listener, _bind_socket(bind)))
         addrs = {name: _sockname(sock) for name, sock in sockets}
@@ -462,19 +464,14 @@ async def serve(
         if configure_app is not None:
             for name, app in apps.items():
                 configure_app(app, name)
-        hc_configs = [(name, _hypercorn_config(sock, tls)) for name, sock in sockets]
-        sockets.clear()  # detached: Hypercorn owns them now
+        servers = [(_uvicorn_server(apps[name], tls), sock) for name, sock in sockets]
+        sockets.clear()  # each server closes its socket when it stops
 
         if shutdown_trigger is None:
             remove_signals = _install_signal_handlers(stop)
         else:
             trigger_task = asyncio.create_task(_set_when_done(shutdown_trigger, stop))
-        tasks = [
-            asyncio.create_task(
-                hypercorn_serve(AccessLog(apps[name]), hc, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
-            )
-            for name, hc in hc_configs
-        ]
+        tasks = [asyncio.create_task(_serve_until(server, sock, stop)) for server, sock in servers]
         listening = Listening(
             addrs["client"], addrs.get("federation"), "https" if tls else "http", apps
         )
@@ -494,6 +491,29 @@ async def serve(
         # Only after every listener stopped: in-flight requests may still write.
         await svc.storage.close()
         log.info("stopped")
+
+
+async def _serve_until(server: _UvicornServer, sock: socket.socket, stop: asyncio.Event) -> None:
+    async def stop_on_trigger() -> None:
+        await stop.wait()
+        server.should_exit = True
+
+    watcher = asyncio.create_task(stop_on_trigger())
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        watcher.cancel()
+        sock.close()
+    if not server.started:
+        raise StartupError(f"cannot serve on {_sockname_text(sock)}")
+
+
+def _sockname_text(sock: socket.socket) -> str:
+    try:
+        host, port = _sockname(sock)
+    except OSError:
+        return "its socket"
+    return f"{host}:{port}"
 
 
 def _sockname(sock: socket.socket) -> tuple[str, int]:
@@ -526,7 +546,8 @@ def run(config: Config) -> None:
     """Serve in the foreground until SIGTERM/SIGINT (`dendrite-lite run`)."""
     configure_logging(config.logging.level)
     try:
-        asyncio.run(serve(config))
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            runner.run(serve(config))
     except StartupError as e:
         log.error("%s", e)
         raise SystemExit(1) from None

@@ -1,5 +1,5 @@
 """Shared fixtures. The integration harness starts REAL servers (dendrite_lite.server.serve, i.e.
-Hypercorn on 127.0.0.1 with free ports) with a temporary data directory and a fresh signing key,
+uvicorn on 127.0.0.1 with free ports) with a temporary data directory and a fresh signing key,
 and hands out httpx clients pointed at them.
 
 - `server` (session): one default server shared by every test that needs nothing special.
@@ -21,15 +21,16 @@ from typing import Any
 
 import httpx
 import pytest
-from quart import Quart
 
+from dendrite_lite.api.asgi import App
 from dendrite_lite.config import Config, ListenConfig, ServerConfig
 from dendrite_lite.crypto.keys import ServerKey, new_server_key, write_signing_key
+from dendrite_lite.event_loop import new_event_loop
 from dendrite_lite.server import Listener, Listening, serve
 
 SERVER_NAME = "test.localhost"
 
-ConfigureApp = Callable[[Quart, Listener], object]
+ConfigureApp = Callable[[App, Listener], object]
 
 
 @dataclasses.dataclass
@@ -42,7 +43,7 @@ class RunningServer:
     task: asyncio.Task[None]
     stop_event: asyncio.Event
 
-    def app(self, listener: Listener = "client") -> Quart:
+    def app(self, listener: Listener = "client") -> App:
         return self.listening.apps[listener]
 
     async def stop(self) -> None:
@@ -112,6 +113,11 @@ async def launch(
 _SSL_CONTEXT = ssl.create_default_context()
 
 StartServer = Callable[..., Awaitable[RunningServer]]
+
+
+def pytest_asyncio_loop_factories(config: Any, item: Any) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Tests run on the loop the server runs on in production (uvloop, TLS settings)."""
+    return {"loop": new_event_loop}
 
 
 @pytest.fixture(scope="session")

@@ -1,22 +1,20 @@
-"""The Quart app factory the API layer offers to server.py, and the services handed to handlers.
+"""The app factory the API layer offers to server.py, and the services handed to handlers.
 
 server.py (the only wiring point) builds a `Services` record and calls `create_app` once per
 listener with the blueprints that listener serves. Handlers reach the services through
-`services()`, which reads the current app's state: no module-level singletons.
+`services()`, which reads the app of the current request: no module-level singletons.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import cast
 
-from quart import Blueprint, Quart, current_app
-from quart.routing import QuartRule
-
-from dendrite_lite.api.cors import register_cors
-from dendrite_lite.api.errors import register_error_handlers
-from dendrite_lite.api.limits import register_body_limits
+from dendrite_lite.api.asgi import App
+from dendrite_lite.api.http import current_request
+from dendrite_lite.api.limits import body_limit_for
+from dendrite_lite.api.routing import Blueprint
 from dendrite_lite.config import Config
 from dendrite_lite.crypto.keys import ServerKey
 from dendrite_lite.federation.client import FederationClient
@@ -43,8 +41,6 @@ from dendrite_lite.users.registration import SharedSecretNonces
 from dendrite_lite.users.uia import UiaSessions
 
 __all__ = ["Services", "create_app", "services"]
-
-_EXTENSION = "dendrite_lite"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,40 +84,8 @@ class Services:
     federation_txns: TransactionReceiver = None  # type: ignore[assignment]
 
 
-class _LazyBuilderRule(QuartRule):
-    """A URL rule that compiles its URL *builder* on first use instead of when it is added.
-
-    Werkzeug compiles two builder functions per rule (for url_for), which costs most of the time
-    of building an app with hundreds of routes, and tests start hundreds of servers. We never
-    build URLs from rules, so the cost is deferred to a first use that never comes. If werkzeug
-    stops calling `_compile_builder`, this is simply never used.
-    """
-
-    def _compile_builder(self, *args: Any, **kwargs: Any) -> Any:
-        compiled: Any = None
-        compile_now = super()._compile_builder
-
-        def build(rule: Any, *a: Any, **kw: Any) -> Any:
-            nonlocal compiled
-            if compiled is None:
-                compiled = compile_now(*args, **kwargs)
-            return compiled(rule, *a, **kw)
-
-        return build
-
-
-def create_app(svc: Services, blueprints: Iterable[Blueprint], *, name: str = "dendrite_lite") -> Quart:
-    app = Quart(name)
-    app.url_rule_class = _LazyBuilderRule
-    # Exceptions are always rendered as Matrix errors, never re-raised into Hypercorn.
-    app.config["PROPAGATE_EXCEPTIONS"] = False
-    app.config["JSON_SORT_KEYS"] = False
-    # Matrix paths have no trailing-slash variants; never answer with a redirect.
-    app.url_map.strict_slashes = False
-    app.extensions[_EXTENSION] = svc
-    register_body_limits(app, svc.config)
-    register_cors(app)
-    register_error_handlers(app)
+def create_app(svc: Services, blueprints: Iterable[Blueprint], *, name: str = "dendrite_lite") -> App:
+    app = App(name, svc, body_limit_for(svc.config))
     for bp in blueprints:
         app.register_blueprint(bp)
     return app
@@ -129,4 +93,4 @@ def create_app(svc: Services, blueprints: Iterable[Blueprint], *, name: str = "d
 
 def services() -> Services:
     """The Services of the app handling the current request."""
-    return cast(Services, current_app.extensions[_EXTENSION])
+    return cast(Services, current_request().app.services)

@@ -1,8 +1,7 @@
 """The one place that turns exceptions into Matrix error responses, and the JSON body parser.
 
 - MatrixError -> its status and `{errcode, error, ...extra}`.
-- Werkzeug HTTP errors raised by routing or body reading -> the matching Matrix error
-  (404/405 M_UNRECOGNIZED, 413 M_TOO_LARGE, others M_UNKNOWN with their status).
+  Routing (404/405 M_UNRECOGNIZED) and body limits (413 M_TOO_LARGE) raise MatrixErrors too.
 - Anything else -> 500 M_UNKNOWN; the traceback goes to the log, never to the client.
 """
 
@@ -12,21 +11,12 @@ import json
 import logging
 from typing import Any, cast
 
-from quart import Quart, Response, jsonify, request
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
-
-from dendrite_lite.api.limits import drain_request_body
+from dendrite_lite.api.http import Response, jsonify, request
 from dendrite_lite.errors import Errcode, MatrixError
 
-__all__ = ["register_error_handlers", "error_response", "json_body"]
+__all__ = ["error_response", "unhandled_error_response", "json_body"]
 
 log = logging.getLogger(__name__)
-
-_ERRCODE_BY_HTTP_STATUS = {
-    404: Errcode.UNRECOGNIZED,
-    405: Errcode.UNRECOGNIZED,
-    413: Errcode.TOO_LARGE,
-}
 
 
 def error_response(err: MatrixError) -> Response:
@@ -40,40 +30,9 @@ def error_response(err: MatrixError) -> Response:
     return response
 
 
-def _from_http_exception(exc: HTTPException) -> MatrixError:
-    status = exc.code or 500
-    if status == 404:
-        msg = "Unrecognized request"
-    elif status == 405:
-        msg = f"Method {request.method} not allowed on this endpoint"
-    elif status == 413:
-        msg = "Request body too large"
-    else:
-        msg = exc.name
-    return MatrixError(_ERRCODE_BY_HTTP_STATUS.get(status, Errcode.UNKNOWN), msg, status=status)
-
-
-async def _handle_matrix_error(err: MatrixError) -> Response:
-    return error_response(err)
-
-
-async def _handle_any_exception(exc: Exception) -> Response:
-    if isinstance(exc, HTTPException):
-        if isinstance(exc, RequestEntityTooLarge):
-            await drain_request_body()
-        response = error_response(_from_http_exception(exc))
-        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
-            response.headers["Allow"] = ", ".join(exc.valid_methods)
-        return response
-    log.error("unhandled exception in %s %s", request.method, request.path, exc_info=exc)
+def unhandled_error_response(method: str, path: str, exc: BaseException) -> Response:
+    log.error("unhandled exception in %s %s", method, path, exc_info=exc)
     return error_response(MatrixError(Errcode.UNKNOWN, "Internal server error"))
-
-
-def register_error_handlers(app: Quart) -> None:
-    app.register_error_handler(MatrixError, _handle_matrix_error)
-    # Also receives werkzeug HTTPExceptions (routing 404/405, body 413): Quart looks handlers up
-    # along the exception's MRO, and HTTPException subclasses Exception.
-    app.register_error_handler(Exception, _handle_any_exception)
 
 
 def _reject_constant(name: str) -> Any:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from quart import Blueprint, Response
+from dendrite_lite.api.http import Response
+from dendrite_lite.api.routing import Blueprint
 
 __all__ = ["bp"]
 

@@ -149,12 +149,3 @@ def test_delegated_server_choice(
     overrides: dict[str, object], expected: str, tmp_path: Path
 ) -> None:
     assert delegated_server(make_config(tmp_path, overrides)) == expected
-
-
-async def test_url_building_still_works(server: RunningServer) -> None:
-    # Rules compile their URL builders lazily (api/app.py); building must still be right.
-    from quart import url_for
-
-    async with server.app().test_request_context("/"):
-        assert url_for("client_versions.get_versions") == "/_matrix/client/versions"
-        assert url_for("health.get_health", x="a b") == "/health?x=a+b"

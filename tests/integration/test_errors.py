@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from quart import Blueprint, Quart, jsonify
+from dendrite_lite.api.asgi import App
+from dendrite_lite.api.routing import Blueprint
+from dendrite_lite.api.http import jsonify
 
 from dendrite_lite.api.errors import json_body
 from dendrite_lite.errors import Errcode, MatrixError
@@ -48,7 +50,12 @@ async def limited():  # type: ignore[no-untyped-def]
     raise MatrixError(Errcode.LIMIT_EXCEEDED, "Too many requests", retry_after_ms=1500)
 
 
-def add_test_routes(app: Quart, listener: Listener) -> None:
+@bp.get("/_test/segment/<value>")
+async def segment(value: str):  # type: ignore[no-untyped-def]
+    return {"value": value}
+
+
+def add_test_routes(app: App, listener: Listener) -> None:
     app.register_blueprint(bp)
 
 
@@ -230,3 +237,16 @@ async def test_big_refused_body_still_gets_413(srv: RunningServer, chunked: bool
     assert_matrix_error(resp, 413, "M_TOO_LARGE")
     # The connection (or a new one) still serves the next request.
     assert (await srv.client.post("/_test/echo", json={})).status_code == 200
+
+
+async def test_encoded_slash_stays_inside_one_path_variable(srv: RunningServer) -> None:
+    # Room version 3 event ids can contain "/", which clients send as %2F.
+    resp = await srv.client.get("/_test/segment/%24a%2Fb%3Ac")
+    assert resp.status_code == 200
+    assert resp.json() == {"value": "$a/b:c"}
+
+
+async def test_head_answers_like_get_without_a_body(srv: RunningServer) -> None:
+    resp = await srv.client.head("/_matrix/client/versions")
+    assert resp.status_code == 200 and resp.content == b""
+    assert int(resp.headers["content-length"]) > 0

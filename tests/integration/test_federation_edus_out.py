@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from quart import Quart, request
+from dendrite_lite.api.asgi import App
+from dendrite_lite.api.http import request
 
 from tests.conftest import StartServer
 from tests.integration.federation_helpers import join_remote_user
@@ -23,7 +24,7 @@ class EduRecorder:
     def __init__(self) -> None:
         self.edus: list[dict[str, Any]] = []
 
-    def configure(self, app: Quart, listener: str) -> None:
+    def configure(self, app: App, listener: str) -> None:
         async def intercept() -> Any:
             if request.method != "PUT" or not request.path.startswith(SEND):
                 return None

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from quart import Blueprint, Quart, Response
+from dendrite_lite.api.asgi import App
+from dendrite_lite.api.routing import Blueprint
+from dendrite_lite.api.http import Response
 
 from dendrite_lite.api.app import services
 from dendrite_lite.crypto.keys import new_server_key, write_signing_key
@@ -43,7 +45,7 @@ async def slow() -> Response:
     return Response("done")
 
 
-def add_routes(app: Quart, listener: Listener) -> None:
+def add_routes(app: App, listener: Listener) -> None:
     app.register_blueprint(bp)
 
 
@@ -242,4 +244,5 @@ async def test_tls_stop_is_quick_while_a_peer_holds_an_idle_connection(
         loop = asyncio.get_running_loop()
         started = loop.time()
         await srv.stop()
-        assert loop.time() - started < 10.0
+        # 2 s (event_loop.TLS_CLOSE_WAIT_S) plus the server's 0.1 s ticks; uvicorn's own cap is 10 s.
+        assert loop.time() - started < 5.0

@@ -43,7 +43,7 @@ async def dendrite_peer(
     try:
         yield srv
     finally:
-        # Synapse keeps idle TLS connections to us open; Hypercorn's TLS shutdown would wait
+        # Synapse keeps idle TLS connections to us open; the TLS shutdown would wait
         # 30 s for each one's close_notify. At session end Synapse can go first.
         synapse.stop()
         await srv.stop()

@@ -4,7 +4,8 @@ members/joined_members)."""
 
 from __future__ import annotations
 
-from quart import Blueprint, Response, jsonify, request
+from dendrite_lite.api.http import Response, jsonify, request
+from dendrite_lite.api.routing import Blueprint
 
 from dendrite_lite.api.app import services
 from dendrite_lite.api.client.auth import authenticate

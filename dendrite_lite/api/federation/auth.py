@@ -11,7 +11,7 @@ import time
 from typing import cast
 from urllib.parse import quote
 
-from quart import request
+from dendrite_lite.api.http import request
 
 from dendrite_lite.api.app import services
 from dendrite_lite.federation.auth import parse_request_body, verify_request

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import time
 
-from quart import Blueprint, Response, jsonify
+from dendrite_lite.api.http import Response, jsonify
+from dendrite_lite.api.routing import Blueprint
 
 from dendrite_lite.api.app import services
 from dendrite_lite.federation.keyring import own_key_response

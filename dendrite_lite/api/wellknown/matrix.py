@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from quart import Blueprint, Response, jsonify
+from dendrite_lite.api.http import Response, jsonify
+from dendrite_lite.api.routing import Blueprint
 
 from dendrite_lite.api.app import services
 from dendrite_lite.config import Config
