@@ -119,10 +119,6 @@ async def test_a_room_refusing_the_leave_does_not_stop_the_others(srv: RunningSe
     assert (await _members(owner, second))[victim.user_id] == "leave"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs api/client/account.py to pass membership= to deactivate_account (lead's file)",
-)
 async def test_deactivate_endpoint_leaves_rooms(srv: RunningServer) -> None:
     owner, victim = await new_user(srv, "owner"), await new_user(srv, "victim")
     room_id = await owner.create_room(preset="public_chat")

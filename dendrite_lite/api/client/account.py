@@ -10,6 +10,7 @@ from dendrite_lite.api.app import services
 from dendrite_lite.api.client.auth import authenticate, authenticate_with_password
 from dendrite_lite.api.errors import json_body
 from dendrite_lite.errors import Errcode, MatrixError
+from dendrite_lite.rooms.membership import MembershipService
 from dendrite_lite.users.account_management import change_password, deactivate_account
 
 __all__ = ["bp"]
@@ -52,7 +53,12 @@ async def post_deactivate() -> Response:
     svc = services()
     body = await json_body()
     requester, session, _ = await authenticate_with_password(svc, body, "deactivate")
-    await deactivate_account(svc.storage, requester.user_id)
+    membership = MembershipService(
+        svc.storage, svc.pipeline, svc.config.server.server_name, svc.federated_membership
+    )
+    await deactivate_account(
+        svc.storage, requester.user_id, membership=membership, erase=body.get("erase") is True
+    )
     svc.uia.finish(session)
     # No third-party ids are bound anywhere, so there is nothing to unbind.
     return jsonify({"id_server_unbind_result": "success"})
