@@ -2,7 +2,7 @@
 
 glibc's malloc serves requests above M_MMAP_THRESHOLD with mmap and unmaps them on free, but
 by default it RAISES that threshold to the size of each large block freed (up to 32 MiB). The
-argon2id hash of every registration and login allocates its 19 MiB memory cost on a worker
+argon2id hash of every registration and login allocates its 9 MiB memory cost on a worker
 thread; after the first one, those blocks come from the threads' arenas instead and, once
 freed, stay in the process: ~110 MiB of RSS kept for good after a burst of 16 registrations.
 Fixing the threshold at 1 MiB (which also switches off the dynamic adjustment) makes every such

@@ -449,7 +449,7 @@ async def serve(
     config binds a free port). `configure_app` may add routes to each app before it serves
     (tests use it for test-only endpoints).
     """
-    return_large_blocks_to_os()  # password hashing's 19 MiB buffers must not stay in RSS
+    return_large_blocks_to_os()  # password hashing's 9 MiB buffers must not stay in RSS
     svc = await load_services(config)
     sockets: list[tuple[Listener, socket.socket]] = []
     remove_signals: Callable[[], None] | None = None

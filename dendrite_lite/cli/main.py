@@ -194,10 +194,10 @@ def _create_first_admin(config: Config, localpart: str, password: str, config_pa
 @app.command()
 def run(config: ConfigOption = DEFAULT_CONFIG) -> None:
     """Start the server and serve until stopped (Ctrl-C or SIGTERM shut it down cleanly)."""
-    cfg = load_config_or_exit(config)
-    from dendrite_lite import server
+    load_config_or_exit(config)  # config errors explained here, by the CLI
+    from dendrite_lite.server_process import exec_server
 
-    server.run(cfg)
+    exec_server(config)
 
 
 @config_app.command("check")

@@ -398,6 +398,10 @@ def test_init_then_run_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
         assert health.status_code == 200
         assert versions.status_code == 200
         assert versions.json()["versions"] == list(SUPPORTED_VERSIONS)
+        # `run` execs the lean server image (same PID, no CLI framework loaded in it).
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
+        assert b"dendrite_lite.server_process" in cmdline
+        assert "pydantic_core" not in Path(f"/proc/{proc.pid}/maps").read_text()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
     finally:

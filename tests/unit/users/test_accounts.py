@@ -105,7 +105,7 @@ async def test_outdated_hash_is_upgraded_on_login(storage: Storage) -> None:
     assert await check_password(storage, "@old:example.org", "pw")
     account = await get_account(storage, "@old:example.org")
     assert account is not None and account.password_hash != weak
-    assert "m=19456,t=2,p=1" in account.password_hash
+    assert "m=9216,t=4,p=1" in account.password_hash
     assert await check_password(storage, "@old:example.org", "pw")
 
 
