@@ -20,6 +20,7 @@ from dendrite_lite.federation.checks import (
     check_against_auth_events,
 )
 from dendrite_lite.storage import Storage
+from dendrite_lite.storage import auth_chains
 from dendrite_lite.storage import events as events_table
 
 __all__ = ["persist_outliers"]
@@ -65,6 +66,9 @@ async def persist_outliers(storage: Storage, events: Sequence[Event]) -> dict[st
             for e in fresh:
                 if e.event_id not in have:  # stored meanwhile by a concurrent fetch
                     await events_table.insert_event(conn, e, outlier=True)
+            # Indexed now, while their auth events are at hand, rather than by the first state
+            # resolution that needs them (a joined room's whole state arrives here).
+            await auth_chains.index_events(conn, [e.event_id for e in fresh])
 
         await storage.db.write(write)
     return {eid: ev for eid, ev in known.items() if eid in ids}

@@ -3,9 +3,12 @@
 - `state_after(event_ids)`: the state after a set of events we hold with state (the state before
   an event whose prev_events they are, or the current state for a set of forward extremities):
   one group if they all share it, else the resolution of their groups.
-- `resolve(rv, state_sets, pending)`: state resolution with the events (and their auth chains,
-  fetched with one recursive query) loaded from storage first, since events.state_res does no
-  I/O. `pending` are events not stored yet (the event being received, whose state after it is
+- `resolve(rv, state_sets, pending)`: state resolution with the events it needs loaded from
+  storage first, since events.state_res does no I/O. v2/v2.1: the auth difference comes from
+  the auth chain index (federation.auth_difference) and only the conflicted events, the
+  difference, their auth ancestors and the state the checks read are loaded; v1, or when the
+  index cannot answer (an auth ancestor we do not hold): every event of the sets and their auth
+  chains (one recursive query). `pending` are events not stored yet (the event being received, whose state after it is
   one of the sets): the resolution sees them and their auth chains too. Every event of the sets
   and of their auth chains must be available; the ones we lack are named in
   StateUnavailable.missing so the caller can fetch them and try again (never a resolution over
@@ -22,8 +25,13 @@ from dataclasses import dataclass
 import aiosqlite
 
 from dendrite_lite.events.event import Event, StateKey
-from dendrite_lite.events.room_versions import RoomVersion
-from dendrite_lite.events.state_res import MissingEventError, resolve_state
+from dendrite_lite.events.room_versions import RoomVersion, StateResAlgorithm
+from dendrite_lite.events.state_res import MissingEventError, resolve_state, split_conflicted
+from dendrite_lite.federation.auth_difference import (
+    POWER_LEVELS_KEY,
+    indexed_auth_difference,
+    state_read_by_checks,
+)
 from dendrite_lite.federation.checks import auth_event_ids_needed
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import events as events_table
@@ -33,6 +41,10 @@ from dendrite_lite.storage import state as state_table
 __all__ = ["StateAt", "StateLoader", "StateUnavailable"]
 
 StateMap = dict[StateKey, str]
+
+# Reads of events the resolution asked for beyond what _resolve_with_difference loads up front
+# (none in practice; bounded so a bug cannot loop).
+_MAX_LATE_READS = 20
 
 
 class StateUnavailable(LookupError):
@@ -105,10 +117,20 @@ class StateLoader:
         if all(s == first for s in state_sets[1:]):
             return dict(first)
         pending = dict(pending or {})
+        loaded = {} if loaded is None else loaded
+        if rv.state_res is not StateResAlgorithm.V1:
+            unconflicted, conflicted = split_conflicted(state_sets)
+            diff = await indexed_auth_difference(
+                self._storage, state_sets, unconflicted, conflicted, pending
+            )
+            if diff is not None:
+                return await self._resolve_with_difference(
+                    rv, state_sets, pending, loaded, conflicted, diff
+                )
         ids = {eid for s in state_sets for eid in s.values()}
         ids.update(a for e in pending.values() for a in auth_event_ids_needed(e))
         ids.difference_update(pending)
-        events, wanted = await self._load_closure(ids, {} if loaded is None else loaded)
+        events, wanted = await self._load_closure(ids, loaded)
         missing = wanted - events.keys() - pending.keys()
         if missing:
             raise StateUnavailable(
@@ -119,6 +141,45 @@ class StateLoader:
             return resolve_state(rv, state_sets, events.get)
         except MissingEventError as e:  # e.g. an auth event the CTE could not see past
             raise StateUnavailable(str(e), [e.event_id]) from None
+
+    async def _resolve_with_difference(
+        self,
+        rv: RoomVersion,
+        state_sets: Sequence[StateMap],
+        pending: dict[str, Event],
+        loaded: dict[str, Event],
+        conflicted: set[str],
+        diff: set[str],
+    ) -> StateMap:
+        """v2/v2.1 with the auth difference from the index: loads the full conflicted set, its
+        auth ancestors (power ordering, mainline, auth events of the checks), the sets' power
+        levels and the state the checks look up; an event it still lacks is read when the
+        resolution asks for it (MissingEventError) and the resolution runs again."""
+        full = conflicted | diff
+        roots = {s[POWER_LEVELS_KEY] for s in state_sets if POWER_LEVELS_KEY in s}
+        roots |= full
+        roots |= {a for e in pending.values() for a in auth_event_ids_needed(e)}
+        events, _ = await self._load_closure(roots - pending.keys(), loaded)
+        events.update(pending)
+        extra = state_read_by_checks(events, full, state_sets)
+        events.update(await self._load_into(extra, loaded))
+        for _ in range(_MAX_LATE_READS):
+            try:
+                return resolve_state(rv, state_sets, events.get, auth_difference=diff)
+            except MissingEventError as e:
+                got = await self._load_into({e.event_id}, loaded)
+                if e.event_id not in got:
+                    raise StateUnavailable(str(e), [e.event_id]) from None
+                events.update(got)
+        raise StateUnavailable(f"state resolution kept asking for events ({_MAX_LATE_READS} reads)")
+
+    async def _load_into(self, event_ids: set[str], loaded: dict[str, Event]) -> dict[str, Event]:
+        """The stored events among `event_ids`, read unless in `loaded` (which gains them)."""
+        todo = [i for i in event_ids if i not in loaded]
+        if todo:
+            stored = await self._storage.db.read(lambda c: events_table.select_events(c, todo))
+            loaded.update((eid, s.event) for eid, s in stored.items())
+        return {i: loaded[i] for i in event_ids if i in loaded}
 
     async def _load_closure(
         self, event_ids: set[str], loaded: dict[str, Event]

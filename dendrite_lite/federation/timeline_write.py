@@ -23,6 +23,7 @@ import aiosqlite
 
 from dendrite_lite.events.event import Event, StateKey
 from dendrite_lite.federation.state_at import StateAt, StateMap
+from dendrite_lite.storage import auth_chains
 from dendrite_lite.storage import events as events_table
 from dendrite_lite.storage import remote_events as remote_table
 from dendrite_lite.storage import rooms as rooms_table
@@ -88,6 +89,7 @@ async def write_timeline_event(conn: aiosqlite.Connection, w: TimelineWrite) -> 
     position = await events_table.insert_event(
         conn, event, outlier=not visible, soft_failed=w.soft_failed, state_group=group
     )
+    await auth_chains.index_events(conn, [event.event_id])
     if not visible or w.current is None:
         return position
     await events_table.replace_forward_extremities(

@@ -14,7 +14,7 @@ per (power levels event, sender), Kahn's algorithm on a heap and mainline positi
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
 from dendrite_lite.events.auth import AuthError, auth_types_for_event, check_auth
 from dendrite_lite.events.event import Event, StateKey
@@ -30,7 +30,7 @@ from dendrite_lite.events.state_res._common import (
     separate,
 )
 
-__all__ = ["resolve_v2"]
+__all__ = ["resolve_v2", "auth_difference"]
 
 _PL, _CREATE, _JOIN_RULES, _MEMBER = (
     "m.room.power_levels",
@@ -47,6 +47,7 @@ def resolve_v2(
     state_sets: Sequence[StateMap],
     events: EventLookup,
     auth_chain: AuthChain | None,
+    auth_difference: Collection[str] | None = None,
 ) -> dict[StateKey, str]:
     unconflicted, conflicted = separate(state_sets, missing_is_conflict=True)
     if not conflicted:
@@ -55,7 +56,9 @@ def resolve_v2(
     conflicted_ids = flatten(conflicted)
     chains = _Chains(events, auth_chain)
 
-    full = conflicted_ids | _auth_difference(state_sets, unconflicted, conflicted_ids, chains)
+    if auth_difference is None:
+        auth_difference = _auth_difference(state_sets, unconflicted, conflicted_ids, chains)
+    full = conflicted_ids | set(auth_difference)
     if v21:
         full |= _conflicted_subgraph(conflicted_ids, chains)
     full_events = {eid: events(eid, "full conflicted set") for eid in full}
@@ -140,6 +143,15 @@ class _Chains:
     @property
     def indexed(self) -> bool:
         return self._auth_chain is not None
+
+
+def auth_difference(
+    state_sets: Sequence[StateMap], events: EventLookup, auth_chain: AuthChain | None = None
+) -> set[str]:
+    """The auth difference of the state sets, computed by walking auth events (or through the
+    `auth_chain` callable): the reference the index-based computation is tested against."""
+    unconflicted, conflicted = separate(state_sets, missing_is_conflict=True)
+    return _auth_difference(state_sets, unconflicted, flatten(conflicted), _Chains(events, auth_chain))
 
 
 def _auth_difference(
