@@ -146,15 +146,19 @@ class FederationIngest:
             results[outcome.event.event_id] = {} if reason is None else {"error": f"rejected: {reason}"}
         return results
 
-    async def receive_pdu(self, origin: str, raw: Any) -> Outcome:
-        """One PDU from `origin` through the whole pipeline. Raises PduDropped."""
+    async def receive_pdu(
+        self, origin: str, raw: Any, *, extra_hooks: Sequence[PersistHook] = ()
+    ) -> Outcome:
+        """One PDU from `origin` through the whole pipeline. Raises PduDropped.
+        `extra_hooks`: persist hooks for this event only, run (like the pipeline's) when it
+        is stored as an accepted, visible event (send_join: forwarding it to the room)."""
         rv = await self._room_version(raw)
         event = parse_pdu(raw, rv)
         held = await self._held(event.event_id)
         if held is not None:
             return held
         event = await verify_pdu(event, self._keys)
-        return await self._process(origin, event, fetch_prevs=True)
+        return await self._process(origin, event, fetch_prevs=True, extra_hooks=extra_hooks)
 
     async def persist_join_state(
         self,
@@ -235,7 +239,9 @@ class FederationIngest:
         )
         return Outcome(stored.event, None, stored.soft_failed) if settled else None
 
-    async def _process(self, origin: str, event: Event, *, fetch_prevs: bool) -> Outcome:
+    async def _process(
+        self, origin: str, event: Event, *, fetch_prevs: bool, extra_hooks: Sequence[PersistHook] = ()
+    ) -> Outcome:
         """Fetch what `event` lacks, then check and persist it under the room lock."""
         await self._fetcher.ensure_auth_events(origin, event)
         lacking = await self._fetcher.unknown(auth_event_ids_needed(event))
@@ -248,10 +254,11 @@ class FederationIngest:
             state = await self._fetcher.state_at(origin, event)
             if state is None:
                 raise PduDropped("prev events missing and the origin gave no state at the event")
-        return await self._persist_resolving(origin, event, state)
+        return await self._persist_resolving(origin, event, state, extra_hooks)
 
     async def _persist_resolving(
-        self, origin: str | None, event: Event, state: StateMap | None
+        self, origin: str | None, event: Event, state: StateMap | None,
+        extra_hooks: Sequence[PersistHook] = (),
     ) -> Outcome:
         """Check and persist `event` under the room lock. When state resolution lacks events,
         fetch them from `origin` with the lock released (a slow server must not hold up the
@@ -263,7 +270,7 @@ class FederationIngest:
                 if held is not None:
                     return held
                 try:
-                    return await self._check_and_persist(event, state)
+                    return await self._check_and_persist(event, state, extra_hooks)
                 except StateUnavailable as e:
                     missing, why = sorted(e.missing), str(e)
             if not missing or origin is None:
@@ -293,7 +300,9 @@ class FederationIngest:
                 log.info("missing event %s from %s not used: %s", prev.event_id, origin, e.reason)
 
     # --- auth and persistence (caller holds the room lock) --------------------------------------
-    async def _check_and_persist(self, event: Event, state_before: StateMap | None) -> Outcome:
+    async def _check_and_persist(
+        self, event: Event, state_before: StateMap | None, extra_hooks: Sequence[PersistHook] = ()
+    ) -> Outcome:
         """Raises StateUnavailable (with `missing`) before writing anything when a state
         resolution lacks events."""
         rv = event.room_version
@@ -332,7 +341,8 @@ class FederationIngest:
         write = TimelineWrite(checked, before, soft_failed, current, was_outlier)
         in_txn = []
         if visible:
-            in_txn = [w for h in self._persist_hooks if (w := await h(event.room_id, [checked])) is not None]
+            hooks = [*self._persist_hooks, *extra_hooks]
+            in_txn = [w for h in hooks if (w := await h(event.room_id, [checked])) is not None]
 
         async def persist(conn: aiosqlite.Connection) -> int:
             position = await write_timeline_event(conn, write)

@@ -66,7 +66,9 @@ class FederatedMembership:
         return cls(
             server_name=server_name,
             storage=storage,
-            resident=ResidentMembership(storage, ingest, server_name=server_name, key=key),
+            resident=ResidentMembership(
+                storage, ingest, server_name=server_name, key=key, sender=sender
+            ),
             invites=InviteService(
                 storage, notifier, key_store, server_name=server_name, key=key,
                 client=client, ingest=ingest, sender=sender,

@@ -29,6 +29,7 @@ from dendrite_lite.events.room_versions import RoomVersion
 from dendrite_lite.events.signing import add_event_signature
 from dendrite_lite.federation.checks import PduDropped
 from dendrite_lite.federation.ingest import FederationIngest
+from dendrite_lite.federation.sender import FederationSender
 from dendrite_lite.federation.membership_events import (
     MEMBER,
     build_member_event,
@@ -74,10 +75,18 @@ class SendJoinResult:
 
 class ResidentMembership:
     def __init__(
-        self, storage: Storage, ingest: FederationIngest, *, server_name: str, key: ServerKey
+        self,
+        storage: Storage,
+        ingest: FederationIngest,
+        *,
+        server_name: str,
+        key: ServerKey,
+        sender: FederationSender | None = None,
     ) -> None:
+        """`sender` forwards the membership events we accept to the room's other servers."""
         self._storage = storage
         self._ingest = ingest
+        self._sender = sender
         self._server_name = server_name
         self._key = key
         self._loader = StateLoader(storage)
@@ -166,10 +175,17 @@ class ResidentMembership:
         via = event.content.get("join_authorised_via_users_server") if membership == "join" else None
         if isinstance(via, str) and server_name_of(via) == self._server_name:
             pdu = add_event_signature(pdu, rv, self._server_name, self._key)
+        # The origin is not a full participant yet and may not know the room's servers: we send
+        # its event to them (server-server-api.md §Joining Rooms: "The resident server must
+        # also send the event to other servers participating in the room"; Synapse does the same
+        # for leaves and knocks), queued in the event's own transaction like our events.
+        hooks = [self._sender.on_behalf_of(origin)] if self._sender is not None else []
         try:
-            outcome = await self._ingest.receive_pdu(origin, pdu)
+            outcome = await self._ingest.receive_pdu(origin, pdu, extra_hooks=hooks)
         except PduDropped as e:
             raise MatrixError(Errcode.FORBIDDEN, f"event not accepted: {e.reason}") from None
+        if self._sender is not None and outcome.stream_ordering is not None:
+            self._sender.committed(room_id, [outcome.event])
         if outcome.rejected_reason is not None or outcome.soft_failed:
             why = outcome.rejected_reason or "it fails against the current state"
             raise MatrixError(Errcode.FORBIDDEN, f"event not accepted: {why}")

@@ -22,7 +22,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -152,16 +152,33 @@ class FederationSender:
     async def prepare(self, room_id: str, events: Sequence[Event]) -> InTxn | None:
         """Persist hook: returns the write that queues `events` inside their own transaction."""
         local = [e for e in events if server_of(e.sender) == self.server_name and e.prev_event_ids]
-        if not local:
+        return await self._queue_in_txn(room_id, local, skip=frozenset())
+
+    def on_behalf_of(self, origin: str) -> Callable[[str, Sequence[Event]], Awaitable[InTxn | None]]:
+        """A persist hook for the membership events `origin` sent through our send_join,
+        send_leave or send_knock: they go to every other server in the room, as from us (the
+        joining server does not know the room's servers yet; Synapse does the same). `origin`
+        itself has its event already."""
+
+        async def hook(room_id: str, events: Sequence[Event]) -> InTxn | None:
+            theirs = [e for e in events if server_of(e.sender) == origin]
+            return await self._queue_in_txn(room_id, theirs, skip=frozenset({origin}))
+
+        return hook
+
+    async def _queue_in_txn(
+        self, room_id: str, events: Sequence[Event], *, skip: frozenset[str]
+    ) -> InTxn | None:
+        if not events:
             return None
-        targets = [e.state_key for e in local if e.type == "m.room.member" and e.state_key]
+        targets = [e.state_key for e in events if e.type == "m.room.member" and e.state_key]
 
         async def load(conn: aiosqlite.Connection) -> tuple[set[str], dict[str, str | None]]:
             servers = await outbox_table.select_joined_servers(conn, room_id)
             return servers, await outbox_table.select_memberships(conn, room_id, targets)
 
         before, memberships = await self._storage.db.read(load)
-        wanted = {e.event_id for e in local}
+        wanted = {e.event_id for e in events}
 
         async def write(conn: aiosqlite.Connection, persisted: Sequence[tuple[Event, int]]) -> None:
             room = before | await outbox_table.select_joined_servers(conn, room_id)
@@ -172,6 +189,7 @@ class FederationSender:
                     continue
                 destinations = set(room) | _membership_targets(event, prior)
                 destinations.discard(self.server_name)
+                destinations.difference_update(skip)
                 rows += [(d, event.event_id) for d in sorted(destinations)]
                 if destinations:
                     self._to_wake[event.event_id] = destinations
