@@ -3,7 +3,8 @@
 Inbound (PUT /v2/invite from the inviting server): the event is checked (room version we
 support, an invite of one of our users sent by a user of the origin, the origin's signature),
 signed by us as the invitee's server and, unless we are in the room (then it also arrives in a
-transaction), stored as an out-of-band membership with the invite_room_state so /sync shows it.
+transaction), stored as an out-of-band membership with the invite_room_state so /sync shows it
+(checked and reduced to stripped events by federation/room_state_hints.py; we send full PDUs).
 
 Outbound (a local user invites a remote user): the invite is built on our current state and
 auth-checked, sent to the invitee's server, and the event it returns countersigned is what we
@@ -36,6 +37,7 @@ from dendrite_lite.federation.membership_events import (
     parse_member_event,
 )
 from dendrite_lite.federation.out_of_band import persist_out_of_band_membership
+from dendrite_lite.federation.room_state_hints import checked_state_hints, state_hint_pdus
 from dendrite_lite.federation.sender import FederationSender
 from dendrite_lite.rooms.access import load_current
 from dendrite_lite.storage import Storage
@@ -102,10 +104,13 @@ class InviteService:
             event = await verify_pdu(event, self._keys)
         except PduDropped as e:
             raise MatrixError(Errcode.FORBIDDEN, e.reason) from None
+        hints = await checked_state_hints(
+            invite_room_state, rv, room_id, self._keys, what="invite_room_state"
+        )
         signed = add_event_signature(pdu_for_federation(event), rv, self._server_name, self._key)
         if not await is_resident(self._storage, room_id, self._server_name):
             await persist_out_of_band_membership(
-                self._storage, self._notifier, event_from_pdu(signed, rv), invite_room_state
+                self._storage, self._notifier, event_from_pdu(signed, rv), hints
             )
         return signed
 
@@ -161,14 +166,10 @@ class InviteService:
         return returned
 
     async def _stripped_state(self, room_id: str, sender: str) -> list[dict[str, Any]]:
+        """invite_room_state: full PDUs since Matrix 1.16 (room_state_hints)."""
         room = await load_current(self._storage, room_id, None)
-        out = []
-        for etype, key in [*((t, "") for t in STRIPPED_STATE_TYPES), ("m.room.member", sender)]:
-            e = room.get(etype, key)
-            if e is not None:
-                out.append({"type": e.type, "state_key": e.state_key, "sender": e.sender,
-                            "content": dict(e.content)})
-        return out
+        keys = [*((t, "") for t in STRIPPED_STATE_TYPES), ("m.room.member", sender)]
+        return state_hint_pdus([e for t, k in keys if (e := room.get(t, k)) is not None])
 
     async def _queue(self, event: Event, position: int) -> None:
         """The invite goes to the other servers in the room like any event of ours (the

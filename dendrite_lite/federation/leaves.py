@@ -14,9 +14,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from dendrite_lite.crypto.signing import KeyStore
 from dendrite_lite.events.event import Event
 from dendrite_lite.federation.joins import MembershipHandshake
 from dendrite_lite.federation.out_of_band import persist_out_of_band_membership
+from dendrite_lite.federation.room_state_hints import checked_state_hints
 from dendrite_lite.storage import Storage
 from dendrite_lite.sync.notifier import Notifier
 
@@ -24,10 +26,13 @@ __all__ = ["RemoteLeaves"]
 
 
 class RemoteLeaves:
-    def __init__(self, handshake: MembershipHandshake, storage: Storage, notifier: Notifier) -> None:
+    def __init__(
+        self, handshake: MembershipHandshake, storage: Storage, notifier: Notifier, key_store: KeyStore
+    ) -> None:
         self._hs = handshake
         self._storage = storage
         self._notifier = notifier
+        self._keys = key_store
 
     async def leave(
         self, user_id: str, room_id: str, servers: Sequence[str], content: Mapping[str, Any]
@@ -45,9 +50,10 @@ class RemoteLeaves:
         """Knock through one of `servers`; /sync then shows the room under `knock`."""
         hs = await self._hs.make(servers, room_id, user_id, "knock", content)
         answer = await self._hs.send(hs, "knock")
-        stripped = answer.get("knock_room_state") if isinstance(answer, dict) else None
-        await persist_out_of_band_membership(
-            self._storage, self._notifier, hs.event,
-            stripped if isinstance(stripped, list) else [],
+        given = answer.get("knock_room_state") if isinstance(answer, dict) else None
+        hints = await checked_state_hints(
+            given if isinstance(given, list) else [], hs.event.room_version, room_id, self._keys,
+            what="knock_room_state", refuse=False,
         )
+        await persist_out_of_band_membership(self._storage, self._notifier, hs.event, hints)
         return hs.event

@@ -29,6 +29,7 @@ from dendrite_lite.events.room_versions import RoomVersion
 from dendrite_lite.events.signing import add_event_signature
 from dendrite_lite.federation.checks import PduDropped
 from dendrite_lite.federation.ingest import FederationIngest
+from dendrite_lite.federation.room_state_hints import state_hint_pdus
 from dendrite_lite.federation.sender import FederationSender
 from dendrite_lite.federation.membership_events import (
     MEMBER,
@@ -232,16 +233,11 @@ class ResidentMembership:
         return {k: v for k, v in state.items() if k[0] != MEMBER or k in keep}
 
     async def send_knock(self, origin: str, room_id: str, event_id: str, raw: Any) -> list[dict[str, Any]]:
-        """PUT /v1/send_knock: the stripped state the knocker sees (knock_room_state)."""
+        """PUT /v1/send_knock: the state the knocker sees (knock_room_state: full PDUs since
+        Matrix 1.16, federation/room_state_hints.py)."""
         await self.send_membership(origin, room_id, event_id, raw, "knock")
         room = await load_current(self._storage, room_id, None)
-        out = []
-        for etype in STRIPPED_STATE_TYPES:
-            e = room.get(etype)
-            if e is not None:
-                out.append({"type": e.type, "state_key": e.state_key, "sender": e.sender,
-                            "content": dict(e.content)})
-        return out
+        return state_hint_pdus([e for t in STRIPPED_STATE_TYPES if (e := room.get(t)) is not None])
 
 
 def _member_of(room_id: str, user_id: str) -> Callable[[aiosqlite.Connection], Awaitable[str | None]]:
