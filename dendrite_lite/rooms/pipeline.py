@@ -14,16 +14,35 @@ joined members) in memory, updated from its own commits, instead of reading 50+ 
 Anything else that writes a room's head (federation ingest, out-of-band memberships) moves the
 room's stamp (storage.room_changes) and the next send reloads. Auth events (create, power levels,
 members) are kept in a small LRU by event id: events are immutable, so it never goes stale.
+
+Pipelining (rooms/queued_writes.py): a send holds the room lock only while it builds its events
+and queues their write job to the storage writer, not until the commit's fsync. The next send in
+the room builds on the queued batch (prev_events, depth, state after it), so a burst in one room
+shares one group commit. What keeps that correct:
+- Each sender still gets its answer, and /sync and the federation sender their wake-up, only
+  once the batch is durable (a task per batch awaits the commit, then notifies).
+- Jobs run in queue order, which is build order, so stream positions follow the prev chain.
+- A job built on a queued batch first checks that the batch's last event is in the database
+  (in this transaction, or committed). If that batch failed (its savepoint rolled back, or its
+  group's COMMIT failed), the job fails with M_UNKNOWN instead of storing an event whose prev
+  event does not exist; the in-memory head is dropped and the next send, after every queued
+  batch settled, reloads the database's head.
+- A retried transaction id finds the queued batch (QueuedWrites.txns) and answers its event.
+- Nothing builds on a queued STATE event: the persist hooks read members from the database
+  before queuing, so the next send waits for that commit (messages, the bulk, pipeline freely).
+- Everyone else who takes the room lock (room_lock(): federation ingest) waits, once holding
+  it, until the room's queued batches have settled, so their database reads see them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import aiosqlite
@@ -35,12 +54,12 @@ from dendrite_lite.events.builder import BuildError, EventRef, build_event
 from dendrite_lite.events.event import Event, StateKey
 from dendrite_lite.events.format import FormatError, validate_pdu
 from dendrite_lite.events.room_versions import RoomVersion, get_room_version
+from dendrite_lite.rooms.queued_writes import QueuedWrite, QueuedWrites, RoomLock, TxnKey
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import events as events_table
 from dendrite_lite.storage import room_changes
 from dendrite_lite.storage import rooms as rooms_table
 from dendrite_lite.storage import state as state_table
-from dendrite_lite.storage.events import StoredEvent
 from dendrite_lite.sync.notifier import Notifier
 
 if TYPE_CHECKING:
@@ -48,7 +67,11 @@ if TYPE_CHECKING:
 
 __all__ = ["EventSpec", "RoomPipeline", "PersistedEvent", "CommitHook"]
 
+log = logging.getLogger(__name__)
+
 CommitHook = Callable[[str, Sequence[Event]], None]
+# A persist hook's write, run inside the batch's transaction.
+_InTxn = Callable[[aiosqlite.Connection, Sequence[tuple[Event, int]]], Awaitable[None]]
 
 # Auth events kept by id (a room needs its create, power levels, join rules and the members who
 # send): enough for thousands of active senders, a few MB at most.
@@ -78,7 +101,10 @@ class PersistedEvent:
 
 @dataclass(frozen=True, slots=True)
 class _KnownHead:
-    """A room's head as of the room stamp `stamp` (storage.room_changes); never mutated."""
+    """A room's head as of the room stamp `stamp` (storage.room_changes); never mutated.
+
+    With `pending` set, the head includes that queued, uncommitted batch: its state group and
+    stamp are not known yet (the batch's write job records them when it runs)."""
 
     version: RoomVersion
     state: Mapping[StateKey, str]
@@ -86,6 +112,7 @@ class _KnownHead:
     state_group: int | None
     joined: frozenset[str]
     stamp: int
+    pending: QueuedWrite | None = None
 
 
 @dataclass(slots=True)
@@ -111,10 +138,10 @@ class _RoomHead:
             list(known.extremities), known.state_group, {}, set(known.joined), owns_state=False,
         )
 
-    def known(self, stamp: int) -> _KnownHead:
+    def known(self, stamp: int, pending: QueuedWrite | None = None) -> _KnownHead:
         return _KnownHead(
             self.version, self.state, tuple(self.extremities), self.state_group,
-            frozenset(self.joined), stamp,
+            frozenset(self.joined), stamp, pending,
         )
 
 
@@ -160,14 +187,15 @@ class RoomPipeline:
         # Called with (room_id, events) once a batch is durable (wakes the federation sender).
         self._commit_hooks = list(commit_hooks)
         self._clock = clock
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._locks: weakref.WeakValueDictionary[str, RoomLock] = weakref.WeakValueDictionary()
         self._heads: OrderedDict[str, _KnownHead] = OrderedDict()
         self._auth_events: OrderedDict[str, Event] = OrderedDict()
+        self._queued = QueuedWrites()
 
-    def _lock(self, room_id: str) -> asyncio.Lock:
+    def _lock(self, room_id: str) -> RoomLock:
         lock = self._locks.get(room_id)
         if lock is None:
-            lock = asyncio.Lock()
+            lock = RoomLock(lambda: self._queued.drain(room_id))
             self._locks[room_id] = lock
         return lock
 
@@ -176,7 +204,9 @@ class RoomPipeline:
 
     def room_lock(self, room_id: str) -> asyncio.Lock:
         """The room's lock, for services that change the room outside this pipeline (events
-        received over federation: federation/ingest.py) and must not interleave with it."""
+        received over federation: federation/ingest.py) and must not interleave with it.
+        Acquiring it also waits until the room's queued local events have committed (or
+        failed), so the holder reads the room's real head from the database."""
         return self._lock(room_id)
 
     # --- public ------------------------------------------------------------------------------
@@ -201,14 +231,16 @@ class RoomPipeline:
         room_id = create.room_id
         head = _RoomHead(room_version, {}, [], None, {})
         self._check_and_advance(head, create)
-        async with self._lock(room_id):
+        # The room is new: nothing queued to build on. Held until the commit, as a room must
+        # exist before anyone sends to it.
+        async with self._lock(room_id).building():
             built = [create]
             for spec in following(room_id):
                 event = self._build(room_version, spec, head.state_events(), head.extremities)
                 self._check_and_advance(head, event)
                 built.append(event)
 
-            async def persist(conn: aiosqlite.Connection) -> list[PersistedEvent]:
+            async def persist(conn: aiosqlite.Connection) -> tuple[list[PersistedEvent], int]:
                 inserted = await rooms_table.insert_room(
                     conn,
                     room_id=room_id,
@@ -233,22 +265,23 @@ class RoomPipeline:
     async def send_events(self, room_id: str, specs: Sequence[EventSpec]) -> list[PersistedEvent]:
         """Build, auth-check and persist events in one room, in order, in one transaction.
 
-        An event whose txn was seen before is not sent again: the earlier event is returned.
+        Returns once they are durable. An event whose txn was seen before (committed or still
+        queued) is not sent again: the earlier event is returned.
         Raises MatrixError: M_NOT_FOUND (unknown room), M_FORBIDDEN (auth rules), M_BAD_JSON /
-        M_TOO_LARGE (event format).
+        M_TOO_LARGE (event format), M_UNKNOWN (a queued event it was built on failed to persist).
         """
-        async with self._lock(room_id):
-            known = self._heads.get(room_id)
-            if known is None or known.stamp != room_changes.stamp(room_id):
-                known = await self._load_head(room_id)
+        write: QueuedWrite | None = None
+        # None: built here; a PersistedEvent: an earlier txn, committed; (write, index): queued.
+        results: list[PersistedEvent | tuple[QueuedWrite, int] | None] = []
+        async with self._lock(room_id).building():
+            known = await self._head_for_build(room_id)
             head = _RoomHead.from_known(known)
-            results: list[PersistedEvent | None] = []
             built: list[Event] = []
-            txns: list[tuple[str, str, str] | None] = []
+            txns: list[TxnKey | None] = []
             for spec in specs:
-                earlier = await self._event_for_txn(spec.txn)
+                earlier = await self._earlier_for_txn(spec.txn)
                 if earlier is not None:
-                    results.append(PersistedEvent(earlier.event, earlier.stream_ordering))
+                    results.append(earlier)
                     continue
                 await self._load_auth_events(head, spec)
                 event = self._build(head.version, spec, head.state_events(), head.extremities)
@@ -256,47 +289,133 @@ class RoomPipeline:
                 built.append(event)
                 txns.append(spec.txn)
                 results.append(None)
-
-            persisted: list[PersistedEvent] = []
             if built:
                 in_txn = [
-                    w for hook in self._persist_hooks if (w := await hook(room_id, built)) is not None
+                    w for hook in self._persist_hooks
+                    if (w := await hook(room_id, built)) is not None
                 ]
-
-                async def persist(conn: aiosqlite.Connection) -> tuple[list[PersistedEvent], bool, int]:
-                    # Runs on the writer, one job at a time: a stamp other than the head's means
-                    # someone else wrote the room since, and our in-memory head must go.
-                    unchanged = room_changes.stamp(room_id) == known.stamp
-                    out, head.state_group = await self._persist(
-                        conn, room_id, head.state_group, built, txns
-                    )
-                    for write in in_txn:
-                        await write(conn, [(p.event, p.stream_ordering) for p in out])
-                    return out, unchanged, room_changes.stamp(room_id)
-
-                try:
-                    persisted, unchanged, stamp = await self._storage.db.write(persist)
-                except BaseException:
-                    self._heads.pop(room_id, None)
-                    raise
-                if unchanged:
-                    self._keep_head(room_id, head.known(stamp))
-                else:
-                    # Someone else wrote the room meanwhile: our head (and its members) may be
-                    # behind; the next send reloads, and this one notifies from the database.
-                    self._heads.pop(room_id, None)
-                    head.joined = set(await self._storage.db.read(
-                        lambda c: state_table.select_members(c, room_id, "join")
-                    ))
-                self._remember_auth_events(e for e in built if e.is_state())
-            fresh = iter(persisted)
-            out = [r if r is not None else next(fresh) for r in results]
-        if persisted:
-            await self._after_commit(room_id, persisted, head.joined)
+                write = self._queue(room_id, known, head, built, txns, in_txn)
+                # The lock goes only once the job is on the writer's queue, so the writer runs
+                # the room's jobs in the order they were built.
+                while not write.on_queue:
+                    await asyncio.sleep(0)
+        persisted: list[PersistedEvent] = []
+        if write is not None:
+            assert write.task is not None
+            persisted = await asyncio.shield(write.task)
+        fresh = iter(persisted)
+        out: list[PersistedEvent] = []
+        for r in results:
+            if r is None:
+                out.append(next(fresh))
+            elif isinstance(r, PersistedEvent):
+                out.append(r)
+            else:
+                earlier_write, index = r
+                assert earlier_write.task is not None
+                out.append((await asyncio.shield(earlier_write.task))[index])
         return out
 
     async def send(self, room_id: str, spec: EventSpec) -> PersistedEvent:
         return (await self.send_events(room_id, [spec]))[0]
+
+    # --- queued writes (the caller holds the room lock) ---------------------------------------
+    async def _head_for_build(self, room_id: str) -> _KnownHead:
+        """The head to build on: the one including the room's last queued batch, unless that
+        batch (or one it was built on) is a state event or failed; then, once everything queued
+        has settled, the head of the last commit, or the database's."""
+        while (tail := self._queued.tails.get(room_id)) is not None:
+            known = self._heads.get(room_id)
+            if known is not None and known.pending is tail and not tail.blocks_building():
+                return known
+            await tail.wait_settled()
+        known = self._heads.get(room_id)
+        if known is None or known.pending is not None or known.stamp != room_changes.stamp(room_id):
+            known = await self._load_head(room_id)
+        return known
+
+    def _queue(
+        self,
+        room_id: str,
+        known: _KnownHead,
+        head: _RoomHead,
+        built: Sequence[Event],
+        txns: Sequence[TxnKey | None],
+        in_txn: Sequence[_InTxn],
+    ) -> QueuedWrite:
+        """Hand the batch to the writer (through its commit task) and make the room's head the
+        head after it, for the next batch to build on."""
+        prev = known.pending
+        write = QueuedWrite(room_id, built, prev, any(e.is_state() for e in built))
+
+        async def persist(conn: aiosqlite.Connection) -> list[PersistedEvent]:
+            # Runs on the writer, after the job of `prev` (queue order).
+            if prev is None:
+                group, clean = known.state_group, room_changes.stamp(room_id) == known.stamp
+            else:
+                if await events_table.select_event(conn, prev.events[-1].event_id) is None:
+                    # prev rolled back (or its group's COMMIT failed): our prev_events would
+                    # name an event that does not exist.
+                    raise MatrixError(
+                        Errcode.UNKNOWN, "an earlier event in this room failed to persist; retry"
+                    )
+                group = prev.group_after
+                clean = prev.clean and room_changes.stamp(room_id) == prev.stamp_after
+            out, group = await self._persist(conn, room_id, group, built, txns)
+            for write_hook in in_txn:
+                await write_hook(conn, [(p.event, p.stream_ordering) for p in out])
+            # A stamp other than the one our writes left means someone else wrote the room
+            # between the head we built on and here: that head must go (see _commit).
+            write.group_after, write.clean = group, clean
+            write.stamp_after = room_changes.stamp(room_id)
+            return out
+
+        write.head = head.known(-1, pending=write)
+        write.task = asyncio.create_task(self._commit(write, persist, txns, write.head.joined))
+        write.task.add_done_callback(_retrieve)
+        self._queued.add(write, txns)
+        self._keep_head(room_id, write.head)
+        # Whoever builds on this batch checks auth against its state events: keep them at hand.
+        self._remember_auth_events(e for e in built if e.is_state())
+        return write
+
+    async def _commit(
+        self,
+        write: QueuedWrite,
+        persist: Callable[[aiosqlite.Connection], Awaitable[list[PersistedEvent]]],
+        txns: Sequence[TxnKey | None],
+        joined: Iterable[str],
+    ) -> list[PersistedEvent]:
+        """Queue the batch's job; once durable, settle the room's head and notify. A task of
+        its own, so a sender that goes away (or a retried txn) does not change what happens."""
+        room_id = write.room_id
+        try:
+            write.on_queue = True  # db.write queues the job before it first waits
+            persisted = await self._storage.db.write(persist)
+        except BaseException as e:
+            # Everything built on this batch fails its own job; the next send waits for them
+            # and reloads the database's head.
+            log.info("room %s: queued batch of %d events failed: %r", room_id, len(write.events), e)
+            self._queued.settle(write, txns, failed=True)
+            self._heads.pop(room_id, None)
+            raise
+        is_tail = self._queued.tails.get(room_id) is write
+        self._queued.settle(write, txns, failed=False)
+        if not write.clean:
+            # Someone else wrote the room meanwhile: our head (and its members) may be behind;
+            # the next send reloads (after whatever is still queued), this one notifies from
+            # the database.
+            self._heads.pop(room_id, None)
+            joined = await self._storage.db.read(
+                lambda c: state_table.select_members(c, room_id, "join")
+            )
+        elif is_tail and (known := self._heads.get(room_id)) is write.head and known is not None:
+            # The last batch queued: its head is now the committed one, with its state group.
+            self._keep_head(room_id, replace(
+                known, pending=None, state_group=write.group_after, stamp=write.stamp_after
+            ))
+        await self._after_commit(room_id, persisted, joined)
+        return persisted
 
     # --- building and checking ------------------------------------------------------------------
     def _build(
@@ -414,10 +533,17 @@ class RoomPipeline:
         while len(cache) > AUTH_EVENT_CACHE_SIZE:
             cache.popitem(last=False)
 
-    async def _event_for_txn(self, txn: tuple[str, str, str] | None) -> StoredEvent | None:
+    async def _earlier_for_txn(
+        self, txn: TxnKey | None
+    ) -> PersistedEvent | tuple[QueuedWrite, int] | None:
+        """The event a txn id already produced: queued (not committed yet) or stored."""
         if txn is None:
             return None
-        return await self._storage.db.read(lambda c: events_table.select_event_by_txn(c, *txn))
+        queued = self._queued.txns.get(txn)
+        if queued is not None:
+            return queued
+        stored = await self._storage.db.read(lambda c: events_table.select_event_by_txn(c, *txn))
+        return PersistedEvent(stored.event, stored.stream_ordering) if stored is not None else None
 
     # --- persisting ------------------------------------------------------------------------------
     async def _persist(
@@ -465,3 +591,10 @@ class RoomPipeline:
         events = [p.event for p in persisted]
         for hook in self._commit_hooks:
             hook(room_id, events)
+
+
+def _retrieve(task: asyncio.Task[object]) -> None:
+    """Mark a commit task's error as seen: its sender may have gone away (cancelled request);
+    whoever still awaits it gets the error all the same."""
+    if not task.cancelled():
+        task.exception()
