@@ -1,6 +1,6 @@
 """Push actions (unread notification counts) and what evaluating push rules needs to read.
 
-event_push_actions (migration 0005) has a row per (local user, event) their push rules said
+event_push_actions (migrations 0005, 0012: keyed by room, stream position, user) has a row per (local user, event) their push rules said
 "notify" for, with the event's thread (migration 0011: "main" or the thread root's event id).
 A row is read once the user's m.read or m.read.private receipt (receipts table, migration 0006)
 reaches its event, either an unthreaded receipt or one in the row's own thread (push.md
@@ -49,7 +49,7 @@ WITH reads AS (
 )
 SELECT a.room_id, a.thread_id, COUNT(*), SUM(a.highlight)
 FROM floors f JOIN event_push_actions a
-  ON a.user_id = ?1 AND a.room_id = f.room_id AND a.stream_ordering > f.floor
+  ON a.room_id = f.room_id AND a.stream_ordering > f.floor AND a.user_id = ?1
 LEFT JOIN reads t ON t.room_id = a.room_id AND t.thread_id = a.thread_id
 WHERE t.pos IS NULL OR a.stream_ordering > t.pos
 GROUP BY a.room_id, a.thread_id

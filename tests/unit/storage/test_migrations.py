@@ -181,3 +181,36 @@ async def test_two_processes_migrating_at_once_apply_each_migration_once(tmp_pat
         assert [r[0] for r in conn.execute("SELECT version FROM schema_version")] == shipped
     finally:
         conn.close()
+
+
+async def test_push_actions_rekeyed_by_room_keep_their_rows(tmp_path: Path) -> None:
+    # 0012 rebuilds event_push_actions with another primary key; rows written before must stay.
+    directory = _copy_migrations(tmp_path)
+    for later in sorted(directory.glob("*.sql")):
+        if int(later.name[:4]) >= 12:
+            later.rename(tmp_path / later.name)
+    path = tmp_path / "db.sqlite"
+    await apply_migrations(path, directory=directory)
+    rows = [("@a:x", "!r:x", 5, 1, "main"), ("@b:x", "!r:x", 5, 0, "$root"), ("@a:x", "!s:x", 2, 0, "main")]
+    conn = sqlite3.connect(path)
+    conn.executemany(
+        "INSERT INTO event_push_actions (user_id, room_id, stream_ordering, highlight, thread_id)"
+        " VALUES (?, ?, ?, ?, ?)", rows,
+    )
+    conn.commit()
+    conn.close()
+    (tmp_path / "0012_push_actions_by_room.sql").rename(directory / "0012_push_actions_by_room.sql")
+    assert [m.version for m in await apply_migrations(path, directory=directory)] == [12]
+    conn = sqlite3.connect(path)
+    try:
+        got = conn.execute(
+            "SELECT user_id, room_id, stream_ordering, highlight, thread_id FROM event_push_actions"
+        ).fetchall()
+        assert sorted(got) == sorted(rows)
+        plan = conn.execute(
+            "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM event_push_actions"
+            " WHERE room_id = '!r:x' AND stream_ordering > 1 AND user_id = '@a:x'"
+        ).fetchall()
+        assert "PRIMARY KEY (room_id=? AND stream_ordering>?)" in plan[0][3]
+    finally:
+        conn.close()
