@@ -160,10 +160,12 @@ class Backfiller:
         held = await self._storage.db.read(lambda c: events_table.select_events(c, ids))
         todo = [e for e in events if e.event_id not in held or _without_state(held[e.event_id])]
         in_batch = {e.event_id for e in todo}
+        outside = {a for e in todo for a in auth_event_ids_needed(e) if a not in in_batch}
+        lacking = set(await self._fetcher.unknown(outside))
         for event in todo:
-            wanted = [a for a in auth_event_ids_needed(event) if a not in in_batch]
-            if await self._fetcher.unknown(wanted):
+            if lacking.intersection(auth_event_ids_needed(event)):
                 await self._fetcher.ensure_auth_events(origin, event)
+                lacking = set(await self._fetcher.unknown(lacking))
         kept = await persist_outliers(self._storage, todo)
         for e in todo:
             if e.event_id not in kept:
@@ -181,16 +183,17 @@ class Backfiller:
             if before is None:
                 log.info("backfilled %s left out: no state before it", event.event_id)
                 continue
-            reason = event.rejected_reason or await self._check_against(event, before.state)
+            reason = event.rejected_reason or await self._check_against(event, before.state, loaded)
             if reason is not None and event.rejected_reason is None:
                 log.info("backfilled %s rejected against the state before it: %s", event.event_id, reason)
             checked = Event(event.pdu, event.room_version, event.event_id, room_id=event.room_id,
                             rejected_reason=reason)
             plans.append(_Planned(checked, before))
-            state = dict(before.state)
             if reason is None and event.is_state():
-                state[event.state_tuple] = event.event_id
-            after[event.event_id] = (event.event_id, state)
+                after[event.event_id] = (event.event_id, {**before.state, event.state_tuple: event.event_id})
+            else:  # the same state (and group) as before it; maps are shared, never changed
+                ref = before.exact if before.exact is not None else event.event_id
+                after[event.event_id] = (ref, before.state)
         return plans
 
     async def _state_before(
@@ -252,14 +255,17 @@ class Backfiller:
             return None
         return [after[p] if p in after else found[p] for p in prevs]
 
-    async def _check_against(self, event: Event, state: Mapping[StateKey, str]) -> str | None:
-        """Check 5 (the auth rules against the state before the event): the reason, or None."""
+    async def _check_against(
+        self, event: Event, state: Mapping[StateKey, str], loaded: dict[str, Event]
+    ) -> str | None:
+        """Check 5 (the auth rules against the state before the event): the reason, or None.
+        `loaded`: events read already (gains the ones read now)."""
         keys = auth_types_for_event(
             event.room_version, event.type, event.state_key, event.sender, event.content
         )
         ids = {k: state[k] for k in {*keys, _CREATE_KEY} if k in state}
-        events = await self._loader.load_events(ids.values())
-        return check_against_state(event, {k: events[i] for k, i in ids.items() if i in events})
+        loaded.update(await self._loader.load_events(i for i in ids.values() if i not in loaded))
+        return check_against_state(event, {k: loaded[i] for k, i in ids.items() if i in loaded})
 
 
 async def _write(conn: aiosqlite.Connection, plans: Sequence[_Planned]) -> int:

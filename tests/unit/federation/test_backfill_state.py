@@ -138,7 +138,8 @@ async def worlds() -> AsyncIterator[list[World]]:
 
 
 def by_body(chunk: Sequence[dict[str, Any]]) -> list[str]:
-    return [e["content"]["body"] for e in chunk if e["type"] == "m.room.message"]
+    """Message bodies (redacted messages have none)."""
+    return [e["content"]["body"] for e in chunk if e["type"] == "m.room.message" and "body" in e["content"]]
 
 
 def _visibility_history(names: dict[str, str]) -> Callable[[RemoteDag], None]:
@@ -297,3 +298,31 @@ async def test_room_state_held_from_the_join_joins_the_timeline(tmp_path: Path, 
         assert await w.state_after(e.event_id) == w.dag.state_after[e.event_id], e.type
     assert w.requester.called("get_state_ids") == []
     assert {a[0] for a in w.requester.called("backfill")} == {A}  # the first server answered
+
+
+async def test_events_share_groups_and_redactions_apply(tmp_path: Path, worlds: list[World]) -> None:
+    """Messages keep the group of the state before them (no group per message); a backfilled
+    redaction (v12: `redacts` in content) redacts the backfilled event it points at."""
+    names: dict[str, str] = {}
+
+    def history(dag: RemoteDag) -> None:
+        names["topic"] = dag.add(ALICE, "m.room.topic", {"topic": "t"}, "").event_id
+        names["oops"] = dag.add(ALICE, "m.room.message", msg("oops")).event_id
+        for i in range(3):
+            names[f"m{i}"] = dag.add(BOB, "m.room.message", msg(f"m{i}")).event_id
+        names["redaction"] = dag.add(ALICE, "m.room.redaction", {"redacts": names["oops"]}).event_id
+
+    w = await joined_after(tmp_path, history, "12")
+    worlds.append(w)
+    chunk = await w.messages()
+    by_id = {e["event_id"]: e for e in chunk}
+    assert by_body(chunk) == ["m2", "m1", "m0"]  # "oops" is shown redacted: no body
+    assert by_id[names["oops"]]["content"] == {}
+    assert by_id[names["oops"]]["unsigned"]["redacted_because"]["event_id"] == names["redaction"]
+    groups = set()
+    for key in ("topic", "oops", "m0", "m1", "m2", "redaction"):
+        held = await w.stored(names[key])
+        assert held is not None and held.state_group is not None
+        groups.add(held.state_group)
+    assert len(groups) == 1
+    assert await w.state_after(names["m2"]) == w.dag.state_after[names["m2"]]
