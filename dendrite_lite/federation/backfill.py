@@ -26,9 +26,10 @@ forward extremities and are not soft-failure checked: they are history (as in Sy
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import aiosqlite
@@ -96,8 +97,13 @@ class Backfiller:
         *,
         server_name: str,
         limits: FetchLimits = FetchLimits(),
+        room_lock: Callable[[str], asyncio.Lock] | None = None,
     ) -> None:
+        """`room_lock`: the local pipeline's (RoomPipeline.room_lock), held while the batch is
+        written, so an event the ingest pipeline is storing at the same time (it checks and
+        writes under that lock) is stored by one of the two only."""
         self._storage = storage
+        self._room_lock = room_lock
         self._requester = requester
         self._keys = key_store
         self._server_name = server_name
@@ -151,7 +157,12 @@ class Backfiller:
     async def _store(self, origin: str, events: Sequence[Event]) -> int:
         batch = await self._as_outliers(origin, events)
         plans = await self._plan(origin, batch)
-        return await self._storage.db.write(lambda c: _write(c, plans)) if plans else 0
+        if not plans:
+            return 0
+        room_id = plans[0].event.room_id
+        lock = self._room_lock(room_id) if self._room_lock is not None else contextlib.nullcontext()
+        async with lock:
+            return await self._storage.db.write(lambda c: _write(c, plans))
 
     async def _as_outliers(self, origin: str, events: Sequence[Event]) -> list[Event]:
         """The events of the answer not in the timeline yet, checked against their auth events

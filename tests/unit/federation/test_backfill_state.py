@@ -5,6 +5,7 @@ over a DAG of really signed events (ingest_env)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from dendrite_lite.crypto.signing import InMemoryKeyStore
 from dendrite_lite.events.event import Event, StateKey
 from dendrite_lite.federation.backfill import Backfiller
 from dendrite_lite.federation.ingest import FederationIngest
@@ -80,6 +82,7 @@ class World:
     backfiller: Backfiller
     history: HistoryService
     join_id: str
+    keys: InMemoryKeyStore
 
     @property
     def room_id(self) -> str:
@@ -126,7 +129,8 @@ async def joined_after(
     )
     backfiller = Backfiller(storage, requester, store, server_name=US)  # type: ignore[arg-type]
     requester.calls.clear()
-    return World(storage, dag, requester, backfiller, HistoryService(storage, backfill=backfiller.backfill), join.event_id)
+    history_service = HistoryService(storage, backfill=backfiller.backfill)
+    return World(storage, dag, requester, backfiller, history_service, join.event_id, store)
 
 
 @pytest.fixture
@@ -326,3 +330,28 @@ async def test_events_share_groups_and_redactions_apply(tmp_path: Path, worlds: 
         groups.add(held.state_group)
     assert len(groups) == 1
     assert await w.state_after(names["m2"]) == w.dag.state_after[names["m2"]]
+
+
+async def test_batch_is_written_under_the_room_lock(tmp_path: Path, worlds: list[World]) -> None:
+    names: dict[str, str] = {}
+    w = await joined_after(tmp_path, _visibility_history(names))
+    worlds.append(w)
+    locks: dict[str, asyncio.Lock] = {}
+    w.backfiller = Backfiller(
+        w.storage, w.requester, w.keys, server_name=US,  # type: ignore[arg-type]
+        room_lock=lambda room_id: locks.setdefault(room_id, asyncio.Lock()),
+    )
+    lock = locks.setdefault(w.room_id, asyncio.Lock())
+    async with lock:
+        task = asyncio.create_task(w.backfiller.backfill(w.room_id, 50))
+        for _ in range(200):  # the batch is fetched and checked...
+            await asyncio.sleep(0.01)
+            if await w.stored(names["after"]) is not None:
+                break
+        await asyncio.sleep(0.3)  # ...and its write waits for the lock
+        held = await w.stored(names["after"])
+        assert held is not None and held.outlier and held.state_group is None
+        assert not task.done()
+    assert await task > 0
+    held = await w.stored(names["after"])
+    assert held is not None and not held.outlier and held.state_group is not None
