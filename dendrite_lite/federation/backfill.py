@@ -37,14 +37,8 @@ import aiosqlite
 from dendrite_lite.crypto.signing import KeyStore
 from dendrite_lite.events.auth import auth_types_for_event
 from dendrite_lite.events.event import Event, StateKey
-from dendrite_lite.events.room_versions import RoomVersion, get_room_version
-from dendrite_lite.federation.checks import (
-    PduDropped,
-    auth_event_ids_needed,
-    check_against_state,
-    parse_pdu,
-    verify_pdu,
-)
+from dendrite_lite.events.room_versions import get_room_version
+from dendrite_lite.federation.checks import auth_event_ids_needed, check_against_state
 from dendrite_lite.federation.missing_events import FetchLimits, MissingEventsFetcher
 from dendrite_lite.federation.outliers import persist_outliers
 from dendrite_lite.federation.requester import ClientRequester
@@ -136,23 +130,11 @@ class Backfiller:
             except Exception as e:  # unreachable or a bad answer: try the next server
                 log.info("backfill of %s from %s failed: %r", room_id, server, e)
                 continue
-            events = await self._verified(raws[:limit], rv, room_id)
+            events = await self._fetcher.verified(raws[:limit], rv, room_id)
             stored = await self._store(server, events)
             if stored:
                 return stored
         return 0
-
-    async def _verified(self, raws: Sequence[object], rv: RoomVersion, room_id: str) -> list[Event]:
-        out: list[Event] = []
-        for raw in raws:
-            try:
-                event = await verify_pdu(parse_pdu(raw, rv), self._keys)
-            except PduDropped as e:
-                log.info("backfilled PDU dropped: %s", e.reason)
-                continue
-            if event.room_id == room_id:
-                out.append(event)
-        return out
 
     async def _store(self, origin: str, events: Sequence[Event]) -> int:
         batch = await self._as_outliers(origin, events)
