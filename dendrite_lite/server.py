@@ -210,7 +210,7 @@ async def load_services(config: Config) -> Services:
         notifier=notifier,
         pipeline=pipeline,
         **user_data,
-        **_sync_services(storage, notifier, user_data, _backfill(config, storage, federation)),
+        **_sync_services(storage, notifier, user_data, _backfill(config, storage, federation, pipeline)),
         **federation,
         **_federation_endpoints(storage, federation, user_data),
     )
@@ -247,7 +247,7 @@ def _federation_services(config: Config, key: ServerKey, storage: Storage) -> di
 
 
 def _backfill(
-    config: Config, storage: Storage, federation: dict[str, Any]
+    config: Config, storage: Storage, federation: dict[str, Any], pipeline: RoomPipeline
 ) -> Callable[[str, int], Awaitable[int]] | None:
     """/messages asks other servers for history we lack (None without federation)."""
     client: FederationClient | None = federation["federation_client"]
@@ -256,6 +256,8 @@ def _backfill(
     return Backfiller(
         storage, ClientRequester(client), federation["keyring"],
         server_name=config.server.server_name,
+        # Its writes wait for the room's lock, like /send's, so both never store one event twice.
+        room_lock=pipeline.room_lock,
     ).backfill
 
 
