@@ -1,9 +1,11 @@
 """The local event pipeline: build -> auth -> persist in one transaction -> notify.
 
 Every event a local user causes (messages, state, membership, room creation) goes through
-`RoomPipeline.send_events`. Event creation in one room is serialized by a per-room lock, so the
-forward extremities and current state read at the start are still true at commit; different rooms
-run concurrently (and their commits still share fsyncs through the storage writer's group commit).
+`RoomPipeline.send_events`. Event creation in one room is serialized by a per-room lock (held to
+build and queue, not to commit: see Pipelining below), so the head an event is built on (the
+forward extremities and current state, including the room's queued events) is still the room's
+head when its write job runs; different rooms run concurrently, and all commits share fsyncs
+through the storage writer's group commit.
 
 The current state table always holds the state after the room's forward extremities, and
 rooms.current_state_group names the same state as a state group, so a local event's "state before"
