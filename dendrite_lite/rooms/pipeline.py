@@ -56,7 +56,7 @@ from dendrite_lite.events.builder import BuildError, EventRef, build_event
 from dendrite_lite.events.event import Event, StateKey
 from dendrite_lite.events.format import FormatError, validate_pdu
 from dendrite_lite.events.room_versions import RoomVersion, get_room_version
-from dendrite_lite.rooms.queued_writes import QueuedWrite, QueuedWrites, RoomLock, TxnKey
+from dendrite_lite.rooms.queued_writes import QueuedWrite, QueuedWrites, RoomLock, TxnKey, retrieve
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import events as events_table
 from dendrite_lite.storage import room_changes
@@ -272,9 +272,10 @@ class RoomPipeline:
         Raises MatrixError: M_NOT_FOUND (unknown room), M_FORBIDDEN (auth rules), M_BAD_JSON /
         M_TOO_LARGE (event format), M_UNKNOWN (a queued event it was built on failed to persist).
         """
-        write: QueuedWrite | None = None
-        # None: built here; a PersistedEvent: an earlier txn, committed; (write, index): queued.
-        results: list[PersistedEvent | tuple[QueuedWrite, int] | None] = []
+        mine: asyncio.Future[list[PersistedEvent]] | None = None
+        # None: built here; a PersistedEvent: an earlier txn, committed; (its batch's outcome,
+        # index): an earlier txn, queued.
+        results: list[PersistedEvent | tuple[asyncio.Future[list[PersistedEvent]], int] | None] = []
         async with self._lock(room_id).building():
             known = await self._head_for_build(room_id)
             head = _RoomHead.from_known(known)
@@ -297,14 +298,12 @@ class RoomPipeline:
                     if (w := await hook(room_id, built)) is not None
                 ]
                 write = self._queue(room_id, known, head, built, txns, in_txn)
+                mine = write.outcome()
                 # The lock goes only once the job is on the writer's queue, so the writer runs
                 # the room's jobs in the order they were built.
                 while not write.on_queue:
                     await asyncio.sleep(0)
-        persisted: list[PersistedEvent] = []
-        if write is not None:
-            assert write.task is not None
-            persisted = await asyncio.shield(write.task)
+        persisted: list[PersistedEvent] = await mine if mine is not None else []
         fresh = iter(persisted)
         out: list[PersistedEvent] = []
         for r in results:
@@ -313,9 +312,8 @@ class RoomPipeline:
             elif isinstance(r, PersistedEvent):
                 out.append(r)
             else:
-                earlier_write, index = r
-                assert earlier_write.task is not None
-                out.append((await asyncio.shield(earlier_write.task))[index])
+                outcome, index = r
+                out.append((await outcome)[index])
         return out
 
     async def send(self, room_id: str, spec: EventSpec) -> PersistedEvent:
@@ -373,8 +371,10 @@ class RoomPipeline:
             return out
 
         write.head = head.known(-1, pending=write)
-        write.task = asyncio.create_task(self._commit(write, persist, txns, write.head.joined))
-        write.task.add_done_callback(_retrieve)
+        write.task = asyncio.create_task(
+            write.answering(self._commit(write, persist, txns, write.head.joined))
+        )
+        write.task.add_done_callback(retrieve)
         self._queued.add(write, txns)
         self._keep_head(room_id, write.head)
         # Whoever builds on this batch checks auth against its state events: keep them at hand.
@@ -388,8 +388,9 @@ class RoomPipeline:
         txns: Sequence[TxnKey | None],
         joined: Iterable[str],
     ) -> list[PersistedEvent]:
-        """Queue the batch's job; once durable, settle the room's head and notify. A task of
-        its own, so a sender that goes away (or a retried txn) does not change what happens."""
+        """Queue the batch's job; once durable, settle the room's head and notify. Runs as a
+        task of its own (QueuedWrite.answering), so a sender that goes away (or a retried txn)
+        does not change what happens."""
         room_id = write.room_id
         try:
             write.on_queue = True  # db.write queues the job before it first waits
@@ -537,13 +538,14 @@ class RoomPipeline:
 
     async def _earlier_for_txn(
         self, txn: TxnKey | None
-    ) -> PersistedEvent | tuple[QueuedWrite, int] | None:
+    ) -> PersistedEvent | tuple[asyncio.Future[list[PersistedEvent]], int] | None:
         """The event a txn id already produced: queued (not committed yet) or stored."""
         if txn is None:
             return None
         queued = self._queued.txns.get(txn)
         if queued is not None:
-            return queued
+            write, index = queued
+            return write.outcome(), index
         stored = await self._storage.db.read(lambda c: events_table.select_event_by_txn(c, *txn))
         return PersistedEvent(stored.event, stored.stream_ordering) if stored is not None else None
 
@@ -593,13 +595,6 @@ class RoomPipeline:
         events = [p.event for p in persisted]
         for hook in self._commit_hooks:
             hook(room_id, events)
-
-
-def _retrieve(task: asyncio.Task[object]) -> None:
-    """Mark a commit task's error as seen: its sender may have gone away (cancelled request);
-    whoever still awaits it gets the error all the same."""
-    if not task.cancelled():
-        task.exception()
 
 
 async def _stored(conn: aiosqlite.Connection, event_id: str) -> bool:

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from dendrite_lite.events.event import Event
 
-__all__ = ["QueuedWrite", "QueuedWrites", "RoomLock", "TxnKey"]
+__all__ = ["QueuedWrite", "QueuedWrites", "RoomLock", "TxnKey", "retrieve"]
 
 TxnKey = tuple[str, str, str]  # (user_id, device_id, txn_id)
 
@@ -45,6 +45,10 @@ class QueuedWrite:
     clean: bool = False  # nobody else wrote the room between the built-on head and this job
     # Set by the commit task:
     task: asyncio.Task[Any] | None = field(default=None, repr=False)
+    # One future per caller waiting for the outcome, resolved by the commit task: awaiting the
+    # task itself would need a shield (a cancelled caller must not cancel it) and cost every
+    # sender two more turns of the event loop.
+    waiters: list[asyncio.Future[Any]] = field(default_factory=list, repr=False)
     on_queue: bool = False  # the job is on the writer's queue (it keeps queue order from here)
     settled: bool = False  # committed or failed
     failed: bool = False
@@ -64,6 +68,42 @@ class QueuedWrite:
         A failed batch: everything built on it fails too; wait, then rebuild from the database.
         """
         return any(w.has_state or w.failed for w in self.chain())
+
+    def outcome(self) -> asyncio.Future[Any]:
+        """A future of this caller's own for the commit task's result (or error). Take it at
+        once (under the room lock) rather than when about to wait, so it cannot be missed."""
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        waiter.add_done_callback(retrieve)  # the caller may stop waiting (cancelled, failed)
+        if self.task is not None and self.task.done():
+            if self.task.cancelled():
+                waiter.cancel()
+            elif (error := self.task.exception()) is not None:
+                waiter.set_exception(error)
+            else:
+                waiter.set_result(self.task.result())
+        else:
+            self.waiters.append(waiter)
+        return waiter
+
+    async def answering(self, work: Awaitable[Any]) -> Any:
+        """Run the batch's commit work, then answer every waiting caller with its outcome."""
+        try:
+            result = await work
+        except BaseException as e:
+            self.resolve(error=e)
+            raise
+        self.resolve(result)
+        return result
+
+    def resolve(self, result: Any = None, error: BaseException | None = None) -> None:
+        for waiter in self.waiters:
+            if waiter.done():  # its caller went away
+                continue
+            if error is not None:
+                waiter.set_exception(error)
+            else:
+                waiter.set_result(result)
+        self.waiters.clear()
 
     async def wait_settled(self) -> None:
         """Until committed or failed (never raises the write's error)."""
@@ -123,3 +163,10 @@ class RoomLock(asyncio.Lock):
             yield
         finally:
             self.release()
+
+
+def retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a future's error as seen (no "never retrieved" log): whoever still awaits it gets
+    the error all the same, and a caller that went away needs none."""
+    if not future.cancelled():
+        future.exception()

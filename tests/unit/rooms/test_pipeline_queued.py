@@ -174,15 +174,23 @@ async def test_a_failed_commit_fails_the_next_group_built_on_it(
     assert again.event.prev_event_ids == tuple(before)
 
 
-async def test_a_retried_txn_while_queued_gets_the_same_event(env: RoomEnv, writer: Writer) -> None:
+async def _sent_twice_while_queued(
+    env: RoomEnv, writer: Writer, spec: EventSpec
+) -> tuple[asyncio.Task[PersistedEvent], asyncio.Task[PersistedEvent]]:
+    """`spec` sent, queued behind "hold", and sent again (a retry) before anything commits."""
     hold = await _hold(env, writer)
-    txn = (BOB, "PHONE", "t1")
-    first = _start(env, _msg("once", BOB, txn))
+    first = _start(env, spec)
     await _eventually(lambda: len(writer.prepared) == 2)
-    retry = _start(env, _msg("once", BOB, txn))
+    retry = _start(env, spec)
     await asyncio.sleep(0.02)
     writer.release.set()
     await hold
+    return first, retry
+
+
+async def test_a_retried_txn_while_queued_gets_the_same_event(env: RoomEnv, writer: Writer) -> None:
+    txn = (BOB, "PHONE", "t1")
+    first, retry = await _sent_twice_while_queued(env, writer, _msg("once", BOB, txn))
     a, b = await first, await retry
     assert a.event.event_id == b.event.event_id and a.stream_ordering == b.stream_ordering
     assert [e.content["body"] for e in writer.prepared].count("once") == 1  # built once
@@ -191,6 +199,21 @@ async def test_a_retried_txn_while_queued_gets_the_same_event(env: RoomEnv, writ
     # And once committed, from the database.
     third = await env.pipeline.send(env.room_id, _msg("once", BOB, txn))
     assert third.event.event_id == a.event.event_id
+
+
+async def test_a_retried_txn_of_a_queued_write_that_fails_fails_too(
+    env: RoomEnv, writer: Writer
+) -> None:
+    txn = (BOB, "PHONE", "t2")
+    first, retry = await _sent_twice_while_queued(env, writer, _msg("boom", BOB, txn))
+    for task in (first, retry):
+        with pytest.raises(RuntimeError, match="boom"):
+            await task
+    # Nothing was stored under the txn: the next try is a new event.
+    later = await env.pipeline.send(env.room_id, _msg("fine", BOB, txn))
+    assert later.event.event_id != writer.built("boom").event_id
+    stored = await env.storage.db.read(lambda c: ev.select_event_by_txn(c, *txn))
+    assert stored is not None and stored.event.event_id == later.event.event_id
 
 
 async def test_room_lock_waits_for_queued_writes(env: RoomEnv, writer: Writer) -> None:
