@@ -1,7 +1,11 @@
 """A minimal Matrix client for the benchmarks: register, createRoom, join, send, sync.
 
 Only what bench/chat.py needs, written against the spec (so it drives any homeserver the same
-way). One `Homeserver` holds the shared httpx connection pool; `User` is a logged-in account.
+way). One `Homeserver` holds the shared connection pool; `User` is a logged-in account.
+
+The client is aiohttp on uvloop, not httpx: with httpx the client itself needed 0.9 of the
+machine's 2 cores to keep 16 sends in flight against dendrite-lite (bench/chat.py's "bench client
+CPU" line) and became the bottleneck of the measurement; the same work costs aiohttp a fraction.
 Every call raises `MatrixHTTPError` on a non-2xx answer so a broken run stops loudly instead of
 producing numbers for work that was never done.
 """
@@ -13,7 +17,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 
 __all__ = ["MatrixHTTPError", "Homeserver", "User"]
 
@@ -35,31 +39,37 @@ class Homeserver:
 
     def __init__(self, base_url: str, *, max_connections: int = 64, timeout_s: float = 120) -> None:
         self.base_url = base_url.rstrip("/")
-        self.http = httpx.AsyncClient(
+        self._timeout_s = timeout_s
+        self.http = self.new_pool(max_connections)
+
+    def new_pool(self, max_connections: int) -> aiohttp.ClientSession:
+        """A keep-alive pool of its own (long-polls use one so they never starve sends)."""
+        return aiohttp.ClientSession(
             base_url=self.base_url,
-            timeout=timeout_s,
-            limits=httpx.Limits(max_connections=max_connections,
-                                max_keepalive_connections=max_connections),
+            timeout=aiohttp.ClientTimeout(total=self._timeout_s),
+            connector=aiohttp.TCPConnector(limit=max_connections),
+            skip_auto_headers=("User-Agent",),
         )
 
     async def aclose(self) -> None:
-        await self.http.aclose()
+        await self.http.close()
 
     async def request(
         self, method: str, path: str, *, token: str | None = None, body: Any = None,
         params: dict[str, str] | None = None, ok: tuple[int, ...] = (200,),
-        http: httpx.AsyncClient | None = None,
+        http: aiohttp.ClientSession | None = None,
     ) -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {token}"} if token else None
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         content = None if body is None else json.dumps(body).encode()
         if content is not None:
-            headers = {**(headers or {}), "Content-Type": "application/json"}
-        resp = await (http or self.http).request(
-            method, path, content=content, headers=headers, params=params
-        )
-        if resp.status_code not in ok:
-            raise MatrixHTTPError(method, path, resp.status_code, resp.text)
-        return dict(resp.json())
+            headers["Content-Type"] = "application/json"
+        async with (http or self.http).request(
+            method, path, data=content, headers=headers, params=params
+        ) as resp:
+            text = await resp.text()
+            if resp.status not in ok:
+                raise MatrixHTTPError(method, path, resp.status, text)
+            return dict(json.loads(text))
 
     async def register(self, localpart: str, password: str) -> User:
         """POST /register with the m.login.dummy stage (open registration on both servers)."""
@@ -100,7 +110,7 @@ class User:
 
     async def sync(
         self, *, since: str | None = None, timeout_ms: int = 0, filter_json: str | None = None,
-        http: httpx.AsyncClient | None = None,
+        http: aiohttp.ClientSession | None = None,
     ) -> dict[str, Any]:
         """GET /sync. `http` lets long-polls use their own pool so they never starve sends."""
         params = {"timeout": str(timeout_ms)}

@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
+import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _client import Homeserver, User  # noqa: E402
@@ -217,10 +217,7 @@ async def wakeup_phase(
     arrivals: dict[str, dict[int, float]] = defaultdict(dict)
     news = asyncio.Condition()
     # Long-polls get their own pool: parked requests must not hold connections sends need.
-    poll_http = httpx.AsyncClient(
-        base_url=hs.base_url, timeout=120,
-        limits=httpx.Limits(max_connections=w.listeners + 2, max_keepalive_connections=w.listeners + 2),
-    )
+    poll_http = hs.new_pool(w.listeners + 2)
 
     async def listen(j: int, user: User) -> None:
         since = (await user.sync(http=poll_http))["next_batch"]
@@ -260,7 +257,7 @@ async def wakeup_phase(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await poll_http.aclose()
+        await poll_http.close()
     return {
         "wakeup_p50_ms": pct(wake, 50) * 1000,
         "wakeup_p95_ms": pct(wake, 95) * 1000,
@@ -310,7 +307,8 @@ def run_one(
             if profile_dir is not None and name == "dendrite-lite":
                 profile_dir.mkdir(parents=True, exist_ok=True)
                 profile = profile_dir / f"{name}-{run_no}"
-            metrics = asyncio.run(run_workload(server, w, watch, profile))
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                metrics = runner.run(run_workload(server, w, watch, profile))
             metrics["startup_s"] = startup_s
             return metrics
         finally:
