@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, cast
+from typing import Any
 
 from dendrite_lite.api.http import Response, jsonify, request
 from dendrite_lite.errors import Errcode, MatrixError
@@ -47,7 +47,7 @@ async def json_body(*, allow_empty: bool = False) -> dict[str, Any]:
     than the body limit -> 413 M_TOO_LARGE (raised while reading). `allow_empty` turns an empty
     body into {} for the endpoints whose body is optional.
     """
-    raw = cast(bytes, await request.get_data(cache=True, as_text=False))
+    raw = await request.get_data()
     if allow_empty and not raw.strip():
         return {}
     try:

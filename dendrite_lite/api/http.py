@@ -153,13 +153,13 @@ class Request:
             return None
         return int(value)
 
-    async def get_data(self, cache: bool = True, as_text: bool = False) -> bytes:
+    async def get_data(self) -> bytes:
         """The whole body (read once, then cached); 413 M_TOO_LARGE past the limit."""
         if self._body is None:
             self._body = await self._read_body()
         return self._body
 
-    async def get_json(self, force: bool = True) -> Any:
+    async def get_json(self) -> Any:
         body = await self.get_data()
         return json.loads(body) if body else None
 
@@ -172,8 +172,8 @@ class Request:
             raise _too_large()
 
     async def _read_body(self) -> bytes:
+        # A declared Content-Length over the limit was refused before the handler (api/asgi.py).
         limit = self.max_content_length
-        await self.refuse_declared_oversize()
         chunks: list[bytes] = []
         size = 0
         while True:

@@ -8,7 +8,6 @@ for this server. The checks themselves live in dendrite_lite.federation.auth.
 from __future__ import annotations
 
 import time
-from typing import cast
 from urllib.parse import quote
 
 from dendrite_lite.api.http import request
@@ -31,7 +30,7 @@ def request_uri() -> str:
 async def authenticated_origin() -> str:
     """The verified origin server of the current request (401 M_UNAUTHORIZED otherwise)."""
     svc = services()
-    body = cast(bytes, await request.get_data(cache=True, as_text=False))
+    body = await request.get_data()
     content = parse_request_body(body)
     origin = await verify_request(
         svc.keyring,

@@ -212,15 +212,12 @@ def open_room_dag(version: str, keys: Mapping[str, ServerKey]) -> RemoteDag:
     return dag
 
 
-async def open_env(tmp_path: Path, version: str = "10", *, members: int = 0) -> Env:
-    """Our server `test` joins the remote room (me@test) through persist_join_state; `members`
-    more users of remote.b join before us."""
-    keys, store = make_keys()
-    dag = open_room_dag(version, keys)
-    for i in range(members):
-        dag.add(f"@m{i}:{B}", "m.room.member", {"membership": "join"}, f"@m{i}:{B}")
+async def join_through_state(
+    tmp_path: Path, dag: Any, keys: Any, store: Any, requester: Any
+) -> tuple[Storage, FederationIngest, RoomPipeline, Notifier, Any]:
+    """A fresh database in which our server (me@test) has joined `dag`'s room through
+    persist_join_state: the state at the join as outliers, and the join itself."""
     storage = await Storage.open(tmp_path / "db.sqlite", readers=2)
-    requester = FakeRequester(dag)
     notifier = Notifier()
     pipeline = RoomPipeline(storage, server_name=US, key=keys[US], notifier=notifier)
     ingest = FederationIngest(
@@ -232,5 +229,19 @@ async def open_env(tmp_path: Path, version: str = "10", *, members: int = 0) -> 
     chain = dag.auth_chain([e.event_id for e in state])
     await ingest.persist_join_state(
         dag.rv, [dag.pdu(e) for e in state], [dag.pdu(e) for e in chain], dag.pdu(join)
+    )
+    return storage, ingest, pipeline, notifier, join
+
+
+async def open_env(tmp_path: Path, version: str = "10", *, members: int = 0) -> Env:
+    """Our server `test` joins the remote room (me@test) through persist_join_state; `members`
+    more users of remote.b join before us."""
+    keys, store = make_keys()
+    dag = open_room_dag(version, keys)
+    for i in range(members):
+        dag.add(f"@m{i}:{B}", "m.room.member", {"membership": "join"}, f"@m{i}:{B}")
+    requester = FakeRequester(dag)
+    storage, ingest, pipeline, notifier, _ = await join_through_state(
+        tmp_path, dag, keys, store, requester
     )
     return Env(storage, ingest, dag, requester, notifier, keys, pipeline)

@@ -16,13 +16,10 @@ import pytest
 from dendrite_lite.crypto.signing import InMemoryKeyStore
 from dendrite_lite.events.event import Event, StateKey
 from dendrite_lite.federation.backfill import Backfiller
-from dendrite_lite.federation.ingest import FederationIngest
 from dendrite_lite.rooms.history import HistoryService, MessagesRequest
-from dendrite_lite.rooms.pipeline import RoomPipeline
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import events as ev_table
 from dendrite_lite.storage import state as st
-from dendrite_lite.sync.notifier import Notifier
 from tests.unit.federation.ingest_env import (
     A,
     ALICE,
@@ -32,6 +29,7 @@ from tests.unit.federation.ingest_env import (
     US,
     FakeRequester,
     RemoteDag,
+    join_through_state,
     make_keys,
     open_room_dag,
 )
@@ -113,20 +111,8 @@ async def joined_after(
     keys, store = make_keys()
     dag = open_room_dag(version, keys)
     history(dag)
-    storage = await Storage.open(tmp_path / "db.sqlite", readers=2)
     requester = BackfillRequester(dag)
-    notifier = Notifier()
-    pipeline = RoomPipeline(storage, server_name=US, key=keys[US], notifier=notifier)
-    ingest = FederationIngest(
-        storage, key_store=store, requester=requester, notifier=notifier, room_lock=pipeline.room_lock
-    )
-    state_ids = dag.state_before(dag.head)
-    join = dag.add(ME, "m.room.member", {"membership": "join"}, ME)
-    state = [dag.events[i] for i in state_ids.values()]
-    chain = dag.auth_chain([e.event_id for e in state])
-    await ingest.persist_join_state(
-        dag.rv, [dag.pdu(e) for e in state], [dag.pdu(e) for e in chain], dag.pdu(join)
-    )
+    storage, _, _, _, join = await join_through_state(tmp_path, dag, keys, store, requester)
     backfiller = Backfiller(storage, requester, store, server_name=US)  # type: ignore[arg-type]
     requester.calls.clear()
     history_service = HistoryService(storage, backfill=backfiller.backfill)
