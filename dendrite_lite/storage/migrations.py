@@ -11,6 +11,7 @@ Later changes go in a new file with the next number.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
 import time
@@ -133,7 +134,7 @@ async def apply_migrations(path: Path, *, directory: Path = MIGRATIONS_DIR) -> l
             )
         if current == newest:
             return []
-        await conn.execute("PRAGMA journal_mode = WAL")
+        await _enable_wal(conn)
         # foreign_keys stays OFF while migrating (SQLite's documented way to rebuild a table);
         # foreign_key_check below still refuses to commit a migration that breaks a reference.
         await conn.execute("PRAGMA foreign_keys = OFF")
@@ -144,6 +145,21 @@ async def apply_migrations(path: Path, *, directory: Path = MIGRATIONS_DIR) -> l
         return applied
     finally:
         await conn.close()
+
+
+async def _enable_wal(conn: aiosqlite.Connection) -> None:
+    """PRAGMA journal_mode = WAL, retried while another process holds the file: SQLite answers a
+    journal mode change under a lock with "database is locked" at once, without busy_timeout's
+    wait (seen when two processes open a new database together)."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            await conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.01)
 
 
 async def _apply_one(conn: aiosqlite.Connection, migration: Migration) -> bool:
