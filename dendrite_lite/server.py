@@ -24,7 +24,8 @@ from typing import Any, Literal
 
 import contextlib
 
-import uvicorn
+from uvicorn.config import Config as UvicornConfig
+from uvicorn.server import Server as UvicornServer
 
 from dendrite_lite.api import health
 from dendrite_lite.api.access_log import AccessLog
@@ -385,7 +386,7 @@ def _tls_files(config: Config) -> tuple[str, str] | None:
     return None
 
 
-class _UvicornServer(uvicorn.Server):
+class _UvicornServer(UvicornServer):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         # The process's SIGTERM/SIGINT handling is ours (serve()): uvicorn must not replace it.
@@ -393,7 +394,7 @@ class _UvicornServer(uvicorn.Server):
 
 
 def _uvicorn_server(app: App, tls: tuple[str, str] | None) -> _UvicornServer:
-    config = uvicorn.Config(
+    config = UvicornConfig(
         AccessLog(app),
         http="httptools",
         ws="none",

@@ -11,6 +11,7 @@ anyone holding the PID still see the same process.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import types
@@ -27,18 +28,34 @@ def exec_server(config_path: Path) -> None:
     os.execv(sys.executable, args)
 
 
-def _skip_httpx_cli() -> None:
+def _keep_out_unused_imports() -> None:
+    """Keep libraries' optional parts the server never uses out of its memory (~3.8 MB)."""
     # httpx imports its `httpx` command-line tool (click, pygments, rich: 3.7 MB of RSS) whenever
     # rich happens to be installed, and typer installs it. The server never runs that tool; an
     # empty module in its place makes httpx fall back to its own stub `main`.
     sys.modules.setdefault("httpx._main", types.ModuleType("httpx._main"))
+    # httpcore loads its HTTP/2 support (h2, hpack, hyperframe: 1.2 MB) whenever h2 is installed
+    # (matrix-nio brings it into the test environment); federation speaks HTTP/1.1 only.
+    # A None entry makes `import h2` raise ImportError, which httpcore handles.
+    sys.modules.setdefault("h2", None)  # type: ignore[arg-type]
+    # `import uvicorn` runs its package __init__, which imports its command line (click) and
+    # process supervisors (multiprocessing): 2.5 MB of RSS. The server needs uvicorn.config and
+    # uvicorn.server only; an uninitialised package module lets those load on their own.
+    if "uvicorn" not in sys.modules:
+        spec = importlib.util.find_spec("uvicorn")
+        if spec is not None and spec.submodule_search_locations is not None:
+            package = importlib.util.module_from_spec(spec)
+            sys.modules["uvicorn"] = package
+            from uvicorn.config import Config
+
+            package.Config = Config  # type: ignore[attr-defined]  # `from uvicorn import Config` in uvicorn.lifespan
 
 
 def main(argv: list[str]) -> None:
     if len(argv) != 1:
         print("usage: python -m dendrite_lite.server_process CONFIG_PATH", file=sys.stderr)
         raise SystemExit(2)
-    _skip_httpx_cli()
+    _keep_out_unused_imports()
     from dendrite_lite.config import ConfigError, load_config
     from dendrite_lite.server import run
 

@@ -20,7 +20,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urljoin
 
 import httpx
@@ -124,25 +124,35 @@ class DnsSrvResolver:
     """SRV lookups with dnspython's async resolver and its TTL-respecting cache.
 
     `nameservers`/`port` default to the system's resolv.conf (tests point them at a local
-    server)."""
+    server). dnspython is imported at the first lookup, not before: it costs 2.6 MB of RSS,
+    and a server that federates only with IP literals or names with explicit ports never
+    looks up SRV records."""
 
     def __init__(self, nameservers: list[str] | None = None, port: int = 53) -> None:
-        import dns.asyncresolver
-        import dns.resolver
+        self._nameservers = nameservers
+        self._port = port
+        self._resolver: Any = None
 
-        self._resolver = dns.asyncresolver.Resolver(configure=nameservers is None)
-        if nameservers is not None:
-            self._resolver.nameservers = nameservers
-            self._resolver.port = port
-        self._resolver.cache = dns.resolver.Cache()
-        self._resolver.lifetime = 5.0
+    def _dns_resolver(self) -> Any:
+        if self._resolver is None:
+            import dns.asyncresolver
+            import dns.resolver
+
+            resolver = dns.asyncresolver.Resolver(configure=self._nameservers is None)
+            if self._nameservers is not None:
+                resolver.nameservers = self._nameservers
+                resolver.port = self._port
+            resolver.cache = dns.resolver.Cache()
+            resolver.lifetime = 5.0
+            self._resolver = resolver
+        return self._resolver
 
     async def resolve_srv(self, name: str) -> list[SrvRecord]:
         import dns.exception
         import dns.resolver
 
         try:
-            answer = await self._resolver.resolve(name, "SRV")
+            answer = await self._dns_resolver().resolve(name, "SRV")
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
             return []
         except dns.exception.DNSException as e:

@@ -78,6 +78,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MAX_PDUS_PER_TRANSACTION = 50  # server-server-api.md §Transactions
+MEMBER = "m.room.member"
 _CREATE_KEY: StateKey = ("m.room.create", "")
 _REPORT_VERSION = get_room_version("10")
 # Check-and-persist tries per event: each retry follows a fetch of the events state resolution
@@ -416,16 +417,15 @@ class FederationIngest:
     async def _with_membership(
         self, delta: Mapping[StateKey, str | None], known: Mapping[str, Event]
     ) -> dict[StateKey, tuple[str, str | None] | None]:
-        ids = [v for v in delta.values() if v is not None and v not in known]
-        events = {**(await self._loader.load_events(ids)), **known}
+        ids = [v for k, v in delta.items() if v is not None and v not in known and k[0] == MEMBER]
+        memberships = await self._storage.db.read(lambda c: events_table.select_memberships(c, ids))
+        memberships.update((eid, ev.membership) for eid, ev in known.items())
         out: dict[StateKey, tuple[str, str | None] | None] = {}
         for key, eid in delta.items():
             if eid is None:
                 out[key] = None
             else:
-                ev = events.get(eid)
-                member = ev.membership if ev is not None and key[0] == "m.room.member" else None
-                out[key] = (eid, member)
+                out[key] = (eid, memberships.get(eid) if key[0] == MEMBER else None)
         return out
 
     async def _notify(self, event: Event) -> None:

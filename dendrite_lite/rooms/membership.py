@@ -274,20 +274,18 @@ class MembershipService:
 
     async def joined_members(self, user_id: str, room_id: str) -> dict[str, dict[str, str]]:
         """GET /rooms/{roomId}/joined_members: the requester must be joined (403 otherwise)."""
-        room = await load_current(self.storage, room_id, None)
+        room = await load_current(self.storage, room_id, [(MEMBER, user_id)])
         if room.membership(user_id) != "join":
             raise MatrixError(Errcode.FORBIDDEN, f"You aren't a member of {room_id}")
+        profiles = await self.storage.db.read(lambda c: state_table.select_joined_profiles(c, room_id))
         joined: dict[str, dict[str, str]] = {}
-        for (event_type, state_key), event_id in sorted(room.state.items()):
-            stored = room.events.get(event_id)
-            if event_type != MEMBER or stored is None or stored.event.membership != "join":
-                continue
+        for member, name, avatar in profiles:
             info: dict[str, str] = {}
-            for src, dst in (("displayname", "display_name"), ("avatar_url", "avatar_url")):
-                value = stored.event.content.get(src)
-                if isinstance(value, str):
-                    info[dst] = value
-            joined[state_key] = info
+            if name is not None:
+                info["display_name"] = name
+            if avatar is not None:
+                info["avatar_url"] = avatar
+            joined[member] = info
         return joined
 
 

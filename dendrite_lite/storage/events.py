@@ -165,6 +165,26 @@ async def select_events(
     return found
 
 
+async def select_memberships(
+    conn: aiosqlite.Connection, event_ids: Iterable[str]
+) -> dict[str, str | None]:
+    """event id -> content.membership (None where it is not a string) of the m.room.member
+    events among `event_ids`; other and unknown ids are left out. Reads one field instead of
+    parsing whole events: joining a big room asks this for every member."""
+    ids = list(dict.fromkeys(event_ids))
+    found: dict[str, str | None] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        sql = (
+            "SELECT event_id, json_extract(json, '$.content.membership') FROM events"
+            f" WHERE type = 'm.room.member' AND event_id IN ({','.join('?' * len(chunk))})"
+        )
+        async with conn.execute(sql, chunk) as cur:
+            for event_id, membership in await cur.fetchall():
+                found[event_id] = membership if isinstance(membership, str) else None
+    return found
+
+
 async def select_event_by_txn(
     conn: aiosqlite.Connection, user_id: str, device_id: str, txn_id: str
 ) -> StoredEvent | None:

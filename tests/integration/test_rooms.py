@@ -109,6 +109,33 @@ async def test_invite_join_leave_members_and_joined_rooms(srv: RunningServer) ->
     assert resp.json()["errcode"] == "M_FORBIDDEN"
 
 
+async def test_joined_members_reads_profiles_from_current_member_events(srv: RunningServer) -> None:
+    alice, bob = await _pair(srv)
+    room_id = await alice.create_room(preset="public_chat")
+    await bob.call("POST", f"/rooms/{room_id}/join", {})
+    state = f"/rooms/{room_id}/state/m.room.member"
+    await alice.call("PUT", f"{state}/{alice.user_id}",
+                     {"membership": "join", "displayname": "Alice A", "avatar_url": "mxc://x/a"})
+    named = await bob.call("PUT", f"{state}/{bob.user_id}", {"membership": "join", "displayname": "Bob B"})
+    # Not strings: left out, as if absent.
+    carol = await new_user(srv, "carol")
+    await carol.call("POST", f"/rooms/{room_id}/join", {})
+    await carol.call("PUT", f"{state}/{carol.user_id}", {"membership": "join", "displayname": 7})
+    jm = (await alice.call("GET", f"/rooms/{room_id}/joined_members")).json()["joined"]
+    assert jm == {
+        alice.user_id: {"display_name": "Alice A", "avatar_url": "mxc://x/a"},
+        bob.user_id: {"display_name": "Bob B"},
+        carol.user_id: {},
+    }
+    # A redacted member event keeps its membership and loses its profile.
+    await alice.call("PUT", f"/rooms/{room_id}/redact/{named.json()['event_id']}/jm1", {})
+    jm = (await alice.call("GET", f"/rooms/{room_id}/joined_members")).json()["joined"]
+    assert jm[bob.user_id] == {}
+    await carol.call("POST", f"/rooms/{room_id}/leave", {})
+    jm = (await bob.call("GET", f"/rooms/{room_id}/joined_members")).json()["joined"]
+    assert list(jm) == sorted([alice.user_id, bob.user_id])
+
+
 async def test_members_at_a_pagination_token(srv: RunningServer) -> None:
     alice, bob = await _pair(srv)
     room_id = await alice.create_room(preset="public_chat")
