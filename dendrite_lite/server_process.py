@@ -24,31 +24,35 @@ def exec_server(config_path: Path) -> None:
     """Replace the current process with the server (never returns)."""
     sys.stdout.flush()
     sys.stderr.flush()
-    args = [sys.executable, "-m", "dendrite_lite.server_process", str(config_path.resolve())]
+    args = [sys.executable, "-OO", "-m", "dendrite_lite.server_process", str(config_path.resolve())]
     os.execv(sys.executable, args)
 
 
 def _keep_out_unused_imports() -> None:
-    """Keep libraries' optional parts the server never uses out of its memory (~3.8 MB)."""
-    # httpx imports its `httpx` command-line tool (click, pygments, rich: 3.7 MB of RSS) whenever
-    # rich happens to be installed, and typer installs it. The server never runs that tool; an
-    # empty module in its place makes httpx fall back to its own stub `main`.
-    sys.modules.setdefault("httpx._main", types.ModuleType("httpx._main"))
-    # httpcore loads its HTTP/2 support (h2, hpack, hyperframe: 1.2 MB) whenever h2 is installed
-    # (matrix-nio brings it into the test environment); federation speaks HTTP/1.1 only.
-    # A None entry makes `import h2` raise ImportError, which httpcore handles.
-    sys.modules.setdefault("h2", None)  # type: ignore[arg-type]
-    # `import uvicorn` runs its package __init__, which imports its command line (click) and
-    # process supervisors (multiprocessing): 2.5 MB of RSS. The server needs uvicorn.config and
-    # uvicorn.server only; an uninitialised package module lets those load on their own.
-    if "uvicorn" not in sys.modules:
-        spec = importlib.util.find_spec("uvicorn")
-        if spec is not None and spec.submodule_search_locations is not None:
-            package = importlib.util.module_from_spec(spec)
-            sys.modules["uvicorn"] = package
-            from uvicorn.config import Config
+    """Load two packages without running their package __init__, which imports what the
+    server never uses. Their submodules load on their own under an uninitialised package."""
+    # uvicorn's __init__ imports its command line (click) and process supervisors
+    # (multiprocessing): 2.5 MB of RSS. The server needs uvicorn.config and uvicorn.server;
+    # uvicorn.lifespan does `from uvicorn import Config`.
+    uvicorn = _package_without_init("uvicorn")
+    if uvicorn is not None:
+        from uvicorn.config import Config
 
-            package.Config = Config  # type: ignore[attr-defined]  # `from uvicorn import Config` in uvicorn.lifespan
+        uvicorn.Config = Config  # type: ignore[attr-defined]
+    # signedjson's __init__ only sets __version__, read with importlib.metadata: 2.6 MB of
+    # RSS (zipfile, csv, email, shutil with bz2 and lzma...) and a scan of sys.path at start.
+    _package_without_init("signedjson")
+
+
+def _package_without_init(name: str) -> types.ModuleType | None:
+    if name in sys.modules:
+        return None
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.submodule_search_locations is None:
+        return None
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[name] = package
+    return package
 
 
 def main(argv: list[str]) -> None:

@@ -6,9 +6,9 @@ be valid for (sent as SNI unless it is an IP address). The result also lists eve
 (`steps`), so `dendrite-lite doctor` can show why a name resolved the way it did; nothing here
 prints or logs for the user.
 
-The two network lookups are injected: an `httpx.AsyncClient` for `/.well-known/matrix/server`
-and an `SrvResolver` for DNS SRV records (dnspython by default), so tests use
-`httpx.MockTransport` and a dict of records.
+The two network lookups are injected: an `HttpTransport` (http_client.py) for
+`/.well-known/matrix/server` and an `SrvResolver` for DNS SRV records (dnspython by default), so
+tests use fakes of both.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urljoin
 
-import httpx
+from dendrite_lite.http_client import HttpError, HttpRequest, HttpTransport, ResponseTooLarge
+
 
 from dendrite_lite.config import is_valid_server_name
 
@@ -42,8 +43,6 @@ __all__ = [
     "is_ip_literal",
     "order_srv_records",
     "cache_period_from_headers",
-    "ResponseTooLarge",
-    "read_body_limited",
 ]
 
 DEFAULT_PORT = 8448
@@ -245,7 +244,7 @@ def _clamp_cache(period: float | None) -> float:
 class ServerDiscovery:
     """Resolves server names; keeps the well-known cache (in memory: a restart refetches)."""
 
-    http: httpx.AsyncClient  # used only for /.well-known/matrix/server
+    http: HttpTransport  # used only for /.well-known/matrix/server
     srv: SrvResolver
     clock: Callable[[], float] = time.time
     rng: random.Random = field(default_factory=random.Random)
@@ -331,11 +330,16 @@ class ServerDiscovery:
         seen = {url}
         for _ in range(WELL_KNOWN_MAX_REDIRECTS + 1):
             try:
-                status, headers, body = await self._get_limited(url)
+                answer = await self.http.send(
+                    HttpRequest("GET", url, timeout_s=WELL_KNOWN_TIMEOUT_S,
+                                connect_timeout_s=WELL_KNOWN_TIMEOUT_S),
+                    WELL_KNOWN_MAX_BYTES,
+                )
             except ResponseTooLarge:
                 return None, f"{url}: response larger than {WELL_KNOWN_MAX_BYTES} bytes", None
-            except httpx.HTTPError as e:
-                return None, f"{url}: {type(e).__name__}: {e}", None
+            except HttpError as e:
+                return None, f"{url}: {e}", None
+            status, headers, body = answer.status, answer.headers, answer.body
             if status in (301, 302, 303, 307, 308) and "location" in headers:
                 url = urljoin(url, headers["location"])
                 if url in seen:
@@ -348,33 +352,6 @@ class ServerDiscovery:
                 return None, f"{url}: HTTP {status}", None
             return (*_parse_well_known(url, body), cache_period_from_headers(headers))
         return None, f"more than {WELL_KNOWN_MAX_REDIRECTS} redirects", None
-
-    async def _get_limited(self, url: str) -> tuple[int, httpx.Headers, bytes]:
-        async with self.http.stream(
-            "GET", url, follow_redirects=False, timeout=WELL_KNOWN_TIMEOUT_S
-        ) as resp:
-            return resp.status_code, resp.headers, await read_body_limited(resp, WELL_KNOWN_MAX_BYTES)
-
-
-class ResponseTooLarge(Exception):
-    pass
-
-
-async def read_body_limited(response: httpx.Response, limit: int) -> bytes:
-    """The body of a streamed response; ResponseTooLarge as soon as it passes `limit` bytes
-    (or when Content-Length announces more), so a hostile peer cannot make us buffer much."""
-    declared = response.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ResponseTooLarge()
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise ResponseTooLarge()
-        chunks.append(chunk)
-    return b"".join(chunks)
-
 
 def _parse_well_known(url: str, body: bytes) -> tuple[str | None, str | None]:
     # The spec says to assume JSON whatever the Content-Type.

@@ -1,7 +1,7 @@
 """The outbound federation client: resolve the destination, sign with X-Matrix, send over TLS.
 
-One `httpx.AsyncClient` per destination server name (bounded, least recently used closed
-first), so connections to a peer are reused across requests and a connection set up with one
+Requests go over one pooled HTTP/1.1 client (http_client.py): connections to a peer are
+reused across requests, and pooled by address and SNI, so a connection set up with one
 server's SNI is never used for another's. TLS is verified against the system CAs (or
 `federation.ca_file`) unless `federation.verify_tls = false`.
 
@@ -12,14 +12,11 @@ timeout, oversized or non-JSON response). Retrying is the caller's business (the
 
 from __future__ import annotations
 
-import asyncio
+import json
 import ssl
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
-
-import httpx
 
 from dendrite_lite.config import Config
 from dendrite_lite.crypto.canonical import CanonicalJSONError, encode_canonical_json, parse_json
@@ -28,10 +25,16 @@ from dendrite_lite.delegation.discovery import (
     DiscoveryError,
     DnsSrvResolver,
     Resolution,
-    ResponseTooLarge,
     ServerDiscovery,
     SrvResolver,
-    read_body_limited,
+)
+from dendrite_lite.http_client import (
+    ConnectFailed,
+    HttpClient,
+    HttpError,
+    HttpRequest,
+    HttpTransport,
+    ResponseTooLarge,
 )
 from dendrite_lite.federation.auth import authorization_header
 
@@ -50,7 +53,6 @@ CONNECT_TIMEOUT_S = 10.0
 # send_join answers for big rooms carry the whole state and auth chain; 100 MiB fits rooms with
 # tens of thousands of members while bounding what a hostile peer can make us buffer.
 DEFAULT_MAX_RESPONSE_BYTES = 100 * 1024 * 1024
-MAX_CLIENTS = 256
 
 
 class FederationError(Exception):
@@ -101,7 +103,7 @@ class FederationClient:
         key: ServerKey,
         discovery: ServerDiscovery | None = None,
         ssl_context: ssl.SSLContext | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,  # tests: httpx.MockTransport
+        transport: HttpTransport | None = None,  # tests: a fake
         *,
         verify_tls: bool = True,
         ca_file: str | None = None,
@@ -119,8 +121,7 @@ class FederationClient:
         self._discovery = discovery
         self._ssl_context = ssl_context
         self._srv = srv
-        self._clients: OrderedDict[str, httpx.AsyncClient] = OrderedDict()
-        self._closing: set[asyncio.Task[None]] = set()
+        self._http: HttpTransport | None = transport
 
     @classmethod
     def from_config(
@@ -128,7 +129,7 @@ class FederationClient:
         config: Config,
         key: ServerKey,
         *,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: HttpTransport | None = None,
         srv: SrvResolver | None = None,
     ) -> FederationClient:
         fed = config.federation
@@ -146,43 +147,21 @@ class FederationClient:
         return self._ssl_context
 
     @property
+    def http(self) -> HttpTransport:
+        if self._http is None:
+            self._http = HttpClient(self.ssl_context)
+        return self._http
+
+    @property
     def discovery(self) -> ServerDiscovery:
         if self._discovery is None:
             # The well-known fetch uses the same trust settings as federation requests.
-            wk_http = httpx.AsyncClient(
-                verify=self.ssl_context, transport=self.transport, trust_env=False
-            )
-            self._discovery = ServerDiscovery(wk_http, self._srv or DnsSrvResolver())
+            self._discovery = ServerDiscovery(self.http, self._srv or DnsSrvResolver())
         return self._discovery
 
     async def aclose(self) -> None:
-        clients = list(self._clients.values())
-        self._clients.clear()
-        for c in clients:
-            await c.aclose()
-        if self._discovery is not None:
-            await self._discovery.http.aclose()
-
-    def _client_for(self, destination: str) -> httpx.AsyncClient:
-        client = self._clients.get(destination)
-        if client is not None:
-            self._clients.move_to_end(destination)
-            return client
-        client = httpx.AsyncClient(
-            verify=self.ssl_context,
-            transport=self.transport,
-            timeout=httpx.Timeout(self.timeout_s, connect=CONNECT_TIMEOUT_S),
-            # The proxy environment of the machine is not meant for server-to-server traffic.
-            trust_env=False,
-        )
-        self._clients[destination] = client
-        if len(self._clients) > MAX_CLIENTS:
-            _, old = self._clients.popitem(last=False)
-            # Closed in the background: a request still using it keeps its own reference.
-            task = asyncio.get_running_loop().create_task(old.aclose())
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
-        return client
+        if self._http is not None and self.transport is None:  # a given transport is the giver's
+            await self._http.aclose()
 
     async def resolve(self, destination: str) -> Resolution:
         try:
@@ -218,30 +197,30 @@ class FederationClient:
             headers["Content-Type"] = "application/json"
         resolution = await self.resolve(destination)
         headers["Host"] = resolution.host_header
-        client = self._client_for(destination)
         limit = max_response_bytes or self.max_response_bytes
         last: Exception | None = None
         for target in resolution.targets:
-            extensions: dict[str, Any] = {}
-            if resolution.sni is not None and resolution.sni != target.host:
-                # SRV/delegation: connect to the target, but the certificate (and SNI) must be
-                # for the name we resolved.
-                extensions["sni_hostname"] = resolution.sni
-            if timeout_s is not None:
-                extensions["timeout"] = httpx.Timeout(timeout_s, connect=CONNECT_TIMEOUT_S).as_dict()
+            # SRV/delegation: connect to the target, but the certificate (and SNI) must be for
+            # the name we resolved.
+            sni = resolution.sni if resolution.sni is not None and resolution.sni != target.host else None
+            req = HttpRequest(
+                method, resolution.url(uri, target), headers, body, sni=sni,
+                timeout_s=timeout_s if timeout_s is not None else self.timeout_s,
+                connect_timeout_s=CONNECT_TIMEOUT_S,
+            )
             try:
-                status, raw = await _send(
-                    client, method, resolution.url(uri, target), headers, body, extensions, limit
-                )
-            except (httpx.ConnectError, httpx.ConnectTimeout) as e:
+                answer = await self.http.send(req, limit)
+            except ConnectFailed as e:
                 last = e
                 continue  # the next SRV target, if any
-            except httpx.HTTPError as e:
-                raise UnreachableError(destination, f"{type(e).__name__}: {e}") from None
             except ResponseTooLarge:
                 raise UnreachableError(destination, f"response larger than {limit} bytes") from None
-            return _parse_answer(destination, status, raw)
-        raise UnreachableError(destination, f"cannot connect: {type(last).__name__}: {last}")
+            except HttpError as e:
+                raise UnreachableError(destination, f"{type(e).__name__}: {e}") from None
+            status, text = answer.status, _json_text(answer.body)
+            del answer  # a big answer (send_join: megabytes) is not held as bytes while parsed
+            return _parse_answer(destination, status, text)
+        raise UnreachableError(destination, f"cannot connect: {last}")
 
     async def get_json(self, destination: str, path: str, **kw: Any) -> Any:
         return await self.request("GET", destination, path, **kw)
@@ -253,25 +232,18 @@ class FederationClient:
         return await self.request("POST", destination, path, content=content, **kw)
 
 
-async def _send(
-    client: httpx.AsyncClient,
-    method: str,
-    url: str,
-    headers: dict[str, str],
-    body: bytes | None,
-    extensions: dict[str, Any],
-    limit: int,
-) -> tuple[int, bytes]:
-    request = client.build_request(method, url, headers=headers, content=body, extensions=extensions)
-    response = await client.send(request, stream=True)
+def _json_text(raw: bytes | bytearray) -> str | None:
+    """The body as text the way json.loads would decode it; None if it is not text."""
     try:
-        return response.status_code, await read_body_limited(response, limit)
-    finally:
-        await response.aclose()
+        return raw.decode(json.detect_encoding(raw), "surrogatepass")
+    except (UnicodeDecodeError, LookupError):
+        return None
 
 
-def _parse_answer(destination: str, status: int, raw: bytes) -> Any:
+def _parse_answer(destination: str, status: int, raw: str | None) -> Any:
     try:
+        if raw is None:
+            raise CanonicalJSONError("not text")
         body = parse_json(raw) if raw else None
     except CanonicalJSONError:
         if 200 <= status < 300:

@@ -61,6 +61,7 @@ from dendrite_lite.federation.timeline_write import (
 from dendrite_lite.rooms.notifications import PersistHook
 from dendrite_lite.rooms.pipeline import PersistedEvent
 from dendrite_lite.storage import Storage
+from dendrite_lite.storage import auth_chains
 from dendrite_lite.storage import events as events_table
 from dendrite_lite.storage import rooms as rooms_table
 from dendrite_lite.storage import state as state_table
@@ -171,13 +172,28 @@ class FederationIngest:
         """A send_join answer: verify the state and auth chain (format, hashes, signatures, auth
         against their auth events in auth order), store them as outliers, then the join event
         as the room's first timeline event with that state as the state before it.
-        Raises PduDropped if the join cannot be stored as an accepted event."""
-        rv = room_version
-        join = await verify_pdu(parse_pdu(join_event, rv), self._keys)
-        room_id = join.room_id
+        Raises PduDropped if the join cannot be stored as an accepted event.
+        The same as verified_join, store_join_state and persist_join one after the other;
+        a caller holding a big answer calls those and drops the answer after the second."""
+        join = await self.verified_join(room_version, join_event)
+        state = await self.store_join_state(join, state_pdus, auth_chain_pdus)
+        return await self.persist_join(join, state)
+
+    async def verified_join(self, room_version: RoomVersion, join_event: Any) -> Event:
+        """Our join event as the resident server answered it, checked. Raises PduDropped."""
+        return await verify_pdu(parse_pdu(join_event, room_version), self._keys)
+
+    async def store_join_state(
+        self, join: Event, state_pdus: Sequence[Any], auth_chain_pdus: Sequence[Any]
+    ) -> StateMap:
+        """Verify the state and auth chain of a send_join answer and store them as outliers
+        (and the room); returns the accepted state. Raises PduDropped."""
+        rv, room_id = join.room_version, join.room_id
         state_events = await self._fetcher.verified(state_pdus, rv, room_id)
         chain_events = await self._fetcher.verified(auth_chain_pdus, rv, room_id)
-        held = await persist_outliers(self._storage, [*chain_events, *state_events])
+        # Indexed by persist_join: the parsed answer is gone by then, and the index's working
+        # set (a few structures per event) takes its place instead of adding to it.
+        held = await persist_outliers(self._storage, [*chain_events, *state_events], index=False)
         state: StateMap = {}
         for e in state_events:
             h = held.get(e.event_id)
@@ -193,6 +209,13 @@ class FederationIngest:
                 created_ts=create.origin_server_ts,
             )
         )
+        return state
+
+    async def persist_join(self, join: Event, state: StateMap) -> PersistedEvent:
+        """Our join as the room's first timeline event, `state` (store_join_state's) the state
+        before it. Raises PduDropped if it is not accepted."""
+        state_ids = list(state.values())
+        await self._storage.db.write(lambda c: auth_chains.index_events(c, state_ids))
         outcome = await self._persist_resolving(None, join, state)
         if outcome.rejected_reason is not None or outcome.soft_failed:
             raise PduDropped(f"join event not accepted: {outcome.rejected_reason or 'soft failed'}")

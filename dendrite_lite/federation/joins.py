@@ -195,11 +195,14 @@ class RemoteJoins:
         # A restricted join comes back co-signed by the authorising server; same event otherwise.
         if isinstance(returned, dict) and _same_event(returned, hs.event):
             join_pdu = returned
-        state, chain = answer.get("state"), answer.get("auth_chain")
-        if not isinstance(state, list) or not isinstance(chain, list):
+        if not isinstance(answer.get("state"), list) or not isinstance(answer.get("auth_chain"), list):
             raise MatrixError(Errcode.UNKNOWN, "send_join answer without state/auth_chain", status=502)
         try:
-            persisted = await self._ingest.persist_join_state(hs.room_version, state, chain, join_pdu)
+            join = await self._ingest.verified_join(hs.room_version, join_pdu)
+            # Handed over, not kept: the parsed state of a big room (megabytes) is freed once
+            # stored, before the join is persisted.
+            state = await self._ingest.store_join_state(join, answer.pop("state"), answer.pop("auth_chain"))
+            persisted = await self._ingest.persist_join(join, state)
         except PduDropped as e:
             raise MatrixError(
                 Errcode.UNKNOWN, f"the room state from {hs.server} is not usable: {e.reason}", status=502

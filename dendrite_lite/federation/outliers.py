@@ -28,12 +28,15 @@ __all__ = ["persist_outliers"]
 log = logging.getLogger(__name__)
 
 
-async def persist_outliers(storage: Storage, events: Sequence[Event]) -> dict[str, Event]:
+async def persist_outliers(
+    storage: Storage, events: Sequence[Event], *, index: bool = True
+) -> dict[str, Event]:
     """Auth-check verified `events` in auth order and store those we do not hold as outliers.
 
     An event whose auth events are neither among `events` nor stored is left out (we cannot
     check it). Returns every event of `events` we now hold, as held: with `rejected_reason`
     set for rejected ones; events held before keep their stored form.
+    `index=False` leaves indexing the auth chains to the caller (auth_chains.index_events).
     """
     if not events:
         return {}
@@ -68,7 +71,8 @@ async def persist_outliers(storage: Storage, events: Sequence[Event]) -> dict[st
                     await events_table.insert_event(conn, e, outlier=True)
             # Indexed now, while their auth events are at hand, rather than by the first state
             # resolution that needs them (a joined room's whole state arrives here).
-            await auth_chains.index_events(conn, [e.event_id for e in fresh])
+            if index:
+                await auth_chains.index_events(conn, [e.event_id for e in fresh])
 
         await storage.db.write(write)
     return {eid: ev for eid, ev in known.items() if eid in ids}

@@ -15,15 +15,17 @@ import json, sys
 from dendrite_lite.server_process import _keep_out_unused_imports
 _keep_out_unused_imports()
 import dendrite_lite.server
-import httpx
 from dendrite_lite.delegation.discovery import DnsSrvResolver
-from dendrite_lite.federation.client import make_ssl_context
+from dendrite_lite.federation.client import FederationClient
+from dendrite_lite.crypto.keys import new_server_key
 
-# What the first federation request loads: an httpx client (httpcore), a resolver, a context.
-httpx.AsyncClient(verify=make_ssl_context(False))
+# What the first federation request sets up: the pooled HTTP client, discovery, a resolver.
+client = FederationClient("a.example", new_server_key("k"), verify_tls=False)
+client.discovery
 DnsSrvResolver()
-print(json.dumps(sorted(m for m, mod in sys.modules.items() if mod is not None and m.split(".")[0] in
-                        ("click", "h2", "hpack", "dns", "multiprocessing", "rich"))))
+print(json.dumps(sorted(m for m, mod in sys.modules.items() if mod is not None and (
+    m.split(".")[0] in ("click", "h2", "dns", "multiprocessing", "rich", "httpx", "httpcore", "anyio")
+    or m in ("importlib.metadata", "zipfile")))))
 """
 
 
@@ -35,7 +37,7 @@ def _loaded_after_probe(probe: str) -> list[str]:
     return json.loads(out.stdout)  # type: ignore[no-any-return]
 
 
-def test_server_image_loads_no_cli_no_http2_and_no_dns_until_needed() -> None:
+def test_server_image_loads_no_cli_no_httpx_no_package_metadata_and_no_dns_until_needed() -> None:
     assert _loaded_after_probe(_PROBE) == []
 
 

@@ -22,6 +22,7 @@ from dendrite_lite.delegation.discovery import (
     order_srv_records,
     split_server_name,
 )
+from tests.http_fakes import MockHttp
 
 
 class FakeSrv:
@@ -56,7 +57,7 @@ def make(handler: Handler, srv: FakeSrv | None = None) -> tuple[ServerDiscovery,
         return handler(request)
 
     clock = Clock()
-    http = httpx.AsyncClient(transport=httpx.MockTransport(record))
+    http = MockHttp(record)
     return ServerDiscovery(http, srv or FakeSrv(), clock=clock, rng=random.Random(1)), seen, clock
 
 

@@ -1,4 +1,4 @@
-"""The outbound federation client over httpx.MockTransport: signing, Host/SNI, errors, limits."""
+"""The outbound federation client over a fake transport (tests/http_fakes.py): signing, Host/SNI, errors, limits."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from dendrite_lite.federation.client import (
     UnreachableError,
     make_ssl_context,
 )
+from tests.http_fakes import MockHttp
 
 US = "us.example.org"
 KEY = new_server_key("c1")
@@ -34,9 +35,8 @@ class Srv:
 
 
 def make_client(handler, srv: Srv | None = None, **kw) -> FederationClient:
-    transport = httpx.MockTransport(handler)
-    wk = httpx.AsyncClient(transport=transport)
-    discovery = ServerDiscovery(wk, srv or Srv())
+    transport = MockHttp(handler)
+    discovery = ServerDiscovery(transport, srv or Srv())
     return FederationClient(US, KEY, discovery, make_ssl_context(True), transport, **kw)
 
 
@@ -172,13 +172,14 @@ async def test_invalid_destination_is_unreachable() -> None:
         await client.get_json("bad name", "/x")
 
 
-async def test_one_connection_pool_per_destination() -> None:
-    client = make_client(lambda r: httpx.Response(200, json={}))
-    a1 = client._client_for("a.org")
-    assert client._client_for("a.org") is a1
-    assert client._client_for("b.org") is not a1
+async def test_given_transport_is_used_for_requests_and_well_known_and_not_closed() -> None:
+    seen: list[str] = []
+    client = make_client(lambda r: seen.append(str(r.url)) or httpx.Response(200, json={}))
+    await client.get_json("a.org:1", "/x")
+    assert seen == ["https://a.org:1/x"]
     await client.aclose()
-    assert a1.is_closed
+    assert not client.http.closed  # type: ignore[attr-defined]
+
 
 
 def test_tls_verification_follows_config(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
 """The keyring: direct and notary key fetching, verification, caching in SQLite, coalescing,
-and answering notary queries. Remote servers are fakes behind httpx.MockTransport."""
+and answering notary queries. Remote servers are fakes behind tests/http_fakes.MockHttp."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from dendrite_lite.federation.keyring import (
     parse_key_response,
 )
 from dendrite_lite.storage import Storage
+from tests.http_fakes import MockHttp
 
 US = "us.test:1"
 REMOTE = "remote.test:1"
@@ -86,8 +87,8 @@ OUR_KEY = new_server_key("us1")
 
 
 def keyring(storage: Storage, world: World, notaries: tuple[str, ...] = ()) -> Keyring:
-    transport = httpx.MockTransport(world.handle)
-    discovery = ServerDiscovery(httpx.AsyncClient(transport=transport), srv=None)  # type: ignore[arg-type]
+    transport = MockHttp(world.handle)
+    discovery = ServerDiscovery(transport, srv=None)  # type: ignore[arg-type]
     client = FederationClient(US, OUR_KEY, discovery, make_ssl_context(True), transport)
     return Keyring(US, OUR_KEY, storage, client, notaries, clock_ms=lambda: world.now)
 
