@@ -6,7 +6,7 @@ Two listeners, one process:
   federation, key, well-known and health routes, so a port opened to the internet for
   federation does not also expose the client API.
 Each listener is its own ASGI app (api/asgi.py) over the same Services, served by its own uvicorn
-server (httptools parser) on the one event loop (event_loop.py: uvloop); both stop on the same
+server (httptools parser) on the one event loop (event_loop.py); both stop on the same
 trigger, let in-flight requests finish, and only then is storage closed.
 """
 
@@ -549,7 +549,7 @@ def run(config: Config) -> None:
     """Serve in the foreground until SIGTERM/SIGINT (`dendrite-lite run`)."""
     configure_logging(config.logging.level)
     try:
-        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        with asyncio.Runner(loop_factory=lambda: new_event_loop(config.server.event_loop)) as runner:
             runner.run(serve(config))
     except StartupError as e:
         log.error("%s", e)

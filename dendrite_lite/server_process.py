@@ -1,12 +1,13 @@
 """The server's own process image: `dendrite-lite run` checks the config, then execs this.
 
-    python -m dendrite_lite.server_process CONFIG_PATH
+    python -OO -m dendrite_lite.server_process CONFIG_PATH
 
 Why a separate image: the CLI framework stays loaded for the life of the process otherwise, and
-typer (0.29) brings pydantic and rich with it. Measured idle RSS of a fresh server on this
-machine: 57.1 MB when served from inside the typer command, 47.3 MB from this module, 43.7 MB
-with httpx's command-line module kept out as well (below). exec keeps the PID, so systemd and
-anyone holding the PID still see the same process.
+typer (0.29) brings pydantic and rich with it (57.1 MB of idle RSS served from inside the typer
+command, 47.3 MB from this module). Here it also loads without what the server never uses:
+docstrings (-OO), uvicorn's and signedjson's package __init__ (below), and ctypes (glibc's mmap
+threshold comes from the environment, memory.py). exec keeps the PID, so systemd and anyone
+holding the PID still see the same process.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import sys
 import types
 from pathlib import Path
 
+from dendrite_lite.memory import MMAP_THRESHOLD, MMAP_THRESHOLD_ENV
+
 __all__ = ["exec_server", "main"]
 
 
@@ -25,7 +28,9 @@ def exec_server(config_path: Path) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     args = [sys.executable, "-OO", "-m", "dendrite_lite.server_process", str(config_path.resolve())]
-    os.execv(sys.executable, args)
+    env = dict(os.environ)
+    env.setdefault(MMAP_THRESHOLD_ENV, str(MMAP_THRESHOLD))
+    os.execve(sys.executable, args, env)
 
 
 def _keep_out_unused_imports() -> None:

@@ -116,7 +116,7 @@ StartServer = Callable[..., Awaitable[RunningServer]]
 
 
 def pytest_asyncio_loop_factories(config: Any, item: Any) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
-    """Tests run on the loop the server runs on in production (uvloop, TLS settings)."""
+    """Tests run on the loop the server runs on by default (asyncio with our TLS settings)."""
     return {"loop": new_event_loop}
 
 

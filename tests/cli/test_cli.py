@@ -401,7 +401,9 @@ def test_init_then_run_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
         # `run` execs the lean server image (same PID, no CLI framework loaded in it).
         cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
         assert b"dendrite_lite.server_process" in cmdline
-        assert "pydantic_core" not in Path(f"/proc/{proc.pid}/maps").read_text()
+        maps = Path(f"/proc/{proc.pid}/maps").read_text()
+        assert "pydantic_core" not in maps
+        assert "uvloop" not in maps  # server.event_loop defaults to asyncio's
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
     finally:
@@ -410,6 +412,32 @@ def test_init_then_run_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
             proc.wait()
     stderr = proc.stderr.read().decode() if proc.stderr else ""
     assert "Traceback" not in stderr
+
+
+def test_run_on_uvloop_when_configured(tmp_path: Path) -> None:
+    client_port = free_port()
+    config = tmp_path / "dendrite-lite.toml"
+    result = invoke(*init_args(tmp_path, "--listen-client", f"127.0.0.1:{client_port}",
+                               "--listen-federation", ""))
+    assert result.exit_code == 0, result.output
+    text = config.read_text()
+    assert 'event_loop = "asyncio"' in text
+    config.write_text(text.replace('event_loop = "asyncio"', 'event_loop = "uvloop"'))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dendrite_lite", "run", "--config", str(config)],
+        env=subprocess_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        base = f"http://127.0.0.1:{client_port}"
+        _poll(base + "/health", proc)
+        assert httpx.get(base + "/_matrix/client/versions", timeout=5).status_code == 200
+        assert "uvloop" in Path(f"/proc/{proc.pid}/maps").read_text()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def _poll(url: str, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> httpx.Response:
