@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -9,6 +10,7 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -387,11 +389,7 @@ def test_init_then_run_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
                                "--registration", "open"))
     assert result.exit_code == 0, result.output
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dendrite_lite", "run", "--config", str(config)],
-        env=subprocess_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
-    try:
+    with _running(config, tmp_path) as proc:
         base = f"http://127.0.0.1:{client_port}"
         health = _poll(base + "/health", proc)
         versions = httpx.get(base + "/_matrix/client/versions", timeout=5)
@@ -404,12 +402,6 @@ def test_init_then_run_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
         maps = Path(f"/proc/{proc.pid}/maps").read_text()
         assert "pydantic_core" not in maps
         assert "uvloop" not in maps  # server.event_loop defaults to asyncio's
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     stderr = proc.stderr.read().decode() if proc.stderr else ""
     assert "Traceback" not in stderr
 
@@ -423,15 +415,22 @@ def test_run_on_uvloop_when_configured(tmp_path: Path) -> None:
     text = config.read_text()
     assert 'event_loop = "asyncio"' in text
     config.write_text(text.replace('event_loop = "asyncio"', 'event_loop = "uvloop"'))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dendrite_lite", "run", "--config", str(config)],
-        env=subprocess_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
-    try:
+    with _running(config, tmp_path) as proc:
         base = f"http://127.0.0.1:{client_port}"
         _poll(base + "/health", proc)
         assert httpx.get(base + "/_matrix/client/versions", timeout=5).status_code == 200
         assert "uvloop" in Path(f"/proc/{proc.pid}/maps").read_text()
+
+
+@contextlib.contextmanager
+def _running(config: Path, cwd: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`dendrite-lite run` as a process; it must stop cleanly on SIGTERM at the end."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dendrite_lite", "run", "--config", str(config)],
+        env=subprocess_env(), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        yield proc
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
     finally:
