@@ -55,9 +55,8 @@ def configure_logging(level: str = "info", *, stream: TextIO | None = None) -> N
     # Replace rather than add, so calling this twice (tests, reload) never doubles every line.
     root.handlers = [handler]
     root.setLevel(_LEVELS.get(level.lower(), logging.INFO))
-    # uvicorn announces its sockets (we log our listeners ourselves) and httpx logs every
-    # outbound request at info; keep their warnings, drop the chatter.
-    for noisy in ("uvicorn.error", "httpx"):
+    # httpx (the command line's HTTP client) logs every request at info; keep its warnings.
+    for noisy in ("httpx",):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     asyncio_log = logging.getLogger("asyncio")
     if not any(isinstance(f, _QuietTlsCloseTimeout) for f in asyncio_log.filters):

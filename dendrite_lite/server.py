@@ -5,8 +5,8 @@ Two listeners, one process:
 - federation (`listen.federation`, skipped when empty or equal to the client address): only the
   federation, key, well-known and health routes, so a port opened to the internet for
   federation does not also expose the client API.
-Each listener is its own ASGI app (api/asgi.py) over the same Services, served by its own uvicorn
-server (httptools parser) on the one event loop (event_loop.py); both stop on the same
+Each listener is its own ASGI app (api/asgi.py) over the same Services, served by its own
+HttpServer (api/http_server.py, httptools parser) on the one event loop (event_loop.py); both stop on the same
 trigger, let in-flight requests finish, and only then is storage closed.
 """
 
@@ -17,20 +17,18 @@ import logging
 import signal
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import contextlib
 
-from uvicorn.config import Config as UvicornConfig
-from uvicorn.server import Server as UvicornServer
 
 from dendrite_lite.api import health
 from dendrite_lite.api.access_log import AccessLog
 from dendrite_lite.api.app import Services, create_app
 from dendrite_lite.api.asgi import App
+from dendrite_lite.api.http_server import HttpServer
 from dendrite_lite.api.routing import Blueprint
 from dendrite_lite.api.admin import registration_tokens as admin_registration_tokens
 from dendrite_lite.api.admin import synapse_register
@@ -356,8 +354,8 @@ def _bind_socket(bind: str) -> socket.socket:
     except OSError as e:
         sock.close()
         raise StartupError(f"cannot listen on {bind}: {e.strerror}") from None
-    # Listening now (uvicorn would only do so after its startup) means a client connecting
-    # right after `ready` waits in the backlog instead of being refused.
+    # Listening now, before the services and apps are built, means a client connecting right
+    # after `ready` waits in the backlog instead of being refused.
     sock.listen(128)
     return sock
 
@@ -386,31 +384,14 @@ def _tls_files(config: Config) -> tuple[str, str] | None:
     return None
 
 
-class _UvicornServer(UvicornServer):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        # The process's SIGTERM/SIGINT handling is ours (serve()): uvicorn must not replace it.
-        yield
-
-
-def _uvicorn_server(app: App, tls: tuple[str, str] | None) -> _UvicornServer:
-    config = UvicornConfig(
-        AccessLog(app),
-        http="httptools",
-        ws="none",
-        lifespan="off",
-        interface="asgi3",
-        loop="none",  # serve() already runs on our loop (event_loop.py)
-        log_config=None,  # our handlers and format (logging_setup.py)
-        access_log=False,  # AccessLog writes our own line per request
-        server_header=False,
-        # client_ip() reads X-Forwarded-For itself, only behind a loopback proxy.
-        proxy_headers=False,
-        timeout_graceful_shutdown=GRACEFUL_TIMEOUT_S,
-        ssl_certfile=tls[0] if tls else None,
-        ssl_keyfile=tls[1] if tls else None,
-    )
-    return _UvicornServer(config)
+def _http_server(app: App, tls: tuple[str, str] | None) -> HttpServer:
+    context = None
+    if tls is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*tls)
+    # AccessLog writes our own line per request; client_ip() reads X-Forwarded-For itself,
+    # only behind a loopback proxy.
+    return HttpServer(AccessLog(app), ssl_context=context, graceful_timeout_s=GRACEFUL_TIMEOUT_S)
 
 
 def _listener_binds(config: Config) -> list[tuple[Listener, str]]:
@@ -467,7 +448,7 @@ async def serve(
         if configure_app is not None:
             for name, app in apps.items():
                 configure_app(app, name)
-        servers = [(_uvicorn_server(apps[name], tls), sock) for name, sock in sockets]
+        servers = [(_http_server(apps[name], tls), sock) for name, sock in sockets]
         sockets.clear()  # each server closes its socket when it stops
 
         if shutdown_trigger is None:
@@ -496,19 +477,13 @@ async def serve(
         log.info("stopped")
 
 
-async def _serve_until(server: _UvicornServer, sock: socket.socket, stop: asyncio.Event) -> None:
-    async def stop_on_trigger() -> None:
-        await stop.wait()
-        server.should_exit = True
-
-    watcher = asyncio.create_task(stop_on_trigger())
+async def _serve_until(server: HttpServer, sock: socket.socket, stop: asyncio.Event) -> None:
     try:
-        await server.serve(sockets=[sock])
+        await server.serve(sock, stop)
+    except OSError as e:
+        raise StartupError(f"cannot serve on {_sockname_text(sock)}: {e}") from None
     finally:
-        watcher.cancel()
         sock.close()
-    if not server.started:
-        raise StartupError(f"cannot serve on {_sockname_text(sock)}")
 
 
 def _sockname_text(sock: socket.socket) -> str:

@@ -5,7 +5,7 @@
 Why a separate image: the CLI framework stays loaded for the life of the process otherwise, and
 typer (0.29) brings pydantic and rich with it (57.1 MB of idle RSS served from inside the typer
 command, 47.3 MB from this module). Here it also loads without what the server never uses:
-docstrings (-OO), uvicorn's and signedjson's package __init__ (below), and ctypes (glibc's mmap
+docstrings (-OO), signedjson's package __init__ (below), and ctypes (glibc's mmap
 threshold comes from the environment, memory.py). exec keeps the PID, so systemd and anyone
 holding the PID still see the same process.
 """
@@ -34,18 +34,10 @@ def exec_server(config_path: Path) -> None:
 
 
 def _keep_out_unused_imports() -> None:
-    """Load two packages without running their package __init__, which imports what the
-    server never uses. Their submodules load on their own under an uninitialised package."""
-    # uvicorn's __init__ imports its command line (click) and process supervisors
-    # (multiprocessing): 2.5 MB of RSS. The server needs uvicorn.config and uvicorn.server;
-    # uvicorn.lifespan does `from uvicorn import Config`.
-    uvicorn = _package_without_init("uvicorn")
-    if uvicorn is not None:
-        from uvicorn.config import Config
-
-        uvicorn.Config = Config  # type: ignore[attr-defined]
-    # signedjson's __init__ only sets __version__, read with importlib.metadata: 2.6 MB of
-    # RSS (zipfile, csv, email, shutil with bz2 and lzma...) and a scan of sys.path at start.
+    """Load signedjson without running its package __init__, which only sets __version__,
+    read with importlib.metadata: 2.6 MB of RSS (zipfile, csv, email, shutil with bz2 and
+    lzma...) and a scan of sys.path at start. Its submodules load on their own under the
+    uninitialised package."""
     _package_without_init("signedjson")
 
 

@@ -1,5 +1,5 @@
 """Shared fixtures. The integration harness starts REAL servers (dendrite_lite.server.serve, i.e.
-uvicorn on 127.0.0.1 with free ports) with a temporary data directory and a fresh signing key,
+api/http_server.py on 127.0.0.1 with free ports) with a temporary data directory and a fresh signing key,
 and hands out httpx clients pointed at them.
 
 - `server` (session): one default server shared by every test that needs nothing special.

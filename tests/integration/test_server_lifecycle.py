@@ -244,5 +244,5 @@ async def test_tls_stop_is_quick_while_a_peer_holds_an_idle_connection(
         loop = asyncio.get_running_loop()
         started = loop.time()
         await srv.stop()
-        # 2 s (event_loop.TLS_CLOSE_WAIT_S) plus the server's 0.1 s ticks; uvicorn's own cap is 10 s.
+        # 2 s (event_loop.TLS_CLOSE_WAIT_S) plus the server's 0.1 s ticks; the graceful cap is 10 s.
         assert loop.time() - started < 5.0

@@ -21,7 +21,7 @@ def restore_root() -> Iterator[None]:
     # configure_logging replaces the root handlers, which would also drop pytest's capture.
     root = logging.getLogger()
     saved = (root.handlers[:], root.level)
-    noisy = {n: logging.getLogger(n).level for n in ("uvicorn.error", "httpx")}
+    noisy = {n: logging.getLogger(n).level for n in ("httpx",)}
     yield
     root.handlers, root.level = saved[0], saved[1]
     for name, level in noisy.items():
