@@ -132,6 +132,10 @@ class _Connection(asyncio.Protocol):
                 self._refuse(431, "M_TOO_LARGE", "Request headers too large")
             else:
                 self._refuse(400, "M_UNRECOGNIZED", "Invalid HTTP request")
+            return
+        if self.current is None and not self.closed:
+            # Between requests (or inside a head that has not ended): still idle, by the clock.
+            self._start_keep_alive_timer()
 
     def pause_writing(self) -> None:
         self.writable.clear()

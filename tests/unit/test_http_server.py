@@ -158,6 +158,12 @@ async def test_idle_connections_close_after_the_keep_alive_time(
     assert await asyncio.wait_for(reader.read(), 2) == b""  # closed by the server
     writer.close()
     assert not server.connections
+    # A head that never ends is no request in progress: the same clock applies.
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: a\r\n")
+    await writer.drain()
+    assert await asyncio.wait_for(reader.read(), 2) == b""
+    writer.close()
 
 
 async def test_a_client_gone_mid_body_is_a_disconnect_for_the_app(serve) -> None:
