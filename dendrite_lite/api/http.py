@@ -16,7 +16,8 @@ connection reset.
 
 Why not Quart+Hypercorn (the stack first chosen): measured per request on this machine, a
 JSON PUT cost 1.31 ms of server CPU through Quart on Hypercorn against 0.25 ms through this layer
-on uvicorn's httptools parser and uvloop, and Quart's imports alone weigh 18 MB of RSS.
+on uvicorn's httptools parser and uvloop, and Quart's imports alone weigh 18 MB of RSS. (The
+server under this layer is now api/http_server.py, on the same parser.)
 """
 
 from __future__ import annotations
