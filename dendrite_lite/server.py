@@ -6,8 +6,8 @@ Two listeners, one process:
   federation, key, well-known and health routes, so a port opened to the internet for
   federation does not also expose the client API.
 Each listener is its own ASGI app (api/asgi.py) over the same Services, served by its own
-HttpServer (api/http_server.py, httptools parser) on the one event loop (event_loop.py); both stop on the same
-trigger, let in-flight requests finish, and only then is storage closed.
+HttpServer (api/http_server.py, httptools parser) on the one event loop (event_loop.py); both
+stop on the same trigger, let in-flight requests finish, and only then is storage closed.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
-
-
 
 from dendrite_lite.api import health
 from dendrite_lite.api.access_log import AccessLog

@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-import types
 from pathlib import Path
 
 from dendrite_lite.memory import MMAP_THRESHOLD, MMAP_THRESHOLD_ENV
@@ -41,15 +40,12 @@ def _keep_out_unused_imports() -> None:
     _package_without_init("signedjson")
 
 
-def _package_without_init(name: str) -> types.ModuleType | None:
+def _package_without_init(name: str) -> None:
     if name in sys.modules:
-        return None
+        return
     spec = importlib.util.find_spec(name)
-    if spec is None or spec.submodule_search_locations is None:
-        return None
-    package = importlib.util.module_from_spec(spec)
-    sys.modules[name] = package
-    return package
+    if spec is not None and spec.submodule_search_locations is not None:
+        sys.modules[name] = importlib.util.module_from_spec(spec)
 
 
 def main(argv: list[str]) -> None:

@@ -17,20 +17,20 @@ import logging
 import ssl
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
 import httptools
 
+from dendrite_lite.api.http import Message, Receive, Scope, Send
+
 __all__ = ["HttpServer", "KEEP_ALIVE_S", "MAX_HEAD_BYTES"]
 
 log = logging.getLogger(__name__)
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-AsgiApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
+AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 KEEP_ALIVE_S = 5.0  # an idle connection is closed after this long
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers together

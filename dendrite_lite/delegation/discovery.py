@@ -23,10 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urljoin
 
-from dendrite_lite.http_client import HttpError, HttpRequest, HttpTransport, ResponseTooLarge
-
-
 from dendrite_lite.config import is_valid_server_name
+from dendrite_lite.http_client import HttpError, HttpRequest, HttpTransport, ResponseTooLarge
 
 __all__ = [
     "DEFAULT_PORT",

@@ -240,15 +240,18 @@ def _json_text(raw: bytes | bytearray) -> str | None:
         return None
 
 
-def _parse_answer(destination: str, status: int, raw: str | None) -> Any:
-    try:
-        if raw is None:
-            raise CanonicalJSONError("not text")
-        body = parse_json(raw) if raw else None
-    except CanonicalJSONError:
-        if 200 <= status < 300:
-            raise UnreachableError(destination, f"HTTP {status} with a non-JSON body") from None
-        body = None
+def _parse_answer(destination: str, status: int, text: str | None) -> Any:
+    """`text`: the body decoded (_json_text), None when it is not text."""
+    body: Any = None
+    json_ok = False
+    if text is not None:
+        try:
+            body = parse_json(text) if text else None
+            json_ok = True
+        except CanonicalJSONError:
+            pass
+    if not json_ok and 200 <= status < 300:
+        raise UnreachableError(destination, f"HTTP {status} with a non-JSON body")
     if not 200 <= status < 300:
         raise RemoteError(destination, status, body)
     return body

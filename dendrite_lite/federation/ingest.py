@@ -45,6 +45,7 @@ from dendrite_lite.federation.checks import (
     parse_pdu,
     verify_pdu,
 )
+from dendrite_lite.federation.membership_events import MEMBER
 from dendrite_lite.federation.missing_events import (
     FederationRequester,
     FetchLimits,
@@ -79,7 +80,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MAX_PDUS_PER_TRANSACTION = 50  # server-server-api.md §Transactions
-MEMBER = "m.room.member"
 _CREATE_KEY: StateKey = ("m.room.create", "")
 _REPORT_VERSION = get_room_version("10")
 # Check-and-persist tries per event: each retry follows a fetch of the events state resolution
