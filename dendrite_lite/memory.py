@@ -12,23 +12,17 @@ buffer an mmap that is returned on free. Small allocations (events, rows) are un
 from __future__ import annotations
 
 import logging
-import os
 
-__all__ = ["return_large_blocks_to_os", "MMAP_THRESHOLD", "MMAP_THRESHOLD_ENV"]
+__all__ = ["return_large_blocks_to_os", "MMAP_THRESHOLD"]
 
 log = logging.getLogger(__name__)
 
 _M_MMAP_THRESHOLD = -3  # malloc.h
 MMAP_THRESHOLD = 1 << 20
-# glibc reads this at process start; `dendrite-lite run` sets it for the server process it execs
-# (server_process.py), which then needs no ctypes (0.3 MB of RSS) to call mallopt.
-MMAP_THRESHOLD_ENV = "MALLOC_MMAP_THRESHOLD_"
 
 
 def return_large_blocks_to_os() -> bool:
     """Pin glibc's mmap threshold; False (and nothing changed) where there is no glibc."""
-    if os.environ.get(MMAP_THRESHOLD_ENV) == str(MMAP_THRESHOLD):
-        return True  # pinned by glibc at start
     import ctypes
     import ctypes.util
 

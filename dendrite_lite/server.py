@@ -5,15 +5,17 @@ Two listeners, one process:
 - federation (`listen.federation`, skipped when empty or equal to the client address): only the
   federation, key, well-known and health routes, so a port opened to the internet for
   federation does not also expose the client API.
-Each listener is its own ASGI app (api/asgi.py) over the same Services, served by its own
-HttpServer (api/http_server.py, httptools parser) on the one event loop (event_loop.py); both
-stop on the same trigger, let in-flight requests finish, and only then is storage closed.
+Each listener is its own Quart app (api/app.py) over the same Services, served by Hypercorn
+(api/listener.py) on the one event loop (event_loop.py), HTTP/1.1 and HTTP/2. Both stop on the
+same trigger: long-polling /sync answers at once, in-flight requests finish, and only then is
+storage closed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import signal
 import socket
 import ssl
@@ -22,12 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from hypercorn.asyncio import serve as hypercorn_serve
+from quart import Blueprint, Quart
+
 from dendrite_lite.api import health
 from dendrite_lite.api.access_log import AccessLog
 from dendrite_lite.api.app import Services, create_app
-from dendrite_lite.api.asgi import App
-from dendrite_lite.api.http_server import HttpServer
-from dendrite_lite.api.routing import Blueprint
+from dendrite_lite.api.framing import FramingGuard
+from dendrite_lite.api.listener import ListenerConfig, server_tls_context
 from dendrite_lite.api.admin import registration_tokens as admin_registration_tokens
 from dendrite_lite.api.admin import synapse_register
 from dendrite_lite.api.client import account, devices, login, register, versions
@@ -128,9 +132,6 @@ _CLIENT_ONLY_BLUEPRINTS: tuple[Blueprint, ...] = (
     messages_api.bp,
 )
 
-# In-flight requests get this long to finish after a shutdown is triggered.
-GRACEFUL_TIMEOUT_S = 10.0
-
 
 class StartupError(Exception):
     """The server cannot start; the message says what to do about it."""
@@ -143,7 +144,7 @@ class Listening:
     client: tuple[str, int]
     federation: tuple[str, int] | None
     scheme: str  # "http" or "https"
-    apps: dict[Listener, App]
+    apps: dict[Listener, Quart]
 
     @property
     def client_url(self) -> str:
@@ -159,7 +160,7 @@ def _url(scheme: str, addr: tuple[str, int]) -> str:
     return f"{scheme}://{host}:{addr[1]}"
 
 
-def build_app(config: Config, svc: Services, *, listener: Listener = "client") -> App:
+def build_app(config: Config, svc: Services, *, listener: Listener = "client") -> Quart:
     blueprints = _FEDERATION_BLUEPRINTS
     if listener == "client":
         blueprints = _CLIENT_ONLY_BLUEPRINTS + _FEDERATION_BLUEPRINTS
@@ -358,38 +359,46 @@ def _bind_socket(bind: str) -> socket.socket:
     return sock
 
 
-def _check_tls_files(cert: Path, key: Path) -> tuple[str, str]:
-    # Load them once here so a bad path or a key that does not match the certificate is a clear
-    # startup error, not an exception inside a listener after the server said it was ready.
+def _load_tls(cert: Path, key: Path) -> ssl.SSLContext:
+    # Loaded here so a bad path or a key that does not match the certificate is a clear startup
+    # error, not an exception inside a listener after the server said it was ready.
     try:
-        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+        return server_tls_context(cert, key)
     except (OSError, ssl.SSLError) as e:
         raise StartupError(f"cannot load tls.cert_path {cert} / tls.key_path {key}: {e}") from None
-    return str(cert), str(key)
 
 
-def _tls_files(config: Config) -> tuple[str, str] | None:
+def _tls_context(config: Config) -> ssl.SSLContext | None:
+    """The listeners' TLS context (one, shared: renewing the certificate updates both)."""
     tls = config.tls
     if tls.mode == "files":
         if tls.cert_path is None or tls.key_path is None:
             raise StartupError("tls.mode = \"files\" needs tls.cert_path and tls.key_path")
-        return _check_tls_files(tls.cert_path, tls.key_path)
+        return _load_tls(tls.cert_path, tls.key_path)
     if tls.mode == "acme":
         # TODO(acme issue): issue and renew certificates; until then use files if present.
         if tls.cert_path and tls.key_path and tls.cert_path.exists() and tls.key_path.exists():
-            return _check_tls_files(tls.cert_path, tls.key_path)
+            return _load_tls(tls.cert_path, tls.key_path)
         log.warning("tls.mode = \"acme\" is not implemented yet; serving plain HTTP")
     return None
 
 
-def _http_server(app: App, tls: tuple[str, str] | None) -> HttpServer:
-    context = None
-    if tls is not None:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(*tls)
-    # AccessLog writes our own line per request; client_ip() reads X-Forwarded-For itself,
-    # only behind a loopback proxy.
-    return HttpServer(AccessLog(app), ssl_context=context, graceful_timeout_s=GRACEFUL_TIMEOUT_S)
+def raise_open_files_limit() -> None:
+    """Raise the soft limit on open files to the hard one: every connection is a file, and
+    systemd's default soft limit (1,024) would let a thousand idle connections lock everyone
+    else out."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # "Unlimited" is no valid soft limit for files on Linux; 2**20 is its usual ceiling (nr_open).
+    target = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft == resource.RLIM_INFINITY or soft >= target:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (OSError, ValueError) as e:
+        log.warning("cannot raise the open files limit from %d to %d (%s): the server refuses "
+                    "connections past about %d at once", soft, target, e, soft)
+        return
+    log.info("open files limit raised from %d to %d", soft, target)
 
 
 def _listener_binds(config: Config) -> list[tuple[Listener, str]]:
@@ -423,7 +432,7 @@ async def serve(
     *,
     shutdown_trigger: Callable[[], Awaitable[object]] | None = None,
     ready: Callable[[Listening], object] | None = None,
-    configure_app: Callable[[App, Listener], object] | None = None,
+    configure_app: Callable[[Quart, Listener], object] | None = None,
 ) -> None:
     """Serve until `shutdown_trigger` returns (default: SIGTERM or SIGINT).
 
@@ -432,13 +441,14 @@ async def serve(
     (tests use it for test-only endpoints).
     """
     return_large_blocks_to_os()  # password hashing's 9 MiB buffers must not stay in RSS
+    raise_open_files_limit()
     svc = await load_services(config)
     sockets: list[tuple[Listener, socket.socket]] = []
     remove_signals: Callable[[], None] | None = None
     trigger_task: asyncio.Task[None] | None = None
     stop = asyncio.Event()
     try:
-        tls = _tls_files(config)
+        tls = _tls_context(config)
         for listener, bind in _listener_binds(config):
             sockets.append((listener, _bind_socket(bind)))
         addrs = {name: _sockname(sock) for name, sock in sockets}
@@ -446,14 +456,16 @@ async def serve(
         if configure_app is not None:
             for name, app in apps.items():
                 configure_app(app, name)
-        servers = [(_http_server(apps[name], tls), sock) for name, sock in sockets]
-        sockets.clear()  # each server closes its socket when it stops
 
         if shutdown_trigger is None:
             remove_signals = _install_signal_handlers(stop)
         else:
             trigger_task = asyncio.create_task(_set_when_done(shutdown_trigger, stop))
-        tasks = [asyncio.create_task(_serve_until(server, sock, stop)) for server, sock in servers]
+        tasks = [
+            asyncio.create_task(_serve_until(apps[name], sock, tls, stop, svc.notifier))
+            for name, sock in sockets
+        ]
+        sockets.clear()  # each listener closes its socket when it stops
         listening = Listening(
             addrs["client"], addrs.get("federation"), "https" if tls else "http", apps
         )
@@ -475,9 +487,19 @@ async def serve(
         log.info("stopped")
 
 
-async def _serve_until(server: HttpServer, sock: socket.socket, stop: asyncio.Event) -> None:
+async def _serve_until(
+    app: Quart, sock: socket.socket, tls: ssl.SSLContext | None, stop: asyncio.Event,
+    notifier: Notifier,
+) -> None:
+    async def stopping() -> None:
+        await stop.wait()
+        notifier.close()  # long-polling /sync answers now, not at its timeout
+
+    # AccessLog writes our own line per request; FramingGuard refuses ambiguous bodies before
+    # the app sees them.
+    asgi = AccessLog(FramingGuard(app))
     try:
-        await server.serve(sock, stop)
+        await hypercorn_serve(asgi, ListenerConfig(sock, tls), shutdown_trigger=stopping, mode="asgi")  # type: ignore[arg-type]
     except OSError as e:
         raise StartupError(f"cannot serve on {_sockname_text(sock)}: {e}") from None
     finally:

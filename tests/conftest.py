@@ -1,5 +1,5 @@
 """Shared fixtures. The integration harness starts REAL servers (dendrite_lite.server.serve, i.e.
-api/http_server.py on 127.0.0.1 with free ports) with a temporary data directory and a fresh signing key,
+Quart apps on Hypercorn, on 127.0.0.1 with free ports) with a temporary data directory and a fresh signing key,
 and hands out httpx clients pointed at them.
 
 - `server` (session): one default server shared by every test that needs nothing special.
@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from dendrite_lite.api.asgi import App
+from quart import Quart
 from dendrite_lite.config import Config, ListenConfig, ServerConfig
 from dendrite_lite.crypto.keys import ServerKey, new_server_key, write_signing_key
 from dendrite_lite.event_loop import new_event_loop
@@ -30,7 +30,7 @@ from dendrite_lite.server import Listener, Listening, serve
 
 SERVER_NAME = "test.localhost"
 
-ConfigureApp = Callable[[App, Listener], object]
+ConfigureApp = Callable[[Quart, Listener], object]
 
 
 @dataclasses.dataclass
@@ -43,7 +43,7 @@ class RunningServer:
     task: asyncio.Task[None]
     stop_event: asyncio.Event
 
-    def app(self, listener: Listener = "client") -> App:
+    def app(self, listener: Listener = "client") -> Quart:
         return self.listening.apps[listener]
 
     async def stop(self) -> None:

@@ -1,22 +1,45 @@
-"""The app factory the API layer offers to server.py, and the services handed to handlers.
+"""The Quart app of one listener, and the services handed to its handlers.
 
 server.py (the only wiring point) builds a `Services` record and calls `create_app` once per
 listener with the blueprints that listener serves. Handlers reach the services through
 `services()`, which reads the app of the current request: no module-level singletons.
+
+What the app adds to plain Quart, each through Quart's or Werkzeug's own extension points:
+- routing on the raw path (`RawPathMap`, `_SegmentConverter`): an id with an encoded `/` (`%2F`,
+  possible in room version 3 event ids) stays one segment, and each segment is percent-decoded
+  on its own; trailing slashes never matter and nothing redirects (Matrix clients don't follow);
+- a body limit per path (`MatrixRequest`, api/limits.py): a declared Content-Length over it is
+  413 M_TOO_LARGE before the handler runs, a longer streamed body while it is read;
+- JSON through orjson (`OrjsonProvider`);
+- every error as Matrix JSON from one place (api/errors.py), CORS headers on every answer, and
+  OPTIONS answered before routing (the spec: a CORS preflight runs no endpoint logic).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
+from urllib.parse import unquote
 
-from dendrite_lite.api.asgi import App
-from dendrite_lite.api.http import current_request
+import orjson
+from quart import Blueprint, Quart, Response, current_app, request
+from quart.json.provider import DefaultJSONProvider
+from quart.routing import QuartMap
+from quart.wrappers import Request
+from quart.wrappers.request import Body
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, MapAdapter, PathConverter, UnicodeConverter
+
+from dendrite_lite.api.cors import CORS_HEADERS
+from dendrite_lite.api.errors import error_response, http_error_response, unhandled_error_response
 from dendrite_lite.api.limits import body_limit_for
-from dendrite_lite.api.routing import Blueprint
 from dendrite_lite.config import Config
 from dendrite_lite.crypto.keys import ServerKey
+from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.federation.client import FederationClient
 from dendrite_lite.federation.ingest import FederationIngest
 from dendrite_lite.federation.keyring import Keyring
@@ -40,7 +63,11 @@ from dendrite_lite.users.push_rules import PushRulesService
 from dendrite_lite.users.registration import SharedSecretNonces
 from dendrite_lite.users.uia import UiaSessions
 
-__all__ = ["Services", "create_app", "services"]
+__all__ = ["Services", "create_app", "services", "BODY_TIMEOUT_S"]
+
+# A body that has not fully arrived this long after the handler asked for it is answered
+# 408 and its connection closed: a client trickling a body cannot hold a request forever.
+BODY_TIMEOUT_S = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +111,125 @@ class Services:
     federation_txns: TransactionReceiver = None  # type: ignore[assignment]
 
 
-def create_app(svc: Services, blueprints: Iterable[Blueprint], *, name: str = "dendrite_lite") -> App:
-    app = App(name, svc, body_limit_for(svc.config))
+# --- routing on the raw path ---------------------------------------------------------------------
+class _SegmentConverter(UnicodeConverter):
+    """One path segment, percent-decoded after matching (so `%2F` never splits it)."""
+
+    def to_python(self, value: str) -> str:
+        return unquote(value)
+
+
+class _RestConverter(PathConverter):
+    """`<path:name>`: the rest of the path, decoded."""
+
+    def to_python(self, value: str) -> str:
+        return unquote(value)
+
+
+class RawPathMap(QuartMap):
+    """Matches rules against the path as sent (ASGI `raw_path`), not the decoded one."""
+
+    def bind_to_request(self, request: Any, subdomain: str | None, server_name: str | None) -> MapAdapter:
+        raw = request.scope.get("raw_path")
+        path = raw.decode("latin-1") if raw else request.path
+        # No host matching or subdomains here: the Host header only names the adapter.
+        return Map.bind(
+            self, request.host.lower() or "localhost", request.root_path, None, request.scheme,
+            request.method, path, request.query_string.decode("latin-1"),
+        )
+
+
+# --- requests with a body limit of their path ----------------------------------------------------
+# A refused body is still read (and dropped) this long, so the client reads the 413 instead of
+# a connection reset: closing a socket with unread data makes the kernel answer with a reset.
+DRAIN_TIMEOUT_S = 5.0
+
+
+class DrainableBody(Body):
+    """Quart's body, which also tells when the last of it arrived, kept or not (`ended`).
+
+    Past the limit Quart drops what arrives and wakes the reader at once (through
+    `set_complete`); `ended` waits for the real end of the body."""
+
+    def __init__(self, expected_content_length: int | None, max_content_length: int | None) -> None:
+        super().__init__(expected_content_length, max_content_length)
+        self.ended = asyncio.Event()
+        self._appending = False
+
+    def append(self, data: bytes) -> None:
+        self._appending = True
+        try:
+            super().append(data)
+        finally:
+            self._appending = False
+
+    def set_complete(self) -> None:
+        if not self._appending:  # from the server's last body message, not from the limit
+            self.ended.set()
+        super().set_complete()
+
+
+class MatrixRequest(Request):
+    """A Quart request whose body limit is chosen by its path (`body_limit`, set per app)."""
+
+    body_class = DrainableBody
+    body_limit: Callable[[str], int | None] = staticmethod(lambda path: None)
+
+    def __init__(self, method: str, scheme: str, path: str, *args: Any, **kwargs: Any) -> None:
+        kwargs["max_content_length"] = self.body_limit(path)
+        super().__init__(method, scheme, path, *args, **kwargs)
+        self.max_content_length = kwargs["max_content_length"]
+
+
+# --- JSON -------------------------------------------------------------------------------------------
+class OrjsonProvider(DefaultJSONProvider):
+    """orjson for responses; the standard library for what orjson refuses (integers past 64
+    bits that a client put into event content)."""
+
+    mimetype = "application/json"
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        return _dump(obj).decode("utf-8")
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return json.loads(s)
+
+    def response(self, *args: Any, **kwargs: Any) -> Response:
+        obj = self._prepare_response_obj(args, kwargs)
+        return cast(Response, self._app.response_class(_dump(obj), mimetype=self.mimetype))
+
+
+def _dump(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+# --- the app ------------------------------------------------------------------------------------------
+class MatrixApp(Quart):
+    url_map_class = RawPathMap
+    json_provider_class = OrjsonProvider
+
+
+def create_app(svc: Services, blueprints: Iterable[Blueprint], *, name: str = "dendrite_lite") -> Quart:
+    app = MatrixApp(name)
+    app.extensions["dendrite_lite"] = svc
+    app.config["BODY_TIMEOUT"] = BODY_TIMEOUT_S
+    app.request_class = type(
+        "MatrixRequest", (MatrixRequest,), {"body_limit": staticmethod(body_limit_for(svc.config))}
+    )
+    url_map = app.url_map
+    url_map.converters["default"] = url_map.converters["string"] = _SegmentConverter
+    url_map.converters["path"] = _RestConverter
+    url_map.strict_slashes = False
+    url_map.merge_slashes = False
+    url_map.redirect_defaults = False
+    app.before_request(_preflight_and_declared_size)
+    app.after_request(_finish_response)
+    app.register_error_handler(MatrixError, _matrix_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unhandled_error)
     for bp in blueprints:
         app.register_blueprint(bp)
     return app
@@ -93,4 +237,45 @@ def create_app(svc: Services, blueprints: Iterable[Blueprint], *, name: str = "d
 
 def services() -> Services:
     """The Services of the app handling the current request."""
-    return cast(Services, current_request().app.services)
+    return cast(Services, current_app.extensions["dendrite_lite"])
+
+
+async def _preflight_and_declared_size() -> Response | None:
+    if request.method == "OPTIONS":
+        return Response(b"", status=204)
+    if request.routing_exception is not None:
+        raise request.routing_exception  # 404/405 come before any look at the body
+    limit = request.max_content_length
+    declared = request.content_length
+    if limit is not None and declared is not None and declared > limit:
+        raise MatrixError(Errcode.TOO_LARGE, "Request body too large", status=413)
+    return None
+
+
+async def _finish_response(response: Response) -> Response:
+    # HEAD needs nothing here: Hypercorn sends the GET's headers and drops the body.
+    response.headers.update(CORS_HEADERS)
+    return response
+
+
+async def _matrix_error(e: MatrixError) -> Response:
+    if e.status == 413:
+        await _drain_refused_body()
+    return error_response(e)
+
+
+async def _http_error(e: HTTPException) -> Response:
+    if e.code == 413:
+        await _drain_refused_body()
+    return http_error_response(e)
+
+
+async def _drain_refused_body() -> None:
+    body = request.body
+    if isinstance(body, DrainableBody):
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(body.ended.wait(), DRAIN_TIMEOUT_S)
+
+
+async def _unhandled_error(e: Exception) -> Response:
+    return unhandled_error_response(request.method, request.path, e)

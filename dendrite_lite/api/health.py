@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dendrite_lite.api.http import Response
-from dendrite_lite.api.routing import Blueprint
+from quart import Blueprint, Response
 
 __all__ = ["bp"]
 

@@ -6,9 +6,9 @@ be valid for (sent as SNI unless it is an IP address). The result also lists eve
 (`steps`), so `dendrite-lite doctor` can show why a name resolved the way it did; nothing here
 prints or logs for the user.
 
-The two network lookups are injected: an `HttpTransport` (http_client.py) for
+The two network lookups are injected: an `httpx.AsyncClient` (outbound_http.py) for
 `/.well-known/matrix/server` and an `SrvResolver` for DNS SRV records (dnspython by default), so
-tests use fakes of both.
+tests use fakes of both (httpx.MockTransport for the first).
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urljoin
 
+import httpx
+
 from dendrite_lite.config import is_valid_server_name
-from dendrite_lite.http_client import HttpError, HttpRequest, HttpTransport, ResponseTooLarge
+from dendrite_lite.outbound_http import HttpError, ResponseTooLarge, fetch
 
 __all__ = [
     "DEFAULT_PORT",
@@ -242,7 +244,7 @@ def _clamp_cache(period: float | None) -> float:
 class ServerDiscovery:
     """Resolves server names; keeps the well-known cache (in memory: a restart refetches)."""
 
-    http: HttpTransport  # used only for /.well-known/matrix/server
+    http: httpx.AsyncClient  # used only for /.well-known/matrix/server
     srv: SrvResolver
     clock: Callable[[], float] = time.time
     rng: random.Random = field(default_factory=random.Random)
@@ -328,10 +330,9 @@ class ServerDiscovery:
         seen = {url}
         for _ in range(WELL_KNOWN_MAX_REDIRECTS + 1):
             try:
-                answer = await self.http.send(
-                    HttpRequest("GET", url, timeout_s=WELL_KNOWN_TIMEOUT_S,
-                                connect_timeout_s=WELL_KNOWN_TIMEOUT_S),
-                    WELL_KNOWN_MAX_BYTES,
+                answer = await fetch(
+                    self.http, "GET", url, max_body_bytes=WELL_KNOWN_MAX_BYTES,
+                    timeout_s=WELL_KNOWN_TIMEOUT_S, connect_timeout_s=WELL_KNOWN_TIMEOUT_S,
                 )
             except ResponseTooLarge:
                 return None, f"{url}: response larger than {WELL_KNOWN_MAX_BYTES} bytes", None

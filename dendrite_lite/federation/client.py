@@ -1,9 +1,9 @@
 """The outbound federation client: resolve the destination, sign with X-Matrix, send over TLS.
 
-Requests go over one pooled HTTP/1.1 client (http_client.py): connections to a peer are
-reused across requests, and pooled by address and SNI, so a connection set up with one
-server's SNI is never used for another's. TLS is verified against the system CAs (or
-`federation.ca_file`) unless `federation.verify_tls = false`.
+Requests go over one pooled httpx client (outbound_http.py): connections to a peer are reused
+across requests, and pooled by address and SNI, so a connection set up with one server's SNI is
+never used for another's; answers are capped in size while they stream in. TLS is verified
+against the system CAs (or `federation.ca_file`) unless `federation.verify_tls = false`.
 
 Errors are `FederationError`s: `RemoteError` when the peer answered with a non-2xx status (its
 Matrix errcode, if any, is kept), `UnreachableError` when no answer came (DNS, connect, TLS,
@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
+
 from dendrite_lite.config import Config
 from dendrite_lite.crypto.canonical import CanonicalJSONError, encode_canonical_json, parse_json
 from dendrite_lite.crypto.keys import ServerKey
@@ -28,13 +30,13 @@ from dendrite_lite.delegation.discovery import (
     ServerDiscovery,
     SrvResolver,
 )
-from dendrite_lite.http_client import (
+from dendrite_lite.outbound_http import (
     ConnectFailed,
-    HttpClient,
     HttpError,
-    HttpRequest,
-    HttpTransport,
     ResponseTooLarge,
+    SniPools,
+    fetch,
+    new_client,
 )
 from dendrite_lite.federation.auth import authorization_header
 
@@ -103,7 +105,7 @@ class FederationClient:
         key: ServerKey,
         discovery: ServerDiscovery | None = None,
         ssl_context: ssl.SSLContext | None = None,
-        transport: HttpTransport | None = None,  # tests: a fake
+        transport: httpx.AsyncBaseTransport | None = None,  # tests: httpx.MockTransport
         *,
         verify_tls: bool = True,
         ca_file: str | None = None,
@@ -121,7 +123,7 @@ class FederationClient:
         self._discovery = discovery
         self._ssl_context = ssl_context
         self._srv = srv
-        self._http: HttpTransport | None = transport
+        self._http: httpx.AsyncClient | None = None
 
     @classmethod
     def from_config(
@@ -129,7 +131,7 @@ class FederationClient:
         config: Config,
         key: ServerKey,
         *,
-        transport: HttpTransport | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
         srv: SrvResolver | None = None,
     ) -> FederationClient:
         fed = config.federation
@@ -147,21 +149,25 @@ class FederationClient:
         return self._ssl_context
 
     @property
-    def http(self) -> HttpTransport:
+    def http(self) -> httpx.AsyncClient:
+        """The client of federation requests (built on first use)."""
         if self._http is None:
-            self._http = HttpClient(self.ssl_context)
+            self._http = new_client(self.transport or SniPools(self.ssl_context))
         return self._http
 
     @property
     def discovery(self) -> ServerDiscovery:
         if self._discovery is None:
-            # The well-known fetch uses the same trust settings as federation requests.
-            self._discovery = ServerDiscovery(self.http, self._srv or DnsSrvResolver())
+            # The well-known lookups get their own client, with the same trust settings.
+            transport = self.transport or httpx.AsyncHTTPTransport(verify=self.ssl_context, trust_env=False)
+            self._discovery = ServerDiscovery(new_client(transport), self._srv or DnsSrvResolver())
         return self._discovery
 
     async def aclose(self) -> None:
-        if self._http is not None and self.transport is None:  # a given transport is the giver's
+        if self._http is not None:
             await self._http.aclose()
+        if self._discovery is not None:
+            await self._discovery.http.aclose()
 
     async def resolve(self, destination: str) -> Resolution:
         try:
@@ -203,13 +209,12 @@ class FederationClient:
             # SRV/delegation: connect to the target, but the certificate (and SNI) must be for
             # the name we resolved.
             sni = resolution.sni if resolution.sni is not None and resolution.sni != target.host else None
-            req = HttpRequest(
-                method, resolution.url(uri, target), headers, body, sni=sni,
-                timeout_s=timeout_s if timeout_s is not None else self.timeout_s,
-                connect_timeout_s=CONNECT_TIMEOUT_S,
-            )
             try:
-                answer = await self.http.send(req, limit)
+                answer = await fetch(
+                    self.http, method, resolution.url(uri, target), headers=headers, content=body,
+                    sni=sni, max_body_bytes=limit, connect_timeout_s=CONNECT_TIMEOUT_S,
+                    timeout_s=timeout_s if timeout_s is not None else self.timeout_s,
+                )
             except ConnectFailed as e:
                 last = e
                 continue  # the next SRV target, if any

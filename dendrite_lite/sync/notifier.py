@@ -40,10 +40,13 @@ class Listener:
 class Notifier:
     def __init__(self) -> None:
         self._listeners: dict[str, set[Listener]] = {}
+        self._closed = False
 
     @contextmanager
     def listen(self, user_id: str) -> Iterator[Listener]:
         listener = Listener()
+        if self._closed:
+            listener.wake()
         self._listeners.setdefault(user_id, set()).add(listener)
         try:
             yield listener
@@ -57,6 +60,14 @@ class Notifier:
     def notify(self, user_ids: Iterable[str]) -> None:
         for user_id in user_ids:
             for listener in self._listeners.get(user_id, ()):
+                listener.wake()
+
+    def close(self) -> None:
+        """Server shutdown: wake every waiting /sync, and every later one at once, so long-polls
+        answer now instead of holding the graceful stop for their whole timeout."""
+        self._closed = True
+        for bucket in self._listeners.values():
+            for listener in bucket:
                 listener.wake()
 
     def listening_users(self) -> int:

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from dendrite_lite.api.asgi import App
-from dendrite_lite.api.routing import Blueprint
-from dendrite_lite.api.http import jsonify
+from quart import Quart
+from quart import Blueprint
+from quart import jsonify
 
 from dendrite_lite.api.errors import json_body
 from dendrite_lite.errors import Errcode, MatrixError
@@ -55,7 +55,7 @@ async def segment(value: str):  # type: ignore[no-untyped-def]
     return {"value": value}
 
 
-def add_test_routes(app: App, listener: Listener) -> None:
+def add_test_routes(app: Quart, listener: Listener) -> None:
     app.register_blueprint(bp)
 
 

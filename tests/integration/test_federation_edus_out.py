@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dendrite_lite.api.asgi import App
-from dendrite_lite.api.http import request
+from quart import Quart
+from quart import request
 
 from tests.conftest import StartServer
 from tests.integration.federation_helpers import join_remote_user
@@ -24,7 +24,7 @@ class EduRecorder:
     def __init__(self) -> None:
         self.edus: list[dict[str, Any]] = []
 
-    def configure(self, app: App, listener: str) -> None:
+    def configure(self, app: Quart, listener: str) -> None:
         async def intercept() -> Any:
             if request.method != "PUT" or not request.path.startswith(SEND):
                 return None

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from dendrite_lite.api.asgi import App
+from quart import Quart
 
 from dendrite_lite.api.federation.auth import authenticated_origin
 from dendrite_lite.crypto.keys import new_server_key
@@ -21,7 +21,7 @@ from tests.interop.synapse_server import tls_overrides
 WHOAMI = "/_matrix/federation/v1/_test/whoami"
 
 
-def add_whoami(app: App, listener: str) -> None:
+def add_whoami(app: Quart, listener: str) -> None:
     async def whoami() -> dict[str, Any]:
         return {"origin": await authenticated_origin()}
 

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dendrite_lite.api.asgi import App
-from dendrite_lite.api.http import request
+from quart import Quart
+from quart import request
 
 from dendrite_lite.api.app import Services
 from dendrite_lite.crypto.signing import verify_json_signature
@@ -31,7 +31,7 @@ class Recorder:
         self.up = True
         self.received: list[tuple[str, str, dict[str, Any]]] = []  # (path, Authorization, body)
 
-    def configure(self, app: App, listener: str) -> None:
+    def configure(self, app: Quart, listener: str) -> None:
         async def intercept() -> Any:
             if request.method != "PUT" or not request.path.startswith(SEND):
                 return None

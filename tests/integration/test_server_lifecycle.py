@@ -18,9 +18,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from dendrite_lite.api.asgi import App
-from dendrite_lite.api.routing import Blueprint
-from dendrite_lite.api.http import Response
+from quart import Quart
+from quart import Blueprint
+from quart import Response
 
 from dendrite_lite.api.app import services
 from dendrite_lite.crypto.keys import new_server_key, write_signing_key
@@ -45,7 +45,7 @@ async def slow() -> Response:
     return Response("done")
 
 
-def add_routes(app: App, listener: Listener) -> None:
+def add_routes(app: Quart, listener: Listener) -> None:
     app.register_blueprint(bp)
 
 

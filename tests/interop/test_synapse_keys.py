@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -19,7 +18,6 @@ from dendrite_lite.crypto.keys import new_server_key
 from dendrite_lite.crypto.signing import decode_verify_key, verify_json_signature
 from dendrite_lite.federation.client import FederationClient, RemoteError, make_ssl_context
 from dendrite_lite.federation.keyring import Keyring
-from dendrite_lite.http_client import ConnectFailed, HttpClient, HttpRequest, HttpResponse
 from dendrite_lite.storage import Storage
 from tests.conftest import RunningServer
 from tests.interop.synapse_server import SynapseServer, free_port
@@ -62,20 +60,17 @@ async def test_keyring_fetches_and_verifies_synapse_key(
     assert await offline.get_key(synapse.server_name, key_id, 0) == key
 
 
-class Blocking:
+class Blocking(httpx.AsyncHTTPTransport):
     """A real transport that refuses connections to one address (a server that is down)."""
 
     def __init__(self, blocked_netloc: str) -> None:
+        super().__init__(verify=make_ssl_context(False))
         self.blocked = blocked_netloc
-        self.inner = HttpClient(make_ssl_context(False))
 
-    async def send(self, request: HttpRequest, max_body_bytes: int) -> HttpResponse:
-        if urlsplit(request.url).netloc == self.blocked:
-            raise ConnectFailed("blocked by the test")
-        return await self.inner.send(request, max_body_bytes)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.netloc.decode() == self.blocked:
+            raise httpx.ConnectError("blocked by the test", request=request)
+        return await super().handle_async_request(request)
 
 
 async def test_keyring_uses_synapse_as_notary(

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import dendrite_lite
-from dendrite_lite.memory import MMAP_THRESHOLD, MMAP_THRESHOLD_ENV, return_large_blocks_to_os
+from dendrite_lite.memory import return_large_blocks_to_os
 
 REPO = Path(dendrite_lite.__file__).resolve().parents[1]
 
@@ -48,27 +48,16 @@ def test_freed_password_sized_buffers_leave_rss() -> None:
         print(round(rss_mib() - before))
     """)
 
-    def kept(mode: str, env: dict[str, str] | None = None) -> int:
+    def kept(mode: str) -> int:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
         out = subprocess.run(
             [sys.executable, "-c", script, mode], capture_output=True, text=True, check=True,
-            cwd=REPO, env={**os.environ, **(env or {})},
+            cwd=REPO, env=env,
         )
         return int(out.stdout.strip())
 
     assert kept("pinned") < 10
-    # What `dendrite-lite run` does for the server process: glibc pins it from the environment.
-    assert kept("default", {MMAP_THRESHOLD_ENV: str(MMAP_THRESHOLD)}) < 10
     assert kept("default") > 30  # what the pin is for: glibc's default keeps them
-
-
-def test_pinned_from_the_environment_needs_no_ctypes() -> None:
-    script = "import sys; from dendrite_lite.memory import return_large_blocks_to_os as r; " \
-             "print(r(), 'ctypes' in sys.modules)"
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=REPO,
-        env={**os.environ, MMAP_THRESHOLD_ENV: str(MMAP_THRESHOLD)},
-    )
-    assert out.stdout.split() == ["True", "False"]
 
 
 def test_is_harmless_to_call_twice() -> None:

@@ -8,8 +8,7 @@ tools use it to create the first admin on a server with registration closed.
 
 from __future__ import annotations
 
-from dendrite_lite.api.http import Response, jsonify
-from dendrite_lite.api.routing import Blueprint
+from quart import Blueprint, Response, jsonify
 
 from dendrite_lite.api.app import services
 from dendrite_lite.api.errors import json_body

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from dendrite_lite.api.http import request
+from quart import request
 
 from dendrite_lite.api.app import Services
 from dendrite_lite.errors import Errcode, MatrixError

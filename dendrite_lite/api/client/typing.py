@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dendrite_lite.api.http import Response, jsonify
-from dendrite_lite.api.routing import Blueprint
+from quart import Blueprint, Response, jsonify
 
 from dendrite_lite.api.app import services
 from dendrite_lite.api.client.auth import authenticate

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from urllib.parse import quote
 
-from dendrite_lite.api.http import request
+from quart import request
 
 from dendrite_lite.api.app import services
 from dendrite_lite.federation.auth import parse_request_body, verify_request

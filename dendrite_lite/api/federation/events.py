@@ -6,8 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from dendrite_lite.api.http import Response, jsonify, request
-from dendrite_lite.api.routing import Blueprint
+from quart import Blueprint, Response, jsonify, request
 
 from dendrite_lite.api.app import services
 from dendrite_lite.api.errors import json_body

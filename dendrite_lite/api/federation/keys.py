@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import time
 
-from dendrite_lite.api.http import Response, jsonify
-from dendrite_lite.api.routing import Blueprint
+from quart import Blueprint, Response, jsonify
 
 from dendrite_lite.api.app import services
 from dendrite_lite.federation.keyring import own_key_response

@@ -3,8 +3,7 @@ leaving-v2.yaml, knocks.yaml, invites-v2.yaml). Every handler authenticates the 
 
 from __future__ import annotations
 
-from dendrite_lite.api.http import Response, jsonify, request
-from dendrite_lite.api.routing import Blueprint
+from quart import Blueprint, Response, jsonify, request
 
 from dendrite_lite.api.app import services
 from dendrite_lite.api.errors import json_body

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from dendrite_lite.api.http import Response, jsonify
-from dendrite_lite.api.routing import Blueprint
+from quart import Blueprint, Response, jsonify
 
 from dendrite_lite.api.app import services
 from dendrite_lite.config import Config

@@ -22,7 +22,7 @@ from dendrite_lite.delegation.discovery import (
     order_srv_records,
     split_server_name,
 )
-from tests.http_fakes import MockHttp
+from dendrite_lite.outbound_http import new_client
 
 
 class FakeSrv:
@@ -57,7 +57,7 @@ def make(handler: Handler, srv: FakeSrv | None = None) -> tuple[ServerDiscovery,
         return handler(request)
 
     clock = Clock()
-    http = MockHttp(record)
+    http = new_client(httpx.MockTransport(record))
     return ServerDiscovery(http, srv or FakeSrv(), clock=clock, rng=random.Random(1)), seen, clock
 
 

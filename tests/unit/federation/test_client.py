@@ -1,4 +1,4 @@
-"""The outbound federation client over a fake transport (tests/http_fakes.py): signing, Host/SNI, errors, limits."""
+"""The outbound federation client over httpx.MockTransport: signing, Host/SNI, errors, limits."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ from dendrite_lite.crypto.keys import new_server_key
 from dendrite_lite.crypto.signing import ServerVerifyKey
 from dendrite_lite.delegation.discovery import ServerDiscovery, SrvRecord
 from dendrite_lite.federation.auth import verify_request
+from dendrite_lite.outbound_http import new_client
 from dendrite_lite.federation.client import (
     FederationClient,
     RemoteError,
     UnreachableError,
     make_ssl_context,
 )
-from tests.http_fakes import MockHttp
 
 US = "us.example.org"
 KEY = new_server_key("c1")
@@ -35,8 +35,8 @@ class Srv:
 
 
 def make_client(handler, srv: Srv | None = None, **kw) -> FederationClient:
-    transport = MockHttp(handler)
-    discovery = ServerDiscovery(transport, srv or Srv())
+    transport = httpx.MockTransport(handler)
+    discovery = ServerDiscovery(new_client(transport), srv or Srv())
     return FederationClient(US, KEY, discovery, make_ssl_context(True), transport, **kw)
 
 
@@ -172,14 +172,17 @@ async def test_invalid_destination_is_unreachable() -> None:
         await client.get_json("bad name", "/x")
 
 
-async def test_given_transport_is_used_for_requests_and_well_known_and_not_closed() -> None:
+async def test_given_transport_is_used_for_requests_and_well_known() -> None:
     seen: list[str] = []
-    client = make_client(lambda r: seen.append(str(r.url)) or httpx.Response(200, json={}))
-    await client.get_json("a.org:1", "/x")
-    assert seen == ["https://a.org:1/x"]
+    client = FederationClient(
+        US, KEY, transport=httpx.MockTransport(lambda r: seen.append(str(r.url)) or httpx.Response(404)),
+        srv=Srv(),
+    )
+    with pytest.raises(RemoteError):
+        await client.get_json("a.org", "/x")
+    assert seen == ["https://a.org/.well-known/matrix/server", "https://a.org:8448/x"]
     await client.aclose()
-    assert not client.http.closed  # type: ignore[attr-defined]
-
+    assert client.http.is_closed and client.discovery.http.is_closed
 
 
 def test_tls_verification_follows_config(tmp_path: Path) -> None:

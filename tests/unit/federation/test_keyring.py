@@ -1,5 +1,5 @@
 """The keyring: direct and notary key fetching, verification, caching in SQLite, coalescing,
-and answering notary queries. Remote servers are fakes behind tests/http_fakes.MockHttp."""
+and answering notary queries. Remote servers are fakes behind httpx.MockTransport."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from dendrite_lite.federation.keyring import (
     parse_key_response,
 )
 from dendrite_lite.storage import Storage
-from tests.http_fakes import MockHttp
+from dendrite_lite.outbound_http import new_client
 
 US = "us.test:1"
 REMOTE = "remote.test:1"
@@ -87,8 +87,8 @@ OUR_KEY = new_server_key("us1")
 
 
 def keyring(storage: Storage, world: World, notaries: tuple[str, ...] = ()) -> Keyring:
-    transport = MockHttp(world.handle)
-    discovery = ServerDiscovery(transport, srv=None)  # type: ignore[arg-type]
+    transport = httpx.MockTransport(world.handle)
+    discovery = ServerDiscovery(new_client(transport), srv=None)  # type: ignore[arg-type]
     client = FederationClient(US, OUR_KEY, discovery, make_ssl_context(True), transport)
     return Keyring(US, OUR_KEY, storage, client, notaries, clock_ms=lambda: world.now)
 
