@@ -51,7 +51,7 @@ class ServerConfig:
     public_baseurl: str = ""  # "" means https://<server_name>/
     data_dir: Path = Path("./data")
     signing_key_path: Path | None = None  # None means <data_dir>/signing.key
-    event_loop: str = "asyncio"  # asyncio | uvloop (event_loop.py)
+    event_loop: str = "uvloop"  # uvloop | asyncio (event_loop.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,7 +407,7 @@ _VALIDATORS: dict[str, dict[str, Validator]] = {
         "public_baseurl": _base_url,
         "data_dir": _path,
         "signing_key_path": _optional_path,
-        "event_loop": _choice("asyncio", "uvloop"),
+        "event_loop": _choice("uvloop", "asyncio"),
     },
     "listen": {
         "client": _address,

@@ -1,10 +1,11 @@
-"""The event loop the server runs on: asyncio's, or uvloop when `server.event_loop = "uvloop"`,
+"""The event loop the server runs on: uvloop (`server.event_loop`, the default) or asyncio's,
 with our TLS settings.
 
 The trade, measured on this machine: uvloop runs the same code with less overhead per callback,
-task and socket operation (0.36 -> 0.25 ms of server CPU per JSON request), and costs 1.8 MB more
-RSS (42.7 -> 44.5 MB at the peak of joining a 1,000-member room). A family server is idle most of
-the time, so the default is asyncio's loop; a busy one can pick uvloop.
+task and socket operation, and costs 1.8 MB more RSS. On Quart and Hypercorn, which start several
+tasks per request, that overhead is a large share: server CPU per JSON request 0.60 -> 0.47 ms,
+per message sent 2.99 -> 2.20 ms at 16 concurrent senders. So uvloop is the default; asyncio's
+loop remains for platforms without it (and is what the test suite runs on).
 
 Both loops wait 30 s by default for a peer's TLS close_notify when a connection closes, so a peer
 holding an idle keep-alive connection (Synapse does) made every stop, and `systemctl stop`, take

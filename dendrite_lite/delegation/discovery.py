@@ -20,13 +20,13 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urljoin
 
-import httpx
-
 from dendrite_lite.config import is_valid_server_name
-from dendrite_lite.outbound_http import HttpError, ResponseTooLarge, fetch
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "DEFAULT_PORT",
@@ -326,6 +326,8 @@ class ServerDiscovery:
 
     async def _fetch_well_known(self, hostname: str) -> tuple[str | None, str | None, float | None]:
         """(m.server, None, cache period) or (None, error, None)."""
+        from dendrite_lite.outbound_http import HttpError, ResponseTooLarge, fetch
+
         url = f"https://{hostname}/.well-known/matrix/server"
         seen = {url}
         for _ in range(WELL_KNOWN_MAX_REDIRECTS + 1):

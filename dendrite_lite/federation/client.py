@@ -15,10 +15,8 @@ from __future__ import annotations
 import json
 import ssl
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
-
-import httpx
 
 from dendrite_lite.config import Config
 from dendrite_lite.crypto.canonical import CanonicalJSONError, encode_canonical_json, parse_json
@@ -30,15 +28,10 @@ from dendrite_lite.delegation.discovery import (
     ServerDiscovery,
     SrvResolver,
 )
-from dendrite_lite.outbound_http import (
-    ConnectFailed,
-    HttpError,
-    ResponseTooLarge,
-    SniPools,
-    fetch,
-    new_client,
-)
 from dendrite_lite.federation.auth import authorization_header
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "FederationError",
@@ -148,16 +141,24 @@ class FederationClient:
             self._ssl_context = make_ssl_context(self.verify_tls, self.ca_file)
         return self._ssl_context
 
+    # httpx is imported with the first client built, not with this module: a server without
+    # federation never loads it (with the command line it brings, 4-7 MB of RSS).
     @property
     def http(self) -> httpx.AsyncClient:
         """The client of federation requests (built on first use)."""
         if self._http is None:
+            from dendrite_lite.outbound_http import SniPools, new_client
+
             self._http = new_client(self.transport or SniPools(self.ssl_context))
         return self._http
 
     @property
     def discovery(self) -> ServerDiscovery:
         if self._discovery is None:
+            import httpx
+
+            from dendrite_lite.outbound_http import new_client
+
             # The well-known lookups get their own client, with the same trust settings.
             transport = self.transport or httpx.AsyncHTTPTransport(verify=self.ssl_context, trust_env=False)
             self._discovery = ServerDiscovery(new_client(transport), self._srv or DnsSrvResolver())
@@ -201,7 +202,9 @@ class FederationClient:
             )
         if body is not None:
             headers["Content-Type"] = "application/json"
-        resolution = await self.resolve(destination)
+        resolution = await self.resolve(destination)  # builds the HTTP clients on first use
+        from dendrite_lite.outbound_http import ConnectFailed, HttpError, ResponseTooLarge, fetch
+
         headers["Host"] = resolution.host_header
         limit = max_response_bytes or self.max_response_bytes
         last: Exception | None = None

@@ -198,7 +198,7 @@ def test_trusted_key_servers_index_in_message() -> None:
     [
         ({"tls": {"mode": "ftp"}}, 'tls.mode: "ftp" is not one of: acme, files, proxy'),
         ({"server": {"event_loop": "fast"}},
-         'server.event_loop: "fast" is not one of: asyncio, uvloop'),
+         'server.event_loop: "fast" is not one of: uvloop, asyncio'),
         ({"registration": {"mode": "invite"}},
          'registration.mode: "invite" is not one of: closed, open, token'),
         ({"database": {"synchronous": "fast"}},

@@ -49,3 +49,19 @@ def test_the_probe_would_see_them() -> None:
         "DnsSrvResolver()._dns_resolver()\n",
     ))
     assert "typer" in loaded and "dns" in loaded
+
+
+def test_httpx_loads_with_the_first_federation_client_not_before() -> None:
+    # A server without federation never needs httpx (nor the command line it imports when click,
+    # rich and pygments are installed: 4-7 MB of RSS).
+    probe = (
+        "import json, sys\n"
+        "import dendrite_lite.server\n"
+        "from dendrite_lite.federation.client import FederationClient\n"
+        "from dendrite_lite.crypto.keys import new_server_key\n"
+        "client = FederationClient('a.example', new_server_key('k'), verify_tls=False)\n"
+        "before = 'httpx' in sys.modules\n"
+        "client.http\n"
+        "print(json.dumps([before, 'httpx' in sys.modules]))\n"
+    )
+    assert _loaded_after_probe(probe) == [False, True]
