@@ -24,8 +24,10 @@ dendrite-lite and from a fresh Synapse, side by side (issue 5).
    - peak RSS: the maximum VmRSS from the join's start to the end of the full-state step;
    the user leaves (so A stops sending to it). Joiners stay up, idle, until the end: the room's
    state keeps their member events, and later joiners fetch their keys to check them.
-Medians over repeats (min-max), ratio ours/Synapse, goal (join time at most Synapse's, peak RSS
-at most a third) as a markdown table on stdout; every run's numbers into the JSON file.
+Medians over repeats (min-max), ratio ours/Synapse, goal (join time at most Synapse's; peak RSS
+is reported without a goal since the move to Quart + Hypercorn + httpx, issue 10: the memory
+goal is the chat benchmark's) as a markdown table on stdout; every run's numbers into the JSON
+file.
 `--profile DIR` records our joins with py-spy (collapsed stacks, see bench/README.md).
 """
 
@@ -238,7 +240,7 @@ def run_join(joiner: Joiner, host: SynapseServer, room_id: str, o: Options, run:
 ROWS: list[tuple[str, str, tuple[str, float] | None]] = [
     ("full_state_s", "join until full state (s)", ("<=", 1.0)),
     ("join_s", "POST /join answered (s; Synapse: partial state)", None),
-    ("peak_rss_mb", "peak RSS during the join (MB)", ("<=", 1 / 3)),
+    ("peak_rss_mb", "peak RSS during the join (MB)", None),
     ("idle_rss_mb", "idle RSS before the join (MB)", None),
 ]
 

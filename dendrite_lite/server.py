@@ -145,6 +145,9 @@ class Listening:
     federation: tuple[str, int] | None
     scheme: str  # "http" or "https"
     apps: dict[Listener, Quart]
+    # The live TLS context of both listeners (None over plain HTTP): a certificate loaded into
+    # it serves every new connection, with no restart (ACME renewal).
+    tls: ssl.SSLContext | None = None
 
     @property
     def client_url(self) -> str:
@@ -467,7 +470,7 @@ async def serve(
         ]
         sockets.clear()  # each listener closes its socket when it stops
         listening = Listening(
-            addrs["client"], addrs.get("federation"), "https" if tls else "http", apps
+            addrs["client"], addrs.get("federation"), "https" if tls else "http", apps, tls
         )
         for name in addrs:
             log.info("%s listener on %s", name, getattr(listening, f"{name}_url"))

@@ -8,9 +8,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from quart import Quart
-from quart import Blueprint
-from quart import jsonify
+from quart import Blueprint, Quart, jsonify
 
 from dendrite_lite.api.errors import json_body
 from dendrite_lite.errors import Errcode, MatrixError

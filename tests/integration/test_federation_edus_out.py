@@ -8,8 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from quart import Quart
-from quart import request
+from quart import Quart, request
 
 from tests.conftest import StartServer
 from tests.integration.federation_helpers import join_remote_user

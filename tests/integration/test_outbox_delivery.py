@@ -11,8 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from quart import Quart
-from quart import request
+from quart import Quart, request
 
 from dendrite_lite.api.app import Services
 from dendrite_lite.crypto.signing import verify_json_signature

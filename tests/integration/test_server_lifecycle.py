@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sqlite3
 import ssl
 import subprocess
@@ -18,9 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from quart import Quart
-from quart import Blueprint
-from quart import Response
+from quart import Blueprint, Quart, Response
 
 from dendrite_lite.api.app import services
 from dendrite_lite.crypto.keys import new_server_key, write_signing_key
@@ -110,6 +109,7 @@ async def test_access_log_line(server: RunningServer, caplog: pytest.LogCaptureF
 
 
 def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    tmp.mkdir(parents=True, exist_ok=True)
     cert, key = tmp / "cert.pem", tmp / "key.pem"
     subprocess.run(
         [
@@ -246,3 +246,59 @@ async def test_tls_stop_is_quick_while_a_peer_holds_an_idle_connection(
         await srv.stop()
         # 2 s (event_loop.TLS_CLOSE_WAIT_S) plus the server's 0.1 s ticks; the graceful cap is 10 s.
         assert loop.time() - started < 5.0
+
+
+async def test_stop_answers_long_polling_sync_at_once(start_server: StartServer) -> None:
+    from tests.integration.sync_helpers import new_user, sync
+
+    srv = await start_server()
+    alice = await new_user(srv.client, "longpoll")
+    since = (await sync(alice))["next_batch"]
+    poll = asyncio.create_task(sync(alice, since=since, timeout=30_000))
+    await asyncio.sleep(0.5)  # parked in the notifier
+    assert not poll.done()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    srv.stop_event.set()
+    body = await asyncio.wait_for(poll, 5)  # answered (empty), not cut off
+    assert body["next_batch"]
+    await asyncio.wait_for(srv.task, 5)
+    # Far under the 30 s long-poll and the 10 s graceful limit: storage closed after it answered.
+    assert loop.time() - started < 3
+    await srv.client.aclose()
+    await srv.federation.aclose()
+
+
+def _peer_certificate(url: str, ca: Path) -> bytes:
+    host, port = url.removeprefix("https://").rsplit(":", 1)
+    ctx = ssl.create_default_context(cafile=str(ca))
+    with socket.create_connection((host, int(port)), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname=host) as tls:
+            der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return der
+
+
+async def test_certificate_swapped_on_the_live_context_without_restart(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    first = _self_signed(tmp_path / "a")
+    second = _self_signed(tmp_path / "b")
+    both = tmp_path / "both.pem"
+    both.write_bytes(first[0].read_bytes() + second[0].read_bytes())
+    srv = await start_server({"tls.mode": "files", "tls.cert_path": first[0], "tls.key_path": first[1]})
+    assert srv.listening.tls is not None
+    ctx = ssl.create_default_context(cafile=str(both))
+    async with httpx.AsyncClient(base_url=srv.listening.client_url, verify=ctx) as held:
+        assert (await held.get("/health")).status_code == 200  # a keep-alive connection, held
+        url = srv.listening.client_url
+        old = await asyncio.to_thread(_peer_certificate, url, both)
+        assert old == ssl.PEM_cert_to_DER_cert(first[0].read_text())
+
+        srv.listening.tls.load_cert_chain(second[0], second[1])  # what ACME renewal will do
+
+        for url in (srv.listening.client_url, srv.listening.federation_url):
+            assert url is not None
+            new = await asyncio.to_thread(_peer_certificate, url, both)
+            assert new == ssl.PEM_cert_to_DER_cert(second[0].read_text())
+        assert (await held.get("/health")).status_code == 200  # the old connection still serves
