@@ -62,6 +62,10 @@ class Notifier:
             for listener in self._listeners.get(user_id, ()):
                 listener.wake()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         """Server shutdown: wake every waiting /sync, and every later one at once, so long-polls
         answer now instead of holding the graceful stop for their whole timeout."""

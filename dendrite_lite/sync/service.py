@@ -105,7 +105,8 @@ class SyncService:
                         return body
                     since = now  # what happened in between is not for this user/filter
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or not await listener.wait(remaining):
+                # Closed: the server is stopping; answer now (what is new was sent above).
+                if remaining <= 0 or self._notifier.closed or not await listener.wait(remaining):
                     return _empty(since)
 
     # --- building ---------------------------------------------------------------------------------

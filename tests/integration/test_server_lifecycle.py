@@ -251,7 +251,7 @@ async def test_tls_stop_is_quick_while_a_peer_holds_an_idle_connection(
 async def test_stop_answers_long_polling_sync_at_once(start_server: StartServer) -> None:
     from tests.integration.sync_helpers import new_user, sync
 
-    srv = await start_server()
+    srv = await start_server({"registration.mode": "open", "ratelimit.enabled": False})
     alice = await new_user(srv.client, "longpoll")
     since = (await sync(alice))["next_batch"]
     poll = asyncio.create_task(sync(alice, since=since, timeout=30_000))
