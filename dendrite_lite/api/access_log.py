@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+
+from hypercorn.typing import ASGIFramework as ASGIApp
+from hypercorn.typing import ASGIReceiveCallable as Receive
+from hypercorn.typing import ASGISendCallable as Send
+from hypercorn.typing import Scope
 
 __all__ = ["AccessLog"]
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 log = logging.getLogger("dendrite_lite.access")
 
@@ -36,7 +35,7 @@ class AccessLog:
         status = 0
         sent = 0
 
-        async def counting_send(message: Message) -> None:
+        async def counting_send(message: Any) -> None:
             nonlocal status, sent
             if message["type"] == "http.response.start":
                 status = message["status"]

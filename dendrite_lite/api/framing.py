@@ -12,18 +12,16 @@ connection after it instead of reading whatever follows as a next request.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from hypercorn.typing import ASGIFramework as ASGIApp
+from hypercorn.typing import ASGIReceiveCallable as Receive
+from hypercorn.typing import ASGISendCallable as Send
+from hypercorn.typing import Scope
 import orjson
 
 __all__ = ["FramingGuard"]
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _BODY = orjson.dumps({"errcode": "M_UNKNOWN", "error": "Ambiguous request body framing"})
 
