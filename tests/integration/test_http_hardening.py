@@ -129,6 +129,7 @@ async def test_http11_without_host_is_400(srv: RunningServer) -> None:
     status, _, _ = await read_response(reader)
     assert status == 400
     writer.close()
+    await assert_responsive(srv)
 
 
 async def test_websocket_upgrade_gets_an_answer(srv: RunningServer) -> None:
@@ -143,6 +144,7 @@ async def test_websocket_upgrade_gets_an_answer(srv: RunningServer) -> None:
     status = int(head.split()[1])
     assert status != 101 and 400 <= status < 500
     writer.close()
+    await assert_responsive(srv)
 
 
 # --- slow clients ------------------------------------------------------------------------------
@@ -239,10 +241,10 @@ async def test_pipelining_without_reading_does_not_grow_the_server(srv: RunningS
     grown = _rss_mib() - before
     await assert_responsive(srv)
     writer.transport.abort()
-    # Without back-pressure the server would parse (and answer into memory) every request sent.
+    # The server stops reading while its answers are not read (back-pressure), and closes the
+    # connection after MAX_REQUESTS_PER_CONNECTION: it never parses and answers into memory
+    # everything a client sends (the old server grew 63 -> 192 MB in 23 s here).
     assert grown < 40, f"RSS grew {grown:.0f} MiB after {sent} pipelined requests"
-    # Hypercorn answers at most MAX_REQUESTS_PER_CONNECTION on one connection.
-    assert MAX_REQUESTS_PER_CONNECTION <= 1000
 
 
 async def test_connection_closed_after_max_requests(srv: RunningServer) -> None:
@@ -260,6 +262,7 @@ async def test_connection_closed_after_max_requests(srv: RunningServer) -> None:
     assert answered == MAX_REQUESTS_PER_CONNECTION
     assert await closed_within(reader, 2)
     writer.close()
+    await assert_responsive(srv)
 
 
 # --- HTTP/2 ------------------------------------------------------------------------------------
@@ -271,6 +274,7 @@ async def test_h2c_prior_knowledge_on_the_client_listener(srv: RunningServer) ->
         # Errors are Matrix JSON over HTTP/2 too.
         resp = await h2.put("/_matrix/client/v3/nope", content=b"{")
         assert resp.status_code == 404 and resp.json()["errcode"] == "M_UNRECOGNIZED"
+    await assert_responsive(srv)
 
 
 async def test_http2_over_tls_both_listeners(start_server: StartServer, tmp_path: Path) -> None:
