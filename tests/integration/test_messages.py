@@ -102,7 +102,11 @@ async def test_errors(srv: RunningServer) -> None:
     resp = await eve.get(f"/rooms/{room}/messages", dir="b")
     assert resp.status_code == 403 and resp.json()["errcode"] == "M_FORBIDDEN"
     resp = await alice.get(f"/rooms/{room}/messages", dir="x")
-    assert resp.status_code == 400
+    assert resp.status_code == 400 and resp.json()["errcode"] == "M_INVALID_PARAM"
+    # `dir` is required by the spec (Synapse would default it to "f").
+    resp = await alice.get(f"/rooms/{room}/messages")
+    assert resp.status_code == 400 and resp.json()["errcode"] == "M_MISSING_PARAM"
+    assert "dir" in resp.json()["error"]
     resp = await alice.get(f"/rooms/{room}/messages", dir="b", **{"from": "garbage"})
     assert resp.status_code == 400 and resp.json()["errcode"] == "M_INVALID_PARAM"
     resp = await alice.get(f"/rooms/{room}/context/$nope")

@@ -34,12 +34,16 @@ async def get_messages(room_id: str) -> Response:
     svc = services()
     requester = await authenticate(svc)
     args = request.args
+    # The spec marks `dir` required. Synapse defaults it to "f", but no client we
+    # know omits it (Element, matrix-nio and SyTest always send it), so we follow the spec.
+    if "dir" not in args:
+        raise MatrixError(Errcode.MISSING_PARAM, "Missing dir parameter ('b' or 'f')")
     body = await svc.history.messages(
         MessagesRequest(
             user_id=requester.user_id,
             device_id=requester.device_id,
             room_id=room_id,
-            dir=args.get("dir", "b"),
+            dir=args["dir"],
             from_token=args.get("from"),
             to_token=args.get("to"),
             limit=_int_arg("limit", DEFAULT_LIMIT),
