@@ -111,7 +111,8 @@ class LoggingConfig:
 class RatelimitConfig:
     """Token buckets (see ratelimit.py): `*_per_second` refill rate, `*_burst` bucket size.
 
-    A rate of 0 turns that limit off; `enabled = false` turns them all off (test servers).
+    A rate of 0 turns that limit off (a burst is at least 1: a bucket of 0 tokens would refuse
+    everything); `enabled = false` turns them all off (test servers).
     Defaults are Synapse's, so clients see the limits they already cope with.
     """
 
@@ -325,6 +326,19 @@ def _non_negative_float(key: str, raw: Any) -> float:
     return float(raw)
 
 
+def _burst(key: str, raw: Any) -> int:
+    # A bucket of 0 tokens would refuse every request, not allow them all (ratelimit.py), so a
+    # burst is at least 1 and the way to turn a limit off is its rate: point there.
+    value = _expect(key, raw, int, "an integer")
+    if value < 1:
+        rate_key = key.removesuffix("_burst") + "_per_second"
+        raise ConfigError(
+            f"{key}: {value} is out of range (at least 1: the requests allowed at once;"
+            f" to turn this limit off, set {rate_key} = 0)"
+        )
+    return value
+
+
 def _choice(*choices: str, upper: bool = False) -> Validator:
     def check(key: str, raw: Any) -> str:
         value = _string(key, raw)
@@ -443,11 +457,11 @@ _VALIDATORS: dict[str, dict[str, Validator]] = {
     "ratelimit": {
         "enabled": _boolean,
         "login_per_second": _non_negative_float,
-        "login_burst": _int_range(1),
+        "login_burst": _burst,
         "register_per_second": _non_negative_float,
-        "register_burst": _int_range(1),
+        "register_burst": _burst,
         "send_per_second": _non_negative_float,
-        "send_burst": _int_range(1),
+        "send_burst": _burst,
     },
 }
 

@@ -103,8 +103,9 @@ _COMMENTS: dict[str, str] = {
     "logging": "What the server writes to its log (stderr, or the journal under systemd).",
     "logging.level": '"debug", "info", "warning" or "error".',
     "ratelimit": (
-        "Request rate limits (token buckets), so one client cannot starve the server:"
-        " each allows `burst` requests at once, refilled at `per_second`; 0 turns one off."
+        "Request rate limits (token buckets), so one client cannot starve the server: each\n"
+        "allows `burst` requests at once (at least 1), refilled at `per_second`. A `per_second`\n"
+        "of 0 turns that limit off (a `burst` of 0 would refuse every request, so it is refused)."
     ),
     "ratelimit.enabled": "false turns every limit off (test servers, benchmarks).",
     "ratelimit.login_per_second": "Login attempts, per IP address and per account.",

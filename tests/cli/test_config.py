@@ -19,6 +19,7 @@ from dendrite_lite.config import (
     split_address,
 )
 from dendrite_lite.config_template import render_config
+from dendrite_lite.ratelimit import RateLimits
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -392,3 +393,22 @@ def test_ratelimit_section_is_read_and_validated(tmp_path) -> None:
         parse_config({"ratelimit": {"login_per_second": -1}})
     with pytest.raises(ConfigError, match=r"ratelimit\.send_burst: expected an integer"):
         parse_config({"ratelimit": {"send_burst": "many"}})
+
+
+def test_ratelimit_burst_0_is_refused_and_the_comment_says_how_to_turn_a_limit_off() -> None:
+    # A bucket of 0 tokens refuses every request (ratelimit.py): "off" is a rate of 0, and both
+    # the message and the template comment say so (they used to disagree: issue 11 item 7).
+    with pytest.raises(ConfigError) as e:
+        parse_config({"ratelimit": {"send_burst": 0}})
+    assert str(e.value) == (
+        "ratelimit.send_burst: 0 is out of range (at least 1: the requests allowed at once;"
+        " to turn this limit off, set ratelimit.send_per_second = 0)"
+    )
+    cfg = parse_config({"ratelimit": {"login_per_second": 0}})
+    limits = RateLimits.from_config(cfg.ratelimit)
+    for _ in range(50):
+        limits.login_ip.check("203.0.113.7")  # never refused
+    text = render_config(Config())
+    section = text[: text.index("[ratelimit]")].rsplit("\n\n", 1)[1]
+    assert "A `per_second`\n# of 0 turns that limit off" in section
+    assert "0 turns one off" not in section
