@@ -3,6 +3,11 @@
 Under systemd (JOURNAL_STREAM is set) or when stderr is not a terminal, lines carry no timestamp:
 journald and most log collectors add their own, and a second one only makes lines longer.
 Format: `<LEVEL> <logger>: <message>`.
+
+One record is one line: messages carry request paths, server names, event ids and errors from
+clients and peers, so a `%0A` in a path (or U+2028, or a terminal escape) could otherwise forge
+a line of its own in the log. Every character `str.isprintable()` rejects is written as an
+escape (`\n`, `\x1b`, `\u2028`). Tracebacks, which follow the message, keep their lines.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import os
 import sys
 from typing import TextIO
 
-__all__ = ["configure_logging", "wants_timestamps"]
+__all__ = ["configure_logging", "wants_timestamps", "OneLineFormatter", "escape_unprintable"]
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -28,6 +33,21 @@ def wants_timestamps(stream: TextIO, environ: dict[str, str] | None = None) -> b
         return False
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
+
+
+def escape_unprintable(text: str) -> str:
+    """`text` with every unprintable character (controls, line and paragraph separators,
+    format characters) replaced by its Python escape."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
+class OneLineFormatter(logging.Formatter):
+    """A record's line (everything but its traceback) with unprintable characters escaped."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return escape_unprintable(super().formatMessage(record))
 
 
 class _QuietTlsCloseTimeout(logging.Filter):
@@ -50,7 +70,7 @@ def configure_logging(level: str = "info", *, stream: TextIO | None = None) -> N
     if wants_timestamps(out):
         fmt = "%(asctime)s " + fmt
     handler = logging.StreamHandler(out)
-    handler.setFormatter(logging.Formatter(fmt))
+    handler.setFormatter(OneLineFormatter(fmt))
     root = logging.getLogger()
     # Replace rather than add, so calling this twice (tests, reload) never doubles every line.
     root.handlers = [handler]

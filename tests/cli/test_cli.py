@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import stat
@@ -15,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import click
 import pytest
+import typer
 from signedjson.key import read_signing_keys
 from typer.testing import CliRunner
 
@@ -361,6 +364,35 @@ def test_every_command_has_help() -> None:
         assert "Usage: dendrite-lite" in result.stdout
 
 
+def _commands(command: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+    yield path, command
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            yield from _commands(sub, (*path, name))
+
+
+# Text in <angle> or [square] brackets: what markdown (an HTML tag) or rich markup (a style tag)
+# would take for markup and drop. A backslash escape in the source is markdown's, not the text's.
+_BRACKETED = re.compile(r"<[^<>\n]+>|\[[^\[\]\n]+\]")
+
+
+def test_help_shows_bracketed_text_as_written() -> None:
+    # `init --help` once showed "Default: https:///." for "https://<server-name>/." (issue 11).
+    root = typer.main.get_command(app)
+    checked = 0
+    for path, command in _commands(root):
+        result = invoke(*path, "--help")
+        assert result.exit_code == 0, (path, result.output)
+        # Undo rich's box and line wrapping so text split over two lines still matches.
+        shown = " ".join(re.sub(r"[\u2500-\u257f]", " ", result.stdout).split())
+        texts = [command.help or ""] + [getattr(p, "help", None) or "" for p in command.params]
+        for text in texts:
+            for written in _BRACKETED.findall(re.sub(r"\\(.)", r"\1", text)):
+                assert " ".join(written.split()) in shown, (path, written, result.stdout)
+                checked += 1
+    assert checked >= 1  # at least init's <server-name>: the test must be able to fail
+
+
 # --- as a real process -----------------------------------------------------------------------
 
 
@@ -402,8 +434,14 @@ def test_init_then_run_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
         maps = Path(f"/proc/{proc.pid}/maps").read_text()
         assert "pydantic_core" not in maps
         assert "uvloop" in maps  # server.event_loop's default
+        # A path that would forge a log line if written verbatim (issue 11: log injection).
+        forged = httpx.get(base + "/_matrix/x%0AWARNING%20dendrite_lite.server:%20forged%E2%80%A8",
+                           timeout=5)
+        assert forged.status_code == 404
     stderr = proc.stderr.read().decode() if proc.stderr else ""
     assert "Traceback" not in stderr
+    assert not any(line.startswith("WARNING dendrite_lite.server: forged") for line in stderr.splitlines())
+    assert "GET /_matrix/x\\nWARNING dendrite_lite.server: forged\\u2028 404" in stderr
 
 
 def test_run_on_asyncio_when_configured(tmp_path: Path) -> None:

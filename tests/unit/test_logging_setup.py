@@ -81,3 +81,35 @@ def test_tls_close_timeouts_from_vanished_peers_are_not_logged_as_errors() -> No
     text = out.getvalue()
     assert "client_connected_cb" not in text
     assert "another failure" in text
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("/a%0A\nINFO forged: x", "/a%0A\\nINFO forged: x"),
+        ("/a\r\nb", "/a\\r\\nb"),
+        ("/a\u2028b\u2029c", "/a\\u2028b\\u2029c"),
+        ("/a\x1b[2Jb", "/a\\x1b[2Jb"),
+        ("/a\x85b\u202eb", "/a\\x85b\\u202eb"),
+        ("/café/ü", "/café/ü"),
+    ],
+)
+def test_values_from_clients_cannot_forge_log_lines(
+    restore_root: None, value: str, shown: str
+) -> None:
+    out = io.StringIO()
+    configure_logging("info", stream=out)
+    logging.getLogger("dendrite_lite.access").info("GET %s 404 1ms 2", value)
+    assert out.getvalue() == f"INFO dendrite_lite.access: GET {shown} 404 1ms 2\n"
+
+
+def test_tracebacks_keep_their_lines(restore_root: None) -> None:
+    out = io.StringIO()
+    configure_logging("info", stream=out)
+    try:
+        raise ValueError("bad\nvalue")
+    except ValueError:
+        logging.getLogger("x").error("failed on %s", "a\nb", exc_info=True)
+    first, *rest = out.getvalue().splitlines()
+    assert first == "ERROR x: failed on a\\nb"
+    assert rest[0] == "Traceback (most recent call last):"
