@@ -71,7 +71,9 @@ def init(
     ] = None,
     public_baseurl: Annotated[
         Optional[str],
-        typer.Option(help="The https:// URL clients use. Default: https://<server-name>/."),
+        # "\\<": help is markdown (rich_markup_mode), where a bare <server-name> is an HTML tag
+        # and vanishes from --help.
+        typer.Option(help="The https:// URL clients use. Default: https://\\<server-name>/."),
     ] = None,
     data_dir: Annotated[
         Optional[Path],

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import click
 import pytest
 import typer
 from signedjson.key import read_signing_keys
@@ -364,11 +363,11 @@ def test_every_command_has_help() -> None:
         assert "Usage: dendrite-lite" in result.stdout
 
 
-def _commands(command: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+def _commands(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    # Duck-typed: typer ships its own copy of click, whose Group is not click.Group.
     yield path, command
-    if isinstance(command, click.Group):
-        for name, sub in command.commands.items():
-            yield from _commands(sub, (*path, name))
+    for name, sub in (getattr(command, "commands", None) or {}).items():
+        yield from _commands(sub, (*path, name))
 
 
 # Text in <angle> or [square] brackets: what markdown (an HTML tag) or rich markup (a style tag)
