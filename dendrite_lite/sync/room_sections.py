@@ -27,6 +27,7 @@ from typing import Any
 import aiosqlite
 
 from dendrite_lite.rooms.visibility import filter_events_for_user_conn
+from dendrite_lite.storage import aliases as aliases_table
 from dendrite_lite.storage import events as events_table
 from dendrite_lite.storage import history as history_table
 from dendrite_lite.storage import notifications as notifications_table
@@ -108,6 +109,7 @@ async def build_rooms(conn: aiosqlite.Connection, req: RoomsRequest) -> RoomsRes
     rooms: list[_Room] = []
     stripped: dict[str, tuple[str, str]] = {}  # room -> (section, member event id)
     candidates: list[str] = []  # joined rooms whose member event changed since the token
+    forgotten = await _forgotten(conn, req.user_id, memberships)
     for room_id, (membership, event_id, pos) in sorted(memberships.items()):
         if pos > req.until:
             continue  # a change this sync does not reach yet: the next sync shows it
@@ -125,6 +127,8 @@ async def build_rooms(conn: aiosqlite.Connection, req: RoomsRequest) -> RoomsRes
             if changed or req.full_state:
                 stripped[room_id] = (membership, event_id)
         elif membership in ("leave", "ban"):
+            if room_id in forgotten:
+                continue  # forgotten (POST /forget): gone from every sync of this user
             initial = req.since is None or req.full_state
             if (initial and room_filter.include_leave) or (not initial and changed):
                 rooms.append(_Room(room_id, "leave", None if initial else req.since, pos, initial))
@@ -135,6 +139,15 @@ async def build_rooms(conn: aiosqlite.Connection, req: RoomsRequest) -> RoomsRes
     if stripped:
         await _fill_stripped(conn, stripped, result)
     return result
+
+
+async def _forgotten(
+    conn: aiosqlite.Connection, user_id: str, memberships: Mapping[str, tuple[str, str, int]]
+) -> set[str]:
+    """Rooms the user left and then forgot (queried only when there are left rooms at all)."""
+    if not any(m[0] in ("leave", "ban") for m in memberships.values()):
+        return set()
+    return set(await aliases_table.select_forgotten_room_ids(conn, user_id))
 
 
 async def _mark_newly_joined(

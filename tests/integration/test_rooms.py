@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import pytest
@@ -243,3 +244,33 @@ async def test_forget_only_after_leaving(srv: RunningServer) -> None:
     assert await storage.db.read(lambda c: al.select_forgotten_room_ids(c, bob.user_id)) == []
     resp = await bob.call("POST", "/rooms/!nope:test.localhost/forget", {}, expect=404)
     assert resp.json()["errcode"] == "M_NOT_FOUND"
+
+
+async def test_forgotten_room_is_gone_from_every_sync(srv: RunningServer) -> None:
+    alice, bob = await _pair(srv)
+    kept = await alice.create_room(preset="public_chat")
+    gone = await alice.create_room(preset="public_chat")
+    for room in (kept, gone):
+        await bob.call("POST", f"/join/{room}", {})
+    before_leave = (await bob.call("GET", "/sync", params={"timeout": 0})).json()["next_batch"]
+    for room in (kept, gone):
+        await bob.call("POST", f"/rooms/{room}/leave", {})
+    await bob.call("POST", f"/rooms/{gone}/forget", {})
+    include_leave = json.dumps({"room": {"include_leave": True}})
+
+    initial = (await bob.call("GET", "/sync", params={"filter": include_leave})).json()
+    assert set(initial["rooms"]["leave"]) == {kept}
+    since_before = (await bob.call(
+        "GET", "/sync", params={"since": before_leave, "timeout": 0}
+    )).json()
+    assert set(since_before["rooms"]["leave"]) == {kept}
+    full = (await bob.call("GET", "/sync", params={"filter": include_leave, "full_state": "true",
+                                                   "since": before_leave})).json()
+    assert gone not in full["rooms"]["leave"]
+    assert gone not in (await bob.call("GET", "/joined_rooms")).json()["joined_rooms"]
+
+    # Joining again brings the room back, and a later leave shows as usual.
+    await bob.call("POST", f"/join/{gone}", {})
+    await bob.call("POST", f"/rooms/{gone}/leave", {})
+    again = (await bob.call("GET", "/sync", params={"filter": include_leave})).json()
+    assert set(again["rooms"]["leave"]) == {kept, gone}
