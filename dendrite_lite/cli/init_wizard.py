@@ -70,6 +70,14 @@ def answers_from_flags(flags: InitAnswers, config_path: Path) -> InitAnswers:
         fail("--admin-user needs --admin-password-file with --non-interactive")
     if flags.admin_password is not None and flags.admin_user is None:
         fail("--admin-password-file needs --admin-user")
+    if flags.tls_mode == "files":
+        for key, path in (("cert_path", flags.tls_cert), ("key_path", flags.tls_key)):
+            if path is None:
+                continue  # config_from_answers names the missing key
+            try:
+                check_existing_file("tls", key)(str(path))
+            except ConfigError as e:
+                fail(str(e))
     return _fill_defaults(flags, config_path)
 
 
@@ -122,10 +130,8 @@ def ask_answers(flags: InitAnswers, config_path: Path) -> InitAnswers:
     )
     tls_cert, tls_key, acme_email = flags.tls_cert, flags.tls_key, flags.acme_email
     if tls_mode == "files":
-        tls_cert = tls_cert or Path(
-            _ask("Certificate chain file (PEM)", None, _check("tls", "cert_path"))
-        )
-        tls_key = tls_key or Path(_ask("Private key file (PEM)", None, _check("tls", "key_path")))
+        tls_cert = _ask_file("Certificate chain file (PEM)", tls_cert, "cert_path")
+        tls_key = _ask_file("Private key file (PEM)", tls_key, "key_path")
     if tls_mode == "acme" and acme_email is None:
         acme_email = _ask(
             "Email for certificate expiry warnings (optional)", "", _check("tls", "acme_email")
@@ -172,6 +178,18 @@ def _ask(question: str, default: str | None, check: Callable[[str], object]) -> 
         return answer.strip()
 
 
+def _ask_file(question: str, given: Path | None, key: str) -> Path:
+    """A TLS file: the flag's path if that file exists, else asked until it does."""
+    check = check_existing_file("tls", key)
+    if given is not None:
+        try:
+            check(str(given))
+            return given
+        except ConfigError as e:
+            typer.echo(f"  {e}", err=True)
+    return Path(_ask(question, None, check))
+
+
 def _choose(question: str, choices: tuple[str, ...], section: str, key: str) -> str:
     # The loader's enum check (not a prompt type), so the message matches the config file's.
     answer = _ask(f"{question}\n({'/'.join(choices)})", choices[0], _check(section, key))
@@ -191,6 +209,23 @@ def _ask_password() -> str:
 def _check(section: str, key: str) -> Callable[[str], object]:
     # The loader's own validator, so the wizard and the config file agree on what is valid.
     return lambda value: check_option(section, key, value)
+
+
+def check_existing_file(section: str, key: str) -> Callable[[str], object]:
+    """The loader's check plus "the file is there": the server opens it at start, and `config
+    check` fails on a missing one, so init must not write a config naming it. Relative paths are
+    from the current directory, as config_from_answers writes them."""
+
+    def check(value: str) -> None:
+        path = check_option(section, key, value)
+        if path is None:
+            raise ConfigError(f"{section}.{key}: required (a path to a PEM file)")
+        if not path.exists():
+            raise ConfigError(f"{section}.{key}: {path} does not exist")
+        if not path.is_file():
+            raise ConfigError(f"{section}.{key}: {path} is not a file")
+
+    return check
 
 
 def check_localpart(name: str) -> None:

@@ -244,6 +244,53 @@ def test_init_interactive_asks_again_after_a_bad_answer(
     assert (tmp_path / "srv" / "signing.key").exists()
 
 
+def test_init_refuses_tls_files_that_do_not_exist(tmp_path: Path) -> None:
+    # A config naming a missing certificate fails `config check` and the start: init says so
+    # as it asks, like it does for names and URLs (issue 11).
+    cert, key = tmp_path / "fullchain.pem", tmp_path / "privkey.pem"
+    files = ("--tls-mode", "files", "--tls-cert", str(cert), "--tls-key", str(key))
+    result = invoke(*init_args(tmp_path, *files))
+    assert result.exit_code == 2
+    assert f"error: tls.cert_path: {cert} does not exist" in result.stderr
+    assert not (tmp_path / "dendrite-lite.toml").exists()
+    cert.write_text("-----BEGIN CERTIFICATE-----\n")
+    result = invoke(*init_args(tmp_path, *files))
+    assert result.exit_code == 2
+    assert f"error: tls.key_path: {key} does not exist" in result.stderr
+    key.write_text("-----BEGIN PRIVATE KEY-----\n")
+    result = invoke(*init_args(tmp_path, *files))
+    assert result.exit_code == 0, result.output
+    check = invoke("config", "check", "--config", str(tmp_path / "dendrite-lite.toml"))
+    assert check.exit_code == 0, check.output
+
+
+def test_init_interactive_asks_again_for_a_missing_tls_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fullchain.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    (tmp_path / "privkey.pem").write_text("-----BEGIN PRIVATE KEY-----\n")
+    (tmp_path / "certs").mkdir()
+    answers = "\n".join([
+        "example.org", "", "data",
+        "files",
+        "fulchain.pem",      # a typo: asked again
+        "fullchain.pem",
+        "certs",             # a directory: asked again
+        "privkey.pem",
+        "closed",
+        "n",
+    ]) + "\n"
+    result = invoke("init", input=answers)
+    assert result.exit_code == 0, result.output
+    assert "tls.cert_path: fulchain.pem does not exist" in result.stderr
+    assert "tls.key_path: certs is not a file" in result.stderr
+    config = load_config(tmp_path / "dendrite-lite.toml")
+    assert config.tls.cert_path == tmp_path.resolve() / "fullchain.pem"
+    assert config.tls.key_path == tmp_path.resolve() / "privkey.pem"
+    assert invoke("config", "check", "--config", "dendrite-lite.toml").exit_code == 0
+
+
 # --- config path, errors ---------------------------------------------------------------------
 
 
@@ -303,9 +350,11 @@ def test_config_check_rejects_a_broken_key_file(tmp_path: Path) -> None:
 
 def test_config_check_names_missing_tls_files(tmp_path: Path) -> None:
     (tmp_path / "cert.pem").write_text("x")
+    (tmp_path / "key.pem").write_text("x")
     assert invoke(*init_args(tmp_path, "--tls-mode", "files", "--tls-cert",
                              str(tmp_path / "cert.pem"), "--tls-key",
                              str(tmp_path / "key.pem"))).exit_code == 0
+    (tmp_path / "key.pem").unlink()  # init refuses a missing file; it went missing later
     result = invoke("config", "check", "--config", str(tmp_path / "dendrite-lite.toml"))
     assert result.exit_code == 2
     key_path = tmp_path.resolve() / "key.pem"
