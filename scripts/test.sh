@@ -17,6 +17,10 @@ if ! .venv-synapse/bin/python -c 'import synapse' 2>/dev/null; then
   .venv-synapse/bin/python -m pip install -q 'matrix-synapse~=1.163.0'
 fi
 
+# The spec-driven tests read the Matrix spec sources (scripts/matrix-spec.sh says from where).
+MATRIX_SPEC_DIR=$(bash scripts/matrix-spec.sh)
+export MATRIX_SPEC_DIR
+
 set +e
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
 rc=$?

@@ -27,6 +27,7 @@ from dendrite_lite.config import Config, ListenConfig, ServerConfig
 from dendrite_lite.crypto.keys import ServerKey, new_server_key, write_signing_key
 from dendrite_lite.event_loop import new_event_loop
 from dendrite_lite.server import Listener, Listening, serve
+from tests.spec_paths import SPEC_DIR
 
 SERVER_NAME = "test.localhost"
 
@@ -113,6 +114,15 @@ async def launch(
 _SSL_CONTEXT = ssl.create_default_context()
 
 StartServer = Callable[..., Awaitable[RunningServer]]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Without this, collection stops at the first FileNotFoundError and no test runs.
+    if not (SPEC_DIR / "data" / "api" / "client-server").is_dir():
+        raise pytest.UsageError(
+            f"the Matrix spec sources are not at {SPEC_DIR}: run the tests with "
+            "`bash scripts/test.sh` (it finds or fetches them) or set MATRIX_SPEC_DIR"
+        )
 
 
 def pytest_asyncio_loop_factories(config: Any, item: Any) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:

@@ -1,4 +1,5 @@
-"""Where the Matrix spec copy lives: ../shared/matrix-spec beside the repository (as in CI)."""
+"""Where the Matrix spec copy lives: $MATRIX_SPEC_DIR (scripts/test.sh sets it, see
+scripts/matrix-spec.sh), else ../shared/matrix-spec beside the repository (as in CI)."""
 
 from __future__ import annotations
 
