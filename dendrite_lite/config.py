@@ -52,6 +52,8 @@ class ServerConfig:
     data_dir: Path = Path("./data")
     signing_key_path: Path | None = None  # None means <data_dir>/signing.key
     event_loop: str = "uvloop"  # uvloop | asyncio (event_loop.py)
+    # New rooms' version when /createRoom names none (events/room_versions.py; the spec's advice).
+    default_room_version: str = "12"
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,6 +341,22 @@ def _burst(key: str, raw: Any) -> int:
     return value
 
 
+def _room_version(key: str, raw: Any) -> str:
+    # The one list of versions we implement is room_versions.py (pure, importing nothing of
+    # ours), imported here rather than copied so a new version needs no second edit.
+    from dendrite_lite.events.room_versions import KNOWN_ROOM_VERSIONS
+
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        raise ConfigError(f'{key}: expected a string, got {raw} (room versions are strings: "{raw}")')
+    value = _string(key, raw)
+    if value not in KNOWN_ROOM_VERSIONS:
+        known = ", ".join(f'"{v}"' for v in KNOWN_ROOM_VERSIONS)
+        raise ConfigError(
+            f"{key}: {_show(value)} is not a room version this server supports ({known})"
+        )
+    return value
+
+
 def _choice(*choices: str, upper: bool = False) -> Validator:
     def check(key: str, raw: Any) -> str:
         value = _string(key, raw)
@@ -422,6 +440,7 @@ _VALIDATORS: dict[str, dict[str, Validator]] = {
         "data_dir": _path,
         "signing_key_path": _optional_path,
         "event_loop": _choice("uvloop", "asyncio"),
+        "default_room_version": _room_version,
     },
     "listen": {
         "client": _address,

@@ -44,6 +44,10 @@ _COMMENTS: dict[str, str] = {
         '"uvloop" or "asyncio" (Python\'s own): uvloop takes about a quarter less CPU per\n'
         "request (a Raspberry Pi feels it) for about 1.8 MB more memory."
     ),
+    "server.default_room_version": (
+        'The version of new rooms whose creator does not ask for one ("1" to "12"). "12" is what\n'
+        "the spec advises; an older one only for servers or clients that cannot join v12 rooms."
+    ),
     "listen": 'Network addresses, "host:port" (IPv6 as "[::1]:8008").',
     "listen.client": (
         "The client API (Element, FluffyChat, ...). 127.0.0.1 when a reverse proxy forwards to\n"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dendrite_lite.errors import Errcode, MatrixError
@@ -33,7 +33,8 @@ PRESETS: dict[str, tuple[str, str, str]] = {
 
 @dataclass(frozen=True, slots=True)
 class CreateRoomRequest:
-    room_version: RoomVersion = DEFAULT_ROOM_VERSION
+    # None: the body names none, and create_room takes the server's (server.default_room_version).
+    room_version: RoomVersion | None = None
     preset: str = "private_chat"
     visibility: str = "private"
     name: str | None = None
@@ -59,7 +60,7 @@ def _opt_str(body: Mapping[str, Any], key: str) -> str | None:
 
 def parse_create_room(body: Mapping[str, Any]) -> CreateRoomRequest:
     """Validate a /createRoom body (400 M_BAD_JSON / M_UNSUPPORTED_ROOM_VERSION on bad input)."""
-    version = DEFAULT_ROOM_VERSION
+    version: RoomVersion | None = None
     if "room_version" in body:
         try:
             version = get_room_version(body["room_version"])
@@ -213,13 +214,18 @@ async def create_room(
     request: CreateRoomRequest,
     alias: str | None = None,
     profiles: Mapping[str, Mapping[str, str]] | None = None,
+    default_version: RoomVersion = DEFAULT_ROOM_VERSION,
 ) -> tuple[str, list[PersistedEvent]]:
     """Create the room; `alias` is the full canonical alias the caller has reserved, if any;
-    `profiles` (user -> displayname/avatar_url) go into the creator's and invitees' member events.
+    `profiles` (user -> displayname/avatar_url) go into the creator's and invitees' member events;
+    `default_version` is the room version when the request names none.
 
     Auth failures of the implied events are the request's fault: 400 M_INVALID_ROOM_STATE.
     """
+    if request.room_version is None:
+        request = replace(request, room_version=default_version)
     rv = request.room_version
+    assert rv is not None
     room_id = None if rv.room_id_is_create_event_hash else f"!{secrets.token_urlsafe(18)}:{server_name}"
     try:
         return await pipeline.create_room(

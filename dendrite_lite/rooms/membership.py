@@ -22,6 +22,7 @@ import aiosqlite
 
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.events.ids import is_valid_user_id, server_name_of
+from dendrite_lite.events.room_versions import DEFAULT_ROOM_VERSION, RoomVersion
 from dendrite_lite.federation.remote_membership import FederatedMembership
 from dendrite_lite.rooms.access import MEMBER, load_current, load_readable
 from dendrite_lite.rooms.aliases import alias_from_localpart, alias_is_free, parse_alias, resolve_alias
@@ -69,6 +70,8 @@ class MembershipService:
     pipeline: RoomPipeline
     server_name: str
     federation: FederatedMembership | None = None
+    # New rooms' version when /createRoom names none (server.default_room_version).
+    default_room_version: RoomVersion = DEFAULT_ROOM_VERSION
 
     async def _send(self, room_id: str, sender: str, target: str, content: dict[str, Any]) -> PersistedEvent:
         return await self.pipeline.send(room_id, EventSpec(sender, MEMBER, content, target))
@@ -101,6 +104,7 @@ class MembershipService:
             request=request,
             alias=alias,
             profiles=profiles,
+            default_version=self.default_room_version,
         )
         if alias is not None:
             now = int(time.time() * 1000)

@@ -412,3 +412,22 @@ def test_ratelimit_burst_0_is_refused_and_the_comment_says_how_to_turn_a_limit_o
     section = text[: text.index("[ratelimit]")].rsplit("\n\n", 1)[1]
     assert "A `per_second`\n# of 0 turns that limit off" in section
     assert "0 turns one off" not in section
+
+
+def test_default_room_version_is_validated_against_the_versions_we_implement() -> None:
+    from dendrite_lite.events.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS
+
+    assert Config().server.default_room_version == DEFAULT_ROOM_VERSION.identifier
+    assert parse_config({"server": {"default_room_version": "10"}}).server.default_room_version == "10"
+    with pytest.raises(ConfigError) as e:
+        parse_config({"server": {"default_room_version": "13"}})
+    known = ", ".join(f'"{v}"' for v in KNOWN_ROOM_VERSIONS)
+    assert str(e.value) == (
+        f'server.default_room_version: "13" is not a room version this server supports ({known})'
+    )
+    with pytest.raises(ConfigError) as e:
+        parse_config({"server": {"default_room_version": 10}})
+    assert str(e.value) == (
+        'server.default_room_version: expected a string, got 10 (room versions are strings: "10")'
+    )
+    assert "default_room_version" in render_config(Config())

@@ -17,11 +17,13 @@ __all__ = ["bp", "capabilities"]
 bp = Blueprint("client_capabilities", __name__)
 
 
-def capabilities() -> dict[str, Any]:
+def capabilities(default_room_version: str = DEFAULT_ROOM_VERSION.identifier) -> dict[str, Any]:
+    """`default_room_version`: what /createRoom uses when the body names none (config
+    server.default_room_version), so clients offer it too."""
     return {
         "m.change_password": {"enabled": True},
         "m.room_versions": {
-            "default": DEFAULT_ROOM_VERSION.identifier,
+            "default": default_room_version,
             "available": {v: "stable" for v in KNOWN_ROOM_VERSIONS},
         },
         "m.set_displayname": {"enabled": True},
@@ -36,5 +38,6 @@ def capabilities() -> dict[str, Any]:
 @bp.get("/_matrix/client/v3/capabilities")
 async def get_capabilities() -> Response:
     """GET /_matrix/client/v3/capabilities"""
-    await authenticate(services(), allow_guest=True)
-    return jsonify({"capabilities": capabilities()})
+    svc = services()
+    await authenticate(svc, allow_guest=True)
+    return jsonify({"capabilities": capabilities(svc.config.server.default_room_version)})

@@ -10,6 +10,7 @@ from dendrite_lite.api.app import services
 from dendrite_lite.api.client.auth import authenticate
 from dendrite_lite.api.errors import json_body
 from dendrite_lite.errors import Errcode, MatrixError
+from dendrite_lite.events.room_versions import get_room_version
 from dendrite_lite.rooms.creation import parse_create_room
 from dendrite_lite.rooms.room_events import client_events
 from dendrite_lite.rooms.membership import MEMBERSHIPS, MembershipService, parse_target_user
@@ -26,7 +27,8 @@ _V3 = "/_matrix/client/v3"
 def _service() -> MembershipService:
     svc = services()
     return MembershipService(
-        svc.storage, svc.pipeline, svc.config.server.server_name, svc.federated_membership
+        svc.storage, svc.pipeline, svc.config.server.server_name, svc.federated_membership,
+        default_room_version=get_room_version(svc.config.server.default_room_version),
     )
 
 
