@@ -1,4 +1,5 @@
-"""The `dendrite-lite` command: init, run, config check, generate-keys, create-account, version.
+"""The `dendrite-lite` command: init, run, config check, generate-keys, create-account,
+registration-token, version.
 
 Commands are thin: they read the config (cli.common), call one piece of the server, and print
 what a self-hoster needs to know. The server (Quart, Hypercorn) is imported only by `run`.
@@ -13,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from dendrite_lite import __version__
-from dendrite_lite.cli import accounts
+from dendrite_lite.cli import accounts, registration_tokens
 from dendrite_lite.cli.common import DEFAULT_CONFIG, ConfigOption, fail, load_config_or_exit
 from dendrite_lite.cli.init_wizard import (
     REGISTRATION_MODES,
@@ -53,6 +54,7 @@ app = typer.Typer(
 config_app = typer.Typer(help="Look at the config file.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.command("create-account")(accounts.create_account)
+app.add_typer(registration_tokens.app, name="registration-token")
 
 
 def main() -> None:
@@ -166,11 +168,18 @@ def init(
     typer.echo(f"Wrote {config} and the signing key {key.key_id} ({cfg.signing_key_path}).")
     if answers.admin_user is not None and answers.admin_password is not None:
         _create_first_admin(cfg, answers.admin_user, answers.admin_password, config)
-    typer.echo(
+    next_steps = (
         "\nNext steps:\n"
         f"  dendrite-lite config check --config {config}   # look over the settings\n"
         f"  dendrite-lite run --config {config}            # start the server"
     )
+    if cfg.registration.mode == "token":
+        # Token registration is useless until the admin knows how to hand out a token.
+        next_steps += (
+            f"\n  dendrite-lite registration-token create --config {config}"
+            "   # a token someone can sign up with"
+        )
+    typer.echo(next_steps)
 
 
 def _create_first_admin(config: Config, localpart: str, password: str, config_path: Path) -> None:

@@ -244,6 +244,16 @@ def test_init_interactive_asks_again_after_a_bad_answer(
     assert (tmp_path / "srv" / "signing.key").exists()
 
 
+def test_init_with_token_registration_says_how_to_make_a_token(tmp_path: Path) -> None:
+    result = invoke(*init_args(tmp_path, "--registration", "token"))
+    assert result.exit_code == 0, result.output
+    config = tmp_path / "dendrite-lite.toml"
+    assert f"dendrite-lite registration-token create --config {config}" in result.stdout
+    closed = invoke(*init_args(tmp_path / "closed"))
+    assert closed.exit_code == 0, closed.output
+    assert "registration-token" not in closed.stdout
+
+
 def test_init_refuses_tls_files_that_do_not_exist(tmp_path: Path) -> None:
     # A config naming a missing certificate fails `config check` and the start: init says so
     # as it asks, like it does for names and URLs (issue 11).
@@ -404,7 +414,9 @@ def test_version() -> None:
 def test_every_command_has_help() -> None:
     top = invoke("--help")
     assert top.exit_code == 0
-    for name in ("init", "run", "config", "generate-keys", "create-account", "version"):
+    for name in (
+        "init", "run", "config", "generate-keys", "create-account", "registration-token", "version"
+    ):
         assert name in top.stdout
     for command in (["init"], ["run"], ["config", "check"], ["generate-keys"], ["version"]):
         result = invoke(*command, "--help")
