@@ -71,6 +71,7 @@ from dendrite_lite.federation.remote_membership import FederatedMembership
 from dendrite_lite.federation.requester import ClientRequester
 from dendrite_lite.federation.sender import ClientTransport, FederationSender
 from dendrite_lite.storage import MigrationError, SchemaTooNew, Storage
+from dendrite_lite.storage import server_identity
 from dendrite_lite.rooms.history import HistoryService
 from dendrite_lite.rooms.notifications import NotificationCounter
 from dendrite_lite.sync.filter_store import FilterService
@@ -189,6 +190,7 @@ async def load_services(config: Config) -> Services:
         )
     except (SchemaTooNew, MigrationError) as e:
         raise StartupError(str(e)) from None
+    await _claim_server_name(config, storage)
     notifier = Notifier()
     counter = NotificationCounter(storage, config.server.server_name)
     federation = _federation_services(config, key, storage)
@@ -215,6 +217,16 @@ async def load_services(config: Config) -> Services:
         **federation,
         **_federation_endpoints(storage, federation, user_data),
     )
+
+
+async def _claim_server_name(config: Config, storage: Storage) -> None:
+    """Refuse a database made for another server.server_name: every user id, alias and
+    signature in it carries the old name. A database without one records the configured name."""
+    name = config.server.server_name
+    recorded = await storage.db.write(lambda conn: server_identity.claim_server_name(conn, name))
+    if recorded != name:
+        await storage.close()
+        raise StartupError(str(server_identity.ServerNameChanged(config.database_path, recorded, name)))
 
 
 def _federation_endpoints(

@@ -218,6 +218,7 @@ def config_check(config: ConfigOption = DEFAULT_CONFIG) -> None:
     missing = _missing_files(cfg)
     if missing:
         fail(missing[0], hint="\n".join(f"error: {m}" for m in missing[1:]) or None)
+    _check_database_server_name(cfg)
     try:
         key = load_signing_key(cfg.signing_key_path)
         key_status = f"{key.key_id}, {cfg.signing_key_path}"
@@ -241,6 +242,20 @@ def config_check(config: ConfigOption = DEFAULT_CONFIG) -> None:
         ("registration", cfg.registration.mode),
     ):
         typer.echo(f"  {label + ':':<14}{value}")
+
+
+def _check_database_server_name(cfg: Config) -> None:
+    # The server refuses to start on a database made for another server_name; say so here first.
+    import sqlite3
+
+    from dendrite_lite.storage.server_identity import ServerNameChanged, check_server_name
+
+    try:
+        check_server_name(cfg.database_path, cfg.server.server_name)
+    except ServerNameChanged as e:
+        fail(str(e))
+    except sqlite3.Error as e:
+        fail(f"database.path: cannot read {cfg.database_path}: {e}")
 
 
 def _missing_files(cfg: Config) -> list[str]:
