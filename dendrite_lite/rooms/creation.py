@@ -19,6 +19,7 @@ from dendrite_lite.events.room_versions import (
     UnsupportedRoomVersion,
     get_room_version,
 )
+from dendrite_lite.request_body import optional_field
 from dendrite_lite.rooms.pipeline import EventSpec, PersistedEvent, RoomPipeline
 
 __all__ = ["CreateRoomRequest", "PRESETS", "parse_create_room", "create_room", "default_power_levels"]
@@ -51,30 +52,31 @@ def _bad(msg: str) -> MatrixError:
     return MatrixError(Errcode.BAD_JSON, msg)
 
 
-def _opt_str(body: Mapping[str, Any], key: str) -> str | None:
-    value = body.get(key)
-    if value is not None and not isinstance(value, str):
-        raise _bad(f"{key} must be a string")
-    return value
-
-
 def parse_create_room(body: Mapping[str, Any]) -> CreateRoomRequest:
     """Validate a /createRoom body (400 M_BAD_JSON / M_UNSUPPORTED_ROOM_VERSION on bad input)."""
     version: RoomVersion | None = None
-    if "room_version" in body:
+    room_version = optional_field(body, "room_version", "string")
+    if room_version is not None:
         try:
-            version = get_room_version(body["room_version"])
+            version = get_room_version(room_version)
         except UnsupportedRoomVersion as e:
             raise MatrixError(Errcode.UNSUPPORTED_ROOM_VERSION, str(e)) from None
     visibility = body.get("visibility", "private")
     if visibility not in ("public", "private"):
         raise _bad("visibility must be 'public' or 'private'")
-    preset = body.get("preset") or ("public_chat" if visibility == "public" else "private_chat")
+    # A wrong-typed preset must not reach the dict lookup: [null, null] is unhashable (a 500).
+    preset = optional_field(body, "preset", "string") or (
+        "public_chat" if visibility == "public" else "private_chat"
+    )
     if preset not in PRESETS:
+        # Synapse answers M_BAD_JSON here too (handlers/room.py), not M_INVALID_PARAM.
         raise _bad(f"unknown preset {preset!r}")
     invite = body.get("invite", [])
     if not isinstance(invite, list) or not all(isinstance(u, str) and u.startswith("@") for u in invite):
         raise _bad("invite must be a list of user ids")
+    # NOTSPEC: third-party invites are not supported (no identity server); a well-typed
+    # invite_3pid is ignored, but a malformed one is still the client's error.
+    optional_field(body, "invite_3pid", "array")
     initial: list[tuple[str, str, Mapping[str, Any]]] = []
     raw_initial = body.get("initial_state", [])
     if not isinstance(raw_initial, list):
@@ -100,9 +102,9 @@ def parse_create_room(body: Mapping[str, Any]) -> CreateRoomRequest:
         room_version=version,
         preset=preset,
         visibility=visibility,
-        name=_opt_str(body, "name"),
-        topic=_opt_str(body, "topic"),
-        room_alias_name=_opt_str(body, "room_alias_name"),
+        name=optional_field(body, "name", "string"),
+        topic=optional_field(body, "topic", "string"),
+        room_alias_name=optional_field(body, "room_alias_name", "string"),
         invite=tuple(dict.fromkeys(invite)),
         is_direct=is_direct,
         initial_state=tuple(initial),

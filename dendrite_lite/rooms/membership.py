@@ -24,6 +24,7 @@ from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.events.ids import is_valid_user_id, server_name_of
 from dendrite_lite.events.room_versions import DEFAULT_ROOM_VERSION, RoomVersion
 from dendrite_lite.federation.remote_membership import FederatedMembership
+from dendrite_lite.request_body import required_field
 from dendrite_lite.rooms.access import MEMBER, load_current, load_readable
 from dendrite_lite.rooms.aliases import alias_from_localpart, alias_is_free, parse_alias, resolve_alias
 from dendrite_lite.rooms.creation import CreateRoomRequest, create_room
@@ -47,13 +48,14 @@ MEMBERSHIPS = ("join", "invite", "knock", "leave", "ban")
 
 
 def parse_target_user(body: Mapping[str, Any]) -> str:
-    """The `user_id` of an invite/kick/ban/unban body: 400 M_MISSING_PARAM / M_INVALID_PARAM."""
-    user_id = body.get("user_id")
-    if user_id is None:
-        raise MatrixError(Errcode.MISSING_PARAM, "user_id is required")
+    """The `user_id` of an invite/kick/ban/unban body: 400 M_MISSING_PARAM / M_BAD_JSON /
+    M_INVALID_PARAM."""
+    # The type first: a list or a number is a malformed body (and echoing its repr would not
+    # tell the client which field is wrong).
+    user_id: str = required_field(body, "user_id", "string")
     if not is_valid_user_id(user_id):
-        raise MatrixError(Errcode.INVALID_PARAM, f"{user_id!r} is not a valid user id")
-    return str(user_id)
+        raise MatrixError(Errcode.INVALID_PARAM, f"user_id {user_id!r} is not a valid user id")
+    return user_id
 
 
 def _reason(reason: Any) -> dict[str, Any]:

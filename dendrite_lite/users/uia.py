@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dendrite_lite.errors import Errcode, MatrixError
+from dendrite_lite.request_body import optional_field
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import registration as registration_table
 from dendrite_lite.users.accounts import check_password
@@ -130,12 +131,17 @@ class UiaSessions:
         403 when the session belongs to another operation."""
         if auth is not None and not isinstance(auth, dict):
             raise MatrixError(Errcode.BAD_JSON, "'auth' must be an object")
+        # Checked here, before any use: complete() looks the stage up in a set, where a list
+        # or an object is unhashable (a 500 instead of a 400).
+        session_id = None
+        if auth is not None:
+            optional_field(auth, "type", "string", name="auth.type")
+            session_id = optional_field(auth, "session", "string", name="auth.session")
         self._expire()
-        session_id = auth.get("session") if isinstance(auth, dict) else None
         if session_id is None:
             session = self._new(operation, flows, params or {})
         else:
-            found = self._sessions.get(session_id) if isinstance(session_id, str) else None
+            found = self._sessions.get(session_id)
             if found is None:
                 raise MatrixError(Errcode.UNKNOWN, "Unknown UIA session id", status=400)
             if found.operation != operation:
