@@ -80,6 +80,7 @@ from dendrite_lite.sync.service import SyncService
 from dendrite_lite.users.account_data import AccountDataService
 from dendrite_lite.users.presence import PresenceService
 from dendrite_lite.users.push_rules import PushRulesService
+from dendrite_lite.users.remote_profiles import RemoteProfiles
 
 __all__ = [
     "Listener",
@@ -256,7 +257,12 @@ def _federation_services(config: Config, key: ServerKey, storage: Storage) -> di
         sender = FederationSender(
             storage, ClientTransport(client), server_name=config.server.server_name
         )
-    return {"keyring": keyring, "federation_client": client, "federation_sender": sender}
+    return {
+        "keyring": keyring,
+        "federation_client": client,
+        "federation_sender": sender,
+        "remote_profiles": RemoteProfiles(storage, client) if client is not None else None,
+    }
 
 
 def _backfill(

@@ -60,6 +60,7 @@ from dendrite_lite.sync.service import SyncService
 from dendrite_lite.users.account_data import AccountDataService
 from dendrite_lite.users.presence import PresenceService
 from dendrite_lite.users.push_rules import PushRulesService
+from dendrite_lite.users.remote_profiles import RemoteProfiles
 from dendrite_lite.users.registration import SharedSecretNonces
 from dendrite_lite.users.uia import UiaSessions
 
@@ -106,6 +107,9 @@ class Services:
     # invites, leaves, knocks both ways); None when federation is disabled.
     federation_ingest: FederationIngest | None = None
     federated_membership: FederatedMembership | None = None
+    # Other servers' users' profiles, asked over federation and cached briefly (None when
+    # federation is disabled: only our users have profiles then).
+    remote_profiles: RemoteProfiles | None = None
     # The federation read endpoints and /send (always set by load_services).
     federation_reads: FederationReads = None  # type: ignore[assignment]
     federation_txns: TransactionReceiver = None  # type: ignore[assignment]

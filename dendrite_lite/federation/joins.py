@@ -31,7 +31,12 @@ from dendrite_lite.events.pdu import event_from_pdu, pdu_for_federation
 from dendrite_lite.events.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from dendrite_lite.events.signing import hash_and_sign_event
 from dendrite_lite.federation.checks import PduDropped, parse_pdu
-from dendrite_lite.federation.client import FederationClient, FederationError, RemoteError
+from dendrite_lite.federation.client import (
+    FederationClient,
+    FederationError,
+    RemoteError,
+    UnreachableError,
+)
 from dendrite_lite.federation.ingest import FederationIngest
 from dendrite_lite.federation.membership_events import MEMBER
 
@@ -59,19 +64,31 @@ def candidate_servers(room_id: str, rv_hint: RoomVersion | None, given: Iterable
 
 
 async def resolve_remote_alias(client: FederationClient, alias: str) -> tuple[str, list[str]]:
-    """GET /query/directory on the alias's server: (room_id, servers). 404 if unknown there."""
+    """GET /query/directory on the alias's server: (room_id, servers), for joins and for the
+    client's GET /directory/room/{roomAlias}.
+
+    Every failure is 404 M_NOT_FOUND, the one error directory.yaml gives ("There is no mapped
+    room ID for this room alias"), and its message says which: the server's own answer, or that
+    it could not be reached (then a retry may succeed)."""
     server = alias.split(":", 1)[1] if ":" in alias else ""
     try:
         answer = await client.get_json(
             server, f"{_FED_V1}/query/directory", query={"room_alias": alias}
         )
+    except UnreachableError as e:
+        raise MatrixError(
+            Errcode.NOT_FOUND,
+            f"Room alias {alias} not resolved: {server} could not be reached ({e.message})",
+        ) from None
     except FederationError as e:
         raise MatrixError(Errcode.NOT_FOUND, f"Room alias {alias} not found ({e.message})") from None
     room_id = answer.get("room_id") if isinstance(answer, dict) else None
     servers = answer.get("servers") if isinstance(answer, dict) else None
-    if not isinstance(room_id, str):
-        raise MatrixError(Errcode.NOT_FOUND, f"Room alias {alias} not found")
-    return room_id, [s for s in servers or [] if isinstance(s, str)]
+    if not isinstance(room_id, str) or not room_id.startswith("!"):
+        raise MatrixError(
+            Errcode.NOT_FOUND, f"Room alias {alias} not found ({server} sent no room id)"
+        )
+    return room_id, [s for s in servers if isinstance(s, str)] if isinstance(servers, list) else []
 
 
 @dataclass(frozen=True, slots=True)

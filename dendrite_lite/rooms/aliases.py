@@ -1,7 +1,9 @@
 """Room aliases on this server (client-server-api §Room aliases, directory.yaml).
 
-Aliases live in our own table; only aliases on our server name can be created here. Resolving a
-remote alias needs federation (a later issue) and answers 404 until then. m.room.canonical_alias
+Aliases live in our own table; only aliases on our server name can be created here. Another
+server's alias is resolved by asking that server (the `remote` lookup handed in, GET
+/query/directory; directory.yaml: "The server will use the federation API to resolve the alias if
+the domain part of the alias does not correspond to the server's own domain"). m.room.canonical_alias
 content is validated before it is sent: every local alias it names must point at the room
 (room_state.yaml: 400 M_BAD_ALIAS).
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from dendrite_lite.errors import Errcode, MatrixError
@@ -95,12 +97,25 @@ async def create_alias(
         raise MatrixError(Errcode.UNKNOWN, f"Room alias {alias} already exists.", status=409)
 
 
-async def resolve_alias(storage: Storage, *, server_name: str, alias: str) -> tuple[str, list[str]]:
-    """(room_id, servers) for GET /directory/room/{alias}; 404 M_NOT_FOUND if unmapped."""
+async def resolve_alias(
+    storage: Storage,
+    *,
+    server_name: str,
+    alias: str,
+    remote: Callable[[str], Awaitable[tuple[str, list[str]]]] | None = None,
+) -> tuple[str, list[str]]:
+    """(room_id, servers) for GET /directory/room/{alias}; 404 M_NOT_FOUND if unmapped.
+
+    Another server's alias goes to `remote` (federation/joins.py resolve_remote_alias, which
+    raises the 404s); without it (federation disabled, or answering another server's
+    /query/directory, which only concerns our aliases) it is unknown here."""
     _, server = parse_alias(alias)
+    if server != server_name:
+        if remote is None:
+            raise MatrixError(Errcode.NOT_FOUND, f"Room alias {alias} not found.")
+        return await remote(alias)
     found = await _lookup(storage, alias)
-    if found is None or server != server_name:
-        # NOTSPEC: remote aliases need a federation query (not implemented yet).
+    if found is None:
         raise MatrixError(Errcode.NOT_FOUND, f"Room alias {alias} not found.")
     return found.room_id, [server_name]
 

@@ -23,6 +23,7 @@ __all__ = [
     "update_current_state",
     "select_room_ids_for_user",
     "select_members",
+    "select_shared_member_profile",
 ]
 
 StateMap = dict[tuple[str, str], str]
@@ -185,3 +186,35 @@ async def select_members(
 ) -> list[str]:
     async with conn.execute(SELECT_MEMBERS, (room_id, membership)) as cur:
         return [row[0] for row in await cur.fetchall()]
+
+
+# The target's member event in every room where both users are joined; the newest one wins, as
+# it carries the target's latest profile.
+SELECT_SHARED_MEMBER_PROFILE = (
+    "SELECT json_extract(e.json, '$.content.displayname'),"
+    " json_extract(e.json, '$.content.avatar_url'),"
+    " EXISTS (SELECT 1 FROM redactions r JOIN events re ON re.event_id = r.event_id"
+    "         WHERE r.redacts = t.event_id AND re.rejected_reason IS NULL)"
+    " FROM current_state t"
+    " JOIN current_state q ON q.room_id = t.room_id AND q.type = 'm.room.member'"
+    "  AND q.state_key = ? AND q.membership = 'join'"
+    " JOIN events e ON e.event_id = t.event_id"
+    " WHERE t.type = 'm.room.member' AND t.state_key = ? AND t.membership = 'join'"
+    " ORDER BY e.stream_ordering DESC LIMIT 1"
+)
+
+
+async def select_shared_member_profile(
+    conn: aiosqlite.Connection, requester: str, user_id: str
+) -> tuple[str | None, str | None] | None:
+    """(displayname, avatar_url) of `user_id`'s newest current member event in a room where
+    both it and `requester` are joined; None when they share no room. A value that is not a
+    string, or a redacted event's values, are None."""
+    async with conn.execute(SELECT_SHARED_MEMBER_PROFILE, (requester, user_id)) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        return None
+    name, avatar, redacted = row
+    if redacted:
+        return None, None
+    return (name if isinstance(name, str) else None, avatar if isinstance(avatar, str) else None)

@@ -4,13 +4,16 @@ A change is stored on the account and then propagated as a new m.room.member (jo
 every room the user is joined to, keeping the rest of their member content (§Events on Change of
 Profile Information). Only these two fields exist here; other profile keys (m.tz, custom) are
 refused, and /capabilities says so through m.profile_fields.
+
+Other servers' users are looked up through `RemoteProfiles` (users/remote_profiles.py), which
+keeps to the same two fields.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
@@ -22,11 +25,15 @@ from dendrite_lite.storage import accounts as accounts_table
 from dendrite_lite.storage import events as events_table
 from dendrite_lite.storage import state as state_table
 
+if TYPE_CHECKING:
+    from dendrite_lite.users.remote_profiles import RemoteProfiles
+
 __all__ = [
     "PROFILE_FIELDS",
     "Profile",
     "get_profile",
-    "get_profile_field",
+    "lookup_profile",
+    "profile_field",
     "set_profile_field",
     "member_profile_content",
 ]
@@ -58,10 +65,8 @@ def _check_user_id(user_id: str) -> None:
 
 
 async def get_profile(storage: Storage, user_id: str) -> Profile:
-    """A local user's profile; 400 M_INVALID_PARAM for a malformed id, 404 M_NOT_FOUND if unknown.
-
-    NOTSPEC: remote users answer 404 until federation profile queries exist.
-    """
+    """A local user's profile; 400 M_INVALID_PARAM for a malformed id, 404 M_NOT_FOUND if unknown
+    (or not one of our accounts)."""
     _check_user_id(user_id)
     account = await storage.db.read(lambda c: accounts_table.select_account(c, user_id))
     if account is None or account.deactivated:
@@ -69,11 +74,29 @@ async def get_profile(storage: Storage, user_id: str) -> Profile:
     return Profile(account.displayname, account.avatar_url)
 
 
-async def get_profile_field(storage: Storage, user_id: str, key: str) -> dict[str, str]:
-    profile = (await get_profile(storage, user_id)).to_json()
-    if key not in profile:
+async def lookup_profile(
+    storage: Storage,
+    user_id: str,
+    *,
+    server_name: str,
+    requester: str | None,
+    remote: RemoteProfiles | None,
+) -> Profile:
+    """GET /profile/{userId}: our users from their accounts, other servers' users through
+    `remote` (None when federation is disabled: they are then unknown, 404). `requester` is
+    None for a request without an access token."""
+    _check_user_id(user_id)
+    if remote is None or user_id.partition(":")[2] == server_name:
+        return await get_profile(storage, user_id)
+    return await remote.get_profile(user_id, requester)
+
+
+def profile_field(profile: Profile, key: str) -> dict[str, str]:
+    """GET /profile/{userId}/{keyName}: one field, 404 M_NOT_FOUND when it is not set."""
+    fields = profile.to_json()
+    if key not in fields:
         raise MatrixError(Errcode.NOT_FOUND, f"Profile field {key} not set")
-    return {key: profile[key]}
+    return {key: fields[key]}
 
 
 def _validate_value(key: str, value: Any) -> str | None:

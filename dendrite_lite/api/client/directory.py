@@ -39,8 +39,10 @@ async def put_alias(room_alias: str) -> Response:
 async def get_alias(room_alias: str) -> Response:
     """GET /_matrix/client/v3/directory/room/{roomAlias}"""
     svc = services()
+    federated = svc.federated_membership  # None when federation is disabled: local aliases only
     room_id, servers = await aliases.resolve_alias(
-        svc.storage, server_name=svc.config.server.server_name, alias=room_alias
+        svc.storage, server_name=svc.config.server.server_name, alias=room_alias,
+        remote=federated.resolve_alias if federated is not None else None,
     )
     return jsonify({"room_id": room_id, "servers": servers})
 

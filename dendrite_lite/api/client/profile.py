@@ -5,7 +5,7 @@ from __future__ import annotations
 from quart import Blueprint, Response, jsonify
 
 from dendrite_lite.api.app import services
-from dendrite_lite.api.client.auth import authenticate
+from dendrite_lite.api.client.auth import access_token, authenticate
 from dendrite_lite.api.errors import json_body
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.users import profile
@@ -20,13 +20,25 @@ _PROFILE = "/_matrix/client/v3/profile/<user_id>"
 @bp.get(_PROFILE)
 async def get_profile(user_id: str) -> Response:
     """GET /_matrix/client/v3/profile/{userId}"""
-    return jsonify((await profile.get_profile(services().storage, user_id)).to_json())
+    return jsonify((await _lookup(user_id)).to_json())
 
 
 @bp.get(f"{_PROFILE}/<key>")
 async def get_profile_field(user_id: str, key: str) -> Response:
     """GET /_matrix/client/v3/profile/{userId}/{keyName}"""
-    return jsonify(await profile.get_profile_field(services().storage, user_id, key))
+    return jsonify(profile.profile_field(await _lookup(user_id), key))
+
+
+async def _lookup(user_id: str) -> profile.Profile:
+    svc = services()
+    # profile.yaml asks no access token for these GETs; when one is sent it is checked, and the
+    # requester's rooms let a remote profile fall back on a shared room's member event.
+    requester = await authenticate(svc, allow_guest=True) if access_token() is not None else None
+    return await profile.lookup_profile(
+        svc.storage, user_id, server_name=svc.config.server.server_name,
+        requester=requester.user_id if requester is not None else None,
+        remote=svc.remote_profiles,
+    )
 
 
 @bp.put(f"{_PROFILE}/<key>")
