@@ -113,3 +113,25 @@ async def test_public_room_directory(srv: RunningServer) -> None:
     bob = await new_user(srv, "bob")
     resp = await bob.call("PUT", f"/directory/list/room/{hidden}", {"visibility": "private"}, expect=403)
     resp = await alice.call("GET", "/directory/list/room/!nope:x", expect=404)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"since": 1}, "since"),
+        ({"limit": "10"}, "limit"),
+        ({"limit": True}, "limit"),
+        ({"filter": []}, "filter"),
+        ({"filter": {"generic_search_term": ["zebra"]}}, "filter.generic_search_term"),
+        ({"filter": {"room_types": [1]}}, "filter.room_types"),
+        ({"include_all_networks": "yes"}, "include_all_networks"),
+        ({"third_party_instance_id": {}}, "third_party_instance_id"),
+    ],
+)
+async def test_public_rooms_body_fields_are_type_checked(
+    srv: RunningServer, body: dict[str, object], field: str
+) -> None:
+    alice = await new_user(srv, "typed")
+    resp = await alice.call("POST", "/publicRooms", body, expect=400)
+    assert resp.json()["errcode"] == "M_BAD_JSON"
+    assert resp.json()["error"].startswith(field + " ")

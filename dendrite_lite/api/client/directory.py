@@ -11,6 +11,7 @@ from dendrite_lite.api.app import services
 from dendrite_lite.api.client.auth import authenticate
 from dendrite_lite.api.errors import json_body
 from dendrite_lite.errors import Errcode, MatrixError
+from dendrite_lite.request_body import optional_field
 from dendrite_lite.rooms import aliases, directory
 
 __all__ = ["bp"]
@@ -118,19 +119,17 @@ async def post_public_rooms() -> Response:
     await authenticate(services())
     _check_server()
     body = await json_body(allow_empty=True)
-    flt = body.get("filter") or {}
-    if not isinstance(flt, dict):
-        raise MatrixError(Errcode.BAD_JSON, "filter must be an object")
-    search = flt.get("generic_search_term")
-    types = flt.get("room_types")
-    if (search is not None and not isinstance(search, str)) or (
-        types is not None and not isinstance(types, list)
-    ):
-        raise MatrixError(Errcode.BAD_JSON, "invalid filter")
-    since = body.get("since")
+    flt = optional_field(body, "filter", "object") or {}
+    search = optional_field(flt, "generic_search_term", "string", name="filter.generic_search_term")
+    types = optional_field(flt, "room_types", "array", name="filter.room_types")
+    if types is not None and not all(t is None or isinstance(t, str) for t in types):
+        raise MatrixError(Errcode.BAD_JSON, "filter.room_types must list strings (or null)")
+    optional_field(body, "include_all_networks", "boolean")
+    optional_field(body, "third_party_instance_id", "string")
+    limit = optional_field(body, "limit", "integer")
     query = directory.PublicRoomsQuery(
-        limit=_int_param(body.get("limit"), "limit"),
-        since=since if isinstance(since, str) else None,
+        limit=limit,
+        since=optional_field(body, "since", "string"),
         search=search,
         room_types=tuple(types) if types is not None else None,
     )
