@@ -52,7 +52,7 @@ class ClientEventSerializer:
         self._now_ms = now_ms
         self._redactions = redactions
 
-    def unsigned(self, stored: StoredEvent) -> dict[str, Any]:
+    def unsigned(self, stored: StoredEvent, *, nested: bool = False) -> dict[str, Any]:
         event = stored.event
         unsigned: dict[str, Any] = {"age": max(0, self._now_ms - event.origin_server_ts)}
         if (
@@ -65,11 +65,16 @@ class ClientEventSerializer:
         if isinstance(prev, Mapping):
             unsigned["prev_content"] = prev
         because = self._redactions.get(event.event_id)
-        if because is not None:
-            unsigned["redacted_because"] = self.format(because)
+        if because is not None and not nested:
+            # One level only: the redaction is shown without its own redacted_because. Room
+            # versions 1 and 2 let a redaction redact itself (or two redact each other), which
+            # nested without end.
+            unsigned["redacted_because"] = self.format(because, nested=True)
         return unsigned
 
-    def format(self, stored: StoredEvent, *, include_room_id: bool = True) -> dict[str, Any]:
+    def format(
+        self, stored: StoredEvent, *, include_room_id: bool = True, nested: bool = False
+    ) -> dict[str, Any]:
         event = stored.event
         if event.event_id in self._redactions:
             event = Event(
@@ -78,7 +83,9 @@ class ClientEventSerializer:
                 event.event_id,
                 room_id=event.room_id,
             )
-        return client_format(event, unsigned=self.unsigned(stored), include_room_id=include_room_id)
+        return client_format(
+            event, unsigned=self.unsigned(stored, nested=nested), include_room_id=include_room_id
+        )
 
     def format_all(
         self, events: Sequence[StoredEvent], *, include_room_id: bool = True
