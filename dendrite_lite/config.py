@@ -58,8 +58,20 @@ class ServerConfig:
 
 @dataclass(frozen=True, slots=True)
 class ListenConfig:
+    """Listener addresses, and whether each listener speaks TLS.
+
+    The TLS switches are flat booleans next to the addresses (`client_tls`, `federation_tls`)
+    rather than per-listener tables (`[listen.client] address = ..., tls = ...`): a table would
+    change the type of `listen.client`, so every existing file (where it is a string) would need
+    rewriting or a second accepted shape. Unset (None) means "what tls.mode implies", which is
+    what both listeners did before the switches existed: TLS with "files"/"acme", plain with
+    "proxy". Read the resolved values from Config.client_tls / Config.federation_tls.
+    """
+
     client: str = "127.0.0.1:8008"
+    client_tls: bool | None = None  # None: TLS unless tls.mode = "proxy"
     federation: str = "127.0.0.1:8448"  # "" disables a separate federation listener
+    federation_tls: bool | None = None  # None: TLS unless tls.mode = "proxy"
     admin_socket: Path | None = None  # None means <data_dir>/admin.sock
 
 
@@ -157,6 +169,25 @@ class Config:
     @property
     def public_baseurl(self) -> str:
         return self.server.public_baseurl or f"https://{self.server.server_name}/"
+
+    @property
+    def client_tls(self) -> bool:
+        """Whether the client listener speaks TLS (listen.client_tls, else from tls.mode)."""
+        return _listener_tls(self.listen.client_tls, self.tls.mode)
+
+    @property
+    def federation_tls(self) -> bool:
+        """Whether a separate federation listener speaks TLS (listen.federation_tls, else from
+        tls.mode). Federation served on the client listener has the client listener's TLS."""
+        if not self.listen.federation:
+            return self.client_tls
+        return _listener_tls(self.listen.federation_tls, self.tls.mode)
+
+
+def _listener_tls(explicit: bool | None, tls_mode: str) -> bool:
+    # Unset keeps the meaning config files had before the per-listener switches: every listener
+    # serves the certificate unless a reverse proxy does HTTPS.
+    return explicit if explicit is not None else tls_mode != "proxy"
 
 
 # --- Loading and validation ------------------------------------------------------------------
@@ -268,6 +299,46 @@ def _check_cross_field(config: Config) -> None:
                     f'tls.{key}: required when tls.mode = "files" '
                     f"(the PEM certificate chain and private key to serve)"
                 )
+    _check_listener_tls(config)
+
+
+def _check_listener_tls(config: Config) -> None:
+    """TLS on a listener needs a certificate source, and one listener speaks TLS or does not."""
+    listen, mode = config.listen, config.tls.mode
+    if mode == "proxy":
+        for name in ("client", "federation"):
+            if getattr(listen, f"{name}_tls") is True:
+                raise ConfigError(
+                    f'listen.{name}_tls: true needs a certificate, but tls.mode = "proxy" has '
+                    f'none (a reverse proxy does HTTPS): set tls.mode = "files" or "acme", or '
+                    f"listen.{name}_tls = false"
+                )
+    if listen.federation and listen.federation != listen.client:
+        return  # two listeners, each its own TLS
+    if not listen.federation and listen.federation_tls is None:
+        return  # no federation listener, nothing said about one: the client listener's TLS
+    client_tls = _listener_tls(listen.client_tls, mode)
+    federation_tls = _listener_tls(listen.federation_tls, mode)
+    if client_tls == federation_tls:
+        return
+    if listen.federation:
+        why = (
+            f"listen.client and listen.federation are the same address ({_show(listen.client)}),"
+            " so one listener serves both"
+        )
+    else:
+        why = 'listen.federation = "" serves federation on the client listener'
+    raise ConfigError(
+        f"listen.client_tls, listen.federation_tls: {why} and they must agree; got "
+        f"{_describe_tls('client', listen.client_tls, mode)} and "
+        f"{_describe_tls('federation', listen.federation_tls, mode)}"
+    )
+
+
+def _describe_tls(name: str, explicit: bool | None, mode: str) -> str:
+    if explicit is not None:
+        return f"listen.{name}_tls = {_show(explicit)}"
+    return f"listen.{name}_tls unset ({_show(_listener_tls(None, mode))} from tls.mode = {_show(mode)})"
 
 
 # --- Value validators: (key path, TOML value) -> Python value, or ConfigError ---------------
@@ -444,7 +515,9 @@ _VALIDATORS: dict[str, dict[str, Validator]] = {
     },
     "listen": {
         "client": _address,
+        "client_tls": _boolean,
         "federation": _optional_address,
+        "federation_tls": _boolean,
         "admin_socket": _optional_path,
     },
     "tls": {

@@ -8,6 +8,7 @@ loads back (load_config) into exactly the Config it was rendered from.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,14 +49,32 @@ _COMMENTS: dict[str, str] = {
         'The version of new rooms whose creator does not ask for one ("1" to "12"). "12" is what\n'
         "the spec advises; an older one only for servers or clients that cannot join v12 rooms."
     ),
-    "listen": 'Network addresses, "host:port" (IPv6 as "[::1]:8008").',
+    "listen": (
+        'Network addresses, "host:port" (IPv6 as "[::1]:8008"), and whether each listener\n'
+        "speaks HTTPS itself. A common appliance layout: your reverse proxy serves the client\n"
+        "API, and other servers reach federation directly with this server's certificate\n"
+        '(tls.mode = "files" or "acme"):\n'
+        '    client = "127.0.0.1:8008"\n'
+        "    client_tls = false\n"
+        '    federation = "0.0.0.0:8448"\n'
+        "    federation_tls = true"
+    ),
     "listen.client": (
         "The client API (Element, FluffyChat, ...). 127.0.0.1 when a reverse proxy forwards to\n"
         'it; "0.0.0.0:443" to face the internet directly with tls.mode = "acme" or "files".'
     ),
+    "listen.client_tls": (
+        "true: the client listener serves HTTPS with the certificate of tls.mode; false: plain\n"
+        'HTTP (for a reverse proxy on this machine). Unset: HTTPS unless tls.mode = "proxy".\n'
+        'true needs a certificate, so it is refused with tls.mode = "proxy".'
+    ),
     "listen.federation": (
         'The federation API for other Matrix servers (usually port 8448). "" turns this\n'
         "listener off, e.g. when federation shares the client port through .well-known."
+    ),
+    "listen.federation_tls": (
+        "The same for the federation listener. When federation shares the client listener\n"
+        '(the same address, or ""), both switches must agree: one listener speaks HTTPS or not.'
     ),
     "listen.admin_socket": (
         "A unix socket for `dendrite-lite tui` and admin commands. Whoever can open it is an\n"
@@ -120,6 +139,12 @@ _COMMENTS: dict[str, str] = {
     "ratelimit.send_burst": "Room events allowed at once.",
 }
 
+# What an unset (None) option resolves to, for the commented-out line (it depends on others).
+_DERIVED: dict[str, Callable[[Config], Any]] = {
+    "listen.client_tls": lambda config: config.client_tls,
+    "listen.federation_tls": lambda config: config.federation_tls,
+}
+
 # Where a None path option points, for the commented-out line.
 _DEFAULT_LOCATIONS: dict[str, str] = {
     "server.signing_key_path": "signing.key",
@@ -143,6 +168,8 @@ def render_config(config: Config, *, relative_to: Path | None = None) -> str:
             if value is None:
                 default = config.server.data_dir / _DEFAULT_LOCATIONS.get(key, "")
                 shown = _toml_path(default, relative_to) if key in _DEFAULT_LOCATIONS else '""'
+                if key in _DERIVED:
+                    shown = _toml_value(_DERIVED[key](config), relative_to)
                 out.append(f"# {f.name} = {shown}")
             else:
                 out.append(f"{f.name} = {_toml_value(value, relative_to)}")

@@ -6,7 +6,10 @@ Two listeners, one process:
   federation, key, well-known and health routes, so a port opened to the internet for
   federation does not also expose the client API.
 Each listener is its own Quart app (api/app.py) over the same Services, served by Hypercorn
-(api/listener.py) on the one event loop (event_loop.py), HTTP/1.1 and HTTP/2. Both stop on the
+(api/listener.py) on the one event loop (event_loop.py), HTTP/1.1 and HTTP/2. Each speaks TLS or
+plain HTTP on its own (listen.client_tls / listen.federation_tls, e.g. the client API plain behind
+a local reverse proxy and federation with the certificate); every TLS listener serves the one
+shared SSLContext. Both stop on the
 same trigger: long-polling /sync answers at once, in-flight requests finish, and only then is
 storage closed.
 """
@@ -145,19 +148,20 @@ class Listening:
 
     client: tuple[str, int]
     federation: tuple[str, int] | None
-    scheme: str  # "http" or "https"
+    # "http" or "https" per listener serving (listen.client_tls / listen.federation_tls).
+    schemes: dict[Listener, str]
     apps: dict[Listener, Quart]
-    # The live TLS context of both listeners (None over plain HTTP): a certificate loaded into
-    # it serves every new connection, with no restart (ACME renewal).
+    # The live TLS context of every TLS listener (None when none speaks TLS): a certificate
+    # loaded into it serves every new connection, with no restart (ACME renewal).
     tls: ssl.SSLContext | None = None
 
     @property
     def client_url(self) -> str:
-        return _url(self.scheme, self.client)
+        return _url(self.schemes["client"], self.client)
 
     @property
     def federation_url(self) -> str | None:
-        return _url(self.scheme, self.federation) if self.federation else None
+        return _url(self.schemes["federation"], self.federation) if self.federation else None
 
 
 def _url(scheme: str, addr: tuple[str, int]) -> str:
@@ -390,8 +394,17 @@ def _load_tls(cert: Path, key: Path) -> ssl.SSLContext:
 
 
 def _tls_context(config: Config) -> ssl.SSLContext | None:
-    """The listeners' TLS context (one, shared: renewing the certificate updates both)."""
+    """The TLS listeners' context (one, shared: renewing the certificate updates them all);
+    None when no listener speaks TLS."""
     tls = config.tls
+    wanted = [name for name, _ in _listener_binds(config) if _speaks_tls(config, name)]
+    if not wanted:
+        return None
+    if tls.mode == "proxy":
+        # parse_config refuses this; a Config built in code (tests, scripts) gets it here.
+        raise StartupError(
+            f'listen.{wanted[0]}_tls: true needs a certificate, but tls.mode = "proxy" has none'
+        )
     if tls.mode == "files":
         if tls.cert_path is None or tls.key_path is None:
             raise StartupError("tls.mode = \"files\" needs tls.cert_path and tls.key_path")
@@ -420,6 +433,11 @@ def raise_open_files_limit() -> None:
                     "connections past about %d at once", soft, target, e, soft)
         return
     log.info("open files limit raised from %d to %d", soft, target)
+
+
+def _speaks_tls(config: Config, listener: Listener) -> bool:
+    # Federation on the client listener (a shared address) is served with the client's TLS.
+    return config.client_tls if listener == "client" else config.federation_tls
 
 
 def _listener_binds(config: Config) -> list[tuple[Listener, str]]:
@@ -482,14 +500,17 @@ async def serve(
             remove_signals = _install_signal_handlers(stop)
         else:
             trigger_task = asyncio.create_task(_set_when_done(shutdown_trigger, stop))
+        # Each listener with or without the one shared context (listen.<name>_tls).
+        contexts = {name: tls if _speaks_tls(config, name) else None for name, _ in sockets}
         tasks = [
-            asyncio.create_task(_serve_until(apps[name], sock, tls, stop, svc.notifier))
+            asyncio.create_task(_serve_until(apps[name], sock, contexts[name], stop, svc.notifier))
             for name, sock in sockets
         ]
         sockets.clear()  # each listener closes its socket when it stops
-        listening = Listening(
-            addrs["client"], addrs.get("federation"), "https" if tls else "http", apps, tls
-        )
+        schemes: dict[Listener, str] = {
+            name: "https" if ctx is not None else "http" for name, ctx in contexts.items()
+        }
+        listening = Listening(addrs["client"], addrs.get("federation"), schemes, apps, tls)
         for name in addrs:
             log.info("%s listener on %s", name, getattr(listening, f"{name}_url"))
         if ready is not None:

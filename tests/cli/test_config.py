@@ -118,7 +118,7 @@ def test_values_are_normalised() -> None:
 def test_unknown_key_names_the_key_and_suggests() -> None:
     assert error_of({"listen": {"clinet": "127.0.0.1:8008"}}) == (
         'listen.clinet: unknown key; did you mean "client"? '
-        "(valid keys in [listen]: client, federation, admin_socket)"
+        "(valid keys in [listen]: client, client_tls, federation, federation_tls, admin_socket)"
     )
 
 
@@ -431,3 +431,104 @@ def test_default_room_version_is_validated_against_the_versions_we_implement() -
         'server.default_room_version: expected a string, got 10 (room versions are strings: "10")'
     )
     assert "default_room_version" in render_config(Config())
+
+
+# --- TLS per listener (issue 12 item 2) ----------------------------------------------------
+
+_FILES = {"mode": "files", "cert_path": "c.pem", "key_path": "k.pem"}
+
+
+@pytest.mark.parametrize(
+    ("tls", "expected"),
+    [({}, (False, False)), (_FILES, (True, True)), ({"mode": "acme"}, (True, True))],
+)
+def test_old_files_keep_their_meaning_without_the_tls_switches(
+    tmp_path: Path, tls: dict, expected: tuple[bool, bool]
+) -> None:
+    # A file written before listen.client_tls / listen.federation_tls existed: every listener
+    # serves the certificate unless tls.mode = "proxy", as before.
+    config = parse_config({"listen": {"client": "0.0.0.0:443", "federation": "0.0.0.0:8448"},
+                           "tls": tls})
+    assert (config.listen.client_tls, config.listen.federation_tls) == (None, None)
+    assert (config.client_tls, config.federation_tls) == expected
+
+
+def test_appliance_layout_client_plain_federation_tls() -> None:
+    config = parse_config({
+        "listen": {"client": "127.0.0.1:8008", "client_tls": False,
+                   "federation": "0.0.0.0:8448", "federation_tls": True},
+        "tls": _FILES,
+    })
+    assert (config.client_tls, config.federation_tls) == (False, True)
+    reverse = parse_config({"listen": {"client_tls": True, "federation_tls": False}, "tls": _FILES})
+    assert (reverse.client_tls, reverse.federation_tls) == (True, False)
+    # Plain everywhere with a certificate mode is allowed (e.g. while testing the proxy).
+    plain = parse_config({"listen": {"client_tls": False, "federation_tls": False}, "tls": _FILES})
+    assert (plain.client_tls, plain.federation_tls) == (False, False)
+
+
+@pytest.mark.parametrize("name", ["client", "federation"])
+def test_tls_listener_needs_a_certificate_source(name: str) -> None:
+    assert error_of({"listen": {f"{name}_tls": True}}) == (
+        f'listen.{name}_tls: true needs a certificate, but tls.mode = "proxy" has none (a reverse'
+        f' proxy does HTTPS): set tls.mode = "files" or "acme", or listen.{name}_tls = false'
+    )
+    # false is what "proxy" means anyway.
+    assert not getattr(parse_config({"listen": {f"{name}_tls": False}}), f"{name}_tls")
+
+
+def test_tls_switches_are_booleans() -> None:
+    assert error_of({"listen": {"client_tls": "yes"}}) == (
+        'listen.client_tls: expected true or false, got "yes"'
+    )
+    assert error_of({"listen": {"federation_tls": 1}}) == (
+        "listen.federation_tls: expected true or false, got 1"
+    )
+
+
+def test_one_listener_speaks_tls_or_not() -> None:
+    shared = {"client": "0.0.0.0:8448", "federation": "0.0.0.0:8448"}
+    assert error_of({"listen": {**shared, "federation_tls": False}, "tls": {"mode": "acme"}}) == (
+        "listen.client_tls, listen.federation_tls: listen.client and listen.federation are the"
+        ' same address ("0.0.0.0:8448"), so one listener serves both and they must agree; got'
+        ' listen.client_tls unset (true from tls.mode = "acme") and listen.federation_tls = false'
+    )
+    assert error_of({"listen": {"federation": "", "client_tls": False, "federation_tls": True},
+                     "tls": _FILES}) == (
+        'listen.client_tls, listen.federation_tls: listen.federation = "" serves federation on'
+        " the client listener and they must agree; got listen.client_tls = false and"
+        " listen.federation_tls = true"
+    )
+    # An unset switch is tls.mode's value, even on a shared listener: both must be said.
+    assert error_of({"listen": {**shared, "client_tls": False}, "tls": _FILES}).endswith(
+        'got listen.client_tls = false and listen.federation_tls unset (true from tls.mode ='
+        ' "files")'
+    )
+    config = parse_config(
+        {"listen": {**shared, "client_tls": False, "federation_tls": False}, "tls": _FILES}
+    )
+    assert (config.client_tls, config.federation_tls) == (False, False)
+    # Without a federation listener, federation has the client listener's TLS.
+    config = parse_config({"listen": {"federation": ""}, "tls": _FILES})
+    assert (config.client_tls, config.federation_tls) == (True, True)
+    config = parse_config({"listen": {"federation": "", "client_tls": False}, "tls": _FILES})
+    assert (config.client_tls, config.federation_tls) == (False, False)
+
+
+def test_template_documents_the_appliance_layout_and_round_trips_the_switches(
+    tmp_path: Path,
+) -> None:
+    text = render_config(Config())
+    listen = text[text.index("# Network addresses"):text.index("[listen]")]
+    for line in ('client = "127.0.0.1:8008"', "client_tls = false",
+                 'federation = "0.0.0.0:8448"', "federation_tls = true"):
+        assert f"#     {line}\n" in listen
+    # Unset switches are written commented out, showing what tls.mode makes of them.
+    assert "\n# client_tls = false\n" in text and "\n# federation_tls = false\n" in text
+    path = tmp_path / "dendrite-lite.toml"
+    files = dict(_FILES, cert_path="/c.pem", key_path="/k.pem")
+    for listen_table in ({}, {"client_tls": False, "federation_tls": True}):
+        config = parse_config({"listen": listen_table, "tls": files}, path)
+        path.write_text(render_config(config, relative_to=tmp_path.resolve()))
+        assert load_config(path) == config
+    assert "\nclient_tls = false\n" in path.read_text()

@@ -143,6 +143,18 @@ async def test_federation_listener_hides_client_api(server: RunningServer) -> No
             {"tls.mode": "acme", "listen.federation": "", "listen.client": "[::]:443"},
             f"{SERVER_NAME}:443",
         ),
+        # Per listener TLS: the appliance layout (client plain behind a local proxy, federation
+        # with the certificate) is reached directly; plain federation goes through the proxy.
+        (
+            {"tls.mode": "files", "listen.client_tls": False, "listen.federation": "0.0.0.0:8448",
+             "listen.federation_tls": True},
+            f"{SERVER_NAME}:8448",
+        ),
+        (
+            {"tls.mode": "files", "listen.federation": "0.0.0.0:8448",
+             "listen.federation_tls": False},
+            f"{SERVER_NAME}:443",
+        ),
     ],
 )
 def test_delegated_server_choice(

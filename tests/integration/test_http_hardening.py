@@ -280,7 +280,7 @@ async def test_h2c_prior_knowledge_on_the_client_listener(srv: RunningServer) ->
 async def test_http2_over_tls_both_listeners(start_server: StartServer, tmp_path: Path) -> None:
     cert, key = _self_signed(tmp_path)
     srv = await start_server({"tls.mode": "files", "tls.cert_path": cert, "tls.key_path": key})
-    assert srv.listening.scheme == "https"
+    assert srv.listening.schemes == {"client": "https", "federation": "https"}
     trust = ssl.create_default_context(cafile=str(cert))
     for url in (srv.listening.client_url, srv.listening.federation_url):
         async with httpx.AsyncClient(base_url=url, http2=True, verify=trust) as h2:

@@ -2,10 +2,13 @@
 /.well-known/matrix/client (data/api/client-server/wellknown.yaml).
 
 Choice for m.server: federation is reached at the host of public_baseurl.
-- tls.mode = "proxy": the reverse proxy that serves public_baseurl also forwards federation, so
-  the port is public_baseurl's port (443 for https unless the URL names another).
-- tls.mode = "files"/"acme": we terminate TLS ourselves, so the port is the federation listener's
-  port (the client listener's when there is no separate federation listener).
+- the listener serving federation speaks plain HTTP (tls.mode = "proxy", or
+  listen.federation_tls = false): the reverse proxy that serves public_baseurl also forwards
+  federation, so the port is public_baseurl's port (443 for https unless the URL names another).
+- it speaks TLS (tls.mode = "files"/"acme" unless turned off per listener): we terminate TLS
+  ourselves, so the port is the federation listener's port (the client listener's when there is
+  no separate federation listener). The appliance layout (client API plain behind a local
+  proxy, federation with the certificate on 8448) is this case.
 That covers the two common setups (everything behind one proxy on 443; direct 8448) without a
 new config key. Self-hosters with another layout serve their own well-known file.
 """
@@ -34,7 +37,7 @@ def delegated_server(config: Config) -> str:
     host = url.hostname or config.server.server_name
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
-    if config.tls.mode == "proxy":
+    if not config.federation_tls:
         port = url.port or (80 if url.scheme == "http" else 443)
     else:
         port = _listen_port(config.listen.federation or config.listen.client)
