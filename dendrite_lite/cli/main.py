@@ -1,5 +1,5 @@
 """The `dendrite-lite` command: init, run, config check, generate-keys, create-account,
-registration-token, version.
+registration-token, doctor, version.
 
 Commands are thin: they read the config (cli.common), call one piece of the server, and print
 what a self-hoster needs to know. The server (Quart, Hypercorn) is imported only by `run`.
@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from dendrite_lite import __version__
-from dendrite_lite.cli import accounts, registration_tokens
+from dendrite_lite.cli import accounts, doctor, registration_tokens
 from dendrite_lite.cli.common import DEFAULT_CONFIG, ConfigOption, fail, load_config_or_exit
 from dendrite_lite.cli.init_wizard import (
     REGISTRATION_MODES,
@@ -55,6 +55,7 @@ config_app = typer.Typer(help="Look at the config file.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.command("create-account")(accounts.create_account)
 app.add_typer(registration_tokens.app, name="registration-token")
+app.command("doctor")(doctor.doctor)
 
 
 def main() -> None:

@@ -1,0 +1,78 @@
+"""`dendrite-lite doctor [SERVER_NAME]`: how other servers see a server name, and what to fix.
+
+A thin shell over delegation/doctor: it runs the checks, then prints the findings grouped by
+area (click drops the colours when stdout is not a terminal) or, with --json, the list of
+findings for scripts. Exit 1 when a check FAILs; warnings alone exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from dendrite_lite.cli.common import DEFAULT_CONFIG, ConfigOption, load_config_or_exit
+from dendrite_lite.delegation.doctor import AREAS, DoctorNetwork, Finding, Status, diagnose, worst
+
+__all__ = ["doctor"]
+
+EXIT_FAILED = 1
+_COLOURS = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "red"}
+
+
+def doctor(
+    server_name: Annotated[
+        Optional[str],
+        typer.Argument(help="The server to check. Default: server.server_name of the config."),
+    ] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the findings as a JSON list, for scripts.")
+    ] = False,
+    ca_file: Annotated[
+        Optional[list[Path]],
+        typer.Option(
+            "--ca-file", exists=True, dir_okay=False,
+            help="Also trust this CA (PEM), for a private CA or a self-signed test certificate."
+            " There is no way to skip certificate checks: peers verify your certificate, so"
+            " the doctor does too.",
+        ),
+    ] = None,
+) -> None:
+    """Check a server name the way other servers resolve and reach it: server name, well-known
+    delegation, SRV and A/AAAA records, TLS certificate per address, signing keys, the
+    federation version endpoint and the clock. Every problem comes with its fix.
+    """
+    if server_name is None:
+        server_name = load_config_or_exit(config).server.server_name
+    network = DoctorNetwork.default([str(p) for p in ca_file or ()])
+    findings = asyncio.run(diagnose(server_name, network))
+    if json_output:
+        typer.echo(json.dumps([f.to_json() for f in findings], indent=2))
+    else:
+        _print_report(server_name, findings)
+    if worst(findings) is Status.FAIL:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _print_report(server_name: str, findings: list[Finding]) -> None:
+    typer.echo(f"Checking {server_name} as other Matrix servers see it.")
+    for area in AREAS:
+        in_area = [f for f in findings if f.area == area]
+        if not in_area:
+            continue
+        typer.echo("")
+        typer.secho(area, bold=True)
+        for f in in_area:
+            label = typer.style(f"{f.status.value:<4}", fg=_COLOURS[f.status], bold=True)
+            typer.echo(f"  {label}  {f.why}")
+            if f.fix and f.status is not Status.OK:
+                fix = f.fix.replace("\n", "\n          ")
+                typer.echo(f"        fix: {fix}")
+    counts = {s: sum(1 for f in findings if f.status is s) for s in Status}
+    typer.echo("")
+    summary = ", ".join(f"{counts[s]} {s.value}" for s in (Status.FAIL, Status.WARN, Status.OK))
+    typer.secho(summary, fg=_COLOURS[worst(findings)], bold=True)

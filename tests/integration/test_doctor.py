@@ -1,0 +1,255 @@
+"""`doctor` checks against real servers on loopback: a healthy dendrite-lite over TLS, and small
+aiohttp peers misconfigured one way each (key document, certificate, well-known)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from dendrite_lite.delegation.discovery import SrvRecord
+from dendrite_lite.delegation.doctor import DoctorNetwork, Finding, Status, diagnose, make_trust, worst
+from tests.conftest import StartServer
+from tests.integration.doctor_helpers import FakePeer, Handler, key_document, make_cert
+from tests.interop.synapse_server import free_port
+
+pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
+
+
+class NoSrv:
+    async def resolve_srv(self, name: str) -> list[SrvRecord]:
+        return []
+
+
+class NoCname:
+    async def cname_of(self, host: str) -> str | None:
+        return None
+
+
+def network(ca: Path, overrides: dict[tuple[str, int], tuple[str, int]] | None = None) -> DoctorNetwork:
+    return DoctorNetwork(make_trust([str(ca)]), NoSrv(), NoCname(), overrides or {}, timeout_s=5)
+
+
+def only(findings: list[Finding], check: str) -> Finding:
+    matching = [f for f in findings if f.check == check]
+    assert len(matching) == 1, (check, findings)
+    return matching[0]
+
+
+def failed(findings: list[Finding]) -> list[str]:
+    return [f.check for f in findings if f.status is Status.FAIL]
+
+
+PeerFactory = Callable[..., Awaitable[FakePeer]]
+
+
+@pytest.fixture
+async def fake_peer() -> AsyncIterator[PeerFactory]:
+    started: list[FakePeer] = []
+
+    async def start(cert: Path, key: Path, routes: dict[str, Handler] | None = None) -> FakePeer:
+        peer = await FakePeer.start(cert, key, routes or {})
+        started.append(peer)
+        return peer
+
+    yield start
+    for peer in started:
+        await peer.stop()
+
+
+async def test_healthy_dendrite_lite_over_tls(start_server: StartServer, tmp_path: Path) -> None:
+    cert, key = make_cert(tmp_path, "IP:127.0.0.1")
+    port = free_port()
+    srv = await start_server({
+        "server.server_name": f"127.0.0.1:{port}", "listen.federation": f"127.0.0.1:{port}",
+        "tls.mode": "files", "tls.cert_path": cert, "tls.key_path": key,
+    })
+    findings = await diagnose(srv.config.server.server_name, network(cert))
+    assert worst(findings) is Status.OK, [f for f in findings if f.status is not Status.OK]
+    assert only(findings, "tls.name").why == f"127.0.0.1:{port}: the certificate is valid for 127.0.0.1."
+    assert f"Key {srv.key.key_id} signs the key document." == only(findings, "keys.signature").why
+    assert "runs dendrite-lite" in only(findings, "federation.version").why
+    assert only(findings, "federation.clock").status is Status.OK
+    assert "Not consulted" in only(findings, "well_known").why
+
+
+async def test_key_document_for_another_server(fake_peer: PeerFactory, tmp_path: Path) -> None:
+    cert, key = make_cert(tmp_path, "IP:127.0.0.1")
+
+    async def other_name(peer: FakePeer, request: web.Request) -> web.StreamResponse:
+        return web.json_response(key_document("other.example", peer.key))
+
+    peer = await fake_peer(cert, key, {"/_matrix/key/v2/server": other_name})
+    findings = await diagnose(peer.server_name, network(cert))
+    assert failed(findings) == ["keys.server_name"]
+    finding = only(findings, "keys.server_name")
+    assert finding.why == f"The key document is for 'other.example', not '{peer.server_name}': peers reject its keys."
+    assert f'server_name = "{peer.server_name}"' in (finding.fix or "")
+
+
+async def test_bad_self_signature(fake_peer: PeerFactory, tmp_path: Path) -> None:
+    cert, key = make_cert(tmp_path, "IP:127.0.0.1")
+
+    async def tampered(peer: FakePeer, request: web.Request) -> web.StreamResponse:
+        doc = key_document(peer.server_name, peer.key)
+        doc["valid_until_ts"] += 1  # changed after signing
+        return web.json_response(doc)
+
+    peer = await fake_peer(cert, key, {"/_matrix/key/v2/server": tampered})
+    findings = await diagnose(peer.server_name, network(cert))
+    assert failed(findings) == ["keys.signature"]
+    finding = only(findings, "keys.signature")
+    assert finding.why == (
+        f"Key {peer.key.key_id}: bad signature from {peer.server_name} ({peer.key.key_id}); peers reject this key."
+    )
+    assert "generate-keys" in (finding.fix or "")
+
+
+async def test_expired_key_document(fake_peer: PeerFactory, tmp_path: Path) -> None:
+    cert, key = make_cert(tmp_path, "IP:127.0.0.1")
+
+    async def expired(peer: FakePeer, request: web.Request) -> web.StreamResponse:
+        return web.json_response(key_document(peer.server_name, peer.key, valid_for_ms=-60_000))
+
+    peer = await fake_peer(cert, key, {"/_matrix/key/v2/server": expired})
+    findings = await diagnose(peer.server_name, network(cert))
+    assert failed(findings) == ["keys.valid_until"]
+    assert only(findings, "keys.valid_until").why.startswith("The key document expired 6")
+
+
+async def test_expired_certificate(fake_peer: PeerFactory, tmp_path: Path) -> None:
+    cert, key = make_cert(tmp_path, "IP:127.0.0.1", not_before_days=-30, not_after_days=-1)
+    peer = await fake_peer(cert, key)
+    findings = await diagnose(peer.server_name, network(cert))
+    finding = only(findings, "tls.expiry")
+    assert finding.status is Status.FAIL
+    assert finding.why == f"{peer.server_name}: certificate has expired; peers refuse to connect."
+    assert (finding.fix or "").startswith("Renew the certificate")
+    # The federation client refuses it too: the endpoint checks fail the same way.
+    assert only(findings, "keys.fetch").status is Status.FAIL
+
+
+async def test_certificate_expiring_soon_warns(fake_peer: PeerFactory, tmp_path: Path) -> None:
+    cert, key = make_cert(tmp_path, "IP:127.0.0.1", not_after_days=5)
+    peer = await fake_peer(cert, key)
+    findings = await diagnose(peer.server_name, network(cert))
+    assert failed(findings) == []
+    finding = only(findings, "tls.expiry")
+    assert finding.status is Status.WARN
+    assert "expires in 4.9 days" in finding.why or "expires in 5.0 days" in finding.why
+
+
+async def test_certificate_for_another_name(fake_peer: PeerFactory, tmp_path: Path) -> None:
+    cert, key = make_cert(tmp_path, "DNS:wrong.example")
+    peer = await fake_peer(cert, key)
+    findings = await diagnose(peer.server_name, network(cert))
+    finding = only(findings, "tls.name")
+    assert finding.status is Status.FAIL
+    assert finding.why == f"{peer.server_name}: IP address mismatch, certificate is not valid for '127.0.0.1'."
+    assert "subjectAltName includes the IP address 127.0.0.1" in (finding.fix or "")
+
+
+async def test_untrusted_certificate(fake_peer: PeerFactory, tmp_path: Path) -> None:
+    cert, key = make_cert(tmp_path / "a", "IP:127.0.0.1")
+    other_ca, _ = make_cert(tmp_path / "b", "IP:127.0.0.1")
+    peer = await fake_peer(cert, key)
+    findings = await diagnose(peer.server_name, network(other_ca))
+    finding = only(findings, "tls.chain")
+    assert finding.status is Status.FAIL
+    assert "self-signed certificate" in finding.why
+    assert "full chain" in (finding.fix or "")
+
+
+async def well_known_peer(fake_peer: PeerFactory, tmp_path: Path, host: str, handler: Handler) -> tuple[FakePeer, Path]:
+    cert, key = make_cert(tmp_path, f"DNS:{host}")
+    peer = await fake_peer(cert, key, {"/.well-known/matrix/server": handler, "/elsewhere": handler})
+    return peer, cert
+
+
+async def test_well_known_redirect_loop(fake_peer: PeerFactory, tmp_path: Path) -> None:
+    async def loop(peer: FakePeer, request: web.Request) -> web.StreamResponse:
+        other = "/elsewhere" if request.path == "/.well-known/matrix/server" else "/.well-known/matrix/server"
+        raise web.HTTPFound(other)
+
+    peer, cert = await well_known_peer(fake_peer, tmp_path, "loop.test", loop)
+    findings = await diagnose("loop.test", network(cert, {("loop.test", 443): ("127.0.0.1", peer.port)}))
+    finding = only(findings, "well_known")
+    assert finding.status is Status.FAIL
+    assert finding.why == "redirect loop at https://loop.test/.well-known/matrix/server."
+    assert only(findings, "well_known.redirects").why == (
+        "https://loop.test/.well-known/matrix/server redirects: https://loop.test/.well-known/matrix/server"
+        " -> https://loop.test/elsewhere."
+    )
+    assert '{"m.server": "matrix.loop.test:443"}' in (finding.fix or "")
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        ('{"m.server": "bad name!"}', "m.server 'bad name!' is not a valid server name"),
+        ('{"m.server": 8448}', "no m.server string"),
+        ("<html>hello</html>", "response is not JSON"),
+    ],
+)
+async def test_well_known_invalid(fake_peer: PeerFactory, tmp_path: Path, body: str, why: str) -> None:
+    async def serve(peer: FakePeer, request: web.Request) -> web.StreamResponse:
+        return web.Response(text=body)
+
+    peer, cert = await well_known_peer(fake_peer, tmp_path, "wk.test", serve)
+    findings = await diagnose("wk.test", network(cert, {("wk.test", 443): ("127.0.0.1", peer.port)}))
+    finding = only(findings, "well_known")
+    assert finding.status is Status.FAIL
+    assert finding.why == f"https://wk.test/.well-known/matrix/server: {why}."
+    assert (finding.fix or "").startswith(
+        'Serve https://wk.test/.well-known/matrix/server with status 200 and the JSON content'
+        ' {"m.server": "matrix.wk.test:443"}'
+    )
+
+
+async def test_well_known_delegation_to_a_healthy_server(
+    start_server: StartServer, fake_peer: PeerFactory, tmp_path: Path
+) -> None:
+    """deleg.test delegates to matrix.deleg.test:<port>, a dendrite-lite named deleg.test whose
+    certificate is for matrix.deleg.test (spec step 3.2)."""
+    cert, key = make_cert(tmp_path / "srv", "DNS:matrix.deleg.test")
+    port = free_port()
+    srv = await start_server({
+        "server.server_name": "deleg.test", "listen.federation": f"127.0.0.1:{port}",
+        "tls.mode": "files", "tls.cert_path": cert, "tls.key_path": key,
+    })
+
+    async def delegate(peer: FakePeer, request: web.Request) -> web.StreamResponse:
+        return web.json_response({"m.server": f"matrix.deleg.test:{port}"}, headers={"Cache-Control": "max-age=0"})
+
+    wk, wk_cert = await well_known_peer(fake_peer, tmp_path / "wk", "deleg.test", delegate)
+    net = DoctorNetwork(
+        make_trust([str(cert), str(wk_cert)]), NoSrv(), NoCname(),
+        {("deleg.test", 443): ("127.0.0.1", wk.port), ("matrix.deleg.test", port): ("127.0.0.1", port)},
+    )
+    findings = await diagnose("deleg.test", net)
+    assert failed(findings) == []
+    assert only(findings, "well_known").why == (
+        f"https://deleg.test/.well-known/matrix/server: m.server is 'matrix.deleg.test:{port}'."
+    )
+    cache = only(findings, "well_known.cache")
+    assert cache.status is Status.WARN and cache.fix == "Send the header `Cache-Control: max-age=86400` with the file."
+    assert only(findings, "tls.name").why == (
+        f"127.0.0.1:{port} (matrix.deleg.test:{port}): the certificate is valid for matrix.deleg.test."
+    )
+    assert only(findings, "keys.signature").status is Status.OK
+    assert srv.config.server.server_name == "deleg.test"
+
+
+async def test_nothing_listening(tmp_path: Path) -> None:
+    cert, _ = make_cert(tmp_path, "IP:127.0.0.1")
+    name = f"127.0.0.1:{free_port()}"
+    findings = await diagnose(name, network(cert))
+    assert failed(findings) == ["tls.connect", "keys.fetch", "federation.version"]
+    assert only(findings, "tls.connect").why.startswith(f"{name}: cannot connect (ConnectionRefusedError")
+    assert only(findings, "federation.clock").status is Status.WARN
+
+
