@@ -51,15 +51,33 @@ class InitAnswers:
     registration: str | None = None
     listen_client: str | None = None
     listen_federation: str | None = None
+    # With tls_mode acme/files: True when the user's reverse proxy serves the client API (it
+    # then listens in plain HTTP on 127.0.0.1, and only federation serves the certificate).
+    client_behind_proxy: bool | None = None
+    listen_client_tls: bool | None = None  # None: unset in the file (follows tls.mode)
+    listen_federation_tls: bool | None = None
     admin_user: str | None = None
     admin_password: str | None = None
 
 
-def _default_listeners(tls_mode: str) -> tuple[str, str]:
+@dataclass(frozen=True)
+class _Listeners:
+    client: str
+    federation: str
+    client_tls: bool | None  # None: not written, so it follows tls.mode
+    federation_tls: bool | None
+
+
+def _default_listeners(tls_mode: str, client_behind_proxy: bool) -> _Listeners:
     # Behind a proxy only the proxy talks to us; with our own TLS we face the internet directly.
     if tls_mode == "proxy":
-        return "127.0.0.1:8008", "127.0.0.1:8448"
-    return "0.0.0.0:443", "0.0.0.0:8448"
+        return _Listeners("127.0.0.1:8008", "127.0.0.1:8448", None, None)
+    if client_behind_proxy:
+        # The appliance layout: the user's proxy serves the client API (plain HTTP to us, on
+        # loopback only); other servers reach federation directly, with our certificate. Written
+        # out, since it differs from what tls.mode alone implies.
+        return _Listeners("127.0.0.1:8008", "0.0.0.0:8448", False, True)
+    return _Listeners("0.0.0.0:443", "0.0.0.0:8448", None, None)
 
 
 def answers_from_flags(flags: InitAnswers, config_path: Path) -> InitAnswers:
@@ -70,6 +88,11 @@ def answers_from_flags(flags: InitAnswers, config_path: Path) -> InitAnswers:
         fail("--admin-user needs --admin-password-file with --non-interactive")
     if flags.admin_password is not None and flags.admin_user is None:
         fail("--admin-password-file needs --admin-user")
+    if flags.client_behind_proxy is False and (flags.tls_mode or "proxy") == "proxy":
+        fail(
+            "--client-direct needs --tls-mode acme or files (with --tls-mode proxy a reverse"
+            " proxy does HTTPS for both listeners)"
+        )
     if flags.tls_mode == "files":
         for key, path in (("cert_path", flags.tls_cert), ("key_path", flags.tls_key)):
             if path is None:
@@ -83,7 +106,15 @@ def answers_from_flags(flags: InitAnswers, config_path: Path) -> InitAnswers:
 
 def _fill_defaults(answers: InitAnswers, config_path: Path) -> InitAnswers:
     tls_mode = answers.tls_mode or "proxy"
-    client, federation = _default_listeners(tls_mode)
+    # Without the question answered, a certificate mode serves both listeners (as before).
+    behind_proxy = tls_mode == "proxy" or bool(answers.client_behind_proxy)
+    listeners = _default_listeners(tls_mode, behind_proxy)
+    client = answers.listen_client if answers.listen_client is not None else listeners.client
+    federation = (
+        answers.listen_federation if answers.listen_federation is not None else listeners.federation
+    )
+    # No federation listener: federation goes through the client listener, with its TLS.
+    federation_tls = listeners.federation_tls if federation else None
     return dataclasses.replace(
         answers,
         public_baseurl=answers.public_baseurl or f"https://{answers.server_name}/",
@@ -91,10 +122,11 @@ def _fill_defaults(answers: InitAnswers, config_path: Path) -> InitAnswers:
         tls_mode=tls_mode,
         acme_email=answers.acme_email or "",
         registration=answers.registration or "closed",
-        listen_client=answers.listen_client if answers.listen_client is not None else client,
-        listen_federation=(
-            answers.listen_federation if answers.listen_federation is not None else federation
-        ),
+        listen_client=client,
+        listen_federation=federation,
+        client_behind_proxy=behind_proxy,
+        listen_client_tls=listeners.client_tls,
+        listen_federation_tls=federation_tls,
     )
 
 
@@ -136,6 +168,14 @@ def ask_answers(flags: InitAnswers, config_path: Path) -> InitAnswers:
         acme_email = _ask(
             "Email for certificate expiry warnings (optional)", "", _check("tls", "acme_email")
         )
+    client_behind_proxy = flags.client_behind_proxy
+    if tls_mode != "proxy" and client_behind_proxy is None:
+        client_behind_proxy = typer.confirm(
+            "Does a reverse proxy on this machine (Caddy, nginx) already serve the client API?\n"
+            "Then the client API listens on 127.0.0.1:8008 in plain HTTP for it, and only\n"
+            "federation (port 8448) serves the certificate",
+            default=False,
+        )
     registration = flags.registration or _choose(
         "Registration: closed = only you create accounts; token = people you give a token may\n"
         "sign up; open = anyone may sign up (attracts spam bots)",
@@ -159,6 +199,7 @@ def ask_answers(flags: InitAnswers, config_path: Path) -> InitAnswers:
         tls_cert=tls_cert,
         tls_key=tls_key,
         acme_email=acme_email,
+        client_behind_proxy=client_behind_proxy,
         registration=registration,
         admin_user=admin_user,
         admin_password=admin_password,
@@ -262,11 +303,24 @@ def config_from_answers(answers: InitAnswers, config_path: Path) -> Config:
             # A flag or typed path means "from where I am", not "from the config's directory".
             "data_dir": str(Path.cwd() / answers.data_dir.expanduser()),
         },
-        "listen": {"client": answers.listen_client, "federation": answers.listen_federation},
+        "listen": {
+            "client": answers.listen_client,
+            "federation": answers.listen_federation,
+            **_tls_switches(answers),
+        },
         "tls": tls,
         "registration": {"mode": answers.registration},
     }
     return parse_config(data, config_path)
+
+
+def _tls_switches(answers: InitAnswers) -> dict[str, bool]:
+    # Only the switches init decided are written; unset ones follow tls.mode.
+    switches = {
+        "client_tls": answers.listen_client_tls,
+        "federation_tls": answers.listen_federation_tls,
+    }
+    return {key: value for key, value in switches.items() if value is not None}
 
 
 def write_install(config: Config, config_path: Path, *, force: bool) -> ServerKey:

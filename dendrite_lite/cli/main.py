@@ -113,6 +113,15 @@ def init(
         Optional[str],
         typer.Option(help='Federation address "host:port"; "" for none. Default: port 8448.'),
     ] = None,
+    client_behind_proxy: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--client-behind-proxy/--client-direct",
+            help="With --tls-mode acme or files: your reverse proxy serves the client API, so it"
+            " listens in plain HTTP on 127.0.0.1:8008 and only federation (0.0.0.0:8448) serves"
+            " the certificate. --client-direct (default): both serve it.",
+        ),
+    ] = None,
     admin_user: Annotated[
         Optional[str], typer.Option(help="Create this admin account (the name before the ':').")
     ] = None,
@@ -126,8 +135,9 @@ def init(
 ) -> None:
     """Set up a new server: write the config file, a signing key and the data directory.
 
-    Asks a few questions (server name, public URL, data directory, HTTPS, who may register, the
-    first admin account), or takes the answers from flags with --non-interactive.
+    Asks a few questions (server name, public URL, data directory, HTTPS and whether a reverse
+    proxy serves the client API, who may register, the first admin account), or takes the
+    answers from flags with --non-interactive.
     """
     if config.exists() and not force:
         fail(f"{config} already exists; not overwriting it", hint="Use --force to replace it.")
@@ -155,6 +165,7 @@ def init(
         registration=registration,
         listen_client=listen_client,
         listen_federation=listen_federation,
+        client_behind_proxy=client_behind_proxy,
         admin_user=admin_user,
         admin_password=read_password_file(admin_password_file) if admin_password_file else None,
     )
@@ -174,6 +185,11 @@ def init(
         f"  dendrite-lite config check --config {config}   # look over the settings\n"
         f"  dendrite-lite run --config {config}            # start the server"
     )
+    if not cfg.client_tls and cfg.tls.mode != "proxy":
+        # The appliance layout: the proxy the user runs must know where to forward.
+        next_steps += (
+            f"\n  # point your reverse proxy's client API at http://{cfg.listen.client}"
+        )
     if cfg.registration.mode == "token":
         # Token registration is useless until the admin knows how to hand out a token.
         next_steps += (
@@ -227,14 +243,18 @@ def config_check(config: ConfigOption = DEFAULT_CONFIG) -> None:
         if cfg.signing_key_path.exists():
             fail(str(e), hint="Replace it with `dendrite-lite generate-keys --force`.")
         key_status = f"missing: {cfg.signing_key_path} (create it: dendrite-lite generate-keys)"
-    federation = cfg.listen.federation or "off (shares the client listener)"
+    federation = (
+        f"{cfg.listen.federation} ({_scheme(cfg.federation_tls)})"
+        if cfg.listen.federation
+        else "off (shares the client listener)"
+    )
     if not cfg.federation.enabled:
         federation = "disabled"
     typer.echo(f"OK: {cfg.source_path}")
     for label, value in (
         ("server name", cfg.server.server_name),
         ("public URL", cfg.public_baseurl),
-        ("client API", cfg.listen.client),
+        ("client API", f"{cfg.listen.client} ({_scheme(cfg.client_tls)})"),
         ("federation", federation),
         ("admin socket", cfg.admin_socket_path),
         ("database", f"{cfg.database_path} (synchronous={cfg.database.synchronous})"),
@@ -243,6 +263,10 @@ def config_check(config: ConfigOption = DEFAULT_CONFIG) -> None:
         ("registration", cfg.registration.mode),
     ):
         typer.echo(f"  {label + ':':<14}{value}")
+
+
+def _scheme(tls: bool) -> str:
+    return "HTTPS" if tls else "plain HTTP"
 
 
 def _check_database_server_name(cfg: Config) -> None:

@@ -82,8 +82,8 @@ def test_init_non_interactive_writes_a_config_that_config_check_accepts(tmp_path
     lines = check.stdout.splitlines()
     assert lines[0] == f"OK: {(tmp_path / 'dendrite-lite.toml').resolve()}"
     assert "  server name:  example.org" in lines
-    assert "  client API:   127.0.0.1:8008" in lines
-    assert "  federation:   127.0.0.1:8448" in lines
+    assert "  client API:   127.0.0.1:8008 (plain HTTP)" in lines
+    assert "  federation:   127.0.0.1:8448 (plain HTTP)" in lines
     assert f"  database:     {config.database_path} (synchronous=FULL)" in lines
     assert "  TLS:          proxy" in lines
     assert "  registration: token" in lines
@@ -221,6 +221,7 @@ def test_init_interactive_asks_again_after_a_bad_answer(
         "srv",               # data dir, relative to where init runs
         "acme",
         "admin@example.org",
+        "",                  # no reverse proxy for the client API (the default)
         "sometimes",         # rejected registration mode
         "open",
         "y",
@@ -288,6 +289,7 @@ def test_init_interactive_asks_again_for_a_missing_tls_file(
         "fullchain.pem",
         "certs",             # a directory: asked again
         "privkey.pem",
+        "",                  # no reverse proxy for the client API (the default)
         "closed",
         "n",
     ]) + "\n"
@@ -299,6 +301,120 @@ def test_init_interactive_asks_again_for_a_missing_tls_file(
     assert config.tls.cert_path == tmp_path.resolve() / "fullchain.pem"
     assert config.tls.key_path == tmp_path.resolve() / "privkey.pem"
     assert invoke("config", "check", "--config", "dendrite-lite.toml").exit_code == 0
+
+
+# --- init: TLS per listener (issue 12 item 2) -------------------------------------------------
+
+
+def _files_flags(tmp_path: Path) -> tuple[str, ...]:
+    (tmp_path / "cert.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    (tmp_path / "key.pem").write_text("-----BEGIN PRIVATE KEY-----\n")
+    return ("--tls-mode", "files", "--tls-cert", str(tmp_path / "cert.pem"),
+            "--tls-key", str(tmp_path / "key.pem"))
+
+
+def test_init_client_behind_proxy_gives_the_appliance_layout(tmp_path: Path) -> None:
+    result = invoke(*init_args(tmp_path, *_files_flags(tmp_path), "--client-behind-proxy"))
+    assert result.exit_code == 0, result.output
+    assert "point your reverse proxy's client API at http://127.0.0.1:8008" in result.stdout
+    path = tmp_path / "dendrite-lite.toml"
+    config = load_config(path)
+    assert (config.listen.client, config.listen.federation) == ("127.0.0.1:8008", "0.0.0.0:8448")
+    assert (config.listen.client_tls, config.listen.federation_tls) == (False, True)
+    text = path.read_text()
+    assert "\nclient_tls = false\n" in text and "\nfederation_tls = true\n" in text
+    check = invoke("config", "check", "--config", str(path))
+    assert check.exit_code == 0, check.output
+    assert "  client API:   127.0.0.1:8008 (plain HTTP)" in check.stdout.splitlines()
+    assert "  federation:   0.0.0.0:8448 (HTTPS)" in check.stdout.splitlines()
+
+
+@pytest.mark.parametrize("flag", [(), ("--client-direct",)])
+def test_init_with_a_certificate_and_no_proxy_serves_tls_on_both(
+    tmp_path: Path, flag: tuple[str, ...]
+) -> None:
+    result = invoke(*init_args(tmp_path, *_files_flags(tmp_path), *flag))
+    assert result.exit_code == 0, result.output
+    assert "reverse proxy" not in result.stdout
+    config = load_config(tmp_path / "dendrite-lite.toml")
+    assert (config.listen.client, config.listen.federation) == ("0.0.0.0:443", "0.0.0.0:8448")
+    # Not written: they follow tls.mode, as every config before the switches did.
+    assert (config.listen.client_tls, config.listen.federation_tls) == (None, None)
+    assert (config.client_tls, config.federation_tls) == (True, True)
+    check = invoke("config", "check", "--config", str(tmp_path / "dendrite-lite.toml"))
+    assert "  client API:   0.0.0.0:443 (HTTPS)" in check.stdout.splitlines()
+
+
+def test_init_behind_proxy_keeps_explicit_addresses_and_no_federation_listener(
+    tmp_path: Path,
+) -> None:
+    result = invoke(*init_args(tmp_path, *_files_flags(tmp_path), "--client-behind-proxy",
+                               "--listen-client", "127.0.0.1:9000", "--listen-federation", ""))
+    assert result.exit_code == 0, result.output
+    config = load_config(tmp_path / "dendrite-lite.toml")
+    assert (config.listen.client, config.listen.federation) == ("127.0.0.1:9000", "")
+    # Federation goes through the proxy on the client listener: nothing serves the certificate.
+    assert (config.listen.client_tls, config.listen.federation_tls) == (False, None)
+    assert (config.client_tls, config.federation_tls) == (False, False)
+
+
+def test_init_proxy_mode_and_the_client_question(tmp_path: Path) -> None:
+    result = invoke(*init_args(tmp_path, "--client-behind-proxy"))
+    assert result.exit_code == 0, result.output  # redundant with proxy mode, and fine
+    config = load_config(tmp_path / "dendrite-lite.toml")
+    assert (config.client_tls, config.federation_tls) == (False, False)
+    assert (config.listen.client_tls, config.listen.federation_tls) == (None, None)
+    result = invoke(*init_args(tmp_path / "direct", "--client-direct"))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: --client-direct needs --tls-mode acme or files (with --tls-mode proxy a reverse"
+        " proxy does HTTPS for both listeners)\n"
+    )
+
+
+def test_init_interactive_asks_about_the_client_proxy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    answers = "\n".join([
+        "example.org", "", "data",
+        "acme",
+        "",                  # no email
+        "y",                 # a reverse proxy serves the client API
+        "closed",
+        "n",
+    ]) + "\n"
+    result = invoke("init", input=answers)
+    assert result.exit_code == 0, result.output
+    assert "Does a reverse proxy on this machine (Caddy, nginx) already serve" in result.stdout
+    config = load_config(tmp_path / "dendrite-lite.toml")
+    assert config.tls.mode == "acme"
+    assert (config.listen.client, config.listen.federation) == ("127.0.0.1:8008", "0.0.0.0:8448")
+    assert (config.client_tls, config.federation_tls) == (False, True)
+
+
+def test_init_interactive_does_not_ask_about_the_proxy_in_proxy_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    answers = "\n".join(["example.org", "", "data", "proxy", "closed", "n"]) + "\n"
+    result = invoke("init", input=answers)
+    assert result.exit_code == 0, result.output
+    assert "Does a reverse proxy" not in result.stdout
+    config = load_config(tmp_path / "dendrite-lite.toml")
+    assert (config.client_tls, config.federation_tls) == (False, False)
+
+
+def test_config_check_reports_a_tls_listener_without_a_certificate(tmp_path: Path) -> None:
+    path = tmp_path / "dendrite-lite.toml"
+    path.write_text('[listen]\nfederation_tls = true\n')
+    result = invoke("config", "check", "--config", str(path))
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0] == (
+        'error: listen.federation_tls: true needs a certificate, but tls.mode = "proxy" has none'
+        ' (a reverse proxy does HTTPS): set tls.mode = "files" or "acme", or'
+        " listen.federation_tls = false"
+    )
 
 
 # --- config path, errors ---------------------------------------------------------------------
