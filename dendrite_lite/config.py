@@ -338,7 +338,8 @@ def _check_listener_tls(config: Config) -> None:
 def _describe_tls(name: str, explicit: bool | None, mode: str) -> str:
     if explicit is not None:
         return f"listen.{name}_tls = {_show(explicit)}"
-    return f"listen.{name}_tls unset ({_show(_listener_tls(None, mode))} from tls.mode = {_show(mode)})"
+    implied = _show(_listener_tls(None, mode))
+    return f"listen.{name}_tls unset ({implied} from tls.mode = {_show(mode)})"
 
 
 # --- Value validators: (key path, TOML value) -> Python value, or ConfigError ---------------
