@@ -10,12 +10,19 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from dendrite_lite.cli.common import DEFAULT_CONFIG, ConfigOption, load_config_or_exit
-from dendrite_lite.delegation.doctor import AREAS, DoctorNetwork, Finding, Status, diagnose, worst
+from dendrite_lite.delegation.doctor import (
+    AREAS,
+    DoctorNetwork,
+    Finding,
+    Status,
+    diagnose,
+    worst,
+)
 
 __all__ = ["doctor"]
 
@@ -25,7 +32,7 @@ _COLOURS = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "red"}
 
 def doctor(
     server_name: Annotated[
-        Optional[str],
+        str | None,
         typer.Argument(help="The server to check. Default: server.server_name of the config."),
     ] = None,
     config: ConfigOption = DEFAULT_CONFIG,
@@ -33,7 +40,7 @@ def doctor(
         bool, typer.Option("--json", help="Print the findings as a JSON list, for scripts.")
     ] = False,
     ca_file: Annotated[
-        Optional[list[Path]],
+        list[Path] | None,
         typer.Option(
             "--ca-file", exists=True, dir_okay=False,
             help="Also trust this CA (PEM), for a private CA or a self-signed test certificate."

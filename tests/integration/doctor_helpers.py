@@ -21,7 +21,7 @@ from aiohttp import web
 from dendrite_lite.crypto.keys import ServerKey, new_server_key
 from dendrite_lite.crypto.signing import sign_json
 
-__all__ = ["make_cert", "FakePeer", "key_document", "Handler"]
+__all__ = ["FakePeer", "Handler", "key_document", "make_cert"]
 
 Handler = Callable[["FakePeer", web.Request], Awaitable[web.StreamResponse]]
 
@@ -54,7 +54,7 @@ def make_cert(
     (directory / "ca.cnf").write_text(_CA_CONFIG.format(dir=directory))
     cert, key, req = directory / "cert.pem", directory / "key.pem", directory / "req.pem"
     common_name = cn or san.split(",")[0].split(":", 1)[1]
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
 
     def stamp(days: float) -> str:
         return (now + datetime.timedelta(days=days)).strftime("%Y%m%d%H%M%SZ")

@@ -6,13 +6,19 @@ from __future__ import annotations
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp import web
 
 from dendrite_lite.delegation.discovery import SrvRecord
-from dendrite_lite.delegation.doctor import DoctorNetwork, Finding, Status, diagnose, make_trust, worst
+from dendrite_lite.delegation.doctor import (
+    DoctorNetwork,
+    Finding,
+    Status,
+    diagnose,
+    make_trust,
+    worst,
+)
 from tests.conftest import StartServer
 from tests.integration.doctor_helpers import FakePeer, Handler, key_document, make_cert
 from tests.interop.synapse_server import free_port

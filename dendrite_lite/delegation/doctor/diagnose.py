@@ -15,7 +15,12 @@ from dendrite_lite.delegation.doctor.discovery_checks import (
     srv_findings,
     well_known_findings,
 )
-from dendrite_lite.delegation.doctor.endpoints import DateTrace, clock_finding, key_findings, version_findings
+from dendrite_lite.delegation.doctor.endpoints import (
+    DateTrace,
+    clock_finding,
+    key_findings,
+    version_findings,
+)
 from dendrite_lite.delegation.doctor.findings import Finding, Status
 from dendrite_lite.delegation.doctor.network import DoctorNetwork
 from dendrite_lite.delegation.doctor.tls import address_findings, tls_findings

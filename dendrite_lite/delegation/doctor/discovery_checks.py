@@ -23,7 +23,7 @@ from dendrite_lite.delegation.discovery import (
 from dendrite_lite.delegation.doctor.findings import Finding, Status
 from dendrite_lite.delegation.doctor.network import DoctorNetwork
 
-__all__ = ["WellKnownTrace", "check_server_name", "well_known_findings", "srv_findings"]
+__all__ = ["WellKnownTrace", "check_server_name", "srv_findings", "well_known_findings"]
 
 WELL_KNOWN_PATH = "/.well-known/matrix/server"
 _REDIRECTS = (301, 302, 303, 307, 308)

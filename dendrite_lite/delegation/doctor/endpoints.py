@@ -17,11 +17,15 @@ from typing import Any
 
 import httpx
 
-from dendrite_lite.crypto.signing import SignatureError, decode_verify_key, verify_json_signature
+from dendrite_lite.crypto.signing import (
+    SignatureError,
+    decode_verify_key,
+    verify_json_signature,
+)
 from dendrite_lite.delegation.doctor.findings import Finding, Status
 from dendrite_lite.federation.client import FederationClient, FederationError
 
-__all__ = ["CLOCK_SKEW_WARN_S", "DateTrace", "key_findings", "version_findings", "clock_finding"]
+__all__ = ["CLOCK_SKEW_WARN_S", "DateTrace", "clock_finding", "key_findings", "version_findings"]
 
 KEY_PATH = "/_matrix/key/v2/server"
 VERSION_PATH = "/_matrix/federation/v1/version"

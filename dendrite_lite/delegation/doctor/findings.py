@@ -11,7 +11,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Status", "Finding", "AREAS", "worst"]
+__all__ = ["AREAS", "Finding", "Status", "worst"]
 
 # The CLI shows areas in this order: the order in which a peer meets them.
 AREAS = ("server name", "delegation", "dns", "tls", "keys", "federation")

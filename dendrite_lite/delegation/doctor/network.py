@@ -23,7 +23,11 @@ from typing import Any, Protocol
 
 import httpx
 
-from dendrite_lite.delegation.discovery import DnsSrvResolver, SrvResolver, is_ip_literal
+from dendrite_lite.delegation.discovery import (
+    DnsSrvResolver,
+    SrvResolver,
+    is_ip_literal,
+)
 from dendrite_lite.outbound_http import SniPools
 
 __all__ = ["Address", "CnameResolver", "DnsCnameResolver", "DoctorNetwork", "make_trust"]

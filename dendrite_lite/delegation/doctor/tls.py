@@ -37,7 +37,7 @@ async def address_findings(
     for target in resolution.targets:
         try:
             addresses = await network.addresses(target.host, target.port)
-        except (OSError, asyncio.TimeoutError) as e:
+        except (TimeoutError, OSError) as e:
             findings.append(Finding(
                 "dns.addresses", "dns", Status.FAIL,
                 f"{target.host} has no A or AAAA record ({e}).",
@@ -45,12 +45,11 @@ async def address_findings(
                 f" (and/or `{target.host}. 3600 IN AAAA <IPv6 address>`).",
             ))
             continue
-        how = "is an IP literal" if is_ip_literal(target.host) else "resolves to"
-        listed = ", ".join(_netloc(a) for a in addresses)
-        findings.append(Finding(
-            "dns.addresses", "dns", Status.OK, f"{target.netloc} {how} {listed}."
-            if how != "is an IP literal" else f"{target.netloc} {how}.",
-        ))
+        if is_ip_literal(target.host):
+            why = f"{target.netloc} is an IP literal."
+        else:
+            why = f"{target.netloc} resolves to {', '.join(_netloc(a) for a in addresses)}."
+        findings.append(Finding("dns.addresses", "dns", Status.OK, why))
         pairs += [(target, a) for a in addresses]
     return findings, pairs
 
@@ -75,7 +74,7 @@ async def tls_findings(resolution: Resolution, target: Target, address: Address,
             "Serve HTTPS (TLS 1.2 or newer) on this port: tls.mode = \"files\" or \"acme\", or a"
             " reverse proxy terminating TLS in front of the federation listener.",
         )]
-    except (OSError, asyncio.TimeoutError) as e:
+    except (TimeoutError, OSError) as e:
         return [Finding(
             "tls.connect", "tls", Status.FAIL,
             f"{where}: cannot connect ({type(e).__name__}: {e}).",

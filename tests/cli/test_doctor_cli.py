@@ -1,0 +1,120 @@
+"""`dendrite-lite doctor`: --json shape, human output, exit codes, the configured default name.
+
+The CLI runs its own event loop, so it runs in a worker thread while the test's loop serves the
+loopback peer it checks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from dendrite_lite.cli.main import app
+from tests.integration.doctor_helpers import FakePeer, make_cert
+from tests.interop.synapse_server import free_port
+
+runner = CliRunner()
+needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
+
+
+def invoke(*args: str) -> Any:
+    return runner.invoke(app, ["doctor", *args], env={"DENDRITE_LITE_CONFIG": None})
+
+
+@pytest.fixture
+async def healthy_peer(tmp_path: Path) -> AsyncIterator[tuple[FakePeer, Path]]:
+    cert, key = make_cert(tmp_path / "tls", "IP:127.0.0.1")
+    peer = await FakePeer.start(cert, key, {})
+    yield peer, cert
+    await peer.stop()
+
+
+@needs_openssl
+async def test_json_and_exit_0_for_a_healthy_peer(healthy_peer: tuple[FakePeer, Path]) -> None:
+    peer, cert = healthy_peer
+    result = await asyncio.to_thread(invoke, peer.server_name, "--ca-file", str(cert), "--json")
+    assert result.exit_code == 0, result.output
+    findings = json.loads(result.stdout)
+    assert isinstance(findings, list) and findings
+    for f in findings:
+        assert set(f) == {"check", "area", "status", "why", "fix"}
+        assert f["status"] in ("OK", "WARN", "FAIL")
+    assert [f["check"] for f in findings] == [
+        "server_name", "well_known", "srv", "dns.addresses", "tls.chain", "tls.name", "tls.expiry",
+        "keys.server_name", "keys.valid_until", "keys.signature", "federation.version", "federation.clock",
+    ]
+    assert {f["status"] for f in findings} == {"OK"}
+
+
+@needs_openssl
+async def test_without_the_ca_the_certificate_fails_exit_1(healthy_peer: tuple[FakePeer, Path]) -> None:
+    peer, _ = healthy_peer
+    result = await asyncio.to_thread(invoke, peer.server_name, "--json")
+    assert result.exit_code == 1
+    chain = next(f for f in json.loads(result.stdout) if f["check"] == "tls.chain")
+    assert chain["status"] == "FAIL" and "self-signed certificate" in chain["why"]
+
+
+@needs_openssl
+async def test_warnings_alone_exit_0(tmp_path: Path) -> None:
+    cert, key = make_cert(tmp_path, "IP:127.0.0.1", not_after_days=3)
+    peer = await FakePeer.start(cert, key, {})
+    try:
+        result = await asyncio.to_thread(invoke, peer.server_name, "--ca-file", str(cert))
+    finally:
+        await peer.stop()
+    assert result.exit_code == 0, result.output
+    assert "WARN" in result.stdout and "fix: Renew the certificate now" in result.stdout
+    assert result.stdout.strip().endswith("0 FAIL, 1 WARN, 11 OK")
+
+
+def test_human_output_grouped_by_area_without_colours_off_a_terminal() -> None:
+    name = f"127.0.0.1:{free_port()}"  # nothing listens there
+    result = invoke(name)
+    assert result.exit_code == 1
+    out = result.stdout
+    assert "\x1b[" not in out  # CliRunner is not a terminal
+    assert out.startswith(f"Checking {name} as other Matrix servers see it.\n")
+    headers = [line for line in out.splitlines() if line and not line.startswith(" ")]
+    assert headers[1:] == ["server name", "delegation", "dns", "tls", "keys", "federation", "3 FAIL, 1 WARN, 4 OK"]
+    assert f"  FAIL  {name}: cannot connect (ConnectionRefusedError" in out
+    assert "        fix: Make the federation listener reachable on port" in out
+
+
+def test_invalid_server_name_exits_1() -> None:
+    result = invoke("--json", "not a name")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == [{
+        "check": "server_name", "area": "server name", "status": "FAIL",
+        "why": "'not a name' is not a valid server name.",
+        "fix": "Use a hostname or IP literal with an optional port, e.g. example.org or"
+        " matrix.example.org:8448 (spec appendices §Server Name); it is server.server_name in the"
+        " config and cannot change once users exist.",
+    }]
+
+
+def test_default_is_the_configured_server_name(tmp_path: Path) -> None:
+    name = f"127.0.0.1:{free_port()}"
+    config = tmp_path / "dendrite-lite.toml"
+    config.write_text(f'[server]\nserver_name = "{name}"\n')
+    result = invoke("--config", str(config), "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)[0]["why"] == f"'{name}' is an IP literal with the explicit port {name.split(':')[1]}."
+
+
+def test_no_name_and_no_config_is_a_usage_error(tmp_path: Path) -> None:
+    result = invoke("--config", str(tmp_path / "missing.toml"))
+    assert result.exit_code == 2
+    assert "no config file at" in result.output
+
+
+def test_help_says_why_there_is_no_skip_verify() -> None:
+    result = runner.invoke(app, ["doctor", "--help"], env={"COLUMNS": "200"})
+    assert "--ca-file" in result.stdout
+    assert "no way to skip certificate checks: peers verify your certificate" in result.stdout
