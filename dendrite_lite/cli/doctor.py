@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from dendrite_lite.cli.common import DEFAULT_CONFIG, ConfigOption, load_config_or_exit
+from dendrite_lite.cli.common import (
+    DEFAULT_CONFIG,
+    ConfigOption,
+    fail,
+    load_config_or_exit,
+)
 from dendrite_lite.delegation.doctor import (
     AREAS,
     DoctorNetwork,
@@ -55,7 +61,10 @@ def doctor(
     """
     if server_name is None:
         server_name = load_config_or_exit(config).server.server_name
-    network = DoctorNetwork.default([str(p) for p in ca_file or ()])
+    try:
+        network = DoctorNetwork.default([str(p) for p in ca_file or ()])
+    except ssl.SSLError as e:
+        fail(f"--ca-file: cannot load the certificates: {e}", hint="Give a PEM file (-----BEGIN CERTIFICATE-----).")
     findings = asyncio.run(diagnose(server_name, network))
     if json_output:
         typer.echo(json.dumps([f.to_json() for f in findings], indent=2))

@@ -118,3 +118,11 @@ def test_help_says_why_there_is_no_skip_verify() -> None:
     result = runner.invoke(app, ["doctor", "--help"], env={"COLUMNS": "200"})
     assert "--ca-file" in result.stdout
     assert "no way to skip certificate checks: peers verify your certificate" in result.stdout
+
+
+def test_ca_file_that_is_not_pem_is_a_usage_error(tmp_path: Path) -> None:
+    bogus = tmp_path / "ca.pem"
+    bogus.write_text("not a certificate")
+    result = invoke("example.org", "--ca-file", str(bogus))
+    assert result.exit_code == 2
+    assert "error: --ca-file: cannot load the certificates" in result.output

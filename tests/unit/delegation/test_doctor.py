@@ -27,7 +27,7 @@ from dendrite_lite.delegation.doctor.endpoints import (
     key_findings,
     version_findings,
 )
-from dendrite_lite.delegation.doctor.network import _OverrideTransport
+from dendrite_lite.delegation.doctor.network import DnsCnameResolver, _OverrideTransport
 from dendrite_lite.delegation.doctor.tls import (
     _expiry_finding,
     _verify_failure,
@@ -207,6 +207,39 @@ async def test_srv_target_cname_warns() -> None:
     cname = by(findings, "srv.target_cname")
     assert cname.status is Status.WARN
     assert cname.fix == "Point the SRV record at real.example.net. instead of alias.example.net."
+
+
+async def test_dns_cname_resolver_against_a_loopback_dns_server() -> None:
+    """DnsCnameResolver asks for the CNAME itself: a fake DNS server on loopback UDP answers."""
+    import asyncio
+
+    import dns.message
+    import dns.rcode
+    import dns.rrset
+
+    class FakeDns(asyncio.DatagramProtocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            query = dns.message.from_wire(data)
+            name = query.question[0].name.to_text()
+            response = dns.message.make_response(query)
+            if name == "alias.example.net.":
+                response.answer.append(dns.rrset.from_text(name, 300, "IN", "CNAME", "real.example.net."))
+            elif name != "real.example.net.":
+                response.set_rcode(dns.rcode.NXDOMAIN)
+            self.transport.sendto(response.to_wire(), addr)  # type: ignore[attr-defined]
+
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(FakeDns, local_addr=("127.0.0.1", 0))
+    try:
+        resolver = DnsCnameResolver(["127.0.0.1"], transport.get_extra_info("sockname")[1])
+        assert await resolver.cname_of("alias.example.net") == "real.example.net"
+        assert await resolver.cname_of("real.example.net") is None
+        assert await resolver.cname_of("missing.example.net") is None
+    finally:
+        transport.close()
 
 
 # A/AAAA
