@@ -6,46 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
 
-from tests.conftest import RunningServer, launch
 from tests.integration.account_helpers import register
 from tests.integration.room_helpers import User
-from tests.interop.synapse_server import SynapseServer, tls_overrides
+from tests.interop.synapse_server import SynapseServer
+from tests.interop.test_synapse_joins import clients, dendrite_peer  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.interop
 
 _names = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-async def dendrite_peer(
-    synapse: SynapseServer, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[RunningServer]:
-    """Our server over TLS, able to reach Synapse, with open registration for the test users."""
-    tmp = tmp_path_factory.mktemp("dendrite-queries")
-    overrides = tls_overrides(tmp / "tls")
-    if overrides is None:
-        pytest.skip("no way to make a TLS certificate (openssl or cryptography)")
-    srv = await launch(tmp / "data", {**overrides, "registration.mode": "open", "ratelimit.enabled": False})
-    yield srv
-    await srv.stop()
-
-
-@pytest.fixture
-async def clients(
-    synapse: SynapseServer, dendrite_peer: RunningServer
-) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
-    ours = httpx.AsyncClient(base_url=dendrite_peer.listening.client_url, verify=False, timeout=60)
-    theirs = httpx.AsyncClient(base_url=synapse.base_url, verify=False, timeout=60)
-    yield ours, theirs
-    await ours.aclose()
-    await theirs.aclose()
 
 
 async def dl_user(client: httpx.AsyncClient) -> User:
