@@ -1,4 +1,6 @@
-"""`dendrite-lite doctor [SERVER_NAME]`: how other servers see a server name, and what to fix.
+"""`dendrite-lite doctor [SERVER_NAME]`: how other servers and clients see a server name, and
+what to fix. Without SERVER_NAME it checks the server configured in --config, and then also
+its local setup (the config, file permissions, disk space).
 
 A thin shell over delegation/doctor: it runs the checks, then prints the findings grouped by
 area (click drops the colours when stdout is not a terminal) or, with --json, the list of
@@ -25,6 +27,7 @@ from dendrite_lite.delegation.doctor import (
     AREAS,
     DoctorNetwork,
     Finding,
+    LocalSetup,
     Status,
     diagnose,
     worst,
@@ -57,25 +60,36 @@ def doctor(
 ) -> None:
     """Check a server name the way other servers resolve and reach it: server name, well-known
     delegation, SRV and A/AAAA records, TLS certificate per address, signing keys, the
-    federation version endpoint and the clock. Every problem comes with its fix.
+    federation version endpoint and the clock; then /.well-known/matrix/client as clients read
+    it. Without SERVER_NAME, also the local setup of the configured server: public_baseurl,
+    open registration, permissions of the signing key and database, free disk space. Every
+    problem comes with its fix.
     """
+    local = None
     if server_name is None:
-        server_name = load_config_or_exit(config).server.server_name
+        # Only the configured server's files and config are ours to inspect: a SERVER_NAME
+        # given on the command line may be anyone's.
+        local = LocalSetup(load_config_or_exit(config))
+        server_name = local.config.server.server_name
     try:
         network = DoctorNetwork.default([str(p) for p in ca_file or ()])
     except ssl.SSLError as e:
         fail(f"--ca-file: cannot load the certificates: {e}", hint="Give a PEM file (-----BEGIN CERTIFICATE-----).")
-    findings = asyncio.run(diagnose(server_name, network))
+    findings = asyncio.run(diagnose(server_name, network, local))
     if json_output:
         typer.echo(json.dumps([f.to_json() for f in findings], indent=2))
     else:
-        _print_report(server_name, findings)
+        _print_report(server_name, findings, local)
     if worst(findings) is Status.FAIL:
         raise typer.Exit(EXIT_FAILED)
 
 
-def _print_report(server_name: str, findings: list[Finding]) -> None:
-    typer.echo(f"Checking {server_name} as other Matrix servers see it.")
+def _print_report(server_name: str, findings: list[Finding], local: LocalSetup | None) -> None:
+    and_local = ""
+    if local is not None:
+        source = local.config.source_path
+        and_local = ", and its local setup" + (f" ({source})" if source is not None else "")
+    typer.echo(f"Checking {server_name} as other Matrix servers and clients see it{and_local}.")
     for area in AREAS:
         in_area = [f for f in findings if f.area == area]
         if not in_area:

@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dendrite_lite.cli.main import app
+from dendrite_lite.crypto.keys import new_server_key, write_signing_key
 from tests.integration.doctor_helpers import FakePeer, make_cert
 from tests.interop.synapse_server import free_port
 
@@ -48,8 +49,12 @@ async def test_json_and_exit_0_for_a_healthy_peer(healthy_peer: tuple[FakePeer, 
     assert [f["check"] for f in findings] == [
         "server_name", "well_known", "srv", "dns.addresses", "tls.chain", "tls.name", "tls.expiry",
         "keys.server_name", "keys.valid_until", "keys.signature", "federation.version", "federation.clock",
+        "client.well_known",
     ]
-    assert {f["status"] for f in findings} == {"OK"}
+    assert {f["status"] for f in findings[:-1]} == {"OK"}
+    # Clients look on port 443 of the hostname, where nothing listens here.
+    assert findings[-1]["status"] == "WARN"
+    assert findings[-1]["why"].startswith("https://127.0.0.1/.well-known/matrix/client has no HTTPS answer")
 
 
 @needs_openssl
@@ -71,7 +76,7 @@ async def test_warnings_alone_exit_0(tmp_path: Path) -> None:
         await peer.stop()
     assert result.exit_code == 0, result.output
     assert "WARN" in result.stdout and "fix: Renew the certificate now" in result.stdout
-    assert result.stdout.strip().endswith("0 FAIL, 1 WARN, 11 OK")
+    assert result.stdout.strip().endswith("0 FAIL, 2 WARN, 11 OK")  # the certificate, the client well-known
 
 
 def test_human_output_grouped_by_area_without_colours_off_a_terminal() -> None:
@@ -80,9 +85,11 @@ def test_human_output_grouped_by_area_without_colours_off_a_terminal() -> None:
     assert result.exit_code == 1
     out = result.stdout
     assert "\x1b[" not in out  # CliRunner is not a terminal
-    assert out.startswith(f"Checking {name} as other Matrix servers see it.\n")
+    assert out.startswith(f"Checking {name} as other Matrix servers and clients see it.\n")
     headers = [line for line in out.splitlines() if line and not line.startswith(" ")]
-    assert headers[1:] == ["server name", "delegation", "dns", "tls", "keys", "federation", "3 FAIL, 1 WARN, 4 OK"]
+    assert headers[1:] == [
+        "server name", "delegation", "dns", "tls", "keys", "federation", "client", "3 FAIL, 2 WARN, 4 OK",
+    ]
     assert f"  FAIL  {name}: cannot connect (ConnectionRefusedError" in out
     assert "        fix: Make the federation listener reachable on port" in out
 
@@ -126,3 +133,45 @@ def test_ca_file_that_is_not_pem_is_a_usage_error(tmp_path: Path) -> None:
     result = invoke("example.org", "--ca-file", str(bogus))
     assert result.exit_code == 2
     assert "error: --ca-file: cannot load the certificates" in result.output
+
+
+@needs_openssl
+async def test_local_setup_open_registration_and_a_readable_key(
+    healthy_peer: tuple[FakePeer, Path], tmp_path: Path
+) -> None:
+    """Without SERVER_NAME the configured server's local setup is checked too: open registration
+    on 0.0.0.0 warns, a signing key readable by others fails (exit 1 though federation is fine)."""
+    peer, cert = healthy_peer
+    config = tmp_path / "dendrite-lite.toml"
+    config.write_text(
+        f'[server]\nserver_name = "{peer.server_name}"\npublic_baseurl = "https://127.0.0.1/"\n'
+        'data_dir = "data"\n[listen]\nclient = "0.0.0.0:8008"\n[registration]\nmode = "open"\n'
+    )
+    key = tmp_path / "data" / "signing.key"
+    write_signing_key(key, new_server_key())
+    key.chmod(0o644)
+    result = await asyncio.to_thread(invoke, "--config", str(config), "--ca-file", str(cert))
+    assert result.exit_code == 1, result.output
+    out = result.stdout
+    assert out.startswith(
+        f"Checking {peer.server_name} as other Matrix servers and clients see it, and its local setup ({config}).\n"
+    )
+    assert "\nlocal\n" in out
+    assert (
+        '  WARN  registration.mode is "open" and the client listener binds 0.0.0.0:8008: anyone on the'
+        " internet can create accounts"
+    ) in out
+    assert '        fix: Set `mode = "token"` in [registration] (registration.mode = "token"), restart' in out
+    assert f"  FAIL  The signing key {key} is readable by its group and everyone (mode 0644)" in out
+    assert f"        fix: `chmod 600 {key}`" in out
+    as_json = await asyncio.to_thread(invoke, "--config", str(config), "--ca-file", str(cert), "--json")
+    assert [f["check"] for f in json.loads(as_json.stdout) if f["status"] == "FAIL"] == ["local.signing_key"]
+
+
+def test_a_server_name_argument_skips_the_local_checks(tmp_path: Path) -> None:
+    """The config's files are ours to inspect only for the configured server."""
+    config = tmp_path / "dendrite-lite.toml"
+    config.write_text('[server]\nserver_name = "example.org"\n[registration]\nmode = "open"\n'
+                      '[listen]\nclient = "0.0.0.0:8008"\n')
+    result = invoke(f"127.0.0.1:{free_port()}", "--config", str(config), "--json")
+    assert not [f for f in json.loads(result.stdout) if f["area"] == "local"]

@@ -1,5 +1,6 @@
 """`doctor` checks against real servers on loopback: a healthy dendrite-lite over TLS, and small
-aiohttp peers misconfigured one way each (key document, certificate, well-known)."""
+aiohttp peers misconfigured one way each (key document, certificate, well-known, the client
+well-known)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from dendrite_lite.delegation.discovery import SrvRecord
 from dendrite_lite.delegation.doctor import (
     DoctorNetwork,
     Finding,
+    LocalSetup,
     Status,
     diagnose,
     make_trust,
@@ -68,14 +70,30 @@ async def fake_peer() -> AsyncIterator[PeerFactory]:
 
 
 async def test_healthy_dendrite_lite_over_tls(start_server: StartServer, tmp_path: Path) -> None:
+    """Federation, client discovery (dendrite-lite serves /.well-known/matrix/client itself) and
+    the local setup it was started with: all OK."""
     cert, key = make_cert(tmp_path, "IP:127.0.0.1")
-    port = free_port()
+    port, client_port = free_port(), free_port()
     srv = await start_server({
         "server.server_name": f"127.0.0.1:{port}", "listen.federation": f"127.0.0.1:{port}",
+        "server.public_baseurl": f"https://127.0.0.1:{client_port}/", "listen.client": f"127.0.0.1:{client_port}",
         "tls.mode": "files", "tls.cert_path": cert, "tls.key_path": key,
     })
-    findings = await diagnose(srv.config.server.server_name, network(cert))
+    # Clients look for https://127.0.0.1/.well-known/matrix/client, on port 443: the client listener.
+    net = network(cert, {("127.0.0.1", 443): ("127.0.0.1", client_port)})
+    local = LocalSetup(srv.config, disk_usage=lambda path: shutil.disk_usage(path)._replace(free=10 << 30))
+    findings = await diagnose(srv.config.server.server_name, net, local)
     assert worst(findings) is Status.OK, [f for f in findings if f.status is not Status.OK]
+    assert only(findings, "client.well_known").why == (
+        f"https://127.0.0.1/.well-known/matrix/client: m.homeserver.base_url is 'https://127.0.0.1:{client_port}'."
+    )
+    assert only(findings, "client.cors").status is Status.OK
+    assert only(findings, "client.versions").why.startswith(
+        f"https://127.0.0.1:{client_port}/_matrix/client/versions lists "
+    )
+    assert [f.check for f in findings if f.area == "local"] == [
+        "local.public_baseurl", "local.registration", "local.signing_key", "local.database", "local.disk",
+    ]
     assert only(findings, "tls.name").why == f"127.0.0.1:{port}: the certificate is valid for 127.0.0.1."
     assert f"Key {srv.key.key_id} signs the key document." == only(findings, "keys.signature").why
     assert "runs dendrite-lite" in only(findings, "federation.version").why
@@ -259,3 +277,92 @@ async def test_nothing_listening(tmp_path: Path) -> None:
     assert only(findings, "federation.clock").status is Status.WARN
 
 
+# /.well-known/matrix/client: peers on loopback named client.test through the overrides, as
+# clients reach https://client.test/ on port 443.
+
+
+CORS = {"Access-Control-Allow-Origin": "*"}
+
+
+async def client_check(
+    fake_peer: PeerFactory, tmp_path: Path, well_known: Handler, *, versions: Handler | None = None,
+) -> list[Finding]:
+    cert, key = make_cert(tmp_path, "DNS:client.test,DNS:api.client.test")
+    routes = {"/.well-known/matrix/client": well_known}
+    if versions is not None:
+        routes["/_matrix/client/versions"] = versions
+    peer = await fake_peer(cert, key, routes)
+    net = network(cert, {("client.test", 443): ("127.0.0.1", peer.port), ("api.client.test", 443): ("127.0.0.1", peer.port)})
+    findings = await diagnose("client.test", net)
+    return [f for f in findings if f.area == "client"]
+
+
+def answer(body: object, headers: dict[str, str] | None = None) -> Handler:
+    async def serve(peer: FakePeer, request: web.Request) -> web.StreamResponse:
+        return web.json_response(body, headers=headers)
+    return serve
+
+
+async def serve_versions(peer: FakePeer, request: web.Request) -> web.StreamResponse:
+    return web.json_response({"versions": ["v1.11", "v1.12"]}, headers={"Access-Control-Allow-Origin": "*"})
+
+
+async def test_client_well_known_absent(fake_peer: PeerFactory, tmp_path: Path) -> None:
+    async def missing(peer: FakePeer, request: web.Request) -> web.StreamResponse:
+        raise web.HTTPNotFound()
+
+    (finding,) = await client_check(fake_peer, tmp_path, missing)
+    assert (finding.check, finding.status) == ("client.well_known", Status.WARN)
+    assert finding.why.startswith("https://client.test/.well-known/matrix/client answers 404")
+    assert (finding.fix or "").endswith('{"m.homeserver": {"base_url": "https://client.test"}}')
+
+
+async def test_client_well_known_without_cors(fake_peer: PeerFactory, tmp_path: Path) -> None:
+    findings = await client_check(
+        fake_peer, tmp_path, answer({"m.homeserver": {"base_url": "https://api.client.test"}}), versions=serve_versions,
+    )
+    assert failed(findings) == ["client.cors"]
+    assert only(findings, "client.cors").why == (
+        "https://client.test/.well-known/matrix/client has no Access-Control-Allow-Origin header: browser"
+        " clients such as Element Web cannot read it, so their users must type the homeserver URL."
+    )
+    assert only(findings, "client.versions").why == (
+        "https://api.client.test/_matrix/client/versions lists 2 spec versions, up to v1.12."
+    )
+
+
+async def test_client_well_known_http_base_url(fake_peer: PeerFactory, tmp_path: Path) -> None:
+    """The base_url is plain http on a port where nothing listens: a WARN for the scheme, and the
+    versions request fails."""
+    port = free_port()
+    findings = await client_check(
+        fake_peer, tmp_path, answer({"m.homeserver": {"base_url": f"http://127.0.0.1:{port}"}}, CORS),
+    )
+    assert only(findings, "client.base_url").status is Status.WARN
+    versions = only(findings, "client.versions")
+    assert versions.status is Status.FAIL
+    assert versions.why.startswith(f"GET http://127.0.0.1:{port}/_matrix/client/versions failed (cannot connect")
+
+
+async def test_client_well_known_unreachable_base_url(fake_peer: PeerFactory, tmp_path: Path) -> None:
+    """base_url on the peer itself, which does not serve the client API (404)."""
+    findings = await client_check(
+        fake_peer, tmp_path, answer({"m.homeserver": {"base_url": "https://api.client.test/"}}, CORS),
+    )
+    assert failed(findings) == ["client.versions"]
+    finding = only(findings, "client.versions")
+    assert finding.why == (
+        "GET https://api.client.test/_matrix/client/versions answers HTTP 404: clients refuse this homeserver."
+    )
+    assert "a reverse proxy must forward /_matrix/ to it" in (finding.fix or "")
+
+
+async def test_client_well_known_healthy_peer(fake_peer: PeerFactory, tmp_path: Path) -> None:
+    findings = await client_check(
+        fake_peer, tmp_path, answer({"m.homeserver": {"base_url": "https://api.client.test"}}, CORS),
+        versions=serve_versions,
+    )
+    assert [(f.check, f.status) for f in findings] == [
+        ("client.well_known", Status.OK), ("client.cors", Status.OK), ("client.base_url", Status.OK),
+        ("client.versions", Status.OK),
+    ]

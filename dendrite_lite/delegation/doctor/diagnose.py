@@ -1,4 +1,6 @@
-"""`diagnose(server_name, network)`: every check, in the order a peer meets them.
+"""`diagnose(server_name, network, local)`: every check, in the order a peer meets them, then
+the client discovery checks, then (with `local`, when the doctor runs for the configured
+server) the local setup checks.
 
 A check that cannot run because an earlier one failed is not run (its prerequisite's FAIL
 already says what to fix), except the endpoint checks: they go through the federation client,
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 from dendrite_lite.crypto.keys import new_server_key
 from dendrite_lite.delegation.discovery import ServerDiscovery
+from dendrite_lite.delegation.doctor.client_checks import client_findings
 from dendrite_lite.delegation.doctor.discovery_checks import (
     WellKnownTrace,
     check_server_name,
@@ -22,6 +25,7 @@ from dendrite_lite.delegation.doctor.endpoints import (
     version_findings,
 )
 from dendrite_lite.delegation.doctor.findings import Finding, Status
+from dendrite_lite.delegation.doctor.local_checks import LocalSetup, local_findings
 from dendrite_lite.delegation.doctor.network import DoctorNetwork
 from dendrite_lite.delegation.doctor.tls import address_findings, tls_findings
 from dendrite_lite.federation.client import FederationClient
@@ -30,7 +34,7 @@ from dendrite_lite.outbound_http import new_client
 __all__ = ["diagnose"]
 
 
-async def diagnose(server_name: str, network: DoctorNetwork) -> list[Finding]:
+async def diagnose(server_name: str, network: DoctorNetwork, local: LocalSetup | None = None) -> list[Finding]:
     first = check_server_name(server_name)
     if first.status is Status.FAIL:
         return [first]
@@ -58,6 +62,19 @@ async def diagnose(server_name: str, network: DoctorNetwork) -> list[Finding]:
         findings += await key_findings(client, server_name, int(network.clock() * 1000))
         findings += await version_findings(client, server_name)
         findings.append(clock_finding(dates))
+        # Clients go to the server name's hostname too, but with their own rules (no SRV, no
+        # m.server): a client of its own, with the same trust and overrides.
+        client_http = new_client(network.transport())
+        try:
+            findings += await client_findings(
+                client_http, server_name, timeout_s=network.timeout_s,
+                public_baseurl=local.config.public_baseurl if local is not None else None,
+            )
+        finally:
+            await client_http.aclose()
+        if local is not None:
+            delegated = [resolution.tls_name, *(t.host for t in resolution.targets)]
+            findings += local_findings(local, delegated)
     finally:
         await client.aclose()  # and the discovery's client
     return findings

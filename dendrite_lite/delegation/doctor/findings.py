@@ -13,8 +13,9 @@ from typing import Any
 
 __all__ = ["AREAS", "Finding", "Status", "worst"]
 
-# The CLI shows areas in this order: the order in which a peer meets them.
-AREAS = ("server name", "delegation", "dns", "tls", "keys", "federation")
+# The CLI shows areas in this order: the order in which a peer meets them, then what clients
+# meet, then the local setup (only when the doctor runs for the configured server).
+AREAS = ("server name", "delegation", "dns", "tls", "keys", "federation", "client", "local")
 
 
 class Status(enum.Enum):

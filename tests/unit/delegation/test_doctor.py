@@ -1,20 +1,24 @@
 """Each doctor check with fakes: a dict of SRV records, httpx.MockTransport for HTTP, canned
-key documents and Date headers. Real servers are in tests/integration/test_doctor.py."""
+key documents and Date headers, files in tmp_path and a fake disk-usage function. Real servers are in tests/integration/test_doctor.py."""
 
 from __future__ import annotations
 
 import email.utils
 import ssl
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from dendrite_lite.config import Config, ListenConfig, RegistrationConfig, ServerConfig
 from dendrite_lite.crypto.keys import new_server_key
 from dendrite_lite.crypto.signing import sign_json
 from dendrite_lite.delegation.discovery import ServerDiscovery, SrvRecord
 from dendrite_lite.delegation.doctor import DoctorNetwork, Finding, Status, worst
+from dendrite_lite.delegation.doctor.client_checks import client_findings
 from dendrite_lite.delegation.doctor.discovery_checks import (
     WellKnownTrace,
     check_server_name,
@@ -26,6 +30,17 @@ from dendrite_lite.delegation.doctor.endpoints import (
     clock_finding,
     key_findings,
     version_findings,
+)
+from dendrite_lite.delegation.doctor.local_checks import (
+    DISK_FAIL_BYTES,
+    DISK_WARN_BYTES,
+    LocalSetup,
+    database_finding,
+    disk_finding,
+    local_findings,
+    public_baseurl_finding,
+    registration_finding,
+    signing_key_finding,
 )
 from dendrite_lite.delegation.doctor.network import DnsCnameResolver, _OverrideTransport
 from dendrite_lite.delegation.doctor.tls import (
@@ -393,3 +408,269 @@ async def test_clock_skew_from_date_headers() -> None:
 def test_worst() -> None:
     ok, warn, fail = (Finding("c", "dns", s, "w") for s in Status)
     assert worst([ok, warn]) is Status.WARN and worst([warn, fail, ok]) is Status.FAIL and worst([]) is Status.OK
+
+
+# client well-known
+
+
+WK_CLIENT = "https://example.org/.well-known/matrix/client"
+CORS = {"Access-Control-Allow-Origin": "*"}
+VERSIONS = {"versions": ["r0.6.1", "v1.1", "v1.12"]}
+
+
+def client_site(well_known: httpx.Response, versions: httpx.Response | None = None) -> Handler:
+    """example.org serves the well-known file; matrix.example.org the client API."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/.well-known/matrix/client":
+            return well_known
+        if request.url.path == "/_matrix/client/versions":
+            return versions or httpx.Response(200, json=VERSIONS, headers=CORS)
+        return httpx.Response(404)
+    return handler
+
+
+async def client(handler: Handler, public_baseurl: str | None = None) -> list[Finding]:
+    async with new_client(httpx.MockTransport(handler)) as http:
+        return await client_findings(http, "example.org:8448", public_baseurl=public_baseurl)
+
+
+def homeserver(base_url: Any) -> dict[str, Any]:
+    return {"m.homeserver": {"base_url": base_url}}
+
+
+async def test_client_well_known_healthy() -> None:
+    findings = await client(client_site(httpx.Response(200, json=homeserver("https://matrix.example.org/"), headers=CORS)))
+    assert [(f.check, f.status) for f in findings] == [
+        ("client.well_known", Status.OK), ("client.cors", Status.OK), ("client.base_url", Status.OK),
+        ("client.versions", Status.OK),
+    ]
+    assert findings[0].why == f"{WK_CLIENT}: m.homeserver.base_url is 'https://matrix.example.org/'."
+    # The trailing slash is allowed (spec step 5.3) and not doubled.
+    assert findings[3].why == "https://matrix.example.org/_matrix/client/versions lists 3 spec versions, up to v1.12."
+
+
+async def test_client_well_known_absent_warns_with_the_file_to_publish() -> None:
+    (finding,) = await client(lambda r: httpx.Response(404))
+    assert (finding.check, finding.status) == ("client.well_known", Status.WARN)
+    assert finding.why.startswith(f"{WK_CLIENT} answers 404: clients cannot find the homeserver")
+    assert finding.fix == (
+        f"Serve {WK_CLIENT} with status 200, the header `Access-Control-Allow-Origin: *` and the JSON"
+        ' content {"m.homeserver": {"base_url": "https://example.org"}}'
+    )
+
+
+async def test_client_well_known_fix_uses_the_configured_public_baseurl() -> None:
+    (finding,) = await client(lambda r: httpx.Response(404), public_baseurl="https://matrix.example.org:8443/")
+    assert (finding.fix or "").endswith('{"m.homeserver": {"base_url": "https://matrix.example.org:8443"}}')
+
+
+async def test_client_well_known_unreachable_warns() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("Connection refused")
+
+    (finding,) = await client(refuse)
+    assert finding.status is Status.WARN
+    assert finding.why.startswith(f"{WK_CLIENT} has no HTTPS answer (cannot connect to example.org")
+
+
+async def test_client_well_known_server_error_warns() -> None:
+    (finding,) = await client(lambda r: httpx.Response(503))
+    assert finding.status is Status.WARN and "answers HTTP 503" in finding.why
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [(b"<html></html>", "the answer is not JSON"), (b"[1]", "the answer is not a JSON object"),
+     (b'{"m.homeserver": {}}', "no m.homeserver.base_url string"),
+     (b'{"m.homeserver": {"base_url": 3}}', "no m.homeserver.base_url string")],
+)
+async def test_client_well_known_unusable_content_fails(content: bytes, why: str) -> None:
+    findings = await client(client_site(httpx.Response(200, content=content, headers=CORS)))
+    assert [(f.check, f.status) for f in findings] == [("client.well_known", Status.FAIL), ("client.cors", Status.OK)]
+    assert findings[0].why == f"{WK_CLIENT}: {why}, so clients report that auto-discovery failed."
+
+
+async def test_client_well_known_without_cors_fails() -> None:
+    findings = await client(client_site(httpx.Response(200, json=homeserver("https://matrix.example.org"))))
+    cors = by(findings, "client.cors")
+    assert cors.status is Status.FAIL
+    assert "browser clients such as Element Web cannot read it" in cors.why
+    assert cors.fix == f"Send the header `Access-Control-Allow-Origin: *` with {WK_CLIENT}."
+    assert by(findings, "client.versions").status is Status.OK
+
+
+async def test_client_well_known_cors_for_one_origin_warns() -> None:
+    headers = {"Access-Control-Allow-Origin": "https://app.element.io"}
+    findings = await client(client_site(httpx.Response(200, json=homeserver("https://m.example.org"), headers=headers)))
+    assert by(findings, "client.cors").status is Status.WARN
+
+
+async def test_client_base_url_http_warns_and_is_still_checked() -> None:
+    findings = await client(client_site(httpx.Response(200, json=homeserver("http://matrix.example.org:8008"), headers=CORS)))
+    base_url = by(findings, "client.base_url")
+    assert base_url.status is Status.WARN and "plain http" in base_url.why
+    assert base_url.fix == 'Serve the client API over HTTPS and set "base_url" to "https://matrix.example.org:8008".'
+    assert by(findings, "client.versions").why.startswith("http://matrix.example.org:8008/_matrix/client/versions lists")
+
+
+@pytest.mark.parametrize("base", ["matrix.example.org", "ftp://matrix.example.org", "https://", "https://h:port"])
+async def test_client_base_url_not_a_url_fails_without_a_versions_request(base: str) -> None:
+    findings = await client(client_site(httpx.Response(200, json=homeserver(base), headers=CORS)))
+    assert by(findings, "client.base_url").status is Status.FAIL
+    assert [f.check for f in findings] == ["client.well_known", "client.cors", "client.base_url"]
+
+
+@pytest.mark.parametrize(
+    ("versions", "why"),
+    [(httpx.Response(404, json={"errcode": "M_UNRECOGNIZED"}), "answers HTTP 404"),
+     (httpx.Response(200, text="<html>welcome</html>"), "does not answer a JSON object with a versions list"),
+     (httpx.Response(200, json={"versions": []}), "does not answer a JSON object with a versions list")],
+)
+async def test_client_versions_unusable_fails(versions: httpx.Response, why: str) -> None:
+    findings = await client(client_site(httpx.Response(200, json=homeserver("https://m.example.org"), headers=CORS), versions))
+    finding = by(findings, "client.versions")
+    assert finding.status is Status.FAIL and why in finding.why
+    assert (finding.fix or "").startswith("Make https://m.example.org/_matrix/client/versions reach the homeserver")
+
+
+async def test_client_well_known_redirects() -> None:
+    def moved(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "example.org":
+            return httpx.Response(301, headers={"Location": "https://www.example.org/.well-known/matrix/client"})
+        return client_site(httpx.Response(200, json=homeserver("https://m.example.org"), headers=CORS))(request)
+
+    findings = await client(moved)
+    assert by(findings, "client.well_known").why.startswith("https://www.example.org/.well-known/matrix/client:")
+    loop = await client(lambda r: httpx.Response(302, headers={"Location": WK_CLIENT}))
+    assert loop[0].status is Status.FAIL and loop[0].why == f"{WK_CLIENT}: redirect loop ({WK_CLIENT} -> {WK_CLIENT})."
+    plain = await client(lambda r: httpx.Response(302, headers={"Location": "http://example.org/x"}))
+    assert plain[0].why == f"{WK_CLIENT}: redirect to a non-https URL http://example.org/x."
+
+
+# local setup
+
+
+def local_config(tmp_path: Path, **sections: dict[str, Any]) -> Config:
+    server = {"server_name": "example.org", "public_baseurl": "https://matrix.example.org/", "data_dir": tmp_path,
+              **sections.pop("server", {})}
+    parts: dict[str, Any] = {"server": ServerConfig(**server)}
+    if "registration" in sections:
+        parts["registration"] = RegistrationConfig(**sections.pop("registration"))
+    if "listen" in sections:
+        parts["listen"] = ListenConfig(**sections.pop("listen"))
+    assert not sections
+    return Config(**parts)
+
+
+def test_public_baseurl_on_the_delegated_host_or_the_server_name() -> None:
+    config = local_config(Path("/nonexistent"))
+    ok = public_baseurl_finding(config, ["matrix.example.org"])
+    assert (ok.status, ok.why) == (
+        Status.OK, "server.public_baseurl https://matrix.example.org/ is on matrix.example.org, where example.org is delegated."
+    )
+    same = local_config(Path("/x"), server={"public_baseurl": "https://example.org"})
+    assert public_baseurl_finding(same, ["example.org"]).status is Status.OK
+
+
+def test_public_baseurl_elsewhere_or_unset_warns_with_the_config_line() -> None:
+    stale = public_baseurl_finding(local_config(Path("/x"), server={"public_baseurl": "https://old.example.net/"}),
+                                   ["example.org", "matrix.example.org"])
+    assert stale.status is Status.WARN
+    assert stale.why.startswith(
+        "server.public_baseurl https://old.example.net/ is on old.example.net, which is neither example.org nor"
+        " where example.org is delegated (matrix.example.org)"
+    )
+    assert stale.fix == 'Set `public_baseurl = "https://matrix.example.org/"` in [server] (the URL clients reach the client API at).'
+    unset = public_baseurl_finding(local_config(Path("/x"), server={"public_baseurl": ""}), ["example.org"])
+    assert unset.status is Status.WARN and unset.why.startswith("server.public_baseurl is not set")
+    assert unset.fix is not None and '"https://example.org/"' in unset.fix
+
+
+@pytest.mark.parametrize(
+    ("bind", "status"),
+    [("0.0.0.0:8008", Status.WARN), ("[::]:8008", Status.WARN), ("203.0.113.5:8008", Status.WARN),
+     ("127.0.0.1:8008", Status.OK), ("[::1]:8008", Status.OK), ("localhost:8008", Status.OK)],
+)
+def test_open_registration_on_a_public_listener_warns(bind: str, status: Status) -> None:
+    finding = registration_finding(local_config(Path("/x"), registration={"mode": "open"}, listen={"client": bind}))
+    assert finding.status is status
+    if status is Status.WARN:
+        assert "anyone on the internet can create accounts" in finding.why
+        assert 'registration.mode = "token"' in (finding.fix or "")
+        assert "`dendrite-lite registration-token create`" in (finding.fix or "")
+
+
+def test_token_registration_on_a_public_listener_is_ok() -> None:
+    config = local_config(Path("/x"), registration={"mode": "token"}, listen={"client": "0.0.0.0:8008"})
+    assert registration_finding(config).status is Status.OK
+
+
+def test_signing_key_permissions(tmp_path: Path) -> None:
+    key = tmp_path / "signing.key"
+    assert signing_key_finding(key, "example.org").fix == "Create it: `dendrite-lite generate-keys`."
+    key.write_text("ed25519 a_bcde xxxx\n")
+    key.chmod(0o644)
+    loose = signing_key_finding(key, "example.org")
+    assert loose.status is Status.FAIL
+    assert loose.why == (
+        f"The signing key {key} is readable by its group and everyone (mode 0644): whoever reads it can"
+        " sign events and requests as example.org."
+    )
+    assert loose.fix == f"`chmod 600 {key}`"
+    key.chmod(0o640)
+    assert "readable by its group (mode 0640)" in signing_key_finding(key, "example.org").why
+    key.chmod(0o600)
+    assert signing_key_finding(key, "example.org").status is Status.OK
+
+
+def test_database_permissions(tmp_path: Path) -> None:
+    db = tmp_path / "homeserver.db"
+    assert database_finding(db).status is Status.OK  # not created yet
+    db.write_bytes(b"")
+    Path(f"{db}-wal").write_bytes(b"")
+    db.chmod(0o600)
+    Path(f"{db}-wal").chmod(0o604)
+    loose = database_finding(db)
+    assert loose.status is Status.WARN
+    assert loose.why.startswith(f"The database {db}-wal is readable by everyone (mode 0604)")
+    assert loose.fix == f"`chmod 600 {db}-wal`"
+    Path(f"{db}-wal").chmod(0o600)
+    assert database_finding(db).status is Status.OK
+
+
+@dataclass
+class FakeUsage:
+    free: int
+
+
+@pytest.mark.parametrize(
+    ("free", "status", "why"),
+    [(50 << 20, Status.FAIL, "Only 50 MiB free"), (DISK_FAIL_BYTES, Status.WARN, "Only 100 MiB free"),
+     (DISK_WARN_BYTES - 1, Status.WARN, "Only 1024 MiB free"), (DISK_WARN_BYTES, Status.OK, "1.0 GiB free"),
+     (80 << 30, Status.OK, "80.0 GiB free")],
+)
+def test_free_disk_space(tmp_path: Path, free: int, status: Status, why: str) -> None:
+    asked: list[Path] = []
+
+    def usage(path: Path) -> FakeUsage:
+        asked.append(path)
+        return FakeUsage(free)
+
+    data_dir = tmp_path / "not" / "yet"
+    finding = disk_finding(data_dir, usage)
+    assert (finding.status, finding.why.split(" on ")[0]) == (status, why)
+    assert asked == [tmp_path]  # the nearest directory that exists: same filesystem
+    if status is not Status.OK:
+        assert (finding.fix or "").startswith(f"Free space on the filesystem of {data_dir} (server.data_dir)")
+
+
+def test_local_findings_all(tmp_path: Path) -> None:
+    config = local_config(tmp_path, registration={"mode": "open"}, listen={"client": "0.0.0.0:8008"})
+    config.signing_key_path.write_text("k")
+    config.signing_key_path.chmod(0o600)
+    findings = local_findings(LocalSetup(config, lambda p: FakeUsage(10 << 30)), ["matrix.example.org"])
+    assert [(f.check, f.area, f.status) for f in findings] == [
+        ("local.public_baseurl", "local", Status.OK), ("local.registration", "local", Status.WARN),
+        ("local.signing_key", "local", Status.OK), ("local.database", "local", Status.OK),
+        ("local.disk", "local", Status.OK),
+    ]
