@@ -524,7 +524,10 @@ def test_version() -> None:
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"dendrite-lite {dendrite_lite.__version__} (Python ")
     assert lines[1] == "Matrix client-server API versions: " + ", ".join(SUPPORTED_VERSIONS)
-    assert lines[2] == "Room versions: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 (new rooms use 12)"
+    assert lines[2] == (
+        "Room versions: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12"
+        " (new rooms use 12 unless server.default_room_version says otherwise)"
+    )
 
 
 def test_every_command_has_help() -> None:
