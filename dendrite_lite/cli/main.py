@@ -324,5 +324,6 @@ def version() -> None:
     typer.echo(f"Matrix client-server API versions: {', '.join(SUPPORTED_VERSIONS)}")
     typer.echo(
         f"Room versions: {', '.join(KNOWN_ROOM_VERSIONS)}"
-        f" (new rooms use {DEFAULT_ROOM_VERSION.identifier} unless server.default_room_version says otherwise)"
+        f" (new rooms use {DEFAULT_ROOM_VERSION.identifier}"
+        " unless server.default_room_version says otherwise)"
     )
