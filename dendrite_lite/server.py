@@ -9,9 +9,8 @@ Each listener is its own Quart app (api/app.py) over the same Services, served b
 (api/listener.py) on the one event loop (event_loop.py), HTTP/1.1 and HTTP/2. Each speaks TLS or
 plain HTTP on its own (listen.client_tls / listen.federation_tls, e.g. the client API plain behind
 a local reverse proxy and federation with the certificate); every TLS listener serves the one
-shared SSLContext. Both stop on the
-same trigger: long-polling /sync answers at once, in-flight requests finish, and only then is
-storage closed.
+shared SSLContext. Both stop on the same trigger: long-polling /sync answers at once, in-flight
+requests finish, and only then is storage closed.
 """
 
 from __future__ import annotations

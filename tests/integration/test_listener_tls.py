@@ -14,7 +14,7 @@ import pytest
 
 from dendrite_lite.server import StartupError
 from tests.conftest import StartServer
-from tests.integration.test_server_lifecycle import _peer_certificate, _self_signed
+from tests.integration.test_server_lifecycle import _peer_certificate, _self_signed, two_certificates
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
 
@@ -110,10 +110,7 @@ async def test_tls_listener_with_proxy_mode_is_a_startup_error(start_server: Sta
 async def test_certificate_swap_reaches_the_tls_listener_of_a_mixed_layout(
     start_server: StartServer, tmp_path: Path
 ) -> None:
-    first = _self_signed(tmp_path / "a")
-    second = _self_signed(tmp_path / "b")
-    both = tmp_path / "both.pem"
-    both.write_bytes(first[0].read_bytes() + second[0].read_bytes())
+    first, second, both = two_certificates(tmp_path)
     srv = await start_server(_files(first[0], first[1], client_tls=False, federation_tls=True))
     assert srv.listening.tls is not None and srv.listening.federation_url is not None
     url = srv.listening.federation_url

@@ -269,6 +269,14 @@ async def test_stop_answers_long_polling_sync_at_once(start_server: StartServer)
     await srv.federation.aclose()
 
 
+def two_certificates(tmp: Path) -> tuple[tuple[Path, Path], tuple[Path, Path], Path]:
+    """Two self-signed (certificate, key) pairs and a CA file trusting both: for swaps."""
+    first, second = _self_signed(tmp / "a"), _self_signed(tmp / "b")
+    both = tmp / "both.pem"
+    both.write_bytes(first[0].read_bytes() + second[0].read_bytes())
+    return first, second, both
+
+
 def _peer_certificate(url: str, ca: Path) -> bytes:
     host, port = url.removeprefix("https://").rsplit(":", 1)
     ctx = ssl.create_default_context(cafile=str(ca))
@@ -282,10 +290,7 @@ def _peer_certificate(url: str, ca: Path) -> bytes:
 async def test_certificate_swapped_on_the_live_context_without_restart(
     start_server: StartServer, tmp_path: Path
 ) -> None:
-    first = _self_signed(tmp_path / "a")
-    second = _self_signed(tmp_path / "b")
-    both = tmp_path / "both.pem"
-    both.write_bytes(first[0].read_bytes() + second[0].read_bytes())
+    first, second, both = two_certificates(tmp_path)
     srv = await start_server({"tls.mode": "files", "tls.cert_path": first[0], "tls.key_path": first[1]})
     assert srv.listening.tls is not None
     ctx = ssl.create_default_context(cafile=str(both))
