@@ -17,6 +17,17 @@ if ! .venv-synapse/bin/python -c 'import synapse' 2>/dev/null; then
   .venv-synapse/bin/python -m pip install -q 'matrix-synapse~=1.163.0'
 fi
 
+# The ACME tests run Pebble (Let's Encrypt's test CA) with pebble-challtestsrv, and the doctor's
+# DNS tests run dnsmasq, all on loopback: Debian packages, installed once.
+if ! command -v pebble >/dev/null || ! command -v pebble-challtestsrv >/dev/null \
+    || ! command -v dnsmasq >/dev/null; then
+  SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq pebble dnsmasq-base >/dev/null
+fi
+# Installed above, so a test needing a peer fails here instead of skipping (tests/peers.py).
+export DENDRITE_LITE_REQUIRE_PEERS=1
+
 # The spec-driven tests read the Matrix spec sources (scripts/matrix-spec.sh says from where).
 MATRIX_SPEC_DIR=$(bash scripts/matrix-spec.sh)
 export MATRIX_SPEC_DIR

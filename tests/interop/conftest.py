@@ -17,13 +17,14 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from tests.conftest import RunningServer, launch
+from tests.peers import peer_missing
 from tests.interop.synapse_server import SynapseServer, synapse_available, tls_overrides
 
 
 @pytest.fixture(scope="session")
 def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseServer]:
     if not synapse_available():
-        pytest.skip(".venv-synapse is missing (`.ci/run` installs matrix-synapse there)")
+        peer_missing(".venv-synapse is missing (`.ci/run` installs matrix-synapse there)")
     server = SynapseServer.start(tmp_path_factory.mktemp("synapse"))
     try:
         yield server

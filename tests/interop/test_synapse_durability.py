@@ -52,6 +52,7 @@ from tests.interop.synapse_server import (
     synapse_available,
     write_self_signed_cert,
 )
+from tests.peers import peer_missing
 
 pytestmark = pytest.mark.interop
 
@@ -223,7 +224,7 @@ class Net:
 @pytest.fixture(scope="module")
 async def net(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Net]:
     if not synapse_available():
-        pytest.skip(".venv-synapse is missing (`.ci/run` installs matrix-synapse there)")
+        peer_missing(".venv-synapse is missing (`.ci/run` installs matrix-synapse there)")
     ours = OurProcess.create(tmp_path_factory.mktemp("dendrite-durability"))
     ours.spawn()  # starts while Synapse does
     peer = await asyncio.to_thread(SynapseServer.start, tmp_path_factory.mktemp("synapse-durability"))
