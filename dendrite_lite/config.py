@@ -37,6 +37,7 @@ __all__ = [
     "check_option",
     "is_valid_server_name",
     "split_address",
+    "split_host",
     "SECTION_TYPES",
 ]
 
@@ -54,6 +55,9 @@ class ServerConfig:
     event_loop: str = "uvloop"  # uvloop | asyncio (event_loop.py)
     # New rooms' version when /createRoom names none (events/room_versions.py; the spec's advice).
     default_room_version: str = "12"
+    # This machine's address on the internet as `init` found it ("" = unknown): doctor checks
+    # that ports 80/443/8448 answer there.
+    public_ip: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,9 @@ class ListenConfig:
     federation: str = "127.0.0.1:8448"  # "" disables a separate federation listener
     federation_tls: bool | None = None  # None: TLS unless tls.mode = "proxy"
     admin_socket: Path | None = None  # None means <data_dir>/admin.sock
+    # tls.mode = "acme" only: the plain-HTTP listener for HTTP-01 challenges, which otherwise
+    # redirects to https and serves /.well-known/matrix/*. "" = none (TLS-ALPN-01 instead).
+    acme_http: str = "0.0.0.0:80"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +89,10 @@ class TlsConfig:
     key_path: Path | None = None
     acme_directory: str = "https://acme-v02.api.letsencrypt.org/directory"
     acme_email: str = ""
+    acme_agree_tos: bool = False  # the CA's terms of service, agreed to in the config or init
+    acme_names: tuple[str, ...] = ()  # the certificate's names; () means (server_name,)
+    acme_challenge: str = "auto"  # auto | http-01 | tls-alpn-01
+    acme_ca_file: Path | None = None  # a CA to trust for the ACME directory (Pebble, a private CA)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +176,16 @@ class Config:
     @property
     def admin_socket_path(self) -> Path:
         return self.listen.admin_socket or self.server.data_dir / "admin.sock"
+
+    @property
+    def acme_dir(self) -> Path:
+        """ACME account key, certificates and renewal state (tls.mode = "acme")."""
+        return self.server.data_dir / "acme"
+
+    @property
+    def acme_names(self) -> tuple[str, ...]:
+        """The names the ACME certificate covers: tls.acme_names, else the server name's host."""
+        return self.tls.acme_names or (split_host(self.server.server_name),)
 
     @property
     def public_baseurl(self) -> str:
@@ -494,6 +515,28 @@ def _server_names(key: str, value: Any) -> tuple[str, ...]:
     return tuple(_server_name(f"{key}[{i}]", v) for i, v in enumerate(value))
 
 
+def _hostnames(key: str, value: Any) -> tuple[str, ...]:
+    # Certificates name DNS hosts: no port, and no IP literal (ACME CAs do not issue for those).
+    _expect(key, value, list, "a list of host names")
+    names = []
+    for i, raw in enumerate(value):
+        name = _string(f"{key}[{i}]", raw).lower()
+        if not _is_valid_host(name) or name.startswith("[") or _IPV4_SHAPE_RE.fullmatch(name):
+            raise ConfigError(f"{key}[{i}]: {_show(raw)} is not a DNS host name (e.g. matrix.example.org)")
+        names.append(name)
+    return tuple(names)
+
+
+def _optional_ip(key: str, raw: Any) -> str:
+    value = _string(key, raw)
+    if value:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ConfigError(f"{key}: {_show(value)} is not an IP address (or \"\" for unknown)") from None
+    return value
+
+
 def _address(key: str, raw: Any) -> str:
     value = _string(key, raw)
     split_address(value, key)
@@ -513,6 +556,7 @@ _VALIDATORS: dict[str, dict[str, Validator]] = {
         "signing_key_path": _optional_path,
         "event_loop": _choice("uvloop", "asyncio"),
         "default_room_version": _room_version,
+        "public_ip": _optional_ip,
     },
     "listen": {
         "client": _address,
@@ -520,6 +564,7 @@ _VALIDATORS: dict[str, dict[str, Validator]] = {
         "federation": _optional_address,
         "federation_tls": _boolean,
         "admin_socket": _optional_path,
+        "acme_http": _optional_address,
     },
     "tls": {
         "mode": _choice("acme", "files", "proxy"),
@@ -527,6 +572,10 @@ _VALIDATORS: dict[str, dict[str, Validator]] = {
         "key_path": _optional_path,
         "acme_directory": _url("https://acme-v02.api.letsencrypt.org/directory"),
         "acme_email": _email,
+        "acme_agree_tos": _boolean,
+        "acme_names": _hostnames,
+        "acme_challenge": _choice("auto", "http-01", "tls-alpn-01"),
+        "acme_ca_file": _optional_path,
     },
     "database": {
         "path": _optional_path,
@@ -592,6 +641,12 @@ def _is_valid_host(host: str) -> bool:
     if not re.fullmatch(r"[0-9A-Za-z.-]{1,255}", host):
         return False
     return all(0 < len(label) <= 63 for label in host.split("."))
+
+
+def split_host(server_name: str) -> str:
+    """The host part of a valid server name, without its port (brackets kept for IPv6)."""
+    m = _SERVER_NAME_RE.fullmatch(server_name)
+    return (m[1] if m else server_name).lower()
 
 
 def split_address(address: str, key: str = "address") -> tuple[str, int]:

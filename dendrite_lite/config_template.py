@@ -49,6 +49,10 @@ _COMMENTS: dict[str, str] = {
         'The version of new rooms whose creator does not ask for one ("1" to "12"). "12" is what\n'
         "the spec advises; an older one only for servers or clients that cannot join v12 rooms."
     ),
+    "server.public_ip": (
+        "This machine's public IP address, as `dendrite-lite init` found it. `doctor` checks\n"
+        'that ports 80, 443 and 8448 answer there. "" = unknown (those checks are skipped).'
+    ),
     "listen": (
         'Network addresses, "host:port" (IPv6 as "[::1]:8008"), and whether each listener\n'
         "speaks HTTPS itself. A common appliance layout: your reverse proxy serves the client\n"
@@ -80,6 +84,11 @@ _COMMENTS: dict[str, str] = {
         "A unix socket for `dendrite-lite tui` and admin commands. Whoever can open it is an\n"
         "admin, so keep data_dir private. Default: admin.sock in data_dir."
     ),
+    "listen.acme_http": (
+        'With tls.mode = "acme": plain HTTP (port 80) for the certificate authority\'s HTTP-01\n'
+        "challenges; every other request is redirected to https, except /.well-known/matrix/*.\n"
+        '"" turns it off: certificates then come by TLS-ALPN-01 on the HTTPS listener (port 443).'
+    ),
     "tls": "HTTPS certificates.",
     "tls.mode": (
         '"proxy": a reverse proxy (Caddy, nginx, Traefik) handles HTTPS in front of this server.\n'
@@ -88,8 +97,27 @@ _COMMENTS: dict[str, str] = {
     ),
     "tls.cert_path": 'PEM certificate chain (full chain), for mode = "files".',
     "tls.key_path": 'PEM private key of that certificate, for mode = "files".',
-    "tls.acme_directory": "The ACME directory URL; the default is Let's Encrypt production.",
+    "tls.acme_directory": (
+        "The ACME directory URL; the default is Let's Encrypt production. To try a setup first,\n"
+        "Let's Encrypt staging: https://acme-staging-v02.api.letsencrypt.org/directory"
+    ),
     "tls.acme_email": "Where the certificate authority sends expiry warnings (optional).",
+    "tls.acme_agree_tos": (
+        "true: you agree to the ACME certificate authority's terms of service (Let's Encrypt:\n"
+        'https://letsencrypt.org/repository/). Needed for tls.mode = "acme".'
+    ),
+    "tls.acme_names": (
+        "The names on the certificate, e.g. [\"matrix.example.org\"] when .well-known delegates\n"
+        "to that host. Each must resolve to this machine. [] means the server name."
+    ),
+    "tls.acme_challenge": (
+        '"http-01" (port 80, listen.acme_http), "tls-alpn-01" (port 443, for when port 80 is\n'
+        'blocked) or "auto": http-01 when listen.acme_http is set, else tls-alpn-01.'
+    ),
+    "tls.acme_ca_file": (
+        "A CA certificate (PEM) to trust for the ACME directory's own HTTPS: a private or test CA\n"
+        "(Pebble). Default: none (the system's CAs)."
+    ),
     "database": "The SQLite database.",
     "database.path": "The database file. Default: homeserver.db in data_dir.",
     "database.synchronous": (

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from dendrite_lite import __version__
-from dendrite_lite.cli import accounts, doctor, registration_tokens
+from dendrite_lite.cli import accounts, doctor, registration_tokens, tls
 from dendrite_lite.cli.common import DEFAULT_CONFIG, ConfigOption, fail, load_config_or_exit
 from dendrite_lite.cli.init_wizard import (
     REGISTRATION_MODES,
@@ -56,6 +56,7 @@ app.add_typer(config_app, name="config")
 app.command("create-account")(accounts.create_account)
 app.add_typer(registration_tokens.app, name="registration-token")
 app.command("doctor")(doctor.doctor)
+app.add_typer(tls.app, name="tls")
 
 
 def main() -> None:

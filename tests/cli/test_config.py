@@ -118,7 +118,7 @@ def test_values_are_normalised() -> None:
 def test_unknown_key_names_the_key_and_suggests() -> None:
     assert error_of({"listen": {"clinet": "127.0.0.1:8008"}}) == (
         'listen.clinet: unknown key; did you mean "client"? '
-        "(valid keys in [listen]: client, client_tls, federation, federation_tls, admin_socket)"
+        "(valid keys in [listen]: client, client_tls, federation, federation_tls, admin_socket, acme_http)"
     )
 
 
@@ -257,6 +257,33 @@ def test_other_value_checks() -> None:
     assert error_of({"tls": {"acme_directory": "ftp://x"}}).startswith(
         'tls.acme_directory: "ftp://x" is not an http(s) URL'
     )
+
+
+def test_acme_and_public_ip_value_checks() -> None:
+    assert error_of({"tls": {"acme_names": ["matrix.example.org", "1.2.3.4"]}}) == (
+        'tls.acme_names[1]: "1.2.3.4" is not a DNS host name (e.g. matrix.example.org)'
+    )
+    assert error_of({"tls": {"acme_names": "matrix.example.org"}}) == (
+        'tls.acme_names: expected a list of host names, got "matrix.example.org"'
+    )
+    assert error_of({"tls": {"acme_challenge": "dns-01"}}) == (
+        'tls.acme_challenge: "dns-01" is not one of: auto, http-01, tls-alpn-01'
+    )
+    assert error_of({"server": {"public_ip": "example.org"}}) == (
+        'server.public_ip: "example.org" is not an IP address (or "" for unknown)'
+    )
+    assert error_of({"listen": {"acme_http": "80"}}).startswith('listen.acme_http: "80" is not')
+
+
+def test_acme_names_default_to_the_server_names_host() -> None:
+    config = parse_config({"server": {"server_name": "Example.org:8448"}}, None)
+    assert config.acme_names == ("example.org",)
+    config = parse_config(
+        {"server": {"server_name": "example.org"},
+         "tls": {"acme_names": ["Matrix.Example.org"]}}, None
+    )
+    assert config.acme_names == ("matrix.example.org",)
+    assert config.acme_dir == config.server.data_dir / "acme"
 
 
 def test_files_mode_needs_cert_and_key() -> None:
