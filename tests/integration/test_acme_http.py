@@ -43,9 +43,10 @@ async def serve_port80() -> AsyncIterator[Callable[[Config], object]]:
         sock.setblocking(False)
         port = sock.getsockname()[1]
         stop = asyncio.Event()
-        task = asyncio.create_task(
-            hypercorn_serve(app, ListenerConfig(sock, None), shutdown_trigger=stop.wait, mode="asgi")  # type: ignore[arg-type]
+        serving = hypercorn_serve(
+            app, ListenerConfig(sock, None), shutdown_trigger=stop.wait, mode="asgi"  # type: ignore[arg-type]
         )
+        task = asyncio.create_task(serving)
         client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10)
         stops.append((stop, task, client))
         return Port80(answers, client, port)
