@@ -320,7 +320,33 @@ def _check_cross_field(config: Config) -> None:
                     f'tls.{key}: required when tls.mode = "files" '
                     f"(the PEM certificate chain and private key to serve)"
                 )
+    if tls.mode == "acme":
+        _check_acme(config)
     _check_listener_tls(config)
+
+
+def _check_acme(config: Config) -> None:
+    tls = config.tls
+    if not tls.acme_agree_tos:
+        raise ConfigError(
+            'tls.acme_agree_tos: must be true when tls.mode = "acme": set it to agree to the '
+            f"terms of service of the certificate authority at tls.acme_directory "
+            f"({_show(tls.acme_directory)}; Let's Encrypt's: https://letsencrypt.org/repository/)"
+        )
+    if tls.acme_challenge == "http-01" and not config.listen.acme_http:
+        raise ConfigError(
+            'tls.acme_challenge: "http-01" needs the port-80 listener, but listen.acme_http = "";'
+            ' set listen.acme_http = "0.0.0.0:80", or tls.acme_challenge = "tls-alpn-01"'
+        )
+    alpn = tls.acme_challenge == "tls-alpn-01" or (
+        tls.acme_challenge == "auto" and not config.listen.acme_http
+    )
+    if alpn and not (config.client_tls or config.federation_tls):
+        raise ConfigError(
+            'tls.acme_challenge: "tls-alpn-01" (what "auto" means with listen.acme_http = "") '
+            "is answered on a TLS listener, but listen.client_tls and listen.federation_tls are "
+            'both false; set one to true (on port 443), or listen.acme_http = "0.0.0.0:80"'
+        )
 
 
 def _check_listener_tls(config: Config) -> None:

@@ -4,7 +4,12 @@ Two listeners, one process:
 - client (`listen.client`): every route (client API, federation, keys, well-known, health);
 - federation (`listen.federation`, skipped when empty or equal to the client address): only the
   federation, key, well-known and health routes, so a port opened to the internet for
-  federation does not also expose the client API.
+  federation does not also expose the client API;
+- with tls.mode = "acme", a third, plain HTTP (`listen.acme_http`, port 80): the CA's HTTP-01
+  challenges, /.well-known/matrix/*, and redirects to https (api/acme_http.py). The renewer
+  (tls/manager.py) runs beside them and loads each new certificate into the shared context.
+  Without a certificate yet, the TLS listeners serve a temporary self-signed one: they must be up
+  for the CA's tls-alpn-01 validation, and the log says why TLS is not up.
 Each listener is its own Quart app (api/app.py) over the same Services, served by Hypercorn
 (api/listener.py) on the one event loop (event_loop.py), HTTP/1.1 and HTTP/2. Each speaks TLS or
 plain HTTP on its own (listen.client_tls / listen.federation_tls, e.g. the client API plain behind
@@ -30,6 +35,7 @@ from hypercorn.asyncio import serve as hypercorn_serve
 from quart import Blueprint, Quart
 
 from dendrite_lite.api import health
+from dendrite_lite.api.acme_http import build_acme_http_app
 from dendrite_lite.api.access_log import AccessLog
 from dendrite_lite.api.app import Services, create_app
 from dendrite_lite.api.framing import FramingGuard
@@ -42,6 +48,7 @@ from dendrite_lite.api.client import account_data as account_data_api
 from dendrite_lite.api.client import misc, presence, pushrules, read_markers, receipts, tags, typing
 from dendrite_lite.api.client import filters as filters_api
 from dendrite_lite.api.client import messages as messages_api
+from dendrite_lite.api.client import relations as relations_api
 from dendrite_lite.api.client import sync as sync_api
 from dendrite_lite.api.federation import events as federation_events
 from dendrite_lite.api.federation import key_query as federation_key_query
@@ -83,6 +90,11 @@ from dendrite_lite.users.account_data import AccountDataService
 from dendrite_lite.users.presence import PresenceService
 from dendrite_lite.users.push_rules import PushRulesService
 from dendrite_lite.users.remote_profiles import RemoteProfiles
+from dendrite_lite.tls.alpn import TlsAlpnAnswers, pem_files
+from dendrite_lite.tls.certs import self_signed
+from dendrite_lite.tls.http01 import Http01Answers
+from dendrite_lite.tls.manager import CertificateManager
+from dendrite_lite.tls.state import CERTIFICATE_FILE, KEY_FILE, load_state
 
 __all__ = [
     "Listener",
@@ -134,6 +146,7 @@ _CLIENT_ONLY_BLUEPRINTS: tuple[Blueprint, ...] = (
     sync_api.bp,
     filters_api.bp,
     messages_api.bp,
+    relations_api.bp,
 )
 
 
@@ -153,6 +166,8 @@ class Listening:
     # The live TLS context of every TLS listener (None when none speaks TLS): a certificate
     # loaded into it serves every new connection, with no restart (ACME renewal).
     tls: ssl.SSLContext | None = None
+    # The plain-HTTP ACME challenge listener (listen.acme_http), when tls.mode = "acme".
+    acme_http: tuple[str, int] | None = None
 
     @property
     def client_url(self) -> str:
@@ -409,11 +424,39 @@ def _tls_context(config: Config) -> ssl.SSLContext | None:
             raise StartupError("tls.mode = \"files\" needs tls.cert_path and tls.key_path")
         return _load_tls(tls.cert_path, tls.key_path)
     if tls.mode == "acme":
-        # TODO(acme issue): issue and renew certificates; until then use files if present.
-        if tls.cert_path and tls.key_path and tls.cert_path.exists() and tls.key_path.exists():
-            return _load_tls(tls.cert_path, tls.key_path)
-        log.warning("tls.mode = \"acme\" is not implemented yet; serving plain HTTP")
+        return _acme_tls_context(config)
     return None
+
+
+def _acme_tls_context(config: Config) -> ssl.SSLContext:
+    """The certificate ACME got before, else a temporary self-signed one for the names (the
+    listeners must be up to answer tls-alpn-01), saying loudly why TLS is not up."""
+    cert, key = config.acme_dir / CERTIFICATE_FILE, config.acme_dir / KEY_FILE
+    why = f"no certificate from {config.tls.acme_directory} yet"
+    if cert.exists() and key.exists():
+        try:
+            return server_tls_context(cert, key)
+        except (OSError, ssl.SSLError) as e:
+            why = f"cannot load {cert} / {key} ({e}); getting a new certificate"
+    state = load_state(config.acme_dir)
+    if state.last_error:
+        why += f"; the last attempt failed: {state.last_error}"
+    log.error("TLS is not up: %s (serving a temporary self-signed certificate for %s)",
+              why, ", ".join(config.acme_names))
+    with pem_files(*self_signed(config.acme_names)) as (cert_path, key_path):
+        return server_tls_context(cert_path, key_path)
+
+
+def _bind_acme_http(config: Config) -> socket.socket | None:
+    if config.tls.mode != "acme" or not config.listen.acme_http:
+        return None
+    try:
+        return _bind_socket(config.listen.acme_http)
+    except StartupError as e:
+        raise StartupError(
+            f"listen.acme_http: {e} (binding port 80 needs root or CAP_NET_BIND_SERVICE; set "
+            'listen.acme_http = "" to get certificates by tls-alpn-01 on port 443 instead)'
+        ) from None
 
 
 def raise_open_files_limit() -> None:
@@ -484,11 +527,14 @@ async def serve(
     sockets: list[tuple[Listener, socket.socket]] = []
     remove_signals: Callable[[], None] | None = None
     trigger_task: asyncio.Task[None] | None = None
+    renewer: CertificateManager | None = None
+    acme_sock: socket.socket | None = None
     stop = asyncio.Event()
     try:
         tls = _tls_context(config)
         for listener, bind in _listener_binds(config):
             sockets.append((listener, _bind_socket(bind)))
+        acme_sock = _bind_acme_http(config)
         addrs = {name: _sockname(sock) for name, sock in sockets}
         apps = {name: build_app(config, svc, listener=name) for name, _ in sockets}
         if configure_app is not None:
@@ -506,26 +552,58 @@ async def serve(
             for name, sock in sockets
         ]
         sockets.clear()  # each listener closes its socket when it stops
+        acme_addr = None
+        if config.tls.mode == "acme":
+            renewer, acme_addr, acme_task = _start_acme(config, svc, tls, acme_sock, stop)
+            acme_sock = None  # its listener closes it
+            if acme_task is not None:
+                tasks.append(acme_task)
         schemes: dict[Listener, str] = {
             name: "https" if ctx is not None else "http" for name, ctx in contexts.items()
         }
-        listening = Listening(addrs["client"], addrs.get("federation"), schemes, apps, tls)
+        listening = Listening(
+            addrs["client"], addrs.get("federation"), schemes, apps, tls, acme_addr
+        )
         for name in addrs:
             log.info("%s listener on %s", name, getattr(listening, f"{name}_url"))
+        if acme_addr is not None:
+            log.info("ACME challenge listener on %s", _url("http", acme_addr))
         if ready is not None:
             ready(listening)
         await _wait_all(tasks, stop)
     finally:
         if trigger_task is not None:
             trigger_task.cancel()
+        if renewer is not None:
+            await renewer.stop()
         for _, sock in sockets:
             sock.close()
+        if acme_sock is not None:
+            acme_sock.close()
         if remove_signals is not None:
             remove_signals()
         await _close_services(svc)
         # Only after every listener stopped: in-flight requests may still write.
         await svc.storage.close()
         log.info("stopped")
+
+
+def _start_acme(
+    config: Config, svc: Services, tls: ssl.SSLContext | None, sock: socket.socket | None,
+    stop: asyncio.Event,
+) -> tuple[CertificateManager, tuple[str, int] | None, asyncio.Task[None] | None]:
+    """The renewer, and the port-80 listener when there is one (its task, with the others)."""
+    http01, alpn = Http01Answers(), TlsAlpnAnswers()
+    if tls is not None:
+        alpn.install(tls)
+    task = addr = None
+    if sock is not None:
+        addr = _sockname(sock)
+        app = build_acme_http_app(config, http01, svc)
+        task = asyncio.create_task(_serve_until(app, sock, None, stop, svc.notifier))
+    renewer = CertificateManager(config, live=tls, http01=http01, alpn=alpn)
+    renewer.start()
+    return renewer, addr, task
 
 
 async def _serve_until(

@@ -51,6 +51,7 @@ class AcmeState:
     not_after: float | None = None
     next_renewal: float | None = None  # when renewal is due (a third of the lifetime left, or ARI)
     ari_window: tuple[float, float] | None = None  # ARI's suggested window, when offered
+    ari_next_check: float | None = None  # when to ask the CA's ARI again (its Retry-After)
     challenge: str = ""  # the challenge type that got the current certificate
     last_attempt: float | None = None
     last_success: float | None = None

@@ -463,11 +463,12 @@ def test_default_room_version_is_validated_against_the_versions_we_implement() -
 # --- TLS per listener (issue 12 item 2) ----------------------------------------------------
 
 _FILES = {"mode": "files", "cert_path": "c.pem", "key_path": "k.pem"}
+_ACME = {"mode": "acme", "acme_agree_tos": True}
 
 
 @pytest.mark.parametrize(
     ("tls", "expected"),
-    [({}, (False, False)), (_FILES, (True, True)), ({"mode": "acme"}, (True, True))],
+    [({}, (False, False)), (_FILES, (True, True)), (_ACME, (True, True))],
 )
 def test_old_files_keep_their_meaning_without_the_tls_switches(
     tmp_path: Path, tls: dict, expected: tuple[bool, bool]
@@ -515,7 +516,7 @@ def test_tls_switches_are_booleans() -> None:
 
 def test_one_listener_speaks_tls_or_not() -> None:
     shared = {"client": "0.0.0.0:8448", "federation": "0.0.0.0:8448"}
-    assert error_of({"listen": {**shared, "federation_tls": False}, "tls": {"mode": "acme"}}) == (
+    assert error_of({"listen": {**shared, "federation_tls": False}, "tls": _ACME}) == (
         "listen.client_tls, listen.federation_tls: listen.client and listen.federation are the"
         ' same address ("0.0.0.0:8448"), so one listener serves both and they must agree; got'
         ' listen.client_tls unset (true from tls.mode = "acme") and listen.federation_tls = false'
