@@ -57,6 +57,14 @@ def doctor(
             " the doctor does too.",
         ),
     ] = None,
+    dns_server: Annotated[
+        str | None,
+        typer.Option(
+            "--dns-server", hidden=True,
+            help="Ask this DNS server (IP:PORT) for SRV, CNAME and A/AAAA records instead of the"
+            " system's: for tests against a local DNS server.",
+        ),
+    ] = None,
 ) -> None:
     """Check a server name the way other servers resolve and reach it: server name, well-known
     delegation, SRV and A/AAAA records, TLS certificate per address, signing keys, the
@@ -72,7 +80,7 @@ def doctor(
         local = LocalSetup(load_config_or_exit(config))
         server_name = local.config.server.server_name
     try:
-        network = DoctorNetwork.default([str(p) for p in ca_file or ()])
+        network = DoctorNetwork.default([str(p) for p in ca_file or ()], _address(dns_server))
     except ssl.SSLError as e:
         fail(f"--ca-file: cannot load the certificates: {e}", hint="Give a PEM file (-----BEGIN CERTIFICATE-----).")
     findings = asyncio.run(diagnose(server_name, network, local))
@@ -82,6 +90,15 @@ def doctor(
         _print_report(server_name, findings, local)
     if worst(findings) is Status.FAIL:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _address(value: str | None) -> tuple[str, int] | None:
+    if value is None:
+        return None
+    host, _, port = value.rpartition(":")
+    if not port.isdigit() or not host:
+        fail(f"--dns-server: {value!r} is not IP:PORT", hint="e.g. --dns-server 127.0.0.1:5353")
+    return host.strip("[]"), int(port)
 
 
 def _print_report(server_name: str, findings: list[Finding], local: LocalSetup | None) -> None:

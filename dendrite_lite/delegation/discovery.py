@@ -32,17 +32,18 @@ __all__ = [
     "DEFAULT_PORT",
     "DiscoveryError",
     "DiscoveryStep",
-    "Target",
+    "DnsSrvResolver",
     "Resolution",
+    "ServerDiscovery",
     "SrvRecord",
     "SrvResolver",
-    "DnsSrvResolver",
+    "Target",
     "WellKnownResult",
-    "ServerDiscovery",
-    "split_server_name",
-    "is_ip_literal",
-    "order_srv_records",
     "cache_period_from_headers",
+    "is_ip_literal",
+    "new_dns_resolver",
+    "order_srv_records",
+    "split_server_name",
 ]
 
 DEFAULT_PORT = 8448
@@ -134,16 +135,10 @@ class DnsSrvResolver:
 
     def _dns_resolver(self) -> Any:
         if self._resolver is None:
-            import dns.asyncresolver
             import dns.resolver
 
-            resolver = dns.asyncresolver.Resolver(configure=self._nameservers is None)
-            if self._nameservers is not None:
-                resolver.nameservers = self._nameservers
-                resolver.port = self._port
-            resolver.cache = dns.resolver.Cache()
-            resolver.lifetime = 5.0
-            self._resolver = resolver
+            self._resolver = new_dns_resolver(self._nameservers, self._port)
+            self._resolver.cache = dns.resolver.Cache()
         return self._resolver
 
     async def resolve_srv(self, name: str) -> list[SrvRecord]:
@@ -161,6 +156,20 @@ class DnsSrvResolver:
             target = r.target.to_text(omit_final_dot=True)
             records.append(SrvRecord(r.priority, r.weight, r.port, "" if target == "." else target))
         return records
+
+
+def new_dns_resolver(nameservers: list[str] | None = None, port: int = 53) -> Any:
+    """A dnspython async resolver: the system's (resolv.conf) unless `nameservers` are given,
+    e.g. a test DNS server on 127.0.0.1:<port>. Every DNS lookup of discovery and doctor
+    builds its resolver here, so one setting points all of them at the same server."""
+    import dns.asyncresolver
+
+    resolver = dns.asyncresolver.Resolver(configure=nameservers is None)
+    if nameservers is not None:
+        resolver.nameservers = nameservers
+        resolver.port = port
+    resolver.lifetime = 5.0
+    return resolver
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +227,7 @@ def order_srv_records(records: Sequence[SrvRecord], rng: random.Random | None = 
     return out
 
 
-_MAX_AGE_RE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.I)
+_MAX_AGE_RE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
 
 
 def cache_period_from_headers(headers: Mapping[str, str]) -> float | None:

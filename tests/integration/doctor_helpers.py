@@ -4,6 +4,8 @@ server on loopback whose answers each test chooses (aiohttp), to play a misconfi
     cert, key = make_cert(tmp_path, "IP:127.0.0.1", not_after_days=-1)   # expired yesterday
     peer = await FakePeer.start(cert, key, {"/_matrix/key/v2/server": handler})
     peer.server_name  # "127.0.0.1:<port>"
+
+    proxy = await ReverseProxy.start(cert, key, port, "http://127.0.0.1:8448", strip_authorization=True)
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from aiohttp import web
 
 from dendrite_lite.crypto.keys import ServerKey, new_server_key
 from dendrite_lite.crypto.signing import sign_json
 
-__all__ = ["FakePeer", "Handler", "key_document", "make_cert"]
+__all__ = ["FakePeer", "Handler", "ReverseProxy", "key_document", "make_cert"]
 
 Handler = Callable[["FakePeer", web.Request], Awaitable[web.StreamResponse]]
 
@@ -133,3 +136,48 @@ async def _valid_keys(peer: FakePeer, request: web.Request) -> web.StreamRespons
 
 async def _version(peer: FakePeer, request: web.Request) -> web.StreamResponse:
     return web.json_response({"server": {"name": "fake-peer", "version": "0.1"}})
+
+
+_NGINX_404 = "<html><head><title>404 Not Found</title></head><body><center><h1>404 Not Found</h1></center></body></html>"
+
+
+@dataclass
+class ReverseProxy:
+    """A TLS reverse proxy in front of a plain-HTTP upstream, misconfigured as asked: paths
+    outside `forward` get nginx's HTML 404, and `strip_authorization` drops the header (as a
+    proxy with `proxy_set_header Authorization "";` does)."""
+
+    runner: web.AppRunner
+    upstream: httpx.AsyncClient
+
+    @classmethod
+    async def start(
+        cls, cert: Path, key: Path, port: int, upstream: str, *, forward: tuple[str, ...] = ("/_matrix/",),
+        strip_authorization: bool = False,
+    ) -> ReverseProxy:
+        client = httpx.AsyncClient(base_url=upstream, timeout=10)
+
+        async def proxy(request: web.Request) -> web.StreamResponse:
+            if not request.path.startswith(forward):
+                return web.Response(status=404, text=_NGINX_404, content_type="text/html")
+            headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+            if strip_authorization:
+                headers.pop("Authorization", None)
+            answer = await client.request(
+                request.method, request.raw_path, headers=headers, content=await request.read(),
+            )
+            keep = {k: v for k, v in answer.headers.items() if k.lower() in ("content-type", "date")}
+            return web.Response(status=answer.status_code, body=answer.content, headers=keep)
+
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(cert, key)
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", proxy)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port, ssl_context=ctx).start()
+        return cls(runner, client)
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+        await self.upstream.aclose()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from dendrite_lite.config import Config
 from dendrite_lite.delegation.discovery import SrvRecord
 from dendrite_lite.delegation.doctor import (
     DoctorNetwork,
@@ -22,7 +23,13 @@ from dendrite_lite.delegation.doctor import (
     worst,
 )
 from tests.conftest import StartServer
-from tests.integration.doctor_helpers import FakePeer, Handler, key_document, make_cert
+from tests.integration.doctor_helpers import (
+    FakePeer,
+    Handler,
+    ReverseProxy,
+    key_document,
+    make_cert,
+)
 from tests.interop.synapse_server import free_port
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
@@ -81,8 +88,7 @@ async def test_healthy_dendrite_lite_over_tls(start_server: StartServer, tmp_pat
     })
     # Clients look for https://127.0.0.1/.well-known/matrix/client, on port 443: the client listener.
     net = network(cert, {("127.0.0.1", 443): ("127.0.0.1", client_port)})
-    local = LocalSetup(srv.config, disk_usage=lambda path: shutil.disk_usage(path)._replace(free=10 << 30))
-    findings = await diagnose(srv.config.server.server_name, net, local)
+    findings = await diagnose(srv.config.server.server_name, net, local_setup(srv.config))
     assert worst(findings) is Status.OK, [f for f in findings if f.status is not Status.OK]
     assert only(findings, "client.well_known").why == (
         f"https://127.0.0.1/.well-known/matrix/client: m.homeserver.base_url is 'https://127.0.0.1:{client_port}'."
@@ -99,6 +105,67 @@ async def test_healthy_dendrite_lite_over_tls(start_server: StartServer, tmp_pat
     assert "runs dendrite-lite" in only(findings, "federation.version").why
     assert only(findings, "federation.clock").status is Status.OK
     assert "Not consulted" in only(findings, "well_known").why
+    assert only(findings, "federation.signed_request").why == (
+        f"A signed GET /_matrix/federation/v1/query/profile from 127.0.0.1:{port} to itself reached the"
+        " homeserver and its signature was accepted (it answered 404 M_NOT_FOUND for a user that does not exist)."
+    )
+    assert only(findings, "outbox").why == "No destination is failing (0 servers sent to so far)."
+    assert only(findings, "certificate.names").why == f"tls.cert_path {cert} is valid for 127.0.0.1."
+    assert only(findings, "certificate.expiry").why.startswith(f"tls.cert_path {cert} is valid until ")
+    assert only(findings, "ports").why.startswith("server.public_ip is not set")
+
+
+def local_setup(config: Config) -> LocalSetup:
+    """The server's own setup, with a disk that is never full."""
+    return LocalSetup(config, disk_usage=lambda path: shutil.disk_usage(path)._replace(free=10 << 30))
+
+
+async def diagnose_behind_proxy(
+    start_server: StartServer, tmp_path: Path, **proxy_options: object
+) -> tuple[list[Finding], int]:
+    """A dendrite-lite speaking plain HTTP behind a TLS reverse proxy configured with
+    `proxy_options`; its own doctor's findings, and the upstream port."""
+    cert, key = make_cert(tmp_path, "IP:127.0.0.1")
+    port, upstream = free_port(), free_port()
+    srv = await start_server({
+        "server.server_name": f"127.0.0.1:{port}", "listen.federation": f"127.0.0.1:{upstream}", "tls.mode": "proxy",
+    })
+    proxy = await ReverseProxy.start(cert, key, port, f"http://127.0.0.1:{upstream}", **proxy_options)  # type: ignore[arg-type]
+    try:
+        return await diagnose(srv.config.server.server_name, network(cert), local_setup(srv.config)), upstream
+    finally:
+        await proxy.stop()
+
+
+async def test_behind_a_healthy_proxy_the_signed_request_is_accepted(start_server: StartServer, tmp_path: Path) -> None:
+    findings, _ = await diagnose_behind_proxy(start_server, tmp_path)
+    assert failed(findings) == []
+    assert only(findings, "federation.signed_request").status is Status.OK
+
+
+async def test_proxy_stripping_the_authorization_header(start_server: StartServer, tmp_path: Path) -> None:
+    findings, upstream = await diagnose_behind_proxy(start_server, tmp_path, strip_authorization=True)
+    assert failed(findings) == ["federation.signed_request"]
+    finding = only(findings, "federation.signed_request")
+    assert "was refused with 401 M_UNAUTHORIZED (missing X-Matrix Authorization header): a reverse proxy strips the" \
+        " Authorization header" in finding.why
+    assert f"      proxy_pass http://127.0.0.1:{upstream};  # nothing after the port" in (finding.fix or "")
+    assert (finding.fix or "").endswith(f"reverse_proxy /_matrix/* 127.0.0.1:{upstream}")
+
+
+async def test_proxy_that_drops_matrix_federation(start_server: StartServer, tmp_path: Path) -> None:
+    """Only the key endpoint is forwarded (a `location /_matrix/key/` block): the key checks
+    pass, the federation API answers nginx's HTML 404."""
+    findings, upstream = await diagnose_behind_proxy(start_server, tmp_path, forward=("/_matrix/key/",))
+    assert failed(findings) == ["federation.version", "federation.signed_request"]
+    assert only(findings, "keys.signature").status is Status.OK
+    finding = only(findings, "federation.signed_request")
+    assert finding.why.endswith(
+        "to itself got HTTP 404 without a Matrix error: /_matrix/federation is not forwarded to dendrite-lite,"
+        " so peers cannot send it messages, invites or joins."
+    )
+    assert "forward all of /_matrix/ to dendrite-lite" in (finding.fix or "")
+    assert f"proxy_pass http://127.0.0.1:{upstream};" in (finding.fix or "")
 
 
 async def test_key_document_for_another_server(fake_peer: PeerFactory, tmp_path: Path) -> None:

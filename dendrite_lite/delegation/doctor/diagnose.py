@@ -1,6 +1,8 @@
 """`diagnose(server_name, network, local)`: every check, in the order a peer meets them, then
-the client discovery checks, then (with `local`, when the doctor runs for the configured
-server) the local setup checks.
+the client discovery checks. With `local` (the doctor runs for the configured server) also what
+only that server's own doctor can check: a request signed with its key to itself through its
+public address, its ports on server.public_ip, its outbox, its certificate files and its
+local setup.
 
 A check that cannot run because an earlier one failed is not run (its prerequisite's FAIL
 already says what to fix), except the endpoint checks: they go through the federation client,
@@ -9,8 +11,11 @@ which tries every target itself, so its error is the one federation would log.
 
 from __future__ import annotations
 
-from dendrite_lite.crypto.keys import new_server_key
-from dendrite_lite.delegation.discovery import ServerDiscovery
+from urllib.parse import urlsplit
+
+from dendrite_lite.crypto.keys import KeyFileError, load_signing_key, new_server_key
+from dendrite_lite.delegation.discovery import Resolution, ServerDiscovery
+from dendrite_lite.delegation.doctor.cert_checks import certificate_findings
 from dendrite_lite.delegation.doctor.client_checks import client_findings
 from dendrite_lite.delegation.doctor.discovery_checks import (
     WellKnownTrace,
@@ -27,6 +32,9 @@ from dendrite_lite.delegation.doctor.endpoints import (
 from dendrite_lite.delegation.doctor.findings import Finding, Status
 from dendrite_lite.delegation.doctor.local_checks import LocalSetup, local_findings
 from dendrite_lite.delegation.doctor.network import DoctorNetwork
+from dendrite_lite.delegation.doctor.outbox_checks import outbox_findings
+from dendrite_lite.delegation.doctor.ports import port_findings
+from dendrite_lite.delegation.doctor.self_request import self_request_findings
 from dendrite_lite.delegation.doctor.tls import address_findings, tls_findings
 from dendrite_lite.federation.client import FederationClient
 from dendrite_lite.outbound_http import new_client
@@ -61,6 +69,8 @@ async def diagnose(server_name: str, network: DoctorNetwork, local: LocalSetup |
             findings += await tls_findings(resolution, target, address, network)
         findings += await key_findings(client, server_name, int(network.clock() * 1000))
         findings += await version_findings(client, server_name)
+        if local is not None:
+            findings += await _signed_request(local, discovery, network, dates)
         findings.append(clock_finding(dates))
         # Clients go to the server name's hostname too, but with their own rules (no SRV, no
         # m.server): a client of its own, with the same trust and overrides.
@@ -73,8 +83,42 @@ async def diagnose(server_name: str, network: DoctorNetwork, local: LocalSetup |
         finally:
             await client_http.aclose()
         if local is not None:
-            delegated = [resolution.tls_name, *(t.host for t in resolution.targets)]
-            findings += local_findings(local, delegated)
+            findings += await _local_only(local, resolution, network)
     finally:
         await client.aclose()  # and the discovery's client
     return findings
+
+
+async def _signed_request(
+    local: LocalSetup, discovery: ServerDiscovery, network: DoctorNetwork, dates: DateTrace
+) -> list[Finding]:
+    config = local.config
+    try:
+        key = load_signing_key(config.signing_key_path)
+    except KeyFileError as e:
+        # local.signing_key says what to do about the key itself.
+        return [Finding("federation.signed_request", "federation", Status.WARN,
+                        f"No signed request was tried: {e}.", "Create it: `dendrite-lite generate-keys`.")]
+    client = FederationClient(
+        config.server.server_name, key, discovery=discovery, ssl_context=network.ssl_context,
+        transport=network.transport(), timeout_s=network.timeout_s,
+    )
+    client.http.event_hooks["response"].append(dates.hook)
+    try:
+        return await self_request_findings(client, config)
+    finally:
+        await client.http.aclose()  # not client.aclose(): the discovery's client is shared
+
+
+async def _local_only(local: LocalSetup, resolution: Resolution, network: DoctorNetwork) -> list[Finding]:
+    config = local.config
+    out = await port_findings(config, resolution.targets, timeout_s=min(network.timeout_s, 3.0))
+    out += await outbox_findings(config.database_path, int(network.clock() * 1000))
+    # The names the certificate files must cover: what peers check, and the client API's host.
+    names = [resolution.tls_name] if config.federation_tls else []
+    client_host = urlsplit(config.public_baseurl).hostname
+    if config.client_tls and client_host:
+        names.append(client_host)
+    out += certificate_findings(config, names, network.clock())
+    delegated = [resolution.tls_name, *(t.host for t in resolution.targets)]
+    return out + local_findings(local, delegated)

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import time
 
 from dendrite_lite.delegation.discovery import Resolution, Target, is_ip_literal
-from dendrite_lite.delegation.doctor.findings import Finding, Status
+from dendrite_lite.delegation.doctor.findings import Finding, Status, utc_time
 from dendrite_lite.delegation.doctor.network import Address, DoctorNetwork
 
 __all__ = ["EXPIRY_WARN_DAYS", "address_findings", "tls_findings"]
@@ -98,7 +97,7 @@ async def tls_findings(resolution: Resolution, target: Target, address: Address,
 
 def _expiry_finding(where: str, expires: float, now: float) -> Finding:
     days = (expires - now) / 86400
-    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(expires))
+    when = utc_time(expires)
     if days < EXPIRY_WARN_DAYS:
         return Finding(
             "tls.expiry", "tls", Status.WARN, f"{where}: the certificate expires in {days:.1f} days ({when}).",

@@ -42,7 +42,7 @@ from dendrite_lite.delegation.doctor.local_checks import (
     registration_finding,
     signing_key_finding,
 )
-from dendrite_lite.delegation.doctor.network import DnsCnameResolver, _OverrideTransport
+from dendrite_lite.delegation.doctor.network import DnsCnameResolver, _RoutingTransport
 from dendrite_lite.delegation.doctor.tls import (
     _expiry_finding,
     _verify_failure,
@@ -284,7 +284,12 @@ async def test_override_transport_keeps_host_header_and_sends_sni() -> None:
         seen.append(request)
         return httpx.Response(200)
 
-    transport = _OverrideTransport(httpx.MockTransport(inner), {("example.org", 443): ("127.0.0.1", 9443)})
+    overrides = {("example.org", 443): ("127.0.0.1", 9443)}
+
+    async def route(host: str, port: int) -> tuple[str, int] | None:
+        return overrides.get((host, port))
+
+    transport = _RoutingTransport(httpx.MockTransport(inner), route)
     async with httpx.AsyncClient(transport=transport) as client:
         response = await client.get("https://example.org/x")
     assert str(seen[0].url) == "https://127.0.0.1:9443/x"
