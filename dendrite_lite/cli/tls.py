@@ -123,7 +123,7 @@ def _status_lines(st: TlsStatus) -> list[str]:
             lines.append(f"challenge:    {s.challenge}")
     if s.last_success is not None:
         lines.append(f"last success: {_when(s.last_success, st.now)}")
-    if cert is not None or st.certificate_error:
+    if cert is not None or (st.certificate_error and s.last_error):
         lines.append(f"last error:   {s.last_error or 'none'}")
     if s.failures:
         attempt = f"; next attempt {_when(s.next_attempt, st.now)}" if s.next_attempt else ""
@@ -234,10 +234,13 @@ def _ask_running_server(acme_dir: Path, wait_s: float) -> AcmeState:
 def _renew_here(config: Config) -> AcmeState:
     # Imported here: the issuer pulls in acme, requests and the HTTP listener, which `status`
     # and the request path do not need.
-    from dendrite_lite.tls.manager import renew_standalone
+    from dendrite_lite.tls.manager import RenewerBusy, renew_standalone
 
     typer.echo("no running server holds the renewer lock: renewing in this process")
-    return asyncio.run(renew_standalone(config))
+    try:
+        return asyncio.run(renew_standalone(config))
+    except RenewerBusy as e:  # a server started meanwhile, or the challenge port is taken
+        fail(str(e), code=EXIT_NOT_OK)
 
 
 def _report(state: AcmeState) -> None:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cryptography import x509
-
 from dendrite_lite.config import Config
+from dendrite_lite.tls.certs import CertificateSummary, summarize
 from dendrite_lite.tls.renewal import names_changed, renewal_at
 from dendrite_lite.tls.state import CERTIFICATE_FILE, AcmeState, load_state
 
-__all__ = ["EXPIRY_WARNING_DAYS", "CertificateInfo", "TlsStatus", "certificate_info", "tls_status"]
+__all__ = ["EXPIRY_WARNING_DAYS", "TlsStatus", "tls_status"]
 
 # A certificate closer than this to its expiry is not "fine": the renewer should have renewed it
 # a month ago (at a third of a 90-day lifetime), so something keeps failing.
@@ -25,34 +24,9 @@ _DAY_S = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
-class CertificateInfo:
-    names: tuple[str, ...]  # subjectAltName DNS names and IP addresses, in certificate order
-    issuer: str  # RFC 4514
-    not_before: float
-    not_after: float
-
-
-def certificate_info(pem: bytes) -> CertificateInfo:
-    """The first certificate of a PEM chain (the leaf); ValueError when there is none."""
-    cert = x509.load_pem_x509_certificate(pem)
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        names: tuple[str, ...] = ()
-    else:
-        names = tuple(str(n.value) for n in san if isinstance(n, (x509.DNSName, x509.IPAddress)))
-    return CertificateInfo(
-        names=names,
-        issuer=cert.issuer.rfc4514_string(),
-        not_before=cert.not_valid_before_utc.timestamp(),
-        not_after=cert.not_valid_after_utc.timestamp(),
-    )
-
-
-@dataclass(frozen=True, slots=True)
 class TlsStatus:
     state: AcmeState
-    certificate: CertificateInfo | None
+    certificate: CertificateSummary | None
     certificate_error: str  # why certificate.pem could not be read ("" when absent or fine)
     wanted_names: tuple[str, ...]  # what the config asks for (Config.acme_names)
     next_renewal: float | None
@@ -82,7 +56,7 @@ class TlsStatus:
 
 def tls_status(config: Config, now: float) -> TlsStatus:
     state = load_state(config.acme_dir)
-    cert: CertificateInfo | None = None
+    cert: CertificateSummary | None = None
     error = ""
     try:
         pem = (config.acme_dir / CERTIFICATE_FILE).read_bytes()
@@ -92,9 +66,9 @@ def tls_status(config: Config, now: float) -> TlsStatus:
         error = f"{config.acme_dir / CERTIFICATE_FILE}: {e.strerror}"
     else:
         try:
-            cert = certificate_info(pem)
-        except ValueError as e:
-            error = f"{config.acme_dir / CERTIFICATE_FILE} is not a PEM certificate: {e}"
+            cert = summarize(pem)
+        except ValueError:  # cryptography's reason is a link to its FAQ: ours says more
+            error = f"{config.acme_dir / CERTIFICATE_FILE} holds no readable PEM certificate"
     next_renewal = state.next_renewal
     if cert is not None and (next_renewal is None or not _same_time(state.not_after, cert.not_after)):
         # state.json describes another certificate (or none): the file's own lifetime decides.

@@ -9,10 +9,8 @@ import datetime
 import fcntl
 import json
 import os
-import sys
 import threading
 import time
-import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from typer.testing import CliRunner
 
 from dendrite_lite.cli.main import app
 from dendrite_lite.config import Config
+from dendrite_lite.tls import manager
 from dendrite_lite.tls.state import (
     CERTIFICATE_FILE,
     RENEW_REQUEST_FILE,
@@ -34,6 +33,7 @@ from dendrite_lite.tls.state import (
     save_state,
     write_private,
 )
+from tests.interop.synapse_server import free_port
 
 runner = CliRunner()
 DAY = 86400.0
@@ -192,7 +192,7 @@ def test_status_of_an_unreadable_certificate_file(tmp_path: Path) -> None:
     result = invoke("status", "--config", str(write_config(tmp_path)))
     assert result.exit_code == 1
     path = acme_dir(tmp_path) / CERTIFICATE_FILE
-    assert result.stdout.startswith(f"no certificate yet: {path} is not a PEM certificate: ")
+    assert result.stdout == f"no certificate yet: {path} holds no readable PEM certificate\n"
 
 
 def test_status_says_when_the_config_wants_other_names(tmp_path: Path) -> None:
@@ -299,29 +299,31 @@ def test_renew_times_out_when_the_server_does_not_answer(tmp_path: Path, server_
 
 
 # --- renew in this process --------------------------------------------------------------------------
-class FakeManager(types.ModuleType):
-    """tls.manager with a renew_standalone that records its config and returns `result`."""
+@dataclasses.dataclass
+class FakeRenewal:
+    """Stands in for tls.manager.renew_standalone: records its config, returns `result`."""
 
-    def __init__(self) -> None:
-        super().__init__("dendrite_lite.tls.manager")
-        self.result = AcmeState()
-        self.calls: list[Config] = []
+    result: AcmeState = dataclasses.field(default_factory=AcmeState)
+    calls: list[Config] = dataclasses.field(default_factory=list)
+    busy: str = ""  # raise RenewerBusy with this message instead
 
-    async def renew_standalone(self, config: Config) -> AcmeState:
+    async def __call__(self, config: Config) -> AcmeState:
         self.calls.append(config)
+        if self.busy:
+            raise manager.RenewerBusy(self.busy)
         return self.result
 
 
 @pytest.fixture
-def standalone(monkeypatch: pytest.MonkeyPatch) -> FakeManager:
-    manager = FakeManager()
-    monkeypatch.setitem(sys.modules, "dendrite_lite.tls.manager", manager)
-    return manager
+def standalone(monkeypatch: pytest.MonkeyPatch) -> FakeRenewal:
+    fake = FakeRenewal()
+    monkeypatch.setattr(manager, "renew_standalone", fake)
+    return fake
 
 
 @pytest.mark.parametrize("lock_file", [False, True])
 def test_renew_without_a_server_renews_here(
-    tmp_path: Path, standalone: FakeManager, lock_file: bool
+    tmp_path: Path, standalone: FakeRenewal, lock_file: bool
 ) -> None:
     if lock_file:  # left by a server that stopped: nobody holds it
         acme_dir(tmp_path).mkdir(parents=True)
@@ -340,7 +342,7 @@ def test_renew_without_a_server_renews_here(
     assert not (acme_dir(tmp_path) / RENEW_REQUEST_FILE).exists()
 
 
-def test_renew_here_failing_exits_1(tmp_path: Path, standalone: FakeManager) -> None:
+def test_renew_here_failing_exits_1(tmp_path: Path, standalone: FakeRenewal) -> None:
     now = time.time()
     standalone.result = AcmeState(
         last_attempt=now, last_error="cannot listen on 0.0.0.0:80 (listen.acme_http): permission denied",
@@ -351,3 +353,26 @@ def test_renew_here_failing_exits_1(tmp_path: Path, standalone: FakeManager) -> 
     assert result.stderr == (
         "error: renewal failed: cannot listen on 0.0.0.0:80 (listen.acme_http): permission denied\n"
     )
+
+
+def test_renew_here_when_the_challenge_port_is_taken(tmp_path: Path, standalone: FakeRenewal) -> None:
+    standalone.busy = "cannot listen on 0.0.0.0:80 (listen.acme_http) for the challenge: Address in use"
+    result = invoke("renew", "--config", str(write_config(tmp_path)))
+    assert result.exit_code == 1
+    assert result.stderr == f"error: {standalone.busy}\n"
+
+
+def test_renew_here_for_real_records_an_unreachable_directory(tmp_path: Path) -> None:
+    # The real renew_standalone: it serves the challenge on a loopback port of its own, then
+    # fails to reach the CA (a closed loopback port) and records why, with the back-off.
+    port, challenge_port = free_port(), free_port()
+    config = write_config(tmp_path, extra=(
+        f'acme_directory = "https://127.0.0.1:{port}/directory"\nacme_challenge = "http-01"\n'
+        f'[listen]\nacme_http = "127.0.0.1:{challenge_port}"\n'
+    ))
+    result = invoke("renew", "--config", str(config))
+    assert result.exit_code == 1, result.output
+    state = load_state(acme_dir(tmp_path))
+    assert state.failures == 1 and state.last_error and state.last_success is None
+    assert result.stderr == f"error: renewal failed: {state.last_error}\n"
+    assert f"127.0.0.1:{port}" in state.last_error
