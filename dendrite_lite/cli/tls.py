@@ -172,8 +172,9 @@ def renew(
     """Get a new certificate now, ignoring the renewal schedule and any back-off.
 
     With the server running, it asks the server to renew and waits for the result; otherwise it
-    renews in this process (answering HTTP-01 on listen.acme_http itself). Exit 0 when a new
-    certificate was issued, 1 when the attempt failed or the server did not answer in time.
+    renews in this process, answering the challenge itself (HTTP-01 on listen.acme_http,
+    TLS-ALPN-01 on the TLS listener's address). Exit 0 when a new certificate was issued, 1 when
+    the attempt failed or the server did not answer in time.
     """
     cfg = _acme_config_or_exit(config)
     if _renewer_running(cfg.acme_dir):
