@@ -46,6 +46,8 @@ from dendrite_lite.api.client import account, devices, login, register, versions
 from dendrite_lite.api.client import capabilities, directory, profile, room_events, rooms
 from dendrite_lite.api.client import account_data as account_data_api
 from dendrite_lite.api.client import misc, presence, pushrules, read_markers, receipts, tags, typing
+from dendrite_lite.api.client import keys as keys_api
+from dendrite_lite.api.client import to_device as to_device_api
 from dendrite_lite.api.client import filters as filters_api
 from dendrite_lite.api.client import messages as messages_api
 from dendrite_lite.api.client import relations as relations_api
@@ -60,6 +62,10 @@ from dendrite_lite.api.federation import version as federation_version
 from dendrite_lite.api.wellknown import matrix as wellknown_matrix
 from dendrite_lite.config import Config
 from dendrite_lite.crypto.keys import KeyFileError, ServerKey, load_signing_key
+from dendrite_lite.e2ee.device_lists import DeviceListService
+from dendrite_lite.e2ee.keys import KeysService
+from dendrite_lite.e2ee.sync_extensions import E2eeSync
+from dendrite_lite.e2ee.to_device import ToDeviceService
 from dendrite_lite.event_loop import new_event_loop
 from dendrite_lite.logging_setup import configure_logging
 from dendrite_lite.memory import return_large_blocks_to_os
@@ -140,6 +146,8 @@ _CLIENT_ONLY_BLUEPRINTS: tuple[Blueprint, ...] = (
     receipts.bp,
     read_markers.bp,
     typing.bp,
+    keys_api.bp,
+    to_device_api.bp,
     presence.bp,
     pushrules.bp,
     misc.bp,
@@ -224,6 +232,7 @@ async def load_services(config: Config) -> Services:
     if sender is not None:
         await sender.start()  # resumes delivery queued before a restart; stopped by _close_services
     user_data = await _user_data_services(storage, notifier, EduFanout(sender) if sender else None)
+    e2ee, e2ee_sync = _e2ee_services(config, storage, notifier)
     return Services(
         config=config,
         server_key=key,
@@ -232,7 +241,11 @@ async def load_services(config: Config) -> Services:
         notifier=notifier,
         pipeline=pipeline,
         **user_data,
-        **_sync_services(storage, notifier, user_data, _backfill(config, storage, federation, pipeline)),
+        **e2ee,
+        **_sync_services(
+            storage, notifier, user_data, e2ee_sync,
+            _backfill(config, storage, federation, pipeline),
+        ),
         **federation,
         **_federation_endpoints(storage, federation, user_data),
     )
@@ -324,10 +337,25 @@ def _inbound_federation(
     return {"federation_ingest": ingest, "federated_membership": membership}
 
 
+def _e2ee_services(
+    config: Config, storage: Storage, notifier: Notifier
+) -> tuple[dict[str, Any], E2eeSync]:
+    """End-to-end encryption between our users: keys, device lists, to-device messages, and
+    their /sync sections. TODO(issue 13 item 5): hand them the federation seams (RemoteKeys,
+    RemoteToDevice, DeviceListService's on_local_change) when federation is enabled."""
+    name = config.server.server_name
+    device_lists = DeviceListService(storage, notifier)
+    keys = KeysService(storage, device_lists, server_name=name)
+    to_device = ToDeviceService(storage, notifier, server_name=name)
+    services = {"device_lists": device_lists, "keys": keys, "to_device": to_device}
+    return services, E2eeSync(storage, keys, device_lists, to_device)
+
+
 def _sync_services(
     storage: Storage,
     notifier: Notifier,
     user_data: dict[str, Any],
+    e2ee: E2eeSync | None = None,
     backfill: Callable[[str, int], Awaitable[int]] | None = None,
 ) -> dict[str, Any]:
     filters = FilterService(storage)
@@ -339,6 +367,7 @@ def _sync_services(
         receipts=user_data["receipts"],
         typing=user_data["typing"],
         presence=user_data["presence"],
+        e2ee=e2ee,
     )
     return {"filters": filters, "sync": sync, "history": HistoryService(storage, backfill=backfill)}
 

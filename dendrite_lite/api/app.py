@@ -39,6 +39,9 @@ from dendrite_lite.api.errors import error_response, http_error_response, unhand
 from dendrite_lite.api.limits import body_limit_for
 from dendrite_lite.config import Config
 from dendrite_lite.crypto.keys import ServerKey
+from dendrite_lite.e2ee.device_lists import DeviceListService
+from dendrite_lite.e2ee.keys import KeysService
+from dendrite_lite.e2ee.to_device import ToDeviceService
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.federation.client import FederationClient
 from dendrite_lite.federation.ingest import FederationIngest
@@ -113,6 +116,11 @@ class Services:
     # The federation read endpoints and /send (always set by load_services).
     federation_reads: FederationReads = None  # type: ignore[assignment]
     federation_txns: TransactionReceiver = None  # type: ignore[assignment]
+    # End-to-end encryption (issue 13): device and one-time keys, device list tracking,
+    # to-device messages (always set by load_services).
+    keys: KeysService = None  # type: ignore[assignment]
+    device_lists: DeviceListService = None  # type: ignore[assignment]
+    to_device: ToDeviceService = None  # type: ignore[assignment]
 
 
 # --- routing on the raw path ---------------------------------------------------------------------

@@ -6,16 +6,19 @@ a write concerning this user commits (the pipeline, receipts, typing, account da
 services notify exactly the users concerned) or the timeout passes. A wake-up whose news turns out
 to be filtered out moves the request's position forward and goes back to sleep.
 
-The per-user services (account data, receipts, typing, presence) are optional: without one its
-section is empty and its stream stays at 0.
+The per-user services (account data, receipts, typing, presence, end-to-end encryption) are
+optional: without one its section is empty (or absent) and its stream stays at 0.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import aiosqlite
 
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import events as events_table
@@ -28,6 +31,7 @@ from dendrite_lite.sync.room_sections import RoomsRequest, RoomsResult, build_ro
 from dendrite_lite.sync.tokens import SyncToken, parse_sync_token
 
 if TYPE_CHECKING:
+    from dendrite_lite.e2ee.sync_extensions import E2eeSync
     from dendrite_lite.rooms.receipts import ReceiptsService
     from dendrite_lite.rooms.typing import TypingService
     from dendrite_lite.users.account_data import AccountDataService
@@ -61,6 +65,7 @@ class SyncService:
         receipts: ReceiptsService | None = None,
         typing: TypingService | None = None,
         presence: PresenceService | None = None,
+        e2ee: E2eeSync | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._storage = storage
@@ -70,13 +75,22 @@ class SyncService:
         self._receipts = receipts
         self._typing = typing
         self._presence = presence
+        self._e2ee = e2ee
         self._clock = clock
         self._sent_members = SentMembers()
 
     async def current_token(self) -> SyncToken:
-        room = await self._storage.db.read(events_table.select_max_stream_ordering)
+        e2ee = self._e2ee
+
+        async def read(conn: aiosqlite.Connection) -> tuple[int, tuple[int, int]]:
+            room = await events_table.select_max_stream_ordering(conn)
+            return room, await e2ee.positions(conn) if e2ee else (0, 0)
+
+        room, (to_device, device_lists) = await self._storage.db.read(read)
         return SyncToken(
             room=room,
+            to_device=to_device,
+            device_lists=device_lists,
             account_data=self._account_data.current_position() if self._account_data else 0,
             receipts=self._receipts.current_position() if self._receipts else 0,
             typing=self._typing.current_position() if self._typing else 0,
@@ -142,6 +156,12 @@ class SyncService:
         has_news = bool(
             global_data or presence or rooms.join or rooms.invite or rooms.leave or rooms.knock
         )
+        if self._e2ee is not None:
+            e2ee = await self._e2ee.build(req.user_id, req.device_id, since, now)
+            body.update(e2ee.fields)
+            # Fewer to-device messages than waiting: the next sync starts after the last sent.
+            body["next_batch"] = dataclasses.replace(now, to_device=e2ee.to_device_position).encode()
+            has_news = has_news or e2ee.has_news
         return body, has_news
 
     async def _add_account_data(

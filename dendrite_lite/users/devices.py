@@ -1,7 +1,9 @@
 """Devices service: list, rename and delete a user's devices (spec: §Device management).
 
-Every deletion of devices goes through `delete_devices`/`delete_all_devices`, so whatever else a
-device owns (its tokens now; its end-to-end keys once e2ee/ lands) goes with it in one place.
+Every deletion of devices goes through `delete_devices_in`, so whatever else a device owns (its
+tokens, end-to-end keys and pending to-device messages) goes with it in one place, and the
+deletion of a device with keys enters the device list stream for other users to hear of. The
+callers then wake the /sync of those users (e2ee/device_lists.py `DeviceListService.changed`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ import aiosqlite
 
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.storage import Storage
+from dendrite_lite.storage import device_lists as device_lists_table
 from dendrite_lite.storage import devices as devices_table
+from dendrite_lite.storage import e2e_keys as e2e_keys_table
+from dendrite_lite.storage import to_device as to_device_table
 from dendrite_lite.storage.devices import Device
 
 __all__ = [
@@ -77,15 +82,27 @@ async def delete_devices_in(
     except_device_id: str | None = None,
 ) -> int:
     """Inside a write transaction: delete the listed devices of the user (None: all of them but
-    except_device_id), with their tokens. Unknown ids are skipped. Returns how many went."""
+    except_device_id), with their tokens, keys and to-device messages. Unknown ids are skipped.
+    Returns how many went."""
     if device_ids is None:
-        return await devices_table.delete_devices_for_user(
-            conn, user_id, except_device_id=except_device_id
-        )
+        device_ids = [
+            d.device_id
+            for d in await devices_table.select_devices(conn, user_id)
+            if d.device_id != except_device_id
+        ]
     deleted = 0
     for device_id in dict.fromkeys(device_ids):
-        deleted += await devices_table.delete_device(conn, user_id, device_id)
+        if await devices_table.delete_device(conn, user_id, device_id):
+            deleted += 1
+            await _forget_device_e2ee(conn, user_id, device_id)
     return deleted
+
+
+async def _forget_device_e2ee(conn: aiosqlite.Connection, user_id: str, device_id: str) -> None:
+    await to_device_table.delete_device_inbox(conn, user_id, device_id)
+    # keys.yaml /keys/changes: "removed an existing device with identity keys" is a change.
+    if await e2e_keys_table.delete_device_e2e_keys(conn, user_id, device_id):
+        await device_lists_table.insert_device_list_change(conn, user_id, device_id)
 
 
 async def delete_devices(storage: Storage, user_id: str, device_ids: Iterable[str]) -> int:

@@ -42,6 +42,7 @@ async def post_password() -> Response:
     await change_password(
         svc.storage, requester, params.get("new_password"), logout_devices=logout_devices
     )
+    await svc.device_lists.changed(requester.user_id)
     svc.uia.finish(session)
     return jsonify({})
 
@@ -58,6 +59,7 @@ async def post_deactivate() -> Response:
     await deactivate_account(
         svc.storage, requester.user_id, membership=membership, erase=body.get("erase") is True
     )
+    await svc.device_lists.changed(requester.user_id)
     svc.uia.finish(session)
     # No third-party ids are bound anywhere, so there is nothing to unbind.
     return jsonify({"id_server_unbind_result": "success"})

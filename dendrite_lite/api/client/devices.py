@@ -58,6 +58,7 @@ async def delete_device(device_id: str) -> Response:
     operation = f"delete device {device_id}"
     requester, session, _ = await authenticate_with_password(svc, body, operation)
     await devices.delete_devices(svc.storage, requester.user_id, [device_id])
+    await svc.device_lists.changed(requester.user_id)
     svc.uia.finish(session)
     return jsonify({})
 
@@ -75,5 +76,6 @@ async def post_delete_devices() -> Response:
     operation = "delete devices " + "\x00".join(sorted(device_ids))
     requester, session, _ = await authenticate_with_password(svc, body, operation)
     await devices.delete_devices(svc.storage, requester.user_id, device_ids)
+    await svc.device_lists.changed(requester.user_id)
     svc.uia.finish(session)
     return jsonify({})

@@ -63,6 +63,7 @@ async def post_logout() -> Response:
     svc = services()
     requester = await authenticate(svc, allow_guest=True)
     await sessions.logout(svc.storage, requester)
+    await svc.device_lists.changed(requester.user_id)
     return jsonify({})
 
 
@@ -72,4 +73,5 @@ async def post_logout_all() -> Response:
     svc = services()
     requester = await authenticate(svc, allow_guest=True)
     await sessions.logout_all(svc.storage, requester.user_id)
+    await svc.device_lists.changed(requester.user_id)
     return jsonify({})

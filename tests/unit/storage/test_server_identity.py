@@ -64,7 +64,8 @@ async def test_0013_keeps_accounts_and_records_their_server(tmp_path: Path) -> N
     assert _rows(path, "SELECT MAX(version) FROM schema_version") == [(12,)]
 
     applied = await apply_migrations(path)
-    assert [m.name for m in applied] == ["server_name"]
+    # 0013 first; later migrations (0014 onwards) follow it.
+    assert [m.name for m in applied][0] == "server_name"
     assert sorted(_rows(path, f"SELECT {ACCOUNT_COLUMNS} FROM accounts")) == sorted(accounts)
     assert _rows(path, "SELECT id, server_name FROM server_identity") == [(1, "old.example:8448")]
     # The configured name does not overwrite what the accounts said.

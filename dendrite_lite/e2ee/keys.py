@@ -1,0 +1,217 @@
+"""Device keys, one-time keys and fallback keys: POST /keys/upload, /keys/query, /keys/claim, and
+the key counts /sync reports to a device (end_to_end_encryption.md §Key Distribution).
+
+Other servers' users: until federation of end-to-end encryption lands (issue 13 item 5), a
+query or claim for them answers with their server in `failures`; `RemoteKeys` is the seam the
+federation client will fill.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiosqlite
+
+from dendrite_lite.e2ee.device_lists import DeviceListService
+from dendrite_lite.e2ee.key_upload import KeyUpload, parse_key_upload
+from dendrite_lite.errors import Errcode, MatrixError
+from dendrite_lite.events.ids import is_valid_user_id, server_name_of
+from dendrite_lite.request_body import required_field
+from dendrite_lite.storage import Storage
+from dendrite_lite.storage import device_lists as device_lists_table
+from dendrite_lite.storage import e2e_keys as table
+
+__all__ = ["SIGNED_CURVE25519", "KeyCounts", "KeysService", "RemoteKeys"]
+
+SIGNED_CURVE25519 = "signed_curve25519"
+
+
+class RemoteKeys(Protocol):
+    """Other servers' users' keys (issue 13 item 5 implements it over federation). Each call
+    answers (results by user, failures by server name)."""
+
+    async def query(
+        self, users: dict[str, list[str]], timeout_ms: int
+    ) -> tuple[dict[str, Any], dict[str, Any]]: ...
+
+    async def claim(
+        self, users: dict[str, dict[str, str]], timeout_ms: int
+    ) -> tuple[dict[str, Any], dict[str, Any]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class KeyCounts:
+    """What /sync tells a device about its own keys."""
+
+    one_time_keys: dict[str, int]
+    unused_fallback_algorithms: list[str]
+
+
+def _one_time_key_counts(counts: dict[str, int]) -> dict[str, int]:
+    # Synapse always reports signed_curve25519: some clients (older Element) read a missing
+    # count as "unchanged" and never upload more once the server ran out.
+    return {SIGNED_CURVE25519: 0, **counts}
+
+
+def _split_users(
+    server_name: str, users: Mapping[str, Any], field: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(local users, remote users) of a request's user map; 400 for a key that is no user id."""
+    local: dict[str, Any] = {}
+    remote: dict[str, Any] = {}
+    for user_id, value in users.items():
+        if not is_valid_user_id(user_id):
+            raise MatrixError(Errcode.INVALID_PARAM, f"{field}: {user_id[:100]!r} is not a user id")
+        (local if server_name_of(user_id) == server_name else remote)[user_id] = value
+    return local, remote
+
+
+def _timeout(body: Mapping[str, Any]) -> int:
+    timeout = body.get("timeout", 10_000)
+    if isinstance(timeout, bool) or not isinstance(timeout, int):
+        raise MatrixError(Errcode.BAD_JSON, "timeout must be an integer")
+    return max(0, min(timeout, 60_000))
+
+
+class KeysService:
+    def __init__(
+        self,
+        storage: Storage,
+        device_lists: DeviceListService,
+        *,
+        server_name: str,
+        remote: RemoteKeys | None = None,
+    ) -> None:
+        self._storage = storage
+        self._device_lists = device_lists
+        self._server_name = server_name
+        self._remote = remote
+
+    # --- upload ------------------------------------------------------------------------------
+
+    async def upload(self, user_id: str, device_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST /_matrix/client/v3/keys/upload -> the response body."""
+        upload = parse_key_upload(body, user_id, device_id)
+
+        async def txn(conn: aiosqlite.Connection) -> tuple[bool, dict[str, int]]:
+            changed = await _store_upload(conn, user_id, device_id, upload)
+            return changed, await table.count_one_time_keys(conn, user_id, device_id)
+
+        changed, counts = await self._storage.db.write(txn)
+        if changed:
+            await self._device_lists.changed(user_id)
+        return {"one_time_key_counts": _one_time_key_counts(counts)}
+
+    async def counts(self, user_id: str, device_id: str) -> KeyCounts:
+        async def read(conn: aiosqlite.Connection) -> KeyCounts:
+            return KeyCounts(
+                _one_time_key_counts(await table.count_one_time_keys(conn, user_id, device_id)),
+                await table.select_unused_fallback_algorithms(conn, user_id, device_id),
+            )
+
+        return await self._storage.db.read(read)
+
+    # --- query -------------------------------------------------------------------------------
+
+    async def query(self, requester: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST /_matrix/client/v3/keys/query -> the response body."""
+        wanted = required_field(body, "device_keys", "object")
+        for user_id, devices in wanted.items():
+            if not isinstance(devices, list) or not all(isinstance(d, str) for d in devices):
+                raise MatrixError(Errcode.BAD_JSON, f"device_keys.{user_id} must be a list of strings")
+        timeout_ms = _timeout(body)
+        local, remote = _split_users(self._server_name, wanted, "device_keys")
+
+        async def read(conn: aiosqlite.Connection) -> dict[str, Any]:
+            found: dict[str, Any] = {}
+            for user_id, device_ids in local.items():
+                found[user_id] = {
+                    d.device_id: _with_display_name(d)
+                    for d in await table.select_device_keys(conn, user_id, device_ids)
+                }
+            return found
+
+        response: dict[str, Any] = {"device_keys": await self._storage.db.read(read), "failures": {}}
+        if remote:
+            results, failures = await self._ask_remote("query", remote, timeout_ms)
+            response["device_keys"].update(results)
+            response["failures"].update(failures)
+        return response
+
+    # --- claim -------------------------------------------------------------------------------
+
+    async def claim(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST /_matrix/client/v3/keys/claim -> the response body."""
+        wanted = required_field(body, "one_time_keys", "object")
+        for user_id, devices in wanted.items():
+            if not isinstance(devices, dict) or not all(isinstance(a, str) for a in devices.values()):
+                raise MatrixError(
+                    Errcode.BAD_JSON, f"one_time_keys.{user_id} must map device ids to algorithms"
+                )
+        timeout_ms = _timeout(body)
+        local, remote = _split_users(self._server_name, wanted, "one_time_keys")
+
+        async def txn(conn: aiosqlite.Connection) -> dict[str, Any]:
+            claimed: dict[str, Any] = {}
+            for user_id, devices in local.items():
+                for device_id, algorithm in devices.items():
+                    key = await table.claim_key(conn, user_id, device_id, algorithm)
+                    if key is not None:
+                        claimed.setdefault(user_id, {})[device_id] = {key.key_id: key.key}
+            return claimed
+
+        response: dict[str, Any] = {
+            "one_time_keys": await self._storage.db.write(txn) if local else {},
+            "failures": {},
+        }
+        if remote:
+            results, failures = await self._ask_remote("claim", remote, timeout_ms)
+            response["one_time_keys"].update(results)
+            response["failures"].update(failures)
+        return response
+
+    async def _ask_remote(
+        self, what: str, users: dict[str, Any], timeout_ms: int
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        if self._remote is None:
+            servers = sorted({server_name_of(u) for u in users})
+            failure = {"status": 503, "message": "keys of other servers' users are not supported yet"}
+            return {}, {server: failure for server in servers}
+        if what == "query":
+            return await self._remote.query(users, timeout_ms)
+        return await self._remote.claim(users, timeout_ms)
+
+
+def _with_display_name(device: table.DeviceKeys) -> dict[str, Any]:
+    keys = dict(device.keys)
+    if device.display_name is not None:
+        keys["unsigned"] = {"device_display_name": device.display_name}
+    return keys
+
+
+async def _store_upload(
+    conn: aiosqlite.Connection, user_id: str, device_id: str, upload: KeyUpload
+) -> bool:
+    """Inside the write: store what the upload brings; True if the device keys changed (the
+    change is then in the device list stream)."""
+    changed = False
+    if upload.device_keys is not None:
+        changed = await table.upsert_device_keys(conn, user_id, device_id, upload.device_keys)
+        if changed:
+            await device_lists_table.insert_device_list_change(conn, user_id, device_id)
+    new: list[tuple[str, str, Any]] = []
+    for algorithm, key_id, key in upload.one_time_keys:
+        stored = await table.select_one_time_key(conn, user_id, device_id, algorithm, key_id)
+        if stored is None:
+            new.append((algorithm, key_id, key))
+        elif stored != key:
+            # Synapse does the same: a client that reuses a key id has lost track of its keys.
+            raise MatrixError(
+                Errcode.INVALID_PARAM, f"One-time key {algorithm}:{key_id} already exists"
+            )
+    await table.insert_one_time_keys(conn, user_id, device_id, new)
+    for algorithm, key_id, key in upload.fallback_keys:
+        await table.upsert_fallback_key(conn, user_id, device_id, algorithm, key_id, key)
+    return changed

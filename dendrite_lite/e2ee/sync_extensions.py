@@ -1,0 +1,81 @@
+"""The end-to-end encryption parts of a /sync response (end_to_end_encryption.md §Extensions to
+/sync, send_to_device.md §Extensions to /sync): `to_device`, `device_lists` (incremental syncs
+only), `device_one_time_keys_count` and `device_unused_fallback_key_types`, and the positions of
+the to-device and device list streams in sync tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiosqlite
+
+from dendrite_lite.e2ee.device_lists import DeviceListService
+from dendrite_lite.e2ee.keys import KeysService
+from dendrite_lite.e2ee.to_device import ToDeviceService
+from dendrite_lite.storage import Storage
+from dendrite_lite.storage import device_lists as device_lists_table
+from dendrite_lite.storage import to_device as to_device_table
+from dendrite_lite.sync.tokens import SyncToken
+
+__all__ = ["E2eeSection", "E2eeSync"]
+
+
+@dataclass(frozen=True, slots=True)
+class E2eeSection:
+    fields: dict[str, Any] = field(default_factory=dict)  # merged into the response body
+    has_news: bool = False  # to-device messages or device list changes: worth answering for
+    to_device_position: int = 0  # the to-device position `next_batch` may carry
+
+
+class E2eeSync:
+    def __init__(
+        self,
+        storage: Storage,
+        keys: KeysService,
+        device_lists: DeviceListService,
+        to_device: ToDeviceService,
+    ) -> None:
+        self._storage = storage
+        self._keys = keys
+        self._device_lists = device_lists
+        self._to_device = to_device
+
+    @staticmethod
+    async def positions(conn: aiosqlite.Connection) -> tuple[int, int]:
+        """(to-device, device list) stream positions, read inside the caller's read."""
+        return (
+            await to_device_table.select_inbox_position(conn),
+            await device_lists_table.select_device_list_position(conn),
+        )
+
+    async def build(
+        self, user_id: str, device_id: str | None, since: SyncToken | None, now: SyncToken
+    ) -> E2eeSection:
+        fields: dict[str, Any] = {}
+        has_news = False
+        position = now.to_device
+        if device_id is not None:
+            delivery = await self._to_device.deliver(
+                user_id, device_id, since.to_device if since else 0, now.to_device
+            )
+            fields["to_device"] = {"events": delivery.events}
+            has_news = bool(delivery.events)
+            position = delivery.last_position
+            counts = await self._keys.counts(user_id, device_id)
+            fields["device_one_time_keys_count"] = counts.one_time_keys
+            fields["device_unused_fallback_key_types"] = counts.unused_fallback_algorithms
+        if since is not None:
+            fields["device_lists"] = {"changed": [], "left": []}
+        if since is not None and (since.device_lists < now.device_lists or since.room < now.room):
+            lists = await self._device_lists.changes(
+                user_id,
+                since_room=since.room,
+                until_room=now.room,
+                since=since.device_lists,
+                until=now.device_lists,
+            )
+            fields["device_lists"] = lists.to_json()
+            has_news = has_news or bool(lists.changed or lists.left)
+        return E2eeSection(fields, has_news, position)
