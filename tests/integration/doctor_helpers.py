@@ -23,8 +23,9 @@ from aiohttp import web
 
 from dendrite_lite.crypto.keys import ServerKey, new_server_key
 from dendrite_lite.crypto.signing import sign_json
+from dendrite_lite.delegation.doctor import Finding, Status
 
-__all__ = ["FakePeer", "Handler", "ReverseProxy", "key_document", "make_cert"]
+__all__ = ["FakePeer", "Handler", "ReverseProxy", "failed", "key_document", "make_cert", "only"]
 
 Handler = Callable[["FakePeer", web.Request], Awaitable[web.StreamResponse]]
 
@@ -75,6 +76,17 @@ def make_cert(
         check=True, capture_output=True,
     )
     return cert, key
+
+
+def only(findings: list[Finding], check: str) -> Finding:
+    """The one finding of `check`."""
+    matching = [f for f in findings if f.check == check]
+    assert len(matching) == 1, (check, findings)
+    return matching[0]
+
+
+def failed(findings: list[Finding]) -> list[str]:
+    return [f.check for f in findings if f.status is Status.FAIL]
 
 
 def key_document(server_name: str, key: ServerKey, *, valid_for_ms: int = 3_600_000,

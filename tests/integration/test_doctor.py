@@ -4,7 +4,10 @@ well-known)."""
 
 from __future__ import annotations
 
+import email.utils
+import re
 import shutil
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -27,8 +30,10 @@ from tests.integration.doctor_helpers import (
     FakePeer,
     Handler,
     ReverseProxy,
+    failed,
     key_document,
     make_cert,
+    only,
 )
 from tests.interop.synapse_server import free_port
 
@@ -47,16 +52,6 @@ class NoCname:
 
 def network(ca: Path, overrides: dict[tuple[str, int], tuple[str, int]] | None = None) -> DoctorNetwork:
     return DoctorNetwork(make_trust([str(ca)]), NoSrv(), NoCname(), overrides or {}, timeout_s=5)
-
-
-def only(findings: list[Finding], check: str) -> Finding:
-    matching = [f for f in findings if f.check == check]
-    assert len(matching) == 1, (check, findings)
-    return matching[0]
-
-
-def failed(findings: list[Finding]) -> list[str]:
-    return [f.check for f in findings if f.status is Status.FAIL]
 
 
 PeerFactory = Callable[..., Awaitable[FakePeer]]
@@ -333,6 +328,44 @@ async def test_well_known_delegation_to_a_healthy_server(
     )
     assert only(findings, "keys.signature").status is Status.OK
     assert srv.config.server.server_name == "deleg.test"
+
+
+async def test_well_known_m_server_points_where_nothing_listens(fake_peer: PeerFactory, tmp_path: Path) -> None:
+    """A valid m.server, but the wrong port (say the client listener's, or an old one)."""
+    wrong = f"127.0.0.1:{free_port()}"
+
+    async def delegate(peer: FakePeer, request: web.Request) -> web.StreamResponse:
+        return web.json_response({"m.server": wrong})
+
+    wk, cert = await well_known_peer(fake_peer, tmp_path, "wrong.test", delegate)
+    findings = await diagnose("wrong.test", network(cert, {("wrong.test", 443): ("127.0.0.1", wk.port)}))
+    assert failed(findings) == ["tls.connect", "keys.fetch", "federation.version"]
+    assert only(findings, "well_known").why == f"https://wrong.test/.well-known/matrix/server: m.server is {wrong!r}."
+    fix = only(findings, "tls.connect").fix or ""
+    assert fix.endswith(
+        f"or, if federation listens elsewhere, correct m.server in https://wrong.test/.well-known/matrix/server"
+        f" (m.server is {wrong!r}): it must name the host and port of the federation listener."
+    )
+
+
+async def test_clock_skew(fake_peer: PeerFactory, tmp_path: Path) -> None:
+    """The peer's Date is ten minutes ahead on every answer."""
+    cert, key = make_cert(tmp_path, "IP:127.0.0.1")
+    ahead = {"Date": email.utils.formatdate(time.time() + 600, usegmt=True)}
+
+    async def keys(peer: FakePeer, request: web.Request) -> web.StreamResponse:
+        return web.json_response(key_document(peer.server_name, peer.key), headers=ahead)
+
+    async def version(peer: FakePeer, request: web.Request) -> web.StreamResponse:
+        return web.json_response({"server": {"name": "fake-peer", "version": "0.1"}}, headers=ahead)
+
+    peer = await fake_peer(cert, key, {"/_matrix/key/v2/server": keys, "/_matrix/federation/v1/version": version})
+    findings = await diagnose(peer.server_name, network(cert))
+    assert failed(findings) == ["federation.clock"]
+    finding = only(findings, "federation.clock")
+    assert re.fullmatch(r"The server's clock is (599|600|601) s ahead of this machine's: its events .*", finding.why)
+    assert (finding.fix or "").startswith("Keep the server's clock in sync with NTP")
+    assert "`timedatectl set-ntp true`" in (finding.fix or "")
 
 
 async def test_nothing_listening(tmp_path: Path) -> None:

@@ -185,10 +185,13 @@ async def _cname_findings(resolution: Resolution, network: DoctorNetwork) -> lis
             continue
         canonical = await network.cname.cname_of(target.host)
         if canonical is not None:
-            # RFC 2782: "the name MUST NOT be an alias"; most peers follow it anyway.
+            # The spec (§Resolving server names) and RFC 2782 forbid it: a FAIL, though many
+            # peers' resolvers follow the alias anyway, because the ones that do not cannot
+            # reach the server at all.
             out.append(Finding(
-                "srv.target_cname", "dns", Status.WARN,
-                f"The SRV target {target.host} is a CNAME (alias of {canonical}), which RFC 2782 forbids.",
+                "srv.target_cname", "dns", Status.FAIL,
+                f"The SRV target {target.host} is a CNAME (alias of {canonical}), which the spec"
+                " forbids (RFC 2782): peers whose resolvers refuse aliases cannot reach the server.",
                 f"Point the SRV record at {canonical}. instead of {target.host}.",
             ))
     return out

@@ -25,11 +25,14 @@ from dendrite_lite.crypto.signing import (
 from dendrite_lite.delegation.doctor.findings import Finding, Status
 from dendrite_lite.federation.client import FederationClient, FederationError
 
-__all__ = ["CLOCK_SKEW_WARN_S", "DateTrace", "clock_finding", "key_findings", "version_findings"]
+__all__ = ["CLOCK_SKEW_FAIL_S", "CLOCK_SKEW_WARN_S", "DateTrace", "clock_finding", "key_findings", "version_findings"]
 
 KEY_PATH = "/_matrix/key/v2/server"
 VERSION_PATH = "/_matrix/federation/v1/version"
 CLOCK_SKEW_WARN_S = 30.0
+# Past this it is no longer drift but a clock that is not synchronised at all (NTP keeps it
+# within a second); five minutes is also Kerberos' classic tolerance.
+CLOCK_SKEW_FAIL_S = 300.0
 _NTP_FIX = "Keep the server's clock in sync with NTP (systemd-timesyncd or chrony: `timedatectl set-ntp true`)."
 
 
@@ -146,8 +149,16 @@ def clock_finding(trace: DateTrace) -> Finding:
                        "No answer carried a Date header: the clock skew is unknown.", None)
     # Date has one-second resolution: the answer with the smallest skew is the fairest reading.
     skew = min((theirs - ours for theirs, ours in trace.seen), key=abs)
+    direction = "ahead of" if skew > 0 else "behind"
+    if abs(skew) > CLOCK_SKEW_FAIL_S:
+        return Finding(
+            "federation.clock", "federation", Status.FAIL,
+            f"The server's clock is {abs(skew):.0f} s {direction} this machine's: its events carry"
+            " wrong timestamps (clients show them out of order), key validity is judged by those"
+            " timestamps, and past an hour new TLS certificates are not valid yet on one side.",
+            _NTP_FIX + " (Check this machine's clock too.)",
+        )
     if abs(skew) > CLOCK_SKEW_WARN_S:
-        direction = "ahead of" if skew > 0 else "behind"
         return Finding(
             "federation.clock", "federation", Status.WARN,
             f"The server's clock is {abs(skew):.0f} s {direction} this machine's.",

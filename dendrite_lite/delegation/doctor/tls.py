@@ -10,7 +10,12 @@ from __future__ import annotations
 import asyncio
 import ssl
 
-from dendrite_lite.delegation.discovery import Resolution, Target, is_ip_literal
+from dendrite_lite.delegation.discovery import (
+    Resolution,
+    Target,
+    is_ip_literal,
+    split_server_name,
+)
 from dendrite_lite.delegation.doctor.findings import Finding, Status, utc_time
 from dendrite_lite.delegation.doctor.network import Address, DoctorNetwork
 
@@ -76,9 +81,7 @@ async def tls_findings(resolution: Resolution, target: Target, address: Address,
     except (TimeoutError, OSError) as e:
         return [Finding(
             "tls.connect", "tls", Status.FAIL,
-            f"{where}: cannot connect ({type(e).__name__}: {e}).",
-            f"Make the federation listener reachable on port {address[1]} (listen.federation, and"
-            " the firewall / port forwarding).",
+            f"{where}: cannot connect ({type(e).__name__}: {e}).", _connect_fix(resolution, address[1]),
         )]
     finally:
         if writer is not None:
@@ -93,6 +96,29 @@ async def tls_findings(resolution: Resolution, target: Target, address: Address,
     if isinstance(not_after, str):
         out.append(_expiry_finding(where, ssl.cert_time_to_seconds(not_after), network.clock()))
     return out
+
+
+def _connect_fix(resolution: Resolution, port: int) -> str:
+    fix = (
+        f"Make the federation listener reachable on port {port} (listen.federation, and the"
+        " firewall / port forwarding)"
+    )
+    steps = {s.step: s for s in resolution.steps}
+    host, _ = split_server_name(resolution.server_name)
+    if steps.get("well_known") is not None and steps["well_known"].outcome == "used":
+        return (
+            f"{fix}; or, if federation listens elsewhere, correct m.server in"
+            f" https://{host}/.well-known/matrix/server ({steps['well_known'].detail}): it must"
+            " name the host and port of the federation listener."
+        )
+    if resolution.steps[-1].step != "default":
+        return fix + "."
+    # Nothing told peers where federation is: port 8448 was a guess, and maybe not the setup.
+    return (
+        f"{fix}; or, if federation listens elsewhere, tell peers where: an SRV record"
+        f" `_matrix-fed._tcp.{host}. 3600 IN SRV 10 0 <port> <host of the server>.` or"
+        f' https://{host}/.well-known/matrix/server with {{"m.server": "<host>:<port>"}}.'
+    )
 
 
 def _expiry_finding(where: str, expires: float, now: float) -> Finding:

@@ -172,7 +172,7 @@ async def test_invalid_well_known_falls_through_to_srv_and_8448(handler: Handler
     d, _, _ = make(handler, srv)
     r = await d.resolve("example.org")
     assert shape(r) == ([("example.org", 8448)], "example.org", "example.org", "example.org")
-    wk = [s for s in r.steps if s.step == "well_known"][0]
+    wk = next(s for s in r.steps if s.step == "well_known")
     assert wk.outcome == "not_found" and why in wk.detail
     assert srv.queries == ["_matrix-fed._tcp.example.org", "_matrix._tcp.example.org"]
 

@@ -214,13 +214,13 @@ async def test_srv_lookup_failure_warns() -> None:
     assert by(findings, "srv").why == "No SRV record for example.org: peers connect to example.org:8448."
 
 
-async def test_srv_target_cname_warns() -> None:
+async def test_srv_target_cname_fails() -> None:
     findings = await srv(
         {"_matrix-fed._tcp.example.org": [SrvRecord(10, 0, 443, "alias.example.net")]},
         aliases={"alias.example.net": "real.example.net"},
     )
     cname = by(findings, "srv.target_cname")
-    assert cname.status is Status.WARN
+    assert cname.status is Status.FAIL
     assert cname.fix == "Point the SRV record at real.example.net. instead of alias.example.net."
 
 
@@ -400,6 +400,9 @@ async def test_clock_skew_from_date_headers() -> None:
         (45, Status.WARN, "The server's clock is 45 s ahead of this machine's."),
         (-120, Status.WARN, "The server's clock is 120 s behind this machine's."),
         (2, Status.OK, "The server's clock is within 2 s of this machine's."),
+        (-600, Status.FAIL, ("The server's clock is 600 s behind this machine's: its events carry wrong timestamps"
+         " (clients show them out of order), key validity is judged by those timestamps, and past an hour"
+         " new TLS certificates are not valid yet on one side.")),
     ]:
         dates = DateTrace(lambda: NOW)
         client = fed_client(at(offset), dates)
