@@ -1,7 +1,10 @@
 """`dendrite-lite init`: the answers a new server needs, asked or taken from flags, and the files.
 
-The same answers come from the interactive wizard or from flags (--non-interactive), and both go
-through parse_config, so a bad answer gets the same message as the same mistake in the file.
+The same answers come from the interactive wizard (init_questions.py) or from flags
+(--non-interactive), and both go through parse_config, so a bad answer gets the same message as
+the same mistake in the file. --non-interactive looks nothing up on the network: a script gets
+the same file wherever it runs (the public IP is the interface's own address when that is
+public, the ACME challenge follows whether port 80 can be bound here).
 """
 
 from __future__ import annotations
@@ -15,23 +18,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import typer
-
 from dendrite_lite.cli.common import fail
+from dendrite_lite.cli.init_delegation import acme_names, layout
+from dendrite_lite.cli.init_tls import (
+    LETS_ENCRYPT_TERMS,
+    STAGING_DIRECTORY,
+    acme_challenge,
+)
 from dendrite_lite.config import Config, ConfigError, check_option, parse_config
 from dendrite_lite.config_template import render_config
 from dendrite_lite.crypto.keys import ServerKey, new_server_key, write_signing_key
+from dendrite_lite.delegation.local_ports import PortState, probe_port
 
 __all__ = [
+    "DEFAULT_ACME_HTTP",
     "InitAnswers",
     "answers_from_flags",
-    "ask_answers",
     "config_from_answers",
+    "fill_defaults",
     "read_password_file",
     "write_install",
 ]
 
 TLS_MODES = ("proxy", "acme", "files")
+ACME_CHALLENGES = ("http-01", "tls-alpn-01")
+DEFAULT_ACME_HTTP = "0.0.0.0:80"
 REGISTRATION_MODES = ("closed", "token", "open")
 # content/appendices.md §User Identifiers: the localpart characters of a new user id.
 _LOCALPART_RE = re.compile(r"[a-z0-9._=\-/+]+")
@@ -48,6 +59,7 @@ class InitAnswers:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     acme_email: str | None = None
+    acme_agree_tos: bool | None = None
     registration: str | None = None
     listen_client: str | None = None
     listen_federation: str | None = None
@@ -58,30 +70,18 @@ class InitAnswers:
     listen_federation_tls: bool | None = None
     admin_user: str | None = None
     admin_password: str | None = None
+    public_ip: str | None = None  # "" = unknown
+    delegation: str | None = None  # init_delegation.DELEGATIONS; None = direct
+    delegated_host: str | None = None  # this machine's name with well-known or srv
+    acme_directory: str | None = None  # None: Let's Encrypt production
+    acme_staging: bool = False
+    acme_challenge: str | None = None
+    listen_acme_http: str | None = None
 
 
-@dataclass(frozen=True)
-class _Listeners:
-    client: str
-    federation: str
-    client_tls: bool | None  # None: not written, so it follows tls.mode
-    federation_tls: bool | None
-
-
-def _default_listeners(tls_mode: str, client_behind_proxy: bool) -> _Listeners:
-    # Behind a proxy only the proxy talks to us; with our own TLS we face the internet directly.
-    if tls_mode == "proxy":
-        return _Listeners("127.0.0.1:8008", "127.0.0.1:8448", None, None)
-    if client_behind_proxy:
-        # The appliance layout: the user's proxy serves the client API (plain HTTP to us, on
-        # loopback only); other servers reach federation directly, with our certificate. Written
-        # out, since it differs from what tls.mode alone implies.
-        return _Listeners("127.0.0.1:8008", "0.0.0.0:8448", False, True)
-    return _Listeners("0.0.0.0:443", "0.0.0.0:8448", None, None)
-
-
-def answers_from_flags(flags: InitAnswers, config_path: Path) -> InitAnswers:
-    """--non-interactive: defaults for what the flags left out; the server name is required."""
+def answers_from_flags(flags: InitAnswers, config_path: Path, detected_ip: str) -> InitAnswers:
+    """--non-interactive: defaults for what the flags left out; the server name is required.
+    `detected_ip`: the public IP to write when --public-ip is not given ("" = unknown)."""
     if not flags.server_name:
         fail("--server-name is required with --non-interactive (e.g. --server-name example.org)")
     if flags.admin_user is not None and flags.admin_password is None:
@@ -93,6 +93,16 @@ def answers_from_flags(flags: InitAnswers, config_path: Path) -> InitAnswers:
             "--client-direct needs --tls-mode acme or files (with --tls-mode proxy a reverse"
             " proxy does HTTPS for both listeners)"
         )
+    if flags.delegation in ("well-known", "srv") and not flags.delegated_host:
+        fail(
+            f"--delegation {flags.delegation} needs --delegated-host (this machine's name,"
+            f" e.g. matrix.{flags.server_name})"
+        )
+    if flags.tls_mode == "acme" and not flags.acme_agree_tos:
+        fail(
+            "--tls-mode acme needs --acme-agree-tos: agreeing to the certificate authority's terms"
+            f" of service (Let's Encrypt's: {LETS_ENCRYPT_TERMS})"
+        )
     if flags.tls_mode == "files":
         for key, path in (("cert_path", flags.tls_cert), ("key_path", flags.tls_key)):
             if path is None:
@@ -101,14 +111,17 @@ def answers_from_flags(flags: InitAnswers, config_path: Path) -> InitAnswers:
                 check_existing_file("tls", key)(str(path))
             except ConfigError as e:
                 fail(str(e))
-    return _fill_defaults(flags, config_path)
+    public_ip = flags.public_ip if flags.public_ip is not None else detected_ip
+    return fill_defaults(dataclasses.replace(flags, public_ip=public_ip), config_path)
 
 
-def _fill_defaults(answers: InitAnswers, config_path: Path) -> InitAnswers:
+def fill_defaults(answers: InitAnswers, config_path: Path) -> InitAnswers:
+    """Every answer not given, from the ones that are (the same rules for both modes)."""
     tls_mode = answers.tls_mode or "proxy"
+    delegation = answers.delegation or "direct"
     # Without the question answered, a certificate mode serves both listeners (as before).
     behind_proxy = tls_mode == "proxy" or bool(answers.client_behind_proxy)
-    listeners = _default_listeners(tls_mode, behind_proxy)
+    listeners = layout(delegation, tls_mode, behind_proxy)
     client = answers.listen_client if answers.listen_client is not None else listeners.client
     federation = (
         answers.listen_federation if answers.listen_federation is not None else listeners.federation
@@ -117,7 +130,10 @@ def _fill_defaults(answers: InitAnswers, config_path: Path) -> InitAnswers:
     federation_tls = listeners.federation_tls if federation else None
     return dataclasses.replace(
         answers,
-        public_baseurl=answers.public_baseurl or f"https://{answers.server_name}/",
+        delegation=delegation,
+        public_ip=answers.public_ip or "",
+        public_baseurl=answers.public_baseurl
+        or default_baseurl(delegation, answers.server_name or "", answers.delegated_host),
         data_dir=answers.data_dir or config_path.parent / "data",
         tls_mode=tls_mode,
         acme_email=answers.acme_email or "",
@@ -127,129 +143,31 @@ def _fill_defaults(answers: InitAnswers, config_path: Path) -> InitAnswers:
         client_behind_proxy=behind_proxy,
         listen_client_tls=listeners.client_tls,
         listen_federation_tls=federation_tls,
+        **(_acme_defaults(answers) if tls_mode == "acme" else {}),
     )
 
 
-def ask_answers(flags: InitAnswers, config_path: Path) -> InitAnswers:
-    """The interactive wizard: asks for every answer the flags did not give."""
-    typer.echo(
-        "This sets up a new dendrite-lite server. Press Enter to take the [default].\n"
-        f"It writes {config_path}, a signing key and the data directory.\n"
-    )
-    server_name = flags.server_name or _ask(
-        "Server name: the domain in user IDs like @alice:example.org (cannot change later)",
-        None,
-        _check("server", "server_name"),
-    )
-    public_baseurl = flags.public_baseurl or _ask(
-        "Public URL where clients reach this server",
-        f"https://{server_name}/",
-        _check("server", "public_baseurl"),
-    )
-    data_dir = flags.data_dir or Path(
-        _ask(
-            "Data directory (database, media, signing key; back it up)",
-            str(config_path.parent / "data"),
-            _check("server", "data_dir"),
-        )
-    )
-    tls_mode = flags.tls_mode or _choose(
-        "HTTPS: proxy = a reverse proxy (Caddy, nginx) does it; acme = automatic Let's Encrypt\n"
-        "certificates (ports 80 and 443 must reach this machine); files = your own certificate",
-        TLS_MODES,
-        "tls",
-        "mode",
-    )
-    tls_cert, tls_key, acme_email = flags.tls_cert, flags.tls_key, flags.acme_email
-    if tls_mode == "files":
-        tls_cert = _ask_file("Certificate chain file (PEM)", tls_cert, "cert_path")
-        tls_key = _ask_file("Private key file (PEM)", tls_key, "key_path")
-    if tls_mode == "acme" and acme_email is None:
-        acme_email = _ask(
-            "Email for certificate expiry warnings (optional)", "", _check("tls", "acme_email")
-        )
-    client_behind_proxy = flags.client_behind_proxy
-    if tls_mode != "proxy" and client_behind_proxy is None:
-        client_behind_proxy = typer.confirm(
-            "Does a reverse proxy on this machine (Caddy, nginx) already serve the client API?\n"
-            "Then the client API listens on 127.0.0.1:8008 in plain HTTP for it, and only\n"
-            "federation (port 8448) serves the certificate",
-            default=False,
-        )
-    registration = flags.registration or _choose(
-        "Registration: closed = only you create accounts; token = people you give a token may\n"
-        "sign up; open = anyone may sign up (attracts spam bots)",
-        REGISTRATION_MODES,
-        "registration",
-        "mode",
-    )
-    admin_user, admin_password = flags.admin_user, flags.admin_password
-    if admin_user is None and typer.confirm("Create the first admin account now?", default=True):
-        admin_user = _ask(
-            "Admin user name (the part before the ':')", "admin", check_localpart
-        ).lower()
-    if admin_user is not None and admin_password is None:
-        admin_password = _ask_password()
-    asked = dataclasses.replace(
-        flags,
-        server_name=server_name,
-        public_baseurl=public_baseurl,
-        data_dir=data_dir,
-        tls_mode=tls_mode,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        acme_email=acme_email,
-        client_behind_proxy=client_behind_proxy,
-        registration=registration,
-        admin_user=admin_user,
-        admin_password=admin_password,
-    )
-    return _fill_defaults(asked, config_path)
+def default_baseurl(delegation: str, server_name: str, host: str | None) -> str:
+    # Delegated: clients reach this machine by its own name, as other servers do.
+    if delegation != "direct" and host:
+        return f"https://{host}/"
+    return f"https://{server_name}/"
 
 
-def _ask(question: str, default: str | None, check: Callable[[str], object]) -> str:
-    """Ask until the answer passes `check`; a failed check prints why and asks again."""
-    while True:
-        answer: str = typer.prompt(question, default=default, show_default=bool(default))
-        try:
-            check(answer.strip())
-        except ConfigError as e:
-            typer.echo(f"  {e}", err=True)
-            continue
-        return answer.strip()
-
-
-def _ask_file(question: str, given: Path | None, key: str) -> Path:
-    """A TLS file: the flag's path if that file exists, else asked until it does."""
-    check = check_existing_file("tls", key)
-    if given is not None:
-        try:
-            check(str(given))
-            return given
-        except ConfigError as e:
-            typer.echo(f"  {e}", err=True)
-    return Path(_ask(question, None, check))
-
-
-def _choose(question: str, choices: tuple[str, ...], section: str, key: str) -> str:
-    # The loader's enum check (not a prompt type), so the message matches the config file's.
-    answer = _ask(f"{question}\n({'/'.join(choices)})", choices[0], _check(section, key))
-    return answer.lower()
-
-
-def _ask_password() -> str:
-    while True:
-        password: str = typer.prompt(
-            "Admin password", hide_input=True, confirmation_prompt="Repeat the password"
-        )
-        if password:
-            return password
-        typer.echo("  The password must not be empty.", err=True)
-
-
-def _check(section: str, key: str) -> Callable[[str], object]:
-    # The loader's own validator, so the wizard and the config file agree on what is valid.
-    return lambda value: check_option(section, key, value)
+def _acme_defaults(answers: InitAnswers) -> dict[str, Any]:
+    directory = answers.acme_directory or ""
+    if answers.acme_staging:
+        directory = STAGING_DIRECTORY
+    challenge, acme_http = answers.acme_challenge, answers.listen_acme_http
+    if challenge is None:
+        # As the wizard does: HTTP-01 when this machine can listen on port 80.
+        address = acme_http if acme_http is not None else DEFAULT_ACME_HTTP
+        state = probe_port(address) if address else PortState.IN_USE
+        challenge, probed_http = acme_challenge((address, state))
+        acme_http = acme_http if acme_http is not None else probed_http
+    elif acme_http is None:
+        acme_http = DEFAULT_ACME_HTTP if challenge == "http-01" else ""
+    return {"acme_directory": directory, "acme_challenge": challenge, "listen_acme_http": acme_http}
 
 
 def check_existing_file(section: str, key: str) -> Callable[[str], object]:
@@ -291,6 +209,18 @@ def read_password_file(path: Path) -> str:
 def config_from_answers(answers: InitAnswers, config_path: Path) -> Config:
     """Build (and validate) the Config the answers describe; relative paths are from the cwd."""
     tls: dict[str, Any] = {"mode": answers.tls_mode, "acme_email": answers.acme_email or ""}
+    acme_http: dict[str, str] = {}
+    if answers.tls_mode == "acme":
+        assert answers.server_name is not None and answers.delegation is not None
+        names = acme_names(answers.delegation, answers.server_name, answers.delegated_host)
+        tls.update(
+            acme_agree_tos=bool(answers.acme_agree_tos),
+            acme_names=list(names),
+            acme_challenge=answers.acme_challenge,
+        )
+        if answers.acme_directory:
+            tls["acme_directory"] = answers.acme_directory
+        acme_http["acme_http"] = answers.listen_acme_http or ""
     if answers.tls_cert is not None:
         tls["cert_path"] = str(Path.cwd() / answers.tls_cert)
     if answers.tls_key is not None:
@@ -302,11 +232,13 @@ def config_from_answers(answers: InitAnswers, config_path: Path) -> Config:
             "public_baseurl": answers.public_baseurl,
             # A flag or typed path means "from where I am", not "from the config's directory".
             "data_dir": str(Path.cwd() / answers.data_dir.expanduser()),
+            "public_ip": answers.public_ip or "",
         },
         "listen": {
             "client": answers.listen_client,
             "federation": answers.listen_federation,
             **_tls_switches(answers),
+            **acme_http,
         },
         "tls": tls,
         "registration": {"mode": answers.registration},
