@@ -14,16 +14,20 @@ session, whichever modules import it).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime
 import ipaddress
 import json
 import os
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -32,9 +36,21 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from dendrite_lite.tls.state import AcmeState, load_state
+from tests.conftest import RunningServer, launch
 from tests.peers import find_program, peer_missing
 
-__all__ = ["Pebble", "pebble", "free_port"]
+__all__ = [
+    "Pebble",
+    "TlsConnection",
+    "acme_overrides",
+    "connect_tls",
+    "dns_names",
+    "free_port",
+    "pebble",
+    "relaunch",
+    "wait_for_state",
+]
 
 PEBBLE_EXAMPLE_CONFIG = Path("/usr/share/doc/pebble/examples/pebble-config.json")
 
@@ -68,8 +84,13 @@ class Pebble:
         resp = httpx.post(f"{self.challtestsrv}/add-a", json={"host": name, "addresses": [address]})
         resp.raise_for_status()
 
+    def https(self) -> ssl.SSLContext:
+        """Trusts Pebble's own HTTPS (directory and management)."""
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
     def root_pem(self) -> bytes:
-        resp = httpx.get(f"{self.management}/roots/0", verify=str(self.ca_file))
+        """The root Pebble issues under (new at each start)."""
+        resp = httpx.get(f"{self.management}/roots/0", verify=self.https())
         resp.raise_for_status()
         return resp.content
 
@@ -183,7 +204,7 @@ def start_pebble(workdir: Path) -> Pebble:
             stdout=pebble_log.open("wb"), stderr=subprocess.STDOUT, env=env, cwd=workdir,
         )
         inst.processes.append(server)
-        _wait_until_up(lambda: httpx.get(inst.directory, verify=str(ca_file)).raise_for_status(),
+        _wait_until_up(lambda: httpx.get(inst.directory, verify=inst.https()).raise_for_status(),
                        "pebble", server, pebble_log)
     except BaseException:
         inst.stop()
@@ -207,3 +228,88 @@ def pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
     finally:
         _RUNNING.clear()
         inst.stop()
+
+
+# --- what the ACME tests share --------------------------------------------------------------
+
+
+def acme_overrides(
+    pebble: Pebble, *names: str, challenge: str = "http-01", **extra: Any
+) -> dict[str, Any]:
+    """Server overrides getting a certificate for `names` from Pebble: HTTP-01 on Pebble's
+    http_port, or TLS-ALPN-01 with the federation listener on its tls_port."""
+    overrides: dict[str, Any] = {
+        "tls.mode": "acme",
+        "tls.acme_directory": pebble.directory,
+        "tls.acme_ca_file": pebble.ca_file,
+        "tls.acme_agree_tos": True,
+        "tls.acme_names": names,
+        "tls.acme_challenge": challenge,
+        "listen.acme_http": f"127.0.0.1:{pebble.http_port}" if challenge == "http-01" else "",
+    }
+    if challenge == "tls-alpn-01":
+        overrides["listen.federation"] = f"127.0.0.1:{pebble.tls_port}"
+    overrides.update(extra)
+    return overrides
+
+
+async def relaunch(data_dir: Path, overrides: dict[str, Any]) -> RunningServer:
+    """A server again on `data_dir` (its acme/ directory kept): a restart. launch() writes a new
+    signing key, which the database does not mind."""
+    (data_dir / "signing.key").unlink(missing_ok=True)
+    return await launch(data_dir, overrides)
+
+
+async def wait_for_state(
+    acme_dir: Path, done: Callable[[AcmeState], bool], timeout: float = 20.0
+) -> AcmeState:
+    deadline = time.monotonic() + timeout
+    while True:
+        state = load_state(acme_dir)
+        if done(state):
+            return state
+        if time.monotonic() > deadline:
+            raise AssertionError(f"state.json did not get there in {timeout} s: {state}")
+        await asyncio.sleep(0.05)
+
+
+@dataclass
+class TlsConnection:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    certificate: x509.Certificate  # the leaf the server presented
+
+    async def get(self, path: str, host: str) -> int:
+        """One HTTP/1.1 request on this connection; its status code."""
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 5)
+        lines = head.decode().split("\r\n")
+        length = next(int(v) for k, _, v in (h.partition(": ") for h in lines[1:])
+                      if k.lower() == "content-length")
+        await self.reader.readexactly(length)
+        return int(lines[0].split()[1])
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError):
+            await self.writer.wait_closed()
+
+
+async def connect_tls(port: int, name: str, root_pem: bytes | None) -> TlsConnection:
+    """A TLS connection to 127.0.0.1:port with SNI `name`, verifying the chain to `root_pem`
+    and the name (no verification when None)."""
+    if root_pem is None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    else:
+        context = ssl.create_default_context(cadata=root_pem.decode())
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context,
+                                                  server_hostname=name)
+    der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    return TlsConnection(reader, writer, x509.load_der_x509_certificate(der))
+
+
+def dns_names(cert: x509.Certificate) -> list[str]:
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return sorted(san.get_values_for_type(x509.DNSName))
