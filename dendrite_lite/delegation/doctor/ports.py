@@ -14,6 +14,7 @@ from outside. A success proves the port is open either way.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
@@ -57,7 +58,8 @@ async def _connect(ip: str, port: int, timeout_s: float) -> str | None:
     except TimeoutError:
         return f"no answer within {timeout_s:.0f} s"
     except OSError as e:
-        return e.strerror or type(e).__name__
+        # asyncio's own message repeats the address; the errno's text says what happened.
+        return os.strerror(e.errno) if e.errno else str(e) or type(e).__name__
     writer.transport.abort()
     return None
 
