@@ -1,0 +1,116 @@
+"""Device list tracking over HTTP: /sync `device_lists` (changed/left) and GET /keys/changes
+(end_to_end_encryption.md §Tracking the device list for a user)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.conftest import RunningServer
+from tests.integration.account_helpers import running_server
+from tests.integration.e2ee_helpers import DeviceKeyring, upload
+from tests.integration.sync_helpers import User, create_room, join, new_user, sync
+from tests.spec_schema import assert_matches_operation
+
+_names = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+async def srv(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningServer]:
+    async with running_server(tmp_path_factory.mktemp("device_lists")) as s:
+        yield s
+
+
+async def _pair(srv: RunningServer) -> tuple[User, User, str]:
+    """Alice and Bob in one room, each past an initial sync."""
+    alice = await new_user(srv.client, f"dl{next(_names)}")
+    bob = await new_user(srv.client, f"dl{next(_names)}")
+    room = await create_room(alice, preset="public_chat")
+    await join(bob, room)
+    return alice, bob, room
+
+
+async def _changes(user: User, since: str, until: str) -> dict[str, list[str]]:
+    resp = await user.get("/keys/changes", **{"from": since, "to": until})
+    assert resp.status_code == 200, resp.text
+    assert_matches_operation("client-server/keys.yaml", "/keys/changes", "get", 200, resp.json())
+    return resp.json()  # type: ignore[no-any-return]
+
+
+async def test_key_upload_wakes_and_lists_roommates(srv: RunningServer) -> None:
+    alice, bob, _ = await _pair(srv)
+    loner = await new_user(srv.client, f"dl{next(_names)}")
+    since = (await sync(bob))["next_batch"]
+    loner_since = (await sync(loner))["next_batch"]
+    keys = DeviceKeyring.of(alice)
+    waiting = asyncio.create_task(sync(bob, since=since, timeout=10_000))
+    await asyncio.sleep(0.2)
+    await upload(alice, {"device_keys": keys.device_keys()})
+    body = await asyncio.wait_for(waiting, 5)
+    assert body["device_lists"] == {"changed": [alice.user_id], "left": []}
+    assert (await _changes(bob, since, body["next_batch"]))["changed"] == [alice.user_id]
+    # Someone sharing no room with Alice hears nothing of it.
+    assert (await sync(loner, since=loner_since))["device_lists"] == {"changed": [], "left": []}
+    # Alice's own other devices hear of it too.
+    assert alice.user_id in (await _changes(alice, since, body["next_batch"]))["changed"]
+    # Uploading the same keys again is no change.
+    await upload(alice, {"device_keys": keys.device_keys()})
+    again = await sync(bob, since=body["next_batch"])
+    assert again["device_lists"]["changed"] == []
+
+
+async def test_deleting_a_device_with_keys_is_a_change(srv: RunningServer) -> None:
+    alice, bob, _ = await _pair(srv)
+    await upload(alice, {"device_keys": DeviceKeyring.of(alice).device_keys()})
+    since = (await sync(bob))["next_batch"]
+    waiting = asyncio.create_task(sync(bob, since=since, timeout=10_000))
+    await asyncio.sleep(0.2)
+    assert (await alice.post("/logout", {})).status_code == 200
+    body = await asyncio.wait_for(waiting, 5)
+    assert body["device_lists"]["changed"] == [alice.user_id]
+
+
+async def test_joining_and_leaving_change_the_lists(srv: RunningServer) -> None:
+    alice = await new_user(srv.client, f"dl{next(_names)}")
+    bob = await new_user(srv.client, f"dl{next(_names)}")
+    room = await create_room(alice, preset="public_chat")
+    since = (await sync(alice))["next_batch"]
+    await join(bob, room)
+    joined = await sync(alice, since=since)
+    assert joined["device_lists"] == {"changed": [bob.user_id], "left": []}
+    resp = await bob.post(f"/rooms/{room}/leave", {})
+    assert resp.status_code == 200, resp.text
+    left = await sync(alice, since=joined["next_batch"])
+    assert left["device_lists"] == {"changed": [], "left": [bob.user_id]}
+    assert await _changes(alice, since, left["next_batch"]) == {"changed": [], "left": [bob.user_id]}
+
+
+async def test_still_sharing_a_room_is_not_left(srv: RunningServer) -> None:
+    alice, bob, _ = await _pair(srv)
+    other = await create_room(alice, preset="public_chat")
+    await join(bob, other)
+    since = (await sync(alice))["next_batch"]
+    assert (await bob.post(f"/rooms/{other}/leave", {})).status_code == 200
+    assert (await sync(alice, since=since))["device_lists"]["left"] == []
+
+
+async def test_initial_sync_has_no_device_lists(srv: RunningServer) -> None:
+    alice, _, _ = await _pair(srv)
+    body = await sync(alice)
+    assert "device_lists" not in body
+    assert body["device_one_time_keys_count"] == {"signed_curve25519": 0}
+    assert body["device_unused_fallback_key_types"] == []
+
+
+@pytest.mark.parametrize(
+    "params, errcode",
+    [({}, "M_MISSING_PARAM"), ({"from": "s1"}, "M_MISSING_PARAM"), ({"from": "x", "to": "s1"}, "M_INVALID_PARAM")],
+)
+async def test_changes_bad_tokens(srv: RunningServer, params: dict[str, str], errcode: str) -> None:
+    alice, _, _ = await _pair(srv)
+    resp = await alice.get("/keys/changes", **params)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["errcode"] == errcode
