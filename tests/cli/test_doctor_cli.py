@@ -94,6 +94,16 @@ def test_human_output_grouped_by_area_without_colours_off_a_terminal() -> None:
     assert "        fix: Make the federation listener reachable on port" in out
 
 
+def test_human_output_coloured_on_a_terminal() -> None:
+    """click keeps the styles when the output is a terminal (color=True stands for one)."""
+    name = f"127.0.0.1:{free_port()}"
+    result = runner.invoke(app, ["doctor", name], env={"DENDRITE_LITE_CONFIG": None}, color=True)
+    assert result.exit_code == 1
+    assert "\x1b[1mtls\x1b[0m" in result.stdout  # area headers in bold
+    assert "\x1b[31m\x1b[1mFAIL\x1b[0m" in result.stdout  # FAIL in red
+    assert "\x1b[32m\x1b[1mOK  \x1b[0m" in result.stdout  # OK in green
+
+
 def test_invalid_server_name_exits_1() -> None:
     result = invoke("--json", "not a name")
     assert result.exit_code == 1

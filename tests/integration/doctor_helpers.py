@@ -113,8 +113,8 @@ class FakePeer:
 
     @classmethod
     async def start(cls, cert: Path, key: Path, routes: Mapping[str, Handler]) -> FakePeer:
-        """Serves `routes` (path -> handler) over TLS, plus by default a valid key document and
-        version for 127.0.0.1:<port>."""
+        """Serves `routes` (path -> handler) over TLS, plus by default a valid key document,
+        version and profile query (no such user: the doctor's signed request) for 127.0.0.1:<port>."""
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(cert, key)
         app = web.Application()
@@ -122,6 +122,7 @@ class FakePeer:
         defaults: dict[str, Handler] = {
             "/_matrix/key/v2/server": _valid_keys,
             "/_matrix/federation/v1/version": _version,
+            "/_matrix/federation/v1/query/profile": _no_such_user,
         }
         for path, handler in {**defaults, **routes}.items():
             def bind(h: Handler = handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -144,6 +145,10 @@ class FakePeer:
 
 async def _valid_keys(peer: FakePeer, request: web.Request) -> web.StreamResponse:
     return web.json_response(key_document(peer.server_name, peer.key))
+
+
+async def _no_such_user(peer: FakePeer, request: web.Request) -> web.StreamResponse:
+    return web.json_response({"errcode": "M_NOT_FOUND", "error": "Profile not found"}, status=404)
 
 
 async def _version(peer: FakePeer, request: web.Request) -> web.StreamResponse:

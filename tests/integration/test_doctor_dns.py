@@ -4,12 +4,17 @@ listen on the zone's SRV ports with certificates for their names."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from dendrite_lite.cli.main import app
 from dendrite_lite.delegation.discovery import DnsSrvResolver, ServerDiscovery, Target
 from dendrite_lite.delegation.doctor import (
     DoctorNetwork,
@@ -142,3 +147,23 @@ async def test_srv_target_without_address_fails(dns_zone: DnsZone) -> None:
         "Publish the address of your server: `gone.noaddr.doctor.test. 3600 IN A <IPv4 address>`"
         " (and/or `gone.noaddr.doctor.test. 3600 IN AAAA <IPv6 address>`)."
     )
+
+
+def run_cli(*args: str) -> Any:
+    return CliRunner().invoke(app, ["doctor", *args, "--json"], env={"DENDRITE_LITE_CONFIG": None})
+
+
+async def test_cli_dns_server_option(dns_zone: DnsZone, start_server: StartServer, tmp_path: Path) -> None:
+    """The hidden --dns-server: exit 0 with warnings only (the legacy SRV record), exit 1 when
+    the SRV target has no address. The CLI runs its own loop: in a thread, while ours serves."""
+    _, cert = await start_named(start_server, tmp_path, dns_zone, "legacy")
+    dns = f"127.0.0.1:{dns_zone.port}"
+    legacy = await asyncio.to_thread(run_cli, "legacy.doctor.test", "--dns-server", dns, "--ca-file", str(cert))
+    assert legacy.exit_code == 0, legacy.output
+    statuses = {f["check"]: f["status"] for f in json.loads(legacy.stdout)}
+    assert statuses["srv.matrix"] == "WARN" and statuses["keys.signature"] == "OK"
+    noaddr = await asyncio.to_thread(run_cli, "noaddr.doctor.test", "--dns-server", dns)
+    assert noaddr.exit_code == 1
+    assert [f["check"] for f in json.loads(noaddr.stdout) if f["status"] == "FAIL"] == ["dns.addresses", "keys.fetch", "federation.version"]
+    bad = await asyncio.to_thread(run_cli, "noaddr.doctor.test", "--dns-server", "localhost")
+    assert bad.exit_code == 2 and "--dns-server: 'localhost' is not IP:PORT" in bad.output
