@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import pytest
 from nio import (  # type: ignore[import-untyped]
     AsyncClient,
     AsyncClientConfig,
@@ -29,6 +30,7 @@ from nio import (  # type: ignore[import-untyped]
 __all__ = [
     "PASSWORD",
     "NioValidationLog",
+    "nio_validation",
     "NioUser",
     "expect",
     "new_nio_client",
@@ -138,3 +140,16 @@ class NioValidationLog(logging.Handler):
         message = record.getMessage()
         if "Error validating" in message:
             self.messages.append(f"{record.name}: {message}")
+
+
+@pytest.fixture(autouse=True)
+def nio_validation() -> Iterator[NioValidationLog]:
+    """Fails the test on any schema complaint nio logs (import it into a test module)."""
+    handler = NioValidationLog()
+    logger = logging.getLogger("nio")
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+    assert handler.messages == [], handler.messages

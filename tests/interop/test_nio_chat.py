@@ -5,16 +5,16 @@ messages seen in order through /sync, back-paginate all of them without gaps or 
 see each other's typing, receipts and display name through /sync, and a /sync long-poll wakes
 within 100 ms of a send. Every nio call must come back as nio's success Response class: nio
 checks each response and event against its own JSON schemas, so this is an interop check of
-the wire format, and the autouse fixture below fails a test on any schema complaint nio logs.
+the wire format, and the autouse fixture nio_validation (nio_helpers.py) fails a test on any
+schema complaint nio logs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import statistics
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +79,7 @@ from tests.interop.nio_helpers import (
     expect,
     login_nio_user,
     new_nio_client,
+    nio_validation,  # noqa: F401  (an autouse fixture: every test here fails on nio's complaints)
     register_nio_user,
     sync_until,
 )
@@ -87,18 +88,6 @@ MESSAGES = 200
 # A timeline limit no incremental sync of these tests can reach: a live client must see every
 # message through /sync itself, never a `limited` gap it would have to fill from /messages.
 NO_GAP_FILTER: dict[str, Any] = {"room": {"timeline": {"limit": 1000}}}
-
-
-@pytest.fixture(autouse=True)
-def nio_validation() -> Iterator[NioValidationLog]:
-    handler = NioValidationLog()
-    logger = logging.getLogger("nio")
-    logger.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-    assert handler.messages == [], handler.messages
 
 
 @dataclass

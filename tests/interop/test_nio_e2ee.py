@@ -10,8 +10,8 @@ garbles a key, a signature, a to-device message or a /sync field, Bob cannot rea
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,23 +32,36 @@ from nio import (  # type: ignore[import-untyped]
     SyncResponse,
 )
 
-from tests.conftest import StartServer
-from tests.interop.nio_helpers import NioValidationLog, expect, sync_until
+from tests.conftest import RunningServer, StartServer
+from tests.interop.nio_helpers import (
+    expect,
+    nio_validation,  # noqa: F401  (autouse: nio's complaints fail)
+    sync_until,
+)
 
 PASSWORD = "nio e2ee password 123"
 ENCRYPTION = {"algorithm": "m.megolm.v1.aes-sha2"}
 
 
-@pytest.fixture(autouse=True)
-def nio_validation() -> Iterator[NioValidationLog]:
-    handler = NioValidationLog()
-    logger = logging.getLogger("nio")
-    logger.addHandler(handler)
+@dataclass
+class Pair:
+    srv: RunningServer
+    alice: AsyncClient
+    bob: AsyncClient
+
+
+@pytest.fixture
+async def pair(start_server: StartServer, tmp_path: Path) -> AsyncIterator[Pair]:
+    """A fresh server and two registered nio clients with crypto on, each with its own store."""
+    srv = await start_server({"registration.mode": "open", "ratelimit.enabled": False})
+    url = srv.listening.client_url
+    alice = await _encrypting_client(url, "alice", tmp_path / "alice")
+    bob = await _encrypting_client(url, "bob", tmp_path / "bob")
     try:
-        yield handler
+        yield Pair(srv, alice, bob)
     finally:
-        logger.removeHandler(handler)
-    assert handler.messages == [], handler.messages
+        await alice.close()
+        await bob.close()
 
 
 async def _encrypting_client(url: str, name: str, store: Path) -> AsyncClient:
@@ -94,90 +107,76 @@ def _decrypted(room_id: str, body: str) -> Any:
     return found
 
 
-async def test_olm_and_megolm_between_two_nio_clients(start_server: StartServer, tmp_path: Path) -> None:
-    srv = await start_server({"registration.mode": "open", "ratelimit.enabled": False})
-    url = srv.listening.client_url
-    alice = await _encrypting_client(url, "alice", tmp_path / "alice")
-    bob = await _encrypting_client(url, "bob", tmp_path / "bob")
-    try:
-        await _publish_keys(alice)
-        bob_otks = await _publish_keys(bob)
+async def test_olm_and_megolm_between_two_nio_clients(pair: Pair) -> None:
+    srv, alice, bob = pair.srv, pair.alice, pair.bob
+    await _publish_keys(alice)
+    bob_otks = await _publish_keys(bob)
 
-        created = expect(
-            await alice.room_create(
-                invite=[bob.user_id],
-                initial_state=[{"type": "m.room.encryption", "state_key": "", "content": ENCRYPTION}],
-            ),
-            RoomCreateResponse,
-        )
-        room_id = created.room_id
-        await sync_until(bob, lambda r: r.rooms.invite.get(room_id))
-        expect(await bob.join(room_id), JoinResponse)
-        await sync_until(
-            bob,
-            lambda r: any(isinstance(e, RoomEncryptionEvent) for e in r.rooms.join[room_id].state)
-            if room_id in r.rooms.join else None,
-        )
-        # Alice sees Bob join; nio then tracks his devices and queries them.
-        await sync_until(alice, lambda r: bob.user_id in alice.rooms[room_id].users or None)
-        assert alice.rooms[room_id].encrypted
-        await _refresh_keys(alice)
-        assert bob.device_id in alice.device_store[bob.user_id]
-        assert alice.device_store[bob.user_id][bob.device_id].ed25519 == bob.olm.account.identity_keys["ed25519"]
+    created = expect(
+        await alice.room_create(
+            invite=[bob.user_id],
+            initial_state=[{"type": "m.room.encryption", "state_key": "", "content": ENCRYPTION}],
+        ),
+        RoomCreateResponse,
+    )
+    room_id = created.room_id
+    await sync_until(bob, lambda r: r.rooms.invite.get(room_id))
+    expect(await bob.join(room_id), JoinResponse)
+    await sync_until(
+        bob,
+        lambda r: any(isinstance(e, RoomEncryptionEvent) for e in r.rooms.join[room_id].state)
+        if room_id in r.rooms.join else None,
+    )
+    # Alice sees Bob join; nio then tracks his devices and queries them.
+    await sync_until(alice, lambda r: bob.user_id in alice.rooms[room_id].users or None)
+    assert alice.rooms[room_id].encrypted
+    await _refresh_keys(alice)
+    assert bob.device_id in alice.device_store[bob.user_id]
+    assert alice.device_store[bob.user_id][bob.device_id].ed25519 == bob.olm.account.identity_keys["ed25519"]
 
-        # room_send shares the Megolm session first: /keys/claim + Olm to-device, then the event.
-        sent = expect(
-            await alice.room_send(
-                room_id, "m.room.message", {"msgtype": "m.text", "body": "secret hello"},
-                ignore_unverified_devices=True,
-            ),
-            RoomSendResponse,
-        )
-        stored = await srv.client.get(
-            f"/_matrix/client/v3/rooms/{room_id}/event/{sent.event_id}",
-            headers={"Authorization": f"Bearer {bob.access_token}"},
-        )
-        assert stored.json()["type"] == "m.room.encrypted"  # the server never saw the text
-        assert "secret hello" not in stored.text
+    # room_send shares the Megolm session first: /keys/claim + Olm to-device, then the event.
+    sent = expect(
+        await alice.room_send(
+            room_id, "m.room.message", {"msgtype": "m.text", "body": "secret hello"},
+            ignore_unverified_devices=True,
+        ),
+        RoomSendResponse,
+    )
+    stored = await srv.client.get(
+        f"/_matrix/client/v3/rooms/{room_id}/event/{sent.event_id}",
+        headers={"Authorization": f"Bearer {bob.access_token}"},
+    )
+    assert stored.json()["type"] == "m.room.encrypted"  # the server never saw the text
+    assert "secret hello" not in stored.text
 
-        event, otks = await sync_until(bob, _decrypted(room_id, "secret hello"))
-        assert event.sender == alice.user_id
-        assert event.decrypted and event.verified is False  # decrypted, not yet verified
-        # Alice's share claimed exactly one of Bob's one-time keys.
-        assert otks == bob_otks - 1
+    event, otks = await sync_until(bob, _decrypted(room_id, "secret hello"))
+    assert event.sender == alice.user_id
+    assert event.decrypted and event.verified is False  # decrypted, not yet verified
+    # Alice's share claimed exactly one of Bob's one-time keys.
+    assert otks == bob_otks - 1
 
-        # Bob answers on his own Olm/Megolm sessions; Alice decrypts it.
-        await _refresh_keys(bob)
-        expect(
-            await bob.room_send(
-                room_id, "m.room.message", {"msgtype": "m.text", "body": "secret reply"},
-                ignore_unverified_devices=True,
-            ),
-            RoomSendResponse,
-        )
-        reply, _ = await sync_until(alice, _decrypted(room_id, "secret reply"))
-        assert reply.sender == bob.user_id
-    finally:
-        await alice.close()
-        await bob.close()
+    # Bob answers on his own Olm/Megolm sessions; Alice decrypts it.
+    await _refresh_keys(bob)
+    expect(
+        await bob.room_send(
+            room_id, "m.room.message", {"msgtype": "m.text", "body": "secret reply"},
+            ignore_unverified_devices=True,
+        ),
+        RoomSendResponse,
+    )
+    reply, _ = await sync_until(alice, _decrypted(room_id, "secret reply"))
+    assert reply.sender == bob.user_id
 
 
-async def test_claimed_key_is_gone(start_server: StartServer, tmp_path: Path) -> None:
+async def test_claimed_key_is_gone(pair: Pair) -> None:
     """nio's own /keys/claim takes a one-time key the server then no longer hands out."""
-    srv = await start_server({"registration.mode": "open", "ratelimit.enabled": False})
-    url = srv.listening.client_url
-    alice = await _encrypting_client(url, "alice", tmp_path / "alice")
-    bob = await _encrypting_client(url, "bob", tmp_path / "bob")
-    try:
-        await _publish_keys(bob)
-        before = expect(await bob.sync(timeout=0), SyncResponse).device_key_count.signed_curve25519
-        claimed = expect(
-            await alice.keys_claim({bob.user_id: [bob.device_id]}), KeysClaimResponse
-        )
-        key = claimed.one_time_keys[bob.user_id][bob.device_id]
-        assert len(key) == 1 and next(iter(key)).startswith("signed_curve25519:")
-        after = expect(await bob.sync(timeout=0), SyncResponse).device_key_count.signed_curve25519
-        assert after == before - 1
-    finally:
-        await alice.close()
-        await bob.close()
+    alice, bob = pair.alice, pair.bob
+    await _publish_keys(bob)
+    before = expect(await bob.sync(timeout=0), SyncResponse).device_key_count.signed_curve25519
+    claimed = expect(
+        await alice.keys_claim({bob.user_id: [bob.device_id]}), KeysClaimResponse
+    )
+    key = claimed.one_time_keys[bob.user_id][bob.device_id]
+    assert len(key) == 1 and next(iter(key)).startswith("signed_curve25519:")
+    after = expect(await bob.sync(timeout=0), SyncResponse).device_key_count.signed_curve25519
+    assert after == before - 1
