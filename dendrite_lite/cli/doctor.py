@@ -1,6 +1,7 @@
 """`dendrite-lite doctor [SERVER_NAME]`: how other servers and clients see a server name, and
 what to fix. Without SERVER_NAME it checks the server configured in --config, and then also
-its local setup (the config, file permissions, disk space).
+what only that server can check (a request signed with its key, its ports, outbox and
+certificate files, its config, file permissions and disk space).
 
 A thin shell over delegation/doctor: it runs the checks, then prints the findings grouped by
 area (click drops the colours when stdout is not a terminal) or, with --json, the list of
@@ -69,9 +70,12 @@ def doctor(
     """Check a server name the way other servers resolve and reach it: server name, well-known
     delegation, SRV and A/AAAA records, TLS certificate per address, signing keys, the
     federation version endpoint and the clock; then /.well-known/matrix/client as clients read
-    it. Without SERVER_NAME, also the local setup of the configured server: public_baseurl,
-    open registration, permissions of the signing key and database, free disk space. Every
-    problem comes with its fix.
+    it. Without SERVER_NAME, also what only the configured server can check: a request signed
+    with its key to itself through its public address (reverse proxies that drop
+    /_matrix/federation or the Authorization header), ports 8448/443/80 on server.public_ip,
+    the destinations its outbox is failing to reach, its certificate and ACME renewal, and
+    the local setup: public_baseurl, open registration, permissions of the signing key and
+    database, free disk space. Every problem comes with its fix.
     """
     local = None
     if server_name is None:

@@ -39,10 +39,14 @@ async def outbox_findings(database: Path, now_ms: int) -> list[Finding]:
                         f"The database {database} does not exist yet: nothing was sent.")]
     try:
         rows, pending = await _read(database)
-    except sqlite3.Error as e:
-        return [Finding("outbox", "outbox", Status.WARN,
-                        f"Cannot read the outbox from {database} ({e}).",
+    except sqlite3.OperationalError as e:
+        if "no such table" in str(e):
+            # A database the server has not migrated yet (or not ours): it sent nothing.
+            return [Finding("outbox", "outbox", Status.OK, f"{database} has no outbox yet: nothing was sent.")]
+        return [Finding("outbox", "outbox", Status.WARN, f"Cannot read the outbox from {database} ({e}).",
                         "Run the doctor as the user the server runs as.")]
+    except sqlite3.Error as e:
+        return [Finding("outbox", "outbox", Status.WARN, f"Cannot read the outbox from {database} ({e}).", None)]
     failing = sorted((r for r in rows if r.retry_interval_ms > 0), key=lambda r: -(r.last_failure_ts or 0))
     if not failing:
         return [Finding("outbox", "outbox", Status.OK,

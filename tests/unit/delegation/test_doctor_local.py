@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -330,3 +331,10 @@ def test_files_certificate(tmp_path: Path, names: list[str], days_left: float, e
 def test_proxy_mode_has_no_certificate_file(tmp_path: Path) -> None:
     (finding,) = certificate_findings(config(tmp_path), ["example.org"], NOW)
     assert finding.status is Status.OK and finding.why.startswith('tls.mode = "proxy"')
+
+
+async def test_outbox_of_a_database_without_the_table(tmp_path: Path) -> None:
+    path = tmp_path / "homeserver.db"
+    sqlite3.connect(path).close()
+    (finding,) = await outbox_findings(path, int(NOW * 1000))
+    assert (finding.status, finding.why) == (Status.OK, f"{path} has no outbox yet: nothing was sent.")
