@@ -50,6 +50,21 @@ class E2eeSync:
             await device_lists_table.select_device_list_position(conn),
         )
 
+    async def idle_fields(self, user_id: str, device_id: str | None) -> dict[str, Any]:
+        """The fields of a long-poll answered with no news: nothing new, the counts as they are."""
+        fields: dict[str, Any] = {"device_lists": {"changed": [], "left": []}}
+        if device_id is not None:
+            fields["to_device"] = {"events": []}
+            fields.update(await self._key_counts(user_id, device_id))
+        return fields
+
+    async def _key_counts(self, user_id: str, device_id: str) -> dict[str, Any]:
+        counts = await self._keys.counts(user_id, device_id)
+        return {
+            "device_one_time_keys_count": counts.one_time_keys,
+            "device_unused_fallback_key_types": counts.unused_fallback_algorithms,
+        }
+
     async def build(
         self, user_id: str, device_id: str | None, since: SyncToken | None, now: SyncToken
     ) -> E2eeSection:
@@ -63,9 +78,7 @@ class E2eeSync:
             fields["to_device"] = {"events": delivery.events}
             has_news = bool(delivery.events)
             position = delivery.last_position
-            counts = await self._keys.counts(user_id, device_id)
-            fields["device_one_time_keys_count"] = counts.one_time_keys
-            fields["device_unused_fallback_key_types"] = counts.unused_fallback_algorithms
+            fields.update(await self._key_counts(user_id, device_id))
         if since is not None:
             fields["device_lists"] = {"changed": [], "left": []}
         if since is not None and (since.device_lists < now.device_lists or since.room < now.room):

@@ -121,7 +121,14 @@ class SyncService:
                 remaining = deadline - time.monotonic()
                 # Closed: the server is stopping; answer now (what is new was sent above).
                 if remaining <= 0 or self._notifier.closed or not await listener.wait(remaining):
-                    return _empty(since)
+                    return await self._empty(req, since)
+
+    async def _empty(self, req: SyncRequest, since: SyncToken) -> dict[str, Any]:
+        body = _empty(since)
+        if self._e2ee is not None:
+            # The key counts are required in every response, news or not.
+            body.update(await self._e2ee.idle_fields(req.user_id, req.device_id))
+        return body
 
     # --- building ---------------------------------------------------------------------------------
 

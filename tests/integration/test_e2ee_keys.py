@@ -195,3 +195,15 @@ async def test_deleted_device_loses_its_keys(srv: RunningServer) -> None:
     assert resp.json()["device_keys"][alice.user_id] == {}
     resp = await bob.post("/keys/claim", {"one_time_keys": {alice.user_id: {alice.device_id: "signed_curve25519"}}})
     assert resp.json()["one_time_keys"] == {}
+
+
+async def test_long_poll_without_news_still_reports_key_counts(srv: RunningServer) -> None:
+    alice = await _user(srv)
+    keys = DeviceKeyring.of(alice)
+    await upload(alice, {"one_time_keys": keys.one_time_keys(2), "fallback_keys": keys.one_time_keys(1, fallback=True)})
+    since = (await sync(alice))["next_batch"]
+    body = await sync(alice, since=since, timeout=100)  # times out: nothing new
+    assert body["next_batch"] == since
+    assert body["device_one_time_keys_count"] == {"signed_curve25519": 2}
+    assert body["device_unused_fallback_key_types"] == ["signed_curve25519"]
+    assert body["to_device"] == {"events": []}
