@@ -93,7 +93,7 @@ async def test_healthy_dendrite_lite_over_tls(start_server: StartServer, tmp_pat
         f"https://127.0.0.1:{client_port}/_matrix/client/versions lists "
     )
     assert [f.check for f in findings if f.area == "local"] == [
-        "local.public_baseurl", "local.registration", "local.signing_key", "local.database", "local.disk",
+        "local.federation_port", "local.public_baseurl", "local.registration", "local.signing_key", "local.database", "local.disk",
     ]
     assert only(findings, "tls.name").why == f"127.0.0.1:{port}: the certificate is valid for 127.0.0.1."
     assert f"Key {srv.key.key_id} signs the key document." == only(findings, "keys.signature").why

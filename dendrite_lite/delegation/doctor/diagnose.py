@@ -120,5 +120,4 @@ async def _local_only(local: LocalSetup, resolution: Resolution, network: Doctor
     if config.client_tls and client_host:
         names.append(client_host)
     out += certificate_findings(config, names, network.clock())
-    delegated = [resolution.tls_name, *(t.host for t in resolution.targets)]
-    return out + local_findings(local, delegated)
+    return out + local_findings(local, resolution)

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from dendrite_lite.config import Config
-from dendrite_lite.delegation.discovery import split_server_name
+from dendrite_lite.config import Config, split_address
+from dendrite_lite.delegation.discovery import Resolution, split_server_name
 from dendrite_lite.delegation.doctor.findings import Finding, Status
 
-__all__ = ["DISK_FAIL_BYTES", "DISK_WARN_BYTES", "LocalSetup", "local_findings"]
+__all__ = ["DISK_FAIL_BYTES", "DISK_WARN_BYTES", "LocalSetup", "federation_port_finding", "local_findings"]
 
 DISK_WARN_BYTES = 1 << 30  # 1 GiB: a few days of media uploads on a small server
 DISK_FAIL_BYTES = 100 << 20  # 100 MiB: one large upload or a WAL checkpoint from a full disk
@@ -44,17 +44,48 @@ class LocalSetup:
     disk_usage: Callable[[Path], DiskSpace] = shutil.disk_usage
 
 
-def local_findings(setup: LocalSetup, delegated_hosts: Iterable[str]) -> list[Finding]:
-    """`delegated_hosts`: where the server name resolves to (well-known m.server, SRV targets),
-    as the doctor found it."""
+def local_findings(setup: LocalSetup, resolution: Resolution) -> list[Finding]:
+    """`resolution`: where the server name resolves to (well-known m.server, SRV targets), as
+    the doctor found it."""
     config = setup.config
+    delegated_hosts = [resolution.tls_name, *(t.host for t in resolution.targets)]
     return [
+        federation_port_finding(config, resolution),
         public_baseurl_finding(config, delegated_hosts),
         registration_finding(config),
         signing_key_finding(config.signing_key_path, config.server.server_name),
         database_finding(config.database_path),
         disk_finding(config.server.data_dir, setup.disk_usage),
     ]
+
+
+def federation_port_finding(config: Config, resolution: Resolution) -> Finding:
+    """Whether peers connect to the port the federation listener binds. A reverse proxy, or a
+    router forwarding one port to another, can join two different ports, so a difference
+    WARNs with the records that would point peers at the listener itself."""
+    key = "listen.federation" if config.listen.federation else "listen.client"
+    _, port = split_address(config.listen.federation or config.listen.client, key)
+    ports = sorted({t.port for t in resolution.targets})
+    where = ", ".join(t.netloc for t in resolution.targets)
+    if port in ports:
+        return Finding("local.federation_port", "local", Status.OK,
+                       f"Peers connect to {where}, and {key} listens on port {port}.")
+    if not config.federation_tls:
+        return Finding(
+            "local.federation_port", "local", Status.OK,
+            f"Peers connect to {where}; {key} listens on port {port} in plain HTTP, so a reverse"
+            " proxy must forward that to it (the signed request above says whether it does).",
+        )
+    host, _ = split_server_name(config.server.server_name)
+    target = resolution.targets[0].host if resolution.targets else host
+    return Finding(
+        "local.federation_port", "local", Status.WARN,
+        f"Peers connect to {where}, but {key} listens on port {port}: only a router forwarding"
+        f" port {ports[0]} to {port} joins them.",
+        f"Tell peers the port: publish `_matrix-fed._tcp.{host}. 3600 IN SRV 10 0 {port} {target}.`"
+        f' or serve https://{host}/.well-known/matrix/server with {{"m.server": "{target}:{port}"}};'
+        f' or listen where peers connect: `{key.split(".")[1]} = "<address>:{ports[0]}"` in [listen].',
+    )
 
 
 def public_baseurl_finding(config: Config, delegated_hosts: Iterable[str]) -> Finding:

@@ -3,6 +3,7 @@ key documents and Date headers, files in tmp_path and a fake disk-usage function
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import ssl
 from collections.abc import Callable
@@ -13,10 +14,21 @@ from typing import Any
 import httpx
 import pytest
 
-from dendrite_lite.config import Config, ListenConfig, RegistrationConfig, ServerConfig
+from dendrite_lite.config import (
+    Config,
+    ListenConfig,
+    RegistrationConfig,
+    ServerConfig,
+    TlsConfig,
+)
 from dendrite_lite.crypto.keys import new_server_key
 from dendrite_lite.crypto.signing import sign_json
-from dendrite_lite.delegation.discovery import ServerDiscovery, SrvRecord
+from dendrite_lite.delegation.discovery import (
+    Resolution,
+    ServerDiscovery,
+    SrvRecord,
+    Target,
+)
 from dendrite_lite.delegation.doctor import DoctorNetwork, Finding, Status, worst
 from dendrite_lite.delegation.doctor.client_checks import client_findings
 from dendrite_lite.delegation.doctor.discovery_checks import (
@@ -37,6 +49,7 @@ from dendrite_lite.delegation.doctor.local_checks import (
     LocalSetup,
     database_finding,
     disk_finding,
+    federation_port_finding,
     local_findings,
     public_baseurl_finding,
     registration_finding,
@@ -676,9 +689,34 @@ def test_local_findings_all(tmp_path: Path) -> None:
     config = local_config(tmp_path, registration={"mode": "open"}, listen={"client": "0.0.0.0:8008"})
     config.signing_key_path.write_text("k")
     config.signing_key_path.chmod(0o600)
-    findings = local_findings(LocalSetup(config, lambda p: FakeUsage(10 << 30)), ["matrix.example.org"])
+    resolution = Resolution("example.org", (Target("matrix.example.org", 8448),), "example.org", "matrix.example.org")
+    findings = local_findings(LocalSetup(config, lambda p: FakeUsage(10 << 30)), resolution)
     assert [(f.check, f.area, f.status) for f in findings] == [
-        ("local.public_baseurl", "local", Status.OK), ("local.registration", "local", Status.WARN),
+        ("local.federation_port", "local", Status.OK), ("local.public_baseurl", "local", Status.OK), ("local.registration", "local", Status.WARN),
         ("local.signing_key", "local", Status.OK), ("local.database", "local", Status.OK),
         ("local.disk", "local", Status.OK),
     ]
+
+
+def test_federation_port_against_where_peers_connect(tmp_path: Path) -> None:
+    resolution = Resolution("example.org", (Target("example.org", 8448),), "example.org", "example.org")
+    tls = {"mode": "files", "cert_path": tmp_path / "c.pem", "key_path": tmp_path / "k.pem"}
+    same = federation_port_finding(dataclasses.replace(local_config(tmp_path), tls=TlsConfig(**tls)), resolution)
+    assert (same.status, same.why) == (Status.OK, "Peers connect to example.org:8448, and listen.federation listens on port 8448.")
+    elsewhere = dataclasses.replace(
+        local_config(tmp_path, listen={"federation": "0.0.0.0:8449"}), tls=TlsConfig(**tls),
+    )
+    moved = federation_port_finding(elsewhere, resolution)
+    assert moved.status is Status.WARN
+    assert moved.why == (
+        "Peers connect to example.org:8448, but listen.federation listens on port 8449: only a router"
+        " forwarding port 8448 to 8449 joins them."
+    )
+    assert moved.fix == (
+        "Tell peers the port: publish `_matrix-fed._tcp.example.org. 3600 IN SRV 10 0 8449 example.org.` or serve"
+        ' https://example.org/.well-known/matrix/server with {"m.server": "example.org:8449"}; or listen where'
+        ' peers connect: `federation = "<address>:8448"` in [listen].'
+    )
+    # Plain HTTP behind a reverse proxy: the proxy joins the ports.
+    proxied = federation_port_finding(local_config(tmp_path, listen={"federation": "127.0.0.1:8449"}), resolution)
+    assert proxied.status is Status.OK and "a reverse proxy must forward that to it" in proxied.why
