@@ -4,6 +4,7 @@ start the server and how to check it, and what the chosen setup still needs from
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dendrite_lite.cli.init_delegation import records_to_publish
 from dendrite_lite.cli.init_wizard import InitAnswers
@@ -49,7 +50,7 @@ def _notes(cfg: Config, config_path: Path) -> list[str]:
         forward = f"http://{cfg.listen.client}"
         if cfg.listen.federation:
             forward += f" (and port 8448 to http://{cfg.listen.federation})"
-        notes.append(f"Your reverse proxy forwards https://{_url_host(cfg)}/ to {forward}")
+        notes.append(f"Your reverse proxy forwards https://{urlsplit(cfg.public_baseurl).netloc}/ to {forward}")
     listeners = [cfg.listen.client, cfg.listen.federation]
     if cfg.tls.mode == "acme":
         listeners.append(cfg.listen.acme_http)
@@ -61,7 +62,3 @@ def _notes(cfg: Config, config_path: Path) -> list[str]:
             f"Make a sign-up token: dendrite-lite registration-token create --config {config_path}"
         )
     return notes
-
-
-def _url_host(cfg: Config) -> str:
-    return cfg.public_baseurl.split("//", 1)[-1].split("/", 1)[0]

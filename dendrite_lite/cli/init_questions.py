@@ -16,6 +16,7 @@ from pathlib import Path
 
 import typer
 
+from dendrite_lite.cli.common import fail
 from dendrite_lite.cli.init_delegation import (
     DELEGATIONS,
     acme_names,
@@ -258,7 +259,7 @@ def _ask_tls(asked: InitAnswers, probes: WizardProbes, cert_checks: list[Address
         if acme is not None:
             return acme
         if asked.tls_mode is not None:
-            raise typer.Exit(2)  # --tls-mode acme, terms refused: nothing else to offer
+            fail("--tls-mode acme needs the certificate authority's terms of service agreed")
         typer.echo("Without agreeing, the CA issues no certificate: choose proxy or files.")
 
 
