@@ -22,7 +22,7 @@ from dendrite_lite.config import Config
 from dendrite_lite.tls.certs import new_key
 from dendrite_lite.tls.state import ACCOUNT_FILE, write_private
 
-__all__ = ["load_account_key", "ensure_account", "forget_registration"]
+__all__ = ["ensure_account", "forget_registration", "load_account_key"]
 
 
 def _read(acme_dir: Path) -> dict[str, Any]:

@@ -31,8 +31,8 @@ from cryptography import x509
 from dendrite_lite.tls.certs import self_signed
 
 __all__ = [
-    "ACME_TLS_ALPN",
     "ACME_IDENTIFIER_OID",
+    "ACME_TLS_ALPN",
     "TLSALPN01",
     "TLSALPN01Response",
     "TlsAlpnAnswers",
@@ -123,10 +123,10 @@ class TlsAlpnAnswers:
         self, conn: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, _: ssl.SSLContext
     ) -> None:
         if server_name is None:
-            return None
+            return
         challenge = self._contexts.get(server_name.lower())
         if challenge is not None:
             # Switching the connection's context before the server hello also switches the
             # ALPN choice to the challenge context's ("acme-tls/1" only).
             conn.context = challenge
-        return None
+        return

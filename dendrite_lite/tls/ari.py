@@ -18,7 +18,7 @@ from cryptography import x509
 
 from dendrite_lite.tls.renewal import parse_retry_after
 
-__all__ = ["RenewalInfo", "cert_id", "fetch_renewal_info", "ARI_DEFAULT_RECHECK_S"]
+__all__ = ["ARI_DEFAULT_RECHECK_S", "RenewalInfo", "cert_id", "fetch_renewal_info"]
 
 # RFC 9773 §4.3: without a Retry-After, ask again in six hours; a Retry-After is clamped so a
 # CA mistake cannot make us poll every second or never again.

@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-__all__ = ["CertificateSummary", "new_key", "key_pem", "self_signed", "summarize"]
+__all__ = ["CertificateSummary", "key_pem", "new_key", "self_signed", "summarize"]
 
 
 def new_key() -> ec.EllipticCurvePrivateKey:

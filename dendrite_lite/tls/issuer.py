@@ -21,9 +21,8 @@ from typing import Any
 import josepy as jose
 import requests
 from acme import client as acme_client
-from acme import crypto_util
+from acme import crypto_util, messages
 from acme import errors as acme_errors
-from acme import messages
 
 from dendrite_lite.config import Config
 from dendrite_lite.tls import account
@@ -32,7 +31,7 @@ from dendrite_lite.tls.certs import key_pem, new_key
 from dendrite_lite.tls.http01 import Http01Answers
 from dendrite_lite.tls.renewal import parse_retry_after
 
-__all__ = ["Issued", "IssueError", "challenge_type", "issue", "new_client", "ORDER_TIMEOUT_S"]
+__all__ = ["ORDER_TIMEOUT_S", "IssueError", "Issued", "challenge_type", "issue", "new_client"]
 
 # How long the CA gets to validate and issue before the attempt counts as failed.
 ORDER_TIMEOUT_S = 90

@@ -38,8 +38,19 @@ from dendrite_lite.tls import ari
 from dendrite_lite.tls.alpn import TlsAlpnAnswers, context_from_pem
 from dendrite_lite.tls.certs import self_signed, summarize
 from dendrite_lite.tls.http01 import Http01Answers
-from dendrite_lite.tls.issuer import Issued, IssueError, challenge_type, issue, new_client
-from dendrite_lite.tls.renewal import after_failure, after_success, next_attempt_at, pick_in_window
+from dendrite_lite.tls.issuer import (
+    Issued,
+    IssueError,
+    challenge_type,
+    issue,
+    new_client,
+)
+from dendrite_lite.tls.renewal import (
+    after_failure,
+    after_success,
+    next_attempt_at,
+    pick_in_window,
+)
 from dendrite_lite.tls.state import (
     CERTIFICATE_FILE,
     KEY_FILE,
@@ -52,9 +63,9 @@ from dendrite_lite.tls.state import (
 )
 
 __all__ = [
+    "RENEW_REQUEST_POLL_S",
     "CertificateManager",
     "RenewerBusy",
-    "RENEW_REQUEST_POLL_S",
     "renew_standalone",
     "tls_bind",
 ]
@@ -238,7 +249,7 @@ class CertificateManager:
             info = await asyncio.to_thread(
                 lambda: ari.fetch_renewal_info(new_client(self.config), leaf)
             )
-        except Exception as e:  # ARI is advice: without it, the lifetime rule still holds
+        except Exception as e:  # noqa: BLE001 - ARI is advice: the lifetime rule still holds
             log.warning("ACME: cannot fetch renewal info (ARI): %s", " ".join(str(e).split()))
             info = None
             next_check: float | None = self.clock() + ari.ARI_DEFAULT_RECHECK_S

@@ -23,14 +23,14 @@ from dendrite_lite.tls.state import AcmeState
 __all__ = [
     "BACKOFF_FIRST_S",
     "BACKOFF_MAX_S",
+    "after_failure",
+    "after_success",
     "backoff_delay",
     "names_changed",
     "next_attempt_at",
-    "pick_in_window",
     "parse_retry_after",
+    "pick_in_window",
     "renewal_at",
-    "after_failure",
-    "after_success",
 ]
 
 BACKOFF_FIRST_S = 3600.0

@@ -17,7 +17,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from dendrite_lite.tls import ari
 from dendrite_lite.tls.issuer import new_client
 from dendrite_lite.tls.manager import CertificateManager
-from dendrite_lite.tls.state import CERTIFICATE_FILE, KEY_FILE, AcmeState, load_state, save_state
+from dendrite_lite.tls.state import (
+    CERTIFICATE_FILE,
+    KEY_FILE,
+    AcmeState,
+    load_state,
+    save_state,
+)
 from tests.conftest import make_config
 from tests.unit.tls.fake_acme import Answer, FakeAcme, fake_acme  # noqa: F401 (fixture)
 
@@ -58,7 +64,7 @@ def _config(tmp_path: Path, fake: FakeAcme):  # type: ignore[no-untyped-def]
 
 
 def _window(start: float, end: float) -> dict[str, dict[str, str]]:
-    iso = lambda t: datetime.datetime.fromtimestamp(t, datetime.UTC).isoformat().replace("+00:00", "Z")  # noqa: E731
+    iso = lambda t: datetime.datetime.fromtimestamp(t, datetime.UTC).isoformat().replace("+00:00", "Z")
     return {"suggestedWindow": {"start": iso(start), "end": iso(end)}}
 
 

@@ -15,7 +15,13 @@ from acme import messages
 from dendrite_lite.config import Config
 from dendrite_lite.tls import account
 from dendrite_lite.tls.http01 import Http01Answers
-from dendrite_lite.tls.issuer import IssueError, challenge_type, describe_failure, issue, new_client
+from dendrite_lite.tls.issuer import (
+    IssueError,
+    challenge_type,
+    describe_failure,
+    issue,
+    new_client,
+)
 from tests.conftest import make_config
 from tests.interop.pebble import free_port
 from tests.unit.tls.fake_acme import Answer, FakeAcme, fake_acme  # noqa: F401 (fixture)
