@@ -22,6 +22,7 @@ from typing import Any
 import aiosqlite
 
 from dendrite_lite.errors import Errcode, MatrixError
+from dendrite_lite.rooms.aggregations import Viewer, serializer_with_bundles
 from dendrite_lite.rooms.visibility import (
     HISTORY_VISIBILITY,
     filter_events_for_user_conn,
@@ -32,11 +33,11 @@ from dendrite_lite.storage import history as history_table
 from dendrite_lite.storage import state as state_table
 from dendrite_lite.storage import sync as sync_table
 from dendrite_lite.storage.events import StoredEvent
-from dendrite_lite.sync.client_events import ClientEventSerializer, load_redactions
+from dendrite_lite.sync.client_events import ClientEventSerializer
 from dendrite_lite.sync.filters import RoomEventFilter
 from dendrite_lite.sync.tokens import pagination_token, parse_pagination_token
 
-__all__ = ["HistoryService", "MessagesRequest", "DEFAULT_LIMIT", "MAX_LIMIT"]
+__all__ = ["HistoryService", "MessagesRequest", "DEFAULT_LIMIT", "MAX_LIMIT", "check_read_access", "parse_page"]
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 1000
@@ -64,6 +65,18 @@ def _limit(value: int) -> int:
     if value < 0:
         raise MatrixError(Errcode.INVALID_PARAM, "limit must not be negative")
     return min(value, MAX_LIMIT)
+
+
+def parse_page(
+    direction: str, from_token: str | None, to_token: str | None
+) -> tuple[bool, int | None, int | None]:
+    """(backwards, from position, to position) of a paginated request (400 M_INVALID_PARAM
+    for a bad direction or token)."""
+    if direction not in ("b", "f"):
+        raise MatrixError(Errcode.INVALID_PARAM, "dir must be 'b' or 'f'")
+    start = parse_pagination_token(from_token) if from_token else None
+    to = parse_pagination_token(to_token) if to_token else None
+    return direction == "b", start, to
 
 
 # (room_id, limit) -> how many older events were fetched from other servers (federation/backfill.py).
@@ -97,14 +110,11 @@ class HistoryService:
         return body
 
     async def _messages(self, req: MessagesRequest) -> dict[str, Any]:
-        if req.dir not in ("b", "f"):
-            raise MatrixError(Errcode.INVALID_PARAM, "dir must be 'b' or 'f'")
+        _, start, to = parse_page(req.dir, req.from_token, req.to_token)
         limit = _limit(req.limit)
-        start = parse_pagination_token(req.from_token) if req.from_token else None
-        to = parse_pagination_token(req.to_token) if req.to_token else None
 
         async def read(conn: aiosqlite.Connection) -> dict[str, Any]:
-            access = await _check_access(conn, req.user_id, req.room_id)
+            access = await check_read_access(conn, req.user_id, req.room_id)
             backwards = req.dir == "b"
             frm = start
             if frm is None:
@@ -160,7 +170,7 @@ class HistoryService:
         limit = _limit(limit)
 
         async def read(conn: aiosqlite.Connection) -> dict[str, Any]:
-            access = await _check_access(conn, user_id, room_id)
+            access = await check_read_access(conn, user_id, room_id)
             target = await events_table.select_event(conn, event_id)
             if (
                 target is None
@@ -215,7 +225,7 @@ class HistoryService:
             raise MatrixError(Errcode.INVALID_PARAM, "dir must be 'b' or 'f'")
 
         async def read(conn: aiosqlite.Connection) -> dict[str, Any]:
-            await _check_access(conn, user_id, room_id)
+            await check_read_access(conn, user_id, room_id)
             found = await history_table.select_event_near_ts(
                 conn, room_id, ts, forwards=direction == "f"
             )
@@ -237,8 +247,8 @@ class HistoryService:
         device_id: str | None,
         events: Sequence[StoredEvent],
     ) -> ClientEventSerializer:
-        redactions = await load_redactions(conn, events)
-        return ClientEventSerializer(user_id, device_id, self._now_ms(), redactions)
+        viewer = Viewer(user_id, device_id, self._now_ms())
+        return await serializer_with_bundles(conn, viewer, events)
 
     async def _serialize(
         self,
@@ -269,8 +279,10 @@ class HistoryService:
         return await self._serialize(conn, req.user_id, req.device_id, members)
 
 
-async def _check_access(conn: aiosqlite.Connection, user_id: str, room_id: str) -> _Access:
-    """Members and former members may read (visibility then decides per event); others only a
+async def check_read_access(conn: aiosqlite.Connection, user_id: str, room_id: str) -> _Access:
+    """Whether the user may read the room's history at all (403 M_FORBIDDEN if not).
+
+    Members and former members may read (visibility then decides per event); others only a
     world_readable room. Unknown rooms look like rooms the user is not in (403), as in Synapse."""
     current = (await history_table.select_current_memberships(conn, user_id, [room_id])).get(room_id)
     if current is not None and current[0] in ("join", "invite", "knock"):

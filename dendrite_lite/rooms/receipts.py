@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import aiosqlite
@@ -30,6 +30,7 @@ from dendrite_lite.storage import receipts as table
 from dendrite_lite.storage import state as state_table
 from dendrite_lite.storage.events import StoredEvent
 from dendrite_lite.storage.receipts import ReadPosition
+from dendrite_lite.storage.relations import relation_of
 from dendrite_lite.sync.notifier import Notifier
 
 if TYPE_CHECKING:
@@ -63,13 +64,7 @@ def _relation(stored: StoredEvent) -> tuple[str, str] | None:
 
 
 def _event_relation(event: Event) -> tuple[str, str] | None:
-    relates = event.content.get("m.relates_to")
-    if not isinstance(relates, Mapping):
-        return None
-    rel_type, parent = relates.get("rel_type"), relates.get("event_id")
-    if isinstance(rel_type, str) and isinstance(parent, str):
-        return rel_type, parent
-    return None
+    return relation_of(event.content)
 
 
 async def thread_of(event: Event, load: Callable[[str], Awaitable[Event | None]]) -> str:

@@ -23,6 +23,7 @@ from dendrite_lite.events.pdu import client_format
 from dendrite_lite.events.redaction import redact
 from dendrite_lite.ratelimit import RateLimiter
 from dendrite_lite.rooms.access import RoomSnapshot, load_current, load_readable
+from dendrite_lite.rooms.aggregations import Viewer, bundle_aggregations
 from dendrite_lite.rooms.aliases import CANONICAL_ALIAS, check_canonical_alias
 from dendrite_lite.rooms.pipeline import EventSpec, RoomPipeline
 from dendrite_lite.rooms.visibility import can_see_event
@@ -220,7 +221,14 @@ class RoomEventsService:
         """GET /rooms/{roomId}/event/{eventId}: 404 unless the user may see it."""
         stored = await self._visible_event(user_id, room_id, event_id)
         device = (user_id, device_id) if device_id is not None else None
-        return (await client_events(self.storage, [stored], device=device))[0]
+        formatted = (await client_events(self.storage, [stored], device=device))[0]
+        viewer = Viewer(user_id, device_id, _now_ms())
+        bundles = await self.storage.db.read(
+            lambda c: bundle_aggregations(c, viewer, [stored])
+        )
+        if event_id in bundles:
+            formatted["unsigned"]["m.relations"] = bundles[event_id]
+        return formatted
 
     async def redact(
         self,

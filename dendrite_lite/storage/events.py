@@ -11,6 +11,8 @@ from canonicaljson import encode_canonical_json
 
 from dendrite_lite.events.event import Event
 from dendrite_lite.events.room_versions import get_room_version
+from dendrite_lite.storage import relations as relations_table
+from dendrite_lite.storage import search as search_table
 from dendrite_lite.storage.room_changes import touch
 
 try:  # orjson is optional; json.loads is the fallback and fine for small rooms
@@ -23,6 +25,7 @@ __all__ = [
     "insert_event",
     "select_event",
     "select_events",
+    "select_events_at",
     "select_event_by_txn",
     "select_max_stream_ordering",
     "select_min_stream_ordering",
@@ -66,6 +69,10 @@ SELECT_REDACTIONS_OF = (
     " WHERE e.rejected_reason IS NULL AND r.redacts IN ({})"
 )
 SELECT_STATE_GROUP_OF = "SELECT state_group FROM events WHERE event_id = ?"
+SELECT_IS_REDACTED = (
+    "SELECT 1 FROM redactions r JOIN events e ON e.event_id = r.event_id"
+    " WHERE r.redacts = ? AND e.rejected_reason IS NULL LIMIT 1"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +148,21 @@ async def insert_event(
     assert position is not None
     await conn.executemany(INSERT_EDGE, [(event.event_id, p) for p in event.prev_event_ids])
     await conn.executemany(INSERT_AUTH, [(event.event_id, a) for a in event.auth_event_ids])
+    if not outlier and not soft_failed and event.rejected_reason is None:
+        await _index_event(conn, event, position)
     return position
+
+
+async def _index_event(conn: aiosqlite.Connection, event: Event, position: int) -> None:
+    """Relations and search text of a timeline event, in its own transaction, unless a
+    redaction of it arrived first (over federation a redaction may precede its target)."""
+    if "m.relates_to" not in event.content and event.type not in search_table.SEARCH_KEYS:
+        return
+    async with conn.execute(SELECT_IS_REDACTED, (event.event_id,)) as cur:
+        if await cur.fetchone() is not None:
+            return
+    await relations_table.insert_relation(conn, event, position)
+    await search_table.insert_search_row(conn, event, position)
 
 
 async def select_event(conn: aiosqlite.Connection, event_id: str) -> StoredEvent | None:
@@ -162,6 +183,20 @@ async def select_events(
         async with conn.execute(sql, chunk) as cur:
             for row in await cur.fetchall():
                 found[row["event_id"]] = StoredEvent.from_row(row)
+    return found
+
+
+async def select_events_at(
+    conn: aiosqlite.Connection, positions: Sequence[int]
+) -> dict[int, StoredEvent]:
+    """stream position -> the event there (search hits are keyed by position)."""
+    found: dict[int, StoredEvent] = {}
+    for start in range(0, len(positions), 500):
+        chunk = list(positions[start : start + 500])
+        sql = f"SELECT {_COLUMNS} FROM events WHERE stream_ordering IN ({','.join('?' * len(chunk))})"
+        async with conn.execute(sql, chunk) as cur:
+            for row in await cur.fetchall():
+                found[row["stream_ordering"]] = StoredEvent.from_row(row)
     return found
 
 
@@ -268,7 +303,11 @@ async def select_room_events_since(
 
 
 async def insert_redaction(conn: aiosqlite.Connection, event_id: str, redacts: str) -> None:
+    """Record an accepted redaction. Its target stops relating to anything (redaction strips
+    m.relates_to) and leaves the search index."""
     await conn.execute(INSERT_REDACTION, (event_id, redacts))
+    await relations_table.delete_relation(conn, redacts)
+    await search_table.delete_search_row(conn, redacts)
 
 
 async def select_redactions_of(

@@ -4,7 +4,8 @@ What depends on the viewer is added here, in one place:
 - redacted events are served redacted, with `unsigned.redacted_because` (the redaction event);
 - the sender's own events carry `unsigned.transaction_id` for the device that sent them
   (client-server-api §Transaction identifiers: only that device sees it);
-- `unsigned.age` is computed at serving time.
+- `unsigned.age` is computed at serving time;
+- bundled aggregations (`unsigned.m.relations`, rooms.aggregations) when the caller loaded them.
 Redactions of a batch are found with one query, so serving N events costs O(1) queries.
 """
 
@@ -38,7 +39,7 @@ async def load_redactions(
 class ClientEventSerializer:
     """Formats events for one (user, device) with the batch's redactions preloaded."""
 
-    __slots__ = ("_user_id", "_device_id", "_now_ms", "_redactions")
+    __slots__ = ("_device_id", "_now_ms", "_redactions", "_relations", "_user_id")
 
     def __init__(
         self,
@@ -46,11 +47,14 @@ class ClientEventSerializer:
         device_id: str | None,
         now_ms: int,
         redactions: Mapping[str, StoredEvent],
+        relations: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self._user_id = user_id
         self._device_id = device_id
         self._now_ms = now_ms
         self._redactions = redactions
+        # event id -> its unsigned.m.relations (built by rooms.aggregations for this viewer).
+        self._relations: Mapping[str, Mapping[str, Any]] = relations or {}
 
     def unsigned(self, stored: StoredEvent, *, nested: bool = False) -> dict[str, Any]:
         event = stored.event
@@ -70,6 +74,9 @@ class ClientEventSerializer:
             # versions 1 and 2 let a redaction redact itself (or two redact each other), which
             # nested without end.
             unsigned["redacted_because"] = self.format(because, nested=True)
+        bundle = self._relations.get(event.event_id)
+        if bundle:
+            unsigned["m.relations"] = bundle
         return unsigned
 
     def format(

@@ -26,6 +26,7 @@ from typing import Any
 
 import aiosqlite
 
+from dendrite_lite.rooms.aggregations import Viewer, bundle_aggregations
 from dendrite_lite.rooms.visibility import filter_events_for_user_conn
 from dendrite_lite.storage import aliases as aliases_table
 from dendrite_lite.storage import events as events_table
@@ -208,7 +209,12 @@ async def _fill_rooms(
     )
     served = everything + list(state_events.values())
     redactions = await load_redactions(conn, served) if served else {}
-    ser = ClientEventSerializer(req.user_id, req.device_id, req.now_ms, redactions)
+    # Bundled aggregations on timeline events (the spec asks for them when `limited`; a client
+    # reading an unlimited timeline gets them too, as from Synapse).
+    timelines = [s for r in rooms for s in r.timeline]
+    viewer = Viewer(req.user_id, req.device_id, req.now_ms)
+    relations = await bundle_aggregations(conn, viewer, timelines) if timelines else {}
+    ser = ClientEventSerializer(req.user_id, req.device_id, req.now_ms, redactions, relations)
     joined = [
         r.room_id for r in rooms
         if r.section == "join" and (req.all_counts or r.full or r.timeline or r.state_ids)

@@ -7,6 +7,7 @@ from quart import Blueprint, Response, jsonify, request
 
 from dendrite_lite.api.app import services
 from dendrite_lite.api.client.auth import authenticate
+from dendrite_lite.api.client.query_args import int_arg
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.rooms.history import DEFAULT_LIMIT, MessagesRequest
 from dendrite_lite.sync.filters import parse_room_event_filter_param
@@ -14,18 +15,6 @@ from dendrite_lite.sync.filters import parse_room_event_filter_param
 __all__ = ["bp"]
 
 bp = Blueprint("client_messages", __name__)
-
-
-def _int_arg(name: str, default: int | None = None) -> int:
-    value = request.args.get(name)
-    if value is None:
-        if default is None:
-            raise MatrixError(Errcode.MISSING_PARAM, f"Missing {name} parameter")
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise MatrixError(Errcode.INVALID_PARAM, f"{name} must be an integer") from None
 
 
 @bp.get("/_matrix/client/v3/rooms/<room_id>/messages")
@@ -46,7 +35,7 @@ async def get_messages(room_id: str) -> Response:
             dir=args["dir"],
             from_token=args.get("from"),
             to_token=args.get("to"),
-            limit=_int_arg("limit", DEFAULT_LIMIT),
+            limit=int_arg("limit", DEFAULT_LIMIT),
             filter=parse_room_event_filter_param(args.get("filter")),
         )
     )
@@ -63,7 +52,7 @@ async def get_context(room_id: str, event_id: str) -> Response:
         requester.device_id,
         room_id,
         event_id,
-        limit=_int_arg("limit", DEFAULT_LIMIT),
+        limit=int_arg("limit", DEFAULT_LIMIT),
         room_filter=parse_room_event_filter_param(request.args.get("filter")),
     )
     return jsonify(body)
@@ -78,6 +67,6 @@ async def get_timestamp_to_event(room_id: str) -> Response:
     if direction is None:
         raise MatrixError(Errcode.MISSING_PARAM, "Missing dir parameter")
     body = await svc.history.timestamp_to_event(
-        requester.user_id, room_id, _int_arg("ts"), direction
+        requester.user_id, room_id, int_arg("ts"), direction
     )
     return jsonify(body)
