@@ -46,16 +46,19 @@ def tls_default(
         return TlsDefault("proxy", "this machine's public IP is unknown, so ACME's checks cannot be foreseen")
     elsewhere = [n.host for n in names if not n.points_here]
     if elsewhere:
+        one = len(elsewhere) == 1
         return TlsDefault(
-            "proxy", f"{', '.join(elsewhere)} does not resolve to {public_ip} yet, so Let's"
-            " Encrypt cannot check it here (acme works once it does)",
+            "proxy", f"{', '.join(elsewhere)} {'does' if one else 'do'} not resolve to {public_ip}"
+            f" yet, so Let's Encrypt cannot check {'it' if one else 'them'} here (acme works once"
+            f" {'it does' if one else 'they do'})",
         )
     if not state.usable:
         return TlsDefault(
             "proxy", f"{address} is in use, probably by a web server: let it be the reverse proxy"
         )
+    verb = "resolves" if len(names) == 1 else "resolve"
     return TlsDefault(
-        "acme", f"{', '.join(n.host for n in names)} resolves here and {address} is free"
+        "acme", f"{', '.join(n.host for n in names)} {verb} here and {address} is free"
     )
 
 

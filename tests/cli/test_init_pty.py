@@ -15,7 +15,7 @@ import json
 import socket
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,12 @@ def acme_directory() -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_address[1]}/directory"
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def wizard(tmp_path: Path, dns_zone: DnsZone, acme_directory: str) -> Callable[..., Wizard]:
+    """Start the wizard, with more flags if given."""
+    return lambda *extra: Wizard(tmp_path, dns_zone, acme_directory, *extra)
 
 
 class Wizard:
@@ -106,10 +112,8 @@ class Wizard:
         self.answer("Create the first admin account now? [Y/n]: ", "n")
 
 
-def test_direct_with_acme_the_suggested_default(
-    tmp_path: Path, dns_zone: DnsZone, acme_directory: str
-) -> None:
-    w = Wizard(tmp_path, dns_zone, acme_directory)
+def test_direct_with_acme_the_suggested_default(wizard: Callable[..., Wizard]) -> None:
+    w = wizard()
     shown = w.common_start("fed.healthy.doctor.test")
     assert "  check: fed.healthy.doctor.test resolves to 127.0.0.1: this machine.\n" in shown
     assert (
@@ -144,10 +148,8 @@ def test_direct_with_acme_the_suggested_default(
     assert f"3. Check it as other servers see it: dendrite-lite doctor --config {w.config_path}" in out
 
 
-def test_well_known_for_a_name_whose_web_server_is_elsewhere(
-    tmp_path: Path, dns_zone: DnsZone, acme_directory: str
-) -> None:
-    w = Wizard(tmp_path, dns_zone, acme_directory)
+def test_well_known_for_a_name_whose_web_server_is_elsewhere(wizard: Callable[..., Wizard]) -> None:
+    w = wizard()
     shown = w.common_start("nosrv.doctor.test")
     assert "  check: nosrv.doctor.test resolves to 127.0.0.3, not this machine (127.0.0.1).\n" in shown
     assert "  well-known  nosrv.doctor.test's web server publishes a file naming" in shown
@@ -179,9 +181,9 @@ def test_well_known_for_a_name_whose_web_server_is_elsewhere(
 
 
 def test_srv_already_published_with_another_port(
-    tmp_path: Path, dns_zone: DnsZone, acme_directory: str
+    wizard: Callable[..., Wizard], dns_zone: DnsZone
 ) -> None:
-    w = Wizard(tmp_path, dns_zone, acme_directory)
+    w = wizard()
     port = dns_zone.ports["healthy"]
     shown = w.common_start("healthy.doctor.test")
     assert f"  check: SRV _matrix-fed._tcp.healthy.doctor.test -> fed.healthy.doctor.test:{port}.\n" in shown
@@ -193,7 +195,7 @@ def test_srv_already_published_with_another_port(
         " fed.healthy.doctor.test:8448: change it (shown at the end).\n"
     ) in checks
     tls = w.answer("(proxy/acme/files) [acme]: ", "")
-    assert "because healthy.doctor.test, fed.healthy.doctor.test resolves here" in tls
+    assert "because healthy.doctor.test, fed.healthy.doctor.test resolve here" in tls
     w.acme_answers()
     w.answer("already serve the client API?", "")
     w.common_end()
@@ -207,10 +209,8 @@ def test_srv_already_published_with_another_port(
     ) in out
 
 
-def test_srv_for_a_name_elsewhere_explains_the_certificate_rule(
-    tmp_path: Path, dns_zone: DnsZone, acme_directory: str
-) -> None:
-    w = Wizard(tmp_path, dns_zone, acme_directory)
+def test_srv_for_a_name_elsewhere_explains_the_certificate_rule(wizard: Callable[..., Wizard]) -> None:
+    w = wizard()
     w.answer("(other servers connect to it; empty if unknown): ", "127.0.0.1")
     w.answer("(cannot change later): ", "nosrv.doctor.test")
     w.answer("(direct/well-known/srv) [well-known]: ", "srv")
@@ -234,8 +234,8 @@ def test_srv_for_a_name_elsewhere_explains_the_certificate_rule(
     assert f"Your reverse proxy forwards https://fed.healthy.doctor.test/ to http://{w.https}" in out
 
 
-def test_busy_ports_steer_the_tls_answers(tmp_path: Path, dns_zone: DnsZone, acme_directory: str) -> None:
-    w = Wizard(tmp_path, dns_zone, acme_directory)
+def test_busy_ports_steer_the_tls_answers(wizard: Callable[..., Wizard]) -> None:
+    w = wizard()
     with socket.socket() as web_server:
         # Someone listens on "port 80": certificates then come by TLS-ALPN-01 on the HTTPS port.
         web_server.bind(("127.0.0.1", int(w.http.rsplit(":", 1)[1])))
