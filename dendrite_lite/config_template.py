@@ -92,7 +92,9 @@ _COMMENTS: dict[str, str] = {
     "tls": "HTTPS certificates.",
     "tls.mode": (
         '"proxy": a reverse proxy (Caddy, nginx, Traefik) handles HTTPS in front of this server.\n'
-        '"acme":  get and renew certificates from Let\'s Encrypt by itself (needs port 80 open).\n'
+        '"acme":  get and renew certificates from Let\'s Encrypt by itself (port 80 open, or 443\n'
+        "        with tls.acme_challenge = \"tls-alpn-01\"). Until the first one arrives, the TLS\n"
+        "        listeners serve a temporary self-signed certificate and the log says why.\n"
         '"files": use the certificate and key files named below (you renew them).'
     ),
     "tls.cert_path": 'PEM certificate chain (full chain), for mode = "files".',

@@ -86,19 +86,26 @@ async def test_changed_names_reissue_with_the_same_account(
     assert json.loads((tmp_path / "acme" / ACCOUNT_FILE).read_text()) == account
 
 
-async def test_renew_standalone(pebble: Pebble, tmp_path: Path) -> None:  # noqa: F811
-    """`tls renew` without a running server: it binds listen.acme_http itself; with a server
-    running, the server holds the lock and the CLI must ask it instead."""
-    name = "standalone.matrix.test"
+@pytest.mark.parametrize("challenge", ["http-01", "tls-alpn-01"])
+async def test_renew_standalone(pebble: Pebble, tmp_path: Path, challenge: str) -> None:  # noqa: F811
+    """`tls renew` without a running server: it binds listen.acme_http (http-01) or the TLS
+    listener's address (tls-alpn-01) itself; with a server running, the server holds the lock
+    and the CLI must ask it instead."""
+    name = f"standalone.{challenge}.test"
     pebble.add_name(name)
-    config = make_config(tmp_path, acme_overrides(pebble, name))
+    overrides = acme_overrides(pebble, name, challenge=challenge)
+    config = make_config(tmp_path, overrides)
     state = await renew_standalone(config)
-    assert (state.names, state.last_error, state.challenge) == ((name,), "", "http-01")
+    assert (state.names, state.last_error, state.challenge) == ((name,), "", challenge)
     assert (config.acme_dir / "certificate.pem").exists()
 
-    srv = await launch(tmp_path, acme_overrides(pebble, name))
+    srv = await launch(tmp_path, overrides)
     try:
         with pytest.raises(RenewerBusy, match="renewer.lock is locked"):
             await renew_standalone(config)
+        # The server serves what the standalone renewal got.
+        conn = await connect_tls(srv.listening.federation[1], name, pebble.root_pem())  # type: ignore[index]
+        assert dns_names(conn.certificate) == [name]
+        await conn.close()
     finally:
         await srv.stop()
