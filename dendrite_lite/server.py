@@ -51,6 +51,7 @@ from dendrite_lite.api.client import to_device as to_device_api
 from dendrite_lite.api.client import filters as filters_api
 from dendrite_lite.api.client import messages as messages_api
 from dendrite_lite.api.client import relations as relations_api
+from dendrite_lite.api.client import search as search_api
 from dendrite_lite.api.client import sync as sync_api
 from dendrite_lite.api.federation import events as federation_events
 from dendrite_lite.api.federation import key_query as federation_key_query
@@ -155,6 +156,7 @@ _CLIENT_ONLY_BLUEPRINTS: tuple[Blueprint, ...] = (
     filters_api.bp,
     messages_api.bp,
     relations_api.bp,
+    search_api.bp,
 )
 
 
