@@ -1,7 +1,7 @@
 """The certificate on disk and its renewal, for the configured server.
 
-- tls.mode = "acme": the certificate the renewer keeps in <data_dir>/acme/ and its state file
-  (tls/state.py): no certificate, expired or expiring within a week FAIL (the renewer should
+- tls.mode = "acme": the certificate the renewer keeps in <data_dir>/acme/ and its state file,
+  as `tls status` reads them (tls/status.py): no certificate, expired or expiring within a week FAIL (the renewer should
   have renewed long before: a third of the lifetime, about 30 days of a 90-day certificate);
   a failed last attempt WARNs with its error and when the next one is;
 - tls.mode = "files": tls.cert_path's expiry the same way, and its names;
@@ -22,7 +22,9 @@ from cryptography import x509
 
 from dendrite_lite.config import Config
 from dendrite_lite.delegation.doctor.findings import Finding, Status, duration, utc_time
-from dendrite_lite.tls.state import CERTIFICATE_FILE, AcmeState, load_state
+from dendrite_lite.tls.certs import CertificateSummary, summarize
+from dendrite_lite.tls.state import CERTIFICATE_FILE
+from dendrite_lite.tls.status import tls_status
 
 __all__ = ["EXPIRY_FAIL_DAYS", "certificate_findings", "covers"]
 
@@ -41,10 +43,10 @@ def certificate_findings(config: Config, names: Iterable[str], now: float) -> li
                     'tls.mode = "proxy": the reverse proxy holds the certificate (checked over TLS above).')]
 
 
-def _load(path: Path) -> x509.Certificate | str:
-    """The first certificate of a PEM file, or why there is none."""
+def _load(path: Path) -> CertificateSummary | str:
+    """The leaf of a PEM chain, or why there is none."""
     try:
-        return x509.load_pem_x509_certificates(path.read_bytes())[0]
+        return summarize(path.read_bytes())
     except FileNotFoundError:
         return "does not exist"
     except OSError as e:
@@ -54,14 +56,16 @@ def _load(path: Path) -> x509.Certificate | str:
 
 
 def _acme_findings(config: Config, now: float) -> list[Finding]:
-    state = load_state(config.acme_dir)
+    # tls status's reading: certificate.pem is the truth, state.json says how renewal goes.
+    status = tls_status(config, now)
+    state, cert = status.state, status.certificate
     path = config.acme_dir / CERTIFICATE_FILE
-    cert = _load(path)
-    if isinstance(cert, str):
+    if cert is None:
+        why = status.certificate_error or f"{path} does not exist"
         last = f" The last attempt failed: {state.last_error}." if state.last_error else ""
         return [Finding(
             "certificate.acme", "certificate", Status.FAIL,
-            f"No ACME certificate yet: {path} {cert}, so the TLS listeners are not up.{last}",
+            f"No ACME certificate yet: {why}, so the TLS listeners serve a stand-in peers refuse.{last}",
             f"Make {', '.join(config.acme_names)} resolve to this machine and port 80"
             f" (listen.acme_http = {config.listen.acme_http!r}) or 443 reach it from the internet,"
             f" then start the server or run {_RENEW_NOW}.",
@@ -69,28 +73,36 @@ def _acme_findings(config: Config, now: float) -> list[Finding]:
     expiry = _expiry(cert, str(path), now, "the renewer should have replaced it weeks ago. " + _RENEW_NOW)
     if expiry.status is Status.FAIL:
         return [expiry]
+    out = [expiry]
+    if status.names_pending:
+        out.append(Finding(
+            "certificate.names", "certificate", Status.WARN,
+            f"The certificate is for {', '.join(cert.names)}, the config asks for"
+            f" {', '.join(config.acme_names)} (tls.acme_names): the next renewal gets them.",
+            f"Renew now: {_RENEW_NOW}.",
+        ))
     if state.last_error:
         after = f"; the next attempt is at {utc_time(state.next_attempt)}" if state.next_attempt else ""
-        return [expiry, Finding(
+        return [*out, Finding(
             "certificate.renewal", "certificate", Status.WARN,
             f"The last renewal attempt failed ({state.failures} in a row): {state.last_error}{after}.",
             f"Fix the cause above, then {_RENEW_NOW}.",
         )]
-    return [expiry, _renewal_due(state, now)]
+    return [*out, _renewal_due(status.next_renewal, now)]
 
 
-def _renewal_due(state: AcmeState, now: float) -> Finding:
-    if state.next_renewal is None:
+def _renewal_due(next_renewal: float | None, now: float) -> Finding:
+    if next_renewal is None:
         return Finding("certificate.renewal", "certificate", Status.OK, "No renewal is scheduled yet.")
-    if state.next_renewal < now - 86400:
+    if next_renewal < now - 86400:
         return Finding(
             "certificate.renewal", "certificate", Status.WARN,
-            f"Renewal was due {duration(now - state.next_renewal)} ago ({utc_time(state.next_renewal)})"
+            f"Renewal was due {duration(now - next_renewal)} ago ({utc_time(next_renewal)})"
             " and has not happened: the server renews only while it runs.",
             f"Start the server (`systemctl start dendrite-lite`) or run {_RENEW_NOW}.",
         )
     return Finding("certificate.renewal", "certificate", Status.OK,
-                   f"Renewal is due at {utc_time(state.next_renewal)}.")
+                   f"Renewal is due at {utc_time(next_renewal)}.")
 
 
 def _files_findings(path: Path, names: list[str], now: float) -> list[Finding]:
@@ -100,7 +112,7 @@ def _files_findings(path: Path, names: list[str], now: float) -> list[Finding]:
                         "Point tls.cert_path at the PEM certificate chain (fullchain.pem).")]
     renew = "Renew it and replace the file (or switch to tls.mode = \"acme\", which renews by itself), then restart."
     out = [_expiry(cert, f"tls.cert_path {path}", now, renew)]
-    missing = [n for n in names if not covers(cert, n)]
+    missing = [n for n in names if not covers(cert.leaf, n)]
     if missing:
         out.append(Finding(
             "certificate.names", "certificate", Status.FAIL,
@@ -113,8 +125,8 @@ def _files_findings(path: Path, names: list[str], now: float) -> list[Finding]:
     return out
 
 
-def _expiry(cert: x509.Certificate, what: str, now: float, fix: str) -> Finding:
-    expires = cert.not_valid_after_utc.timestamp()
+def _expiry(cert: CertificateSummary, what: str, now: float, fix: str) -> Finding:
+    expires = cert.not_after
     if expires <= now:
         return Finding("certificate.expiry", "certificate", Status.FAIL,
                        f"{what} expired {duration(now - expires)} ago ({utc_time(expires)}).", fix)

@@ -5,6 +5,7 @@ outbox (a real database in tmp_path), and the certificate files with the ACME st
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import ipaddress
 import sqlite3
@@ -274,6 +275,8 @@ def acme(tmp_path: Path, state: AcmeState | None, days_left: float | None) -> li
     if days_left is not None:
         write_cert(cfg.acme_dir / CERTIFICATE_FILE, ["example.org"], days_left)
     if state is not None:
+        if days_left is not None:  # state.json describes the certificate on disk
+            state = dataclasses.replace(state, not_after=NOW + days_left * DAY)
         save_state(cfg.acme_dir, state)
     return certificate_findings(cfg, ["example.org"], NOW)
 
@@ -281,7 +284,7 @@ def acme(tmp_path: Path, state: AcmeState | None, days_left: float | None) -> li
 def test_acme_without_a_certificate_fails_with_the_last_error(tmp_path: Path) -> None:
     (finding,) = acme(tmp_path, AcmeState(last_error="HTTP-01: connection refused"), None)
     assert finding.status is Status.FAIL
-    assert finding.why.endswith("certificate.pem does not exist, so the TLS listeners are not up."
+    assert finding.why.endswith("certificate.pem does not exist, so the TLS listeners serve a stand-in peers refuse."
                                 " The last attempt failed: HTTP-01: connection refused.")
     assert (finding.fix or "").startswith("Make example.org resolve to this machine and port 80 (listen.acme_http = '0.0.0.0:80')")
 
@@ -338,3 +341,15 @@ async def test_outbox_of_a_database_without_the_table(tmp_path: Path) -> None:
     sqlite3.connect(path).close()
     (finding,) = await outbox_findings(path, int(NOW * 1000))
     assert (finding.status, finding.why) == (Status.OK, f"{path} has no outbox yet: nothing was sent.")
+
+
+def test_acme_names_pending(tmp_path: Path) -> None:
+    cfg = config(tmp_path, tls={"mode": "acme", "acme_names": ("example.org", "matrix.example.org")})
+    write_cert(cfg.acme_dir / CERTIFICATE_FILE, ["example.org"], 40)
+    findings = certificate_findings(cfg, [], NOW)
+    names = next(f for f in findings if f.check == "certificate.names")
+    assert (names.status, names.why) == (
+        Status.WARN,
+        ("The certificate is for example.org, the config asks for example.org, matrix.example.org"
+        " (tls.acme_names): the next renewal gets them."),
+    )
