@@ -139,6 +139,13 @@ def init(
     acme_directory: Annotated[
         str | None, typer.Option(help="Another ACME CA's directory URL (acme).")
     ] = None,
+    acme_ca_file: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True, dir_okay=False,
+            help="A CA certificate (PEM) to trust for --acme-directory's HTTPS (a private CA).",
+        ),
+    ] = None,
     acme_challenge: Annotated[
         str | None,
         typer.Option(
@@ -206,6 +213,7 @@ def init(
         delegation=delegation,
         delegated_host=delegated_host,
         acme_directory=acme_directory,
+        acme_ca_file=acme_ca_file,
         acme_staging=acme_staging,
         acme_challenge=acme_challenge,
         listen_acme_http=listen_acme_http,

@@ -60,7 +60,7 @@ class WizardProbes:
     names: NameChecker
     detect_ip: Callable[[], DetectedIp]
     probe_port: Callable[[str], PortState]
-    terms_url: Callable[[str], tuple[str | None, str | None]]
+    terms_url: Callable[[str, str | None], tuple[str | None, str | None]]  # (directory, CA file)
 
     @classmethod
     def default(cls, dns_server: Address | None, *, detect: bool, lookup: bool) -> WizardProbes:
@@ -281,7 +281,8 @@ def _ask_acme(
         directory = STAGING_DIRECTORY
     agreed = answered.acme_agree_tos
     if not agreed:
-        url, error = probes.terms_url(directory or TlsConfig().acme_directory)
+        ca_file = str(answered.acme_ca_file) if answered.acme_ca_file else None
+        url, error = probes.terms_url(directory or TlsConfig().acme_directory, ca_file)
         if url is None:
             say(f"{error}.")
             lets_encrypt = directory in (None, STAGING_DIRECTORY)

@@ -74,6 +74,7 @@ class InitAnswers:
     delegation: str | None = None  # init_delegation.DELEGATIONS; None = direct
     delegated_host: str | None = None  # this machine's name with well-known or srv
     acme_directory: str | None = None  # None: Let's Encrypt production
+    acme_ca_file: Path | None = None  # a private CA's, for its directory's HTTPS
     acme_staging: bool = False
     acme_challenge: str | None = None
     listen_acme_http: str | None = None
@@ -220,6 +221,8 @@ def config_from_answers(answers: InitAnswers, config_path: Path) -> Config:
         )
         if answers.acme_directory:
             tls["acme_directory"] = answers.acme_directory
+        if answers.acme_ca_file is not None:
+            tls["acme_ca_file"] = str(Path.cwd() / answers.acme_ca_file)
         acme_http["acme_http"] = answers.listen_acme_http or ""
     if answers.tls_cert is not None:
         tls["cert_path"] = str(Path.cwd() / answers.tls_cert)

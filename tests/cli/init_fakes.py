@@ -46,7 +46,7 @@ def fake_probes(
         FakeNames(addresses or {}),  # type: ignore[arg-type]
         lambda: DetectedIp(public_ip, "faked" if public_ip else "not detected (faked)"),
         lambda address: (ports or {}).get(address, PortState.FREE),
-        lambda directory: (TERMS_URL, None),
+        lambda directory, ca_file: (TERMS_URL, None),
     )
 
     def default(dns_server: Address | None, *, detect: bool, lookup: bool) -> WizardProbes:

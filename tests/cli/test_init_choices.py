@@ -65,11 +65,16 @@ def test_srv_from_flags_with_own_certificate(tmp_path: Path) -> None:
     ) in result.stdout
 
 
-def test_direct_from_flags_with_tls_alpn(tmp_path: Path) -> None:
+def test_direct_from_flags_with_tls_alpn_and_a_private_ca(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
     result = invoke(*init_args(tmp_path, "--delegation", "direct", "--tls-mode", "acme",
-                               "--agree-tos", "--acme-challenge", "tls-alpn-01", "--no-detect"))
+                               "--agree-tos", "--acme-challenge", "tls-alpn-01", "--no-detect",
+                               "--acme-directory", "https://ca.test/dir",
+                               "--acme-ca-file", str(tmp_path / "ca.pem")))
     assert result.exit_code == 0, result.output
     config = load_config(tmp_path / "dendrite-lite.toml")
+    assert config.tls.acme_directory == "https://ca.test/dir"
+    assert config.tls.acme_ca_file == (tmp_path / "ca.pem").resolve()
     assert (config.tls.acme_challenge, config.listen.acme_http) == ("tls-alpn-01", "")
     assert config.tls.acme_names == () and config.server.public_ip == ""
     assert "     DNS: example.org. 3600 IN A <this machine's public IP>\n" in result.stdout
