@@ -31,6 +31,10 @@ from tests.spec_paths import SPEC_DIR
 
 SERVER_NAME = "test.localhost"
 
+# Session fixtures of real peers, registered here so that every module shares one instance:
+# `dns_zone` (dnsmasq serving the doctor.test zone).
+pytest_plugins = ("tests.dns_server",)
+
 ConfigureApp = Callable[[Quart, Listener], object]
 
 

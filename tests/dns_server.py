@@ -1,6 +1,8 @@
 """dnsmasq on loopback serving a fixed test zone, for doctor and discovery tests through real DNS.
 
-One dnsmasq per session (`dns_zone`, a session fixture; import it into the test module). The
+One dnsmasq per session (`dns_zone`, a session fixture, registered as a plugin in
+tests/conftest.py: a test asks for it by name, no import needed; an import into a test module
+would start a second dnsmasq for that module). The
 zone's SRV records need the ports the test servers will listen on, and dnsmasq cannot change
 its records while it runs, so the ports are chosen before it starts (`DnsZone.ports`) and each
 test starts its server on the port of its name.

@@ -24,10 +24,8 @@ from dendrite_lite.delegation.doctor import (
 )
 from dendrite_lite.outbound_http import new_client
 from tests.conftest import RunningServer, StartServer
-from tests.dns_server import DnsZone, dns_zone
+from tests.dns_server import DnsZone
 from tests.integration.doctor_helpers import failed, make_cert, only
-
-__all__ = ["dns_zone"]  # the session fixture, imported to be found here
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
 
