@@ -17,7 +17,7 @@ applied after the page is read, as /messages does).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,7 @@ from dendrite_lite.storage import Storage
 from dendrite_lite.storage import events as events_table
 from dendrite_lite.storage import relations as relations_table
 from dendrite_lite.storage.events import StoredEvent
-from dendrite_lite.storage.relations import RECURSION_DEPTH, RelationQuery
+from dendrite_lite.storage.relations import RECURSION_DEPTH, RelationQuery, relation_of
 from dendrite_lite.sync.tokens import pagination_token, parse_pagination_token
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "RelationsRequest",
     "RelationsService",
     "ThreadsRequest",
+    "check_thread_start",
 ]
 
 # Synapse's defaults; clients (Element) always pass their own limit.
@@ -149,6 +150,20 @@ async def _visible_chunk(
     ordered = [loaded[i] for i in event_ids if i in loaded]
     chunk = await filter_events_for_user_conn(conn, viewer.user_id, ordered)
     return (await serializer_with_bundles(conn, viewer, chunk)).format_all(chunk)
+
+
+async def check_thread_start(storage: Storage, content: Mapping[str, Any]) -> None:
+    """threading.md §Validation of m.thread relationships: a thread cannot start from an event
+    that is itself a child (has an m.relates_to with a rel_type), so threads never nest:
+    400 M_UNKNOWN, as the spec says for want of a specific code."""
+    relation = relation_of(content)
+    if relation is None or relation[0] != "m.thread":
+        return
+    parent = await storage.db.read(lambda c: events_table.select_event(c, relation[1]))
+    if parent is not None and relation_of(parent.event.content) is not None:
+        raise MatrixError(
+            Errcode.UNKNOWN, "Cannot start a thread from an event with a relation", status=400
+        )
 
 
 def _plus_one(position: int | None) -> int | None:

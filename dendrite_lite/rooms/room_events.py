@@ -26,6 +26,7 @@ from dendrite_lite.rooms.access import RoomSnapshot, load_current, load_readable
 from dendrite_lite.rooms.aggregations import Viewer, bundle_aggregations
 from dendrite_lite.rooms.aliases import CANONICAL_ALIAS, check_canonical_alias
 from dendrite_lite.rooms.pipeline import EventSpec, RoomPipeline
+from dendrite_lite.rooms.relations import check_thread_start
 from dendrite_lite.rooms.visibility import can_see_event
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import events as events_table
@@ -163,6 +164,7 @@ class RoomEventsService:
         earlier = await self._retransmission(user_id, device_id, txn_id, room_id, event_type)
         if earlier is not None:
             return earlier
+        await check_thread_start(self.storage, content)
         self.send_limiter.check(user_id.lower())
         spec = EventSpec(user_id, event_type, content, txn=(user_id, device_id, txn_id))
         return (await self.pipeline.send(room_id, spec)).event.event_id

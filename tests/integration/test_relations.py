@@ -240,3 +240,19 @@ async def test_threads_list_by_latest_activity(srv: RunningServer) -> None:
     outsider = await new_user(srv, "eve")
     resp = await outsider.call("GET", path, expect=403)
     assert resp.json()["errcode"] == "M_FORBIDDEN"
+
+
+async def test_a_thread_cannot_start_from_a_child_event(srv: RunningServer) -> None:
+    alice, bob, room = await _room(srv)
+    root = await send_content(alice, room, {"msgtype": "m.text", "body": "root"})
+    reply = await thread_reply(bob, room, root, "in thread")
+    ref = await reference(alice, room, root)
+    for parent in (reply, ref):
+        resp = await bob.call("PUT", f"/rooms/{room}/send/m.room.message/nest{parent[1:8]}", {
+            "body": "nested", "m.relates_to": {"rel_type": "m.thread", "event_id": parent}},
+            expect=400)
+        assert resp.json()["errcode"] == "M_UNKNOWN"
+    # A reply (m.in_reply_to, no rel_type) can still be a thread root.
+    quoted = await send_content(alice, room, {
+        "body": "quote", "m.relates_to": {"m.in_reply_to": {"event_id": root}}})
+    await thread_reply(bob, room, quoted, "fine")
