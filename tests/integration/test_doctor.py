@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 
 from dendrite_lite.config import Config
+from dendrite_lite.crypto.keys import new_server_key, write_signing_key
 from dendrite_lite.delegation.discovery import SrvRecord
 from dendrite_lite.delegation.doctor import (
     DoctorNetwork,
@@ -79,7 +80,7 @@ async def test_healthy_dendrite_lite_over_tls(start_server: StartServer, tmp_pat
     srv = await start_server({
         "server.server_name": f"127.0.0.1:{port}", "listen.federation": f"127.0.0.1:{port}",
         "server.public_baseurl": f"https://127.0.0.1:{client_port}/", "listen.client": f"127.0.0.1:{client_port}",
-        "tls.mode": "files", "tls.cert_path": cert, "tls.key_path": key,
+        "tls.mode": "files", "tls.cert_path": cert, "tls.key_path": key, "server.public_ip": "127.0.0.1",
     })
     # Clients look for https://127.0.0.1/.well-known/matrix/client, on port 443: the client listener.
     net = network(cert, {("127.0.0.1", 443): ("127.0.0.1", client_port)})
@@ -107,7 +108,10 @@ async def test_healthy_dendrite_lite_over_tls(start_server: StartServer, tmp_pat
     assert only(findings, "outbox").why == "No destination is failing (0 servers sent to so far)."
     assert only(findings, "certificate.names").why == f"tls.cert_path {cert} is valid for 127.0.0.1."
     assert only(findings, "certificate.expiry").why.startswith(f"tls.cert_path {cert} is valid until ")
-    assert only(findings, "ports").why.startswith("server.public_ip is not set")
+    assert [f.why for f in findings if f.check == "ports.open"] == [
+        f"127.0.0.1:{p} ({what}) accepts connections (tested from this machine)."
+        for p, what in sorted([(port, "federation, where peers connect"), (client_port, "the client API at public_baseurl")])
+    ]
 
 
 def local_setup(config: Config) -> LocalSetup:
@@ -161,6 +165,24 @@ async def test_proxy_that_drops_matrix_federation(start_server: StartServer, tmp
     )
     assert "forward all of /_matrix/ to dendrite-lite" in (finding.fix or "")
     assert f"proxy_pass http://127.0.0.1:{upstream};" in (finding.fix or "")
+
+
+async def test_public_address_reaches_a_server_with_another_key(start_server: StartServer, tmp_path: Path) -> None:
+    """The key file was replaced while an old process keeps serving with the old key (or the
+    address reaches another install): the signed request is refused for an unknown key."""
+    cert, key = make_cert(tmp_path, "IP:127.0.0.1")
+    port = free_port()
+    srv = await start_server({
+        "server.server_name": f"127.0.0.1:{port}", "listen.federation": f"127.0.0.1:{port}",
+        "tls.mode": "files", "tls.cert_path": cert, "tls.key_path": key,
+    })
+    other = new_server_key()
+    write_signing_key(srv.config.signing_key_path, other, overwrite=True)
+    findings = await diagnose(srv.config.server.server_name, network(cert), local_setup(srv.config))
+    assert failed(findings) == ["federation.signed_request"]
+    finding = only(findings, "federation.signed_request")
+    assert f"was refused with 401 M_UNAUTHORIZED (unknown key {other.key_id} of 127.0.0.1:{port})" in finding.why
+    assert "or the address reaches another server with another signing key" in finding.why
 
 
 async def test_key_document_for_another_server(fake_peer: PeerFactory, tmp_path: Path) -> None:
