@@ -37,7 +37,10 @@ def next_steps(answers: InitAnswers, cfg: Config, config_path: Path) -> str:
     lines.append(
         f"3. Check it as other servers see it: dendrite-lite doctor --config {config_path}"
     )
-    lines += _notes(cfg, config_path)
+    notes = _notes(cfg, config_path)
+    if notes:
+        lines.append("Also:")
+        lines += [f"- {note}" for note in notes]
     return "\n".join(lines)
 
 
