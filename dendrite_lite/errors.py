@@ -57,6 +57,7 @@ class Errcode(StrEnum):
     CANNOT_OVERWRITE_MEDIA = "M_CANNOT_OVERWRITE_MEDIA"
     UNKNOWN_POS = "M_UNKNOWN_POS"
     WRONG_ROOM_KEYS_VERSION = "M_WRONG_ROOM_KEYS_VERSION"
+    INVALID_SIGNATURE = "M_INVALID_SIGNATURE"
 
 
 # The spec gives most errcodes a conventional status; where it is silent we follow Synapse so
@@ -105,6 +106,7 @@ STATUS_BY_ERRCODE: dict[str, int] = {
     Errcode.CANNOT_OVERWRITE_MEDIA: 409,
     Errcode.UNKNOWN_POS: 400,
     Errcode.WRONG_ROOM_KEYS_VERSION: 403,
+    Errcode.INVALID_SIGNATURE: 400,
 }
 
 

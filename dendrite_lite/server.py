@@ -63,6 +63,7 @@ from dendrite_lite.api.federation import version as federation_version
 from dendrite_lite.api.wellknown import matrix as wellknown_matrix
 from dendrite_lite.config import Config
 from dendrite_lite.crypto.keys import KeyFileError, ServerKey, load_signing_key
+from dendrite_lite.e2ee.cross_signing import CrossSigningService
 from dendrite_lite.e2ee.device_lists import DeviceListService
 from dendrite_lite.e2ee.keys import KeysService
 from dendrite_lite.e2ee.sync_extensions import E2eeSync
@@ -349,7 +350,10 @@ def _e2ee_services(
     device_lists = DeviceListService(storage, notifier)
     keys = KeysService(storage, device_lists, server_name=name)
     to_device = ToDeviceService(storage, notifier, server_name=name)
-    services = {"device_lists": device_lists, "keys": keys, "to_device": to_device}
+    services = {
+        "device_lists": device_lists, "keys": keys, "to_device": to_device,
+        "cross_signing": CrossSigningService(storage, device_lists),
+    }
     return services, E2eeSync(storage, keys, device_lists, to_device)
 
 

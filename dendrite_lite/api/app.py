@@ -39,6 +39,7 @@ from dendrite_lite.api.errors import error_response, http_error_response, unhand
 from dendrite_lite.api.limits import body_limit_for
 from dendrite_lite.config import Config
 from dendrite_lite.crypto.keys import ServerKey
+from dendrite_lite.e2ee.cross_signing import CrossSigningService
 from dendrite_lite.e2ee.device_lists import DeviceListService
 from dendrite_lite.e2ee.keys import KeysService
 from dendrite_lite.e2ee.to_device import ToDeviceService
@@ -121,6 +122,7 @@ class Services:
     keys: KeysService = None  # type: ignore[assignment]
     device_lists: DeviceListService = None  # type: ignore[assignment]
     to_device: ToDeviceService = None  # type: ignore[assignment]
+    cross_signing: CrossSigningService = None  # type: ignore[assignment]
 
 
 # --- routing on the raw path ---------------------------------------------------------------------

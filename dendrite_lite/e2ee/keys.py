@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import aiosqlite
 
+from dendrite_lite.e2ee.cross_signing import add_cross_signing
 from dendrite_lite.e2ee.device_lists import DeviceListService
 from dendrite_lite.e2ee.key_upload import KeyUpload, parse_key_upload
 from dendrite_lite.errors import Errcode, MatrixError
@@ -131,9 +132,10 @@ class KeysService:
                     d.device_id: _with_display_name(d)
                     for d in await table.select_device_keys(conn, user_id, device_ids)
                 }
-            return found
+            cross_signing = await add_cross_signing(conn, requester, found)
+            return {"device_keys": found, "failures": {}, **cross_signing}
 
-        response: dict[str, Any] = {"device_keys": await self._storage.db.read(read), "failures": {}}
+        response: dict[str, Any] = await self._storage.db.read(read)
         if remote:
             results, failures = await self._ask_remote("query", remote, timeout_ms)
             response["device_keys"].update(results)

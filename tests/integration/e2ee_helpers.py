@@ -13,7 +13,7 @@ from signedjson.sign import sign_json
 
 from tests.integration.sync_helpers import User
 
-__all__ = ["DeviceKeyring", "upload"]
+__all__ = ["CrossSigning", "DeviceKeyring", "upload"]
 
 _key_ids = itertools.count(1)
 
@@ -65,3 +65,44 @@ async def upload(user: User, body: dict[str, Any], status: int = 200) -> dict[st
     resp = await user.post("/keys/upload", body)
     assert resp.status_code == status, resp.text
     return resp.json()  # type: ignore[no-any-return]
+
+
+def _self_named_key() -> SigningKey:
+    """An ed25519 key whose signatures are named ed25519:<its public key>, as cross-signing
+    keys' are."""
+    key = SigningKey.generate()
+    key.version = encode_verify_key_base64(key.verify_key)
+    key.alg = "ed25519"
+    return key
+
+
+@dataclass
+class CrossSigning:
+    """A user's master, self-signing and user-signing keys, as a client makes them."""
+
+    user_id: str
+    keys: dict[str, SigningKey] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for usage in ("master", "self_signing", "user_signing"):
+            self.keys[usage] = _self_named_key()
+
+    def public(self, usage: str) -> str:
+        return encode_verify_key_base64(self.keys[usage].verify_key)
+
+    def key(self, usage: str, signed_by: str | None = "master") -> dict[str, Any]:
+        public = self.public(usage)
+        obj = {"user_id": self.user_id, "usage": [usage], "keys": {f"ed25519:{public}": public}}
+        if usage == "master" or signed_by is None:
+            return obj
+        return self.sign(obj, signed_by)
+
+    def sign(self, obj: dict[str, Any], usage: str) -> dict[str, Any]:
+        return sign_json(obj, self.user_id, self.keys[usage])  # type: ignore[no-any-return]
+
+    def upload_body(self) -> dict[str, Any]:
+        return {
+            "master_key": self.key("master"),
+            "self_signing_key": self.key("self_signing"),
+            "user_signing_key": self.key("user_signing"),
+        }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from quart import Blueprint, Response, jsonify, request
 
 from dendrite_lite.api.app import services
-from dendrite_lite.api.client.auth import authenticate
+from dendrite_lite.api.client.auth import authenticate, authenticate_with_password
 from dendrite_lite.api.errors import json_body
 from dendrite_lite.errors import Errcode, MatrixError
 
@@ -51,3 +51,33 @@ async def key_changes() -> Response:
         raise MatrixError(Errcode.MISSING_PARAM, "from and to are required")
     changes = await svc.device_lists.key_changes(requester.user_id, since, until)
     return jsonify(changes.to_json())
+
+
+@bp.post("/_matrix/client/v3/keys/device_signing/upload")
+async def upload_cross_signing_keys() -> Response:
+    """POST /_matrix/client/v3/keys/device_signing/upload
+
+    UIA (the account password) only when the upload would replace stored keys: the spec lets a
+    client publish its first keys, or re-send the same ones, without it.
+    """
+    svc = services()
+    requester = await authenticate(svc)
+    body = await json_body()
+    session = None
+    if await svc.cross_signing.needs_auth(requester.user_id, body):
+        requester, session, _ = await authenticate_with_password(
+            svc, body, "replace cross-signing keys"
+        )
+    await svc.cross_signing.upload_keys(requester.user_id, body)
+    if session is not None:
+        svc.uia.finish(session)
+    return jsonify({})
+
+
+@bp.post("/_matrix/client/v3/keys/signatures/upload")
+async def upload_signatures() -> Response:
+    """POST /_matrix/client/v3/keys/signatures/upload"""
+    svc = services()
+    requester = await authenticate(svc)
+    body = await json_body()
+    return jsonify(await svc.cross_signing.upload_signatures(requester.user_id, body))
