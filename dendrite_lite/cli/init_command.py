@@ -24,7 +24,8 @@ from dendrite_lite.cli.init_wizard import (
     read_password_file,
     write_install,
 )
-from dendrite_lite.config import Config, ConfigError, split_address
+from dendrite_lite.config import Config, ConfigError, check_option, split_address
+from dendrite_lite.delegation.discovery import is_ip_literal
 from dendrite_lite.errors import MatrixError
 
 __all__ = ["init"]
@@ -185,6 +186,12 @@ def init(
     ):
         if value is not None and value not in choices:
             fail(f"{flag} must be one of {', '.join(choices)}, not {value!r}")
+    _check_flags(
+        ("server", "public_ip", public_ip), ("listen", "client", listen_client),
+        ("listen", "federation", listen_federation), ("listen", "acme_http", listen_acme_http),
+        ("tls", "acme_directory", acme_directory),
+        ("tls", "acme_names", None if delegated_host is None else [delegated_host]),
+    )
     if acme_staging and acme_directory is not None:
         fail("--acme-staging and --acme-directory both name the CA; give one")
     if admin_user is not None:
@@ -238,12 +245,28 @@ def init(
     typer.echo(next_steps(answers, cfg, config))
 
 
+def _check_flags(*options: tuple[str, str, object]) -> None:
+    # Checked before any question: a mistyped flag must not cost the user the whole wizard, and
+    # the probes need valid addresses. The loader's own checks, so the messages are its.
+    for section, key, value in options:
+        if value is not None:
+            try:
+                check_option(section, key, value)
+            except ConfigError as e:
+                fail(str(e))
+
+
 def _dns_server(value: str | None) -> tuple[str, int] | None:
     # "IP:PORT" as `doctor --dns-server` takes it; the listener syntax's parser checks it.
+    if value is None:
+        return None
     try:
-        return None if value is None else split_address(value, "--dns-server")
+        host, port = split_address(value, "--dns-server")
     except ConfigError as e:
         fail(str(e))
+    if not is_ip_literal(host):
+        fail(f"--dns-server: {value!r}: give the name server's IP address, e.g. 127.0.0.1:53")
+    return host, port
 
 
 def _create_first_admin(config: Config, localpart: str, password: str, config_path: Path) -> None:

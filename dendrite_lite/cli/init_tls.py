@@ -52,10 +52,12 @@ def tls_default(
             f" yet, so Let's Encrypt cannot check {'it' if one else 'them'} here (acme works once"
             f" {'it does' if one else 'they do'})",
         )
-    if not state.usable:
+    if state is PortState.IN_USE:
         return TlsDefault(
             "proxy", f"{address} is in use, probably by a web server: let it be the reverse proxy"
         )
+    if not state.usable:
+        return TlsDefault("proxy", f"{address} is {state.value}")
     verb = "resolves" if len(names) == 1 else "resolve"
     return TlsDefault(
         "acme", f"{', '.join(n.host for n in names)} {verb} here and {address} is free"

@@ -4,6 +4,7 @@ port 443 (and port 80 for HTTP-01) free for our own listeners.
 The probe binds the address and closes it at once. Three outcomes:
 - FREE: the server will be able to listen there;
 - IN_USE: something (a web server, usually) already listens; it should be the reverse proxy;
+- NOT_HERE: the IP is not an address of this machine (a typo, or the public IP behind NAT);
 - NEEDS_PRIVILEGE: a non-root user may not bind ports below 1024. That is no reason to give
   up on ACME: the server will run as a service that is granted the right
   (systemd `AmbientCapabilities=CAP_NET_BIND_SERVICE`), so init takes the port as usable and
@@ -32,11 +33,12 @@ PRIVILEGE_HINT = (
 class PortState(enum.Enum):
     FREE = "free"
     IN_USE = "in use"
+    NOT_HERE = "not an address of this machine"
     NEEDS_PRIVILEGE = "needs privilege"
 
     @property
     def usable(self) -> bool:
-        return self is not PortState.IN_USE
+        return self in (PortState.FREE, PortState.NEEDS_PRIVILEGE)
 
 
 def probe_port(address: str, make_socket: Callable[..., socket.socket] = socket.socket) -> PortState:
@@ -53,5 +55,7 @@ def probe_port(address: str, make_socket: Callable[..., socket.socket] = socket.
         except OSError as e:
             if e.errno == errno.EADDRINUSE:
                 return PortState.IN_USE
+            if e.errno == errno.EADDRNOTAVAIL:
+                return PortState.NOT_HERE
             raise
     return PortState.FREE

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from dendrite_lite.cli.init_tls import STAGING_DIRECTORY
+from dendrite_lite.cli.init_tls import STAGING_DIRECTORY, acme_challenge, tls_default
 from dendrite_lite.config import load_config
 from dendrite_lite.delegation.local_ports import PortState
+from dendrite_lite.delegation.name_checks import AddressCheck
 from tests.cli.init_fakes import TERMS_URL, fake_probes
 from tests.cli.test_cli import free_port, init_args, invoke
 
@@ -90,6 +91,12 @@ def test_direct_from_flags_with_tls_alpn_and_a_private_ca(tmp_path: Path) -> Non
     (["--acme-challenge", "dns-01"], "error: --acme-challenge must be one of http-01, tls-alpn-01, not 'dns-01'"),
     (["--public-ip", "my-router"], 'error: server.public_ip: "my-router" is not an IP address'),
     (["--dns-server", "localhost"], 'error: --dns-server: "localhost" is not a valid address'),
+    (["--dns-server", "localhost:53"], "error: --dns-server: 'localhost:53': give the name server's IP address"),
+    # Refused before any question or port probe, with the config file's message.
+    (["--tls-mode", "acme", "--agree-tos", "--listen-acme-http", "0.0.0.0:99999"],
+     'error: listen.acme_http: "0.0.0.0:99999" is not a valid port (1-65535)'),
+    (["--delegation", "srv", "--delegated-host", "matrix example"],
+     'error: tls.acme_names[0]: "matrix example" is not a DNS host name'),
 ])
 def test_flag_mistakes(tmp_path: Path, extra: list[str], message: str) -> None:
     result = invoke(*init_args(tmp_path, *extra))
@@ -154,3 +161,21 @@ def test_refusing_the_terms_goes_back_to_the_https_question(
     assert "Without agreeing, the CA issues no certificate: choose proxy or files." in out
     config = load_config(tmp_path / "dendrite-lite.toml")
     assert (config.tls.mode, config.tls.acme_agree_tos) == ("proxy", False)
+
+
+def test_tls_default_and_challenge_rules() -> None:
+    here = AddressCheck("example.org", ("203.0.113.7",), None, "203.0.113.7")
+    away = AddressCheck("example.org", ("198.51.100.1",), None, "203.0.113.7")
+    https = "0.0.0.0:443"
+    assert tls_default([here], (https, PortState.FREE), "203.0.113.7").mode == "acme"
+    assert tls_default([here], (https, PortState.NEEDS_PRIVILEGE), "203.0.113.7").mode == "acme"
+    assert tls_default([away], (https, PortState.FREE), "203.0.113.7").reason == (
+        "example.org does not resolve to 203.0.113.7 yet, so Let's Encrypt cannot check it here"
+        " (acme works once it does)"
+    )
+    assert tls_default([here], (https, PortState.NOT_HERE), "203.0.113.7").reason == (
+        "0.0.0.0:443 is not an address of this machine"
+    )
+    assert tls_default([here], (https, PortState.FREE), "").mode == "proxy"
+    assert acme_challenge(("0.0.0.0:80", PortState.NEEDS_PRIVILEGE)) == ("http-01", "0.0.0.0:80")
+    assert acme_challenge(("0.0.0.0:80", PortState.IN_USE)) == ("tls-alpn-01", "")

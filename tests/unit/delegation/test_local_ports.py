@@ -26,3 +26,9 @@ def test_a_port_below_1024_for_a_normal_user() -> None:
 
     state = probe_port("0.0.0.0:443", NoPrivilege)
     assert state is PortState.NEEDS_PRIVILEGE and state.usable
+
+
+def test_an_address_that_is_not_this_machines() -> None:
+    # TEST-NET-3: never assigned to a machine, so never this one.
+    state = probe_port("203.0.113.7:8448")
+    assert state is PortState.NOT_HERE and not state.usable
