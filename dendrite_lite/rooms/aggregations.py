@@ -11,8 +11,9 @@ modules/reference_relations.md).
 Only children the user may see count (rooms.visibility); redacted children have no relation row
 left (storage.relations). State events get no aggregations (the spec's warning).
 
-Cost: one query for the relation rows of the whole batch, one for the child events, one
-visibility pass; nothing when no event of the batch has children.
+Cost: one query for the relation rows of the whole batch, the viewer's memberships, and the
+events shown (edits, each thread's latest event); children older than the viewer's join are
+loaded for the visibility check too. Nothing more when no event of the batch has children.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import aiosqlite
 
 from dendrite_lite.rooms.visibility import filter_events_for_user_conn
 from dendrite_lite.storage import events as events_table
+from dendrite_lite.storage import history as history_table
 from dendrite_lite.storage import relations as relations_table
 from dendrite_lite.storage.events import StoredEvent
 from dendrite_lite.storage.relations import Relation, relation_of
@@ -46,8 +48,11 @@ class Viewer:
 
 @dataclass(slots=True)
 class _Children:
-    edits: list[StoredEvent] = field(default_factory=list)
-    thread: list[StoredEvent] = field(default_factory=list)
+    """A parent's visible children, oldest first. Only the events a bundle shows are loaded:
+    the edits (to pick the valid one) and the thread's latest event."""
+
+    edits: list[str] = field(default_factory=list)
+    thread: list[Relation] = field(default_factory=list)
     references: list[str] = field(default_factory=list)
 
 
@@ -61,38 +66,52 @@ def is_valid_edit(original: StoredEvent, edit: StoredEvent) -> bool:
     return e.type == ENCRYPTED or isinstance(e.content.get("m.new_content"), Mapping)
 
 
+async def _visible_rows(
+    conn: aiosqlite.Connection, viewer: Viewer, rows: Sequence[Relation]
+) -> list[Relation]:
+    """The rows whose child the viewer may see. A child after the viewer's current join is
+    visible without loading it (rooms.visibility's own fast path), so a long thread costs no
+    event reads; only older children are loaded and checked."""
+    rooms = sorted({r.room_id for r in rows})
+    memberships = await history_table.select_current_memberships(conn, viewer.user_id, rooms)
+
+    def after_join(r: Relation) -> bool:
+        m = memberships.get(r.room_id)
+        return m is not None and m[0] == "join" and r.stream_ordering >= m[2]
+
+    older = [r.event_id for r in rows if not after_join(r)]
+    loaded = await events_table.select_events(conn, older) if older else {}
+    allowed = {
+        s.event.event_id
+        for s in await filter_events_for_user_conn(
+            conn, viewer.user_id, list(loaded.values()), memberships
+        )
+    }
+    return [r for r in rows if after_join(r) or r.event_id in allowed]
+
+
 async def _children(
     conn: aiosqlite.Connection,
     viewer: Viewer,
     parents: Mapping[str, StoredEvent],
     rel_types: Sequence[str],
 ) -> dict[str, _Children]:
-    """parent id -> its children by rel type that the viewer may see, oldest first. A child
-    in another room than its parent is no relation at all (the spec: "simply ignored")."""
-    rows = await relations_table.select_relations_to(conn, list(parents), rel_types)
-    if not rows:
-        return {}
-    loaded = await events_table.select_events(conn, [r.event_id for r in rows])
-    visible = {
-        s.event.event_id
-        for s in await filter_events_for_user_conn(conn, viewer.user_id, list(loaded.values()))
-    }
+    """parent id -> its children by rel type that the viewer may see. A child in another room
+    than its parent is no relation at all (the spec: "simply ignored")."""
+    rows = [
+        r for r in await relations_table.select_relations_to(conn, list(parents), rel_types)
+        if r.room_id == parents[r.relates_to].event.room_id
+    ]
     out: dict[str, _Children] = {}
-    for r in rows:
-        if r.event_id not in visible or r.room_id != parents[r.relates_to].event.room_id:
-            continue
+    for r in await _visible_rows(conn, viewer, rows) if rows else []:
         kids = out.setdefault(r.relates_to, _Children())
-        _add(kids, r, loaded[r.event_id])
+        if r.rel_type == REPLACE:
+            kids.edits.append(r.event_id)
+        elif r.rel_type == THREAD:
+            kids.thread.append(r)
+        else:
+            kids.references.append(r.event_id)
     return out
-
-
-def _add(kids: _Children, r: Relation, child: StoredEvent) -> None:
-    if r.rel_type == REPLACE:
-        kids.edits.append(child)
-    elif r.rel_type == THREAD:
-        kids.thread.append(child)
-    else:
-        kids.references.append(r.event_id)
 
 
 def _latest_edit(original: StoredEvent, edits: Sequence[StoredEvent]) -> StoredEvent | None:
@@ -115,23 +134,27 @@ async def _build(
     if not children:
         return {}, []
     redacted = await events_table.select_redactions_of(conn, list(children))
+    shown = [i for k in children.values() for i in k.edits]
+    shown += [k.thread[-1].event_id for k in children.values() if k.thread]
+    loaded = await events_table.select_events(conn, shown)
     bundles: dict[str, dict[str, Any]] = {}
     nested: list[StoredEvent] = []
     for parent_id, kids in children.items():
         parent = parents[parent_id]
         bundle: dict[str, Any] = {}
-        edit = None if parent_id in redacted else _latest_edit(parent, kids.edits)
+        edits = [loaded[i] for i in kids.edits if i in loaded]
+        edit = None if parent_id in redacted else _latest_edit(parent, edits)
         if edit is not None:
             bundle[REPLACE] = edit
             nested.append(edit)
-        if kids.thread:
-            latest = kids.thread[-1]
+        latest = loaded.get(kids.thread[-1].event_id) if kids.thread else None
+        if latest is not None:
             nested.append(latest)
             bundle[THREAD] = {
                 "latest_event": latest,
                 "count": len(kids.thread),
                 "current_user_participated": parent.event.sender == viewer.user_id
-                or any(k.event.sender == viewer.user_id for k in kids.thread),
+                or any(k.sender == viewer.user_id for k in kids.thread),
             }
         if kids.references:
             bundle[REFERENCE] = {"chunk": [{"event_id": i} for i in kids.references]}

@@ -256,3 +256,26 @@ async def test_a_thread_cannot_start_from_a_child_event(srv: RunningServer) -> N
     quoted = await send_content(alice, room, {
         "body": "quote", "m.relates_to": {"m.in_reply_to": {"event_id": root}}})
     await thread_reply(bob, room, quoted, "fine")
+
+
+async def test_thread_summary_skips_what_a_rejoined_user_missed(srv: RunningServer) -> None:
+    """Replies sent while the user was away are not theirs under "joined" visibility: older
+    children are checked one by one, those after the current join need no check."""
+    alice, bob, room = await _room(srv)
+    await alice.call(
+        "PUT", f"/rooms/{room}/state/m.room.history_visibility", {"history_visibility": "joined"}
+    )
+    root = await send_content(alice, room, {"msgtype": "m.text", "body": "root"})
+    first = await thread_reply(alice, room, root, "bob is here")
+    await bob.call("POST", f"/rooms/{room}/leave", {})
+    missed = await thread_reply(alice, room, root, "bob is away")
+    await bob.call("POST", f"/join/{room}", {})
+    await edit(alice, room, root, "root, edited while bob is back")
+    last = await thread_reply(alice, room, root, "bob is back")
+    thread = (await bob.call("GET", f"/rooms/{room}/event/{root}")).json()["unsigned"]["m.relations"]
+    assert thread["m.thread"]["count"] == 2 and thread["m.thread"]["latest_event"]["event_id"] == last
+    assert thread["m.replace"]["content"]["m.new_content"]["body"] == "root, edited while bob is back"
+    page = await relations_of(bob, room, root, "m.thread")
+    assert [e["event_id"] for e in page["chunk"]] == [last, first]
+    seen_by_alice = await relations_of(alice, room, root, "m.thread")
+    assert [e["event_id"] for e in seen_by_alice["chunk"]] == [last, missed, first]
