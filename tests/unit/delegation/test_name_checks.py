@@ -9,7 +9,11 @@ import httpx
 import pytest
 
 from dendrite_lite.delegation.discovery import ServerDiscovery, SrvRecord
-from dendrite_lite.delegation.name_checks import AddressCheck, DelegationFound, _delegation_found
+from dendrite_lite.delegation.name_checks import (
+    AddressCheck,
+    DelegationFound,
+    _delegation_found,
+)
 from dendrite_lite.outbound_http import new_client
 from tests.unit.delegation.test_discovery import FakeSrv
 
