@@ -39,6 +39,16 @@ async def _room(srv: RunningServer, **body: Any) -> tuple[User, User, str]:
     return alice, bob, room_id
 
 
+async def _joined_only_root(srv: RunningServer) -> tuple[User, User, str, str]:
+    """A room with history_visibility "joined" that bob has joined, and a root alice sent."""
+    alice, bob, room = await _room(srv)
+    await alice.call(
+        "PUT", f"/rooms/{room}/state/m.room.history_visibility", {"history_visibility": "joined"}
+    )
+    root = await send_content(alice, room, {"msgtype": "m.text", "body": "root"})
+    return alice, bob, room, root
+
+
 def _latest(events: list[dict[str, Any]]) -> str:
     """The spec's most recent replacement: origin_server_ts, then the largest event_id."""
     return str(max(events, key=lambda e: (e["origin_server_ts"], e["event_id"]))["event_id"])
@@ -172,11 +182,7 @@ async def test_recurse_follows_relations_of_relations(srv: RunningServer) -> Non
 
 
 async def test_left_user_sees_no_relations_after_leaving(srv: RunningServer) -> None:
-    alice, bob, room = await _room(srv)
-    await alice.call(
-        "PUT", f"/rooms/{room}/state/m.room.history_visibility", {"history_visibility": "joined"}
-    )
-    root = await send_content(alice, room, {"msgtype": "m.text", "body": "root"})
+    alice, bob, room, root = await _joined_only_root(srv)
     before = await thread_reply(alice, room, root, "before bob left")
     await bob.call("POST", f"/rooms/{room}/leave", {})
     await thread_reply(alice, room, root, "after bob left")
@@ -261,11 +267,7 @@ async def test_a_thread_cannot_start_from_a_child_event(srv: RunningServer) -> N
 async def test_thread_summary_skips_what_a_rejoined_user_missed(srv: RunningServer) -> None:
     """Replies sent while the user was away are not theirs under "joined" visibility: older
     children are checked one by one, those after the current join need no check."""
-    alice, bob, room = await _room(srv)
-    await alice.call(
-        "PUT", f"/rooms/{room}/state/m.room.history_visibility", {"history_visibility": "joined"}
-    )
-    root = await send_content(alice, room, {"msgtype": "m.text", "body": "root"})
+    alice, bob, room, root = await _joined_only_root(srv)
     first = await thread_reply(alice, room, root, "bob is here")
     await bob.call("POST", f"/rooms/{room}/leave", {})
     missed = await thread_reply(alice, room, root, "bob is away")
