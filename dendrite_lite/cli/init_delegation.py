@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from dendrite_lite.config import split_host
+from dendrite_lite.delegation.discovery import is_ip_literal
 
 __all__ = [
     "DELEGATIONS",
@@ -102,14 +103,17 @@ def records_to_publish(
     kind = "AAAA" if ":" in ip else "A"
     base_url = public_baseurl.rstrip("/")
     client_file = json.dumps({"m.homeserver": {"base_url": base_url}})
-    lines: list[str] = []
+    # This machine's names: the one peers connect to, and the public URL's if it is another.
+    machine = name if delegation == "direct" else host
+    assert machine is not None  # asked, or required with the flag
+    hosts = [machine]
+    base_host = urlsplit(base_url).hostname
+    if base_host and base_host not in hosts and not is_ip_literal(base_host):
+        hosts.append(base_host)
+    lines = [f"DNS: {h}. 3600 IN {kind} {ip}" for h in hosts]
     if delegation == "direct":
-        lines.append(f"DNS: {name}. 3600 IN {kind} {ip}")
-        if urlsplit(base_url).hostname == name:
-            return lines  # this server serves its own /.well-known/matrix/client
-    else:
-        assert host is not None
-        lines.append(f"DNS: {host}. 3600 IN {kind} {ip}")
+        # <server_name> is this machine, which serves /.well-known/matrix/client itself.
+        return lines
     if delegation == "well-known":
         lines += [
             f"On the web server of {name}, https://{name}/.well-known/matrix/server containing:",

@@ -204,9 +204,10 @@ def _ask_delegation(
     )
     host_check = _address_check(probes, host, public_ip)
     say(_published_line(delegation, name, host, found))
-    if delegation == "srv" and not name_check.points_here and flags.delegation is None:
+    if delegation == "srv" and not name_check.points_here:
         typer.echo(srv_certificate_rule(server_name, host))
-        if typer.confirm("Use well-known instead?", default=True):
+        # A choice made by flag stands; one made here may still change.
+        if flags.delegation is None and typer.confirm("Use well-known instead?", default=True):
             delegation = "well-known"
             say(_published_line(delegation, name, host, found))
     return delegation, host, host_check

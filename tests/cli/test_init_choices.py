@@ -81,6 +81,18 @@ def test_direct_from_flags_with_tls_alpn_and_a_private_ca(tmp_path: Path) -> Non
     assert "     DNS: example.org. 3600 IN A <this machine's public IP>\n" in result.stdout
 
 
+def test_direct_with_a_public_url_on_another_host(tmp_path: Path) -> None:
+    result = invoke(*init_args(tmp_path, "--delegation", "direct", "--public-ip", "203.0.113.7",
+                               "--public-baseurl", "https://chat.example.org/"))
+    assert result.exit_code == 0, result.output
+    assert (
+        "1. Publish these DNS records and files (the doctor checks them):\n"
+        "     DNS: example.org. 3600 IN A 203.0.113.7\n"
+        "     DNS: chat.example.org. 3600 IN A 203.0.113.7\n"
+        "2. Start the server"
+    ) in result.stdout
+
+
 @pytest.mark.parametrize(("extra", "message"), [
     (["--delegation", "well-known"],
      "error: --delegation well-known needs --delegated-host (this machine's name, e.g. matrix.example.org)"),
@@ -179,3 +191,19 @@ def test_tls_default_and_challenge_rules() -> None:
     assert tls_default([here], (https, PortState.FREE), "").mode == "proxy"
     assert acme_challenge(("0.0.0.0:80", PortState.NEEDS_PRIVILEGE)) == ("http-01", "0.0.0.0:80")
     assert acme_challenge(("0.0.0.0:80", PortState.IN_USE)) == ("tls-alpn-01", "")
+
+
+def test_srv_by_flag_explains_the_rule_and_keeps_the_choice(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    fake_probes(monkeypatch, public_ip="203.0.113.7", addresses={"matrix.example.org": ("203.0.113.7",)})
+    result = invoke("init", "--delegation", "srv", "--delegated-host", "matrix.example.org",
+                    input="\n".join(["", "example.org", "", "", "", "", "n"]) + "\n")
+    assert result.exit_code == 0, result.output
+    assert "but check that its certificate is for example.org itself" in result.stdout
+    assert "Use well-known instead?" not in result.stdout
+    assert "Suggested HTTPS: proxy, because example.org does not resolve to 203.0.113.7 yet" in result.stdout
+    config = load_config(tmp_path / "dendrite-lite.toml")
+    assert (config.tls.mode, config.listen.federation) == ("proxy", "127.0.0.1:8448")
+    assert "     DNS: _matrix-fed._tcp.example.org. 3600 IN SRV 10 5 8448 matrix.example.org.\n" in result.stdout
