@@ -47,6 +47,7 @@ from dendrite_lite.api.client import capabilities, directory, profile, room_even
 from dendrite_lite.api.client import account_data as account_data_api
 from dendrite_lite.api.client import misc, presence, pushrules, read_markers, receipts, tags, typing
 from dendrite_lite.api.client import keys as keys_api
+from dendrite_lite.api.client import room_keys as room_keys_api
 from dendrite_lite.api.client import to_device as to_device_api
 from dendrite_lite.api.client import filters as filters_api
 from dendrite_lite.api.client import messages as messages_api
@@ -65,6 +66,7 @@ from dendrite_lite.config import Config
 from dendrite_lite.crypto.keys import KeyFileError, ServerKey, load_signing_key
 from dendrite_lite.e2ee.cross_signing import CrossSigningService
 from dendrite_lite.e2ee.device_lists import DeviceListService
+from dendrite_lite.e2ee.key_backup import KeyBackupService
 from dendrite_lite.e2ee.keys import KeysService
 from dendrite_lite.e2ee.sync_extensions import E2eeSync
 from dendrite_lite.e2ee.to_device import ToDeviceService
@@ -150,6 +152,7 @@ _CLIENT_ONLY_BLUEPRINTS: tuple[Blueprint, ...] = (
     typing.bp,
     keys_api.bp,
     to_device_api.bp,
+    room_keys_api.bp,
     presence.bp,
     pushrules.bp,
     misc.bp,
@@ -353,6 +356,7 @@ def _e2ee_services(
     services = {
         "device_lists": device_lists, "keys": keys, "to_device": to_device,
         "cross_signing": CrossSigningService(storage, device_lists),
+        "key_backup": KeyBackupService(storage),
     }
     return services, E2eeSync(storage, keys, device_lists, to_device)
 

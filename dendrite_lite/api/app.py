@@ -41,6 +41,7 @@ from dendrite_lite.config import Config
 from dendrite_lite.crypto.keys import ServerKey
 from dendrite_lite.e2ee.cross_signing import CrossSigningService
 from dendrite_lite.e2ee.device_lists import DeviceListService
+from dendrite_lite.e2ee.key_backup import KeyBackupService
 from dendrite_lite.e2ee.keys import KeysService
 from dendrite_lite.e2ee.to_device import ToDeviceService
 from dendrite_lite.errors import Errcode, MatrixError
@@ -123,6 +124,7 @@ class Services:
     device_lists: DeviceListService = None  # type: ignore[assignment]
     to_device: ToDeviceService = None  # type: ignore[assignment]
     cross_signing: CrossSigningService = None  # type: ignore[assignment]
+    key_backup: KeyBackupService = None  # type: ignore[assignment]
 
 
 # --- routing on the raw path ---------------------------------------------------------------------

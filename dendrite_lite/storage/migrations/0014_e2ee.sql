@@ -1,6 +1,6 @@
 -- 0014: end-to-end encryption (client-server-api/modules/end_to_end_encryption.md,
 -- send_to_device.md): device keys, one-time and fallback keys, the device list stream, the
--- to-device inbox, cross-signing keys and their signatures.
+-- to-device inbox, cross-signing keys and their signatures, server-side key backups.
 -- Key rows are keyed by user id alone (no foreign key to devices or accounts) so that other
 -- servers' users' keys, fetched over federation, can live in the same tables.
 
@@ -87,4 +87,29 @@ CREATE TABLE e2e_cross_signing_signatures (
     signer_key_id TEXT NOT NULL,
     signature TEXT NOT NULL,
     PRIMARY KEY (user_id, key_id, signer_user_id, signer_key_id)
+) WITHOUT ROWID;
+
+-- Server-side key backups (end_to_end_encryption.md §Server-side key backups). A deleted
+-- backup keeps its row (deleted = 1) so its version is never handed out again and deleting it
+-- twice succeeds; its keys go. etag changes whenever the backup's keys change.
+CREATE TABLE e2e_room_key_backups (
+    user_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    algorithm TEXT NOT NULL,
+    auth_data TEXT NOT NULL,
+    etag INTEGER NOT NULL DEFAULT 0,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (user_id, version)
+) WITHOUT ROWID;
+
+CREATE TABLE e2e_room_keys (
+    user_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    room_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    first_message_index INTEGER NOT NULL,
+    forwarded_count INTEGER NOT NULL,
+    is_verified INTEGER NOT NULL,
+    session_data TEXT NOT NULL,
+    PRIMARY KEY (user_id, version, room_id, session_id)
 ) WITHOUT ROWID;
