@@ -117,10 +117,11 @@ def test_flag_mistakes(tmp_path: Path, extra: list[str], message: str) -> None:
     assert not (tmp_path / "dendrite-lite.toml").exists()
 
 
-def _wizard(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, answers: list[str], **fakes: object) -> str:
+def _wizard(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, answers: list[str], *flags: str,
+            **fakes: object) -> str:
     monkeypatch.chdir(tmp_path)
     fake_probes(monkeypatch, **fakes)  # type: ignore[arg-type]
-    result = invoke("init", input="\n".join(answers) + "\n")
+    result = invoke("init", *flags, input="\n".join(answers) + "\n")
     assert result.exit_code == 0, result.output
     return str(result.stdout)
 
@@ -196,14 +197,12 @@ def test_tls_default_and_challenge_rules() -> None:
 def test_srv_by_flag_explains_the_rule_and_keeps_the_choice(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    fake_probes(monkeypatch, public_ip="203.0.113.7", addresses={"matrix.example.org": ("203.0.113.7",)})
-    result = invoke("init", "--delegation", "srv", "--delegated-host", "matrix.example.org",
-                    input="\n".join(["", "example.org", "", "", "", "", "n"]) + "\n")
-    assert result.exit_code == 0, result.output
-    assert "but check that its certificate is for example.org itself" in result.stdout
-    assert "Use well-known instead?" not in result.stdout
-    assert "Suggested HTTPS: proxy, because example.org does not resolve to 203.0.113.7 yet" in result.stdout
+    out = _wizard(monkeypatch, tmp_path, ["", "example.org", "", "", "", "", "n"],
+                  "--delegation", "srv", "--delegated-host", "matrix.example.org",
+                  public_ip="203.0.113.7", addresses={"matrix.example.org": ("203.0.113.7",)})
+    assert "but check that its certificate is for example.org itself" in out
+    assert "Use well-known instead?" not in out
+    assert "Suggested HTTPS: proxy, because example.org does not resolve to 203.0.113.7 yet" in out
     config = load_config(tmp_path / "dendrite-lite.toml")
     assert (config.tls.mode, config.listen.federation) == ("proxy", "127.0.0.1:8448")
-    assert "     DNS: _matrix-fed._tcp.example.org. 3600 IN SRV 10 5 8448 matrix.example.org.\n" in result.stdout
+    assert "     DNS: _matrix-fed._tcp.example.org. 3600 IN SRV 10 5 8448 matrix.example.org.\n" in out
