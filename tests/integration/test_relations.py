@@ -281,3 +281,16 @@ async def test_thread_summary_skips_what_a_rejoined_user_missed(srv: RunningServ
     assert [e["event_id"] for e in page["chunk"]] == [last, first]
     seen_by_alice = await relations_of(alice, room, root, "m.thread")
     assert [e["event_id"] for e in seen_by_alice["chunk"]] == [last, missed, first]
+
+
+async def test_encrypted_edit_needs_no_visible_new_content(srv: RunningServer) -> None:
+    """m.new_content of an encrypted edit is inside the ciphertext (event_replacements.md
+    §Editing encrypted events): the server cannot and must not ask for it."""
+    alice, bob, room = await _room(srv)
+    megolm = {"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AwgA", "sender_key": "k",
+              "device_id": "D", "session_id": "s"}
+    original = await send_content(alice, room, megolm, "m.room.encrypted")
+    fixed = await send_content(alice, room, {
+        **megolm, "m.relates_to": {"rel_type": "m.replace", "event_id": original}}, "m.room.encrypted")
+    event = (await bob.call("GET", f"/rooms/{room}/event/{original}")).json()
+    assert event["unsigned"]["m.relations"]["m.replace"]["event_id"] == fixed
