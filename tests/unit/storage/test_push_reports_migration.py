@@ -1,0 +1,41 @@
+"""Migration 0016 (pushers, push queue, notification actions, reports, OpenID tokens): existing
+push action rows keep their counts and read as actions NULL (derived from the highlight flag)."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+from dendrite_lite.storage.migrations import MIGRATIONS_DIR, apply_migrations
+
+NAME = "0016_push_reports.sql"
+
+
+async def test_existing_push_actions_survive_with_null_actions(tmp_path: Path) -> None:
+    directory = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS_DIR, directory)
+    later = sorted(p for p in directory.glob("*.sql") if p.name > NAME)
+    held = [tmp_path / p.name for p in [directory / NAME, *later]]
+    for p in held:
+        (directory / p.name).rename(p)
+    path = tmp_path / "db.sqlite"
+    await apply_migrations(path, directory=directory)
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "INSERT INTO event_push_actions (room_id, stream_ordering, user_id, highlight, thread_id)"
+        " VALUES ('!r:x', 7, '@a:x', 1, 'main')"
+    )
+    conn.commit()
+    conn.close()
+    (tmp_path / NAME).rename(directory / NAME)
+    assert [m.version for m in await apply_migrations(path, directory=directory)] == [16]
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT * FROM event_push_actions").fetchall() == [
+            ("!r:x", 7, "@a:x", 1, "main", None)
+        ]
+        for table in ("pushers", "push_queue", "content_reports", "openid_tokens"):
+            assert conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone() == (0,)
+    finally:
+        conn.close()
