@@ -60,18 +60,27 @@ async def get_device(storage: Storage, user_id: str, device_id: str) -> Device:
 
 async def rename_device(
     storage: Storage, user_id: str, device_id: str, display_name: str | None
-) -> None:
-    """Set the display name (None: leave it as it is); 404 M_NOT_FOUND for an unknown device."""
+) -> bool:
+    """Set the display name (None: leave it as it is); 404 M_NOT_FOUND for an unknown device.
+    True when the device has keys: others see the name in /keys/query, so the rename entered
+    the device list stream and the caller wakes them."""
 
-    async def txn(conn: aiosqlite.Connection) -> bool:
-        if display_name is None:
-            return await devices_table.select_device(conn, user_id, device_id) is not None
-        return await devices_table.update_device_display_name(
-            conn, user_id, device_id, display_name
-        )
+    async def txn(conn: aiosqlite.Connection) -> bool | None:
+        device = await devices_table.select_device(conn, user_id, device_id)
+        if device is None:
+            return None
+        if display_name is None or display_name == device.display_name:
+            return False
+        await devices_table.update_device_display_name(conn, user_id, device_id, display_name)
+        if not await e2e_keys_table.select_device_keys(conn, user_id, [device_id]):
+            return False
+        await device_lists_table.insert_device_list_change(conn, user_id, device_id)
+        return True
 
-    if not await storage.db.write(txn):
+    changed = await storage.db.write(txn)
+    if changed is None:
         raise MatrixError(Errcode.NOT_FOUND, "Unknown device")
+    return changed
 
 
 async def delete_devices_in(

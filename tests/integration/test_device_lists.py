@@ -114,3 +114,19 @@ async def test_changes_bad_tokens(srv: RunningServer, params: dict[str, str], er
     resp = await alice.get("/keys/changes", **params)
     assert resp.status_code == 400, resp.text
     assert resp.json()["errcode"] == errcode
+
+
+async def test_renaming_a_device_with_keys_is_a_change(srv: RunningServer) -> None:
+    """The name is in /keys/query's `unsigned`: room-mates must re-query to see it."""
+    alice, bob, _ = await _pair(srv)
+    since = (await sync(bob))["next_batch"]
+    assert (await alice.put(f"/devices/{alice.device_id}", {"display_name": "no keys yet"})).status_code == 200
+    quiet = await sync(bob, since=since)
+    assert quiet["device_lists"]["changed"] == []
+    await upload(alice, {"device_keys": DeviceKeyring.of(alice).device_keys()})
+    since = (await sync(bob, since=quiet["next_batch"]))["next_batch"]
+    assert (await alice.put(f"/devices/{alice.device_id}", {"display_name": "phone"})).status_code == 200
+    body = await sync(bob, since=since)
+    assert body["device_lists"]["changed"] == [alice.user_id]
+    resp = await bob.post("/keys/query", {"device_keys": {alice.user_id: []}})
+    assert resp.json()["device_keys"][alice.user_id][alice.device_id]["unsigned"] == {"device_display_name": "phone"}

@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import RunningServer
 from tests.integration.account_helpers import login, running_server
+from tests.integration.e2ee_helpers import DeviceKeyring, upload
 from tests.integration.sync_helpers import User, new_user, sync
 from tests.spec_schema import assert_matches_operation
 
@@ -157,3 +158,24 @@ async def test_survives_restart_and_is_delivered_exactly_once(tmp_path: Path) ->
         assert [e["content"] for e in _events(first)] == [{"survives": True}]
         assert _events(await sync(bob, since=first["next_batch"])) == []
         assert _events(await sync(bob)) == []
+
+
+async def test_guests_may_exchange_keys_and_to_device(tmp_path: Path) -> None:
+    """guest_access.md lets guests use /keys/upload, /keys/query, /keys/claim and /sendToDevice."""
+    async with running_server(tmp_path / "data", {"registration.allow_guests": True}) as srv:
+        resp = await srv.client.post("/_matrix/client/v3/register", params={"kind": "guest"}, json={})
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        guest = User(srv.client, body["user_id"], body["access_token"], body["device_id"])
+        bob = await new_user(srv.client, "bob")
+        keys = DeviceKeyring.of(guest)
+        await upload(guest, {"device_keys": keys.device_keys(), "one_time_keys": keys.one_time_keys(1)})
+        resp = await guest.post("/keys/query", {"device_keys": {guest.user_id: []}})
+        assert list(resp.json()["device_keys"][guest.user_id]) == [guest.device_id]
+        resp = await guest.post("/keys/claim", {"one_time_keys": {guest.user_id: {guest.device_id: "signed_curve25519"}}})
+        assert resp.json()["one_time_keys"] != {}
+        await send(guest, {bob.user_id: {bob.device_id: {"from": "guest"}}})
+        assert [e["sender"] for e in _events(await sync(bob))] == [guest.user_id]
+        # Cross-signing and key backup stay closed to guests.
+        resp = await guest.post("/keys/device_signing/upload", {})
+        assert resp.status_code == 403

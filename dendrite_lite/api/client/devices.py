@@ -46,7 +46,8 @@ async def put_device(device_id: str) -> Response:
     display_name = body.get("display_name")
     if display_name is not None and not isinstance(display_name, str):
         raise MatrixError(Errcode.INVALID_PARAM, "display_name must be a string")
-    await devices.rename_device(svc.storage, requester.user_id, device_id, display_name)
+    if await devices.rename_device(svc.storage, requester.user_id, device_id, display_name):
+        await svc.device_lists.changed(requester.user_id)
     return jsonify({})
 
 
