@@ -180,3 +180,13 @@ async def test_bad_requests(srv: RunningServer, method: str, path: str, body: An
 async def test_needs_access_token(srv: RunningServer) -> None:
     resp = await srv.client.get("/_matrix/client/v3/room_keys/version")
     assert resp.status_code == 401
+
+
+async def test_session_id_with_a_slash(srv: RunningServer) -> None:
+    """Megolm session ids are base64 and may hold '/': clients send it as %2F."""
+    alice = await _user(srv)
+    version = await _new_backup(alice)
+    await _call(alice, "PUT", f"/room_keys/keys/{ROOM}/a%2Fb+c", _key(data="slash"), version=version)
+    got = await _call(alice, "GET", "/room_keys/keys", version=version)
+    assert list(got["rooms"][ROOM]["sessions"]) == ["a/b+c"]
+    assert (await _call(alice, "GET", f"/room_keys/keys/{ROOM}/a%2Fb+c", version=version))["session_data"] == {"ciphertext": "slash"}

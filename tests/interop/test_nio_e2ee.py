@@ -10,12 +10,16 @@ garbles a key, a signature, a to-device message or a /sync field, Bob cannot rea
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
+import vodozemac
 from nio import (  # type: ignore[import-untyped]
     AsyncClient,
     AsyncClientConfig,
@@ -23,6 +27,7 @@ from nio import (  # type: ignore[import-untyped]
     KeysClaimResponse,
     KeysQueryResponse,
     KeysUploadResponse,
+    LoginResponse,
     MegolmEvent,
     RegisterResponse,
     RoomCreateResponse,
@@ -31,6 +36,7 @@ from nio import (  # type: ignore[import-untyped]
     RoomSendResponse,
     SyncResponse,
 )
+from nio.crypto import Olm  # type: ignore[import-untyped]
 
 from tests.conftest import RunningServer, StartServer
 from tests.interop.nio_helpers import (
@@ -66,14 +72,18 @@ async def pair(start_server: StartServer, tmp_path: Path) -> AsyncIterator[Pair]
 
 async def _encrypting_client(url: str, name: str, store: Path) -> AsyncClient:
     """A registered nio client with crypto on and its olm account in `store`."""
+    client = _crypto_client(url, name, store)
+    expect(await client.register(name, PASSWORD, device_name=f"nio {name}"), RegisterResponse)
+    assert client.olm is not None, "nio's e2e extra (vodozemac) is not installed"
+    return client
+
+
+def _crypto_client(url: str, user: str, store: Path) -> AsyncClient:
     store.mkdir()
     config = AsyncClientConfig(
         max_timeouts=0, max_limit_exceeded=0, encryption_enabled=True, store_sync_tokens=True
     )
-    client = AsyncClient(url, name, store_path=str(store), config=config)
-    expect(await client.register(name, PASSWORD, device_name=f"nio {name}"), RegisterResponse)
-    assert client.olm is not None, "nio's e2e extra (vodozemac) is not installed"
-    return client
+    return AsyncClient(url, user, store_path=str(store), config=config)
 
 
 async def _publish_keys(client: AsyncClient) -> int:
@@ -180,3 +190,95 @@ async def test_claimed_key_is_gone(pair: Pair) -> None:
     assert len(key) == 1 and next(iter(key)).startswith("signed_curve25519:")
     after = expect(await bob.sync(timeout=0), SyncResponse).device_key_count.signed_curve25519
     assert after == before - 1
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode().rstrip("=")
+
+
+def _backup_session_data(session: Any, public_key: str) -> dict[str, str]:
+    """A Megolm session encrypted for the backup the way m.megolm_backup.v1.curve25519-aes-sha2
+    says (end_to_end_encryption.md §Backup algorithm), with vodozemac's PkEncryption."""
+    plaintext = {
+        "algorithm": "m.megolm.v1.aes-sha2",
+        "sender_key": session.sender_key,
+        "sender_claimed_keys": {"ed25519": session.ed25519},
+        "forwarding_curve25519_key_chain": [],
+        "session_key": session.export_session(session.first_known_index),
+    }
+    encryption = vodozemac.PkEncryption.from_key(vodozemac.Curve25519PublicKey.from_base64(public_key))
+    message = encryption.encrypt(json.dumps(plaintext).encode())
+    return {"ephemeral": _b64(message.ephemeral_key), "ciphertext": _b64(message.ciphertext), "mac": _b64(message.mac)}
+
+
+async def test_room_key_backed_up_and_restored_on_a_new_device(pair: Pair, tmp_path: Path) -> None:
+    """Alice backs up the Megolm key of her message; her new device, which never received the
+    key, downloads the backup, decrypts it with the backup key and reads the message."""
+    srv, alice = pair.srv, pair.alice
+    await _publish_keys(alice)
+    room_id = expect(
+        await alice.room_create(
+            initial_state=[{"type": "m.room.encryption", "state_key": "", "content": ENCRYPTION}]
+        ),
+        RoomCreateResponse,
+    ).room_id
+    await sync_until(alice, lambda r: alice.rooms.get(room_id) and alice.rooms[room_id].encrypted or None)
+    expect(
+        await alice.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": "backed up"}),
+        RoomSendResponse,
+    )
+    (session,) = [s for s in alice.olm.inbound_group_store if s.room_id == room_id]
+
+    backup_key = vodozemac.PkDecryption()
+    headers = {"Authorization": f"Bearer {alice.access_token}"}
+    auth_data = {"public_key": backup_key.public_key.to_base64()}
+    resp = await srv.client.post(
+        "/_matrix/client/v3/room_keys/version",
+        json={"algorithm": "m.megolm_backup.v1.curve25519-aes-sha2", "auth_data": auth_data},
+        headers=headers,
+    )
+    version = resp.json()["version"]
+    key = {
+        "first_message_index": session.first_known_index, "forwarded_count": 0,
+        "is_verified": True, "session_data": _backup_session_data(session, auth_data["public_key"]),
+    }
+    resp = await srv.client.put(
+        # Session ids are base64: a '/' in one must be sent as %2F.
+        f"/_matrix/client/v3/room_keys/keys/{room_id}/{quote(session.id, safe='')}",
+        params={"version": version}, json=key, headers=headers,
+    )
+    assert resp.status_code == 200 and resp.json()["count"] == 1, resp.text
+
+    new = _crypto_client(srv.listening.client_url, alice.user_id, tmp_path / "alice-new")
+    try:
+        expect(await new.login(PASSWORD, device_name="new device"), LoginResponse)
+        encrypted = await sync_until(new, _undecryptable(room_id))
+        latest = (await srv.client.get(
+            "/_matrix/client/v3/room_keys/version", headers={"Authorization": f"Bearer {new.access_token}"}
+        )).json()
+        assert latest["version"] == version and latest["count"] == 1
+        backed_up = (await srv.client.get(
+            "/_matrix/client/v3/room_keys/keys", params={"version": version},
+            headers={"Authorization": f"Bearer {new.access_token}"},
+        )).json()["rooms"][room_id]["sessions"][session.id]["session_data"]
+        plaintext = json.loads(backup_key.decrypt(vodozemac.Message.from_base64(
+            backed_up["ciphertext"], backed_up["mac"], backed_up["ephemeral"]
+        )))
+        restored = Olm._import_group_session(
+            plaintext["session_key"], plaintext["sender_claimed_keys"]["ed25519"],
+            plaintext["sender_key"], room_id, plaintext["forwarding_curve25519_key_chain"],
+        )
+        assert new.olm.inbound_group_store.add(restored)
+        decrypted = new.decrypt_event(encrypted)
+        assert isinstance(decrypted, RoomMessageText) and decrypted.body == "backed up"
+    finally:
+        await new.close()
+
+
+def _undecryptable(room_id: str) -> Any:
+    def found(resp: SyncResponse) -> Any:
+        info = resp.rooms.join.get(room_id)
+        events = [e for e in (info.timeline.events if info else []) if isinstance(e, MegolmEvent)]
+        return events[0] if events else None
+
+    return found
