@@ -101,11 +101,9 @@ async def _changes(
     since: int,
     until: int,
 ) -> DeviceListChanges:
-    sharing = await table.select_users_sharing_rooms_with(conn, user_id)
     changed: set[str] = set()
     if since < until:
         changed = await table.select_changed_users(conn, since, until)
-        changed &= sharing | {user_id}
     met: set[str] = set()
     parted: set[str] = set()
     if since_room < until_room:
@@ -122,6 +120,9 @@ async def _changes(
             elif change.membership in _LEAVING:
                 parted.add(change.user_id)
     met.discard(user_id)
-    changed |= met & sharing
+    if not (changed or met or parted):
+        return DeviceListChanges([], [])  # the usual case: no need to know who shares a room
+    sharing = await table.select_users_sharing_rooms_with(conn, user_id)
+    changed = (changed & (sharing | {user_id})) | (met & sharing)
     left = parted - sharing - {user_id}
     return DeviceListChanges(sorted(changed), sorted(left))
