@@ -36,6 +36,7 @@ from dendrite_lite.storage import Storage
 from dendrite_lite.storage import events as events_table
 from dendrite_lite.storage import notifications as table
 from dendrite_lite.storage import rooms as rooms_table
+from dendrite_lite.storage.ignored_users import select_ignored_by
 
 try:  # same optional speed-up as storage.events
     from orjson import loads as _loads
@@ -82,13 +83,14 @@ class NotificationCounter:
             and e.state_key and e.state_key.endswith(self._suffix)
         ]
 
-        async def load(conn: aiosqlite.Connection) -> tuple[Any, Any, dict[str, Any]]:
+        async def load(conn: aiosqlite.Connection) -> tuple[Any, Any, dict[str, Any], Any]:
             members, others = await self._context(conn, room_id)
             local = [u for u, _ in members if u.endswith(self._suffix)] + invitees
             docs = await table.select_push_rule_documents(conn, local) if local else {}
-            return members, others, docs
+            ignoring = await select_ignored_by(conn, local) if local else {}
+            return members, others, docs, ignoring
 
-        members, others, docs = await self._storage.db.read(load)
+        members, others, docs, ignoring = await self._storage.db.read(load)
         names = dict(members)
         targets = [(u, n) for u, n in members if u.endswith(self._suffix)]
         targets += [(u, None) for u in invitees if u not in names]
@@ -104,7 +106,8 @@ class NotificationCounter:
             prepared = prepare_event(client_format(event))
             sender_level = user_power_level(event.sender, levels, create) if create else 0
             for user_id, name in targets:
-                if user_id == event.sender:
+                # Nothing from an ignored user notifies (ignore_users.md), invites included.
+                if user_id == event.sender or event.sender in ignoring.get(user_id, ()):
                     continue
                 actions = evaluate(
                     compiled_for_user(user_id, docs.get(user_id, {})),

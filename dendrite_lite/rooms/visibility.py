@@ -30,6 +30,7 @@ import aiosqlite
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import events as events_table
 from dendrite_lite.storage import history as history_table
+from dendrite_lite.storage.ignored_users import select_ignored_users
 from dendrite_lite.storage.events import StoredEvent
 
 __all__ = [
@@ -86,11 +87,16 @@ async def filter_events_for_user_conn(
 ) -> list[StoredEvent]:
     """filter_events_for_user inside a read the caller already holds. `memberships` (room ->
     (membership, event id, stream position) of the user now, as select_current_memberships
-    returns) saves a query when the caller has it already."""
+    returns) saves a query when the caller has it already.
+
+    Events of users this user ignores are left out too, except state events
+    (ignore_users.md: "Servers must still send state events sent by ignored users")."""
+    ignored = await select_ignored_users(conn, user_id) if events else frozenset()
     servable = [
         s for s in events
         if not s.outlier and not s.soft_failed and s.event.rejected_reason is None
         and s.state_group is not None
+        and (s.event.state_key is not None or s.event.sender not in ignored)
     ]
     rooms = sorted({s.event.room_id for s in servable})
     if not servable:

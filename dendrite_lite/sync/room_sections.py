@@ -34,6 +34,7 @@ from dendrite_lite.storage import history as history_table
 from dendrite_lite.storage import notifications as notifications_table
 from dendrite_lite.storage import sync as sync_table
 from dendrite_lite.storage.events import StoredEvent
+from dendrite_lite.storage.ignored_users import select_ignored_users
 from dendrite_lite.storage.notifications import MAIN_THREAD
 from dendrite_lite.sync.client_events import ClientEventSerializer, load_redactions
 from dendrite_lite.sync.filters import Filter, RoomEventFilter
@@ -138,7 +139,8 @@ async def build_rooms(conn: aiosqlite.Connection, req: RoomsRequest) -> RoomsRes
     if rooms:
         await _fill_rooms(conn, req, rooms, result, current)
     if stripped:
-        await _fill_stripped(conn, stripped, result)
+        ignored = await select_ignored_users(conn, req.user_id)
+        await _fill_stripped(conn, stripped, result, ignored)
     return result
 
 
@@ -379,9 +381,13 @@ def _state_events(
 
 
 async def _fill_stripped(
-    conn: aiosqlite.Connection, rooms: Mapping[str, tuple[str, str]], result: RoomsResult
+    conn: aiosqlite.Connection,
+    rooms: Mapping[str, tuple[str, str]],
+    result: RoomsResult,
+    ignored: frozenset[str] = frozenset(),
 ) -> None:
-    """invite_state / knock_state: stripped state at the membership event, plus the event."""
+    """invite_state / knock_state: stripped state at the membership event, plus the event.
+    Invites from `ignored` users are not sent (ignore_users.md)."""
     member_events = await events_table.select_events(conn, [e for _, e in rooms.values()])
     groups = {
         room_id: s.state_group
@@ -396,7 +402,7 @@ async def _fill_stripped(
     )
     for room_id, (section, event_id) in rooms.items():
         member = member_events.get(event_id)
-        if member is None:
+        if member is None or (section == "invite" and member.event.sender in ignored):
             continue
         # Over federation, the inviting server sends the stripped state along with the invite.
         given = member.event.unsigned.get("invite_room_state")
