@@ -56,7 +56,7 @@ class _Children:
     references: list[str] = field(default_factory=list)
 
 
-def is_valid_edit(original: StoredEvent, edit: StoredEvent) -> bool:
+def _is_valid_edit(original: StoredEvent, edit: StoredEvent) -> bool:
     o, e = original.event, edit.event
     if o.sender != e.sender or o.type != e.type or o.is_state() or e.is_state():
         return False
@@ -115,7 +115,7 @@ async def _children(
 
 
 def _latest_edit(original: StoredEvent, edits: Sequence[StoredEvent]) -> StoredEvent | None:
-    valid = [e for e in edits if is_valid_edit(original, e)]
+    valid = [e for e in edits if _is_valid_edit(original, e)]
     if not valid:
         return None
     return max(valid, key=lambda e: (e.event.origin_server_ts, e.event.event_id))
