@@ -8,8 +8,9 @@ modules/reference_relations.md).
 - m.thread: count, latest_event (the newest by stream position, itself with its m.replace and
   m.reference aggregations) and current_user_participated (the user sent the root or a reply).
 - m.reference: the ids of the referencing events, oldest first.
-Only children the user may see count (rooms.visibility); redacted children have no relation row
-left (storage.relations). State events get no aggregations (the spec's warning).
+Only children the user may see count (rooms.visibility), never those of users they ignore;
+redacted children have no relation row left (storage.relations). State events get no
+aggregations (the spec's warning).
 
 Cost: one query for the relation rows of the whole batch, the viewer's memberships, and the
 events shown (edits, each thread's latest event); children older than the viewer's join are
@@ -29,6 +30,7 @@ from dendrite_lite.storage import events as events_table
 from dendrite_lite.storage import history as history_table
 from dendrite_lite.storage import relations as relations_table
 from dendrite_lite.storage.events import StoredEvent
+from dendrite_lite.storage.ignored_users import select_ignored_users
 from dendrite_lite.storage.relations import Relation, relation_of
 from dendrite_lite.sync.client_events import ClientEventSerializer, load_redactions
 
@@ -71,9 +73,14 @@ async def _visible_rows(
 ) -> list[Relation]:
     """The rows whose child the viewer may see. A child after the viewer's current join is
     visible without loading it (rooms.visibility's own fast path), so a long thread costs no
-    event reads; only older children are loaded and checked."""
+    event reads; only older children are loaded and checked. Children sent by users the viewer
+    ignores are never visible."""
     rooms = sorted({r.room_id for r in rows})
     memberships = await history_table.select_current_memberships(conn, viewer.user_id, rooms)
+    # The spec: aggregations never count events of users the viewer ignores (the slow path's
+    # visibility check leaves them out too).
+    ignored = await select_ignored_users(conn, viewer.user_id)
+    rows = [r for r in rows if r.sender not in ignored]
 
     def after_join(r: Relation) -> bool:
         m = memberships.get(r.room_id)

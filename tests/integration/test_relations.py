@@ -294,3 +294,22 @@ async def test_encrypted_edit_needs_no_visible_new_content(srv: RunningServer) -
         **megolm, "m.relates_to": {"rel_type": "m.replace", "event_id": original}}, "m.room.encrypted")
     event = (await bob.call("GET", f"/rooms/{room}/event/{original}")).json()
     assert event["unsigned"]["m.relations"]["m.replace"]["event_id"] == fixed
+
+
+async def test_ignored_users_children_are_not_aggregated(srv: RunningServer) -> None:
+    alice, bob, room = await _room(srv)
+    carol = await new_user(srv, "carol")
+    await carol.call("POST", f"/join/{room}", {})
+    await carol.call("PUT", f"/user/{carol.user_id}/account_data/m.ignored_user_list",
+                     {"ignored_users": {bob.user_id: {}}})
+    root = await send_content(alice, room, {"msgtype": "m.text", "body": "root"})
+    mine = await thread_reply(alice, room, root, "from alice")
+    await thread_reply(bob, room, root, "from bob, ignored by carol")
+    await reference(bob, room, root)
+    for where, event in (await served(carol, room, root)).items():
+        relations = event["unsigned"]["m.relations"]
+        assert relations["m.thread"]["count"] == 1, where
+        assert relations["m.thread"]["latest_event"]["event_id"] == mine, where
+        assert "m.reference" not in relations, where
+    seen_by_alice = (await alice.call("GET", f"/rooms/{room}/event/{root}")).json()
+    assert seen_by_alice["unsigned"]["m.relations"]["m.thread"]["count"] == 2
