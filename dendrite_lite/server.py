@@ -47,6 +47,7 @@ from dendrite_lite.api.client import capabilities, directory, profile, room_even
 from dendrite_lite.api.client import account_data as account_data_api
 from dendrite_lite.api.client import misc, presence, pushrules, read_markers, receipts, tags, typing
 from dendrite_lite.api.client import keys as keys_api
+from dendrite_lite.api.client import pushers as pushers_api
 from dendrite_lite.api.client import room_keys as room_keys_api
 from dendrite_lite.api.client import to_device as to_device_api
 from dendrite_lite.api.client import filters as filters_api
@@ -92,13 +93,16 @@ from dendrite_lite.federation.sender import ClientTransport, FederationSender
 from dendrite_lite.storage import MigrationError, SchemaTooNew, Storage
 from dendrite_lite.storage import server_identity
 from dendrite_lite.rooms.history import HistoryService
+from dendrite_lite.rooms.notification_list import NotificationList
 from dendrite_lite.rooms.notifications import NotificationCounter
 from dendrite_lite.sync.filter_store import FilterService
 from dendrite_lite.sync.notifier import Notifier
 from dendrite_lite.sync.service import SyncService
 from dendrite_lite.users.account_data import AccountDataService
 from dendrite_lite.users.presence import PresenceService
+from dendrite_lite.users.push_gateway import PushGateway
 from dendrite_lite.users.push_rules import PushRulesService
+from dendrite_lite.users.pushers import PushersService
 from dendrite_lite.users.remote_profiles import RemoteProfiles
 from dendrite_lite.tls.alpn import TlsAlpnAnswers, pem_files
 from dendrite_lite.tls.certs import self_signed
@@ -155,6 +159,7 @@ _CLIENT_ONLY_BLUEPRINTS: tuple[Blueprint, ...] = (
     room_keys_api.bp,
     presence.bp,
     pushrules.bp,
+    pushers_api.bp,
     misc.bp,
     sync_api.bp,
     filters_api.bp,
@@ -225,7 +230,10 @@ async def load_services(config: Config) -> Services:
         raise StartupError(str(e)) from None
     await _claim_server_name(config, storage)
     notifier = Notifier()
-    counter = NotificationCounter(storage, config.server.server_name)
+    push_gateway = PushGateway(storage)
+    counter = NotificationCounter(
+        storage, config.server.server_name, on_queued=push_gateway.wake
+    )
     federation = _federation_services(config, key, storage)
     sender: FederationSender | None = federation["federation_sender"]
     pipeline = RoomPipeline(
@@ -239,6 +247,7 @@ async def load_services(config: Config) -> Services:
         await sender.start()  # resumes delivery queued before a restart; stopped by _close_services
     user_data = await _user_data_services(storage, notifier, EduFanout(sender) if sender else None)
     e2ee, e2ee_sync = _e2ee_services(config, storage, notifier)
+    push_gateway.start()  # delivers what was queued before a restart; stopped by _close_services
     return Services(
         config=config,
         server_key=key,
@@ -254,6 +263,9 @@ async def load_services(config: Config) -> Services:
         ),
         **federation,
         **_federation_endpoints(storage, federation, user_data),
+        pushers=PushersService(storage),
+        push_gateway=push_gateway,
+        notification_list=NotificationList(storage),
     )
 
 
@@ -407,6 +419,8 @@ async def _close_services(svc: Services) -> None:
         svc.typing.close()
     if svc.presence is not None:
         await svc.presence.close()
+    if svc.push_gateway is not None:
+        await svc.push_gateway.stop()
     if svc.federation_sender is not None:  # before the client its requests use
         await svc.federation_sender.stop()
     if svc.federation_client is not None:

@@ -59,11 +59,14 @@ from dendrite_lite.rooms.receipts import ReceiptsService
 from dendrite_lite.rooms.typing import TypingService
 from dendrite_lite.storage import Storage
 from dendrite_lite.rooms.history import HistoryService
+from dendrite_lite.rooms.notification_list import NotificationList
 from dendrite_lite.sync.filter_store import FilterService
 from dendrite_lite.sync.notifier import Notifier
 from dendrite_lite.sync.service import SyncService
 from dendrite_lite.users.account_data import AccountDataService
 from dendrite_lite.users.presence import PresenceService
+from dendrite_lite.users.push_gateway import PushGateway
+from dendrite_lite.users.pushers import PushersService
 from dendrite_lite.users.push_rules import PushRulesService
 from dendrite_lite.users.remote_profiles import RemoteProfiles
 from dendrite_lite.users.registration import SharedSecretNonces
@@ -125,6 +128,11 @@ class Services:
     to_device: ToDeviceService = None  # type: ignore[assignment]
     cross_signing: CrossSigningService = None  # type: ignore[assignment]
     key_backup: KeyBackupService = None  # type: ignore[assignment]
+    # Pushers, their delivery to push gateways, and GET /notifications (issue 13 item 10;
+    # always set by load_services).
+    pushers: PushersService = None  # type: ignore[assignment]
+    push_gateway: PushGateway | None = None
+    notification_list: NotificationList = None  # type: ignore[assignment]
 
 
 # --- routing on the raw path ---------------------------------------------------------------------

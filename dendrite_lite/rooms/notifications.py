@@ -20,6 +20,7 @@ the members' push rule documents (which their owners may edit at any time).
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -30,11 +31,12 @@ from dendrite_lite.events.event import Event
 from dendrite_lite.events.pdu import client_format
 from dendrite_lite.events.power_levels import user_power_level
 from dendrite_lite.events.room_versions import get_room_version
-from dendrite_lite.push.evaluator import compiled_for_user, evaluate, prepare_event
+from dendrite_lite.push.evaluator import Actions, compiled_for_user, evaluate, prepare_event
 from dendrite_lite.rooms.receipts import thread_of
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import events as events_table
 from dendrite_lite.storage import notifications as table
+from dendrite_lite.storage import pushers as pushers_table
 from dendrite_lite.storage import rooms as rooms_table
 from dendrite_lite.storage.ignored_users import select_ignored_by
 
@@ -55,10 +57,16 @@ CONTEXT_CACHE_SIZE = 64
 
 
 class NotificationCounter:
-    def __init__(self, storage: Storage, server_name: str) -> None:
+    """`on_queued` is called after a write queued notifications for users with a pusher
+    (storage.pushers.push_queue): it wakes the push gateway delivery."""
+
+    def __init__(
+        self, storage: Storage, server_name: str, *, on_queued: Callable[[], None] | None = None
+    ) -> None:
         self._storage = storage
         self._suffix = ":" + server_name
         self._contexts: OrderedDict[int, _Context] = OrderedDict()  # by state group
+        self._on_queued = on_queued
 
     async def _context(self, conn: aiosqlite.Connection, room_id: str) -> _Context:
         """The room's push context, from the cache when its current state group is known (read
@@ -100,8 +108,8 @@ class NotificationCounter:
         levels = _event(others.get("m.room.power_levels"))
         levels_content = dict(levels.content) if levels is not None else None
         member_count = len(members)
-        # (index in batch, user, highlight)
-        hits: list[tuple[int, str, bool]] = []
+        # (index in batch, user, highlight, actions as JSON)
+        hits: list[tuple[int, str, bool, str]] = []
         for i, event in enumerate(events):
             prepared = prepare_event(client_format(event))
             sender_level = user_power_level(event.sender, levels, create) if create else 0
@@ -119,15 +127,20 @@ class NotificationCounter:
                     power_levels_content=levels_content,
                 )
                 if actions.notify:
-                    hits.append((i, user_id, actions.highlight))
+                    hits.append((i, user_id, actions.highlight, _actions_json(actions)))
         if not hits:
             return None
-        threads = await self._threads(events, {i for i, _, _ in hits})
+        threads = await self._threads(events, {i for i, _, _, _ in hits})
 
         async def write(conn: aiosqlite.Connection, persisted: Sequence[tuple[Event, int]]) -> None:
             await table.insert_push_actions(
-                conn, [(u, room_id, persisted[i][1], h, threads[i]) for i, u, h in hits]
+                conn, [(u, room_id, persisted[i][1], h, threads[i], a) for i, u, h, a in hits]
             )
+            queued = await pushers_table.insert_push_queue(
+                conn, [(u, room_id, persisted[i][1], a) for i, u, _, a in hits]
+            )
+            if queued and self._on_queued is not None:
+                self._on_queued()
 
         return write
 
@@ -144,6 +157,12 @@ class NotificationCounter:
             return stored.event if stored is not None else None
 
         return {i: await thread_of(events[i], load) for i in indices}
+
+
+def _actions_json(actions: Actions) -> str:
+    """The matching rule's actions (push.md §Actions), as /notifications and pushers show them."""
+    tweaks = [{"set_tweak": k, "value": v} for k, v in sorted(actions.tweaks.items())]
+    return json.dumps(["notify", *tweaks], separators=(",", ":"))
 
 
 def _event(row: tuple[str, str] | None) -> Event | None:

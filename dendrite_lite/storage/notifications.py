@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
 
 __all__ = [
     "insert_push_actions",
+    "NotificationRow",
+    "select_notifications",
     "select_unread_counts",
     "select_unread_counts_by_thread",
     "MAIN_THREAD",
@@ -29,8 +32,8 @@ __all__ = [
 # statement per event instead of binding four parameters per member from Python.
 INSERT_USERS = (
     "INSERT OR IGNORE INTO event_push_actions"
-    " (user_id, room_id, stream_ordering, highlight, thread_id)"
-    " SELECT value, ?, ?, ?, ? FROM json_each(?)"
+    " (user_id, room_id, stream_ordering, highlight, thread_id, actions)"
+    " SELECT value, ?, ?, ?, ?, ? FROM json_each(?)"
 )
 # Per (room, thread): the rows after the furthest receipt that covers them, an unthreaded one
 # ('') or one of the row's thread. The user's read positions are computed once per (room,
@@ -56,18 +59,71 @@ GROUP BY a.room_id, a.thread_id
 """
 MAIN_THREAD = "main"
 _CHUNK = 400
+# GET /notifications: a user's rows newest first, range-scanned per room of the user (the key
+# starts with the room), each marked read as the unread counts above decide it.
+SELECT_NOTIFICATIONS = """
+SELECT a.room_id, e.event_id, a.highlight, a.actions, e.origin_server_ts, a.stream_ordering,
+  EXISTS (
+    SELECT 1 FROM receipts r JOIN events re ON re.event_id = r.event_id
+    WHERE r.room_id = a.room_id AND r.user_id = ?1
+    AND r.receipt_type IN ('m.read', 'm.read.private') AND r.thread_id IN ('', a.thread_id)
+    AND re.stream_ordering >= a.stream_ordering
+  )
+FROM event_push_actions a JOIN events e ON e.stream_ordering = a.stream_ordering
+WHERE a.room_id IN (SELECT value FROM json_each(?2)) AND a.user_id = ?1
+AND a.stream_ordering < ?3 AND (?4 = 0 OR a.highlight = 1)
+ORDER BY a.stream_ordering DESC LIMIT ?5
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationRow:
+    room_id: str
+    event_id: str
+    highlight: bool
+    actions: list[Any] | None  # None on rows from before migration 0016
+    origin_server_ts: int
+    stream_ordering: int
+    read: bool
 
 
 async def insert_push_actions(
-    conn: aiosqlite.Connection, rows: Iterable[tuple[str, str, int, bool, str]]
+    conn: aiosqlite.Connection,
+    rows: Iterable[tuple[str, str, int, bool, str] | tuple[str, str, int, bool, str, str | None]],
 ) -> None:
-    """(user_id, room_id, stream_ordering, highlight, thread_id) for each notification;
-    thread_id is MAIN_THREAD or the thread root's event id."""
-    users: dict[tuple[str, int, int, str], list[str]] = {}
-    for user_id, room_id, position, highlight, thread_id in rows:
-        users.setdefault((room_id, position, int(highlight), thread_id), []).append(user_id)
-    for (room_id, position, flag, thread_id), ids in users.items():
-        await conn.execute(INSERT_USERS, (room_id, position, flag, thread_id, json.dumps(ids)))
+    """(user_id, room_id, stream_ordering, highlight, thread_id[, actions]) for each
+    notification; thread_id is MAIN_THREAD or the thread root's event id, actions the matching
+    rule's actions as a JSON array (None: derived from highlight when read)."""
+    users: dict[tuple[str, int, int, str, str | None], list[str]] = {}
+    for user_id, room_id, position, highlight, thread_id, *rest in rows:
+        key = (room_id, position, int(highlight), thread_id, rest[0] if rest else None)
+        users.setdefault(key, []).append(user_id)
+    for (room_id, position, flag, thread_id, actions), ids in users.items():
+        await conn.execute(
+            INSERT_USERS, (room_id, position, flag, thread_id, actions, json.dumps(ids))
+        )
+
+
+async def select_notifications(
+    conn: aiosqlite.Connection,
+    user_id: str,
+    room_ids: Sequence[str],
+    *,
+    before: int,
+    limit: int,
+    only_highlight: bool,
+) -> list[NotificationRow]:
+    """The user's notifications in `room_ids` below stream position `before`, newest first."""
+    args = (user_id, json.dumps(list(room_ids)), before, int(only_highlight), limit)
+    async with conn.execute(SELECT_NOTIFICATIONS, args) as cur:
+        rows = await cur.fetchall()
+    return [
+        NotificationRow(
+            r[0], r[1], bool(r[2]), json.loads(r[3]) if r[3] else None, int(r[4]), int(r[5]),
+            bool(r[6]),
+        )
+        for r in rows
+    ]
 
 
 async def select_unread_counts_by_thread(

@@ -11,8 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import RunningServer
-from tests.integration.account_helpers import running_server
+from tests.integration.module_server import server_client
 from tests.integration.sync_helpers import User, bodies, create_room, join, new_user, send, sync
 
 _n = itertools.count(1)
@@ -20,9 +19,8 @@ _n = itertools.count(1)
 
 @pytest.fixture(scope="module")
 async def client(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[httpx.AsyncClient]:
-    srv: RunningServer
-    async with running_server(tmp_path_factory.mktemp("ignore")) as srv:
-        yield srv.client
+    async for c in server_client(tmp_path_factory, "ignore"):
+        yield c
 
 
 async def _users(client: httpx.AsyncClient, *names: str) -> list[User]:

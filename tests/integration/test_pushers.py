@@ -1,0 +1,218 @@
+"""Pushers (push.md §Pushers): GET /pushers, POST /pushers/set and its errors, and delivery to
+an HTTP push gateway (a fake one on loopback): full and event_id_only formats, rejected
+pushkeys removing the pusher, retries after a 5xx."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.module_server import server_client
+from tests.integration.push_gateway_fake import FakeGateway, fake_gateway
+from tests.integration.sync_helpers import User, create_room, join, new_user, send
+
+_n = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+async def client(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[httpx.AsyncClient]:
+    async for c in server_client(tmp_path_factory, "pushers"):
+        yield c
+
+
+@pytest.fixture
+async def gateway() -> AsyncIterator[FakeGateway]:
+    async with fake_gateway() as gw:
+        yield gw
+
+
+async def _user(client: httpx.AsyncClient, name: str) -> User:
+    return await new_user(client, f"push{next(_n)}{name}")
+
+
+def _pusher(url: str, **extra: Any) -> dict[str, Any]:
+    body = {
+        "kind": "http", "app_id": "org.example.app", "pushkey": "key-1",
+        "app_display_name": "Example", "device_display_name": "Phone", "lang": "en",
+        "data": {"url": url, "custom": 1},
+    }
+    body.update(extra)
+    return body
+
+
+async def _set(user: User, body: dict[str, Any]) -> httpx.Response:
+    return await user.post("/pushers/set", body)
+
+
+async def _pushers(user: User) -> list[dict[str, Any]]:
+    resp = await user.get("/pushers")
+    assert resp.status_code == 200, resp.text
+    return list(resp.json()["pushers"])
+
+
+async def test_set_list_update_delete(client: httpx.AsyncClient) -> None:
+    alice = await _user(client, "alice")
+    assert await _pushers(alice) == []
+    url = "https://push.example.org/_matrix/push/v1/notify"
+    assert (await _set(alice, _pusher(url, profile_tag="tag"))).json() == {}
+    assert await _pushers(alice) == [{
+        "pushkey": "key-1", "kind": "http", "app_id": "org.example.app",
+        "app_display_name": "Example", "device_display_name": "Phone", "profile_tag": "tag",
+        "lang": "en", "data": {"url": url, "custom": 1},
+    }]
+    await _set(alice, _pusher(url, device_display_name="Tablet", pushkey="key-0"))
+    await _set(alice, _pusher(url, lang="fr"))
+    listed = await _pushers(alice)
+    assert [(p["pushkey"], p["device_display_name"], p["lang"]) for p in listed] == [
+        ("key-0", "Tablet", "en"), ("key-1", "Phone", "fr")
+    ]
+    assert "profile_tag" not in listed[1]
+    resp = await _set(alice, {"kind": None, "app_id": "org.example.app", "pushkey": "key-0"})
+    assert resp.status_code == 200, resp.text
+    assert [p["pushkey"] for p in await _pushers(alice)] == ["key-1"]
+
+
+async def test_append_false_takes_the_pushkey_from_other_users(client: httpx.AsyncClient) -> None:
+    alice, bob, carol = [await _user(client, n) for n in ("alice", "bob", "carol")]
+    url = "https://push.example.org/_matrix/push/v1/notify"
+    await _set(alice, _pusher(url))
+    await _set(bob, _pusher(url, append=True))
+    assert len(await _pushers(alice)) == 1 and len(await _pushers(bob)) == 1
+    await _set(carol, _pusher(url))
+    assert await _pushers(alice) == [] and await _pushers(bob) == []
+    assert len(await _pushers(carol)) == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "errcode"),
+    [
+        ({"kind": "email"}, "M_INVALID_PARAM"),
+        ({"data": {"url": "https://push.example.org/other"}}, "M_INVALID_PARAM"),
+        ({"data": {"url": "ftp://push.example.org/_matrix/push/v1/notify"}}, "M_INVALID_PARAM"),
+        ({"data": {"format": "event_id_only"}}, "M_MISSING_PARAM"),
+        ({"data": "x"}, "M_INVALID_PARAM"),
+        ({"pushkey": "k" * 513}, "M_INVALID_PARAM"),
+        ({"app_id": "a" * 65}, "M_INVALID_PARAM"),
+        ({"lang": 5}, "M_INVALID_PARAM"),
+        ({"append": "yes"}, "M_INVALID_PARAM"),
+        ({"pushkey": None}, "M_MISSING_PARAM"),
+    ],
+)
+async def test_set_errors(client: httpx.AsyncClient, change: dict[str, Any], errcode: str) -> None:
+    alice = await _user(client, "alice")
+    resp = await _set(alice, _pusher("https://p.example.org/_matrix/push/v1/notify", **change))
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["errcode"] == errcode
+    assert await _pushers(alice) == []
+
+
+async def test_set_errors_missing_fields(client: httpx.AsyncClient) -> None:
+    alice = await _user(client, "alice")
+    for key in ("kind", "app_display_name", "device_display_name", "lang", "data"):
+        body = _pusher("https://p.example.org/_matrix/push/v1/notify")
+        del body[key]
+        resp = await _set(alice, body)
+        assert resp.status_code == 400 and resp.json()["errcode"] == "M_MISSING_PARAM", key
+    resp = await client.get("/_matrix/client/v3/pushers")
+    assert resp.status_code == 401 and resp.json()["errcode"] == "M_MISSING_TOKEN"
+
+
+async def _room_with_pusher(
+    client: httpx.AsyncClient, gateway: FakeGateway, **pusher: Any
+) -> tuple[User, User, str]:
+    alice, bob = await _user(client, "alice"), await _user(client, "bob")
+    room = await create_room(alice, name="Pushy")
+    resp = await alice.post(f"/rooms/{room}/invite", {"user_id": bob.user_id})
+    assert resp.status_code == 200, resp.text
+    resp = await bob.put(f"/profile/{bob.user_id}/displayname", {"displayname": "Bob B"})
+    assert resp.status_code == 200, resp.text
+    await join(bob, room)
+    resp = await _set(alice, _pusher(gateway.url, **pusher))
+    assert resp.status_code == 200, resp.text
+    return alice, bob, room
+
+
+async def test_delivery_full_format(client: httpx.AsyncClient, gateway: FakeGateway) -> None:
+    alice, bob, room = await _room_with_pusher(client, gateway)
+    event_id = await send(bob, room, "hello alice")
+    body = await gateway.next()
+    assert body == {"notification": {
+        "event_id": event_id, "room_id": room, "type": "m.room.message", "sender": bob.user_id,
+        "sender_display_name": "Bob B", "room_name": "Pushy",
+        "content": {"msgtype": "m.text", "body": "hello alice"},
+        "counts": {"unread": 1}, "prio": "high",
+        "devices": [{
+            "app_id": "org.example.app", "pushkey": "key-1",
+            "pushkey_ts": body["notification"]["devices"][0]["pushkey_ts"],
+            "data": {"custom": 1}, "tweaks": {"sound": "default"},
+        }],
+    }}
+    # The same actions in GET /notifications.
+    listed = (await alice.get("/notifications")).json()["notifications"]
+    assert [(n["event"]["event_id"], n["actions"]) for n in listed] == [
+        (event_id, ["notify", {"set_tweak": "sound", "value": "default"}])
+    ]
+    await send(bob, room, "again")
+    second = (await gateway.next())["notification"]
+    assert second["counts"] == {"unread": 2}
+    assert gateway.received.empty()
+
+
+async def test_delivery_event_id_only(client: httpx.AsyncClient, gateway: FakeGateway) -> None:
+    _, bob, room = await _room_with_pusher(
+        client, gateway, data={"url": gateway.url, "format": "event_id_only"}
+    )
+    event_id = await send(bob, room, "secret")
+    note = (await gateway.next())["notification"]
+    assert note == {
+        "event_id": event_id, "room_id": room, "counts": {"unread": 1}, "prio": "high",
+        "devices": [{
+            "app_id": "org.example.app", "pushkey": "key-1",
+            "pushkey_ts": note["devices"][0]["pushkey_ts"],
+            "data": {"format": "event_id_only"}, "tweaks": {"sound": "default"},
+        }],
+    }
+
+
+async def test_rejected_pushkey_removes_pusher(client: httpx.AsyncClient, gateway: FakeGateway) -> None:
+    alice, bob, room = await _room_with_pusher(client, gateway)
+    gateway.reject.add("key-1")
+    await send(bob, room, "one")
+    await gateway.next()
+    # The pusher is gone: the next message goes nowhere.
+    for _ in range(50):
+        if not await _pushers(alice):
+            break
+        await _sleep()
+    assert await _pushers(alice) == []
+    await send(bob, room, "two")
+    await _sleep(0.5)
+    assert gateway.received.empty()
+
+
+async def test_gateway_5xx_is_retried(client: httpx.AsyncClient, gateway: FakeGateway) -> None:
+    _, bob, room = await _room_with_pusher(client, gateway)
+    gateway.fail_next = 1
+    event_id = await send(bob, room, "retry me")
+    assert (await gateway.next())["notification"]["event_id"] == event_id
+
+
+async def test_own_and_non_notifying_events_not_pushed(
+    client: httpx.AsyncClient, gateway: FakeGateway
+) -> None:
+    alice, bob, room = await _room_with_pusher(client, gateway)
+    await send(alice, room, "my own")
+    resp = await bob.put(f"/rooms/{room}/send/m.reaction/r1", {})  # no rule notifies for it
+    assert resp.status_code == 200, resp.text
+    event_id = await send(bob, room, "this one")
+    assert (await gateway.next())["notification"]["event_id"] == event_id
+
+
+async def _sleep(s: float = 0.05) -> None:
+    import asyncio
+
+    await asyncio.sleep(s)
