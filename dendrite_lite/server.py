@@ -48,6 +48,7 @@ from dendrite_lite.api.client import account_data as account_data_api
 from dendrite_lite.api.client import misc, presence, pushrules, read_markers, receipts, tags, typing
 from dendrite_lite.api.client import keys as keys_api
 from dendrite_lite.api.client import pushers as pushers_api
+from dendrite_lite.api.client import reports as reports_api
 from dendrite_lite.api.client import room_keys as room_keys_api
 from dendrite_lite.api.client import to_device as to_device_api
 from dendrite_lite.api.client import filters as filters_api
@@ -95,6 +96,7 @@ from dendrite_lite.storage import server_identity
 from dendrite_lite.rooms.history import HistoryService
 from dendrite_lite.rooms.notification_list import NotificationList
 from dendrite_lite.rooms.notifications import NotificationCounter
+from dendrite_lite.rooms.reports import ReportsService
 from dendrite_lite.sync.filter_store import FilterService
 from dendrite_lite.sync.notifier import Notifier
 from dendrite_lite.sync.service import SyncService
@@ -160,6 +162,7 @@ _CLIENT_ONLY_BLUEPRINTS: tuple[Blueprint, ...] = (
     presence.bp,
     pushrules.bp,
     pushers_api.bp,
+    reports_api.bp,
     misc.bp,
     sync_api.bp,
     filters_api.bp,
@@ -266,6 +269,7 @@ async def load_services(config: Config) -> Services:
         pushers=PushersService(storage),
         push_gateway=push_gateway,
         notification_list=NotificationList(storage),
+        reports=ReportsService(storage, config.server.server_name),
     )
 
 

@@ -60,6 +60,7 @@ from dendrite_lite.rooms.typing import TypingService
 from dendrite_lite.storage import Storage
 from dendrite_lite.rooms.history import HistoryService
 from dendrite_lite.rooms.notification_list import NotificationList
+from dendrite_lite.rooms.reports import ReportsService
 from dendrite_lite.sync.filter_store import FilterService
 from dendrite_lite.sync.notifier import Notifier
 from dendrite_lite.sync.service import SyncService
@@ -133,6 +134,8 @@ class Services:
     pushers: PushersService = None  # type: ignore[assignment]
     push_gateway: PushGateway | None = None
     notification_list: NotificationList = None  # type: ignore[assignment]
+    # Content reports for the server admin (always set by load_services).
+    reports: ReportsService = None  # type: ignore[assignment]
 
 
 # --- routing on the raw path ---------------------------------------------------------------------
