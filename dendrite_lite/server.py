@@ -46,6 +46,7 @@ from dendrite_lite.api.client import account, devices, login, register, versions
 from dendrite_lite.api.client import capabilities, directory, profile, room_events, rooms
 from dendrite_lite.api.client import account_data as account_data_api
 from dendrite_lite.api.client import misc, presence, pushrules, read_markers, receipts, tags, typing
+from dendrite_lite.api.client import dehydrated_devices as dehydrated_devices_api
 from dendrite_lite.api.client import keys as keys_api
 from dendrite_lite.api.client import pushers as pushers_api
 from dendrite_lite.api.client import reports as reports_api
@@ -68,6 +69,7 @@ from dendrite_lite.config import Config
 from dendrite_lite.crypto.keys import KeyFileError, ServerKey, load_signing_key
 from dendrite_lite.e2ee.cross_signing import CrossSigningService
 from dendrite_lite.e2ee.device_lists import DeviceListService
+from dendrite_lite.e2ee.dehydrated_devices import DehydratedDevicesService
 from dendrite_lite.e2ee.key_backup import KeyBackupService
 from dendrite_lite.e2ee.keys import KeysService
 from dendrite_lite.e2ee.sync_extensions import E2eeSync
@@ -161,6 +163,7 @@ _CLIENT_ONLY_BLUEPRINTS: tuple[Blueprint, ...] = (
     room_keys_api.bp,
     presence.bp,
     pushrules.bp,
+    dehydrated_devices_api.bp,
     pushers_api.bp,
     reports_api.bp,
     misc.bp,
@@ -377,6 +380,7 @@ def _e2ee_services(
     return services, E2eeSync(storage, keys, device_lists, to_device)
 
 
+        "dehydrated_devices": DehydratedDevicesService(storage, device_lists),
 def _sync_services(
     storage: Storage,
     notifier: Notifier,

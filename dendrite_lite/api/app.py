@@ -40,6 +40,7 @@ from dendrite_lite.api.limits import body_limit_for
 from dendrite_lite.config import Config
 from dendrite_lite.crypto.keys import ServerKey
 from dendrite_lite.e2ee.cross_signing import CrossSigningService
+from dendrite_lite.e2ee.dehydrated_devices import DehydratedDevicesService
 from dendrite_lite.e2ee.device_lists import DeviceListService
 from dendrite_lite.e2ee.key_backup import KeyBackupService
 from dendrite_lite.e2ee.keys import KeysService
@@ -130,6 +131,7 @@ class Services:
     cross_signing: CrossSigningService = None  # type: ignore[assignment]
     key_backup: KeyBackupService = None  # type: ignore[assignment]
     # Pushers, their delivery to push gateways, and GET /notifications (issue 13 item 10;
+    dehydrated_devices: DehydratedDevicesService = None  # type: ignore[assignment]
     # always set by load_services).
     pushers: PushersService = None  # type: ignore[assignment]
     push_gateway: PushGateway | None = None

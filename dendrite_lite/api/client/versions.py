@@ -14,4 +14,6 @@ bp = Blueprint("client_versions", __name__)
 @bp.get("/_matrix/client/versions")
 async def get_versions() -> Response:
     """GET /_matrix/client/versions"""
-    return jsonify({"versions": list(SUPPORTED_VERSIONS), "unstable_features": {}})
+    # Clients probe unstable features here before using them.
+    unstable = {"org.matrix.msc3814": True}  # dehydrated devices (api/client/dehydrated_devices.py)
+    return jsonify({"versions": list(SUPPORTED_VERSIONS), "unstable_features": unstable})
