@@ -49,6 +49,7 @@ from dendrite_lite.api.client import misc, presence, pushrules, read_markers, re
 from dendrite_lite.api.client import dehydrated_devices as dehydrated_devices_api
 from dendrite_lite.api.client import keys as keys_api
 from dendrite_lite.api.client import pushers as pushers_api
+from dendrite_lite.api.client import hierarchy as hierarchy_api
 from dendrite_lite.api.client import reports as reports_api
 from dendrite_lite.api.client import room_keys as room_keys_api
 from dendrite_lite.api.client import to_device as to_device_api
@@ -68,8 +69,8 @@ from dendrite_lite.api.wellknown import matrix as wellknown_matrix
 from dendrite_lite.config import Config
 from dendrite_lite.crypto.keys import KeyFileError, ServerKey, load_signing_key
 from dendrite_lite.e2ee.cross_signing import CrossSigningService
-from dendrite_lite.e2ee.device_lists import DeviceListService
 from dendrite_lite.e2ee.dehydrated_devices import DehydratedDevicesService
+from dendrite_lite.e2ee.device_lists import DeviceListService
 from dendrite_lite.e2ee.key_backup import KeyBackupService
 from dendrite_lite.e2ee.keys import KeysService
 from dendrite_lite.e2ee.sync_extensions import E2eeSync
@@ -98,6 +99,7 @@ from dendrite_lite.storage import server_identity
 from dendrite_lite.rooms.history import HistoryService
 from dendrite_lite.rooms.notification_list import NotificationList
 from dendrite_lite.rooms.notifications import NotificationCounter
+from dendrite_lite.rooms.hierarchy import SpaceHierarchy
 from dendrite_lite.rooms.reports import ReportsService
 from dendrite_lite.sync.filter_store import FilterService
 from dendrite_lite.sync.notifier import Notifier
@@ -161,11 +163,12 @@ _CLIENT_ONLY_BLUEPRINTS: tuple[Blueprint, ...] = (
     keys_api.bp,
     to_device_api.bp,
     room_keys_api.bp,
+    dehydrated_devices_api.bp,
     presence.bp,
     pushrules.bp,
-    dehydrated_devices_api.bp,
     pushers_api.bp,
     reports_api.bp,
+    hierarchy_api.bp,
     misc.bp,
     sync_api.bp,
     filters_api.bp,
@@ -273,6 +276,7 @@ async def load_services(config: Config) -> Services:
         push_gateway=push_gateway,
         notification_list=NotificationList(storage),
         reports=ReportsService(storage, config.server.server_name),
+        hierarchy=SpaceHierarchy(storage),
     )
 
 
@@ -376,11 +380,11 @@ def _e2ee_services(
         "device_lists": device_lists, "keys": keys, "to_device": to_device,
         "cross_signing": CrossSigningService(storage, device_lists),
         "key_backup": KeyBackupService(storage),
+        "dehydrated_devices": DehydratedDevicesService(storage, device_lists),
     }
     return services, E2eeSync(storage, keys, device_lists, to_device)
 
 
-        "dehydrated_devices": DehydratedDevicesService(storage, device_lists),
 def _sync_services(
     storage: Storage,
     notifier: Notifier,

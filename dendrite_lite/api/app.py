@@ -61,6 +61,7 @@ from dendrite_lite.rooms.typing import TypingService
 from dendrite_lite.storage import Storage
 from dendrite_lite.rooms.history import HistoryService
 from dendrite_lite.rooms.notification_list import NotificationList
+from dendrite_lite.rooms.hierarchy import SpaceHierarchy
 from dendrite_lite.rooms.reports import ReportsService
 from dendrite_lite.sync.filter_store import FilterService
 from dendrite_lite.sync.notifier import Notifier
@@ -130,14 +131,16 @@ class Services:
     to_device: ToDeviceService = None  # type: ignore[assignment]
     cross_signing: CrossSigningService = None  # type: ignore[assignment]
     key_backup: KeyBackupService = None  # type: ignore[assignment]
-    # Pushers, their delivery to push gateways, and GET /notifications (issue 13 item 10;
     dehydrated_devices: DehydratedDevicesService = None  # type: ignore[assignment]
+    # Pushers, their delivery to push gateways, and GET /notifications (issue 13 item 10;
     # always set by load_services).
     pushers: PushersService = None  # type: ignore[assignment]
     push_gateway: PushGateway | None = None
     notification_list: NotificationList = None  # type: ignore[assignment]
     # Content reports for the server admin (always set by load_services).
     reports: ReportsService = None  # type: ignore[assignment]
+    # GET /rooms/{roomId}/hierarchy (always set by load_services).
+    hierarchy: SpaceHierarchy = None  # type: ignore[assignment]
 
 
 # --- routing on the raw path ---------------------------------------------------------------------

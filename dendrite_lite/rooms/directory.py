@@ -17,9 +17,16 @@ from dendrite_lite.storage import Storage
 from dendrite_lite.storage import rooms as rooms_table
 from dendrite_lite.storage import state as state_table
 
-__all__ = ["PublicRoomsQuery", "list_public_rooms", "get_visibility", "set_visibility"]
+__all__ = [
+    "PublicRoomsQuery",
+    "list_public_rooms",
+    "get_visibility",
+    "set_visibility",
+    "CHUNK_KEYS",
+    "room_chunk",
+]
 
-_CHUNK_KEYS = (
+CHUNK_KEYS = (
     ("m.room.create", ""),
     ("m.room.name", ""),
     ("m.room.topic", ""),
@@ -45,11 +52,17 @@ def _field(room: RoomSnapshot, event_type: str, key: str) -> Any:
 
 
 async def _chunk(storage: Storage, room_id: str) -> dict[str, Any]:
-    room = await load_current(storage, room_id, _CHUNK_KEYS)
+    room = await load_current(storage, room_id, CHUNK_KEYS)
     joined = await storage.db.read(lambda c: state_table.select_members(c, room_id, "join"))
+    return room_chunk(room, len(joined))
+
+
+def room_chunk(room: RoomSnapshot, joined: int) -> dict[str, Any]:
+    """A room as the directory lists it (public_rooms_chunk.yaml); `room` has CHUNK_KEYS
+    loaded. The space hierarchy adds its own fields to the same summary."""
     out: dict[str, Any] = {
-        "room_id": room_id,
-        "num_joined_members": len(joined),
+        "room_id": room.room_id,
+        "num_joined_members": joined,
         "world_readable": history_visibility(room) == "world_readable",
         "guest_can_join": _field(room, "m.room.guest_access", "guest_access") == "can_join",
         "join_rule": _field(room, "m.room.join_rules", "join_rule") or "invite",
