@@ -50,6 +50,7 @@ from dendrite_lite.api.client import dehydrated_devices as dehydrated_devices_ap
 from dendrite_lite.api.client import keys as keys_api
 from dendrite_lite.api.client import pushers as pushers_api
 from dendrite_lite.api.client import hierarchy as hierarchy_api
+from dendrite_lite.api.client import openid as openid_api
 from dendrite_lite.api.client import reports as reports_api
 from dendrite_lite.api.client import room_keys as room_keys_api
 from dendrite_lite.api.client import to_device as to_device_api
@@ -63,6 +64,7 @@ from dendrite_lite.api.federation import key_query as federation_key_query
 from dendrite_lite.api.federation import query as federation_query
 from dendrite_lite.api.federation import transactions as federation_transactions
 from dendrite_lite.api.federation import membership as federation_membership
+from dendrite_lite.api.federation import openid as federation_openid
 from dendrite_lite.api.federation import keys as federation_keys
 from dendrite_lite.api.federation import version as federation_version
 from dendrite_lite.api.wellknown import matrix as wellknown_matrix
@@ -106,6 +108,7 @@ from dendrite_lite.sync.notifier import Notifier
 from dendrite_lite.sync.service import SyncService
 from dendrite_lite.users.account_data import AccountDataService
 from dendrite_lite.users.presence import PresenceService
+from dendrite_lite.users.openid import OpenIdService
 from dendrite_lite.users.push_gateway import PushGateway
 from dendrite_lite.users.push_rules import PushRulesService
 from dendrite_lite.users.pushers import PushersService
@@ -138,6 +141,7 @@ _FEDERATION_BLUEPRINTS: tuple[Blueprint, ...] = (
     federation_events.bp,
     federation_query.bp,
     federation_membership.bp,
+    federation_openid.bp,
     federation_version.bp,
     wellknown_matrix.bp,
     health.bp,
@@ -169,6 +173,7 @@ _CLIENT_ONLY_BLUEPRINTS: tuple[Blueprint, ...] = (
     pushers_api.bp,
     reports_api.bp,
     hierarchy_api.bp,
+    openid_api.bp,
     misc.bp,
     sync_api.bp,
     filters_api.bp,
@@ -277,6 +282,7 @@ async def load_services(config: Config) -> Services:
         notification_list=NotificationList(storage),
         reports=ReportsService(storage, config.server.server_name),
         hierarchy=SpaceHierarchy(storage),
+        openid=OpenIdService(storage, config.server.server_name),
     )
 
 

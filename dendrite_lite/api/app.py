@@ -68,6 +68,7 @@ from dendrite_lite.sync.notifier import Notifier
 from dendrite_lite.sync.service import SyncService
 from dendrite_lite.users.account_data import AccountDataService
 from dendrite_lite.users.presence import PresenceService
+from dendrite_lite.users.openid import OpenIdService
 from dendrite_lite.users.push_gateway import PushGateway
 from dendrite_lite.users.pushers import PushersService
 from dendrite_lite.users.push_rules import PushRulesService
@@ -141,6 +142,8 @@ class Services:
     reports: ReportsService = None  # type: ignore[assignment]
     # GET /rooms/{roomId}/hierarchy (always set by load_services).
     hierarchy: SpaceHierarchy = None  # type: ignore[assignment]
+    # OpenID tokens for third parties (always set by load_services).
+    openid: OpenIdService = None  # type: ignore[assignment]
 
 
 # --- routing on the raw path ---------------------------------------------------------------------
