@@ -26,6 +26,7 @@ __all__ = [
     "TlsConfig",
     "DatabaseConfig",
     "RegistrationConfig",
+    "LoginConfig",
     "FederationConfig",
     "MediaConfig",
     "LimitsConfig",
@@ -110,6 +111,11 @@ class RegistrationConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LoginConfig:
+    get_token: bool = False  # POST /login/get_token (one-time tokens for m.login.token)
+
+
+@dataclass(frozen=True, slots=True)
 class FederationConfig:
     enabled: bool = True
     verify_tls: bool = True
@@ -157,6 +163,7 @@ class Config:
     tls: TlsConfig = field(default_factory=TlsConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     registration: RegistrationConfig = field(default_factory=RegistrationConfig)
+    login: LoginConfig = field(default_factory=LoginConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
@@ -220,6 +227,7 @@ SECTION_TYPES: dict[str, type] = {
     "tls": TlsConfig,
     "database": DatabaseConfig,
     "registration": RegistrationConfig,
+    "login": LoginConfig,
     "federation": FederationConfig,
     "media": MediaConfig,
     "limits": LimitsConfig,
@@ -613,6 +621,7 @@ _VALIDATORS: dict[str, dict[str, Validator]] = {
         "shared_secret": _string,
         "allow_guests": _boolean,
     },
+    "login": {"get_token": _boolean},
     "federation": {
         "enabled": _boolean,
         "verify_tls": _boolean,

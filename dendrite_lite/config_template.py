@@ -138,6 +138,12 @@ _COMMENTS: dict[str, str] = {
         '(as Synapse\'s register_new_matrix_user does). "" turns that API off.'
     ),
     "registration.allow_guests": "Let people join public rooms as guests without an account.",
+    "login": "How users sign in.",
+    "login.get_token": (
+        "true lets a signed-in device make a one-time login token for a new device (POST\n"
+        "/login/get_token, used to sign in by QR code). Off by default: whoever holds a session\n"
+        "could then sign in more devices, each after a password check."
+    ),
     "federation": "Talking to other Matrix servers.",
     "federation.enabled": "false keeps this server private: no rooms shared with other servers.",
     "federation.verify_tls": (

@@ -50,6 +50,7 @@ from dendrite_lite.api.client import dehydrated_devices as dehydrated_devices_ap
 from dendrite_lite.api.client import keys as keys_api
 from dendrite_lite.api.client import pushers as pushers_api
 from dendrite_lite.api.client import hierarchy as hierarchy_api
+from dendrite_lite.api.client import login_token as login_token_api
 from dendrite_lite.api.client import openid as openid_api
 from dendrite_lite.api.client import reports as reports_api
 from dendrite_lite.api.client import room_keys as room_keys_api
@@ -174,6 +175,7 @@ _CLIENT_ONLY_BLUEPRINTS: tuple[Blueprint, ...] = (
     reports_api.bp,
     hierarchy_api.bp,
     openid_api.bp,
+    login_token_api.bp,
     misc.bp,
     sync_api.bp,
     filters_api.bp,

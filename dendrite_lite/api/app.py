@@ -68,6 +68,7 @@ from dendrite_lite.sync.notifier import Notifier
 from dendrite_lite.sync.service import SyncService
 from dendrite_lite.users.account_data import AccountDataService
 from dendrite_lite.users.presence import PresenceService
+from dendrite_lite.users.login_tokens import LoginTokens
 from dendrite_lite.users.openid import OpenIdService
 from dendrite_lite.users.push_gateway import PushGateway
 from dendrite_lite.users.pushers import PushersService
@@ -94,6 +95,8 @@ class Services:
     # In-memory, per-process state of the account endpoints (issue 4).
     uia: UiaSessions = field(default_factory=UiaSessions)
     registration_nonces: SharedSecretNonces = field(default_factory=SharedSecretNonces)
+    # One-time tokens of POST /login/get_token (login.get_token), in memory like UIA sessions.
+    login_tokens: LoginTokens = field(default_factory=LoginTokens)
     # Wakes /sync; the pipeline notifies it after every commit (built by server.load_services).
     notifier: Notifier = field(default_factory=Notifier)
     pipeline: RoomPipeline = None  # type: ignore[assignment]  # always set by load_services

@@ -35,6 +35,7 @@ __all__ = [
     "authenticate",
     "generate_device_id",
     "insert_session",
+    "login_options",
     "login_with_password",
     "logout",
     "logout_all",
@@ -246,6 +247,14 @@ async def login_with_password(
     password = body.get("password")
     if not isinstance(password, str):
         raise MatrixError(Errcode.MISSING_PARAM, "Missing or invalid 'password'")
+    options = login_options(body)
+    await require_password(storage, user_id, password)
+    return await open_session(storage, user_id, ip=ip, now=now, **options)
+
+
+def login_options(body: dict[str, Any]) -> dict[str, Any]:
+    """What every POST /login type may ask for the new session: device_id,
+    initial_device_display_name, refresh_token (as open_session's keyword arguments)."""
     device_id = body.get("device_id")
     if device_id is not None:
         validate_device_id(device_id)
@@ -255,11 +264,7 @@ async def login_with_password(
     with_refresh = body.get("refresh_token", False)
     if not isinstance(with_refresh, bool):
         raise MatrixError(Errcode.INVALID_PARAM, "refresh_token must be a boolean")
-    await require_password(storage, user_id, password)
-    return await open_session(
-        storage, user_id, device_id=device_id, display_name=display_name, ip=ip,
-        with_refresh=with_refresh, now=now,
-    )
+    return {"device_id": device_id, "display_name": display_name, "with_refresh": with_refresh}
 
 
 async def require_password(storage: Storage, user_id: str, password: str) -> None:

@@ -17,9 +17,12 @@ __all__ = ["bp", "capabilities"]
 bp = Blueprint("client_capabilities", __name__)
 
 
-def capabilities(default_room_version: str = DEFAULT_ROOM_VERSION.identifier) -> dict[str, Any]:
+def capabilities(
+    default_room_version: str = DEFAULT_ROOM_VERSION.identifier, *, get_login_token: bool = False
+) -> dict[str, Any]:
     """`default_room_version`: what /createRoom uses when the body names none (config
-    server.default_room_version), so clients offer it too."""
+    server.default_room_version), so clients offer it too; `get_login_token`: config
+    login.get_token."""
     return {
         "m.change_password": {"enabled": True},
         "m.room_versions": {
@@ -30,7 +33,7 @@ def capabilities(default_room_version: str = DEFAULT_ROOM_VERSION.identifier) ->
         "m.set_avatar_url": {"enabled": True},
         "m.profile_fields": {"enabled": True, "allowed": list(PROFILE_FIELDS)},
         "m.3pid_changes": {"enabled": False},
-        "m.get_login_token": {"enabled": False},
+        "m.get_login_token": {"enabled": get_login_token},
         "m.forget_forced_upon_leave": {"enabled": False},
     }
 
@@ -40,4 +43,6 @@ async def get_capabilities() -> Response:
     """GET /_matrix/client/v3/capabilities"""
     svc = services()
     await authenticate(svc, allow_guest=True)
-    return jsonify({"capabilities": capabilities(svc.config.server.default_room_version)})
+    return jsonify({"capabilities": capabilities(
+        svc.config.server.default_room_version, get_login_token=svc.config.login.get_token
+    )})

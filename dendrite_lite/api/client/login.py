@@ -11,6 +11,7 @@ from dendrite_lite.api.errors import json_body
 from dendrite_lite.api.wellknown.matrix import client_base_url
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.users import sessions
+from dendrite_lite.users.login_tokens import TOKEN_LOGIN
 from dendrite_lite.users.sessions import user_id_from_identifier
 
 __all__ = ["bp", "LOGIN_FLOWS"]
@@ -24,7 +25,10 @@ LOGIN_FLOWS = [{"type": "m.login.password"}]
 async def get_login() -> Response:
     """GET /_matrix/client/v3/login"""
     # Not rate limited: clients fetch it at every start, and it reveals nothing.
-    return jsonify({"flows": LOGIN_FLOWS})
+    flows = list(LOGIN_FLOWS)
+    if services().config.login.get_token:  # the only source of login tokens
+        flows.append({"type": TOKEN_LOGIN, "get_login_token": True})
+    return jsonify({"flows": flows})
 
 
 @bp.post("/_matrix/client/v3/login")
@@ -33,13 +37,17 @@ async def post_login() -> Response:
     svc = services()
     body = await json_body()
     svc.ratelimits.login_ip.check(client_ip() or "")
-    if body.get("type") != "m.login.password":
+    login_type = body.get("type")
+    if login_type == TOKEN_LOGIN and svc.config.login.get_token:
+        session = await svc.login_tokens.login(svc.storage, body, ip=client_ip())
+    elif login_type == "m.login.password":
+        server_name = svc.config.server.server_name
+        svc.ratelimits.login_user.check(user_id_from_identifier(body, server_name).lower())
+        session = await sessions.login_with_password(
+            svc.storage, server_name, body, ip=client_ip()
+        )
+    else:
         raise MatrixError(Errcode.UNKNOWN, "Bad login type.", status=400)
-    server_name = svc.config.server.server_name
-    svc.ratelimits.login_user.check(user_id_from_identifier(body, server_name).lower())
-    session = await sessions.login_with_password(
-        svc.storage, server_name, body, ip=client_ip()
-    )
     result = session.to_json()
     result["well_known"] = {"m.homeserver": {"base_url": client_base_url(svc.config)}}
     return jsonify(result)
