@@ -51,6 +51,7 @@ from dendrite_lite.api.client import keys as keys_api
 from dendrite_lite.api.client import pushers as pushers_api
 from dendrite_lite.api.client import hierarchy as hierarchy_api
 from dendrite_lite.api.client import login_token as login_token_api
+from dendrite_lite.api.client import user_directory as user_directory_api
 from dendrite_lite.api.client import openid as openid_api
 from dendrite_lite.api.client import reports as reports_api
 from dendrite_lite.api.client import room_keys as room_keys_api
@@ -110,6 +111,7 @@ from dendrite_lite.sync.service import SyncService
 from dendrite_lite.users.account_data import AccountDataService
 from dendrite_lite.users.presence import PresenceService
 from dendrite_lite.users.openid import OpenIdService
+from dendrite_lite.users.user_directory import UserDirectory
 from dendrite_lite.users.push_gateway import PushGateway
 from dendrite_lite.users.push_rules import PushRulesService
 from dendrite_lite.users.pushers import PushersService
@@ -176,6 +178,7 @@ _CLIENT_ONLY_BLUEPRINTS: tuple[Blueprint, ...] = (
     hierarchy_api.bp,
     openid_api.bp,
     login_token_api.bp,
+    user_directory_api.bp,
     misc.bp,
     sync_api.bp,
     filters_api.bp,
@@ -285,6 +288,7 @@ async def load_services(config: Config) -> Services:
         reports=ReportsService(storage, config.server.server_name),
         hierarchy=SpaceHierarchy(storage),
         openid=OpenIdService(storage, config.server.server_name),
+        user_directory=UserDirectory(storage),
     )
 
 

@@ -70,6 +70,7 @@ from dendrite_lite.users.account_data import AccountDataService
 from dendrite_lite.users.presence import PresenceService
 from dendrite_lite.users.login_tokens import LoginTokens
 from dendrite_lite.users.openid import OpenIdService
+from dendrite_lite.users.user_directory import UserDirectory
 from dendrite_lite.users.push_gateway import PushGateway
 from dendrite_lite.users.pushers import PushersService
 from dendrite_lite.users.push_rules import PushRulesService
@@ -147,6 +148,8 @@ class Services:
     hierarchy: SpaceHierarchy = None  # type: ignore[assignment]
     # OpenID tokens for third parties (always set by load_services).
     openid: OpenIdService = None  # type: ignore[assignment]
+    # POST /user_directory/search (always set by load_services).
+    user_directory: UserDirectory = None  # type: ignore[assignment]
 
 
 # --- routing on the raw path ---------------------------------------------------------------------
