@@ -65,6 +65,7 @@ from dendrite_lite.api.federation import events as federation_events
 from dendrite_lite.api.federation import key_query as federation_key_query
 from dendrite_lite.api.federation import query as federation_query
 from dendrite_lite.api.federation import transactions as federation_transactions
+from dendrite_lite.api.federation import user_keys as federation_user_keys
 from dendrite_lite.api.federation import membership as federation_membership
 from dendrite_lite.api.federation import openid as federation_openid
 from dendrite_lite.api.federation import keys as federation_keys
@@ -75,8 +76,11 @@ from dendrite_lite.crypto.keys import KeyFileError, ServerKey, load_signing_key
 from dendrite_lite.e2ee.cross_signing import CrossSigningService
 from dendrite_lite.e2ee.dehydrated_devices import DehydratedDevicesService
 from dendrite_lite.e2ee.device_lists import DeviceListService
+from dendrite_lite.e2ee.federation_answers import FederationKeyAnswers
 from dendrite_lite.e2ee.key_backup import KeyBackupService
 from dendrite_lite.e2ee.keys import KeysService
+from dendrite_lite.e2ee.remote_device_lists import RemoteDeviceLists
+from dendrite_lite.e2ee.remote_keys import FederatedKeys
 from dendrite_lite.e2ee.sync_extensions import E2eeSync
 from dendrite_lite.e2ee.to_device import ToDeviceService
 from dendrite_lite.event_loop import new_event_loop
@@ -88,6 +92,8 @@ from dendrite_lite.rooms.read_markers import ReadMarkersService
 from dendrite_lite.rooms.receipts import ReceiptsService
 from dendrite_lite.rooms.typing import TypingService
 from dendrite_lite.federation.client import FederationClient
+from dendrite_lite.federation.device_list_edus import DeviceListEdus
+from dendrite_lite.federation.e2ee_client import E2eeRequests
 from dendrite_lite.federation.edus import EduFanout
 from dendrite_lite.federation.inbound_edus import InboundEdus
 from dendrite_lite.federation.room_reads import FederationReads
@@ -98,11 +104,12 @@ from dendrite_lite.federation.keyring import Keyring
 from dendrite_lite.federation.remote_membership import FederatedMembership
 from dendrite_lite.federation.requester import ClientRequester
 from dendrite_lite.federation.sender import ClientTransport, FederationSender
+from dendrite_lite.federation.to_device_edus import ToDeviceEdus
 from dendrite_lite.storage import MigrationError, SchemaTooNew, Storage
 from dendrite_lite.storage import server_identity
 from dendrite_lite.rooms.history import HistoryService
 from dendrite_lite.rooms.notification_list import NotificationList
-from dendrite_lite.rooms.notifications import NotificationCounter
+from dendrite_lite.rooms.notifications import NotificationCounter, PersistHook
 from dendrite_lite.rooms.hierarchy import SpaceHierarchy
 from dendrite_lite.rooms.reports import ReportsService
 from dendrite_lite.sync.filter_store import FilterService
@@ -141,6 +148,7 @@ _FEDERATION_BLUEPRINTS: tuple[Blueprint, ...] = (
     federation_keys.bp,
     federation_key_query.bp,
     federation_transactions.bp,
+    federation_user_keys.bp,
     federation_events.bp,
     federation_query.bp,
     federation_membership.bp,
@@ -255,17 +263,21 @@ async def load_services(config: Config) -> Services:
     )
     federation = _federation_services(config, key, storage)
     sender: FederationSender | None = federation["federation_sender"]
+    e2ee, e2ee_sync, device_list_edus = _e2ee_services(config, storage, notifier, federation)
+    # Joins that start sharing a room make cached remote device lists stale.
+    hooks = [counter.prepare, e2ee["remote_device_lists"].prepare]
     pipeline = RoomPipeline(
         storage, server_name=config.server.server_name, key=key, notifier=notifier,
         # The sender's hook queues our events for other servers in the events' transaction.
-        persist_hooks=[counter.prepare] + ([sender.prepare] if sender else []),
+        persist_hooks=hooks + ([sender.prepare] if sender else []),
         commit_hooks=[sender.committed] if sender else [],
     )
-    federation.update(_inbound_federation(config, key, storage, notifier, pipeline, counter, federation))
+    federation.update(_inbound_federation(config, key, storage, notifier, pipeline, hooks, federation))
     if sender is not None:
         await sender.start()  # resumes delivery queued before a restart; stopped by _close_services
+    if device_list_edus is not None:
+        await device_list_edus.flush()  # device list changes committed before a crash
     user_data = await _user_data_services(storage, notifier, EduFanout(sender) if sender else None)
-    e2ee, e2ee_sync = _e2ee_services(config, storage, notifier)
     push_gateway.start()  # delivers what was queued before a restart; stopped by _close_services
     return Services(
         config=config,
@@ -281,7 +293,7 @@ async def load_services(config: Config) -> Services:
             _backfill(config, storage, federation, pipeline),
         ),
         **federation,
-        **_federation_endpoints(storage, federation, user_data),
+        **_federation_endpoints(storage, federation, user_data, e2ee),
         pushers=PushersService(storage),
         push_gateway=push_gateway,
         notification_list=NotificationList(storage),
@@ -303,13 +315,20 @@ async def _claim_server_name(config: Config, storage: Storage) -> None:
 
 
 def _federation_endpoints(
-    storage: Storage, federation: dict[str, Any], user_data: dict[str, Any]
+    storage: Storage, federation: dict[str, Any], user_data: dict[str, Any], e2ee: dict[str, Any]
 ) -> dict[str, Any]:
     """What the federation read and /send endpoints use: room reads for other servers, and
-    the transaction receiver (PDUs to the ingest pipeline, EDUs to the user data services)."""
+    the transaction receiver (PDUs to the ingest pipeline, EDUs to the user data and
+    end-to-end encryption services)."""
+    lists: RemoteDeviceLists = e2ee["remote_device_lists"]
     edus = InboundEdus(
         storage, typing=user_data["typing"], receipts=user_data["receipts"],
         presence=user_data["presence"],
+        more={
+            "m.device_list_update": lists.on_device_list_update,
+            "m.signing_key_update": lists.on_signing_key_update,
+            "m.direct_to_device": e2ee["to_device"].receive_remote,
+        },
     )
     return {
         "federation_reads": FederationReads(storage),
@@ -358,17 +377,18 @@ def _inbound_federation(
     storage: Storage,
     notifier: Notifier,
     pipeline: RoomPipeline,
-    counter: NotificationCounter,
+    persist_hooks: list[PersistHook],
     federation: dict[str, Any],
 ) -> dict[str, Any]:
     """Events from other servers (the ingest pipeline, sharing the local pipeline's room locks
-    and unread counts) and membership across servers. None of it without federation."""
+    and persist hooks: unread counts, device list staleness) and membership across servers.
+    None of it without federation."""
     client: FederationClient | None = federation["federation_client"]
     if client is None:
         return {"federation_ingest": None, "federated_membership": None}
     ingest = FederationIngest(
         storage, key_store=federation["keyring"], requester=ClientRequester(client),
-        notifier=notifier, room_lock=pipeline.room_lock, persist_hooks=[counter.prepare],
+        notifier=notifier, room_lock=pipeline.room_lock, persist_hooks=persist_hooks,
     )
     membership = FederatedMembership.build(
         storage=storage, notifier=notifier, key_store=federation["keyring"], ingest=ingest,
@@ -379,22 +399,37 @@ def _inbound_federation(
 
 
 def _e2ee_services(
-    config: Config, storage: Storage, notifier: Notifier
-) -> tuple[dict[str, Any], E2eeSync]:
-    """End-to-end encryption between our users: keys, device lists, to-device messages, and
-    their /sync sections. TODO(issue 13 item 5): hand them the federation seams (RemoteKeys,
-    RemoteToDevice, DeviceListService's on_local_change) when federation is enabled."""
+    config: Config, storage: Storage, notifier: Notifier, federation: dict[str, Any]
+) -> tuple[dict[str, Any], E2eeSync, DeviceListEdus | None]:
+    """End-to-end encryption: keys, device lists, to-device messages, and their /sync
+    sections; with federation, other servers' users' keys and device lists, and our changes
+    and to-device messages to their servers (DeviceListEdus, flushed at start-up)."""
     name = config.server.server_name
-    device_lists = DeviceListService(storage, notifier)
-    keys = KeysService(storage, device_lists, server_name=name)
-    to_device = ToDeviceService(storage, notifier, server_name=name)
+    sender: FederationSender | None = federation["federation_sender"]
+    client: FederationClient | None = federation["federation_client"]
+    list_edus = DeviceListEdus(storage, sender) if sender is not None else None
+    device_lists = DeviceListService(
+        storage, notifier, on_local_change=list_edus.on_local_change if list_edus else None
+    )
+    requests = E2eeRequests(client) if client is not None else None
+    remote_lists = RemoteDeviceLists(
+        storage, device_lists, server_name=name,
+        fetch_user_devices=requests.user_devices if requests else None,
+    )
+    remote_keys = FederatedKeys(storage, remote_lists, requests) if requests else None
+    keys = KeysService(storage, device_lists, server_name=name, remote=remote_keys)
+    to_device = ToDeviceService(
+        storage, notifier, server_name=name, remote=ToDeviceEdus(sender) if sender else None
+    )
     services = {
+        "federation_keys": FederationKeyAnswers(storage, server_name=name),
+        "remote_device_lists": remote_lists,
         "device_lists": device_lists, "keys": keys, "to_device": to_device,
         "cross_signing": CrossSigningService(storage, device_lists),
         "key_backup": KeyBackupService(storage),
         "dehydrated_devices": DehydratedDevicesService(storage, device_lists),
     }
-    return services, E2eeSync(storage, keys, device_lists, to_device)
+    return services, E2eeSync(storage, keys, device_lists, to_device), list_edus
 
 
 def _sync_services(
@@ -445,6 +480,8 @@ async def _close_services(svc: Services) -> None:
         await svc.presence.close()
     if svc.push_gateway is not None:
         await svc.push_gateway.stop()
+    if svc.remote_device_lists is not None:  # resyncs in flight write to storage
+        await svc.remote_device_lists.close()
     if svc.federation_sender is not None:  # before the client its requests use
         await svc.federation_sender.stop()
     if svc.federation_client is not None:

@@ -42,8 +42,10 @@ from dendrite_lite.crypto.keys import ServerKey
 from dendrite_lite.e2ee.cross_signing import CrossSigningService
 from dendrite_lite.e2ee.dehydrated_devices import DehydratedDevicesService
 from dendrite_lite.e2ee.device_lists import DeviceListService
+from dendrite_lite.e2ee.federation_answers import FederationKeyAnswers
 from dendrite_lite.e2ee.key_backup import KeyBackupService
 from dendrite_lite.e2ee.keys import KeysService
+from dendrite_lite.e2ee.remote_device_lists import RemoteDeviceLists
 from dendrite_lite.e2ee.to_device import ToDeviceService
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.federation.client import FederationClient
@@ -136,6 +138,10 @@ class Services:
     to_device: ToDeviceService = None  # type: ignore[assignment]
     cross_signing: CrossSigningService = None  # type: ignore[assignment]
     key_backup: KeyBackupService = None  # type: ignore[assignment]
+    # Our users' keys as other servers ask for them (always set), and other servers' users'
+    # device lists we keep (None when federation is disabled).
+    federation_keys: FederationKeyAnswers = None  # type: ignore[assignment]
+    remote_device_lists: RemoteDeviceLists | None = None
     dehydrated_devices: DehydratedDevicesService = None  # type: ignore[assignment]
     # Pushers, their delivery to push gateways, and GET /notifications (issue 13 item 10;
     # always set by load_services).

@@ -32,8 +32,8 @@ __all__ = ["DeviceListChanges", "DeviceListService"]
 
 log = logging.getLogger(__name__)
 
-# Called with a local user id after a change of their devices committed. The federation
-# sender of m.device_list_update EDUs (issue 13 item 5) plugs in here.
+# Called with a local user id after a change of their devices committed: the federation
+# sender of m.device_list_update EDUs (federation/device_list_edus.py).
 LocalChangeHook = Callable[[str], Awaitable[None]]
 
 _LEAVING = ("leave", "ban")
@@ -60,13 +60,15 @@ class DeviceListService:
         self._notifier = notifier
         self._on_local_change = on_local_change
 
-    async def changed(self, user_id: str) -> None:
-        """After a committed change of the user's device list: wake who must hear of it."""
+    async def changed(self, user_id: str, *, local: bool = True) -> None:
+        """After a committed change of the user's device list: wake who must hear of it.
+        `local=False`: another server's user (e2ee/remote_device_lists.py), whose own server
+        tells the other servers."""
         sharing = await self._storage.db.read(
             lambda conn: table.select_users_sharing_rooms_with(conn, user_id)
         )
         self._notifier.notify(sharing | {user_id})
-        if self._on_local_change is not None:
+        if local and self._on_local_change is not None:
             try:
                 await self._on_local_change(user_id)
             except Exception:  # the change is committed; other servers catch up later

@@ -1,14 +1,13 @@
 """Device keys, one-time keys and fallback keys: POST /keys/upload, /keys/query, /keys/claim, and
 the key counts /sync reports to a device (end_to_end_encryption.md §Key Distribution).
 
-Other servers' users: until federation of end-to-end encryption lands (issue 13 item 5), a
-query or claim for them answers with their server in `failures`; `RemoteKeys` is the seam the
-federation client will fill.
+Other servers' users go to `RemoteKeys` (e2ee/remote_keys.py: the remote device list cache,
+else their servers); without it (federation disabled) their servers are in `failures`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -30,8 +29,9 @@ SIGNED_CURVE25519 = "signed_curve25519"
 
 
 class RemoteKeys(Protocol):
-    """Other servers' users' keys (issue 13 item 5 implements it over federation). Each call
-    answers (results by user, failures by server name)."""
+    """Other servers' users' keys. Each call answers (fields of the response body, failures by
+    server name): for `query` device_keys, master_keys and self_signing_keys, each by user; for
+    `claim` one_time_keys by user."""
 
     async def query(
         self, users: dict[str, list[str]], timeout_ms: int
@@ -118,60 +118,31 @@ class KeysService:
 
     async def query(self, requester: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST /_matrix/client/v3/keys/query -> the response body."""
-        wanted = required_field(body, "device_keys", "object")
-        for user_id, devices in wanted.items():
-            if not isinstance(devices, list) or not all(isinstance(d, str) for d in devices):
-                raise MatrixError(Errcode.BAD_JSON, f"device_keys.{user_id} must be a list of strings")
+        wanted = parse_query(body)
         timeout_ms = _timeout(body)
         local, remote = _split_users(self._server_name, wanted, "device_keys")
 
         async def read(conn: aiosqlite.Connection) -> dict[str, Any]:
-            found: dict[str, Any] = {}
-            for user_id, device_ids in local.items():
-                found[user_id] = {
-                    d.device_id: _with_display_name(d)
-                    for d in await table.select_device_keys(conn, user_id, device_ids)
-                }
-            cross_signing = await add_cross_signing(conn, requester, found)
-            return {"device_keys": found, "failures": {}, **cross_signing}
+            return {**await local_device_keys(conn, requester, local), "failures": {}}
 
         response: dict[str, Any] = await self._storage.db.read(read)
         if remote:
             results, failures = await self._ask_remote("query", remote, timeout_ms)
-            response["device_keys"].update(results)
-            response["failures"].update(failures)
+            _merge(response, results, failures)
         return response
 
     # --- claim -------------------------------------------------------------------------------
 
     async def claim(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST /_matrix/client/v3/keys/claim -> the response body."""
-        wanted = required_field(body, "one_time_keys", "object")
-        for user_id, devices in wanted.items():
-            if not isinstance(devices, dict) or not all(isinstance(a, str) for a in devices.values()):
-                raise MatrixError(
-                    Errcode.BAD_JSON, f"one_time_keys.{user_id} must map device ids to algorithms"
-                )
+        wanted = parse_claim(body)
         timeout_ms = _timeout(body)
         local, remote = _split_users(self._server_name, wanted, "one_time_keys")
-
-        async def txn(conn: aiosqlite.Connection) -> dict[str, Any]:
-            claimed: dict[str, Any] = {}
-            for user_id, devices in local.items():
-                for device_id, algorithm in devices.items():
-                    key = await table.claim_key(conn, user_id, device_id, algorithm)
-                    if key is not None:
-                        claimed.setdefault(user_id, {})[device_id] = {key.key_id: key.key}
-            return claimed
-
-        response: dict[str, Any] = {
-            "one_time_keys": await self._storage.db.write(txn) if local else {},
-            "failures": {},
-        }
+        claimed = await self._storage.db.write(lambda c: claim_local_keys(c, local)) if local else {}
+        response: dict[str, Any] = {"one_time_keys": claimed, "failures": {}}
         if remote:
             results, failures = await self._ask_remote("claim", remote, timeout_ms)
-            response["one_time_keys"].update(results)
-            response["failures"].update(failures)
+            _merge(response, results, failures)
         return response
 
     async def _ask_remote(
@@ -179,11 +150,64 @@ class KeysService:
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         if self._remote is None:
             servers = sorted({server_name_of(u) for u in users})
-            failure = {"status": 503, "message": "keys of other servers' users are not supported yet"}
+            failure = {"status": 503, "message": "federation is disabled on this server"}
             return {}, {server: failure for server in servers}
         if what == "query":
             return await self._remote.query(users, timeout_ms)
         return await self._remote.claim(users, timeout_ms)
+
+
+def parse_query(body: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The `device_keys` of a /keys/query body (client or federation)."""
+    wanted = required_field(body, "device_keys", "object")
+    for user_id, devices in wanted.items():
+        if not isinstance(devices, list) or not all(isinstance(d, str) for d in devices):
+            raise MatrixError(Errcode.BAD_JSON, f"device_keys.{user_id} must be a list of strings")
+    return wanted  # type: ignore[no-any-return]
+
+
+def parse_claim(body: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """The `one_time_keys` of a /keys/claim body (client or federation)."""
+    wanted = required_field(body, "one_time_keys", "object")
+    for user_id, devices in wanted.items():
+        if not isinstance(devices, dict) or not all(isinstance(a, str) for a in devices.values()):
+            raise MatrixError(
+                Errcode.BAD_JSON, f"one_time_keys.{user_id} must map device ids to algorithms"
+            )
+    return wanted  # type: ignore[no-any-return]
+
+
+def _merge(response: dict[str, Any], results: dict[str, Any], failures: dict[str, Any]) -> None:
+    for field, by_user in results.items():
+        response.setdefault(field, {}).update(by_user)
+    response["failures"].update(failures)
+
+
+async def local_device_keys(
+    conn: aiosqlite.Connection, requester: str, users: Mapping[str, Sequence[str]]
+) -> dict[str, Any]:
+    """device_keys and the cross-signing fields of a /keys/query answer for users whose keys
+    we hold (device ids: those only, or all when empty), as `requester` may see them."""
+    found: dict[str, Any] = {}
+    for user_id, device_ids in users.items():
+        found[user_id] = {
+            d.device_id: _with_display_name(d)
+            for d in await table.select_device_keys(conn, user_id, device_ids)
+        }
+    return {"device_keys": found, **await add_cross_signing(conn, requester, found)}
+
+
+async def claim_local_keys(
+    conn: aiosqlite.Connection, users: Mapping[str, Mapping[str, str]]
+) -> dict[str, Any]:
+    """Inside a write: one key per (user, device, algorithm) asked, by user and device."""
+    claimed: dict[str, Any] = {}
+    for user_id, devices in users.items():
+        for device_id, algorithm in devices.items():
+            key = await table.claim_key(conn, user_id, device_id, algorithm)
+            if key is not None:
+                claimed.setdefault(user_id, {})[device_id] = {key.key_id: key.key}
+    return claimed
 
 
 def _with_display_name(device: table.DeviceKeys) -> dict[str, Any]:

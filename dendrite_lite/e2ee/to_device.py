@@ -10,8 +10,12 @@ Delivery is at least once until acknowledged, and never again after:
 - a /sync whose `since` is at or past a message's position proves the client got the response
   that carried it: the message is deleted then, before anything is read.
 
-Other servers' users: messages for them go to `RemoteToDevice` (the m.direct_to_device EDU
-sender of issue 13 item 5); without it they are dropped with a log line.
+Other servers' users (server-server-api.md §Send-to-device messaging): messages for them are
+queued by `RemoteToDevice` (federation/to_device_edus.py) as m.direct_to_device EDUs in the
+persistent outbox, in the same transaction as the request's transaction id, so a 200 means
+they will be sent even across a restart. Without it (federation disabled) they are dropped
+with a log line. Messages other servers send us (`receive_remote`) are delivered once per
+message id.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from dendrite_lite.events.ids import is_valid_user_id, server_name_of
 from dendrite_lite.request_body import required_field
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import devices as devices_table
+from dendrite_lite.storage import remote_device_lists as remote_table
 from dendrite_lite.storage import to_device as table
 from dendrite_lite.storage.to_device import Delivery
 from dendrite_lite.sync.notifier import Notifier
@@ -43,9 +48,14 @@ Messages = dict[str, dict[str, dict[str, Any]]]  # user_id -> device_id or "*" -
 
 
 class RemoteToDevice(Protocol):
-    async def send(self, sender: str, event_type: str, messages: Messages) -> None:
-        """Queue the messages for other servers' users (grouped by server by the sender)."""
+    async def queue_in(
+        self, conn: aiosqlite.Connection, sender: str, event_type: str, messages: Messages
+    ) -> list[str]:
+        """Inside the request's write: queue the messages for other servers' users; returns the
+        servers to wake once it committed."""
         ...
+
+    def wake(self, servers: list[str]) -> None: ...
 
 
 def _parse_messages(body: Mapping[str, Any]) -> Messages:
@@ -90,19 +100,56 @@ class ToDeviceService:
         remote = {u: d for u, d in messages.items() if u not in local}
         now_ms = int(self._clock() * 1000)
 
-        async def txn(conn: aiosqlite.Connection) -> list[str] | None:
+        async def txn(conn: aiosqlite.Connection) -> tuple[list[str], list[str]] | None:
             if not await table.insert_txn(conn, sender, sender_device, txn_id, now_ms):
                 return None  # a retry: done the first time
             rows = await _local_rows(conn, sender, event_type, local)
             await table.insert_messages(conn, rows)
+            servers: list[str] = []
+            if remote and self._remote is not None:
+                servers = await self._remote.queue_in(conn, sender, event_type, remote)
+            return sorted({user_id for user_id, _, _ in rows}), servers
+
+        done = await self._storage.db.write(txn)
+        if done is None:
+            return
+        recipients, servers = done
+        self._notifier.notify(recipients)
+        if self._remote is not None:
+            self._remote.wake(servers)
+        elif remote:
+            log.info(
+                "to-device %s from %s to other servers' users dropped: federation is disabled",
+                event_type, sender,
+            )
+
+    async def receive_remote(self, origin: str, content: Mapping[str, Any]) -> None:
+        """An m.direct_to_device EDU from `origin`: its messages for our users' devices, unless
+        a message with this id came from `origin` before. Malformed EDUs are ignored."""
+        sender, event_type = content.get("sender"), content.get("type")
+        message_id, messages = content.get("message_id"), content.get("messages")
+        if not isinstance(sender, str) or not is_valid_user_id(sender) or server_name_of(sender) != origin:
+            return  # a server speaks only for its own users
+        if not isinstance(event_type, str) or not isinstance(message_id, str):
+            return
+        if not isinstance(messages, Mapping):
+            return
+        ours = {
+            u: {d: c for d, c in by_device.items() if isinstance(c, dict)}
+            for u, by_device in messages.items()
+            if isinstance(u, str) and is_valid_user_id(u) and server_name_of(u) == self._server_name
+            and isinstance(by_device, Mapping)
+        }
+        now_ms = int(self._clock() * 1000)
+
+        async def txn(conn: aiosqlite.Connection) -> list[str]:
+            if not await remote_table.insert_inbound_message_id(conn, origin, message_id, now_ms):
+                return []  # delivered before
+            rows = await _local_rows(conn, sender, event_type, ours)
+            await table.insert_messages(conn, rows)
             return sorted({user_id for user_id, _, _ in rows})
 
-        recipients = await self._storage.db.write(txn)
-        if recipients is None:
-            return
-        self._notifier.notify(recipients)
-        if remote:
-            await self._send_remote(sender, event_type, remote)
+        self._notifier.notify(await self._storage.db.write(txn))
 
     async def deliver(
         self, user_id: str, device_id: str, since: int, until: int
@@ -121,15 +168,6 @@ class ToDeviceService:
         if len(delivery.events) < MAX_PER_SYNC:
             return Delivery(delivery.events, until)
         return delivery
-
-    async def _send_remote(self, sender: str, event_type: str, messages: Messages) -> None:
-        if self._remote is None:
-            log.info(
-                "to-device %s from %s to other servers' users dropped: not supported yet",
-                event_type, sender,
-            )
-            return
-        await self._remote.send(sender, event_type, messages)
 
 
 async def _local_rows(

@@ -21,9 +21,11 @@ from dendrite_lite.rooms.typing import TypingService
 from dendrite_lite.storage import Storage
 from dendrite_lite.users.presence import PresenceService
 
-__all__ = ["InboundEdus"]
+__all__ = ["EduHandler", "InboundEdus"]
 
 log = logging.getLogger(__name__)
+
+EduHandler = Callable[[str, Mapping[str, Any]], Any]  # (origin, content) -> awaitable
 
 
 def _server_of(user_id: Any) -> str | None:
@@ -41,16 +43,21 @@ class InboundEdus:
         receipts: ReceiptsService,
         presence: PresenceService,
         clock_ms: Callable[[], int] | None = None,
+        more: Mapping[str, EduHandler] | None = None,
     ) -> None:
+        """`more`: handlers of other EDU types by type (end-to-end encryption's
+        m.device_list_update, m.signing_key_update, m.direct_to_device), each checking its own
+        input and that the origin speaks for the user."""
         self._storage = storage
         self._typing = typing
         self._receipts = receipts
         self._presence = presence
         self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
-        self._handlers: dict[str, Callable[[str, Mapping[str, Any]], Any]] = {
+        self._handlers: dict[str, EduHandler] = {
             "m.typing": self._on_typing,
             "m.receipt": self._on_receipt,
             "m.presence": self._on_presence,
+            **(more or {}),
         }
 
     async def receive(self, origin: str, edu: Any) -> None:

@@ -148,6 +148,11 @@ class FederationSender:
         for d in destinations:
             self._queue(d).wake()
 
+    def wake(self, destinations: Iterable[str]) -> None:
+        """Outbox rows for these destinations were committed by another service's write (EDUs
+        queued in the same transaction as the change they describe): send them now."""
+        self._wake(d for d in destinations if d != self.server_name)
+
     # --- PDUs: pipeline hooks ----------------------------------------------------------------
     async def prepare(self, room_id: str, events: Sequence[Event]) -> InTxn | None:
         """Persist hook: returns the write that queues `events` inside their own transaction."""
