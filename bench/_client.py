@@ -1,7 +1,8 @@
-"""A minimal Matrix client for the benchmarks: register, createRoom, join, send, sync.
+"""A minimal Matrix client for the benchmarks: register, login, createRoom, join, send, sync.
 
-Only what bench/chat.py needs, written against the spec (so it drives any homeserver the same
-way). One `Homeserver` holds the shared connection pool; `User` is a logged-in account.
+Only what bench/chat.py and bench/key_exchange.py need, written against the spec (so it drives
+any homeserver the same way). One `Homeserver` holds the shared connection pool; `User` is a
+logged-in device.
 
 The client is aiohttp on uvloop, not httpx: with httpx the client itself needed 0.9 of the
 machine's 2 cores to keep 16 sends in flight against dendrite-lite (bench/chat.py's "bench client
@@ -82,7 +83,16 @@ class Homeserver:
         if "access_token" not in first:
             body["auth"] = {"type": "m.login.dummy", "session": first.get("session")}
             first = await self.request("POST", f"{CLIENT}/register", body=body)
-        return User(self, first["user_id"], first["access_token"])
+        return User(self, first["user_id"], first["access_token"], device_id=first["device_id"])
+
+    async def login(self, localpart: str, password: str) -> User:
+        """POST /login with a password: another device of an existing account."""
+        body = {
+            "type": "m.login.password", "password": password,
+            "identifier": {"type": "m.id.user", "user": localpart},
+        }
+        resp = await self.request("POST", f"{CLIENT}/login", body=body)
+        return User(self, resp["user_id"], resp["access_token"], device_id=resp["device_id"])
 
 
 @dataclass
@@ -91,6 +101,7 @@ class User:
     user_id: str
     token: str
     txn_counter: int = 0
+    device_id: str = ""
 
     async def create_room(self, body: dict[str, Any]) -> str:
         resp = await self.hs.request("POST", f"{CLIENT}/createRoom", token=self.token, body=body)

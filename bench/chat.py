@@ -290,10 +290,12 @@ def stop_profiler(proc: subprocess.Popen[bytes]) -> None:
 
 
 def run_one(
-    name: str, w: Workload, keep: Path | None, run_no: int, profile_dir: Path | None,
-    overrides: list[str],
+    name: str, w: Any, keep: Path | None, run_no: int, profile_dir: Path | None,
+    overrides: list[str], workload: Callable[..., Awaitable[dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix=f"bench-chat-{name}-") as tmp:
+    """One fresh server, `workload(server, w, watch, profile)` against it (default: the chat
+    workload; bench/key_exchange.py passes its own), then stop it and clean up."""
+    with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
         workdir = Path(tmp)
         if name == "dendrite-lite":
             server = start_dendrite(workdir, overrides)
@@ -308,7 +310,7 @@ def run_one(
                 profile_dir.mkdir(parents=True, exist_ok=True)
                 profile = profile_dir / f"{name}-{run_no}"
             with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                metrics = runner.run(run_workload(server, w, watch, profile))
+                metrics = runner.run((workload or run_workload)(server, w, watch, profile))
             metrics["startup_s"] = startup_s
             return metrics
         finally:
@@ -355,12 +357,18 @@ def _fmt(values: list[float], digits: int) -> str:
 
 
 def render_table(runs: dict[str, list[dict[str, Any]]], w: Workload) -> str:
+    return markdown_table(runs, rows(w))
+
+
+def markdown_table(runs: dict[str, list[dict[str, Any]]], table_rows: list[Row]) -> str:
+    """Medians (min-max) per server, ours/Synapse and the goal per row (bench/key_exchange.py
+    shares it)."""
     names = list(runs)
     ours, theirs = "dendrite-lite", "synapse"
     both = ours in runs and theirs in runs
     header = ["metric", *names] + (["ours / Synapse", "goal", "met"] if both else [])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for key, label, digits, goal in rows(w):
+    for key, label, digits, goal in table_rows:
         row = [label]
         meds = {}
         for name in names:
