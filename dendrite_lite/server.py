@@ -68,6 +68,7 @@ from dendrite_lite.api.federation import transactions as federation_transactions
 from dendrite_lite.api.federation import user_keys as federation_user_keys
 from dendrite_lite.api.federation import membership as federation_membership
 from dendrite_lite.api.federation import openid as federation_openid
+from dendrite_lite.api.federation import public_rooms as federation_public_rooms
 from dendrite_lite.api.federation import keys as federation_keys
 from dendrite_lite.api.federation import version as federation_version
 from dendrite_lite.api.wellknown import matrix as wellknown_matrix
@@ -96,6 +97,7 @@ from dendrite_lite.federation.device_list_edus import DeviceListEdus
 from dendrite_lite.federation.e2ee_client import E2eeRequests
 from dendrite_lite.federation.edus import EduFanout
 from dendrite_lite.federation.inbound_edus import InboundEdus
+from dendrite_lite.federation.public_rooms import PublicRoomsDirectory
 from dendrite_lite.federation.room_reads import FederationReads
 from dendrite_lite.federation.transactions import TransactionReceiver
 from dendrite_lite.federation.backfill import Backfiller
@@ -153,6 +155,7 @@ _FEDERATION_BLUEPRINTS: tuple[Blueprint, ...] = (
     federation_query.bp,
     federation_membership.bp,
     federation_openid.bp,
+    federation_public_rooms.bp,
     federation_version.bp,
     wellknown_matrix.bp,
     health.bp,
@@ -301,6 +304,9 @@ async def load_services(config: Config) -> Services:
         hierarchy=SpaceHierarchy(storage),
         openid=OpenIdService(storage, config.server.server_name),
         user_directory=UserDirectory(storage),
+        public_rooms=PublicRoomsDirectory(
+            storage, config.server.server_name, federation["federation_client"]
+        ),
     )
 
 

@@ -51,6 +51,7 @@ from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.federation.client import FederationClient
 from dendrite_lite.federation.ingest import FederationIngest
 from dendrite_lite.federation.keyring import Keyring
+from dendrite_lite.federation.public_rooms import PublicRoomsDirectory
 from dendrite_lite.federation.room_reads import FederationReads
 from dendrite_lite.federation.transactions import TransactionReceiver
 from dendrite_lite.federation.remote_membership import FederatedMembership
@@ -156,6 +157,8 @@ class Services:
     openid: OpenIdService = None  # type: ignore[assignment]
     # POST /user_directory/search (always set by load_services).
     user_directory: UserDirectory = None  # type: ignore[assignment]
+    # /publicRooms of this server or another (always set by load_services).
+    public_rooms: PublicRoomsDirectory = None  # type: ignore[assignment]
 
 
 # --- routing on the raw path ---------------------------------------------------------------------

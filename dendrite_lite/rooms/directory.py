@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dendrite_lite.errors import Errcode, MatrixError
+from dendrite_lite.request_body import optional_field
 from dendrite_lite.rooms.access import RoomSnapshot, history_visibility, load_current
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import rooms as rooms_table
@@ -24,6 +25,7 @@ __all__ = [
     "set_visibility",
     "CHUNK_KEYS",
     "room_chunk",
+    "query_from_body",
 ]
 
 CHUNK_KEYS = (
@@ -43,6 +45,23 @@ class PublicRoomsQuery:
     since: str | None = None
     search: str | None = None
     room_types: tuple[str | None, ...] | None = None
+
+
+def query_from_body(body: dict[str, Any]) -> PublicRoomsQuery:
+    """The POST /publicRooms body (client and federation alike), checked field by field."""
+    flt = optional_field(body, "filter", "object") or {}
+    search = optional_field(flt, "generic_search_term", "string", name="filter.generic_search_term")
+    types = optional_field(flt, "room_types", "array", name="filter.room_types")
+    if types is not None and not all(t is None or isinstance(t, str) for t in types):
+        raise MatrixError(Errcode.BAD_JSON, "filter.room_types must list strings (or null)")
+    optional_field(body, "include_all_networks", "boolean")
+    optional_field(body, "third_party_instance_id", "string")
+    return PublicRoomsQuery(
+        limit=optional_field(body, "limit", "integer"),
+        since=optional_field(body, "since", "string"),
+        search=search,
+        room_types=tuple(types) if types is not None else None,
+    )
 
 
 def _field(room: RoomSnapshot, event_type: str, key: str) -> Any:

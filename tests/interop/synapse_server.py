@@ -119,6 +119,10 @@ trusted_key_servers: []
 suppress_key_server_warning: true
 ip_range_blacklist: []
 url_preview_enabled: false
+# The public room directory both ways (Synapse's defaults refuse both).
+allow_public_rooms_over_federation: true
+room_list_publication_rules:
+  - action: allow
 enable_metrics: false
 presence:
   enabled: true

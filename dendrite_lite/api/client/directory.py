@@ -11,7 +11,6 @@ from dendrite_lite.api.app import services
 from dendrite_lite.api.client.auth import authenticate
 from dendrite_lite.api.errors import json_body
 from dendrite_lite.errors import Errcode, MatrixError
-from dendrite_lite.request_body import optional_field
 from dendrite_lite.rooms import aliases, directory
 
 __all__ = ["bp"]
@@ -96,41 +95,19 @@ def _int_param(value: Any, name: str) -> int | None:
         raise MatrixError(Errcode.INVALID_PARAM, f"{name} must be an integer") from None
 
 
-def _check_server() -> None:
-    server = request.args.get("server")
-    if server is not None and server != services().config.server.server_name:
-        # NOTSPEC: other servers' directories need federation (a later issue).
-        raise MatrixError(Errcode.NOT_FOUND, f"Cannot list the room directory of {server}")
-
-
 @bp.get(f"{_V3}/publicRooms")
 async def get_public_rooms() -> Response:
     """GET /_matrix/client/v3/publicRooms"""
-    _check_server()
     query = directory.PublicRoomsQuery(
         limit=_int_param(request.args.get("limit"), "limit"), since=request.args.get("since")
     )
-    return jsonify(await directory.list_public_rooms(services().storage, query))
+    return jsonify(await services().public_rooms.list(request.args.get("server"), query))
 
 
 @bp.post(f"{_V3}/publicRooms")
 async def post_public_rooms() -> Response:
     """POST /_matrix/client/v3/publicRooms"""
-    await authenticate(services())
-    _check_server()
-    body = await json_body(allow_empty=True)
-    flt = optional_field(body, "filter", "object") or {}
-    search = optional_field(flt, "generic_search_term", "string", name="filter.generic_search_term")
-    types = optional_field(flt, "room_types", "array", name="filter.room_types")
-    if types is not None and not all(t is None or isinstance(t, str) for t in types):
-        raise MatrixError(Errcode.BAD_JSON, "filter.room_types must list strings (or null)")
-    optional_field(body, "include_all_networks", "boolean")
-    optional_field(body, "third_party_instance_id", "string")
-    limit = optional_field(body, "limit", "integer")
-    query = directory.PublicRoomsQuery(
-        limit=limit,
-        since=optional_field(body, "since", "string"),
-        search=search,
-        room_types=tuple(types) if types is not None else None,
-    )
-    return jsonify(await directory.list_public_rooms(services().storage, query))
+    svc = services()
+    await authenticate(svc)
+    query = directory.query_from_body(await json_body(allow_empty=True))
+    return jsonify(await svc.public_rooms.list(request.args.get("server"), query))
