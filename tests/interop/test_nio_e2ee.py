@@ -70,20 +70,21 @@ async def pair(start_server: StartServer, tmp_path: Path) -> AsyncIterator[Pair]
         await bob.close()
 
 
-async def _encrypting_client(url: str, name: str, store: Path) -> AsyncClient:
-    """A registered nio client with crypto on and its olm account in `store`."""
-    client = _crypto_client(url, name, store)
+async def _encrypting_client(url: str, name: str, store: Path, *, ssl: bool | None = None) -> AsyncClient:
+    """A registered nio client with crypto on and its olm account in `store` (`ssl=False`: a
+    server with a self-signed certificate)."""
+    client = _crypto_client(url, name, store, ssl=ssl)
     expect(await client.register(name, PASSWORD, device_name=f"nio {name}"), RegisterResponse)
     assert client.olm is not None, "nio's e2e extra (vodozemac) is not installed"
     return client
 
 
-def _crypto_client(url: str, user: str, store: Path) -> AsyncClient:
+def _crypto_client(url: str, user: str, store: Path, *, ssl: bool | None = None) -> AsyncClient:
     store.mkdir()
     config = AsyncClientConfig(
         max_timeouts=0, max_limit_exceeded=0, encryption_enabled=True, store_sync_tokens=True
     )
-    return AsyncClient(url, user, store_path=str(store), config=config)
+    return AsyncClient(url, user, store_path=str(store), config=config, ssl=ssl)
 
 
 async def _publish_keys(client: AsyncClient) -> int:

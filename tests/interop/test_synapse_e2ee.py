@@ -1,0 +1,157 @@
+"""End-to-end encryption between a user of dendrite-lite and a user of a real Synapse (TLS on
+loopback), each device a matrix-nio client with real crypto (vodozemac) and its own key store
+(issue 13 item 5, test (b)).
+
+Alice (dendrite-lite) and Bob (Synapse) share an encrypted room. Each message needs the whole
+federation road: the sender's server queries the other user's keys (/user/keys/query) and
+claims a one-time key (/user/keys/claim) from the other server, the Megolm room key travels as
+an Olm-encrypted to-device message (m.direct_to_device EDU), and the receiver decrypts. Then a
+new device logs in on each side in turn: its server tells the other one (m.device_list_update,
+answered by a /user/devices resync), the other user's /sync names the user in
+device_lists.changed, nio re-queries, sees the device, and shares the next message's key with
+it, which the new device decrypts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nio import (  # type: ignore[import-untyped]
+    AsyncClient,
+    JoinResponse,
+    LoginResponse,
+    RoomCreateResponse,
+    RoomInviteResponse,
+    RoomSendResponse,
+    SyncResponse,
+)
+
+from tests.conftest import RunningServer
+from tests.interop.nio_helpers import expect, nio_validation, sync_until  # noqa: F401
+from tests.interop.synapse_server import SynapseServer
+from tests.interop.test_nio_e2ee import (
+    ENCRYPTION,
+    PASSWORD,
+    _crypto_client,
+    _decrypted,
+    _encrypting_client,
+    _publish_keys,
+    _refresh_keys,
+)
+from tests.interop.test_synapse_joins import dendrite_peer  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.interop
+
+WAIT_S = 30.0  # federation (and Synapse's sender) is asynchronous
+SYNAPSE_PASSWORD = "password"  # SynapseServer.register's default
+_names = itertools.count(1)
+
+
+@pytest.fixture
+async def clients(tmp_path: Path) -> AsyncIterator[list[AsyncClient]]:
+    """Every nio client a test opens, closed at its end."""
+    opened: list[AsyncClient] = []
+    yield opened
+    for client in opened:
+        await client.close()
+
+
+async def synapse_client(synapse: SynapseServer, localpart: str, store: Path) -> AsyncClient:
+    body = await asyncio.to_thread(synapse.register, localpart)
+    client = _crypto_client(synapse.base_url, body["user_id"], store, ssl=False)
+    client.restore_login(body["user_id"], body["device_id"], body["access_token"])
+    return client
+
+
+async def new_device(url: str, user_id: str, password: str, store: Path) -> AsyncClient:
+    """Another device of the user, logged in with its keys published and past an initial sync
+    (so what it syncs next is only what comes after)."""
+    client = _crypto_client(url, user_id, store, ssl=False)
+    expect(await client.login(password, device_name="new device"), LoginResponse)
+    await _publish_keys(client)
+    expect(await client.sync(timeout=0), SyncResponse)
+    return client
+
+
+def device_list_changed(user_id: str) -> Any:
+    def found(resp: SyncResponse) -> Any:
+        return True if user_id in resp.device_list.changed else None
+
+    return found
+
+
+async def send_text(client: AsyncClient, room_id: str, body: str) -> None:
+    expect(
+        await client.room_send(
+            room_id, "m.room.message", {"msgtype": "m.text", "body": body},
+            ignore_unverified_devices=True,
+        ),
+        RoomSendResponse,
+    )
+
+
+async def test_encrypted_room_between_dendrite_and_synapse(
+    synapse: SynapseServer, dendrite_peer: RunningServer, clients: list[AsyncClient], tmp_path: Path  # noqa: F811
+) -> None:
+    n = next(_names)
+    ours = dendrite_peer.listening.client_url
+    alice = await _encrypting_client(ours, f"e2ealice{n}", tmp_path / "alice", ssl=False)
+    clients.append(alice)
+    bob = await synapse_client(synapse, f"e2ebob{n}", tmp_path / "bob")
+    clients.append(bob)
+    await _publish_keys(alice)
+    await _publish_keys(bob)
+
+    room_id = expect(
+        await alice.room_create(
+            initial_state=[{"type": "m.room.encryption", "state_key": "", "content": ENCRYPTION}]
+        ),
+        RoomCreateResponse,
+    ).room_id
+    # POST /invite, not createRoom's `invite`: that one does not reach other servers yet.
+    expect(await alice.room_invite(room_id, bob.user_id), RoomInviteResponse)
+    await sync_until(bob, lambda r: r.rooms.invite.get(room_id), within_s=WAIT_S)
+    expect(await bob.join(room_id), JoinResponse)
+    await sync_until(bob, lambda r: bob.rooms.get(room_id) and bob.rooms[room_id].encrypted or None, within_s=WAIT_S)
+    await sync_until(alice, lambda r: bob.user_id in alice.rooms[room_id].users or None, within_s=WAIT_S)
+
+    # Alice's server fetches Bob's keys from Synapse; one Olm session, one Megolm key, Bob reads.
+    await _refresh_keys(alice)
+    assert alice.device_store[bob.user_id][bob.device_id].ed25519 == bob.olm.account.identity_keys["ed25519"]
+    await send_text(alice, room_id, "hello from dendrite-lite")
+    event, _ = await sync_until(bob, _decrypted(room_id, "hello from dendrite-lite"), within_s=WAIT_S)
+    assert event.sender == alice.user_id and event.decrypted
+
+    # And the other way: Synapse fetches Alice's keys from us, claims one, sends the room key.
+    await _refresh_keys(bob)
+    assert alice.device_id in bob.device_store[alice.user_id]
+    await send_text(bob, room_id, "hello from synapse")
+    reply, _ = await sync_until(alice, _decrypted(room_id, "hello from synapse"), within_s=WAIT_S)
+    assert reply.sender == bob.user_id and reply.decrypted
+
+    # Bob's new device on Synapse: Alice hears of it, and her next message reaches it.
+    bob2 = await new_device(synapse.base_url, bob.user_id, SYNAPSE_PASSWORD, tmp_path / "bob2")
+    clients.append(bob2)
+    await sync_until(alice, device_list_changed(bob.user_id), within_s=WAIT_S)
+    await _refresh_keys(alice)
+    assert bob2.device_id in alice.device_store[bob.user_id]
+    await send_text(alice, room_id, "for both of Bob's devices")
+    event, _ = await sync_until(bob2, _decrypted(room_id, "for both of Bob's devices"), within_s=WAIT_S)
+    assert event.sender == alice.user_id
+    await sync_until(bob, _decrypted(room_id, "for both of Bob's devices"), within_s=WAIT_S)
+
+    # Alice's new device on dendrite-lite: Synapse hears of it, and Bob's next message reaches it.
+    alice2 = await new_device(ours, alice.user_id, PASSWORD, tmp_path / "alice2")
+    clients.append(alice2)
+    await sync_until(bob, device_list_changed(alice.user_id), within_s=WAIT_S)
+    await _refresh_keys(bob)
+    assert alice2.device_id in bob.device_store[alice.user_id]
+    await send_text(bob, room_id, "for both of Alice's devices")
+    event, _ = await sync_until(alice2, _decrypted(room_id, "for both of Alice's devices"), within_s=WAIT_S)
+    assert event.sender == bob.user_id
+    await sync_until(alice, _decrypted(room_id, "for both of Alice's devices"), within_s=WAIT_S)
