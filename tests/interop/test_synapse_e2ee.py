@@ -137,21 +137,23 @@ async def test_encrypted_room_between_dendrite_and_synapse(
     # Bob's new device on Synapse: Alice hears of it, and her next message reaches it.
     bob2 = await new_device(synapse.base_url, bob.user_id, SYNAPSE_PASSWORD, tmp_path / "bob2")
     clients.append(bob2)
-    await sync_until(alice, device_list_changed(bob.user_id), within_s=WAIT_S)
-    await _refresh_keys(alice)
-    assert bob2.device_id in alice.device_store[bob.user_id]
-    await send_text(alice, room_id, "for both of Bob's devices")
-    event, _ = await sync_until(bob2, _decrypted(room_id, "for both of Bob's devices"), within_s=WAIT_S)
-    assert event.sender == alice.user_id
-    await sync_until(bob, _decrypted(room_id, "for both of Bob's devices"), within_s=WAIT_S)
+    await reaches_new_device(alice, bob, bob2, room_id, "for both of Bob's devices")
 
     # Alice's new device on dendrite-lite: Synapse hears of it, and Bob's next message reaches it.
     alice2 = await new_device(ours, alice.user_id, PASSWORD, tmp_path / "alice2")
     clients.append(alice2)
-    await sync_until(bob, device_list_changed(alice.user_id), within_s=WAIT_S)
-    await _refresh_keys(bob)
-    assert alice2.device_id in bob.device_store[alice.user_id]
-    await send_text(bob, room_id, "for both of Alice's devices")
-    event, _ = await sync_until(alice2, _decrypted(room_id, "for both of Alice's devices"), within_s=WAIT_S)
-    assert event.sender == bob.user_id
-    await sync_until(alice, _decrypted(room_id, "for both of Alice's devices"), within_s=WAIT_S)
+    await reaches_new_device(bob, alice, alice2, room_id, "for both of Alice's devices")
+
+
+async def reaches_new_device(
+    sender: AsyncClient, owner: AsyncClient, device: AsyncClient, room_id: str, body: str
+) -> None:
+    """The sender's /sync names the owner in device_lists.changed, nio re-queries and finds the
+    owner's new `device`, and the sender's next message decrypts on both of the owner's devices."""
+    await sync_until(sender, device_list_changed(owner.user_id), within_s=WAIT_S)
+    await _refresh_keys(sender)
+    assert device.device_id in sender.device_store[owner.user_id]
+    await send_text(sender, room_id, body)
+    event, _ = await sync_until(device, _decrypted(room_id, body), within_s=WAIT_S)
+    assert event.sender == sender.user_id
+    await sync_until(owner, _decrypted(room_id, body), within_s=WAIT_S)
