@@ -69,6 +69,7 @@ from dendrite_lite.api.federation import user_keys as federation_user_keys
 from dendrite_lite.api.federation import membership as federation_membership
 from dendrite_lite.api.federation import openid as federation_openid
 from dendrite_lite.api.federation import public_rooms as federation_public_rooms
+from dendrite_lite.api.federation import hierarchy as federation_hierarchy
 from dendrite_lite.api.federation import keys as federation_keys
 from dendrite_lite.api.federation import version as federation_version
 from dendrite_lite.api.wellknown import matrix as wellknown_matrix
@@ -97,6 +98,7 @@ from dendrite_lite.federation.device_list_edus import DeviceListEdus
 from dendrite_lite.federation.e2ee_client import E2eeRequests
 from dendrite_lite.federation.edus import EduFanout
 from dendrite_lite.federation.inbound_edus import InboundEdus
+from dendrite_lite.federation.hierarchy import RemoteHierarchy
 from dendrite_lite.federation.public_rooms import PublicRoomsDirectory
 from dendrite_lite.federation.room_reads import FederationReads
 from dendrite_lite.federation.transactions import TransactionReceiver
@@ -156,6 +158,7 @@ _FEDERATION_BLUEPRINTS: tuple[Blueprint, ...] = (
     federation_membership.bp,
     federation_openid.bp,
     federation_public_rooms.bp,
+    federation_hierarchy.bp,
     federation_version.bp,
     wellknown_matrix.bp,
     health.bp,
@@ -301,7 +304,7 @@ async def load_services(config: Config) -> Services:
         push_gateway=push_gateway,
         notification_list=NotificationList(storage),
         reports=ReportsService(storage, config.server.server_name),
-        hierarchy=SpaceHierarchy(storage),
+        hierarchy=_space_hierarchy(config, storage, federation),
         openid=OpenIdService(storage, config.server.server_name),
         user_directory=UserDirectory(storage),
         public_rooms=PublicRoomsDirectory(
@@ -318,6 +321,15 @@ async def _claim_server_name(config: Config, storage: Storage) -> None:
     if recorded != name:
         await storage.close()
         raise StartupError(str(server_identity.ServerNameChanged(config.database_path, recorded, name)))
+
+
+def _space_hierarchy(
+    config: Config, storage: Storage, federation: dict[str, Any]
+) -> SpaceHierarchy:
+    """Children held elsewhere are asked of their via servers (not without federation)."""
+    client: FederationClient | None = federation["federation_client"]
+    remote = RemoteHierarchy(client, config.server.server_name) if client is not None else None
+    return SpaceHierarchy(storage, fetch_remote=remote.fetch if remote is not None else None)
 
 
 def _federation_endpoints(

@@ -6,11 +6,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
 
-from tests.integration.module_server import server_client
+from tests.conftest import RunningServer
+from tests.integration.account_helpers import running_server
+from tests.integration.federation_helpers import FED, RemoteServer, join_remote_user
 from tests.integration.sync_helpers import User, create_room, join, new_user
 
 V1 = "/_matrix/client/v1"
@@ -19,6 +22,7 @@ SERVER = "test.localhost"
 
 @dataclass
 class Tree:
+    srv: RunningServer
     alice: User
     bob: User
     carol: User
@@ -35,7 +39,8 @@ async def _child(owner: User, space: str, child: str, **content: Any) -> None:
 async def tree(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Tree]:
     """space S: S2 (order "a"; a space holding D and, looping, S), A (order "b", suggested),
     then C (restricted to S members) and B (private) by time; E's link was removed."""
-    async for client in server_client(tmp_path_factory, "hierarchy"):
+    async with running_server(tmp_path_factory.mktemp("hierarchy")) as srv:
+        client = srv.client
         alice, bob, carol = [await new_user(client, n) for n in ("alice", "bob", "carol")]
         space = {"type": "m.space"}
         ids: dict[str, str] = {}
@@ -60,7 +65,7 @@ async def tree(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Tree]:
         await _child(alice, ids["S2"], ids["D"])
         await _child(alice, ids["S2"], ids["S"])
         await join(bob, ids["S"])
-        yield Tree(alice, bob, carol, ids)
+        yield Tree(srv, alice, bob, carol, ids)
 
 
 async def _get(user: User, room_id: str, **params: Any) -> httpx.Response:
@@ -138,3 +143,48 @@ async def test_forbidden(tree: Tree) -> None:
         assert resp.status_code == 403 and resp.json()["errcode"] == "M_FORBIDDEN", room_id
     resp = await tree.bob.client.get(f"{V1}/rooms/{tree.ids['S']}/hierarchy")
     assert resp.status_code == 401 and resp.json()["errcode"] == "M_MISSING_TOKEN"
+
+
+async def test_served_to_other_servers(tree: Tree) -> None:
+    """F: P (public), Q (private), R (restricted to F members), a child held nowhere."""
+    alice, srv = tree.alice, tree.srv
+    remote = await RemoteServer.trusted_by(srv)
+    space = {"type": "m.space"}
+    f = await create_room(alice, preset="public_chat", name="Fed", creation_content=space)
+    p = await create_room(alice, preset="public_chat", name="P")
+    q = await create_room(alice, preset="private_chat", name="Q")
+    r = await create_room(alice, name="R", initial_state=[{
+        "type": "m.room.join_rules", "state_key": "",
+        "content": {"join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": f}]},
+    }])
+    for child, extra in ((p, {"suggested": True}), (q, {}), (r, {}), ("!nowhere:elsewhere.example", {})):
+        await _child(alice, f, child, **extra)
+
+    async def ask(room_id: str, query: str = "") -> httpx.Response:
+        return await remote.request(srv, "GET", f"{FED}/hierarchy/{quote(room_id, safe='')}{query}")
+
+    body = (await ask(f)).json()
+    assert body["room"]["room_id"] == f and body["room"]["room_type"] == "m.space"
+    assert [e["state_key"] for e in body["room"]["children_state"]] == [
+        p, q, r, "!nowhere:elsewhere.example"
+    ]
+    assert [c["room_id"] for c in body["children"]] == [p]
+    assert body["children"][0]["name"] == "P" and body["children"][0]["children_state"] == []
+    assert body["inaccessible_children"] == [q, r]
+    suggested = (await ask(f, "?suggested_only=true")).json()
+    assert [c["room_id"] for c in suggested["children"]] == [p]
+    assert suggested["inaccessible_children"] == []
+    # Once one of its users is in F, the remote server may see R too.
+    await join_remote_user(srv, f, remote.user("zoe"))
+    assert [c["room_id"] for c in (await ask(f)).json()["children"]] == [p, r]
+    for hidden in (q, "!unknown:test.localhost"):
+        resp = await ask(hidden)
+        assert resp.status_code == 404 and resp.json()["errcode"] == "M_NOT_FOUND"
+    unsigned = await srv.federation.get(f"{FED}/hierarchy/{quote(f, safe='')}")
+    assert unsigned.status_code == 401
+
+    # Our user's walk: the child held nowhere is asked of its via server, which cannot be
+    # reached: it is left out, the rest is listed.
+    await _child(alice, f, "!far:elsewhere.example", via=[remote.name])
+    listed = (await _get(alice, f)).json()["rooms"]
+    assert [room["room_id"] for room in listed] == [f, p, q, r]
