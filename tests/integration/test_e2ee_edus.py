@@ -13,15 +13,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from dendrite_lite.rooms.pipeline import EventSpec
 from dendrite_lite.storage import remote_device_lists as remote_table
 from tests.conftest import RunningServer, StartServer
 from tests.integration.e2ee_helpers import CrossSigning, DeviceKeyring
-from tests.integration.federation_helpers import RemoteServer, join_remote_user, services_of
+from tests.integration.federation_helpers import (
+    RemoteServer,
+    join_remote_user,
+    services_of,
+)
 from tests.integration.room_helpers import User, new_user
 from tests.integration.test_federation_edus_out import OPEN, EduRecorder, _eventually
+from tests.integration.test_federation_send import _room_with_remote_member, srv  # noqa: F401
 from tests.integration.test_key_query import tls_peer
 
 FAST = {**OPEN, "federation.trusted_key_servers": ()}
@@ -81,20 +84,6 @@ async def test_our_changes_reach_the_servers_in_our_rooms(start_server: StartSer
         await peer.stop()
 
 
-@pytest.fixture
-async def srv(start_server: StartServer) -> RunningServer:
-    return await start_server(FAST)
-
-
-async def remote_in_room(srv: RunningServer) -> tuple[User, str, RemoteServer, str]:
-    alice = await new_user(srv, "alice")
-    room_id = await alice.create_room(preset="public_chat")
-    remote = await RemoteServer.trusted_by(srv)
-    bob = remote.user("bob")
-    await join_remote_user(srv, room_id, bob)
-    return alice, room_id, remote, bob
-
-
 async def held(srv: RunningServer, user_id: str) -> remote_table.RemoteList | None:
     lists = await services_of(srv).storage.db.read(lambda c: remote_table.select_remote_lists(c, [user_id]))
     return lists.get(user_id)
@@ -117,7 +106,7 @@ async def device_list_update(srv: RunningServer, remote: RemoteServer, content: 
 
 
 async def test_updates_apply_in_order_and_a_gap_makes_the_list_stale(srv: RunningServer) -> None:
-    alice, _, remote, bob = await remote_in_room(srv)
+    alice, _, remote, bob = await _room_with_remote_member(srv)
     since = (await alice.call("GET", "/sync", params={"timeout": "0"})).json()["next_batch"]
     old = DeviceKeyring(bob, "OLD")
     await set_cached(srv, bob, 5, {"OLD": old.device_keys()})
@@ -157,7 +146,7 @@ async def test_updates_apply_in_order_and_a_gap_makes_the_list_stale(srv: Runnin
 
 
 async def test_signing_key_update_replaces_cached_keys(srv: RunningServer) -> None:
-    alice, _, remote, bob = await remote_in_room(srv)
+    alice, _, remote, bob = await _room_with_remote_member(srv)
     await set_cached(srv, bob, 3, {})
     signing = CrossSigning(bob)
     content = {"user_id": bob, "master_key": signing.key("master"), "self_signing_key": signing.key("self_signing")}
@@ -172,7 +161,7 @@ async def test_signing_key_update_replaces_cached_keys(srv: RunningServer) -> No
 
 
 async def test_remote_to_device_messages_are_delivered_once(srv: RunningServer) -> None:
-    alice, _, remote, bob = await remote_in_room(srv)
+    alice, _, remote, bob = await _room_with_remote_member(srv)
     since = (await alice.call("GET", "/sync", params={"timeout": "0"})).json()["next_batch"]
 
     def edu(message_id: str, sender: str = bob, device: str = "*") -> dict[str, Any]:
@@ -192,7 +181,7 @@ async def test_remote_to_device_messages_are_delivered_once(srv: RunningServer) 
 
 
 async def test_joins_that_start_sharing_a_room_make_cached_lists_stale(srv: RunningServer) -> None:
-    alice, room_id, remote, bob = await remote_in_room(srv)
+    alice, room_id, remote, bob = await _room_with_remote_member(srv)
     carol = remote.user("carol")
     for user_id in (bob, carol):
         await set_cached(srv, user_id, 1, {})
