@@ -181,7 +181,7 @@ async def test_remote_to_device_messages_are_delivered_once(srv: RunningServer) 
 
 
 async def test_joins_that_start_sharing_a_room_make_cached_lists_stale(srv: RunningServer) -> None:
-    alice, room_id, remote, bob = await _room_with_remote_member(srv)
+    _, room_id, remote, bob = await _room_with_remote_member(srv)
     carol = remote.user("carol")
     for user_id in (bob, carol):
         await set_cached(srv, user_id, 1, {})
