@@ -15,6 +15,7 @@ from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import accounts as accounts_table
 from dendrite_lite.storage import devices as devices_table
+from dendrite_lite.storage import pushers as pushers_table
 from dendrite_lite.storage import history as history_table
 from dendrite_lite.users.devices import delete_devices_in
 from dendrite_lite.users.passwords import hash_password_async
@@ -69,8 +70,9 @@ async def deactivate_account(
     The password hash is kept so that a later login with the right password is told
     M_USER_DEACTIVATED instead of a bare M_FORBIDDEN; it can never log in again either way.
     Everything local happens in one transaction first, so the user cannot act (or be handed a
-    new session) while the leaves go out. There is no user directory and no third-party id
-    here, so nothing to remove from either.
+    new session) while the leaves go out. Its pushers go in that transaction too, so push
+    gateways stop waking its phones. The user directory reads room membership, so the leaves
+    take the user out of it; there are no third-party ids here to remove.
 
     `erase` (account_deactivation.yaml) asks for the content to be erased "as much as
     possible": the profile is cleared in any case, and the leave events carry nothing about
@@ -87,6 +89,7 @@ async def deactivate_account(
         await accounts_table.update_avatar_url(conn, user_id, None)
         await delete_devices_in(conn, user_id)
         await devices_table.delete_tokens_for_user(conn, user_id)
+        await pushers_table.delete_pushers(conn, user_id)
 
     await storage.db.write(txn)
     if membership is not None:

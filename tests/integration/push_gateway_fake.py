@@ -36,13 +36,13 @@ class FakeGateway:
 
 
 @asynccontextmanager
-async def fake_gateway() -> AsyncIterator[FakeGateway]:
+async def fake_gateway(port: int = 0) -> AsyncIterator[FakeGateway]:
     gateway = FakeGateway()
     app = web.Application()
     app.router.add_post(NOTIFY_PATH, gateway._notify)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     gateway.url = f"http://127.0.0.1:{port}{NOTIFY_PATH}"

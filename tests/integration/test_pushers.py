@@ -4,14 +4,20 @@ pushkeys removing the pusher, retries after a 5xx."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.integration.module_server import server_client
+from dendrite_lite.storage import pushers as pushers_table
+from tests.integration.account_helpers import PASSWORD, fast_hashing_for_tests, running_server
+from tests.conftest import RunningServer
+from tests.integration.federation_helpers import services_of
+from tests.interop.synapse_server import free_port
 from tests.integration.push_gateway_fake import FakeGateway, fake_gateway
 from tests.integration.sync_helpers import User, create_room, join, new_user, send
 
@@ -19,9 +25,14 @@ _n = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
-async def client(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[httpx.AsyncClient]:
-    async for c in server_client(tmp_path_factory, "pushers"):
-        yield c
+async def srv(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningServer]:
+    async with running_server(tmp_path_factory.mktemp("pushers")) as s:
+        yield s
+
+
+@pytest.fixture
+def client(srv: RunningServer) -> httpx.AsyncClient:
+    return srv.client
 
 
 @pytest.fixture
@@ -213,6 +224,39 @@ async def test_own_and_non_notifying_events_not_pushed(
 
 
 async def _sleep(s: float = 0.05) -> None:
-    import asyncio
-
     await asyncio.sleep(s)
+
+
+async def test_deactivation_removes_pushers(srv: RunningServer, gateway: FakeGateway) -> None:
+    alice, _, _ = await _room_with_pusher(srv.client, gateway)
+    resp = await alice.post("/account/deactivate", {})
+    assert resp.status_code == 401, resp.text
+    auth = {"type": "m.login.password", "session": resp.json()["session"], "password": PASSWORD,
+            "identifier": {"type": "m.id.user", "user": alice.user_id}}
+    with fast_hashing_for_tests():
+        resp = await alice.post("/account/deactivate", {"auth": auth})
+    assert resp.status_code == 200, resp.text
+    svc = services_of(srv)
+    left = await svc.storage.db.read(lambda conn: pushers_table.select_pushers(conn, alice.user_id))
+    assert left == []
+
+
+async def test_queued_notification_survives_restart(tmp_path: Path) -> None:
+    """The gateway is down when the message arrives; the server stops while retrying; after a
+    restart, with the gateway back, the notification is delivered."""
+    port = free_port()
+    data = tmp_path / "data"
+    async with running_server(data) as srv:
+        alice, bob = await new_user(srv.client, "alice"), await new_user(srv.client, "bob")
+        room = await create_room(alice, preset="public_chat")
+        await join(bob, room)
+        url = f"http://127.0.0.1:{port}/_matrix/push/v1/notify"
+        assert (await _set(alice, _pusher(url))).status_code == 200
+        event_id = await send(bob, room, "while down")
+        await _sleep(0.3)  # the first attempt fails; the retry waits
+        key_file = srv.config.signing_key_path
+    key_file.unlink()  # the test launcher writes a fresh key each start; the database stays
+    async with fake_gateway(port) as gateway:
+        async with running_server(data):
+            note = (await gateway.next())["notification"]
+            assert note["event_id"] == event_id and note["content"]["body"] == "while down"
