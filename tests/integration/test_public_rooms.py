@@ -104,6 +104,14 @@ async def test_served_over_federation(world: Directory) -> None:
 
 
 async def test_unreachable_server(world: Directory) -> None:
+    anonymous = await world.srv.client.get(
+        "/_matrix/client/v3/publicRooms", params={"server": world.remote.name}
+    )
+    assert anonymous.status_code == 401 and anonymous.json()["errcode"] == "M_MISSING_TOKEN"
+    mine = await world.srv.client.get(
+        "/_matrix/client/v3/publicRooms", params={"server": world.srv.config.server.server_name}
+    )
+    assert mine.status_code == 200 and len(mine.json()["chunk"]) == 5
     resp = await world.alice.get("/publicRooms", server=world.remote.name)
     assert resp.status_code == 502 and resp.json()["errcode"] == "M_UNKNOWN"
     resp = await _post(world, {"filter": {"generic_search_term": "x"}}, server=world.remote.name)

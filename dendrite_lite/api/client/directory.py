@@ -98,10 +98,16 @@ def _int_param(value: Any, name: str) -> int | None:
 @bp.get(f"{_V3}/publicRooms")
 async def get_public_rooms() -> Response:
     """GET /_matrix/client/v3/publicRooms"""
+    svc = services()
+    server = request.args.get("server")
+    if server is not None and server != svc.config.server.server_name:
+        # Our own directory is open to anyone; asking another server costs a federation
+        # request, which only our users may make us send.
+        await authenticate(svc)
     query = directory.PublicRoomsQuery(
         limit=_int_param(request.args.get("limit"), "limit"), since=request.args.get("since")
     )
-    return jsonify(await services().public_rooms.list(request.args.get("server"), query))
+    return jsonify(await svc.public_rooms.list(server, query))
 
 
 @bp.post(f"{_V3}/publicRooms")
