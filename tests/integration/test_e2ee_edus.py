@@ -10,12 +10,15 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 from dendrite_lite.rooms.pipeline import EventSpec
 from dendrite_lite.storage import remote_device_lists as remote_table
 from tests.conftest import RunningServer, StartServer
+from tests.integration.account_helpers import running_server
 from tests.integration.e2ee_helpers import CrossSigning, DeviceKeyring
 from tests.integration.federation_helpers import (
     RemoteServer,
@@ -200,3 +203,40 @@ async def test_joins_that_start_sharing_a_room_make_cached_lists_stale(srv: Runn
     dave = await new_user(srv, "dave")
     await dave.call("POST", f"/rooms/{room_id}/join", {})
     assert (await held(srv, bob)).stale and (await held(srv, carol)).stale  # type: ignore[union-attr]
+
+
+def queued_edus(path: Path, destination: str) -> list[tuple[str, dict[str, Any]]]:
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute(
+            "SELECT edu_type, edu_content FROM federation_outbox WHERE destination = ?"
+            " AND edu_type IS NOT NULL ORDER BY position", (destination,),
+        ).fetchall()
+    finally:
+        conn.close()
+    return [(t, json.loads(c)) for t, c in rows]
+
+
+async def test_queued_edus_survive_a_restart_and_missed_changes_are_queued_at_start(tmp_path: Path) -> None:
+    """The peer is down: our to-device message and device list update wait in the outbox across
+    a restart; a device list change committed but never queued (a crash in between) is queued
+    when the server starts again."""
+    data = tmp_path / "data"
+    async with running_server(data, FAST) as srv:
+        alice, _, remote, bob = await _room_with_remote_member(srv)
+        await alice.call("PUT", "/sendToDevice/m.test/t1", {"messages": {bob: {"*": {"n": 1}}}})
+        await upload_keys(alice, DeviceKeyring(alice.user_id, alice.device_id))
+        db = srv.config.database_path
+        key_file = srv.config.signing_key_path
+    before = queued_edus(db, remote.name)
+    assert [t for t, _ in before] == ["m.direct_to_device", "m.device_list_update"]
+    conn = sqlite3.connect(db)
+    conn.execute("DELETE FROM federation_outbox WHERE edu_type = 'm.device_list_update'")
+    conn.execute("UPDATE device_list_outbound SET stream_id = 0")
+    conn.commit()
+    conn.close()
+
+    key_file.unlink()  # the test launcher writes a fresh key each start; the database stays
+    async with running_server(data, FAST):
+        pass
+    assert queued_edus(db, remote.name) == before
