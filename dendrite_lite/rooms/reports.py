@@ -95,6 +95,27 @@ class ReportsService:
         """The newest reports, for the admin."""
         return await self._storage.db.read(lambda conn: table.select_reports(conn, limit))
 
+    async def event_reports(self, offset: int, limit: int) -> dict[str, Any]:
+        """GET /_synapse/admin/v1/event_reports body (Synapse's admin API): newest first,
+        `next_token` the offset of the next page."""
+        if offset < 0 or limit < 0:
+            raise MatrixError(Errcode.INVALID_PARAM, "from and limit must not be negative")
+        page, total = await self._storage.db.read(
+            lambda conn: table.select_event_reports(conn, offset=offset, limit=limit)
+        )
+        body: dict[str, Any] = {
+            "event_reports": [
+                {"id": r.id, "received_ts": r.received_ts, "room_id": r.room_id,
+                 "event_id": r.event_id, "user_id": r.reporter, "sender": r.target_user_id,
+                 "reason": r.reason, "score": r.score}
+                for r in page
+            ],
+            "total": total,
+        }
+        if offset + len(page) < total:
+            body["next_token"] = offset + len(page)
+        return body
+
 
 def _reason(body: dict[str, Any]) -> str | None:
     reason = body.get("reason")

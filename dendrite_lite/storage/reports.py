@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import aiosqlite
 
-__all__ = ["ContentReport", "insert_report", "select_reports"]
+__all__ = ["ContentReport", "insert_report", "select_reports", "select_event_reports"]
 
 _COLUMNS = "id, reporter, room_id, event_id, target_user_id, reason, score, received_ts"
 
@@ -49,3 +49,20 @@ async def select_reports(conn: aiosqlite.Connection, limit: int = 100) -> list[C
     sql = f"SELECT {_COLUMNS} FROM content_reports ORDER BY id DESC LIMIT ?"
     async with conn.execute(sql, (limit,)) as cur:
         return [ContentReport(*row) for row in await cur.fetchall()]
+
+
+async def select_event_reports(
+    conn: aiosqlite.Connection, *, offset: int, limit: int
+) -> tuple[list[ContentReport], int]:
+    """Reports of events (not of whole rooms or users), newest first, and how many there are."""
+    sql = (
+        f"SELECT {_COLUMNS} FROM content_reports WHERE event_id IS NOT NULL"
+        " ORDER BY id DESC LIMIT ? OFFSET ?"
+    )
+    async with conn.execute(sql, (limit, offset)) as cur:
+        page = [ContentReport(*row) for row in await cur.fetchall()]
+    async with conn.execute(
+        "SELECT COUNT(*) FROM content_reports WHERE event_id IS NOT NULL"
+    ) as cur:
+        row = await cur.fetchone()
+    return page, int(row[0]) if row is not None else 0

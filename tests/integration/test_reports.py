@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from dendrite_lite.api.app import Services
+from dendrite_lite.storage import accounts as accounts_table
 from dendrite_lite.storage.reports import ContentReport
 from tests.conftest import RunningServer
 from tests.integration.account_helpers import running_server
@@ -86,3 +87,33 @@ async def test_user_report(srv: RunningServer) -> None:
     _check(await alice.post("/users/nobody/report", {}), 400, "M_INVALID_PARAM")
     resp = await srv.client.post(f"/_matrix/client/v3/users/{bob.user_id}/report", json={})
     _check(resp, 401, "M_MISSING_TOKEN")
+
+
+async def test_admin_lists_event_reports(srv: RunningServer) -> None:
+    admin, alice, bob = [await _user(srv, n) for n in ("admin", "alice", "bob")]
+    svc: Services = srv.app().extensions["dendrite_lite"]
+    await svc.storage.db.write(lambda c: accounts_table.update_account_admin(c, admin.user_id, True))
+    room = await create_room(alice, preset="public_chat")
+    await join(bob, room)
+    events = [await send(alice, room, f"bad {i}") for i in range(3)]
+    for i, event_id in enumerate(events):
+        _check(await bob.post(f"/rooms/{room}/report/{event_id}", {"reason": f"r{i}"}), 200)
+    _check(await bob.post(f"/rooms/{room}/report", {"reason": "whole room"}), 200)
+
+    url = "/_synapse/admin/v1/event_reports"
+    first = await srv.client.get(url, params={"limit": 2}, headers=admin.headers)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["total"] >= 3 and body["next_token"] == 2
+    newest = body["event_reports"][0]
+    assert {k: newest[k] for k in ("room_id", "event_id", "user_id", "sender", "reason", "score")} == {
+        "room_id": room, "event_id": events[2], "user_id": bob.user_id, "sender": alice.user_id,
+        "reason": "r2", "score": None,
+    }
+    assert [r["event_id"] for r in body["event_reports"]] == [events[2], events[1]]
+    second = (await srv.client.get(url, params={"from": 2, "limit": 1}, headers=admin.headers)).json()
+    assert [r["event_id"] for r in second["event_reports"]] == [events[0]]
+    resp = await srv.client.get(url, headers=bob.headers)
+    assert resp.status_code == 403 and resp.json()["errcode"] == "M_FORBIDDEN"
+    resp = await srv.client.get(url, params={"from": -1}, headers=admin.headers)
+    assert resp.status_code == 400 and resp.json()["errcode"] == "M_INVALID_PARAM"

@@ -11,8 +11,8 @@ from typing import Any
 
 from quart import Blueprint, Response, jsonify, request
 
-from dendrite_lite.api.app import Services, services
-from dendrite_lite.api.client.auth import authenticate
+from dendrite_lite.api.admin import require_admin
+from dendrite_lite.api.app import services
 from dendrite_lite.api.errors import json_body
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.users import registration_tokens as tokens
@@ -23,12 +23,6 @@ __all__ = ["bp"]
 bp = Blueprint("synapse_admin_registration_tokens", __name__)
 
 _PREFIX = "/_synapse/admin/v1/registration_tokens"
-
-
-async def _require_admin(svc: Services) -> None:
-    requester = await authenticate(svc)
-    if not requester.is_admin:
-        raise MatrixError(Errcode.FORBIDDEN, "You are not a server admin")
 
 
 def _token_json(token: tokens.RegistrationToken) -> dict[str, Any]:
@@ -45,7 +39,7 @@ def _token_json(token: tokens.RegistrationToken) -> dict[str, Any]:
 async def list_tokens() -> Response:
     """GET /_synapse/admin/v1/registration_tokens"""
     svc = services()
-    await _require_admin(svc)
+    await require_admin(svc)
     found = await tokens.list_tokens(svc.storage)
     valid = request.args.get("valid")
     if valid in ("true", "false"):
@@ -58,7 +52,7 @@ async def list_tokens() -> Response:
 async def get_token(token: str) -> Response:
     """GET /_synapse/admin/v1/registration_tokens/{token}"""
     svc = services()
-    await _require_admin(svc)
+    await require_admin(svc)
     found = await tokens.get_token(svc.storage, token)
     if found is None:
         raise MatrixError(Errcode.NOT_FOUND, "No such registration token")
@@ -69,7 +63,7 @@ async def get_token(token: str) -> Response:
 async def new_token() -> Response:
     """POST /_synapse/admin/v1/registration_tokens/new"""
     svc = services()
-    await _require_admin(svc)
+    await require_admin(svc)
     body = await json_body(allow_empty=True)
     created = await tokens.create_token(
         svc.storage,
@@ -85,7 +79,7 @@ async def new_token() -> Response:
 async def delete_token(token: str) -> Response:
     """DELETE /_synapse/admin/v1/registration_tokens/{token}"""
     svc = services()
-    await _require_admin(svc)
+    await require_admin(svc)
     if not await tokens.delete_token(svc.storage, token):
         raise MatrixError(Errcode.NOT_FOUND, "No such registration token")
     return jsonify({})
