@@ -83,7 +83,9 @@ class PushGateway:
                     for item in batch:
                         await self._deliver(item)
                     ids = [item.id for item in batch]
-                    await self._storage.db.write(lambda conn: table.delete_push_queue(conn, ids))
+                    await self._storage.db.write(
+                        lambda conn, ids=ids: table.delete_push_queue(conn, ids)
+                    )
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -63,7 +63,7 @@ async def test_pages_forward_and_back(world: Directory) -> None:
     assert _names(world, first["chunk"]) == ["Big", "Mid"]
     assert first["total_room_count_estimate"] == 5 and "prev_batch" not in first
     second = (await world.alice.get("/publicRooms", limit=2, since=first["next_batch"])).json()
-    assert _names(world, second["chunk"]) == ["Space", sorted(["Quiet", "Tiny"], key=world.rooms.get)[0]]
+    assert _names(world, second["chunk"]) == ["Space", min(["Quiet", "Tiny"], key=world.rooms.__getitem__)]
     third = (await world.alice.get("/publicRooms", limit=2, since=second["next_batch"])).json()
     assert len(third["chunk"]) == 1 and "next_batch" not in third
     back = (await world.alice.get("/publicRooms", limit=2, since=second["prev_batch"])).json()
