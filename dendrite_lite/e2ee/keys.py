@@ -34,7 +34,7 @@ class RemoteKeys(Protocol):
     `claim` one_time_keys by user."""
 
     async def query(
-        self, users: dict[str, list[str]], timeout_ms: int
+        self, requester: str, users: dict[str, list[str]], timeout_ms: int
     ) -> tuple[dict[str, Any], dict[str, Any]]: ...
 
     async def claim(
@@ -127,7 +127,7 @@ class KeysService:
 
         response: dict[str, Any] = await self._storage.db.read(read)
         if remote:
-            results, failures = await self._ask_remote("query", remote, timeout_ms)
+            results, failures = await self._ask_remote("query", remote, timeout_ms, requester)
             _merge(response, results, failures)
         return response
 
@@ -146,14 +146,14 @@ class KeysService:
         return response
 
     async def _ask_remote(
-        self, what: str, users: dict[str, Any], timeout_ms: int
+        self, what: str, users: dict[str, Any], timeout_ms: int, requester: str = ""
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         if self._remote is None:
             servers = sorted({server_name_of(u) for u in users})
             failure = {"status": 503, "message": "federation is disabled on this server"}
             return {}, {server: failure for server in servers}
         if what == "query":
-            return await self._remote.query(users, timeout_ms)
+            return await self._remote.query(requester, users, timeout_ms)
         return await self._remote.claim(users, timeout_ms)
 
 

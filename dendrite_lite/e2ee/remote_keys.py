@@ -130,11 +130,13 @@ class FederatedKeys:
         self._transport = transport
 
     async def query(
-        self, users: dict[str, list[str]], timeout_ms: int
+        self, requester: str, users: dict[str, list[str]], timeout_ms: int
     ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """`requester` (our user) sees their own signatures of the cached keys."""
+
         async def read(conn: aiosqlite.Connection) -> tuple[list[str], dict[str, Any]]:
             usable = await self._lists.usable(conn, list(users))
-            found = await local_device_keys(conn, "", {u: users[u] for u in usable})
+            found = await local_device_keys(conn, requester, {u: users[u] for u in usable})
             found.pop("user_signing_keys", None)
             return usable, found
 

@@ -162,6 +162,15 @@ async def test_signing_key_update_replaces_cached_keys(srv: RunningServer) -> No
     assert found["master_keys"][bob] == signing.key("master")
     assert found["self_signing_keys"][bob] == signing.key("self_signing")
 
+    # Alice verifies Bob: her signature of his (cached) master key is hers to see.
+    mine = CrossSigning(alice.user_id)
+    await alice.call("POST", "/keys/device_signing/upload", mine.upload_body())
+    signed = mine.sign(signing.key("master"), "user_signing")
+    resp = await alice.call("POST", "/keys/signatures/upload", {bob: {signing.public("master"): signed}})
+    assert resp.json() == {"failures": {}}
+    found = (await alice.call("POST", "/keys/query", {"device_keys": {bob: []}})).json()
+    assert found["master_keys"][bob]["signatures"][alice.user_id] == signed["signatures"][alice.user_id]
+
 
 async def test_remote_to_device_messages_are_delivered_once(srv: RunningServer) -> None:
     alice, _, remote, bob = await _room_with_remote_member(srv)
