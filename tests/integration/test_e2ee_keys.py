@@ -147,7 +147,7 @@ async def test_claim_unknown_and_remote(srv: RunningServer) -> None:
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["one_time_keys"] == {}
-    # Until federation of keys exists, another server's users are reported as failures.
+    # A server that cannot be reached (no such name here) is reported in failures.
     assert list(body["failures"]) == ["elsewhere.example"]
     resp = await bob.post("/keys/query", {"device_keys": {"@remote:elsewhere.example": []}})
     assert list(resp.json()["failures"]) == ["elsewhere.example"]
