@@ -10,6 +10,7 @@ import httpx
 from tests.conftest import StartServer
 from tests.integration.account_helpers import PASSWORD, V3, auth_header, fast_hashing_for_tests
 from tests.integration.sync_helpers import User, new_user
+from tests.spec_schema import assert_matches_operation
 
 GET_TOKEN = "/_matrix/client/v1/login/get_token"
 OPEN = {"registration.mode": "open", "ratelimit.enabled": False}
@@ -62,6 +63,7 @@ async def test_token_logs_in_once_after_password(start_server: StartServer) -> N
         resp = await _get_token(alice, {"auth": {**wrong, "password": PASSWORD}})
     assert resp.status_code == 200, resp.text
     body = resp.json()
+    assert_matches_operation("client-server/login_token.yaml", "/login/get_token", "post", 200, body)
     assert sorted(body) == ["expires_in_ms", "login_token"] and body["expires_in_ms"] == 120_000
 
     # A new device signs in as alice, once.

@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import RunningServer
 from tests.integration.account_helpers import running_server
 from tests.integration.sync_helpers import User, create_room, join, new_user, send
+from tests.spec_schema import assert_matches_operation
 
 SOUND = {"set_tweak": "sound", "value": "default"}
 HIGHLIGHT = {"set_tweak": "highlight", "value": True}
@@ -44,6 +45,7 @@ async def _list(user: User, **params: Any) -> dict[str, Any]:
 async def test_list_contents_newest_first(world: tuple[User, User, str, list[str]]) -> None:
     alice, bob, room, ids = world
     body = await _list(alice)
+    assert_matches_operation("client-server/notifications.yaml", "/notifications", "get", 200, body)
     assert "next_token" not in body
     notes = body["notifications"]
     assert [n["event"]["event_id"] for n in notes] == ids[::-1]

@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import RunningServer
 from tests.integration.account_helpers import running_server
 from tests.integration.sync_helpers import User, new_user
+from tests.spec_schema import assert_matches_operation
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +28,9 @@ async def _token(user: User) -> dict[str, object]:
 async def test_token_checked_by_userinfo(srv: RunningServer) -> None:
     alice = await new_user(srv.client, "alice")
     body = await _token(alice)
+    assert_matches_operation(
+        "client-server/openid.yaml", "/user/{userId}/openid/request_token", "post", 200, body
+    )
     token = body["access_token"]
     assert isinstance(token, str) and len(token) >= 32
     assert body == {"access_token": token, "token_type": "Bearer",
@@ -35,6 +39,7 @@ async def test_token_checked_by_userinfo(srv: RunningServer) -> None:
         "/_matrix/federation/v1/openid/userinfo", params={"access_token": token}
     )
     assert resp.status_code == 200 and resp.json() == {"sub": alice.user_id}
+    assert_matches_operation("server-server/openid.yaml", "/openid/userinfo", "get", 200, resp.json())
     # Each request is a new token; the first stays valid.
     assert (await _token(alice))["access_token"] != token
     resp = await srv.federation.get(

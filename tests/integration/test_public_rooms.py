@@ -15,6 +15,7 @@ from tests.conftest import RunningServer
 from tests.integration.account_helpers import running_server
 from tests.integration.federation_helpers import FED, RemoteServer
 from tests.integration.sync_helpers import User, create_room, join, new_user
+from tests.spec_schema import assert_matches_operation
 
 
 @dataclass
@@ -91,6 +92,7 @@ async def test_served_over_federation(world: Directory) -> None:
     remote, srv = world.remote, world.srv
     page = await remote.request(srv, "GET", f"{FED}/publicRooms?limit=2")
     assert page.status_code == 200, page.text
+    assert_matches_operation("server-server/public_rooms.yaml", "/publicRooms", "get", 200, page.json())
     local = (await world.alice.get("/publicRooms", limit=2)).json()
     assert page.json() == local
     found = await remote.request(

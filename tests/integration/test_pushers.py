@@ -20,6 +20,7 @@ from tests.integration.federation_helpers import services_of
 from tests.interop.synapse_server import free_port
 from tests.integration.push_gateway_fake import FakeGateway, fake_gateway
 from tests.integration.sync_helpers import User, create_room, join, new_user, send
+from tests.spec_schema import assert_matches_operation
 
 _n = itertools.count(1)
 
@@ -70,6 +71,8 @@ async def test_set_list_update_delete(client: httpx.AsyncClient) -> None:
     assert await _pushers(alice) == []
     url = "https://push.example.org/_matrix/push/v1/notify"
     assert (await _set(alice, _pusher(url, profile_tag="tag"))).json() == {}
+    listed = (await alice.get("/pushers")).json()
+    assert_matches_operation("client-server/pusher.yaml", "/pushers", "get", 200, listed)
     assert await _pushers(alice) == [{
         "pushkey": "key-1", "kind": "http", "app_id": "org.example.app",
         "app_display_name": "Example", "device_display_name": "Phone", "profile_tag": "tag",

@@ -15,6 +15,7 @@ from tests.conftest import RunningServer
 from tests.integration.account_helpers import running_server
 from tests.integration.federation_helpers import FED, RemoteServer, join_remote_user
 from tests.integration.sync_helpers import User, create_room, join, new_user
+from tests.spec_schema import assert_matches_operation
 
 V1 = "/_matrix/client/v1"
 SERVER = "test.localhost"
@@ -91,7 +92,11 @@ async def test_walk_order_and_visibility(tree: Tree) -> None:
 
 
 async def test_summaries(tree: Tree) -> None:
-    rooms = (await _get(tree.bob, tree.ids["S"])).json()["rooms"]
+    whole = (await _get(tree.bob, tree.ids["S"])).json()
+    assert_matches_operation(
+        "client-server/space_hierarchy.yaml", "/rooms/{roomId}/hierarchy", "get", 200, whole
+    )
+    rooms = whole["rooms"]
     space, a, c = rooms[0], rooms[3], rooms[4]
     assert [e["state_key"] for e in space["children_state"]] == [
         tree.ids["S2"], tree.ids["A"], tree.ids["C"], tree.ids["B"]
@@ -164,6 +169,9 @@ async def test_served_to_other_servers(tree: Tree) -> None:
         return await remote.request(srv, "GET", f"{FED}/hierarchy/{quote(room_id, safe='')}{query}")
 
     body = (await ask(f)).json()
+    assert_matches_operation(
+        "server-server/space_hierarchy.yaml", "/hierarchy/{roomId}", "get", 200, body
+    )
     assert body["room"]["room_id"] == f and body["room"]["room_type"] == "m.space"
     assert [e["state_key"] for e in body["room"]["children_state"]] == [
         p, q, r, "!nowhere:elsewhere.example"

@@ -12,6 +12,7 @@ import pytest
 
 from tests.integration.module_server import server_client
 from tests.integration.sync_helpers import User, create_room, join, new_user
+from tests.spec_schema import assert_matches_operation
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +59,7 @@ async def test_visibility_ranking_and_changes(client: httpx.AsyncClient) -> None
     await join(reader, readable)
 
     body = await _search(me, "ALI")
+    assert_matches_operation("client-server/users.yaml", "/user_directory/search", "post", 200, body)
     assert body == {"limited": False, "results": [
         {"user_id": friend.user_id, "display_name": "Alice Smith"},
         {"user_id": reader.user_id, "display_name": "Alison"},
