@@ -8,6 +8,11 @@ send_to_device.md): the server stores and relays keys and messages it cannot rea
 - key_backup.py: server-side key backups (/room_keys);
 - sync_extensions.py: the /sync fields all of the above add.
 
-Other servers' users (issue 13 item 5) plug in through the seams RemoteKeys (keys.py),
-RemoteToDevice (to_device.py) and DeviceListService's on_local_change hook.
+Other servers' users (server-server-api.md §Device Management, §End-to-End Encryption):
+- remote_keys.py: their keys for /keys/query and /keys/claim (keys.py's RemoteKeys), from the
+  cache below when it may answer, else from their servers;
+- remote_device_lists.py: the cache of their device lists, kept by their servers' EDUs;
+- federation_answers.py: what other servers ask about our users (/user/devices, /user/keys/*).
+Our users' changes and to-device messages leave through federation/device_list_edus.py (the
+on_local_change hook of device_lists.py) and federation/to_device_edus.py (RemoteToDevice).
 """
