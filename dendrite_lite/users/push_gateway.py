@@ -1,8 +1,9 @@
 """Delivery of notifications to push gateways (push-gateway-api: POST /_matrix/push/v1/notify).
 
 The unread count hook (rooms.notifications) queues each notification of a user with a pusher in
-push_queue, in the event's own transaction, and calls `wake()`. One task drains the queue in
-order: for every queued row it sends one request per pusher of the user, then deletes the row.
+push_queue, in the event's own transaction, and calls `wake()`. One task drains the queue a
+batch at a time: each user's notifications in order, different users at once (so one user's
+slow gateway does not hold up everyone's pushes), then deletes the batch's rows.
 What keeps it right:
 - the wake-up comes from inside the write transaction, before its commit: the task first runs an
   empty write, which completes only once every write queued before it has committed (one writer,
@@ -10,7 +11,9 @@ What keeps it right:
 - a restart loses nothing: rows stay queued until delivered, and the task drains them at start;
 - a gateway's `rejected` pushkeys remove those pushers (the spec's "must cease sending");
 - an unreachable gateway or a 5xx answer is retried a few times with backoff, then given up
-  for that notification (TODO: a per-pusher backoff that outlives one notification).
+  for that notification, and the gateway (its URL) is left alone for a while, doubling from
+  30 s up to 10 minutes while it stays down: notifications for it in that time are dropped
+  rather than queued behind it (a push is worth little once late; the next one will come).
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ BATCH = 50
 ATTEMPTS = 3
 MAX_ANSWER_BYTES = 64 * 1024
 TIMEOUT_S = 10.0
+DOWN_FIRST_S = 30.0
+DOWN_MAX_S = 600.0
 
 
 class PushGateway:
@@ -56,6 +61,8 @@ class PushGateway:
         self._retry_delay_s = retry_delay_s
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # gateway URL -> (skip it until this loop time, the backoff that set it)
+        self._down: dict[str, tuple[float, float]] = {}
 
     def wake(self) -> None:
         self._wake.set()
@@ -80,8 +87,10 @@ class PushGateway:
                 while batch := await self._storage.db.read(
                     lambda conn: table.select_push_queue(conn, BATCH)
                 ):
+                    by_user: dict[str, list[QueuedPush]] = {}
                     for item in batch:
-                        await self._deliver(item)
+                        by_user.setdefault(item.user_id, []).append(item)
+                    await asyncio.gather(*(self._deliver_all(items) for items in by_user.values()))
                     ids = [item.id for item in batch]
                     await self._storage.db.write(
                         lambda conn, ids=ids: table.delete_push_queue(conn, ids)
@@ -90,6 +99,10 @@ class PushGateway:
                 raise
             except Exception:
                 log.exception("push delivery failed; retrying at the next notification")
+
+    async def _deliver_all(self, items: Sequence[QueuedPush]) -> None:
+        for item in items:
+            await self._deliver(item)
 
     async def _deliver(self, item: QueuedPush) -> None:
         loaded = await self._storage.db.read(lambda conn: _load(conn, item))
@@ -107,9 +120,16 @@ class PushGateway:
 
     async def _send(self, pusher: Pusher, body: dict[str, Any]) -> list[str]:
         """POST the notification; the pushkeys the gateway rejected."""
-        content = json.dumps({"notification": body}).encode("utf-8")
         url = str(pusher.data["url"])
+        now = asyncio.get_running_loop().time()
+        down = self._down.get(url)
+        if down is not None and now < down[0]:
+            log.debug("push gateway %s is down; notification for %s dropped", url, pusher.user_id)
+            return []
+        content = json.dumps({"notification": body}).encode("utf-8")
         for attempt in range(ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(self._retry_delay_s * 2 ** (attempt - 1))
             try:
                 answer = await fetch(
                     self._client, "POST", url, max_body_bytes=MAX_ANSWER_BYTES,
@@ -118,11 +138,14 @@ class PushGateway:
                 )
             except HttpError as e:
                 log.warning("push gateway %s unreachable (attempt %d): %s", url, attempt + 1, e)
-            else:
-                if answer.status < 500 and answer.status != 429:
-                    return _rejected(answer.body) if answer.status == 200 else []
-                log.warning("push gateway %s answered %d (attempt %d)", url, answer.status, attempt + 1)
-            await asyncio.sleep(self._retry_delay_s * 2**attempt)
+                continue
+            if answer.status < 500 and answer.status != 429:
+                self._down.pop(url, None)
+                return _rejected(answer.body) if answer.status == 200 else []
+            log.warning("push gateway %s answered %d (attempt %d)", url, answer.status, attempt + 1)
+        backoff = min(down[1] * 2, DOWN_MAX_S) if down is not None else DOWN_FIRST_S
+        self._down[url] = (asyncio.get_running_loop().time() + backoff, backoff)
+        log.warning("push gateway %s given up on for %.0f s", url, backoff)
         return []
 
 

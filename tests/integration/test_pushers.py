@@ -263,3 +263,27 @@ async def test_queued_notification_survives_restart(tmp_path: Path) -> None:
         async with running_server(data):
             note = (await gateway.next())["notification"]
             assert note["event_id"] == event_id and note["content"]["body"] == "while down"
+
+
+async def test_dead_gateway_does_not_hold_up_other_users(
+    client: httpx.AsyncClient, gateway: FakeGateway
+) -> None:
+    """alice's gateway is down (retried for seconds); carol's push of the same message comes
+    at once. alice's notification is queued first (members are read in user ID order), so
+    delivering one after the other would keep carol waiting."""
+    n = next(_n)
+    alice, bob, carol = [
+        await new_user(client, f"push{n}{x}") for x in ("a-alice", "b-bob", "c-carol")
+    ]
+    room = await create_room(alice, preset="public_chat")
+    await join(bob, room)
+    await join(carol, room)
+    dead = f"http://127.0.0.1:{free_port()}/_matrix/push/v1/notify"
+    assert (await _set(alice, _pusher(dead))).status_code == 200
+    assert (await _set(carol, _pusher(gateway.url, pushkey="key-c"))).status_code == 200
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    event_id = await send(bob, room, "to both")
+    note = (await gateway.next(timeout=2.5))["notification"]
+    assert note["event_id"] == event_id and note["devices"][0]["pushkey"] == "key-c"
+    assert loop.time() - start < 2.5  # alice's retries alone take 3 s
