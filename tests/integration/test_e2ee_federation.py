@@ -197,6 +197,20 @@ async def test_gap_in_the_update_chain_resyncs(pair: tuple[RunningServer, Runnin
     found = await query(alice, bob.user_id)
     assert set(found["device_keys"][bob.user_id]) == {bob.device_id}  # not the forged device
 
+    # A stale list is asked for again at the next query (not answered from the cache, emptied
+    # here), and cached afresh.
+    storage = services_of(a).storage
+
+    async def outdated(conn: Any) -> None:
+        await remote_table.replace_remote_device_keys(conn, bob.user_id, {}, {})
+        await remote_table.mark_remote_lists_stale(conn, [bob.user_id])
+
+    await storage.db.write(outdated)
+    found = await query(alice, bob.user_id)
+    assert set(found["device_keys"][bob.user_id]) == {bob.device_id}
+    held = await storage.db.read(lambda c: remote_table.select_remote_lists(c, [bob.user_id]))
+    assert not held[bob.user_id].stale
+
     # An EDU about another server's user, or from a user we share no room with, is ignored.
     await lists.on_device_list_update(name(b), {"user_id": "@x:elsewhere.example", "device_id": "D", "stream_id": 1})
     loner = f"@loner:{name(b)}"
