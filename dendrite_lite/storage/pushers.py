@@ -38,11 +38,13 @@ UPSERT = (
     " device_display_name = excluded.device_display_name, profile_tag = excluded.profile_tag,"
     " lang = excluded.lang, data = excluded.data, pushkey_ts = excluded.pushkey_ts"
 )
-# The queue only takes rows of users with a pusher: the check is one indexed lookup in the
-# event's transaction, so users without pushers (most) cost nothing more.
+# The queue only takes rows of users with a pusher. The users notified of one event with the
+# same actions go in as one JSON array that SQLite expands and checks against the pushers
+# index itself: one statement per event, as for event_push_actions, not one per member.
 INSERT_QUEUE = (
     "INSERT INTO push_queue (user_id, room_id, stream_ordering, actions)"
-    " SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM pushers WHERE user_id = ?1)"
+    " SELECT value, ?, ?, ? FROM json_each(?)"
+    " WHERE value IN (SELECT user_id FROM pushers)"
 )
 
 
@@ -121,9 +123,12 @@ async def insert_push_queue(
 ) -> bool:
     """(user_id, room_id, stream_ordering, actions JSON) of new notifications; only rows of
     users with a pusher are kept. True when any was."""
+    users: dict[tuple[str, int, str], list[str]] = {}
+    for user_id, room_id, position, actions in rows:
+        users.setdefault((room_id, position, actions), []).append(user_id)
     queued = False
-    for row in rows:
-        cur = await conn.execute(INSERT_QUEUE, row)
+    for (room_id, position, actions), ids in users.items():
+        cur = await conn.execute(INSERT_QUEUE, (room_id, position, actions, json.dumps(ids)))
         queued = queued or cur.rowcount > 0
     return queued
 
