@@ -219,6 +219,7 @@ async def run_workload(
             w.concurrency,
         )
         m["upload_s"] = time.perf_counter() - t
+        upload_end = time.monotonic()
         t = time.perf_counter()
         await bounded(
             (functools.partial(
@@ -241,6 +242,9 @@ async def run_workload(
     finally:
         await hs.aclose()
     m["peak_rss_exchange_mib"] = max(watch.rss_between(exchange_start, exchange_end)) / 1024
+    # In the JSON only: which of the two phases makes the peak.
+    m["peak_rss_upload_mib"] = max(watch.rss_between(exchange_start, upload_end)) / 1024
+    m["rss_before_exchange_mib"] = watch.rss_between(load_start, exchange_start)[-1] / 1024
     m["peak_rss_mib"] = max(watch.rss_between(load_start, time.monotonic())) / 1024
     return m
 

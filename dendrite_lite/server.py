@@ -29,7 +29,7 @@ import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from hypercorn.asyncio import serve as hypercorn_serve
 from quart import Blueprint, Quart
@@ -128,11 +128,11 @@ from dendrite_lite.users.push_gateway import PushGateway
 from dendrite_lite.users.push_rules import PushRulesService
 from dendrite_lite.users.pushers import PushersService
 from dendrite_lite.users.remote_profiles import RemoteProfiles
-from dendrite_lite.tls.alpn import TlsAlpnAnswers, pem_files
-from dendrite_lite.tls.certs import self_signed
 from dendrite_lite.tls.http01 import Http01Answers
-from dendrite_lite.tls.manager import CertificateManager
 from dendrite_lite.tls.state import CERTIFICATE_FILE, KEY_FILE, load_state
+
+if TYPE_CHECKING:
+    from dendrite_lite.tls.manager import CertificateManager
 
 __all__ = [
     "Listener",
@@ -577,6 +577,9 @@ def _acme_tls_context(config: Config) -> ssl.SSLContext:
         why += f"; the last attempt failed: {state.last_error}"
     log.error("TLS is not up: %s (serving a temporary self-signed certificate for %s)",
               why, ", ".join(config.acme_names))
+    from dendrite_lite.tls.alpn import pem_files  # see _start_acme on these late imports
+    from dendrite_lite.tls.certs import self_signed
+
     with pem_files(*self_signed(config.acme_names)) as (cert_path, key_path):
         return server_tls_context(cert_path, key_path)
 
@@ -727,6 +730,11 @@ def _start_acme(
     stop: asyncio.Event,
 ) -> tuple[CertificateManager, tuple[str, int] | None, asyncio.Task[None] | None]:
     """The renewer, and the port-80 listener when there is one (its task, with the others)."""
+    # Imported only with tls.mode = "acme": the acme library brings requests, josepy, pyOpenSSL
+    # and cryptography, 19 MiB of RSS a server behind a proxy or with its own files never uses.
+    from dendrite_lite.tls.alpn import TlsAlpnAnswers
+    from dendrite_lite.tls.manager import CertificateManager
+
     http01, alpn = Http01Answers(), TlsAlpnAnswers()
     if tls is not None:
         alpn.install(tls)

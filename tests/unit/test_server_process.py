@@ -1,7 +1,7 @@
 """The server's process image (server_process.py) leaves the CLI framework (typer, with pydantic)
-out, and loads dnspython only when a name needs an SRV lookup. (click and rich do load: Quart
-imports click for its CLI, and httpx imports its optional command line when click, rich and
-pygments are installed.)"""
+out, loads dnspython only when a name needs an SRV lookup, the acme stack only for tls.mode =
+"acme", and never httpx's optional command line (rich). (click does load: Quart imports it for
+its CLI.)"""
 
 from __future__ import annotations
 
@@ -65,3 +65,27 @@ def test_httpx_loads_with_the_first_federation_client_not_before() -> None:
         "print(json.dumps([before, 'httpx' in sys.modules]))\n"
     )
     assert _loaded_after_probe(probe) == [False, True]
+
+
+_HEAVY_PROBE = """
+import json, sys
+from dendrite_lite.server_process import leave_out_unused_modules
+leave_out_unused_modules()
+import dendrite_lite.server
+import httpx
+print(json.dumps(sorted({m.split(".")[0] for m, mod in sys.modules.items() if mod is not None}
+                        & {"acme", "josepy", "OpenSSL", "cryptography", "requests", "rich"})))
+"""
+
+
+def test_no_acme_stack_and_no_httpx_cli_in_the_server_image() -> None:
+    # The acme library (with requests, josepy, pyOpenSSL, cryptography: 19 MiB of RSS) loads
+    # only when tls.mode = "acme" starts the renewer; httpx's command line (rich) never.
+    assert _loaded_after_probe(_HEAVY_PROBE) == []
+
+
+def test_the_heavy_probe_would_see_them() -> None:
+    loaded = _loaded_after_probe(_HEAVY_PROBE.replace(
+        "leave_out_unused_modules()\n", "import dendrite_lite.tls.manager\n"
+    ))
+    assert {"acme", "cryptography", "rich"} <= set(loaded)
