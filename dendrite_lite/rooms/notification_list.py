@@ -56,7 +56,7 @@ class NotificationList:
             ser = await serializer_with_bundles(conn, Viewer(user_id, device_id, now_ms), found)
             out = [
                 {
-                    "actions": r.actions if r.actions is not None else _legacy_actions(r.highlight),
+                    "actions": r.actions,
                     "event": ser.format(stored[r.event_id]),
                     "read": r.read,
                     "room_id": r.room_id,
@@ -78,8 +78,3 @@ def _parse_token(token: str | None) -> int:
     if not token.isdigit():
         raise MatrixError(Errcode.INVALID_PARAM, "'from' is not a token this server issued")
     return int(token)
-
-
-def _legacy_actions(highlight: bool) -> list[Any]:
-    """Rows from before migration 0016 kept only the highlight flag."""
-    return ["notify", {"set_tweak": "highlight", "value": True}] if highlight else ["notify"]

@@ -110,6 +110,7 @@ class NotificationCounter:
         member_count = len(members)
         # (index in batch, user, highlight, actions as JSON)
         hits: list[tuple[int, str, bool, str]] = []
+        stored: dict[str, str | None] = {}  # actions JSON -> what event_push_actions keeps
         for i, event in enumerate(events):
             prepared = prepare_event(client_format(event))
             sender_level = user_power_level(event.sender, levels, create) if create else 0
@@ -133,9 +134,10 @@ class NotificationCounter:
         threads = await self._threads(events, {i for i, _, _, _ in hits})
 
         async def write(conn: aiosqlite.Connection, persisted: Sequence[tuple[Event, int]]) -> None:
-            await table.insert_push_actions(
-                conn, [(u, room_id, persisted[i][1], h, threads[i], a) for i, u, h, a in hits]
-            )
+            await table.insert_push_actions(conn, [
+                (u, room_id, persisted[i][1], h, threads[i], _stored_actions(a, h, stored))
+                for i, u, h, a in hits
+            ])
             queued = await pushers_table.insert_push_queue(
                 conn, [(u, room_id, persisted[i][1], a) for i, u, _, a in hits]
             )
@@ -157,6 +159,13 @@ class NotificationCounter:
             return stored.event if stored is not None else None
 
         return {i: await thread_of(events[i], load) for i in indices}
+
+
+def _stored_actions(actions: str, highlight: bool, memo: dict[str, str | None]) -> str | None:
+    """None when the actions are those the highlight flag implies (storage.notifications)."""
+    if actions not in memo:
+        memo[actions] = None if json.loads(actions) == table.implied_actions(highlight) else actions
+    return memo[actions]
 
 
 def _actions_json(actions: Actions) -> str:

@@ -20,6 +20,7 @@ import aiosqlite
 __all__ = [
     "insert_push_actions",
     "NotificationRow",
+    "implied_actions",
     "select_notifications",
     "select_unread_counts",
     "select_unread_counts_by_thread",
@@ -76,12 +77,24 @@ ORDER BY a.stream_ordering DESC LIMIT ?5
 """
 
 
+def implied_actions(highlight: bool) -> list[Any]:
+    """What a NULL `actions` means: the default rules' actions for the highlight flag (a plain
+    message's, a mention's). Rows whose actions are exactly these store NULL, so the common
+    case (every member of a big room told of a message) writes no JSON per member."""
+    if not highlight:
+        return ["notify"]
+    return [
+        "notify", {"set_tweak": "highlight", "value": True},
+        {"set_tweak": "sound", "value": "default"},
+    ]
+
+
 @dataclass(frozen=True, slots=True)
 class NotificationRow:
     room_id: str
     event_id: str
     highlight: bool
-    actions: list[Any] | None  # None on rows from before migration 0016
+    actions: list[Any]
     origin_server_ts: int
     stream_ordering: int
     read: bool
@@ -119,7 +132,8 @@ async def select_notifications(
         rows = await cur.fetchall()
     return [
         NotificationRow(
-            r[0], r[1], bool(r[2]), json.loads(r[3]) if r[3] else None, int(r[4]), int(r[5]),
+            r[0], r[1], bool(r[2]), json.loads(r[3]) if r[3] else implied_actions(bool(r[2])),
+            int(r[4]), int(r[5]),
             bool(r[6]),
         )
         for r in rows

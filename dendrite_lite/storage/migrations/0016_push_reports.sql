@@ -1,9 +1,9 @@
 -- 0016: pushers and their delivery queue, the actions of each notification (GET /notifications),
 -- content reports, and OpenID tokens (issue 13 item 10).
 
--- The actions array of the push rule that matched (JSON), for /notifications and the push
--- gateway's tweaks. NULL on rows written before this migration: readers derive
--- ["notify"] (+ the highlight tweak) from the highlight flag.
+-- The actions array of the push rule that matched (JSON), for /notifications. NULL when they
+-- are the ones the highlight flag implies (storage.notifications.implied_actions: a plain
+-- message's, a mention's), so most rows carry no JSON, and on rows from before this migration.
 ALTER TABLE event_push_actions ADD COLUMN actions TEXT;
 
 -- One row per (app_id, pushkey, user): push.md §Pushers (POST /pushers/set).

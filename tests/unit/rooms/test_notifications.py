@@ -64,3 +64,33 @@ async def test_counts_follow_joins_and_display_names(room) -> None:
     await pipeline.send(room_id, EventSpec(ALICE, "m.room.power_levels", levels, ""))
     await pipeline.send(room_id, EventSpec(BOB, "m.room.message", room_mention))
     assert await _counts(storage, CAROL, room_id) == (3, 1)  # state events other than members do not notify
+
+
+async def test_actions_stored_only_when_not_implied(room) -> None:
+    """A plain message in a 3-member room and a mention store NULL (the actions the highlight
+    flag implies); a 1:1 message's sound tweak is stored, and every row reads back in full."""
+    storage, pipeline, room_id = room
+    await pipeline.send(room_id, _member(BOB))
+    one_to_one = await pipeline.send(room_id, _say(BOB, "just us"))
+    await pipeline.send(room_id, _member(CAROL))
+    plain = await pipeline.send(room_id, _say(BOB, "all of us"))
+    mention = {"msgtype": "m.text", "body": "hey", "m.mentions": {"user_ids": [ALICE]}}
+    highlighted = await pipeline.send(room_id, EventSpec(BOB, "m.room.message", mention))
+
+    def stored(conn):  # type: ignore[no-untyped-def]
+        return conn.execute_fetchall(
+            "SELECT stream_ordering, actions FROM event_push_actions WHERE user_id = ?", (ALICE,)
+        )
+
+    raw = dict(await storage.db.read(stored))
+    assert raw == {
+        one_to_one.stream_ordering: '["notify",{"set_tweak":"sound","value":"default"}]',
+        plain.stream_ordering: None,
+        highlighted.stream_ordering: None,
+    }
+    rows = await storage.db.read(lambda c: table.select_notifications(
+        c, ALICE, [room_id], before=1 << 62, limit=10, only_highlight=False))
+    sound = {"set_tweak": "sound", "value": "default"}
+    assert [r.actions for r in rows] == [
+        ["notify", {"set_tweak": "highlight", "value": True}, sound], ["notify"], ["notify", sound]
+    ]
