@@ -129,10 +129,16 @@ class RemoteDeviceLists:
 
     async def store_queried(self, answers: Mapping[str, tuple[dict[str, Any], dict[str, Any]]]) -> None:
         """Whole lists (user -> (device id -> keys, key type -> cross-signing key)) from a
-        /user/keys/query answer: cached for the users we share a room with."""
+        /user/keys/query answer: cached for the users we share a room with, unless an update
+        or resync made their cached list current while the query was under way (the answer
+        may be older than it)."""
 
         async def txn(conn: aiosqlite.Connection) -> None:
+            held = await table.select_remote_lists(conn, list(answers))
             for user_id, (devices, cross_signing) in answers.items():
+                current = held.get(user_id)
+                if current is not None and current.stream_id is not None and not current.stale:
+                    continue
                 if await self.shares_room(conn, user_id):
                     await table.replace_remote_device_keys(conn, user_id, devices, cross_signing)
                     await table.upsert_remote_list(conn, user_id, None)
