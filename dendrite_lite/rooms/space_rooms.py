@@ -186,22 +186,15 @@ async def _may_see(conn: aiosqlite.Connection, room: RoomSnapshot, viewer: Viewe
             return False
         in_allowed = any(r in viewer.joined for r in _allowed_rooms(room))
     else:
-        suffix = ":" + viewer.server_name
-        if await _server_members(conn, room, suffix, ("join", "invite")):
+        server = viewer.server_name
+        if await state_table.select_server_is_member(conn, room.room_id, server, ("join", "invite")):
             return True
         in_allowed = False
         for allowed in _allowed_rooms(room):
-            joined = await state_table.select_members(conn, allowed, "join")
-            in_allowed = in_allowed or any(u.endswith(suffix) for u in joined)
+            in_allowed = in_allowed or await state_table.select_server_is_member(
+                conn, allowed, server, ("join",)
+            )
     rule = _join_rule(room)
     if rule in _OPEN_RULES or (rule == "restricted" and in_allowed):
         return True
     return history_visibility(room) == "world_readable"
-
-
-async def _server_members(
-    conn: aiosqlite.Connection, room: RoomSnapshot, suffix: str, memberships: Sequence[str]
-) -> bool:
-    ids = [i for (t, k), i in room.state.items() if t == MEMBER and k.endswith(suffix)]
-    loaded = await events_table.select_events(conn, ids)
-    return any(s.event.membership in memberships for s in loaded.values())

@@ -7,7 +7,8 @@ with 10,000 members does not store 10,000 rows per message.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Iterable, Mapping, Sequence
 
 import aiosqlite
 
@@ -24,6 +25,7 @@ __all__ = [
     "select_room_ids_for_user",
     "select_members",
     "select_shared_member_profile",
+    "select_server_is_member",
 ]
 
 StateMap = dict[tuple[str, str], str]
@@ -218,3 +220,21 @@ async def select_shared_member_profile(
     if redacted:
         return None, None
     return (name if isinstance(name, str) else None, avatar if isinstance(avatar, str) else None)
+
+
+# Whether any user of a server has one of the memberships in a room: a range scan of the room's
+# member rows (the primary key), comparing the state key's end, with no event read.
+SELECT_SERVER_IS_MEMBER = (
+    "SELECT 1 FROM current_state WHERE room_id = ? AND type = 'm.room.member'"
+    " AND substr(state_key, -length(?)) = ? AND membership IN (SELECT value FROM json_each(?))"
+    " LIMIT 1"
+)
+
+
+async def select_server_is_member(
+    conn: aiosqlite.Connection, room_id: str, server_name: str, memberships: Sequence[str]
+) -> bool:
+    suffix = ":" + server_name
+    args = (room_id, suffix, suffix, json.dumps(list(memberships)))
+    async with conn.execute(SELECT_SERVER_IS_MEMBER, args) as cur:
+        return await cur.fetchone() is not None
