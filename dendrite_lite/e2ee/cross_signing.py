@@ -130,7 +130,8 @@ class CrossSigningService:
         async def txn(conn: aiosqlite.Connection) -> tuple[dict[str, Any], bool]:
             own = await table.select_cross_signing_keys(conn, requester)
             failures: dict[str, Any] = {}
-            stored = False
+            # None: the cross-signing keys' signatures changed; a device id: that device's.
+            changed: set[str | None] = set()
             for user_id, by_key in body.items():
                 for key_id, obj in by_key.items():
                     try:
@@ -140,15 +141,26 @@ class CrossSigningService:
                         continue
                     for sig in signatures:
                         await table.insert_signature(conn, sig)
-                    stored = True
-            if stored:
-                await device_lists_table.insert_device_list_change(conn, requester, None)
-            return failures, stored
+                    changed.add(await _changed_device(conn, requester, user_id, key_id))
+            # A device's new signature is a change of that device (other servers then get an
+            # m.device_list_update carrying it), anything else of the cross-signing keys.
+            for device_id in sorted(changed, key=lambda d: d or ""):
+                await device_lists_table.insert_device_list_change(conn, requester, device_id)
+            return failures, bool(changed)
 
         failures, stored = await self._storage.db.write(txn)
         if stored:
             await self._device_lists.changed(requester)
         return {"failures": failures}
+
+
+async def _changed_device(
+    conn: aiosqlite.Connection, requester: str, user_id: str, key_id: str
+) -> str | None:
+    """The requester's device whose keys a signature of `user_id`'s key `key_id` changed, if any."""
+    if user_id != requester:
+        return None
+    return key_id if await e2e_keys_table.select_device_keys(conn, requester, [key_id]) else None
 
 
 async def _store_keys(conn: aiosqlite.Connection, user_id: str, parsed: Parsed) -> None:

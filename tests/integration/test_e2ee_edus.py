@@ -71,6 +71,14 @@ async def test_our_changes_reach_the_servers_in_our_rooms(start_server: StartSer
         assert update["self_signing_key"]["keys"] == signing.key("self_signing")["keys"]
         assert "user_signing_key" not in update  # never leaves the server
 
+        # Alice cross-signs her device: the device's update carries the new signature.
+        signed = signing.sign(keys.device_keys(), "self_signing")
+        await alice.call("POST", "/keys/signatures/upload", {alice.user_id: {alice.device_id: signed}})
+        await _eventually(lambda: len(recorder.of_type("m.device_list_update")) == 3)
+        third = recorder.of_type("m.device_list_update")[2]
+        assert third["prev_id"] == [second["stream_id"]]
+        assert third["keys"]["signatures"][alice.user_id] == signed["signatures"][alice.user_id]
+
         messages = {bob: {"*": {"secret": 1}}, alice.user_id: {alice.device_id: {"own": 1}}}
         await alice.call("PUT", "/sendToDevice/m.test/txn1", {"messages": messages})
         await alice.call("PUT", "/sendToDevice/m.test/txn1", {"messages": messages})  # a retry
