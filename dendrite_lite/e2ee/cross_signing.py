@@ -14,7 +14,8 @@ Rules kept here:
   user-signing key. The signed object must be the stored key (signatures aside);
 - visibility in /keys/query: a user's user-signing key only to that user, and a signature of
   one user's key by another user's key only to the signer.
-Each change enters the device list stream (device_id NULL), so room-mates re-query.
+Each change enters the device list stream (device_id NULL; a new signature of a device: that
+device), so room-mates re-query.
 """
 
 from __future__ import annotations
