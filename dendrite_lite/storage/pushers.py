@@ -1,4 +1,5 @@
-"""Pushers and the push delivery queue (schema in migrations/0016_push_reports.sql).
+"""Pushers and the push delivery queue (schema in migrations/0016_push_reports.sql, the
+pusher's device in 0021_pusher_devices.sql).
 
 A pusher is keyed by (app_id, pushkey, user_id). push_queue holds the notifications of users
 that have a pusher, written in the event's own transaction (`insert_push_queue`, from the
@@ -22,6 +23,7 @@ __all__ = [
     "upsert_pusher",
     "delete_pusher",
     "delete_pushers",
+    "delete_device_pushers",
     "insert_push_queue",
     "select_push_queue",
     "delete_push_queue",
@@ -29,14 +31,15 @@ __all__ = [
 
 _COLUMNS = (
     "user_id, app_id, pushkey, kind, app_display_name, device_display_name, profile_tag, lang,"
-    " data, pushkey_ts"
+    " data, pushkey_ts, device_id"
 )
 UPSERT = (
-    f"INSERT INTO pushers ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO pushers ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (app_id, pushkey, user_id) DO UPDATE SET kind = excluded.kind,"
     " app_display_name = excluded.app_display_name,"
     " device_display_name = excluded.device_display_name, profile_tag = excluded.profile_tag,"
-    " lang = excluded.lang, data = excluded.data, pushkey_ts = excluded.pushkey_ts"
+    " lang = excluded.lang, data = excluded.data, pushkey_ts = excluded.pushkey_ts,"
+    " device_id = excluded.device_id"
 )
 # The queue only takes rows of users with a pusher. The users notified of one event with the
 # same actions go in as one JSON array that SQLite expands and checks against the pushers
@@ -60,10 +63,11 @@ class Pusher:
     lang: str
     data: dict[str, Any]
     pushkey_ts: int  # ms
+    device_id: str | None = None  # the device that set it (None: set before migration 0021)
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Pusher:
-        return cls(*row[:8], json.loads(row[8]), int(row[9]))  # type: ignore[arg-type]
+        return cls(*row[:8], json.loads(row[8]), int(row[9]), row[10])  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +106,7 @@ async def upsert_pusher(conn: aiosqlite.Connection, pusher: Pusher, *, append: b
     p = pusher
     await conn.execute(UPSERT, (
         p.user_id, p.app_id, p.pushkey, p.kind, p.app_display_name, p.device_display_name,
-        p.profile_tag, p.lang, json.dumps(p.data), p.pushkey_ts,
+        p.profile_tag, p.lang, json.dumps(p.data), p.pushkey_ts, p.device_id,
     ))
 
 
@@ -116,6 +120,13 @@ async def delete_pusher(conn: aiosqlite.Connection, user_id: str, app_id: str, p
 async def delete_pushers(conn: aiosqlite.Connection, user_id: str) -> None:
     """Every pusher of the user (account deactivation, say)."""
     await conn.execute("DELETE FROM pushers WHERE user_id = ?", (user_id,))
+
+
+async def delete_device_pushers(conn: aiosqlite.Connection, user_id: str, device_id: str) -> None:
+    """The pushers a device set (the device is being deleted)."""
+    await conn.execute(
+        "DELETE FROM pushers WHERE user_id = ? AND device_id = ?", (user_id, device_id)
+    )
 
 
 async def insert_push_queue(

@@ -1,8 +1,8 @@
 """Devices service: list, rename and delete a user's devices (spec: §Device management).
 
 Every deletion of devices goes through `delete_devices_in`, so whatever else a device owns (its
-tokens, end-to-end keys and pending to-device messages) goes with it in one place, and the
-deletion of a device with keys enters the device list stream for other users to hear of. The
+tokens, end-to-end keys, pending to-device messages and pushers) goes with it in one place, and
+the deletion of a device with keys enters the device list stream for other users to hear of. The
 callers then wake the /sync of those users (e2ee/device_lists.py `DeviceListService.changed`).
 """
 
@@ -18,6 +18,7 @@ from dendrite_lite.storage import Storage
 from dendrite_lite.storage import device_lists as device_lists_table
 from dendrite_lite.storage import devices as devices_table
 from dendrite_lite.storage import e2e_keys as e2e_keys_table
+from dendrite_lite.storage import pushers as pushers_table
 from dendrite_lite.storage import to_device as to_device_table
 from dendrite_lite.storage.devices import Device
 
@@ -104,6 +105,8 @@ async def delete_devices_in(
         if await devices_table.delete_device(conn, user_id, device_id):
             deleted += 1
             await _forget_device_e2ee(conn, user_id, device_id)
+            # A signed-out phone must stop getting its user's notifications.
+            await pushers_table.delete_device_pushers(conn, user_id, device_id)
     return deleted
 
 

@@ -6,6 +6,7 @@ with 400 M_INVALID_PARAM like any other unknown kind. Delivery is users.push_gat
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,8 +45,9 @@ class PushersService:
         found = await self._storage.db.read(lambda conn: table.select_pushers(conn, user_id))
         return {"pushers": [pusher_json(p) for p in found]}
 
-    async def set_pusher(self, user_id: str, body: dict[str, Any]) -> None:
-        """POST /_matrix/client/v3/pushers/set"""
+    async def set_pusher(self, user_id: str, device_id: str | None, body: dict[str, Any]) -> None:
+        """POST /_matrix/client/v3/pushers/set (by `device_id`: deleting the device deletes the
+        pusher, as Synapse does, so a phone signed out stops receiving notifications)."""
         app_id, pushkey = _string(body, "app_id"), _string(body, "pushkey")
         if "kind" not in body:
             raise MatrixError(Errcode.MISSING_PARAM, "Missing 'kind'")
@@ -54,7 +56,7 @@ class PushersService:
                 lambda conn: table.delete_pusher(conn, user_id, app_id, pushkey)
             )
             return
-        pusher = _parse(user_id, app_id, pushkey, body)
+        pusher = dataclasses.replace(_parse(user_id, app_id, pushkey, body), device_id=device_id)
         append = body.get("append", False)
         if not isinstance(append, bool):
             raise MatrixError(Errcode.INVALID_PARAM, "'append' must be a boolean")

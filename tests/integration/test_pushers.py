@@ -5,6 +5,7 @@ pushkeys removing the pusher, retries after a 5xx."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,7 +15,12 @@ import httpx
 import pytest
 
 from dendrite_lite.storage import pushers as pushers_table
-from tests.integration.account_helpers import PASSWORD, fast_hashing_for_tests, running_server
+from tests.integration.account_helpers import (
+    PASSWORD,
+    fast_hashing_for_tests,
+    login,
+    running_server,
+)
 from tests.conftest import RunningServer
 from tests.integration.federation_helpers import services_of
 from tests.interop.synapse_server import free_port
@@ -287,3 +293,19 @@ async def test_dead_gateway_does_not_hold_up_other_users(
     note = (await gateway.next(timeout=2.5))["notification"]
     assert note["event_id"] == event_id and note["devices"][0]["pushkey"] == "key-c"
     assert loop.time() - start < 2.5  # alice's retries alone take 3 s
+
+
+async def test_deleting_the_device_deletes_its_pushers(client: httpx.AsyncClient) -> None:
+    """Logging out (which deletes the device) removes the pushers that device set, and only
+    those: another device's pusher stays."""
+    alice = await _user(client, "alice")
+    with fast_hashing_for_tests():
+        resp = await login(client, alice.user_id)
+    assert resp.status_code == 200, resp.text
+    phone = dataclasses.replace(alice, token=resp.json()["access_token"])
+    url = "https://push.example.org/_matrix/push/v1/notify"
+    assert (await _set(alice, _pusher(url, pushkey="laptop"))).status_code == 200
+    assert (await _set(phone, _pusher(url, pushkey="phone"))).status_code == 200
+    assert [p["pushkey"] for p in await _pushers(alice)] == ["laptop", "phone"]
+    assert (await phone.post("/logout", {})).status_code == 200
+    assert [p["pushkey"] for p in await _pushers(alice)] == ["laptop"]

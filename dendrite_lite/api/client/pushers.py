@@ -27,7 +27,7 @@ async def set_pusher() -> Response:
     """POST /_matrix/client/v3/pushers/set"""
     svc = services()
     requester = await authenticate(svc)
-    await svc.pushers.set_pusher(requester.user_id, await json_body())
+    await svc.pushers.set_pusher(requester.user_id, requester.device_id, await json_body())
     return jsonify({})
 
 
