@@ -81,7 +81,9 @@ class SpaceHierarchy:
         )
         joined = frozenset(r for r, m in memberships.items() if m[0] == "join")
         walk = _Walk(UserViewer(user_id, joined), query.suggested_only)
-        found = await load_space_room(self._storage, query.room_id, walk.viewer, walk.suggested_only)
+        found = await load_space_room(
+            self._storage, query.room_id, walk.viewer, walk.suggested_only
+        )
         if found is None or not found[1]:
             raise MatrixError(Errcode.FORBIDDEN, "You cannot view this room's hierarchy")
         rooms = await self._walk(walk, found[0], max_depth)

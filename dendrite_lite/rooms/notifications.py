@@ -108,9 +108,9 @@ class NotificationCounter:
         levels = _event(others.get("m.room.power_levels"))
         levels_content = dict(levels.content) if levels is not None else None
         member_count = len(members)
-        # (index in batch, user, highlight, actions as JSON)
-        hits: list[tuple[int, str, bool, str]] = []
-        stored: dict[str, str | None] = {}  # actions JSON -> what event_push_actions keeps
+        # (index in batch, user, highlight, actions as JSON, what event_push_actions keeps)
+        hits: list[tuple[int, str, bool, str, str | None]] = []
+        codec = _ActionsCodec()
         for i, event in enumerate(events):
             prepared = prepare_event(client_format(event))
             sender_level = user_power_level(event.sender, levels, create) if create else 0
@@ -128,18 +128,17 @@ class NotificationCounter:
                     power_levels_content=levels_content,
                 )
                 if actions.notify:
-                    hits.append((i, user_id, actions.highlight, _actions_json(actions)))
+                    hits.append((i, user_id, actions.highlight, *codec.encode(actions)))
         if not hits:
             return None
-        threads = await self._threads(events, {i for i, _, _, _ in hits})
+        threads = await self._threads(events, {hit[0] for hit in hits})
 
         async def write(conn: aiosqlite.Connection, persisted: Sequence[tuple[Event, int]]) -> None:
             await table.insert_push_actions(conn, [
-                (u, room_id, persisted[i][1], h, threads[i], _stored_actions(a, h, stored))
-                for i, u, h, a in hits
+                (u, room_id, persisted[i][1], h, threads[i], kept) for i, u, h, _, kept in hits
             ])
             queued = await pushers_table.insert_push_queue(
-                conn, [(u, room_id, persisted[i][1], a) for i, u, _, a in hits]
+                conn, [(u, room_id, persisted[i][1], a) for i, u, _, a, _ in hits]
             )
             if queued and self._on_queued is not None:
                 self._on_queued()
@@ -161,17 +160,30 @@ class NotificationCounter:
         return {i: await thread_of(events[i], load) for i in indices}
 
 
-def _stored_actions(actions: str, highlight: bool, memo: dict[str, str | None]) -> str | None:
-    """None when the actions are those the highlight flag implies (storage.notifications)."""
-    if actions not in memo:
-        memo[actions] = None if json.loads(actions) == table.implied_actions(highlight) else actions
-    return memo[actions]
+class _ActionsCodec:
+    """The matching rule's actions (push.md §Actions) as JSON for the push queue, and what
+    event_push_actions keeps (None when the highlight flag implies them:
+    storage.notifications.implied_actions). A room's members mostly match the same rule, so
+    each distinct set of tweaks is encoded once per batch, not once per member."""
 
+    def __init__(self) -> None:
+        self._memo: dict[object, tuple[str, str | None]] = {}
 
-def _actions_json(actions: Actions) -> str:
-    """The matching rule's actions (push.md §Actions), as /notifications and pushers show them."""
-    tweaks = [{"set_tweak": k, "value": v} for k, v in sorted(actions.tweaks.items())]
-    return json.dumps(["notify", *tweaks], separators=(",", ":"))
+    def encode(self, actions: Actions) -> tuple[str, str | None]:
+        try:
+            key: object = (actions.highlight, tuple(sorted(actions.tweaks.items())))
+            hash(key)
+        except TypeError:  # a tweak value that is a list or an object
+            key = None
+        found = self._memo.get(key) if key is not None else None
+        if found is None:
+            tweaks = sorted(actions.tweaks.items())
+            listed = ["notify"] + [{"set_tweak": k, "value": v} for k, v in tweaks]
+            text = json.dumps(listed, separators=(",", ":"))
+            found = (text, None if listed == table.implied_actions(actions.highlight) else text)
+            if key is not None:
+                self._memo[key] = found
+        return found
 
 
 def _event(row: tuple[str, str] | None) -> Event | None:
