@@ -54,6 +54,7 @@ from dendrite_lite.api.client import hierarchy as hierarchy_api
 from dendrite_lite.api.client import login_token as login_token_api
 from dendrite_lite.api.client import user_directory as user_directory_api
 from dendrite_lite.api.client import openid as openid_api
+from dendrite_lite.api.client import preview_url as preview_url_api
 from dendrite_lite.api.client import reports as reports_api
 from dendrite_lite.api.client import room_keys as room_keys_api
 from dendrite_lite.api.client import to_device as to_device_api
@@ -110,6 +111,7 @@ from dendrite_lite.federation.remote_membership import FederatedMembership
 from dendrite_lite.federation.requester import ClientRequester
 from dendrite_lite.federation.sender import ClientTransport, FederationSender
 from dendrite_lite.federation.to_device_edus import ToDeviceEdus
+from dendrite_lite.media.preview import UrlPreviews
 from dendrite_lite.storage import MigrationError, SchemaTooNew, Storage
 from dendrite_lite.storage import server_identity
 from dendrite_lite.rooms.history import HistoryService
@@ -195,6 +197,7 @@ _CLIENT_ONLY_BLUEPRINTS: tuple[Blueprint, ...] = (
     openid_api.bp,
     login_token_api.bp,
     user_directory_api.bp,
+    preview_url_api.bp,
     misc.bp,
     sync_api.bp,
     filters_api.bp,
@@ -272,8 +275,11 @@ async def load_services(config: Config) -> Services:
     federation = _federation_services(config, key, storage)
     sender: FederationSender | None = federation["federation_sender"]
     e2ee, e2ee_sync, device_list_edus = _e2ee_services(config, storage, notifier, federation)
-    # Joins that start sharing a room make cached remote device lists stale.
+    # Joins that start sharing a room make cached remote device lists stale, and send our
+    # joining user's device list to the room's new servers.
     hooks = [counter.prepare, e2ee["remote_device_lists"].prepare]
+    if device_list_edus is not None:
+        hooks.append(device_list_edus.prepare)
     pipeline = RoomPipeline(
         storage, server_name=config.server.server_name, key=key, notifier=notifier,
         # The sender's hook queues our events for other servers in the events' transaction.
@@ -312,6 +318,7 @@ async def load_services(config: Config) -> Services:
         public_rooms=PublicRoomsDirectory(
             storage, config.server.server_name, federation["federation_client"]
         ),
+        url_previews=UrlPreviews(storage, config.media) if config.media.url_preview_enabled else None,
     )
 
 
@@ -444,6 +451,7 @@ def _e2ee_services(
     services = {
         "federation_keys": FederationKeyAnswers(storage, server_name=name),
         "remote_device_lists": remote_lists,
+        "device_list_edus": list_edus,
         "device_lists": device_lists, "keys": keys, "to_device": to_device,
         "cross_signing": CrossSigningService(storage, device_lists),
         "key_backup": KeyBackupService(storage),
@@ -502,10 +510,14 @@ async def _close_services(svc: Services) -> None:
         await svc.push_gateway.stop()
     if svc.remote_device_lists is not None:  # resyncs in flight write to storage
         await svc.remote_device_lists.close()
+    if svc.device_list_edus is not None:
+        await svc.device_list_edus.close()
     if svc.federation_sender is not None:  # before the client its requests use
         await svc.federation_sender.stop()
     if svc.federation_client is not None:
         await svc.federation_client.aclose()
+    if svc.url_previews is not None:
+        await svc.url_previews.aclose()
 
 
 def _parse_bind(bind: str) -> tuple[str, int]:

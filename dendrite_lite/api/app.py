@@ -49,6 +49,7 @@ from dendrite_lite.e2ee.remote_device_lists import RemoteDeviceLists
 from dendrite_lite.e2ee.to_device import ToDeviceService
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.federation.client import FederationClient
+from dendrite_lite.federation.device_list_edus import DeviceListEdus
 from dendrite_lite.federation.ingest import FederationIngest
 from dendrite_lite.federation.keyring import Keyring
 from dendrite_lite.federation.public_rooms import PublicRoomsDirectory
@@ -143,6 +144,8 @@ class Services:
     # device lists we keep (None when federation is disabled).
     federation_keys: FederationKeyAnswers = None  # type: ignore[assignment]
     remote_device_lists: RemoteDeviceLists | None = None
+    # Our users' device list changes to other servers (None when federation is disabled).
+    device_list_edus: DeviceListEdus | None = None
     dehydrated_devices: DehydratedDevicesService = None  # type: ignore[assignment]
     # Pushers, their delivery to push gateways, and GET /notifications (issue 13 item 10;
     # always set by load_services).

@@ -13,28 +13,41 @@ on_local_change hook), one flush at a time.
   every update recognise it, the others resync from GET /user/devices, whose `stream_id` is
   the last change.
 - An EDU describes the device as it is when queued (keys, display name, or `deleted`).
+
+Joins (`prepare`, a persist hook on local and federated events): when one of our users joins a
+room, the room's servers sharing no other room with them have never heard of their devices
+(§Device Management: updates are also sent "when that user joins a room which contains servers
+which are not already receiving updates"). Once the join is committed, those servers get the
+user's latest m.device_list_update; its prev_id is unknown to them, so they fetch the whole
+list from /user/devices. Persist hooks run before the commit and nothing calls back after it,
+so a task waits until the join event can be read (readers only see committed writes), at most
+JOIN_COMMIT_WAIT_S: a join whose transaction failed is never seen, and nothing is sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aiosqlite
 
 from dendrite_lite.e2ee.cross_signing import add_cross_signing
+from dendrite_lite.events.event import Event
 from dendrite_lite.federation.sender import FederationSender
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import devices as devices_table
 from dendrite_lite.storage import e2e_keys as e2e_keys_table
+from dendrite_lite.storage import events as events_table
 from dendrite_lite.storage import outbox as outbox_table
 from dendrite_lite.storage import remote_device_lists as table
 
 __all__ = ["DeviceListEdus"]
 
 BATCH = 200  # changes turned into EDUs per write
+JOIN_COMMIT_WAIT_S = 30.0
+JOIN_POLL_S = 0.05
 
 
 async def device_list_update(
@@ -81,6 +94,7 @@ class DeviceListEdus:
         self._suffix = ":" + sender.server_name
         self._clock = clock
         self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def on_local_change(self, user_id: str) -> None:
         """DeviceListService hook: queue what changed (the user's change and any other)."""
@@ -116,3 +130,56 @@ class DeviceListEdus:
         if changes:
             await table.update_outbound_position(conn, changes[-1].stream_id)
         return woken, len(changes) == BATCH
+
+    # --- joins ---------------------------------------------------------------------------------
+
+    async def prepare(self, room_id: str, events: Sequence[Event]) -> None:
+        """Persist hook: our users' joins (not profile changes of members already joined) queue
+        the user's device list for the room's new servers once committed. Writes nothing in
+        the events' transaction."""
+        joins = [
+            (e.state_key, e.event_id) for e in events
+            if e.type == "m.room.member" and e.membership == "join" and e.state_key
+            and e.state_key.endswith(self._suffix)
+        ]
+        if not joins:
+            return None
+        before = await self._storage.db.read(
+            lambda conn: outbox_table.select_memberships(conn, room_id, [u for u, _ in joins])
+        )
+        for user_id, event_id in joins:
+            if before.get(user_id) != "join":
+                task = asyncio.create_task(self._after_join(room_id, user_id, event_id))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        return None
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _after_join(self, room_id: str, user_id: str, event_id: str) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + JOIN_COMMIT_WAIT_S
+        while await self._storage.db.read(lambda c: events_table.select_event(c, event_id)) is None:
+            if loop.time() > deadline:
+                return
+            await asyncio.sleep(JOIN_POLL_S)
+        now = int(self._clock() * 1000)
+
+        async def txn(conn: aiosqlite.Connection) -> set[str]:
+            membership = await outbox_table.select_memberships(conn, room_id, [user_id])
+            latest = await table.select_latest_device_change(conn, user_id)
+            if membership.get(user_id) != "join" or latest is None or latest.device_id is None:
+                return set()  # rejected or gone again, or no device with keys ever
+            servers = await outbox_table.select_joined_servers(conn, room_id)
+            servers -= await table.select_servers_sharing_other_rooms(conn, user_id, room_id)
+            servers.discard(self._sender.server_name)
+            if servers:
+                content = await device_list_update(conn, user_id, latest.device_id, latest.stream_id)
+                edu = "m.device_list_update"
+                await outbox_table.insert_outbox_edus(conn, sorted(servers), edu, content, now)
+            return servers
+
+        self._sender.wake(await self._storage.db.write(txn))

@@ -28,6 +28,8 @@ __all__ = [
     "replace_remote_device_keys",
     "select_changes_after",
     "select_last_device_change",
+    "select_latest_device_change",
+    "select_servers_sharing_other_rooms",
     "select_outbound_position",
     "select_prev_device_change",
     "select_remote_lists",
@@ -67,6 +69,17 @@ SELECT_PREV_DEVICE_CHANGE = (
 )
 SELECT_LAST_DEVICE_CHANGE = (
     "SELECT MAX(stream_id) FROM device_list_changes WHERE user_id = ? AND device_id IS NOT NULL"
+)
+SELECT_LATEST_DEVICE_CHANGE = (
+    "SELECT stream_id, user_id, device_id FROM device_list_changes"
+    " WHERE user_id = ? AND device_id IS NOT NULL ORDER BY stream_id DESC LIMIT 1"
+)
+# The server name of a user id is everything after its first colon.
+SELECT_SERVERS_SHARING_OTHER_ROOMS = (
+    "SELECT DISTINCT substr(other.state_key, instr(other.state_key, ':') + 1)"
+    " FROM current_state AS mine JOIN current_state AS other ON other.room_id = mine.room_id"
+    " WHERE mine.state_key = ? AND mine.type = 'm.room.member' AND mine.membership = 'join'"
+    " AND mine.room_id != ? AND other.type = 'm.room.member' AND other.membership = 'join'"
 )
 PRUNE_INBOUND_IDS = "DELETE FROM to_device_inbound_ids WHERE received_ts < ?"
 INSERT_INBOUND_ID = (
@@ -182,6 +195,23 @@ async def select_last_device_change(conn: aiosqlite.Connection, user_id: str) ->
     async with conn.execute(SELECT_LAST_DEVICE_CHANGE, (user_id,)) as cur:
         row = await cur.fetchone()
     return int(row[0]) if row is not None and row[0] is not None else 0
+
+
+async def select_latest_device_change(
+    conn: aiosqlite.Connection, user_id: str
+) -> DeviceListChange | None:
+    """The user's last device change (not of cross-signing keys), or None."""
+    async with conn.execute(SELECT_LATEST_DEVICE_CHANGE, (user_id,)) as cur:
+        row = await cur.fetchone()
+    return DeviceListChange(row[0], row[1], row[2]) if row is not None else None
+
+
+async def select_servers_sharing_other_rooms(
+    conn: aiosqlite.Connection, user_id: str, room_id: str
+) -> set[str]:
+    """The servers of everyone joined to a room, other than `room_id`, the user is joined to."""
+    async with conn.execute(SELECT_SERVERS_SHARING_OTHER_ROOMS, (user_id, room_id)) as cur:
+        return {row[0] for row in await cur.fetchall()}
 
 
 async def insert_inbound_message_id(

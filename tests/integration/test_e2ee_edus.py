@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from pathlib import Path
@@ -90,6 +91,45 @@ async def test_our_changes_reach_the_servers_in_our_rooms(start_server: StartSer
         assert one["messages"] == {bob: {"*": {"secret": 1}}}  # only the peer's users
         assert two["messages"] == {bob: {"D": {"n": 2}}}
         assert one["message_id"] != two["message_id"] and len(one["message_id"]) <= 32
+    finally:
+        await srv.stop()
+        await peer.stop()
+
+
+async def test_a_join_sends_the_users_device_list_to_the_rooms_new_servers(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    recorder = EduRecorder()
+    peer = await tls_peer(start_server, tmp_path, configure_app=recorder.configure)
+    srv = await start_server({"federation.verify_tls": False, **FAST})
+    bob = f"@bob:{peer.config.server.server_name}"
+
+    def carols() -> list[dict[str, Any]]:
+        return [c for c in recorder.of_type("m.device_list_update") if c["user_id"] == carol.user_id]
+
+    try:
+        alice, carol = await new_user(srv, "alice"), await new_user(srv, "carol")
+        keys = DeviceKeyring(carol.user_id, carol.device_id)
+        await upload_keys(carol, keys)  # while she shares no room with the peer: not sent
+        rooms = [await alice.create_room(preset="public_chat") for _ in range(2)]
+        for room_id in rooms:
+            await join_remote_user(srv, room_id, bob)
+
+        await carol.call("POST", f"/rooms/{rooms[0]}/join", {})
+        await _eventually(carols)
+        (update,) = carols()
+        assert update["device_id"] == carol.device_id and update["keys"] == keys.device_keys()
+
+        # Her profile change in that room, and a second room with the same server, are no news
+        # to it; her next real change follows the chain.
+        await carol.call("PUT", f"/rooms/{rooms[0]}/state/m.room.member/{carol.user_id}",
+                         {"membership": "join", "displayname": "Carol"})
+        await carol.call("POST", f"/rooms/{rooms[1]}/join", {})
+        await asyncio.sleep(0.5)
+        await carol.call("PUT", f"/devices/{carol.device_id}", {"display_name": "Carol's phone"})
+        await _eventually(lambda: len(carols()) == 2)
+        await asyncio.sleep(0.3)
+        assert [c["prev_id"] for c in carols()] == [update["prev_id"], [update["stream_id"]]]
     finally:
         await srv.stop()
         await peer.stop()
