@@ -10,10 +10,12 @@ device_data the server kept, decrypts what /events hands back.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import itertools
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -251,6 +253,21 @@ async def test_get_events_form_has_next_batch_only_while_more(srv: RunningServer
     assert [e["content"]["i"] for e in first["events"]] == [0, 1]
     rest = (await _request(bob, "GET", url, limit=2, **{"from": first["next_batch"]})).json()
     assert rest == {"events": [{"sender": alice.user_id, "type": "m.test", "content": {"i": 2}}]}
+
+
+async def test_device_and_messages_survive_a_restart(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    async with running_server(data) as srv:
+        alice, bob = await _user(srv), await _user(srv)
+        parked = await _dehydrate(bob)
+        await _send(alice, {bob.user_id: {parked.device_id: {"kept": True}}})
+        key_file = srv.config.signing_key_path
+    key_file.unlink()  # the launcher writes a fresh key at each start; the database stays
+    async with running_server(data) as srv:
+        bob = dataclasses.replace(bob, client=srv.client)
+        assert (await _request(bob, "GET")).json()["device_id"] == parked.device_id
+        events = await _all_events(bob, parked.device_id, limit=10)
+        assert [e["content"] for e in events] == [{"kept": True}]
 
 
 # --- replacement and deletion ------------------------------------------------------------------
