@@ -18,8 +18,8 @@ Joins (`prepare`, a persist hook on local and federated events): when one of our
 room, the room's servers sharing no other room with them have never heard of their devices
 (§Device Management: updates are also sent "when that user joins a room which contains servers
 which are not already receiving updates"). Once the join is committed, those servers get the
-user's latest m.device_list_update; its prev_id is unknown to them, so they fetch the whole
-list from /user/devices. Persist hooks run before the commit and nothing calls back after it,
+user's latest m.device_list_update; its prev_id is unknown to them (or empty), so they fetch
+the whole list from /user/devices. Persist hooks run before the commit and nothing calls back after it,
 so a task waits until the join event can be read (readers only see committed writes), at most
 JOIN_COMMIT_WAIT_S: a join whose transaction failed is never seen, and nothing is sent.
 """
