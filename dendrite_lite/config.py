@@ -126,6 +126,13 @@ class FederationConfig:
 @dataclass(frozen=True, slots=True)
 class MediaConfig:
     max_upload_bytes: int = 50 * 1024 * 1024
+    # URL previews (media/preview.py): off unless the operator turns them on, since they make
+    # the server fetch any URL a user names.
+    url_preview_enabled: bool = False
+    url_preview_max_bytes: int = 10 * 1024 * 1024  # Synapse's max_spider_size
+    # Networks previews may reach although they are not public (loopback, private, ...).
+    url_preview_ip_allowlist: tuple[str, ...] = ()
+    url_preview_dns_server: str = ""  # "host:port"; "" = the system's resolver
 
 
 @dataclass(frozen=True, slots=True)
@@ -582,6 +589,20 @@ def _optional_address(key: str, value: Any) -> str:
     return _address(key, value) if _string(key, value) else ""
 
 
+def _ip_networks(key: str, value: Any) -> tuple[str, ...]:
+    _expect(key, value, list, "a list of IP networks")
+    networks = []
+    for i, raw in enumerate(value):
+        text = _string(f"{key}[{i}]", raw)
+        try:
+            networks.append(str(ipaddress.ip_network(text, strict=False)))
+        except ValueError:
+            raise ConfigError(
+                f'{key}[{i}]: {_show(text)} is not an IP network (e.g. "192.168.1.0/24" or "::1")'
+            ) from None
+    return tuple(networks)
+
+
 _VALIDATORS: dict[str, dict[str, Validator]] = {
     "server": {
         "server_name": _server_name,
@@ -628,7 +649,13 @@ _VALIDATORS: dict[str, dict[str, Validator]] = {
         "ca_file": _optional_path,
         "trusted_key_servers": _server_names,
     },
-    "media": {"max_upload_bytes": _int_range(1)},
+    "media": {
+        "max_upload_bytes": _int_range(1),
+        "url_preview_enabled": _boolean,
+        "url_preview_max_bytes": _int_range(1024),
+        "url_preview_ip_allowlist": _ip_networks,
+        "url_preview_dns_server": _optional_address,
+    },
     "limits": {"max_request_bytes": _int_range(1)},
     "logging": {"level": _choice("debug", "info", "warning", "error")},
     "ratelimit": {

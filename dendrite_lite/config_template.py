@@ -157,6 +157,19 @@ _COMMENTS: dict[str, str] = {
     ),
     "media": "Uploaded files (images, videos, attachments).",
     "media.max_upload_bytes": "The largest file a user may upload, in bytes (50 MiB default).",
+    "media.url_preview_enabled": (
+        "Link previews (GET /media/preview_url): the server fetches the pages users name, so\n"
+        "they are off unless turned on here. Private, loopback and other non-public addresses\n"
+        "are never fetched, unless listed in url_preview_ip_allowlist."
+    ),
+    "media.url_preview_max_bytes": "The largest page or image a preview fetches, in bytes.",
+    "media.url_preview_ip_allowlist": (
+        'Networks previews may fetch from although they are not public, e.g. ["192.168.1.0/24"]\n'
+        "for an intranet wiki."
+    ),
+    "media.url_preview_dns_server": (
+        'A DNS server ("host:port") previews resolve names with; "" = the system\'s resolver.'
+    ),
     "limits": "Protection against oversized requests.",
     "limits.max_request_bytes": "The largest non-upload request body accepted, in bytes.",
     "logging": "What the server writes to its log (stderr, or the journal under systemd).",

@@ -55,6 +55,7 @@ from dendrite_lite.federation.keyring import Keyring
 from dendrite_lite.federation.public_rooms import PublicRoomsDirectory
 from dendrite_lite.federation.room_reads import FederationReads
 from dendrite_lite.federation.transactions import TransactionReceiver
+from dendrite_lite.media.preview import UrlPreviews
 from dendrite_lite.federation.remote_membership import FederatedMembership
 from dendrite_lite.federation.sender import FederationSender
 from dendrite_lite.ratelimit import RateLimits
@@ -162,6 +163,8 @@ class Services:
     user_directory: UserDirectory = None  # type: ignore[assignment]
     # /publicRooms of this server or another (always set by load_services).
     public_rooms: PublicRoomsDirectory = None  # type: ignore[assignment]
+    # GET /media/preview_url (None unless media.url_preview_enabled).
+    url_previews: UrlPreviews | None = None
 
 
 # --- routing on the raw path ---------------------------------------------------------------------
