@@ -126,6 +126,18 @@ class FederationConfig:
 @dataclass(frozen=True, slots=True)
 class MediaConfig:
     max_upload_bytes: int = 50 * 1024 * 1024
+    store_path: Path | None = None  # None means <data_dir>/media
+    # Media stored while this is true is served only by the authenticated endpoints
+    # (/_matrix/client/v1/media/*), never the legacy /_matrix/media/v3 ones: the spec's freeze
+    # of unauthenticated media (content_repo.md), as Synapse's enable_authenticated_media.
+    freeze_unauthenticated: bool = True
+    # POST /create: ids a user may hold before uploading to them, and for how long.
+    max_pending_uploads: int = 5
+    pending_upload_expiry_s: int = 24 * 3600
+    # Thumbnails are made by at most this many threads at once (each holds one decoded image).
+    thumbnail_workers: int = 2
+    # Images with more pixels are never decoded (decompression bombs); Synapse's default.
+    max_image_pixels: int = 32_000_000
     # URL previews (media/preview.py): off unless the operator turns them on, since they make
     # the server fetch any URL a user names.
     url_preview_enabled: bool = False
@@ -161,6 +173,8 @@ class RatelimitConfig:
     register_burst: int = 3
     send_per_second: float = 0.2  # per user, room events
     send_burst: int = 10
+    upload_per_second: float = 10.0  # per user, media uploads and /create (Synapse's rc_media_create)
+    upload_burst: int = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +204,11 @@ class Config:
     @property
     def admin_socket_path(self) -> Path:
         return self.listen.admin_socket or self.server.data_dir / "admin.sock"
+
+    @property
+    def media_path(self) -> Path:
+        """The media store (media/store.py): content-addressed files and their temporary files."""
+        return self.media.store_path or self.server.data_dir / "media"
 
     @property
     def acme_dir(self) -> Path:
@@ -651,6 +670,12 @@ _VALIDATORS: dict[str, dict[str, Validator]] = {
     },
     "media": {
         "max_upload_bytes": _int_range(1),
+        "store_path": _optional_path,
+        "freeze_unauthenticated": _boolean,
+        "max_pending_uploads": _int_range(1),
+        "pending_upload_expiry_s": _int_range(1),
+        "thumbnail_workers": _int_range(1, 64),
+        "max_image_pixels": _int_range(1),
         "url_preview_enabled": _boolean,
         "url_preview_max_bytes": _int_range(1024),
         "url_preview_ip_allowlist": _ip_networks,
@@ -666,6 +691,8 @@ _VALIDATORS: dict[str, dict[str, Validator]] = {
         "register_burst": _burst,
         "send_per_second": _non_negative_float,
         "send_burst": _burst,
+        "upload_per_second": _non_negative_float,
+        "upload_burst": _burst,
     },
 }
 

@@ -157,6 +157,20 @@ _COMMENTS: dict[str, str] = {
     ),
     "media": "Uploaded files (images, videos, attachments).",
     "media.max_upload_bytes": "The largest file a user may upload, in bytes (50 MiB default).",
+    "media.store_path": 'Where uploaded files are kept. Default: "media" inside data_dir.',
+    "media.freeze_unauthenticated": (
+        "true: files uploaded (or fetched from other servers) while this is on are served only to\n"
+        "signed-in users (/_matrix/client/v1/media), not by the old unauthenticated\n"
+        "/_matrix/media/v3 endpoints. Files stored before it was turned on keep working there."
+    ),
+    "media.max_pending_uploads": "Upload slots (POST /media/v1/create) a user may hold unused.",
+    "media.pending_upload_expiry_s": "How long an unused upload slot stays valid, in seconds.",
+    "media.thumbnail_workers": (
+        "Thumbnails made at once (threads). Each holds one decoded image in memory."
+    ),
+    "media.max_image_pixels": (
+        "Images with more pixels are not thumbnailed (protects against decompression bombs)."
+    ),
     "media.url_preview_enabled": (
         "Link previews (GET /media/preview_url): the server fetches the pages users name, so\n"
         "they are off unless turned on here. Private, loopback and other non-public addresses\n"
@@ -186,6 +200,8 @@ _COMMENTS: dict[str, str] = {
     "ratelimit.register_burst": "Registrations allowed at once.",
     "ratelimit.send_per_second": "Room events a user may send.",
     "ratelimit.send_burst": "Room events allowed at once.",
+    "ratelimit.upload_per_second": "Media uploads (and upload slots) a user may make.",
+    "ratelimit.upload_burst": "Media uploads allowed at once.",
 }
 
 # What an unset (None) option resolves to, for the commented-out line (it depends on others).

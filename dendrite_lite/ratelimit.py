@@ -125,6 +125,7 @@ class RateLimits:
     login_user: RateLimiter
     register_ip: RateLimiter
     send_user: RateLimiter
+    upload_user: RateLimiter  # media uploads and /create
 
     @classmethod
     def from_config(cls, config: RatelimitConfig, *, clock: Clock = time.monotonic) -> RateLimits:
@@ -136,10 +137,11 @@ class RateLimits:
             login_user=make("login", config.login_per_second, config.login_burst),
             register_ip=make("registration", config.register_per_second, config.register_burst),
             send_user=make("message", config.send_per_second, config.send_burst),
+            upload_user=make("upload", config.upload_per_second, config.upload_burst),
         )
 
     @classmethod
     def unlimited(cls) -> RateLimits:
         """No limits at all (tests, and servers with ratelimit.enabled = false)."""
-        actions = ("login", "login", "registration", "message")
+        actions = ("login", "login", "registration", "message", "upload")
         return cls(*(RateLimiter(0.0, 0, action=action) for action in actions))

@@ -112,6 +112,10 @@ from dendrite_lite.federation.requester import ClientRequester
 from dendrite_lite.federation.sender import ClientTransport, FederationSender
 from dendrite_lite.federation.to_device_edus import ToDeviceEdus
 from dendrite_lite.media.preview import UrlPreviews
+from dendrite_lite.media.repository import MediaRepository
+from dendrite_lite.media.service import MediaService
+from dendrite_lite.media.store import FileStore
+from dendrite_lite.media.thumbnails import Thumbnails
 from dendrite_lite.storage import MigrationError, SchemaTooNew, Storage
 from dendrite_lite.storage import server_identity
 from dendrite_lite.rooms.history import HistoryService
@@ -293,11 +297,12 @@ async def load_services(config: Config) -> Services:
         await device_list_edus.flush()  # device list changes committed before a crash
     user_data = await _user_data_services(storage, notifier, EduFanout(sender) if sender else None)
     push_gateway.start()  # delivers what was queued before a restart; stopped by _close_services
+    ratelimits = RateLimits.from_config(config.ratelimit)
     return Services(
         config=config,
         server_key=key,
         storage=storage,
-        ratelimits=RateLimits.from_config(config.ratelimit),
+        ratelimits=ratelimits,
         notifier=notifier,
         pipeline=pipeline,
         **user_data,
@@ -312,6 +317,7 @@ async def load_services(config: Config) -> Services:
         push_gateway=push_gateway,
         notification_list=NotificationList(storage),
         reports=ReportsService(storage, config.server.server_name),
+        media=_media_service(config, storage, ratelimits),
         hierarchy=_space_hierarchy(config, storage, federation),
         openid=OpenIdService(storage, config.server.server_name),
         user_directory=UserDirectory(storage),
@@ -320,6 +326,16 @@ async def load_services(config: Config) -> Services:
         ),
         url_previews=UrlPreviews(storage, config.media) if config.media.url_preview_enabled else None,
     )
+
+
+def _media_service(config: Config, storage: Storage, ratelimits: RateLimits) -> MediaService:
+    files = FileStore(config.media_path)
+    files.prepare()  # also drops the temporary files of uploads a crash cut short
+    repo = MediaRepository(storage, files)
+    thumbnails = Thumbnails(
+        repo, workers=config.media.thumbnail_workers, max_pixels=config.media.max_image_pixels
+    )
+    return MediaService(config, repo, thumbnails, ratelimits.upload_user)
 
 
 async def _claim_server_name(config: Config, storage: Storage) -> None:
@@ -504,6 +520,8 @@ async def _close_services(svc: Services) -> None:
     """Stop the services' timers and tasks before storage closes under them."""
     if svc.typing is not None:
         svc.typing.close()
+    if svc.media is not None:
+        svc.media.thumbnails.close()
     if svc.presence is not None:
         await svc.presence.close()
     if svc.push_gateway is not None:

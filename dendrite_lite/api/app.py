@@ -58,6 +58,7 @@ from dendrite_lite.federation.transactions import TransactionReceiver
 from dendrite_lite.media.preview import UrlPreviews
 from dendrite_lite.federation.remote_membership import FederatedMembership
 from dendrite_lite.federation.sender import FederationSender
+from dendrite_lite.media.service import MediaService
 from dendrite_lite.ratelimit import RateLimits
 from dendrite_lite.rooms.pipeline import RoomPipeline
 from dendrite_lite.rooms.read_markers import ReadMarkersService
@@ -155,6 +156,8 @@ class Services:
     notification_list: NotificationList = None  # type: ignore[assignment]
     # Content reports for the server admin (always set by load_services).
     reports: ReportsService = None  # type: ignore[assignment]
+    # The media repository: uploads, downloads, thumbnails (always set by load_services).
+    media: MediaService = None  # type: ignore[assignment]
     # GET /rooms/{roomId}/hierarchy (always set by load_services).
     hierarchy: SpaceHierarchy = None  # type: ignore[assignment]
     # OpenID tokens for third parties (always set by load_services).

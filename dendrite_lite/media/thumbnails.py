@@ -1,0 +1,179 @@
+"""Thumbnails: which one answers a request, made in a bounded thread pool, cached.
+
+- Pillow work runs in a ThreadPoolExecutor of `media.thumbnail_workers` threads: the event loop
+  never decodes an image, and at most N images are decoded at once (each holds one decoded,
+  draft-reduced image: a few MB), however many requests arrive.
+- The standard sizes (thumbnailer.STANDARD_SIZES) are made at upload, from one decode. A request
+  is answered by the smallest standard size of its method at least as big as asked; a bigger or
+  other size is made on demand and cached, at most `MAX_THUMBNAILS_PER_MEDIA` per media (past
+  that the largest cached one answers: a client looping over sizes cannot fill the disk).
+- Content no bigger than asked is answered with the original (spec: never upscale; "servers
+  should return the original content rather than thumbnail it").
+- Requests for the same missing thumbnail at once share one making of it (`_making`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from dendrite_lite.errors import Errcode, MatrixError
+from dendrite_lite.media.repository import MediaRepository, MediaRow, ThumbnailRow
+from dendrite_lite.media.thumbnailer import (
+    STANDARD_SIZES,
+    THUMBNAILABLE_TYPES,
+    ImageTooLarge,
+    NotThumbnailable,
+    Thumbnail,
+    ThumbnailSize,
+    image_info,
+    make_thumbnails,
+)
+
+__all__ = ["Thumbnails", "ThumbnailChoice", "MAX_THUMBNAILS_PER_MEDIA", "choose_size"]
+
+log = logging.getLogger(__name__)
+
+MAX_THUMBNAILS_PER_MEDIA = 16
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ThumbnailChoice:
+    """What answers a thumbnail request: a stored thumbnail, or (thumb None) the original."""
+
+    thumb: ThumbnailRow | None
+
+
+def choose_size(width: int, height: int, method: str, image: tuple[int, int]) -> ThumbnailSize | None:
+    """The size to answer (width, height, method) for an image of these upright dimensions;
+    None when the original is no bigger than asked."""
+    if image[0] <= width and image[1] <= height:
+        return None
+    fitting = [
+        s for s in STANDARD_SIZES if s.method == method and s.width >= width and s.height >= height
+    ]
+    if fitting:
+        return min(fitting, key=lambda s: s.width * s.height)
+    return ThumbnailSize(width, height, method)
+
+
+class Thumbnails:
+    def __init__(self, repo: MediaRepository, *, workers: int, max_pixels: int) -> None:
+        self._repo = repo
+        self._max_pixels = max_pixels
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="thumbnail")
+        self._making: dict[tuple[str, str, ThumbnailSize, bool], asyncio.Future[ThumbnailRow]] = {}
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _run(self, fn: functools.partial[T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+
+    async def make_standard(self, media: MediaRow) -> None:
+        """The standard thumbnails of a fresh upload (nothing for non-images; a failure is
+        logged: the upload itself stands)."""
+        if not _thumbnailable(media) or media.sha256 is None:
+            return
+        path = self._repo.path(media.sha256)
+        try:
+            width, height, _ = await self._run(
+                functools.partial(image_info, path, max_pixels=self._max_pixels)
+            )
+            sizes = tuple(s for s in STANDARD_SIZES if choose_size(s.width, s.height, s.method, (width, height)))
+            if not sizes:
+                return
+            made = await self._run(
+                functools.partial(make_thumbnails, path, sizes, max_pixels=self._max_pixels)
+            )
+        except (NotThumbnailable, ImageTooLarge) as e:
+            log.info("no thumbnails for mxc://%s/%s: %s", media.server_name, media.media_id, e)
+            return
+        for thumb in made:
+            await self._save(media, thumb)
+
+    async def choose(
+        self, media: MediaRow, width: int, height: int, method: str, animated: bool
+    ) -> ThumbnailChoice:
+        """The thumbnail answering a request, made now if need be.
+
+        400 M_UNKNOWN for content we do not thumbnail (not an image, SVG, corrupt), 413
+        M_TOO_LARGE for an image over media.max_image_pixels."""
+        if not _thumbnailable(media) or media.sha256 is None:
+            raise _refusal(NotThumbnailable(media.content_type))
+        path = self._repo.path(media.sha256)
+        try:
+            img_w, img_h, is_animated = await self._run(
+                functools.partial(image_info, path, max_pixels=self._max_pixels)
+            )
+        except (ImageTooLarge, NotThumbnailable) as e:
+            raise _refusal(e) from None
+        size = choose_size(width, height, method, (img_w, img_h))
+        if size is None:
+            return ThumbnailChoice(None)
+        animated = animated and is_animated
+        existing = await self._repo.thumbnails(media.server_name, media.media_id)
+        for thumb in existing:
+            if (thumb.width, thumb.height, thumb.method, thumb.animated) == (
+                size.width, size.height, size.method, animated
+            ):
+                return ThumbnailChoice(thumb)
+        if len(existing) >= MAX_THUMBNAILS_PER_MEDIA:
+            return ThumbnailChoice(max(existing, key=lambda t: (t.animated == animated, t.width * t.height)))
+        return ThumbnailChoice(await self._make_one(media, path, size, animated))
+
+    async def _make_one(
+        self, media: MediaRow, path: Path, size: ThumbnailSize, animated: bool
+    ) -> ThumbnailRow:
+        key = (media.server_name, media.media_id, size, animated)
+        making = self._making.get(key)
+        if making is not None:
+            return await asyncio.shield(making)
+        future: asyncio.Future[ThumbnailRow] = asyncio.get_running_loop().create_future()
+        # Waiters may all have gone: the error is theirs to see, never an unretrieved warning.
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._making[key] = future
+        try:
+            made = await self._run(
+                functools.partial(
+                    make_thumbnails, path, (size,), max_pixels=self._max_pixels, animated=animated
+                )
+            )
+            row = await self._save(media, made[0])
+        except (ImageTooLarge, NotThumbnailable) as e:
+            error = _refusal(e)
+            future.set_exception(error)
+            raise error from None
+        except BaseException:
+            future.cancel()
+            raise
+        finally:
+            del self._making[key]
+        future.set_result(row)
+        return row
+
+    async def _save(self, media: MediaRow, thumb: Thumbnail) -> ThumbnailRow:
+        return await self._repo.add_thumbnail(
+            media.server_name, media.media_id, thumb.data, width=thumb.size.width,
+            height=thumb.size.height, method=thumb.size.method, animated=thumb.animated,
+            content_type=thumb.content_type,
+        )
+
+
+def _thumbnailable(media: MediaRow) -> bool:
+    content_type = (media.content_type or "").split(";", 1)[0].strip().lower()
+    return content_type in THUMBNAILABLE_TYPES
+
+
+def _refusal(e: ImageTooLarge | NotThumbnailable) -> MatrixError:
+    # authed-content-repo.yaml: 413 M_TOO_LARGE for an image too large to thumbnail, 400 for
+    # content the server cannot thumbnail.
+    if isinstance(e, ImageTooLarge):
+        return MatrixError(Errcode.TOO_LARGE, "The image is too large to thumbnail")
+    return MatrixError(Errcode.UNKNOWN, "Cannot generate thumbnails for this content", status=400)
