@@ -152,6 +152,9 @@ rc_presence:
   per_user: {unlimited}
 rc_delayed_event_mgmt: {unlimited}
 federation_rr_transactions_per_room_per_second: 10000
+# Dehydrated devices (MSC3814), for test_synapse_dehydrated_devices.py to compare against.
+experimental_features:
+  msc3814_enabled: true
 """
 
 _LOG_CONFIG = """\
