@@ -115,8 +115,11 @@ async def test_fork_in_a_big_room_reads_only_what_it_needs(
     # Two branches: the creator raises u0 to 50 on one, u1 changes name on the other.
     pl2 = make_event(v, "m.room.power_levels", CREATOR, {"users": {CREATOR: 100, "@u0:example.org": 50}}, "",
                      auth_events=[create, join, pl])
+    # Both of u1's member events have the same mainline position and timestamp, so the event id
+    # decides (state res v2): "$~" sorts after every "$ev<n>", whatever the id counter is at.
     name = make_event(v, "m.room.member", "@u1:example.org", {"membership": "join", "displayname": "U"},
-                      "@u1:example.org", auth_events=[create, pl, jr, base[("m.room.member", "@u1:example.org")]])
+                      "@u1:example.org", "$~u1-rename",
+                      auth_events=[create, pl, jr, base[("m.room.member", "@u1:example.org")]])
     storage = await _open(tmp_path)
     try:
         await _store(storage, [*events, pl2])
