@@ -45,10 +45,18 @@ import vodozemac
 from signedjson.sign import encode_canonical_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _client import CLIENT, Homeserver, User, _q  # noqa: E402
-from _servers import ProcessWatch, ServerProcess  # noqa: E402
-from chat import (  # noqa: E402
-    PASSWORD, SERVERS, Row, _client_cpu_s, _cpus, bounded, markdown_table, pct, run_one,
+from _client import CLIENT, Homeserver, User, _q
+from _servers import ProcessWatch, ServerProcess
+from chat import (
+    PASSWORD,
+    SERVERS,
+    Row,
+    _client_cpu_s,
+    _cpus,
+    bounded,
+    markdown_table,
+    pct,
+    run_one,
 )
 
 OLM = "m.olm.v1.curve25519-aes-sha2"

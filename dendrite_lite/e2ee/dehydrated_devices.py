@@ -33,7 +33,7 @@ from dendrite_lite.storage import to_device as to_device_table
 from dendrite_lite.users.devices import delete_devices_in
 from dendrite_lite.users.sessions import validate_device_id
 
-__all__ = ["DehydratedDevicesService", "DehydratedEvents", "MAX_EVENTS_LIMIT"]
+__all__ = ["MAX_EVENTS_LIMIT", "DehydratedDevicesService", "DehydratedEvents"]
 
 MAX_EVENTS_LIMIT = 1000  # per batch; the client asks again with next_batch
 _TOKEN_PREFIX = "d"  # Synapse's form of a to-device stream position

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tests.integration.account_helpers import register, running_server
-from tests.integration.test_dehydrated_devices import PATH, Dehydrated
+from tests.integration.dehydrated_helpers import PATH, Dehydrated
 from tests.interop.synapse_server import SynapseServer
 
 pytestmark = pytest.mark.interop

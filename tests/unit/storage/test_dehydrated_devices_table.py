@@ -10,9 +10,8 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
-from dendrite_lite.storage import Storage
+from dendrite_lite.storage import Storage, devices
 from dendrite_lite.storage import dehydrated_devices as table
-from dendrite_lite.storage import devices
 from dendrite_lite.storage.migrations import MIGRATIONS_DIR, apply_migrations
 
 ALICE = "@alice:example.org"
