@@ -54,6 +54,8 @@ from dendrite_lite.api.client import hierarchy as hierarchy_api
 from dendrite_lite.api.client import login_token as login_token_api
 from dendrite_lite.api.client import user_directory as user_directory_api
 from dendrite_lite.api.client import openid as openid_api
+from dendrite_lite.api.media import download as media_download
+from dendrite_lite.api.media import upload as media_upload
 from dendrite_lite.api.client import preview_url as preview_url_api
 from dendrite_lite.api.client import reports as reports_api
 from dendrite_lite.api.client import room_keys as room_keys_api
@@ -208,6 +210,8 @@ _CLIENT_ONLY_BLUEPRINTS: tuple[Blueprint, ...] = (
     messages_api.bp,
     relations_api.bp,
     search_api.bp,
+    media_upload.bp,
+    media_download.bp,
 )
 
 

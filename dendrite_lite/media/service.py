@@ -156,10 +156,10 @@ class MediaService:
     # --- downloads ----------------------------------------------------------------------------
     async def download(
         self, server_name: str, media_id: str, *, authenticated: bool, timeout_ms: int | None,
-        file_name: str | None = None,
+        file_name: str | None = None, allow_remote: bool = True,
     ) -> MediaFile:
         """GET download: the file of an mxc:// URI (`file_name` overrides the stored name)."""
-        row = await self._servable(server_name, media_id, authenticated, timeout_ms)
+        row = await self._servable(server_name, media_id, authenticated, timeout_ms, allow_remote)
         assert row.sha256 is not None and row.size is not None
         return MediaFile(
             self.repo.path(row.sha256), row.size, row.content_type or "application/octet-stream",
@@ -168,14 +168,14 @@ class MediaService:
 
     async def thumbnail(
         self, server_name: str, media_id: str, width: int, height: int, method: str, *,
-        animated: bool, authenticated: bool, timeout_ms: int | None,
+        animated: bool, authenticated: bool, timeout_ms: int | None, allow_remote: bool = True,
     ) -> MediaFile:
         """GET thumbnail: a thumbnail at least as big as asked (or the original when smaller)."""
         if width < 1 or height < 1:
             raise MatrixError(Errcode.INVALID_PARAM, "width and height must be positive")
         if method not in ("crop", "scale"):
             raise MatrixError(Errcode.INVALID_PARAM, 'method must be "crop" or "scale"')
-        row = await self._servable(server_name, media_id, authenticated, timeout_ms)
+        row = await self._servable(server_name, media_id, authenticated, timeout_ms, allow_remote)
         assert row.sha256 is not None and row.size is not None
         chosen = (await self.thumbnails.choose(row, width, height, method, animated)).thumb
         if chosen is None:
@@ -188,12 +188,14 @@ class MediaService:
         )
 
     async def _servable(
-        self, server_name: str, media_id: str, authenticated: bool, timeout_ms: int | None
+        self, server_name: str, media_id: str, authenticated: bool, timeout_ms: int | None,
+        allow_remote: bool,
     ) -> MediaRow:
         check_mxc(server_name, media_id)
         wait_s = min(MAX_WAIT_MS, DEFAULT_WAIT_MS if timeout_ms is None else max(0, timeout_ms)) / 1000
         row = await self.repo.get(server_name, media_id)
-        if row is None and server_name != self._server_name and self._fetch_remote is not None:
+        remote = server_name != self._server_name
+        if row is None and remote and allow_remote and self._fetch_remote is not None:
             row = await self._fetch_remote(server_name, media_id, wait_s)
         if row is not None and row.pending:
             row = await self._wait_for_upload(row, wait_s)
