@@ -43,7 +43,17 @@ from tests.interop.test_nio_e2ee import (
     _publish_keys,
     _refresh_keys,
 )
-from tests.interop.test_synapse_joins import dendrite_peer  # noqa: F401  (fixture)
+from tests.integration.e2ee_helpers import CrossSigning, DeviceKeyring
+from tests.integration.room_helpers import User
+from tests.interop.test_synapse_joins import clients as joins_clients  # noqa: F401  (fixture)
+from tests.interop.test_synapse_joins import (  # noqa: F401  (fixture)
+    dendrite_peer,
+    dl_user,
+    eventually,
+    join,
+    syn_user,
+    wait_membership,
+)
 
 pytestmark = pytest.mark.interop
 
@@ -157,3 +167,35 @@ async def reaches_new_device(
     event, _ = await sync_until(device, _decrypted(room_id, body), within_s=WAIT_S)
     assert event.sender == sender.user_id
     await sync_until(owner, _decrypted(room_id, body), within_s=WAIT_S)
+
+
+async def test_cross_signing_keys_cross_both_ways(
+    synapse: SynapseServer, dendrite_peer: RunningServer, joins_clients: Any  # noqa: F811
+) -> None:
+    """Cross-signing keys uploaded on one server reach the other one's users: our cached copy
+    of the Synapse user's list is updated by Synapse's m.signing_key_update, and Synapse learns
+    ours from our EDU or by asking us."""
+    ours, theirs = joins_clients
+    alice = await dl_user(ours, "xsalice")
+    bob = await syn_user(synapse, theirs, "xsbob")
+    room_id = await alice.create_room(preset="public_chat")
+    await join(bob, room_id, dendrite_peer.config.server.server_name)
+    await wait_membership(alice, room_id, bob.user_id, "join")
+    for user in (alice, bob):
+        keys = DeviceKeyring(user.user_id, user.device_id)
+        await user.call("POST", "/keys/upload", {"device_keys": keys.device_keys()})
+
+    async def master_key(asker: User, target: str) -> Any:
+        body = {"device_keys": {target: []}}
+        return (await asker.call("POST", "/keys/query", body)).json().get("master_keys", {}).get(target)
+
+    assert await master_key(alice, bob.user_id) is None  # Bob's list is cached here now
+    bob_signing = CrossSigning(bob.user_id)
+    await bob.call("POST", "/keys/device_signing/upload", bob_signing.upload_body())
+    found = await eventually(lambda: master_key(alice, bob.user_id), "Bob's master key at Alice")
+    assert found["keys"] == bob_signing.key("master")["keys"]
+
+    alice_signing = CrossSigning(alice.user_id)
+    await alice.call("POST", "/keys/device_signing/upload", alice_signing.upload_body())
+    found = await eventually(lambda: master_key(bob, alice.user_id), "Alice's master key at Bob")
+    assert found["keys"] == alice_signing.key("master")["keys"]
