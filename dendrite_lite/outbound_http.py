@@ -12,7 +12,8 @@ What federation needs of httpx, set up once here:
   connection whose certificate was checked for only one of them;
 - `fetch`: one request whose answer is streamed and refused as soon as it passes a size cap,
   announced or not. Nothing is allocated from the announced length: a peer that announces
-  100 MB and sends one byte costs us one byte.
+  100 MB and sends one byte costs us one byte. `stream` is its first half, for answers read
+  another way (a media file streamed to disk), `read_body` its second.
 
 Errors: `ConnectFailed` (nothing was sent; another address may be tried), `ResponseTooLarge`,
 and `HttpError` for every other failure to get an answer.
@@ -20,8 +21,9 @@ and `HttpError` for every other failure to get an answer.
 
 from __future__ import annotations
 
+import contextlib
 import ssl
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -34,6 +36,9 @@ __all__ = [
     "SniPools",
     "new_client",
     "fetch",
+    "stream",
+    "read_body",
+    "check_identity",
 ]
 
 USER_AGENT = "dendrite-lite"
@@ -99,19 +104,21 @@ def new_client(transport: httpx.AsyncBaseTransport) -> httpx.AsyncClient:
     )
 
 
-async def fetch(
+@contextlib.asynccontextmanager
+async def stream(
     client: httpx.AsyncClient,
     method: str,
     url: str,
     *,
-    max_body_bytes: int,
     timeout_s: float,
     connect_timeout_s: float,
     headers: Mapping[str, str] | None = None,
     content: bytes | None = None,
     sni: str | None = None,
-) -> Answer:
-    """Send one request and read its whole answer, at most `max_body_bytes` of body.
+) -> AsyncIterator[httpx.Response]:
+    """Send one request and yield its answer with the body not yet read, for a caller that
+    reads it its own way (`read_body`, or a media file streamed to disk). httpx errors while
+    the caller reads come out as our errors too.
 
     `timeout_s` bounds each step (connecting aside: `connect_timeout_s`), so a peer that keeps
     sending slowly is not cut off, one that stops is.
@@ -130,19 +137,7 @@ async def fetch(
     except httpx.HTTPError as e:
         raise HttpError(f"{type(e).__name__}: {e}") from None
     try:
-        declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > max_body_bytes:
-            raise ResponseTooLarge(f"Content-Length {declared} > {max_body_bytes}")
-        encoding = response.headers.get("content-encoding", "identity").strip().lower()
-        if encoding not in ("", "identity"):
-            # We asked for identity: a compressed body could inflate far past the cap within
-            # one chunk, before it is counted.
-            raise HttpError(f"unrequested Content-Encoding {encoding!r}")
-        body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > max_body_bytes:
-                raise ResponseTooLarge(f"body larger than {max_body_bytes} bytes")
+        yield response
     except httpx.TimeoutException as e:
         raise HttpError(f"{type(e).__name__}: no answer within {timeout_s} s") from None
     except httpx.HTTPError as e:
@@ -150,4 +145,48 @@ async def fetch(
     finally:
         # An unfinished body closes the connection instead of returning it to the pool.
         await response.aclose()
+
+
+def check_identity(response: httpx.Response, max_body_bytes: int) -> None:
+    """Refuse an answer that announces more than `max_body_bytes`, or is compressed."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_body_bytes:
+        raise ResponseTooLarge(f"Content-Length {declared} > {max_body_bytes}")
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        # We asked for identity: a compressed body could inflate far past the cap within
+        # one chunk, before it is counted.
+        raise HttpError(f"unrequested Content-Encoding {encoding!r}")
+
+
+async def read_body(response: httpx.Response, max_body_bytes: int) -> bytearray:
+    """The whole body of a streamed answer, refused as soon as it passes `max_body_bytes`."""
+    check_identity(response, max_body_bytes)
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > max_body_bytes:
+            raise ResponseTooLarge(f"body larger than {max_body_bytes} bytes")
+    return body
+
+
+async def fetch(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    max_body_bytes: int,
+    timeout_s: float,
+    connect_timeout_s: float,
+    headers: Mapping[str, str] | None = None,
+    content: bytes | None = None,
+    sni: str | None = None,
+) -> Answer:
+    """Send one request and read its whole answer, at most `max_body_bytes` of body (see
+    `stream` for the timeouts)."""
+    async with stream(
+        client, method, url, timeout_s=timeout_s, connect_timeout_s=connect_timeout_s,
+        headers=headers, content=content, sni=sni,
+    ) as response:
+        body = await read_body(response, max_body_bytes)
     return Answer(response.status_code, response.headers, body)

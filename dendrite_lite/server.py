@@ -74,6 +74,7 @@ from dendrite_lite.api.federation import membership as federation_membership
 from dendrite_lite.api.federation import openid as federation_openid
 from dendrite_lite.api.federation import public_rooms as federation_public_rooms
 from dendrite_lite.api.federation import hierarchy as federation_hierarchy
+from dendrite_lite.api.federation import media as federation_media
 from dendrite_lite.api.federation import keys as federation_keys
 from dendrite_lite.api.federation import version as federation_version
 from dendrite_lite.api.wellknown import matrix as wellknown_matrix
@@ -113,7 +114,11 @@ from dendrite_lite.federation.remote_membership import FederatedMembership
 from dendrite_lite.federation.requester import ClientRequester
 from dendrite_lite.federation.sender import ClientTransport, FederationSender
 from dendrite_lite.federation.to_device_edus import ToDeviceEdus
-from dendrite_lite.media.preview import UrlPreviews
+from dendrite_lite.federation.media import MediaDownloads
+from dendrite_lite.media.preview import UrlPreviews, repository_image_store
+from dendrite_lite.media.preview_guard import AddressPolicy, GuardedTransport
+from dendrite_lite.media.remote import RemoteMedia
+from dendrite_lite.outbound_http import new_client
 from dendrite_lite.media.repository import MediaRepository
 from dendrite_lite.media.service import MediaService
 from dendrite_lite.media.store import FileStore
@@ -168,6 +173,7 @@ _FEDERATION_BLUEPRINTS: tuple[Blueprint, ...] = (
     federation_openid.bp,
     federation_public_rooms.bp,
     federation_hierarchy.bp,
+    federation_media.bp,
     federation_version.bp,
     wellknown_matrix.bp,
     health.bp,
@@ -302,6 +308,7 @@ async def load_services(config: Config) -> Services:
     user_data = await _user_data_services(storage, notifier, EduFanout(sender) if sender else None)
     push_gateway.start()  # delivers what was queued before a restart; stopped by _close_services
     ratelimits = RateLimits.from_config(config.ratelimit)
+    media = _media_service(config, storage, ratelimits, federation["federation_client"])
     return Services(
         config=config,
         server_key=key,
@@ -321,25 +328,44 @@ async def load_services(config: Config) -> Services:
         push_gateway=push_gateway,
         notification_list=NotificationList(storage),
         reports=ReportsService(storage, config.server.server_name),
-        media=_media_service(config, storage, ratelimits),
+        media=media,
         hierarchy=_space_hierarchy(config, storage, federation),
         openid=OpenIdService(storage, config.server.server_name),
         user_directory=UserDirectory(storage),
         public_rooms=PublicRoomsDirectory(
             storage, config.server.server_name, federation["federation_client"]
         ),
-        url_previews=UrlPreviews(storage, config.media) if config.media.url_preview_enabled else None,
+        url_previews=_url_previews(config, storage, media),
     )
 
 
-def _media_service(config: Config, storage: Storage, ratelimits: RateLimits) -> MediaService:
+def _media_service(
+    config: Config, storage: Storage, ratelimits: RateLimits, client: FederationClient | None
+) -> MediaService:
     files = FileStore(config.media_path)
     files.prepare()  # also drops the temporary files of uploads a crash cut short
     repo = MediaRepository(storage, files)
     thumbnails = Thumbnails(
         repo, workers=config.media.thumbnail_workers, max_pixels=config.media.max_image_pixels
     )
-    return MediaService(config, repo, thumbnails, ratelimits.upload_user)
+    remote = None
+    if client is not None:  # other servers' media, fetched once and cached (media/remote.py)
+        # A Location answer points anywhere: it gets the URL previews' address guard.
+        guarded = new_client(GuardedTransport(AddressPolicy(config.media.url_preview_ip_allowlist)))
+        downloads = MediaDownloads(client, location_client=guarded)
+        remote = RemoteMedia(repo, downloads, max_bytes=config.media.max_upload_bytes)
+    return MediaService(
+        config, repo, thumbnails, ratelimits.upload_user,
+        fetch_remote=remote.fetch if remote is not None else None,
+    )
+
+
+def _url_previews(config: Config, storage: Storage, media: MediaService) -> UrlPreviews | None:
+    """URL previews, their images stored as our media (None unless media.url_preview_enabled)."""
+    if not config.media.url_preview_enabled:
+        return None
+    store = repository_image_store(media.repo, config.server.server_name)
+    return UrlPreviews(storage, config.media, store_image=store)
 
 
 async def _claim_server_name(config: Config, storage: Storage) -> None:

@@ -12,9 +12,10 @@ timeout, oversized or non-JSON response). Retrying is the caller's business (the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import ssl
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -193,6 +194,38 @@ class FederationClient:
         `path` starts with /_matrix/ and is already percent-encoded; `query` values are encoded
         here (lists repeat the key). The signed `uri` is exactly the path and query sent.
         """
+        from dendrite_lite.outbound_http import HttpError, ResponseTooLarge, read_body
+
+        limit = max_response_bytes or self.max_response_bytes
+        try:
+            async with self.stream(
+                method, destination, path, query=query, content=content, sign=sign,
+                timeout_s=timeout_s,
+            ) as response:
+                raw = await read_body(response, limit)
+        except ResponseTooLarge:
+            raise UnreachableError(destination, f"response larger than {limit} bytes") from None
+        except HttpError as e:
+            raise UnreachableError(destination, f"{type(e).__name__}: {e}") from None
+        status, text = response.status_code, _json_text(raw)
+        del raw  # a big answer (send_join: megabytes) is not held as bytes while parsed
+        return _parse_answer(destination, status, text)
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        destination: str,
+        path: str,
+        *,
+        query: Mapping[str, str | int | list[str]] | None = None,
+        content: Any | None = None,
+        sign: bool = True,
+        timeout_s: float | None = None,
+    ) -> AsyncIterator[httpx.Response]:
+        """`request`'s first half: the answer of any status with its body unread (outbound_http
+        .stream), for a caller that reads it its own way (media, streamed to disk). Errors
+        while reading it are outbound_http's HttpError."""
         uri = path + ("?" + urlencode(query, doseq=True) if query else "")
         body = encode_canonical_json(content) if content is not None else None
         headers = {}
@@ -203,31 +236,28 @@ class FederationClient:
         if body is not None:
             headers["Content-Type"] = "application/json"
         resolution = await self.resolve(destination)  # builds the HTTP clients on first use
-        from dendrite_lite.outbound_http import ConnectFailed, HttpError, ResponseTooLarge, fetch
+        from dendrite_lite.outbound_http import ConnectFailed, HttpError, stream
 
         headers["Host"] = resolution.host_header
-        limit = max_response_bytes or self.max_response_bytes
         last: Exception | None = None
-        for target in resolution.targets:
-            # SRV/delegation: connect to the target, but the certificate (and SNI) must be for
-            # the name we resolved.
-            sni = resolution.sni if resolution.sni is not None and resolution.sni != target.host else None
-            try:
-                answer = await fetch(
-                    self.http, method, resolution.url(uri, target), headers=headers, content=body,
-                    sni=sni, max_body_bytes=limit, connect_timeout_s=CONNECT_TIMEOUT_S,
-                    timeout_s=timeout_s if timeout_s is not None else self.timeout_s,
-                )
-            except ConnectFailed as e:
-                last = e
-                continue  # the next SRV target, if any
-            except ResponseTooLarge:
-                raise UnreachableError(destination, f"response larger than {limit} bytes") from None
-            except HttpError as e:
-                raise UnreachableError(destination, f"{type(e).__name__}: {e}") from None
-            status, text = answer.status, _json_text(answer.body)
-            del answer  # a big answer (send_join: megabytes) is not held as bytes while parsed
-            return _parse_answer(destination, status, text)
+        async with contextlib.AsyncExitStack() as stack:
+            for target in resolution.targets:
+                # SRV/delegation: connect to the target, but the certificate (and SNI) must be
+                # for the name we resolved.
+                sni = resolution.sni if resolution.sni is not None and resolution.sni != target.host else None
+                try:
+                    response = await stack.enter_async_context(stream(
+                        self.http, method, resolution.url(uri, target), headers=headers,
+                        content=body, sni=sni, connect_timeout_s=CONNECT_TIMEOUT_S,
+                        timeout_s=timeout_s if timeout_s is not None else self.timeout_s,
+                    ))
+                except ConnectFailed as e:
+                    last = e
+                    continue  # the next SRV target, if any
+                except HttpError as e:
+                    raise UnreachableError(destination, f"{type(e).__name__}: {e}") from None
+                yield response
+                return
         raise UnreachableError(destination, f"cannot connect: {last}")
 
     async def get_json(self, destination: str, path: str, **kw: Any) -> Any:

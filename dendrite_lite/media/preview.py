@@ -24,12 +24,13 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from dendrite_lite.config import MediaConfig
 from dendrite_lite.errors import Errcode, MatrixError
+from dendrite_lite.media.names import new_media_id
 from dendrite_lite.media.preview_guard import (
     AddressPolicy,
     AddressRefused,
@@ -38,12 +39,13 @@ from dendrite_lite.media.preview_guard import (
     HostResolver,
 )
 from dendrite_lite.media.preview_html import decode_page, parse_open_graph
+from dendrite_lite.media.repository import MediaRepository, MediaRow, now_ms
 from dendrite_lite.media.single_flight import SingleFlight
 from dendrite_lite.outbound_http import Answer, HttpError, fetch, new_client
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import url_previews as table
 
-__all__ = ["StoreImage", "UrlPreviews"]
+__all__ = ["StoreImage", "UrlPreviews", "repository_image_store"]
 
 log = logging.getLogger(__name__)
 
@@ -187,3 +189,23 @@ def _image_size(body: bytes) -> tuple[int, int] | None:
 def _bad_gateway(url: str, why: str) -> MatrixError:
     return MatrixError(Errcode.UNKNOWN, f"Cannot preview {url}: {why}", status=502)
 
+
+
+def repository_image_store(repo: MediaRepository, server_name: str) -> StoreImage:
+    """A `StoreImage` keeping preview images as our own media (no uploader: a preview image
+    counts against nobody's quota, and is authenticated-only like any new media)."""
+
+    async def store(body: bytes, content_type: str, user_id: str) -> str:
+        media = MediaRow(
+            server_name=server_name, media_id=new_media_id(), sha256=None, size=None,
+            content_type=content_type, upload_name=None, user_id=None, created_ts=now_ms(),
+            authenticated=True,
+        )
+        row = await repo.store(media, _once(body), max_bytes=len(body))
+        return f"mxc://{row.server_name}/{row.media_id}"
+
+    return store
+
+
+async def _once(body: bytes) -> AsyncIterator[bytes]:
+    yield body

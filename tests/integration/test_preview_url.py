@@ -139,17 +139,26 @@ async def test_permitted_page_previewed_with_open_graph(tmp_path: Path, pages: A
         resp = await _preview(srv, headers, f"{site.base}/page")
         assert resp.status_code == 200, resp.text
         assert resp.headers["content-type"] == "application/json"
-        # No media store is wired yet, so og:image stays the page's URL, made absolute.
-        assert resp.json() == {
+        og = resp.json()
+        mxc = og.pop("og:image")
+        assert og == {
             "og:title": "Caf\u00e9 & Matrix",
             "og:description": "A page about previews",
-            "og:image": f"{site.base}/image.png",
             "og:type": "article",
+            "og:image:type": "image/png",
+            "og:image:width": 40,
+            "og:image:height": 30,
+            "matrix:image:size": len(PNG),
         }
+        # The page's image, stored as our media.
+        assert mxc.startswith(f"mxc://{srv.config.server.server_name}/")
+        image = await srv.client.get(f"/_matrix/client/v1/media/download/{mxc[6:]}", headers=headers)
+        assert (image.status_code, image.content) == (200, PNG)
         title = await _preview(srv, headers, f"{site.base}/title-only", LEGACY)
         assert title.json() == {"og:title": "Just a title", "og:description": "d"}
-        image = await _preview(srv, headers, f"{site.base}/image.png")
-        assert (image.status_code, image.json()) == (200, {})
+        direct = (await _preview(srv, headers, f"{site.base}/image.png")).json()
+        assert direct.pop("og:image").startswith("mxc://")
+        assert direct == {"og:image:type": "image/png", "og:image:width": 40, "og:image:height": 30, "matrix:image:size": len(PNG)}
 
 
 async def test_answers_are_cached(tmp_path: Path, pages: Any) -> None:
@@ -161,7 +170,7 @@ async def test_answers_are_cached(tmp_path: Path, pages: Any) -> None:
         again = await _preview(srv, headers, url)
         assert {a.status_code for a in answers} == {200}
         assert {a.content for a in answers} == {again.content}
-        assert [p for _, p in site.seen] == ["/page"]
+        assert [p for _, p in site.seen] == ["/page", "/image.png"]
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "10.0.0.1", "[::1]", "169.254.169.254", "224.0.0.1", "0.0.0.0"])
