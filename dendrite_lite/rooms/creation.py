@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dendrite_lite.errors import Errcode, MatrixError
+from dendrite_lite.events.ids import server_name_of
 from dendrite_lite.events.room_versions import (
     DEFAULT_ROOM_VERSION,
     RoomVersion,
@@ -167,6 +168,7 @@ def _following(
     creator: str,
     alias: str | None,
     profiles: Mapping[str, Mapping[str, str]] | None = None,
+    server_name: str | None = None,
 ) -> list[EventSpec]:
     rv = req.room_version
     profiles = profiles or {}
@@ -200,7 +202,10 @@ def _following(
         EventSpec(creator, "m.room.power_levels", power, ""),
     ]
     specs += [EventSpec(creator, t, c, sk) for (t, sk), c in state.items()]
-    for invitee in req.invite:
+    # Users of other servers are invited after creation, through their server (/invite): it
+    # must sign their invite event, and nothing else would tell it about the room.
+    local_invitees = [u for u in req.invite if server_name is None or server_name_of(u) == server_name]
+    for invitee in local_invitees:
         content: dict[str, Any] = {"membership": "invite", **profiles.get(invitee, {})}
         if req.is_direct:
             content["is_direct"] = True
@@ -234,7 +239,7 @@ async def create_room(
             rv,
             creator,
             _create_content(request, creator),
-            lambda _room_id: _following(request, creator, alias, profiles),
+            lambda _room_id: _following(request, creator, alias, profiles, server_name),
             room_id=room_id,
             is_public=request.visibility == "public",
         )

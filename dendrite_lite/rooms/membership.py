@@ -13,6 +13,7 @@ inviting via /invite, rejecting a remote invite via make_leave/send_leave.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ from dendrite_lite.storage import rooms as rooms_table
 from dendrite_lite.storage import state as state_table
 from dendrite_lite.storage.events import StoredEvent
 from dendrite_lite.users.profile import member_profile_content
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "MembershipService",
@@ -108,6 +111,7 @@ class MembershipService:
             profiles=profiles,
             default_version=self.default_room_version,
         )
+        await self._invite_remote_invitees(creator, room_id, request)
         if alias is not None:
             now = int(time.time() * 1000)
             inserted = await self.storage.db.write(
@@ -118,6 +122,27 @@ class MembershipService:
                 # canonical alias points at a name another room took. Say so rather than hide it.
                 raise MatrixError(Errcode.ROOM_IN_USE, f"Room alias {alias} was taken meanwhile")
         return room_id, alias
+
+    async def _invite_remote_invitees(
+        self, creator: str, room_id: str, request: CreateRoomRequest
+    ) -> None:
+        """/createRoom's `invite` of users on other servers: each through its server, as
+        /invite does. A server that cannot be reached does not undo the room: the client got
+        a room either way, and failing now would make it create a second one on retry; the
+        invite can be sent again (Element shows who is not invited)."""
+        content: dict[str, Any] = {"membership": "invite"}
+        if request.is_direct:
+            content["is_direct"] = True
+        for invitee in request.invite:
+            if server_name_of(invitee) == self.server_name:
+                continue
+            if self.federation is None:
+                log.warning("createRoom %s: not inviting %s: federation is disabled", room_id, invitee)
+                continue
+            try:
+                await self.federation.invite(creator, room_id, invitee, dict(content))
+            except MatrixError as e:
+                log.warning("createRoom %s: could not invite %s: %s %s", room_id, invitee, e.errcode, e.error)
 
     async def join(
         self, user_id: str, room_id_or_alias: str, *, reason: Any = None, servers: Sequence[str] = ()

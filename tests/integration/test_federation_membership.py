@@ -119,6 +119,41 @@ async def test_invite_across_servers_then_reject(pair: tuple[RunningServer, Runn
     assert room_id not in (await sync_rooms(bob))["invite"]
 
 
+async def test_create_room_invites_a_remote_user_through_their_server(
+    pair: tuple[RunningServer, RunningServer],
+) -> None:
+    """Element starts a DM with one /createRoom naming the other user in `invite`: a user on
+    another server must get the invite through that server, marked direct."""
+    a, b = pair
+    alice, local, bob = await new_user(a, "alice"), await new_user(a, "carol"), await new_user(b, "bob")
+    room_id = await alice.create_room(
+        preset="trusted_private_chat", is_direct=True, invite=[bob.user_id, local.user_id]
+    )
+    invited = await member_state(alice, room_id, bob.user_id)
+    assert invited["membership"] == "invite" and invited["is_direct"] is True
+    invite = (await sync_rooms(bob))["invite"][room_id]["invite_state"]["events"]
+    by_type = {(e["type"], e["state_key"]): e for e in invite}
+    member = by_type[("m.room.member", bob.user_id)]
+    assert (member["sender"], member["content"]["membership"]) == (alice.user_id, "invite")
+    assert member["content"]["is_direct"] is True
+    # The local invitee is invited in the creation events, as before.
+    assert (await member_state(alice, room_id, local.user_id))["membership"] == "invite"
+    await bob.call("POST", f"/join/{quote(room_id)}", {})
+    assert (await member_state(alice, room_id, bob.user_id))["membership"] == "join"
+
+
+async def test_create_room_with_an_unreachable_invitee_still_creates_the_room(
+    pair: tuple[RunningServer, RunningServer],
+) -> None:
+    a, _ = pair
+    alice = await new_user(a, "alice")
+    nobody = "@nobody:127.0.0.1:1"  # nothing listens on port 1
+    room_id = await alice.create_room(preset="private_chat", invite=[nobody])
+    resp = await alice.call("GET", f"/rooms/{room_id}/state/m.room.member/{nobody}", expect=404)
+    assert resp.json()["errcode"] == "M_NOT_FOUND"
+    assert room_id in (await alice.call("GET", "/joined_rooms")).json()["joined_rooms"]
+
+
 async def test_invite_then_join_an_invite_only_room_both_ways(
     pair: tuple[RunningServer, RunningServer],
 ) -> None:
