@@ -92,6 +92,8 @@ async def insert_pending_media(
     expires_ts: int,
     authenticated: bool,
 ) -> None:
+    # Expired ids that were never uploaded to go as new ones are made: they can never be used.
+    await conn.execute("DELETE FROM media WHERE sha256 IS NULL AND expires_ts <= ?", (created_ts,))
     await conn.execute(
         "INSERT INTO media (server_name, media_id, user_id, created_ts, expires_ts, authenticated)"
         " VALUES (?, ?, ?, ?, ?, ?)",
@@ -206,4 +208,4 @@ async def delete_media(conn: aiosqlite.Connection, server_name: str, media_id: s
     await conn.execute(
         "DELETE FROM media WHERE server_name = ? AND media_id = ?", (server_name, media_id)
     )
-    return sorted(h for h in hashes if await count_sha256_refs(conn, h) == 0)
+    return sorted([h for h in hashes if await count_sha256_refs(conn, h) == 0])
