@@ -22,12 +22,10 @@ import asyncio
 import json
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiosqlite
-import httpx
 
-from dendrite_lite.outbound_http import HttpError, fetch, new_client
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import events as events_table
 from dendrite_lite.storage import history as history_table
@@ -35,6 +33,9 @@ from dendrite_lite.storage import notifications as notifications_table
 from dendrite_lite.storage import pushers as table
 from dendrite_lite.storage import state as state_table
 from dendrite_lite.storage.pushers import Pusher, QueuedPush
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["PushGateway"]
 
@@ -57,7 +58,9 @@ class PushGateway:
         retry_delay_s: float = 1.0,
     ) -> None:
         self._storage = storage
-        self._client = client or new_client(httpx.AsyncHTTPTransport())
+        # Made at the first push, as the federation client does: httpx stays out of a
+        # server that has pushed nothing yet (tests/unit/test_server_process.py).
+        self._client = client
         self._retry_delay_s = retry_delay_s
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -76,7 +79,17 @@ class PushGateway:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        await self._client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            import httpx
+
+            from dendrite_lite.outbound_http import new_client
+
+            self._client = new_client(httpx.AsyncHTTPTransport())
+        return self._client
 
     async def _run(self) -> None:
         while True:
@@ -126,13 +139,15 @@ class PushGateway:
         if down is not None and now < down[0]:
             log.debug("push gateway %s is down; notification for %s dropped", url, pusher.user_id)
             return []
+        from dendrite_lite.outbound_http import HttpError, fetch
+
         content = json.dumps({"notification": body}).encode("utf-8")
         for attempt in range(ATTEMPTS):
             if attempt:
                 await asyncio.sleep(self._retry_delay_s * 2 ** (attempt - 1))
             try:
                 answer = await fetch(
-                    self._client, "POST", url, max_body_bytes=MAX_ANSWER_BYTES,
+                    self._http(), "POST", url, max_body_bytes=MAX_ANSWER_BYTES,
                     timeout_s=TIMEOUT_S, connect_timeout_s=TIMEOUT_S,
                     headers={"Content-Type": "application/json"}, content=content,
                 )
