@@ -9,7 +9,8 @@
   that the largest cached one answers: a client looping over sizes cannot fill the disk).
 - Content no bigger than asked is answered with the original (spec: never upscale; "servers
   should return the original content rather than thumbnail it").
-- Requests for the same missing thumbnail at once share one making of it (`_making`).
+- Requests for the same missing thumbnail at once share one making of it (`_making`,
+  single_flight.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import TypeVar
 
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.media.repository import MediaRepository, MediaRow, ThumbnailRow
+from dendrite_lite.media.single_flight import SingleFlight
 from dendrite_lite.media.thumbnailer import (
     STANDARD_SIZES,
     THUMBNAILABLE_TYPES,
@@ -68,7 +70,7 @@ class Thumbnails:
         self._repo = repo
         self._max_pixels = max_pixels
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="thumbnail")
-        self._making: dict[tuple[str, str, ThumbnailSize, bool], asyncio.Future[ThumbnailRow]] = {}
+        self._making: SingleFlight[tuple[str, str, ThumbnailSize, bool], ThumbnailRow] = SingleFlight()
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -131,32 +133,21 @@ class Thumbnails:
     async def _make_one(
         self, media: MediaRow, path: Path, size: ThumbnailSize, animated: bool
     ) -> ThumbnailRow:
-        key = (media.server_name, media.media_id, size, animated)
-        making = self._making.get(key)
-        if making is not None:
-            return await asyncio.shield(making)
-        future: asyncio.Future[ThumbnailRow] = asyncio.get_running_loop().create_future()
-        # Waiters may all have gone: the error is theirs to see, never an unretrieved warning.
-        future.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self._making[key] = future
-        try:
-            made = await self._run(
-                functools.partial(
-                    make_thumbnails, path, (size,), max_pixels=self._max_pixels, animated=animated
+        async def make() -> ThumbnailRow:
+            try:
+                made = await self._run(
+                    functools.partial(
+                        make_thumbnails, path, (size,), max_pixels=self._max_pixels,
+                        animated=animated,
+                    )
                 )
-            )
-            row = await self._save(media, made[0])
-        except (ImageTooLarge, NotThumbnailable) as e:
-            error = _refusal(e)
-            future.set_exception(error)
-            raise error from None
-        except BaseException:
-            future.cancel()
-            raise
-        finally:
-            del self._making[key]
-        future.set_result(row)
-        return row
+            except (ImageTooLarge, NotThumbnailable) as e:
+                raise _refusal(e) from None
+            return await self._save(media, made[0])
+
+        # Its own task: a client hanging up neither cancels it for the others waiting nor
+        # leaves it half done.
+        return await self._making.run((media.server_name, media.media_id, size, animated), make)
 
     async def _save(self, media: MediaRow, thumb: Thumbnail) -> ThumbnailRow:
         return await self._repo.add_thumbnail(
