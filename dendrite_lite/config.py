@@ -145,6 +145,7 @@ class MediaConfig:
     # Networks previews may reach although they are not public (loopback, private, ...).
     url_preview_ip_allowlist: tuple[str, ...] = ()
     url_preview_dns_server: str = ""  # "host:port"; "" = the system's resolver
+    max_user_bytes: int = 0  # per-user quota of uploaded media (media/quota.py); 0 = none
 
 
 @dataclass(frozen=True, slots=True)
@@ -680,6 +681,7 @@ _VALIDATORS: dict[str, dict[str, Validator]] = {
         "url_preview_max_bytes": _int_range(1024),
         "url_preview_ip_allowlist": _ip_networks,
         "url_preview_dns_server": _optional_address,
+        "max_user_bytes": _int_range(0),
     },
     "limits": {"max_request_bytes": _int_range(1)},
     "logging": {"level": _choice("debug", "info", "warning", "error")},

@@ -181,6 +181,10 @@ _COMMENTS: dict[str, str] = {
         'Networks previews may fetch from although they are not public, e.g. ["192.168.1.0/24"]\n'
         "for an intranet wiki."
     ),
+    "media.max_user_bytes": (
+        "How many bytes of media each user may upload in all (0 = no quota). Uploads past it\n"
+        "are refused (403); `dendrite-lite media` commands free space."
+    ),
     "media.url_preview_dns_server": (
         'A DNS server ("host:port") previews resolve names with; "" = the system\'s resolver.'
     ),

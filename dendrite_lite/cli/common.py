@@ -6,14 +6,32 @@ Self-hosters read these messages, so a known problem prints `error: <message>` t
 
 from __future__ import annotations
 
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 
 from dendrite_lite.config import Config, ConfigError, load_config
+from dendrite_lite.storage import MigrationError, SchemaTooNew, Storage
 
-__all__ = ["ConfigOption", "DEFAULT_CONFIG", "CONFIG_ENV", "fail", "load_config_or_exit"]
+__all__ = [
+    "CONFIG_ENV",
+    "DEFAULT_CONFIG",
+    "EXIT_REFUSED",
+    "ConfigOption",
+    "fail",
+    "load_config_or_exit",
+    "parse_duration",
+    "run_on_storage",
+]
+
+EXIT_REFUSED = 1  # understood, but cannot be done (no such thing, database too new)
+_T = TypeVar("_T")
+_DURATION_RE = re.compile(r"(\d+)([mhdw])")
+_UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 DEFAULT_CONFIG = Path("dendrite-lite.toml")
 CONFIG_ENV = "DENDRITE_LITE_CONFIG"
@@ -53,3 +71,31 @@ def load_config_or_exit(path: Path) -> Config:
     except ConfigError as e:
         hint = None if str(path) in str(e) else f"(in {path})"
         fail(str(e), hint=hint)
+
+
+def run_on_storage(config: Config, action: Callable[[Storage], Awaitable[_T]]) -> _T:
+    """Run `action` on the database file directly: no server needed, and safe while one runs
+    (WAL, and both sides wait for SQLite's write lock)."""
+
+    async def run() -> _T:
+        # One reader is plenty for a one-shot command.
+        storage = await Storage.open(
+            config.database_path, synchronous=config.database.synchronous, readers=1
+        )
+        try:
+            return await action(storage)
+        finally:
+            await storage.close()
+
+    try:
+        return asyncio.run(run())
+    except (SchemaTooNew, MigrationError) as e:
+        fail(str(e), code=EXIT_REFUSED)
+
+
+def parse_duration(text: str, option: str) -> int:
+    """Seconds in "90m", "12h", "7d" or "2w"."""
+    match = _DURATION_RE.fullmatch(text.strip().lower())
+    if match is None or int(match[1]) == 0:
+        fail(f"{option}: {text!r} is not a duration (a number and m, h, d or w: 12h, 7d)")
+    return int(match[1]) * _UNIT_SECONDS[match[2]]

@@ -7,33 +7,32 @@ database file directly, like create-account: no server running or needed, and sa
 
 from __future__ import annotations
 
-import asyncio
 import datetime
-import re
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Optional, TypeVar
+from typing import Annotated, Optional
 
 import typer
 
-from dendrite_lite.cli.common import DEFAULT_CONFIG, ConfigOption, fail, load_config_or_exit
-from dendrite_lite.config import Config
+from dendrite_lite.cli.common import (
+    DEFAULT_CONFIG,
+    EXIT_REFUSED,
+    ConfigOption,
+    fail,
+    load_config_or_exit,
+    parse_duration,
+    run_on_storage,
+)
 from dendrite_lite.errors import MatrixError
-from dendrite_lite.storage import MigrationError, SchemaTooNew, Storage
 from dendrite_lite.users import registration_tokens as tokens_service
 from dendrite_lite.users.sessions import now_ms
 
 __all__ = ["app"]
 
-EXIT_REFUSED = 1  # understood, but cannot be done (no such token, DB too new)
 
 app = typer.Typer(
     help="Registration tokens: who may sign up when registration.mode is \"token\".",
     no_args_is_help=True,
 )
 
-_T = TypeVar("_T")
-_DURATION_RE = re.compile(r"(\d+)([mhdw])")
-_UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 @app.command("create")
@@ -62,9 +61,9 @@ def create(
     """Create a registration token and print it (alone on stdout, for scripts)."""
     cfg = load_config_or_exit(config)
     now = now_ms()
-    expiry_ts = now + _parse_duration(expires_in) * 1000 if expires_in is not None else None
+    expiry_ts = now + parse_duration(expires_in, "--expires-in") * 1000 if expires_in is not None else None
     try:
-        created = _run(cfg, lambda storage: tokens_service.create_token(
+        created = run_on_storage(cfg, lambda storage: tokens_service.create_token(
             storage, now=now, token=token, uses_allowed=uses, expiry_ts=expiry_ts
         ))
     except MatrixError as e:
@@ -87,7 +86,7 @@ def create(
 def list_tokens(config: ConfigOption = DEFAULT_CONFIG) -> None:
     """List the registration tokens: uses so far, expiry, and whether each still works."""
     cfg = load_config_or_exit(config)
-    found = _run(cfg, tokens_service.list_tokens)
+    found = run_on_storage(cfg, tokens_service.list_tokens)
     if not found:
         typer.echo("No registration tokens. Create one with `dendrite-lite registration-token create`.")
         return
@@ -109,34 +108,9 @@ def revoke(
 ) -> None:
     """Delete a registration token (accounts already created with it stay)."""
     cfg = load_config_or_exit(config)
-    if not _run(cfg, lambda storage: tokens_service.delete_token(storage, token)):
+    if not run_on_storage(cfg, lambda storage: tokens_service.delete_token(storage, token)):
         fail(f"there is no registration token {token!r}", code=EXIT_REFUSED)
     typer.echo(f"Revoked the registration token {token}.")
-
-
-def _run(config: Config, action: Callable[[Storage], Awaitable[_T]]) -> _T:
-    async def run() -> _T:
-        # One reader is plenty for a one-shot command.
-        storage = await Storage.open(
-            config.database_path, synchronous=config.database.synchronous, readers=1
-        )
-        try:
-            return await action(storage)
-        finally:
-            await storage.close()
-
-    try:
-        return asyncio.run(run())
-    except (SchemaTooNew, MigrationError) as e:
-        fail(str(e), code=EXIT_REFUSED)
-
-
-def _parse_duration(text: str) -> int:
-    """Seconds in "90m", "12h", "7d" or "2w"."""
-    match = _DURATION_RE.fullmatch(text.strip().lower())
-    if match is None or int(match[1]) == 0:
-        fail(f"--expires-in: {text!r} is not a duration (a number and m, h, d or w: 12h, 7d)")
-    return int(match[1]) * _UNIT_SECONDS[match[2]]
 
 
 def _uses(token: tokens_service.RegistrationToken) -> str:

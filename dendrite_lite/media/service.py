@@ -30,6 +30,7 @@ from typing import Any
 from dendrite_lite.config import Config
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.media.names import check_mxc, new_media_id, sanitise_file_name
+from dendrite_lite.media.quota import UploadLimit, UploadQuota, quota_exceeded
 from dendrite_lite.media.repository import MediaRepository, MediaRow, now_ms
 from dendrite_lite.media.store import BodyTimeout, TooLarge
 from dendrite_lite.media.thumbnails import Thumbnails
@@ -75,6 +76,10 @@ class MediaService:
         self.thumbnails = thumbnails
         self._limiter = upload_limiter
         self._fetch_remote = fetch_remote
+        self._quota = UploadQuota(  # media.max_user_bytes (media/quota.py)
+            repo.storage, max_upload_bytes=config.media.max_upload_bytes,
+            max_user_bytes=config.media.max_user_bytes,
+        )
         # Downloads waiting for a created id's upload, woken when it arrives.
         self._arrivals: dict[tuple[str, str], asyncio.Event] = {}
 
@@ -95,8 +100,9 @@ class MediaService:
             user_id=user_id, created_ts=now_ms(),
             authenticated=self._media.freeze_unauthenticated,
         )
-        row = await self._receive(lambda: self.repo.store(
-            media, body, max_bytes=self._media.max_upload_bytes, idle_timeout=BODY_IDLE_TIMEOUT_S,
+        limit = await self._quota.limit(user_id)
+        row = await self._receive(limit, lambda: self.repo.store(
+            media, body, max_bytes=limit.max_bytes, idle_timeout=BODY_IDLE_TIMEOUT_S,
         ))
         await self.thumbnails.make_standard(row)
         return f"mxc://{row.server_name}/{row.media_id}"
@@ -130,8 +136,9 @@ class MediaService:
             raise MatrixError(Errcode.FORBIDDEN, "This media ID was created by another user")
         if not row.pending:
             raise MatrixError(Errcode.CANNOT_OVERWRITE_MEDIA, "Media already uploaded")
-        stored = await self._receive(lambda: self.repo.store_file(
-            body, max_bytes=self._media.max_upload_bytes, idle_timeout=BODY_IDLE_TIMEOUT_S,
+        limit = await self._quota.limit(user_id)
+        stored = await self._receive(limit, lambda: self.repo.store_file(
+            body, max_bytes=limit.max_bytes, idle_timeout=BODY_IDLE_TIMEOUT_S,
         ))
         name = sanitise_file_name(file_name)
         if not await self.repo.complete_pending(server_name, media_id, stored, content_type, name):
@@ -145,10 +152,12 @@ class MediaService:
         if done is not None:
             await self.thumbnails.make_standard(done)
 
-    async def _receive(self, store: Callable[[], Awaitable[Any]]) -> Any:
+    async def _receive(self, limit: UploadLimit, store: Callable[[], Awaitable[Any]]) -> Any:
         try:
             return await store()
         except TooLarge:
+            if limit.by_quota:
+                raise quota_exceeded() from None
             raise MatrixError(Errcode.TOO_LARGE, "Upload too large", status=413) from None
         except BodyTimeout:
             raise MatrixError(Errcode.UNKNOWN, "Timed out waiting for the upload", status=408) from None

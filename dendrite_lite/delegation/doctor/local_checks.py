@@ -9,7 +9,9 @@ disk-usage function is injectable because a test cannot fill a disk.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import os
 import shlex
 import shutil
 import stat
@@ -55,7 +57,7 @@ def local_findings(setup: LocalSetup, resolution: Resolution) -> list[Finding]:
         registration_finding(config),
         signing_key_finding(config.signing_key_path, config.server.server_name),
         database_finding(config.database_path),
-        disk_finding(config.server.data_dir, setup.disk_usage),
+        disk_finding(config.server.data_dir, setup.disk_usage, media_dir=config.media_path),
     ]
 
 
@@ -210,7 +212,11 @@ def _size(n: int) -> str:
     return f"{n / (1 << 30):.1f} GiB" if n >= 1 << 30 else f"{n / (1 << 20):.0f} MiB"
 
 
-def disk_finding(data_dir: Path, disk_usage: Callable[[Path], DiskSpace]) -> Finding:
+def disk_finding(
+    data_dir: Path, disk_usage: Callable[[Path], DiskSpace], *, media_dir: Path | None = None
+) -> Finding:
+    """`media_dir`: the media store, whose size the finding tells (uploads are what fills a
+    small server's disk, and `dendrite-lite media purge-remote` frees the cached part)."""
     # Before the first start data_dir may not exist: its filesystem is its nearest parent's.
     existing = next((p for p in (data_dir, *data_dir.absolute().parents) if p.exists()), data_dir)
     try:
@@ -219,6 +225,7 @@ def disk_finding(data_dir: Path, disk_usage: Callable[[Path], DiskSpace]) -> Fin
         return Finding("local.disk", "local", Status.WARN,
                        f"Cannot measure the free space at {existing} ({e.strerror}).", None)
     where = f"the filesystem of {data_dir} (server.data_dir)"
+    media = f" Media files ({media_dir}) use {_size(_directory_bytes(media_dir))}." if media_dir else ""
     fix = (
         f"Free space on {where}, or move server.data_dir to a larger disk: the database and"
         " uploaded media live there."
@@ -227,9 +234,19 @@ def disk_finding(data_dir: Path, disk_usage: Callable[[Path], DiskSpace]) -> Fin
         return Finding(
             "local.disk", "local", Status.FAIL,
             f"Only {_size(free)} free on {where}: when it fills, database writes fail and the"
-            " server stops accepting messages.", fix,
+            f" server stops accepting messages.{media}", fix,
         )
     if free < DISK_WARN_BYTES:
         return Finding("local.disk", "local", Status.WARN,
-                       f"Only {_size(free)} free on {where} (less than {_size(DISK_WARN_BYTES)}).", fix)
-    return Finding("local.disk", "local", Status.OK, f"{_size(free)} free on {where}.")
+                       f"Only {_size(free)} free on {where} (less than {_size(DISK_WARN_BYTES)}).{media}", fix)
+    return Finding("local.disk", "local", Status.OK, f"{_size(free)} free on {where}.{media}")
+
+
+def _directory_bytes(path: Path) -> int:
+    """The bytes of the files under `path` (0 when it does not exist yet)."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):  # deleted while we walk
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total

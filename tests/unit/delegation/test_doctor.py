@@ -685,6 +685,18 @@ def test_free_disk_space(tmp_path: Path, free: int, status: Status, why: str) ->
         assert (finding.fix or "").startswith(f"Free space on the filesystem of {data_dir} (server.data_dir)")
 
 
+def test_disk_finding_tells_what_media_uses(tmp_path: Path) -> None:
+    media = tmp_path / "media"
+    (media / "content" / "ab").mkdir(parents=True)
+    (media / "content" / "ab" / "f1").write_bytes(b"x" * (3 << 20))
+    (media / "tmp").mkdir()
+    (media / "tmp" / "upload").write_bytes(b"x" * (1 << 20))
+    finding = disk_finding(tmp_path, lambda p: FakeUsage(10 << 30), media_dir=media)
+    assert finding.why == f"10.0 GiB free on the filesystem of {tmp_path} (server.data_dir). Media files ({media}) use 4 MiB."
+    empty = disk_finding(tmp_path, lambda p: FakeUsage(50 << 20), media_dir=tmp_path / "none")
+    assert empty.why.endswith(f"Media files ({tmp_path / 'none'}) use 0 MiB.")
+
+
 def test_local_findings_all(tmp_path: Path) -> None:
     config = local_config(tmp_path, registration={"mode": "open"}, listen={"client": "0.0.0.0:8008"})
     config.signing_key_path.write_text("k")

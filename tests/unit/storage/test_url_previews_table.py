@@ -3,13 +3,12 @@ a newer fetch, expired rows deleted as new ones are stored; the migration keeps 
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 from pathlib import Path
 
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import url_previews as table
-from dendrite_lite.storage.migrations import MIGRATIONS_DIR, apply_migrations
+from tests.unit.storage.migration_helpers import then_apply, up_to
 
 NAME = "0019_url_previews.sql"
 
@@ -30,19 +29,12 @@ async def test_cached_until_expiry_replaced_and_expired_rows_deleted(tmp_path: P
 
 
 async def test_migration_keeps_existing_rows(tmp_path: Path) -> None:
-    directory = tmp_path / "migrations"
-    shutil.copytree(MIGRATIONS_DIR, directory)
-    for p in sorted(directory.glob("*.sql")):
-        if p.name >= NAME:
-            p.rename(tmp_path / p.name)
-    path = tmp_path / "db.sqlite"
-    await apply_migrations(path, directory=directory)
+    path = await up_to(tmp_path, NAME)
     conn = sqlite3.connect(path)
     conn.execute("INSERT INTO accounts (user_id, created_ts) VALUES ('@a:x', 0)")
     conn.commit()
     conn.close()
-    (tmp_path / NAME).rename(directory / NAME)
-    assert [m.version for m in await apply_migrations(path, directory=directory)] == [19]
+    assert (await then_apply(tmp_path))[0] == 19
     conn = sqlite3.connect(path)
     try:
         assert conn.execute("SELECT user_id FROM accounts").fetchall() == [("@a:x",)]
