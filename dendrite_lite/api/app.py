@@ -10,6 +10,8 @@ What the app adds to plain Quart, each through Quart's or Werkzeug's own extensi
   on its own; trailing slashes never matter and nothing redirects (Matrix clients don't follow);
 - a body limit per path (`MatrixRequest`, api/limits.py): a declared Content-Length over it is
   413 M_TOO_LARGE before the handler runs, a longer streamed body while it is read;
+- flow control for streamed bodies (`DrainableBody.room`, `_FlowControlledConnection`): an
+  upload is read off the socket no faster than its handler writes it to disk;
 - JSON through orjson (`OrjsonProvider`);
 - every error as Matrix JSON from one place (api/errors.py), CORS headers on every answer, and
   OPTIONS answered before routing (the spec: a CORS preflight runs no endpoint logic).
@@ -30,7 +32,9 @@ from quart import Blueprint, Quart, Response, current_app, request
 from quart.json.provider import DefaultJSONProvider
 from quart.routing import QuartMap
 from quart.wrappers import Request
+from quart.asgi import ASGIHTTPConnection
 from quart.wrappers.request import Body
+from hypercorn.typing import ASGIReceiveCallable
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, MapAdapter, PathConverter, UnicodeConverter
 
@@ -204,28 +208,84 @@ class RawPathMap(QuartMap):
 DRAIN_TIMEOUT_S = 5.0
 
 
+# A streamed body (an upload) is read off the connection only while less than this waits for its
+# handler: past it, `handle_messages` stops calling receive(), Hypercorn's bounded app queue
+# fills and it stops reading the socket (TCP flow control then holds the client). Without this
+# Quart reads as fast as the client sends, and a 50 MiB upload sat in memory whole (measured:
+# +64 MiB peak RSS) while it went to disk.
+BODY_BUFFER_BYTES = 1024 * 1024
+
+
 class DrainableBody(Body):
-    """Quart's body, which also tells when the last of it arrived, kept or not (`ended`).
+    """Quart's body, which also tells when the last of it arrived, kept or not (`ended`), and
+    holds at most BODY_BUFFER_BYTES once its handler streams it (`room`).
 
     Past the limit Quart drops what arrives and wakes the reader at once (through
-    `set_complete`); `ended` waits for the real end of the body."""
+    `set_complete`); `ended` waits for the real end of the body. A body awaited whole is never
+    held back (its handler waits for all of it, within the body limit); nor is one being
+    drained after an error (`discard`)."""
 
     def __init__(self, expected_content_length: int | None, max_content_length: int | None) -> None:
         super().__init__(expected_content_length, max_content_length)
         self.ended = asyncio.Event()
+        self.room = asyncio.Event()
+        self.room.set()
         self._appending = False
+        self._streaming = False
+        self._discarding = False
 
     def append(self, data: bytes) -> None:
+        if self._discarding:
+            return
         self._appending = True
         try:
             super().append(data)
         finally:
             self._appending = False
+        if self._streaming and len(self._data) >= BODY_BUFFER_BYTES:
+            self.room.clear()
+
+    async def __anext__(self) -> bytes:
+        self._streaming = True
+        try:
+            return await super().__anext__()
+        finally:
+            self.room.set()
+
+    def discard(self) -> None:
+        """Drop the rest of the body as it arrives (its handler gave up on it)."""
+        self._discarding = True
+        self._data.clear()
+        self.room.set()
 
     def set_complete(self) -> None:
         if not self._appending:  # from the server's last body message, not from the limit
             self.ended.set()
+        self.room.set()
         super().set_complete()
+
+
+class _FlowControlledConnection(ASGIHTTPConnection):
+    """Quart's HTTP connection, receiving body messages only while the body has `room`."""
+
+    async def handle_messages(self, request: Request, receive: ASGIReceiveCallable) -> None:
+        body = request.body
+        if isinstance(body, DrainableBody):
+            await _receive_with_room(body, receive)
+        else:
+            await super().handle_messages(request, receive)
+
+
+async def _receive_with_room(body: DrainableBody, receive: ASGIReceiveCallable) -> None:
+    while True:
+        await body.room.wait()
+        message = await receive()
+        if message["type"] == "http.request":
+            body.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                body.set_complete()
+        elif message["type"] == "http.disconnect":
+            return
 
 
 class MatrixRequest(Request):
@@ -267,6 +327,7 @@ def _dump(value: Any) -> bytes:
 
 # --- the app ------------------------------------------------------------------------------------------
 class MatrixApp(Quart):
+    asgi_http_class = _FlowControlledConnection
     url_map_class = RawPathMap
     json_provider_class = OrjsonProvider
 
@@ -332,6 +393,7 @@ async def _http_error(e: HTTPException) -> Response:
 async def _drain_refused_body() -> None:
     body = request.body
     if isinstance(body, DrainableBody):
+        body.discard()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(body.ended.wait(), DRAIN_TIMEOUT_S)
 
