@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import unquote
@@ -213,12 +213,12 @@ DRAIN_TIMEOUT_S = 5.0
 # fills and it stops reading the socket (TCP flow control then holds the client). Without this
 # Quart reads as fast as the client sends, and a 50 MiB upload sat in memory whole (measured:
 # +64 MiB peak RSS) while it went to disk.
-BODY_BUFFER_BYTES = 1024 * 1024
+BODY_BUFFER_BYTES = 256 * 1024
 
 
 class DrainableBody(Body):
     """Quart's body, which also tells when the last of it arrived, kept or not (`ended`), and
-    holds at most BODY_BUFFER_BYTES once its handler streams it (`room`).
+    holds at most BODY_BUFFER_BYTES unless its handler awaits it whole (`room`).
 
     Past the limit Quart drops what arrives and wakes the reader at once (through
     `set_complete`); `ended` waits for the real end of the body. A body awaited whole is never
@@ -231,7 +231,7 @@ class DrainableBody(Body):
         self.room = asyncio.Event()
         self.room.set()
         self._appending = False
-        self._streaming = False
+        self._whole = False
         self._discarding = False
 
     def append(self, data: bytes) -> None:
@@ -242,15 +242,20 @@ class DrainableBody(Body):
             super().append(data)
         finally:
             self._appending = False
-        if self._streaming and len(self._data) >= BODY_BUFFER_BYTES:
+        if not self._whole and len(self._data) >= BODY_BUFFER_BYTES:
             self.room.clear()
 
     async def __anext__(self) -> bytes:
-        self._streaming = True
         try:
             return await super().__anext__()
         finally:
             self.room.set()
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        # request.get_data()/get_json(): the handler wants it all, so it all is read.
+        self._whole = True
+        self.room.set()
+        return super().__await__()
 
     def discard(self) -> None:
         """Drop the rest of the body as it arrives (its handler gave up on it)."""

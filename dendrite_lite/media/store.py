@@ -38,9 +38,10 @@ from typing import BinaryIO
 
 __all__ = ["FileStore", "StoredFile", "TooLarge", "BodyTimeout", "WRITE_BLOCK"]
 
-# Chunks from the network are small (often 16-64 KiB); writing and hashing them in 1 MiB blocks
-# makes one thread hop per MiB instead of one per chunk.
-WRITE_BLOCK = 1024 * 1024
+# Chunks from the network are small (often 16-64 KiB); writing and hashing them in 256 KiB
+# blocks makes a few thread hops per MiB instead of one per chunk, and keeps what an upload holds
+# in memory small (20 uploads at once hold 20 blocks).
+WRITE_BLOCK = 256 * 1024
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 

@@ -78,7 +78,7 @@ async def test_kill_during_upload_leaves_no_half_file(tmp_path: Path) -> None:
                 client.post("/_matrix/media/v3/upload", content=body(), headers=headers)
             )
             await half_sent.wait()
-            # The first half is on disk, in tmp/ only (written in 1 MiB blocks).
+            # The first half is on disk, in tmp/ only (written in 256 KiB blocks).
             for _ in range(200):
                 partial = list(tmp_dir.iterdir())
                 if partial and partial[0].stat().st_size >= 2 * 1024 * 1024:
