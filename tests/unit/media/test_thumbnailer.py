@@ -111,3 +111,18 @@ def test_png_bomb_is_refused_from_its_header(tmp_path: Path, side: int, message:
 def test_undecodable_content_is_not_thumbnailable(tmp_path: Path, data: bytes) -> None:
     with pytest.raises(NotThumbnailable):
         make_thumbnails(_file(tmp_path, data), STANDARD_SIZES, max_pixels=MAX_PIXELS)
+
+
+def test_webp_still_and_animated(tmp_path: Path) -> None:
+    frames = [Image.new("RGB", (300, 200), (0, 60 * i, 0)) for i in range(3)]
+    out = io.BytesIO()
+    frames[0].save(out, "WEBP", save_all=True, append_images=frames[1:], duration=80, loop=0)
+    path = _file(tmp_path, out.getvalue())
+    assert image_info(path, max_pixels=MAX_PIXELS) == (300, 200, True)
+    size = (ThumbnailSize(96, 96, "crop"),)
+    [moving] = make_thumbnails(path, size, max_pixels=MAX_PIXELS, animated=True)
+    assert moving.content_type == "image/webp"
+    with Image.open(io.BytesIO(moving.data)) as img:
+        assert (img.format, img.size, img.n_frames) == ("WEBP", (96, 96), 3)
+    [still] = make_thumbnails(path, (ThumbnailSize(320, 240, "scale"),), max_pixels=MAX_PIXELS)
+    assert (still.content_type, still.width, still.height) == ("image/png", 300, 200)
