@@ -13,6 +13,7 @@ import pytest
 
 from dendrite_lite.api.app import DRAIN_TIMEOUT_S
 from tests.conftest import RunningServer
+from tests.spec_schema import assert_matches_operation
 from tests.integration.account_helpers import running_server
 from tests.integration.media_helpers import (
     AUTHED,
@@ -315,3 +316,16 @@ async def test_freeze_keeps_older_media_on_the_legacy_endpoints(tmp_path: Path) 
         assert resp.status_code == 404  # a token does not open the legacy endpoint either
         resp = await srv.client.get(f"{AUTHED}/download/{mxc_parts(new)}", headers=headers)
         assert (resp.status_code, resp.content) == (200, b"after the freeze")
+
+
+async def test_answers_match_the_spec_schemas(srv: RunningServer) -> None:
+    headers = await user_headers(srv.client, "schemas")
+    repo, authed = "client-server/content-repo.yaml", "client-server/authed-content-repo.yaml"
+    resp = await srv.client.post(f"{LEGACY}/upload", content=b"x", headers=headers)
+    assert_matches_operation(repo, "/media/v3/upload", "post", 200, resp.json())
+    resp = await srv.client.post("/_matrix/media/v1/create", headers=headers)
+    assert_matches_operation(repo, "/media/v1/create", "post", 200, resp.json())
+    resp = await srv.client.get(f"{LEGACY}/config", headers=headers)
+    assert_matches_operation(repo, "/media/v3/config", "get", 200, resp.json())
+    resp = await srv.client.get(f"{AUTHED}/config", headers=headers)
+    assert_matches_operation(authed, "/media/config", "get", 200, resp.json())
