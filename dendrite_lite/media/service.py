@@ -44,6 +44,8 @@ BODY_IDLE_TIMEOUT_S = 30.0
 # authed-content-repo.yaml timeout_ms: "defaults to 20000 (20 seconds)"; we wait at most 2 min.
 DEFAULT_WAIT_MS = 20_000
 MAX_WAIT_MS = 120_000
+# How stale a cached remote copy's last_access_ts may get before a download refreshes it.
+ACCESS_RESOLUTION_MS = 24 * 3600 * 1000
 
 # (server_name, media_id, timeout in seconds) -> the cached row, or None when the origin has no
 # such media. Raises MatrixError for the spec's 502/504 answers.
@@ -212,6 +214,10 @@ class MediaService:
             # content_repo.md: frozen media is served by the authenticated endpoints only (the
             # legacy ones "MAY return 404 M_NOT_FOUND", content-repo.yaml).
             raise MatrixError(Errcode.NOT_FOUND, "Media not found")
+        if remote and (row.last_access_ts or row.created_ts) < now_ms() - ACCESS_RESOLUTION_MS:
+            # `media purge-remote` deletes copies nobody read lately; a day's resolution costs
+            # one write per copy and day, not one per download.
+            await self.repo.touch(server_name, media_id)
         return row
 
     async def _wait_for_upload(self, row: MediaRow, wait_s: float) -> MediaRow | None:
