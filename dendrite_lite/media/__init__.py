@@ -3,9 +3,10 @@
 Modules, bottom up (each has one job):
 - `store.FileStore`: the files. Content-addressed (`content/ab/cd/<sha256>`), written to `tmp/`
   then fsynced and renamed, so a file under `content/` is always complete.
-    `await files.write_stream(chunks, max_bytes=..., idle_timeout=...) -> StoredFile(sha256, size)`
-    (raises `store.TooLarge` / `store.BodyTimeout`, leaving nothing behind),
-    `files.path_for(sha256) -> Path`, `await files.write_bytes(data)`, `await files.delete(sha256)`.
+    `await files.receive(chunks, max_bytes=..., idle_timeout=...) -> Received` (in tmp/; raises
+    `store.TooLarge` / `store.BodyTimeout`, leaving nothing behind), `await files.install(r)`,
+    `files.lock(sha256)`, `files.path_for(sha256) -> Path`, `await files.delete(sha256)`.
+    Code outside the repository only reads (`path_for`): files and rows change together there.
 - `storage/media.py`: the rows. `MediaRow` (server_name, media_id, sha256, size, content_type,
   upload_name, user_id, created_ts, expires_ts, authenticated, quarantined, last_access_ts) keyed
   by (server_name, media_id): our uploads under our server name, cached remote media under its
@@ -20,7 +21,8 @@ Modules, bottom up (each has one job):
     `repo.path(row.sha256) -> Path` (open it for reading; Range is the API layer's)
     `await repo.thumbnails(server_name, media_id)`, `await repo.add_thumbnail(...)`
     `await repo.touch(server_name, media_id)` (last_access_ts), `await repo.delete(...)` (the
-    row, its thumbnails, and every file no other row uses).
+    row, its thumbnails, and every file no other row uses; a per-hash lock keeps it from
+    unlinking a file an upload of the same bytes is naming at that moment).
 - `thumbnailer`: Pillow, blocking (JPEG draft decoding, EXIF orientation, pixel limit, formats
   whitelist); `thumbnails.Thumbnails`: which thumbnail answers a request, made in a bounded
   thread pool and cached (`await thumbnails.choose(row, w, h, method, animated)`).

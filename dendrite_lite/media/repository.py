@@ -9,18 +9,21 @@ copies of other servers' media (the federation media fetcher), and thumbnails.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TypeVar
 
 import aiosqlite
 
-from dendrite_lite.media.store import FileStore, StoredFile
+from dendrite_lite.media.store import FileStore, Received
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import media as media_table
 from dendrite_lite.storage.media import MediaRow, ThumbnailRow
 
 __all__ = ["MediaRepository", "MediaRow", "ThumbnailRow", "now_ms"]
+
+T = TypeVar("T")
 
 
 def now_ms() -> int:
@@ -55,15 +58,10 @@ class MediaRepository:
         Used for local uploads and for cached copies of remote media alike (`media.server_name`
         is the origin; an existing row of the same URI is replaced). Raises store.TooLarge or
         store.BodyTimeout, with nothing stored."""
-        stored = await self.files.write_stream(chunks, max_bytes=max_bytes, idle_timeout=idle_timeout)
-        row = replace(media, sha256=stored.sha256, size=stored.size, expires_ts=None)
-        await self.storage.db.write(lambda conn: media_table.insert_media(conn, row))
+        received = await self.files.receive(chunks, max_bytes=max_bytes, idle_timeout=idle_timeout)
+        row = replace(media, sha256=received.sha256, size=received.size, expires_ts=None)
+        await self._keep(received, lambda conn: media_table.insert_media(conn, row))
         return row
-
-    async def store_file(self, chunks: AsyncIterable[bytes], *, max_bytes: int,
-                         idle_timeout: float | None = None) -> StoredFile:
-        """Only the file (for an upload to a pending id, recorded by `complete_pending`)."""
-        return await self.files.write_stream(chunks, max_bytes=max_bytes, idle_timeout=idle_timeout)
 
     async def create_pending(
         self, server_name: str, media_id: str, user_id: str, *, expires_ts: int,
@@ -83,15 +81,20 @@ class MediaRepository:
         return await self.storage.db.write(txn)
 
     async def complete_pending(
-        self, server_name: str, media_id: str, stored: StoredFile,
-        content_type: str | None, upload_name: str | None,
+        self, server_name: str, media_id: str, chunks: AsyncIterable[bytes], *,
+        content_type: str | None, upload_name: str | None, max_bytes: int,
+        idle_timeout: float | None = None,
     ) -> bool:
-        """Point a pending id at a stored file; False when another upload got there first."""
-        return await self.storage.db.write(
-            lambda conn: media_table.complete_pending_media(
-                conn, server_name, media_id, stored.sha256, stored.size, content_type, upload_name
-            )
-        )
+        """Stream the content of a pending id to disk and point the id at it; False when another
+        upload got there first (this one's file is dropped unless other rows use it). Raises
+        store.TooLarge or store.BodyTimeout, with nothing stored."""
+        received = await self.files.receive(chunks, max_bytes=max_bytes, idle_timeout=idle_timeout)
+        done = await self._keep(received, lambda conn: media_table.complete_pending_media(
+            conn, server_name, media_id, received.sha256, received.size, content_type, upload_name
+        ))
+        if not done:
+            await self._drop_if_unused(received.sha256)
+        return done
 
     async def thumbnails(self, server_name: str, media_id: str) -> list[ThumbnailRow]:
         return await self.storage.db.read(
@@ -102,13 +105,16 @@ class MediaRepository:
         self, server_name: str, media_id: str, data: bytes, *, width: int, height: int,
         method: str, animated: bool, content_type: str,
     ) -> ThumbnailRow:
-        stored = await self.files.write_bytes(data)
+        async def one() -> AsyncIterator[bytes]:
+            yield data
+
+        received = await self.files.receive(one(), max_bytes=len(data))
         thumb = ThumbnailRow(
-            width=width, height=height, method=method, animated=animated, sha256=stored.sha256,
-            size=stored.size, content_type=content_type,
+            width=width, height=height, method=method, animated=animated, sha256=received.sha256,
+            size=received.size, content_type=content_type,
         )
-        await self.storage.db.write(
-            lambda conn: media_table.insert_thumbnail(conn, server_name, media_id, thumb)
+        await self._keep(
+            received, lambda conn: media_table.insert_thumbnail(conn, server_name, media_id, thumb)
         )
         return thumb
 
@@ -125,4 +131,20 @@ class MediaRepository:
             lambda conn: media_table.delete_media(conn, server_name, media_id)
         )
         for sha256 in orphans:
-            await self.files.delete(sha256)
+            await self._drop_if_unused(sha256)
+
+    async def _keep(self, received: Received, record: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        """Put a received file in place and write the row naming it, under the hash's lock:
+        a delete of the last other row with the same content cannot unlink the file between
+        the two (it counts rows under the same lock)."""
+        async with self.files.lock(received.sha256):
+            await self.files.install(received)
+            return await self.storage.db.write(record)
+
+    async def _drop_if_unused(self, sha256: str) -> None:
+        async with self.files.lock(sha256):
+            refs = await self.storage.db.read(
+                lambda conn: media_table.count_sha256_refs(conn, sha256)
+            )
+            if refs == 0:
+                await self.files.delete(sha256)

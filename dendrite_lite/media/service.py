@@ -139,13 +139,12 @@ class MediaService:
         if not row.pending:
             raise MatrixError(Errcode.CANNOT_OVERWRITE_MEDIA, "Media already uploaded")
         limit = await self._quota.limit(user_id)
-        stored = await self._receive(limit, lambda: self.repo.store_file(
-            body, max_bytes=limit.max_bytes, idle_timeout=BODY_IDLE_TIMEOUT_S,
+        done = await self._receive(limit, lambda: self.repo.complete_pending(
+            server_name, media_id, body, content_type=content_type,
+            upload_name=sanitise_file_name(file_name), max_bytes=limit.max_bytes,
+            idle_timeout=BODY_IDLE_TIMEOUT_S,
         ))
-        name = sanitise_file_name(file_name)
-        if not await self.repo.complete_pending(server_name, media_id, stored, content_type, name):
-            # A concurrent PUT won; the file stays only if its content is referenced elsewhere
-            # (it is unreferenced otherwise, and left for a later cleanup).
+        if not done:  # a concurrent PUT won
             raise MatrixError(Errcode.CANNOT_OVERWRITE_MEDIA, "Media already uploaded")
         arrival = self._arrivals.pop((server_name, media_id), None)
         if arrival is not None:

@@ -31,12 +31,13 @@ import os
 import re
 import secrets
 import shutil
+import weakref
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["FileStore", "StoredFile", "TooLarge", "BodyTimeout", "WRITE_BLOCK"]
+__all__ = ["FileStore", "StoredFile", "Received", "TooLarge", "BodyTimeout", "WRITE_BLOCK"]
 
 # Chunks from the network are small (often 16-64 KiB); writing and hashing them in 256 KiB
 # blocks makes a few thread hops per MiB instead of one per chunk, and keeps what an upload holds
@@ -59,11 +60,22 @@ class StoredFile:
     size: int
 
 
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A complete upload in tmp/, not yet in place."""
+
+    path: Path
+    sha256: str
+    size: int
+
+
 class FileStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._content = self.root / "content"
         self._tmp = self.root / "tmp"
+        # Only hashes in use have a lock: an entry goes when its last holder drops it.
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def prepare(self) -> None:
         """Create the directories, and drop temporary files a killed process left behind."""
@@ -84,15 +96,16 @@ class FileStore:
         """Uploads being written right now (tests check that none is left behind)."""
         return sorted(self._tmp.iterdir()) if self._tmp.is_dir() else []
 
-    async def write_stream(
+    async def receive(
         self,
         chunks: AsyncIterable[bytes],
         *,
         max_bytes: int,
         idle_timeout: float | None = None,
-    ) -> StoredFile:
-        """Store a stream of bytes; raise TooLarge past `max_bytes` and BodyTimeout when no chunk
-        arrives for `idle_timeout` seconds (nothing is stored then)."""
+    ) -> Received:
+        """Write a stream of bytes to a temporary file (complete and fsynced when this returns);
+        raise TooLarge past `max_bytes` and BodyTimeout when no chunk arrives for
+        `idle_timeout` seconds (nothing is left behind then). `install` puts it in place."""
         tmp = self._tmp / secrets.token_hex(16)
         f = await asyncio.to_thread(_open_new, tmp)
         try:
@@ -113,24 +126,42 @@ class FileStore:
                     raise TooLarge()
                 block += chunk
                 if len(block) >= WRITE_BLOCK:
-                    await asyncio.to_thread(_write_block, f, digest, bytes(block))
-                    block.clear()
-            sha256 = await asyncio.to_thread(_finish, f, digest, bytes(block))
-            await asyncio.to_thread(self._install, tmp, sha256)
+                    # The thread gets the block itself and the next one starts afresh: no copy.
+                    await asyncio.to_thread(_write_block, f, digest, block)
+                    block = bytearray()
+            sha256 = await asyncio.to_thread(_finish, f, digest, block)
         except BaseException:
             # Cancellation included: the request went away, so must its temporary file.
             f.close()
             tmp.unlink(missing_ok=True)
             raise
-        return StoredFile(sha256, size)
+        return Received(tmp, sha256, size)
 
-    async def write_bytes(self, data: bytes) -> StoredFile:
-        """Store bytes already in memory (a thumbnail: tens of KiB)."""
+    async def install(self, received: Received) -> StoredFile:
+        """Rename a received file to its hash's name (content/ only ever holds whole files)."""
+        try:
+            await asyncio.to_thread(self._install, received.path, received.sha256)
+        except BaseException:
+            received.path.unlink(missing_ok=True)
+            raise
+        return StoredFile(received.sha256, received.size)
 
-        async def one() -> AsyncIterable[bytes]:
-            yield data
+    def lock(self, sha256: str) -> asyncio.Lock:
+        """The lock of one content hash: held from a file's install until the row naming it is
+        written, and from counting a file's rows until it is deleted (MediaRepository), so a
+        delete never unlinks a file an upload of the same bytes is about to name."""
+        return self._locks.setdefault(sha256, asyncio.Lock())
 
-        return await self.write_stream(one(), max_bytes=len(data))
+    async def write_stream(
+        self,
+        chunks: AsyncIterable[bytes],
+        *,
+        max_bytes: int,
+        idle_timeout: float | None = None,
+    ) -> StoredFile:
+        """`receive` then `install`, for a file no row names yet (tests, tools)."""
+        received = await self.receive(chunks, max_bytes=max_bytes, idle_timeout=idle_timeout)
+        return await self.install(received)
 
     async def delete(self, sha256: str) -> None:
         """Delete a file (the caller has checked that no row uses it)."""
@@ -150,13 +181,13 @@ def _open_new(path: Path) -> BinaryIO:
     return os.fdopen(fd, "wb")
 
 
-def _write_block(f: BinaryIO, digest: hashlib._Hash, block: bytes) -> None:
+def _write_block(f: BinaryIO, digest: hashlib._Hash, block: bytes | bytearray) -> None:
     # hashlib releases the GIL for large buffers: hashing here keeps the event loop free.
     digest.update(block)
     f.write(block)
 
 
-def _finish(f: BinaryIO, digest: hashlib._Hash, block: bytes) -> str:
+def _finish(f: BinaryIO, digest: hashlib._Hash, block: bytes | bytearray) -> str:
     _write_block(f, digest, block)
     f.flush()
     os.fsync(f.fileno())
