@@ -41,8 +41,11 @@ __all__ = [
 # The formats Pillow may decode, and the content types we try to thumbnail at all.
 _FORMATS = ("JPEG", "PNG", "GIF", "WEBP")
 THUMBNAILABLE_TYPES = frozenset({"image/jpeg", "image/jpg", "image/png", "image/gif", "image/webp"})
-# Animated thumbnails keep at most this many frames (a long GIF is cut short, not refused).
+# Animated thumbnails keep at most this many frames (a long GIF is cut short, not refused), and
+# decode at most ANIMATION_BUDGET times max_pixels in all: 100 frames of a small GIF, a few of
+# a huge one (each frame is decoded at full size: GIF and WebP have no draft mode).
 MAX_FRAMES = 100
+ANIMATION_BUDGET = 4
 _JPEG_QUALITY = 80
 _EXIF_ORIENTATION = 0x0112
 
@@ -96,7 +99,8 @@ def make_thumbnails(
     with _open(path, max_pixels) as img:
         try:
             if animated and getattr(img, "is_animated", False):
-                return [_animated(img, size) for size in sizes]
+                frames = min(MAX_FRAMES, max(1, ANIMATION_BUDGET * max_pixels // (img.width * img.height)))
+                return [_animated(img, size, frames) for size in sizes]
             still = _decode(img, sizes)
             return [_still(still, img.format or "", size) for size in sizes]
         except Image.DecompressionBombError as e:
@@ -182,11 +186,11 @@ def _still(img: Image.Image, source_format: str, size: ThumbnailSize) -> Thumbna
     return Thumbnail(size, out.getvalue(), content_type, small.width, small.height, False)
 
 
-def _animated(img: Image.Image, size: ThumbnailSize) -> Thumbnail:
+def _animated(img: Image.Image, size: ThumbnailSize, max_frames: int) -> Thumbnail:
     frames: list[Image.Image] = []
     durations: list[int] = []
     for i, frame in enumerate(ImageSequence.Iterator(img)):
-        if i >= MAX_FRAMES:
+        if i >= max_frames:
             break
         frames.append(_resize(frame.convert("RGBA"), size))
         durations.append(int(frame.info.get("duration", 100)))

@@ -126,3 +126,14 @@ def test_webp_still_and_animated(tmp_path: Path) -> None:
         assert (img.format, img.size, img.n_frames) == ("WEBP", (96, 96), 3)
     [still] = make_thumbnails(path, (ThumbnailSize(320, 240, "scale"),), max_pixels=MAX_PIXELS)
     assert (still.content_type, still.width, still.height) == ("image/png", 300, 200)
+
+
+def test_animation_frames_are_bounded_by_the_pixel_budget(tmp_path: Path) -> None:
+    # 6 frames of 200x200 (40,000 pixels each). With max_pixels 40,000 the budget is 4 x 40,000
+    # pixels: 4 frames; with a larger limit all 6 are kept.
+    path = _file(tmp_path, animated_gif(frames=6))
+    size = (ThumbnailSize(32, 32, "crop"),)
+    for max_pixels, frames in ((40_000, 4), (1_000_000, 6)):
+        [moving] = make_thumbnails(path, size, max_pixels=max_pixels, animated=True)
+        with Image.open(io.BytesIO(moving.data)) as img:
+            assert img.n_frames == frames
