@@ -24,7 +24,8 @@ Modules, bottom up (each has one job):
     row, its thumbnails, and every file no other row uses; a per-hash lock keeps it from
     unlinking a file an upload of the same bytes is naming at that moment).
 - `thumbnailer`: Pillow, blocking (JPEG draft decoding, EXIF orientation, pixel limit, formats
-  whitelist); `thumbnails.Thumbnails`: which thumbnail answers a request, made in a bounded
+  whitelist), imported only by the pool's threads; `thumbnail_sizes`: the standard sizes, the
+  thumbnailable types, results and errors, without Pillow; `thumbnails.Thumbnails`: which thumbnail answers a request, made in a bounded
   thread pool and cached (`await thumbnails.choose(row, w, h, method, animated)`).
 - `names`: `check_mxc(server_name, media_id)` (400 M_INVALID_PARAM), `sanitise_file_name`.
 - `service.MediaService` (`services().media`): upload, create + PUT, download, thumbnail, config.

@@ -1,4 +1,5 @@
-"""Making thumbnails with Pillow: plain blocking functions, run in media/thumbnails.py's pool.
+"""Making thumbnails with Pillow: plain blocking functions, run in media/thumbnails.py's pool
+(sizes, results and errors are in thumbnail_sizes.py).
 
     thumbs = make_thumbnails(path, STANDARD_SIZES, max_pixels=32_000_000)
 
@@ -22,25 +23,21 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
-__all__ = [
-    "ThumbnailSize",
-    "Thumbnail",
-    "STANDARD_SIZES",
-    "THUMBNAILABLE_TYPES",
-    "NotThumbnailable",
-    "ImageTooLarge",
-    "make_thumbnails",
-    "image_info",
-]
+from dendrite_lite.media.thumbnail_sizes import (
+    ImageTooLarge,
+    NotThumbnailable,
+    Thumbnail,
+    ThumbnailSize,
+)
 
-# The formats Pillow may decode, and the content types we try to thumbnail at all.
+__all__ = ["make_thumbnails", "image_info"]
+
+# The formats Pillow may decode.
 _FORMATS = ("JPEG", "PNG", "GIF", "WEBP")
-THUMBNAILABLE_TYPES = frozenset({"image/jpeg", "image/jpg", "image/png", "image/gif", "image/webp"})
 # Animated thumbnails keep at most this many frames (a long GIF is cut short, not refused), and
 # decode at most ANIMATION_BUDGET times max_pixels in all: 100 frames of a small GIF, a few of
 # a huge one (each frame is decoded at full size: GIF and WebP have no draft mode).
@@ -48,41 +45,6 @@ MAX_FRAMES = 100
 ANIMATION_BUDGET = 4
 _JPEG_QUALITY = 80
 _EXIF_ORIENTATION = 0x0112
-
-
-@dataclass(frozen=True, slots=True)
-class ThumbnailSize:
-    width: int
-    height: int
-    method: str  # crop | scale
-
-
-# content_repo.md §Thumbnails: "Servers SHOULD produce thumbnails with the following dimensions".
-STANDARD_SIZES: tuple[ThumbnailSize, ...] = (
-    ThumbnailSize(32, 32, "crop"),
-    ThumbnailSize(96, 96, "crop"),
-    ThumbnailSize(320, 240, "scale"),
-    ThumbnailSize(640, 480, "scale"),
-    ThumbnailSize(800, 600, "scale"),
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Thumbnail:
-    size: ThumbnailSize  # what it was made for
-    data: bytes
-    content_type: str
-    width: int  # its real dimensions
-    height: int
-    animated: bool
-
-
-class NotThumbnailable(Exception):
-    """Not an image we decode (wrong format, truncated, corrupt)."""
-
-
-class ImageTooLarge(Exception):
-    """More pixels than `max_pixels`: refused before decoding."""
 
 
 def image_info(path: Path, *, max_pixels: int) -> tuple[int, int, bool]:

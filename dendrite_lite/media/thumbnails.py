@@ -26,15 +26,13 @@ from typing import TypeVar
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.media.repository import MediaRepository, MediaRow, ThumbnailRow
 from dendrite_lite.media.single_flight import SingleFlight
-from dendrite_lite.media.thumbnailer import (
+from dendrite_lite.media.thumbnail_sizes import (
     STANDARD_SIZES,
     THUMBNAILABLE_TYPES,
     ImageTooLarge,
     NotThumbnailable,
     Thumbnail,
     ThumbnailSize,
-    image_info,
-    make_thumbnails,
 )
 
 __all__ = ["Thumbnails", "ThumbnailChoice", "MAX_THUMBNAILS_PER_MEDIA", "choose_size"]
@@ -86,13 +84,13 @@ class Thumbnails:
         path = self._repo.path(media.sha256)
         try:
             width, height, _ = await self._run(
-                functools.partial(image_info, path, max_pixels=self._max_pixels)
+                functools.partial(_image_info, path, max_pixels=self._max_pixels)
             )
             sizes = tuple(s for s in STANDARD_SIZES if choose_size(s.width, s.height, s.method, (width, height)))
             if not sizes:
                 return
             made = await self._run(
-                functools.partial(make_thumbnails, path, sizes, max_pixels=self._max_pixels)
+                functools.partial(_make_thumbnails, path, sizes, max_pixels=self._max_pixels)
             )
         except (NotThumbnailable, ImageTooLarge) as e:
             log.info("no thumbnails for mxc://%s/%s: %s", media.server_name, media.media_id, e)
@@ -112,7 +110,7 @@ class Thumbnails:
         path = self._repo.path(media.sha256)
         try:
             img_w, img_h, is_animated = await self._run(
-                functools.partial(image_info, path, max_pixels=self._max_pixels)
+                functools.partial(_image_info, path, max_pixels=self._max_pixels)
             )
         except (ImageTooLarge, NotThumbnailable) as e:
             raise _refusal(e) from None
@@ -137,7 +135,7 @@ class Thumbnails:
             try:
                 made = await self._run(
                     functools.partial(
-                        make_thumbnails, path, (size,), max_pixels=self._max_pixels,
+                        _make_thumbnails, path, (size,), max_pixels=self._max_pixels,
                         animated=animated,
                     )
                 )
@@ -155,6 +153,22 @@ class Thumbnails:
             height=thumb.size.height, method=thumb.size.method, animated=thumb.animated,
             content_type=thumb.content_type,
         )
+
+
+# Run in the pool's threads. Pillow is imported there, at the first thumbnail: a server that
+# never makes one never loads it (thumbnail_sizes.py).
+def _image_info(path: Path, *, max_pixels: int) -> tuple[int, int, bool]:
+    from dendrite_lite.media.thumbnailer import image_info
+
+    return image_info(path, max_pixels=max_pixels)
+
+
+def _make_thumbnails(
+    path: Path, sizes: tuple[ThumbnailSize, ...], *, max_pixels: int, animated: bool = False
+) -> list[Thumbnail]:
+    from dendrite_lite.media.thumbnailer import make_thumbnails
+
+    return make_thumbnails(path, sizes, max_pixels=max_pixels, animated=animated)
 
 
 def _thumbnailable(media: MediaRow) -> bool:

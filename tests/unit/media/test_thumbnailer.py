@@ -9,14 +9,13 @@ import pytest
 from PIL import Image
 
 from dendrite_lite.media import thumbnailer
-from dendrite_lite.media.thumbnailer import (
+from dendrite_lite.media.thumbnail_sizes import (
     STANDARD_SIZES,
     ImageTooLarge,
     NotThumbnailable,
     ThumbnailSize,
-    image_info,
-    make_thumbnails,
 )
+from dendrite_lite.media.thumbnailer import image_info, make_thumbnails
 from tests.media_images import SVG, animated_gif, jpeg, png, png_bomb, rotated_jpeg
 
 MAX_PIXELS = 32_000_000
