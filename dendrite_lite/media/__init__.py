@@ -32,4 +32,10 @@ Modules, bottom up (each has one job):
   Remote media: `MediaService(..., fetch_remote=fn)` where
   `fn(server_name, media_id, timeout_s) -> MediaRow | None` fetches over federation and stores
   through `repo.store` (it is asked only when no row exists).
+- `remote.RemoteMedia`: that `fetch_remote`, over federation/media.py (the Matrix 1.11 federation
+  endpoints, else the legacy one), one fetch per mxc:// URI however many ask (`single_flight`).
+- `quota.UploadQuota` (media.max_user_bytes), `admin.MediaAdmin`: quarantine, delete,
+  purge-remote and totals for `dendrite-lite media` and the admin API.
+- `preview.UrlPreviews` (preview_url): `preview_guard` (public addresses only, checked on the
+  address connected to), `preview_html` (OpenGraph), answers cached in url_previews.
 """
