@@ -314,6 +314,10 @@ async def test_freeze_keeps_older_media_on_the_legacy_endpoints(tmp_path: Path) 
         assert (resp.status_code, resp.json()["errcode"]) == (404, "M_NOT_FOUND")
         resp = await srv.client.get(f"{LEGACY}/download/{mxc_parts(new)}", headers=headers)
         assert resp.status_code == 404  # a token does not open the legacy endpoint either
+        resp = await srv.client.get(
+            f"{LEGACY}/thumbnail/{mxc_parts(new)}", params={"width": 32, "height": 32}
+        )
+        assert (resp.status_code, resp.json()["errcode"]) == (404, "M_NOT_FOUND")
         resp = await srv.client.get(f"{AUTHED}/download/{mxc_parts(new)}", headers=headers)
         assert (resp.status_code, resp.content) == (200, b"after the freeze")
 
@@ -329,3 +333,14 @@ async def test_answers_match_the_spec_schemas(srv: RunningServer) -> None:
     assert_matches_operation(repo, "/media/v3/config", "get", 200, resp.json())
     resp = await srv.client.get(f"{AUTHED}/config", headers=headers)
     assert_matches_operation(authed, "/media/config", "get", 200, resp.json())
+
+
+async def test_head_gives_the_headers_without_the_body(srv: RunningServer) -> None:
+    headers = await user_headers(srv.client, "head")
+    data = b"x" * 5000
+    uri = await upload(srv.client, headers, data, "text/plain", "h.txt")
+    resp = await srv.client.head(f"{AUTHED}/download/{mxc_parts(uri)}", headers=headers)
+    assert (resp.status_code, resp.content) == (200, b"")
+    assert resp.headers["Content-Length"] == "5000"
+    assert resp.headers["Content-Disposition"] == "inline; filename*=utf-8''h.txt"
+    _assert_media_headers(resp)
