@@ -187,7 +187,7 @@ class MediaService:
             raise MatrixError(Errcode.INVALID_PARAM, 'method must be "crop" or "scale"')
         row = await self._servable(server_name, media_id, authenticated, timeout_ms, allow_remote)
         assert row.sha256 is not None and row.size is not None
-        chosen = (await self.thumbnails.choose(row, width, height, method, animated)).thumb
+        chosen = await self.thumbnails.choose(row, width, height, method, animated)
         if chosen is None:
             return MediaFile(
                 self.repo.path(row.sha256), row.size, row.content_type or "application/octet-stream",

@@ -19,7 +19,6 @@ import asyncio
 import functools
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -35,19 +34,12 @@ from dendrite_lite.media.thumbnail_sizes import (
     ThumbnailSize,
 )
 
-__all__ = ["Thumbnails", "ThumbnailChoice", "MAX_THUMBNAILS_PER_MEDIA", "choose_size"]
+__all__ = ["Thumbnails", "MAX_THUMBNAILS_PER_MEDIA", "choose_size"]
 
 log = logging.getLogger(__name__)
 
 MAX_THUMBNAILS_PER_MEDIA = 16
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class ThumbnailChoice:
-    """What answers a thumbnail request: a stored thumbnail, or (thumb None) the original."""
-
-    thumb: ThumbnailRow | None
 
 
 def choose_size(width: int, height: int, method: str, image: tuple[int, int]) -> ThumbnailSize | None:
@@ -100,8 +92,9 @@ class Thumbnails:
 
     async def choose(
         self, media: MediaRow, width: int, height: int, method: str, animated: bool
-    ) -> ThumbnailChoice:
-        """The thumbnail answering a request, made now if need be.
+    ) -> ThumbnailRow | None:
+        """The thumbnail answering a request, made now if need be; None when the original
+        answers it (no bigger than asked).
 
         400 M_UNKNOWN for content we do not thumbnail (not an image, SVG, corrupt), 413
         M_TOO_LARGE for an image over media.max_image_pixels."""
@@ -116,17 +109,17 @@ class Thumbnails:
             raise _refusal(e) from None
         size = choose_size(width, height, method, (img_w, img_h))
         if size is None:
-            return ThumbnailChoice(None)
+            return None
         animated = animated and is_animated
         existing = await self._repo.thumbnails(media.server_name, media.media_id)
         for thumb in existing:
             if (thumb.width, thumb.height, thumb.method, thumb.animated) == (
                 size.width, size.height, size.method, animated
             ):
-                return ThumbnailChoice(thumb)
+                return thumb
         if len(existing) >= MAX_THUMBNAILS_PER_MEDIA:
-            return ThumbnailChoice(max(existing, key=lambda t: (t.animated == animated, t.width * t.height)))
-        return ThumbnailChoice(await self._make_one(media, path, size, animated))
+            return max(existing, key=lambda t: (t.animated == animated, t.width * t.height))
+        return await self._make_one(media, path, size, animated)
 
     async def _make_one(
         self, media: MediaRow, path: Path, size: ThumbnailSize, animated: bool
