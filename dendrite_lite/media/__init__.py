@@ -25,8 +25,9 @@ Modules, bottom up (each has one job):
     unlinking a file an upload of the same bytes is naming at that moment).
 - `thumbnailer`: Pillow, blocking (JPEG draft decoding, EXIF orientation, pixel limit, formats
   whitelist), imported only by the pool's threads; `thumbnail_sizes`: the standard sizes, the
-  thumbnailable types, results and errors, without Pillow; `thumbnails.Thumbnails`: which thumbnail answers a request, made in a bounded
-  thread pool and cached (`await thumbnails.choose(row, w, h, method, animated)`).
+  thumbnailable types, results and errors, without Pillow; `thumbnails.Thumbnails`: which
+  thumbnail answers a request, made in a bounded thread pool and cached
+  (`await thumbnails.choose(row, w, h, method, animated) -> ThumbnailRow | None`).
 - `names`: `check_mxc(server_name, media_id)` (400 M_INVALID_PARAM), `sanitise_file_name`.
 - `service.MediaService` (`services().media`): upload, create + PUT, download, thumbnail, config.
   Remote media: `MediaService(..., fetch_remote=fn)` where
