@@ -133,7 +133,9 @@ class MediaRepository:
         for sha256 in orphans:
             await self._drop_if_unused(sha256)
 
-    async def _keep(self, received: Received, record: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+    async def _keep(
+        self, received: Received, record: Callable[[aiosqlite.Connection], Awaitable[T]]
+    ) -> T:
         """Put a received file in place and write the row naming it, under the hash's lock:
         a delete of the last other row with the same content cannot unlink the file between
         the two (it counts rows under the same lock)."""

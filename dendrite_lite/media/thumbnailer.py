@@ -61,7 +61,8 @@ def make_thumbnails(
     with _open(path, max_pixels) as img:
         try:
             if animated and getattr(img, "is_animated", False):
-                frames = min(MAX_FRAMES, max(1, ANIMATION_BUDGET * max_pixels // (img.width * img.height)))
+                budget = ANIMATION_BUDGET * max_pixels // (img.width * img.height)
+                frames = min(MAX_FRAMES, max(1, budget))
                 return [_animated(img, size, frames) for size in sizes]
             still = _decode(img, sizes)
             return [_still(still, img.format or "", size) for size in sizes]

@@ -78,7 +78,11 @@ class Thumbnails:
             width, height, _ = await self._run(
                 functools.partial(_image_info, path, max_pixels=self._max_pixels)
             )
-            sizes = tuple(s for s in STANDARD_SIZES if choose_size(s.width, s.height, s.method, (width, height)))
+            # Sizes the image is no bigger than are answered by the original: not made.
+            sizes = tuple(
+                s for s in STANDARD_SIZES
+                if choose_size(s.width, s.height, s.method, (width, height)) is not None
+            )
             if not sizes:
                 return
             made = await self._run(
