@@ -25,6 +25,7 @@ from dendrite_lite.api.listener import ListenerConfig
 from tests.conftest import RunningServer
 from tests.dns_server import DnsZone
 from tests.integration.account_helpers import auth_header, register, running_server
+from tests.spec_schema import assert_matches_operation
 
 PREVIEW = "/_matrix/client/v1/media/preview_url"
 LEGACY = "/_matrix/media/v3/preview_url"
@@ -140,6 +141,7 @@ async def test_permitted_page_previewed_with_open_graph(tmp_path: Path, pages: A
         assert resp.status_code == 200, resp.text
         assert resp.headers["content-type"] == "application/json"
         og = resp.json()
+        assert_matches_operation("client-server/authed-content-repo.yaml", "/media/preview_url", "get", 200, og)
         mxc = og.pop("og:image")
         assert og == {
             "og:title": "Caf\u00e9 & Matrix",
