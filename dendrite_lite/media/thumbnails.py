@@ -106,8 +106,10 @@ class Thumbnails:
             raise _refusal(NotThumbnailable(media.content_type))
         path = self._repo.path(media.sha256)
         try:
-            img_w, img_h, is_animated = await self._run(
-                functools.partial(_image_info, path, max_pixels=self._max_pixels)
+            # A header read, in the default executor: a request a cached thumbnail answers
+            # never queues behind the pool's decoding.
+            img_w, img_h, is_animated = await asyncio.to_thread(
+                _image_info, path, max_pixels=self._max_pixels
             )
         except (ImageTooLarge, NotThumbnailable) as e:
             raise _refusal(e) from None

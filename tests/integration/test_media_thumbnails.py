@@ -218,3 +218,24 @@ async def test_thumbnails_run_in_the_bounded_pool(srv: RunningServer, headers: d
     assert [_image(r).size for r in results[:-1]] == sizes
     assert results[-1].status_code == 200
     assert peak <= 2
+
+
+async def test_cached_thumbnails_do_not_wait_for_the_pool(
+    srv: RunningServer, headers: dict[str, str]
+) -> None:
+    cached = await upload(srv.client, headers, jpeg(1200, 900), "image/jpeg")
+    busy = await upload(srv.client, headers, jpeg(4000, 3000), "image/jpeg")
+    # Keep both pool threads decoding the 12 MP photo at new sizes...
+    making = [
+        asyncio.create_task(_thumb(srv, headers, busy, 1000 + i, 700 + i, "scale"))
+        for i in range(10)
+    ]
+    await asyncio.sleep(0.05)
+    # ...while a standard-size thumbnail (made at upload) is answered at once.
+    started = time.monotonic()
+    resp = await _thumb(srv, headers, cached, 96, 96, "crop")
+    quick = time.monotonic() - started
+    assert _image(resp).size == (96, 96)
+    results = await asyncio.gather(*making)
+    assert all(r.status_code == 200 for r in results)
+    assert quick < 0.3 * (time.monotonic() - started), quick
