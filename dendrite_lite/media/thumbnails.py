@@ -1,9 +1,10 @@
 """Thumbnails: which one answers a request, made in a bounded thread pool, cached.
 
-- Pillow work runs in a ThreadPoolExecutor of `media.thumbnail_workers` threads: the event loop
+- Decoding runs in a ThreadPoolExecutor of `media.thumbnail_workers` threads: the event loop
   never decodes an image, and at most N images are decoded at once (each holds one decoded,
-  draft-reduced image: a few MB), however many requests arrive.
-- The standard sizes (thumbnailer.STANDARD_SIZES) are made at upload, from one decode. A request
+  draft-reduced image: a few MB), however many requests arrive. A request's header read (size,
+  animation) runs in the default executor, so cached thumbnails never wait behind decoding.
+- The standard sizes (thumbnail_sizes.STANDARD_SIZES) are made at upload, from one decode. A request
   is answered by the smallest standard size of its method at least as big as asked; a bigger or
   other size is made on demand and cached, at most `MAX_THUMBNAILS_PER_MEDIA` per media (past
   that the largest cached one answers: a client looping over sizes cannot fill the disk).
