@@ -3,7 +3,6 @@ shared files counted before deletion; the migration keeps existing rows."""
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import media as table
 from dendrite_lite.storage.media import MediaRow, ThumbnailRow
-from dendrite_lite.storage.migrations import MIGRATIONS_DIR, apply_migrations
+from tests.unit.storage.migration_helpers import then_apply, up_to
 
 NAME = "0020_media.sql"
 ME = "example.org"
@@ -79,19 +78,12 @@ async def test_delete_returns_only_files_nothing_else_uses(storage: Storage) -> 
 
 
 async def test_migration_keeps_existing_rows(tmp_path: Path) -> None:
-    directory = tmp_path / "migrations"
-    shutil.copytree(MIGRATIONS_DIR, directory)
-    for p in sorted(directory.glob("*.sql")):
-        if p.name >= NAME:
-            p.rename(tmp_path / p.name)
-    path = tmp_path / "db.sqlite"
-    await apply_migrations(path, directory=directory)
+    path = await up_to(tmp_path, NAME)
     conn = sqlite3.connect(path)
     conn.execute("INSERT INTO accounts (user_id, created_ts) VALUES (?, 0)", (ALICE,))
     conn.commit()
     conn.close()
-    (tmp_path / NAME).rename(directory / NAME)
-    assert [m.version for m in await apply_migrations(path, directory=directory)] == [20]
+    assert (await then_apply(tmp_path))[0] == 20
     conn = sqlite3.connect(path)
     try:
         assert conn.execute("SELECT user_id FROM accounts").fetchall() == [(ALICE,)]
