@@ -60,12 +60,12 @@ def purge_remote(
     ],
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
-    """Delete the cached copies of other servers' media that nobody read lately; a copy asked
-    for again is fetched again from its server."""
+    """Delete the cached copies of other servers' media that nobody read lately, and old URL
+    preview images; a copy asked for again is fetched again."""
     cfg = load_config_or_exit(config)
     before = now_ms() - parse_duration(older_than, "--older-than") * 1000
     result = run_on_storage(cfg, lambda storage: _admin(cfg, storage).purge_remote(before))
-    typer.echo(f"Deleted {result.media} cached remote media ({_size(result.bytes)}).")
+    typer.echo(f"Deleted {result.media} cached copies ({_size(result.bytes)}).")
 
 
 def _set_quarantined(uri: str, quarantined: bool, config: ConfigOption) -> None:

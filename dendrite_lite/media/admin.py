@@ -42,8 +42,9 @@ class MediaAdmin:
         return True
 
     async def purge_remote(self, before_ts: int) -> PurgeResult:
-        """Delete other servers' media last read (never read: fetched) before `before_ts`; it is
-        fetched again if someone asks."""
+        """Delete other servers' media last read (never read: fetched) before `before_ts`, and
+        URL preview images stored before then; they are fetched again if someone asks (a
+        preview answer is cached an hour, so none still names such an old image)."""
         old = await self._repo.storage.db.read(
             lambda c: media_admin.select_old_remote_media(c, self._server_name, before_ts)
         )

@@ -48,9 +48,11 @@ async def update_quarantined(
 async def select_old_remote_media(
     conn: aiosqlite.Connection, our_server: str, before_ts: int
 ) -> list[tuple[str, str]]:
-    """Other servers' media we hold, last read (or, never read, fetched) before `before_ts`."""
+    """Copies of content from elsewhere, last read (or, never read, fetched) before `before_ts`:
+    other servers' media, and URL preview images (ours, with no uploader)."""
     async with conn.execute(
-        "SELECT server_name, media_id FROM media WHERE server_name != ?"
+        "SELECT server_name, media_id FROM media"
+        " WHERE (server_name != ? OR user_id IS NULL)"
         " AND COALESCE(last_access_ts, created_ts) < ?",
         (our_server, before_ts),
     ) as cur:

@@ -24,18 +24,21 @@ def invoke(config_path: Path, *args: str):
     return runner.invoke(app, ["media", *args, "--config", str(config_path)], env={"DENDRITE_LITE_CONFIG": None})
 
 
-async def _populate(config_path: Path, rows: list[tuple[str, str, bytes, int, int | None]]) -> dict[str, str]:
-    """(server_name, media_id, content, age in days, last read days ago) -> media_id: sha256."""
+async def _populate(
+    config_path: Path, rows: list[tuple[str, str, bytes, int, int | None, str | None]]
+) -> dict[str, str]:
+    """(server_name, media_id, content, age in days, last read days ago, uploader) -> media_id:
+    sha256."""
     config = load_config(config_path)
     storage = await Storage.open(config.database_path, readers=1)
     repo = MediaRepository(storage, FileStore(config.media_path))
     repo.files.prepare()
     hashes = {}
     try:
-        for server_name, media_id, data, age_days, read_days in rows:
+        for server_name, media_id, data, age_days, read_days, user_id in rows:
             media = MediaRow(
                 server_name=server_name, media_id=media_id, sha256=None, size=None,
-                content_type="image/png", upload_name=None, user_id=None,
+                content_type="image/png", upload_name=None, user_id=user_id,
                 created_ts=now_ms() - age_days * DAY_MS,
                 last_access_ts=now_ms() - read_days * DAY_MS if read_days is not None else None,
             )
@@ -65,11 +68,14 @@ def _remaining(config_path: Path) -> set[str]:
 def test_purge_remote_deletes_old_remote_copies_only(tmp_path: Path) -> None:
     config_path = write_config(tmp_path / "dendrite-lite.toml", tmp_path / "data")
     hashes = asyncio.run(_populate(config_path, [
-        ("other.org", "oldRemote", b"old remote", 40, None),
-        ("other.org", "oldButRead", b"read lately", 40, 2),
-        ("other.org", "newRemote", b"new remote", 3, None),
-        ("other.org", "sharedOld", b"same bytes", 40, None),
-        ("example.org", "ours", b"same bytes", 400, None),  # our upload, shares sharedOld's file
+        ("other.org", "oldRemote", b"old remote", 40, None, None),
+        ("other.org", "oldButRead", b"read lately", 40, 2, None),
+        ("other.org", "newRemote", b"new remote", 3, None, None),
+        ("other.org", "sharedOld", b"same bytes", 40, None, None),
+        # our user's upload, sharing sharedOld's file
+        ("example.org", "ours", b"same bytes", 400, None, "@me:example.org"),
+        ("example.org", "oldPreview", b"a preview image", 40, None, None),  # no uploader
+        ("example.org", "newPreview", b"new preview", 1, None, None),
     ]))
     media = tmp_path / "data" / "media"
     files = {p.name for p in media.rglob("*") if p.is_file()}
@@ -77,21 +83,21 @@ def test_purge_remote_deletes_old_remote_copies_only(tmp_path: Path) -> None:
 
     result = invoke(config_path, "purge-remote", "--older-than", "30d")
     assert result.exit_code == 0, result.output
-    assert result.stdout == "Deleted 2 cached remote media (20 bytes).\n"
-    assert _remaining(config_path) == {"oldButRead", "newRemote", "ours"}
+    assert result.stdout == "Deleted 3 cached copies (35 bytes).\n"
+    assert _remaining(config_path) == {"oldButRead", "newRemote", "ours", "newPreview"}
     files = {p.name for p in media.rglob("*") if p.is_file()}
     assert hashes["oldRemote"] not in files
     assert hashes["sharedOld"] in files  # still our upload's
 
     usage = invoke(config_path, "usage")
-    assert usage.stdout == "Uploaded here: 1 (10 bytes)\nCached from other servers: 2 (21 bytes)\n"
+    assert usage.stdout == "Uploaded here: 2 (21 bytes)\nCached from other servers: 2 (21 bytes)\n"
     bad = invoke(config_path, "purge-remote", "--older-than", "soon")
     assert bad.exit_code == 2 and "--older-than: 'soon' is not a duration" in bad.output
 
 
 def test_quarantine_and_delete(tmp_path: Path) -> None:
     config_path = write_config(tmp_path / "dendrite-lite.toml", tmp_path / "data")
-    asyncio.run(_populate(config_path, [("example.org", "pic", b"picture", 0, None)]))
+    asyncio.run(_populate(config_path, [("example.org", "pic", b"picture", 0, None, "@me:example.org")]))
     assert invoke(config_path, "quarantine", "mxc://example.org/pic").exit_code == 0
     missing = invoke(config_path, "quarantine", "mxc://example.org/nope")
     assert missing.exit_code == 1 and "there is no media mxc://example.org/nope" in missing.output

@@ -22,6 +22,7 @@ ROWS = [
     ("us", "d", "2" * 64, 7, "@b:us", 0, None),
     ("them", "e", "3" * 64, 1000, None, 10, None),
     ("them", "f", "4" * 64, 2000, None, 10, 500),
+    ("us", "preview", "5" * 64, 3, None, 20, None),  # a URL preview image: no uploader
 ]
 
 
@@ -31,8 +32,10 @@ async def test_queries(tmp_path: Path) -> None:
         await s.db.write(lambda c: c.executemany(_INSERT, ROWS))
         assert await s.db.read(lambda c: table.select_user_media_bytes(c, "@a:us")) == 150
         assert await s.db.read(lambda c: table.select_user_media_bytes(c, "@nobody:us")) == 0
-        assert await s.db.read(lambda c: table.select_old_remote_media(c, "us", 100)) == [("them", "e")]
-        assert await s.db.read(lambda c: table.select_media_totals(c, "us")) == table.MediaTotals(4, 157, 2, 3000)
+        old = await s.db.read(lambda c: table.select_old_remote_media(c, "us", 100))
+        assert sorted(old) == [("them", "e"), ("us", "preview")]
+        assert await s.db.read(lambda c: table.select_old_remote_media(c, "us", 15)) == [("them", "e")]
+        assert await s.db.read(lambda c: table.select_media_totals(c, "us")) == table.MediaTotals(5, 160, 2, 3000)
         assert await s.db.write(lambda c: table.update_quarantined(c, "us", "a", True))
         assert not await s.db.write(lambda c: table.update_quarantined(c, "us", "zz", True))
         rows = await s.db.read(lambda c: c.execute_fetchall("SELECT media_id FROM media WHERE quarantined"))
