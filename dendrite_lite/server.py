@@ -351,8 +351,8 @@ def _media_service(
     remote = None
     if client is not None:  # other servers' media, fetched once and cached (media/remote.py)
         # A Location answer points anywhere: it gets the URL previews' address guard.
-        guarded = new_client(GuardedTransport(AddressPolicy(config.media.url_preview_ip_allowlist)))
-        downloads = MediaDownloads(client, location_client=guarded)
+        policy = AddressPolicy(config.media.url_preview_ip_allowlist)
+        downloads = MediaDownloads(client, location_client=lambda: new_client(GuardedTransport(policy)))
         remote = RemoteMedia(repo, downloads, max_bytes=config.media.max_upload_bytes)
     return MediaService(
         config, repo, thumbnails, ratelimits.upload_user,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -72,9 +72,13 @@ class RemoteFile:
 
 
 class MediaDownloads:
-    def __init__(self, client: FederationClient, location_client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self, client: FederationClient,
+        location_client: Callable[[], httpx.AsyncClient] | None = None,
+    ) -> None:
         self._client = client
-        # For Location answers: an httpx client over preview_guard's GuardedTransport.
+        # For Location answers: makes an httpx client over preview_guard's GuardedTransport,
+        # one per answer (they are rare, and a client kept would hold a TLS context for nothing).
         self._location_client = location_client
 
     @contextlib.asynccontextmanager
@@ -127,7 +131,8 @@ class MediaDownloads:
             return
         if self._location_client is None:
             raise UnreachableError(server_name, "media answer redirects (Location), which is not enabled")
-        async with stream(self._location_client, "GET", location, timeout_s=30.0, connect_timeout_s=10.0) as found:
+        http = self._location_client()
+        async with http, stream(http, "GET", location, timeout_s=30.0, connect_timeout_s=10.0) as found:
             if found.status_code != 200:
                 raise UnreachableError(server_name, f"media Location answered HTTP {found.status_code}")
             check_identity(found, max_bytes)

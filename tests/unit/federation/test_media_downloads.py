@@ -110,7 +110,7 @@ async def test_location_fetched_with_the_given_client() -> None:
         fetched.append(str(request.url))
         return httpx.Response(200, headers={"Content-Type": "video/mp4"}, content=b"movie")
 
-    downloads = MediaDownloads(make_client(origin), location_client=new_client(httpx.MockTransport(cdn)))
+    downloads = MediaDownloads(make_client(origin), location_client=lambda: new_client(httpx.MockTransport(cdn)))
     assert await _read(downloads) == ("video/mp4", None, b"movie")
     assert fetched == ["https://cdn.example.net/f/1"]
     with pytest.raises(UnreachableError, match="Location"):
