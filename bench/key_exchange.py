@@ -27,17 +27,14 @@ Servers alternate order between repeats; medians (min-max) over repeats, ours/Sy
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import functools
-import json
-import platform
 import random
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,18 +43,9 @@ from signedjson.sign import encode_canonical_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _client import CLIENT, Homeserver, User, _q
+from _compare import compare
 from _servers import ProcessWatch, ServerProcess
-from chat import (
-    PASSWORD,
-    SERVERS,
-    Row,
-    _client_cpu_s,
-    _cpus,
-    bounded,
-    markdown_table,
-    pct,
-    run_one,
-)
+from chat import PASSWORD, Row, _client_cpu_s, bounded, pct
 
 OLM = "m.olm.v1.curve25519-aes-sha2"
 MEGOLM = "m.megolm.v1.aes-sha2"
@@ -278,37 +266,11 @@ def rows(w: Workload) -> list[Row]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--servers", default="dendrite-lite,synapse")
-    ap.add_argument("--json", type=Path, default=Path("key-exchange-results.json"))
-    ap.add_argument("--keep", type=Path, default=None, help="copy each run's config and logs here")
-    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=TOML",
-                    help="override a key of our config (experiments); repeatable")
-    for name, default in asdict(Workload()).items():
-        ap.add_argument(f"--{name.replace('_', '-')}", type=int, default=default)
-    args = ap.parse_args()
-    w = Workload(**{f: getattr(args, f) for f in asdict(Workload())})
-    if w.one_time_keys < w.users - 1:
-        ap.error("--one-time-keys must cover one claim by every other user")
-    names = [n.strip().lower() for n in args.servers.split(",") if n.strip()]
-    if any(n not in SERVERS for n in names):
-        ap.error(f"servers: {', '.join(SERVERS)}")
-    runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
-    for rep in range(args.repeat):
-        for name in names if rep % 2 == 0 else names[::-1]:  # alternate: drift hits both alike
-            print(f"[run {rep + 1}/{args.repeat}] {name} ...", file=sys.stderr, flush=True)
-            metrics = run_one(name, w, args.keep, rep + 1, None, args.set, workload=run_workload)
-            runs[name].append(metrics)
-            print("  " + ", ".join(f"{k}={metrics[k]:.2f}" for k, *_ in rows(w)), file=sys.stderr)
-    table = markdown_table(runs, rows(w))
-    print(table)
-    args.json.write_text(json.dumps({
-        "workload": asdict(w), "repeat": args.repeat,
-        "machine": {"cpus": _cpus(), "python": platform.python_version()},
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "runs": runs, "table": table,
-    }, indent=2))
-    print(f"\nraw numbers: {args.json}", file=sys.stderr)
+    compare(
+        __doc__ or "", Workload, run_workload, rows, "key-exchange-results.json",
+        check=lambda w: "--one-time-keys must cover one claim by every other user"
+        if w.one_time_keys < w.users - 1 else None,
+    )
 
 
 if __name__ == "__main__":

@@ -19,15 +19,13 @@ order between repeats.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import io
 import json
-import platform
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +33,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _client import Homeserver
+from _compare import compare
 from _servers import ProcessWatch, ServerProcess
-from chat import PASSWORD, SERVERS, Row, _cpus, markdown_table, run_one
+from chat import PASSWORD, Row
 
 UPLOAD = "/_matrix/media/v3/upload"
 THUMBNAIL = "/_matrix/client/v1/media/thumbnail"
@@ -143,36 +142,8 @@ def rows(w: Workload) -> list[Row]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--servers", default="dendrite-lite,synapse")
-    ap.add_argument("--json", type=Path, default=Path("media-results.json"))
-    ap.add_argument("--keep", type=Path, default=None, help="copy each run's config and logs here")
-    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=TOML",
-                    help="override a key of our config (experiments); repeatable")
-    for name, default in asdict(Workload()).items():
-        ap.add_argument(f"--{name.replace('_', '-')}", type=int, default=default)
-    args = ap.parse_args()
-    w = Workload(**{f: getattr(args, f) for f in asdict(Workload())})
-    names = [n.strip().lower() for n in args.servers.split(",") if n.strip()]
-    if any(n not in SERVERS for n in names):
-        ap.error(f"servers: {', '.join(SERVERS)}")
     print(f"12 MP JPEG: {len(PHOTO) / 1e6:.1f} MB", file=sys.stderr)
-    runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
-    for rep in range(args.repeat):
-        for name in names if rep % 2 == 0 else names[::-1]:  # alternate: drift hits both alike
-            print(f"[run {rep + 1}/{args.repeat}] {name} ...", file=sys.stderr, flush=True)
-            metrics = run_one(name, w, args.keep, rep + 1, None, args.set, workload=run_workload)
-            runs[name].append(metrics)
-            print("  " + ", ".join(f"{k}={metrics[k]:.2f}" for k, *_ in rows(w)), file=sys.stderr)
-    table = markdown_table(runs, rows(w))
-    print(table)
-    args.json.write_text(json.dumps({
-        "workload": asdict(w), "repeat": args.repeat, "photo_bytes": len(PHOTO),
-        "machine": {"cpus": _cpus(), "python": platform.python_version()},
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "runs": runs, "table": table,
-    }, indent=2))
-    print(f"\nraw numbers: {args.json}", file=sys.stderr)
+    compare(__doc__ or "", Workload, run_workload, rows, "media-results.json", extra={"photo_bytes": len(PHOTO)})
 
 
 if __name__ == "__main__":
