@@ -246,6 +246,18 @@ def test_out_of_range(data: dict, message: str) -> None:
     assert error_of(data) == message
 
 
+def test_url_preview_networks() -> None:
+    config = parse_config({"media": {"url_preview_ip_allowlist": ["192.168.1.7/24", "::1"]}})
+    assert config.media.url_preview_ip_allowlist == ("192.168.1.0/24", "::1/128")
+    assert error_of({"media": {"url_preview_ip_allowlist": ["10.0.0.0/8", "intranet"]}}) == (
+        'media.url_preview_ip_allowlist[1]: "intranet" is not an IP network'
+        ' (e.g. "192.168.1.0/24" or "::1")'
+    )
+    assert error_of({"media": {"url_preview_ip_allowlist": "10.0.0.0/8"}}) == (
+        'media.url_preview_ip_allowlist: expected a list of IP networks, got "10.0.0.0/8"'
+    )
+
+
 def test_other_value_checks() -> None:
     assert error_of({"server": {"public_baseurl": "matrix.example.org"}}) == (
         'server.public_baseurl: "matrix.example.org" is not an http(s) URL '
