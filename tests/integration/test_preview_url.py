@@ -78,6 +78,12 @@ def _page_app(seen: list[tuple[str, str]]) -> Quart:
     async def go() -> Any:
         return redirect(request.args["to"], 302)
 
+    @app.get("/sneaky")
+    async def sneaky() -> Response:
+        image = request.args["image"]
+        return Response(f'<meta property="og:title" content="t"><meta property="og:image" content="{image}">'
+                        f'<meta property="og:image:width" content="9">', mimetype="text/html")
+
     @app.get("/missing")
     async def missing() -> Response:
         return Response("no", status=404)
@@ -232,3 +238,15 @@ async def test_failures_are_502_and_not_cached(tmp_path: Path, pages: Any) -> No
         assert [p for _, p in site.seen if p == "/missing"] == missing * 2
         bad = await _preview(srv, headers, "ftp://example.org/")
         assert (bad.status_code, bad.json()["errcode"]) == (400, "M_INVALID_PARAM")
+
+
+async def test_image_at_a_refused_address_is_left_out(tmp_path: Path, pages: Any) -> None:
+    site: PageServer = await pages("127.0.0.1")
+    inside: PageServer = await pages("127.0.0.2")
+    async with running_server(tmp_path, ALLOW_LOOPBACK) as srv:
+        headers = await _user(srv)
+        resp = await srv.client.get(
+            PREVIEW, params={"url": f"{site.base}/sneaky?image={inside.base}/image.png"}, headers=headers
+        )
+        assert (resp.status_code, resp.json()) == (200, {"og:title": "t"})
+        assert inside.seen == []
