@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from dendrite_lite.outbound_errors import ConnectFailed, HttpError, ResponseTooLarge
+
 __all__ = [
     "HttpError",
     "ConnectFailed",
@@ -44,18 +46,6 @@ __all__ = [
 USER_AGENT = "dendrite-lite"
 _LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=256, keepalive_expiry=30.0)
 
-
-class HttpError(Exception):
-    """No usable answer: the connection broke, timed out, or the peer spoke bad HTTP."""
-
-
-class ConnectFailed(HttpError):
-    """No connection: resolution, refusal, TLS handshake or connect timeout. Nothing was sent,
-    so another address may be tried."""
-
-
-class ResponseTooLarge(HttpError):
-    pass
 
 
 @dataclass(slots=True)

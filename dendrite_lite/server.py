@@ -115,10 +115,7 @@ from dendrite_lite.federation.requester import ClientRequester
 from dendrite_lite.federation.sender import ClientTransport, FederationSender
 from dendrite_lite.federation.to_device_edus import ToDeviceEdus
 from dendrite_lite.federation.media import MediaDownloads
-from dendrite_lite.media.preview import UrlPreviews, repository_image_store
-from dendrite_lite.media.preview_guard import AddressPolicy, GuardedTransport
 from dendrite_lite.media.remote import RemoteMedia
-from dendrite_lite.outbound_http import new_client
 from dendrite_lite.media.repository import MediaRepository
 from dendrite_lite.media.service import MediaService
 from dendrite_lite.media.store import FileStore
@@ -145,6 +142,9 @@ from dendrite_lite.tls.http01 import Http01Answers
 from dendrite_lite.tls.state import CERTIFICATE_FILE, KEY_FILE, load_state
 
 if TYPE_CHECKING:
+    import httpx
+
+    from dendrite_lite.media.preview import UrlPreviews
     from dendrite_lite.tls.manager import CertificateManager
 
 __all__ = [
@@ -351,8 +351,8 @@ def _media_service(
     remote = None
     if client is not None:  # other servers' media, fetched once and cached (media/remote.py)
         # A Location answer points anywhere: it gets the URL previews' address guard.
-        policy = AddressPolicy(config.media.url_preview_ip_allowlist)
-        downloads = MediaDownloads(client, location_client=lambda: new_client(GuardedTransport(policy)))
+        allowlist = config.media.url_preview_ip_allowlist
+        downloads = MediaDownloads(client, location_client=lambda: _guarded_client(allowlist))
         remote = RemoteMedia(repo, downloads, max_bytes=config.media.max_upload_bytes)
     return MediaService(
         config, repo, thumbnails, ratelimits.upload_user,
@@ -360,10 +360,21 @@ def _media_service(
     )
 
 
+def _guarded_client(allowlist: Sequence[str]) -> httpx.AsyncClient:
+    # Imported here, like every outbound client's httpx: not loaded before the first use
+    # (tests/unit/test_server_process.py).
+    from dendrite_lite.media.preview_guard import AddressPolicy, GuardedTransport
+    from dendrite_lite.outbound_http import new_client
+
+    return new_client(GuardedTransport(AddressPolicy(allowlist)))
+
+
 def _url_previews(config: Config, storage: Storage, media: MediaService) -> UrlPreviews | None:
     """URL previews, their images stored as our media (None unless media.url_preview_enabled)."""
     if not config.media.url_preview_enabled:
         return None
+    from dendrite_lite.media.preview import UrlPreviews, repository_image_store
+
     store = repository_image_store(media.repo, config.server.server_name)
     return UrlPreviews(storage, config.media, store_image=store)
 

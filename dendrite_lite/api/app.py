@@ -24,7 +24,7 @@ import contextlib
 import json
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
 
 import orjson
@@ -59,7 +59,6 @@ from dendrite_lite.federation.keyring import Keyring
 from dendrite_lite.federation.public_rooms import PublicRoomsDirectory
 from dendrite_lite.federation.room_reads import FederationReads
 from dendrite_lite.federation.transactions import TransactionReceiver
-from dendrite_lite.media.preview import UrlPreviews
 from dendrite_lite.federation.remote_membership import FederatedMembership
 from dendrite_lite.federation.sender import FederationSender
 from dendrite_lite.media.service import MediaService
@@ -87,6 +86,9 @@ from dendrite_lite.users.push_rules import PushRulesService
 from dendrite_lite.users.remote_profiles import RemoteProfiles
 from dendrite_lite.users.registration import SharedSecretNonces
 from dendrite_lite.users.uia import UiaSessions
+
+if TYPE_CHECKING:
+    from dendrite_lite.media.preview import UrlPreviews
 
 __all__ = ["Services", "create_app", "services", "BODY_TIMEOUT_S"]
 

@@ -45,7 +45,6 @@ from dendrite_lite.federation.client import (
     RemoteError,
     UnreachableError,
 )
-from dendrite_lite.outbound_http import check_identity, read_body, stream
 
 if TYPE_CHECKING:
     import httpx
@@ -87,6 +86,9 @@ class MediaDownloads:
     ) -> AsyncIterator[RemoteFile]:
         """`max_bytes`: an answer announcing more is refused (ResponseTooLarge) before it is
         read; the caller caps what actually arrives."""
+        # outbound_http (httpx) comes with the first download, as with every outbound client.
+        from dendrite_lite.outbound_http import check_identity
+
         query = {"timeout_ms": str(int(timeout_s * 1000))}
         async with self._client.stream(
             "GET", server_name, f"/_matrix/federation/v1/media/download/{quote(media_id, safe='')}",
@@ -117,6 +119,8 @@ class MediaDownloads:
     async def _multipart(
         self, server_name: str, response: httpx.Response, max_bytes: int
     ) -> AsyncIterator[RemoteFile]:
+        from dendrite_lite.outbound_http import check_identity, stream
+
         check_identity(response, max_bytes + _MAX_HEADER_BYTES)
         mimetype, options = parse_options_header(response.headers.get("content-type"))
         boundary = options.get("boundary")
@@ -203,6 +207,8 @@ def _file_name(disposition: str | None) -> str | None:
 
 
 async def _error_of(server_name: str, response: httpx.Response) -> RemoteError:
+    from dendrite_lite.outbound_http import read_body
+
     try:
         body = json.loads(await read_body(response, _MAX_HEADER_BYTES))
     except ValueError:

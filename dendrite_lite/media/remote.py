@@ -24,7 +24,7 @@ from dendrite_lite.media.names import sanitise_file_name
 from dendrite_lite.media.repository import MediaRepository, MediaRow, now_ms
 from dendrite_lite.media.single_flight import SingleFlight
 from dendrite_lite.media.store import BodyTimeout, TooLarge
-from dendrite_lite.outbound_http import HttpError, ResponseTooLarge
+from dendrite_lite.outbound_errors import HttpError, ResponseTooLarge
 
 __all__ = ["RemoteMedia"]
 
