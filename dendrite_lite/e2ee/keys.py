@@ -211,9 +211,13 @@ async def claim_local_keys(
 
 
 def _with_display_name(device: table.DeviceKeys) -> dict[str, Any]:
+    # `unsigned` is always there, as Synapse sends it: clients (and SyTest) read it without
+    # checking it exists.
     keys = dict(device.keys)
+    unsigned = dict(keys.get("unsigned") or {})  # another server's cached keys may carry one
     if device.display_name is not None:
-        keys["unsigned"] = {"device_display_name": device.display_name}
+        unsigned["device_display_name"] = device.display_name
+    keys["unsigned"] = unsigned
     return keys
 
 

@@ -305,8 +305,8 @@ def _without(body: dict[str, Any], key: str) -> dict[str, Any]:
         (lambda b: {**b, "initial_device_display_name": 5}, "M_BAD_JSON"),
         # Keys of another device id than the one dehydrated.
         (lambda b: {**b, "device_id": "OTHER"}, "M_INVALID_PARAM"),
-        # Not signed by the device's own key.
-        (lambda b: {**b, "device_keys": {**b["device_keys"], "algorithms": []}}, "M_INVALID_PARAM"),
+        # Device keys not of the DeviceKeys shape.
+        (lambda b: {**b, "device_keys": {**b["device_keys"], "algorithms": "m.olm"}}, "M_BAD_JSON"),
         (lambda b: {**b, "one_time_keys": {"nocolon": "k"}}, "M_INVALID_PARAM"),
     ],
 )
