@@ -163,7 +163,8 @@ async def test_only_the_current_backup_takes_keys(srv: RunningServer) -> None:
     "method, path, body, params, errcode",
     [
         ("POST", "/room_keys/version", {"auth_data": {}}, {}, "M_MISSING_PARAM"),
-        ("POST", "/room_keys/version", {"algorithm": ALGORITHM, "auth_data": "x"}, {}, "M_BAD_JSON"),
+        ("POST", "/room_keys/version", {"algorithm": ALGORITHM}, {}, "M_MISSING_PARAM"),
+        ("PUT", f"/room_keys/keys/{ROOM}/s", {**_key(), "session_data": None}, {"version": "1"}, "M_MISSING_PARAM"),
         ("GET", "/room_keys/keys", None, {}, "M_MISSING_PARAM"),
         ("PUT", "/room_keys/keys", {"rooms": []}, {"version": "1"}, "M_BAD_JSON"),
         ("PUT", "/room_keys/keys", {"rooms": {ROOM: {}}}, {"version": "1"}, "M_BAD_JSON"),
@@ -175,6 +176,20 @@ async def test_bad_requests(srv: RunningServer, method: str, path: str, body: An
     alice = await _user(srv)
     await _new_backup(alice)
     assert (await _call(alice, method, path, body, status=400, **params))["errcode"] == errcode
+
+
+async def test_algorithm_data_is_opaque(srv: RunningServer) -> None:
+    """auth_data and session_data belong to the algorithm: stored and served as sent, whatever
+    their JSON type (Synapse does the same; SyTest sends strings)."""
+    alice = await _user(srv)
+    created = await _call(alice, "POST", "/room_keys/version", {"algorithm": ALGORITHM, "auth_data": "opaque"})
+    version = str(created["version"])
+    assert (await _call(alice, "GET", "/room_keys/version"))["auth_data"] == "opaque"
+    await _call(alice, "PUT", f"/room_keys/version/{version}", {"algorithm": ALGORITHM, "auth_data": "other"})
+    assert (await _call(alice, "GET", f"/room_keys/version/{version}"))["auth_data"] == "other"
+    await _call(alice, "PUT", f"/room_keys/keys/{ROOM}/s", {**_key(), "session_data": "blob"}, version=version)
+    got = await _call(alice, "GET", f"/room_keys/keys/{ROOM}/s", version=version)
+    assert got["session_data"] == "blob"
 
 
 async def test_needs_access_token(srv: RunningServer) -> None:
