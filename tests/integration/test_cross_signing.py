@@ -68,6 +68,28 @@ async def test_first_upload_and_retry_need_no_uia_replacing_does(srv: RunningSer
     assert found["master_keys"][alice.user_id] == new.key("master")
 
 
+async def test_unstable_paths_serve_the_same_endpoints(srv: RunningServer) -> None:
+    """Synapse still serves the pre-1.1 /unstable forms, and older clients (and SyTest) use
+    them."""
+    alice = await _user(srv)
+    device = DeviceKeyring.of(alice)
+    await upload(alice, {"device_keys": device.device_keys()})
+    xs = CrossSigning(alice.user_id)
+    unstable = "/_matrix/client/unstable/keys"
+    resp = await srv.client.post(
+        f"{unstable}/device_signing/upload", json=xs.upload_body(), headers=alice.headers
+    )
+    assert resp.status_code == 200, resp.text
+    signed = xs.sign(device.device_keys(), "self_signing")
+    resp = await srv.client.post(
+        f"{unstable}/signatures/upload",
+        json={alice.user_id: {alice.device_id: signed}}, headers=alice.headers,
+    )
+    assert resp.status_code == 200 and resp.json() == {"failures": {}}, resp.text
+    found = await _query(alice, alice.user_id)
+    assert found["master_keys"][alice.user_id] == xs.key("master")
+
+
 async def test_query_shows_keys_and_hides_user_signing_key(srv: RunningServer) -> None:
     alice, xs, _ = await _cross_signed(srv)
     bob = await _user(srv)

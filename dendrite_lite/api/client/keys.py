@@ -54,7 +54,9 @@ async def key_changes() -> Response:
     return jsonify(changes.to_json())
 
 
+# The /unstable forms predate Matrix 1.1; Synapse still serves them and SyTest uses them.
 @bp.post("/_matrix/client/v3/keys/device_signing/upload")
+@bp.post("/_matrix/client/unstable/keys/device_signing/upload")
 async def upload_cross_signing_keys() -> Response:
     """POST /_matrix/client/v3/keys/device_signing/upload
 
@@ -76,6 +78,7 @@ async def upload_cross_signing_keys() -> Response:
 
 
 @bp.post("/_matrix/client/v3/keys/signatures/upload")
+@bp.post("/_matrix/client/unstable/keys/signatures/upload")
 async def upload_signatures() -> Response:
     """POST /_matrix/client/v3/keys/signatures/upload"""
     svc = services()
