@@ -19,7 +19,7 @@ one (or a compiled form of it) until the new one is committed.
 Errors (pushrules.yaml names only some errcodes; the rest follow the error's nature):
 - M_NOT_FOUND 404: no such rule (GET, DELETE, /enabled, /actions).
 - M_INVALID_PARAM 400: an unknown kind; a rule ID that is reserved ('.' prefix), contains a slash
-  or backslash, or is not a room/user ID for room/sender rules; placing a rule relative to a
+  or backslash, or is not a user ID for a sender rule; placing a rule relative to a
   predefined rule; deleting a predefined rule.
 - M_BAD_JSON 400: a body of the wrong shape (missing or mistyped actions, pattern, conditions).
 - M_UNKNOWN 400: `before`/`after` names no user-defined rule (the spec's own example).
@@ -43,6 +43,7 @@ from dendrite_lite.push.default_rules import (
 
 __all__ = [
     "KINDS",
+    "check_kind",
     "empty_user_rules",
     "add_rule",
     "delete_rule",
@@ -53,7 +54,9 @@ __all__ = [
     "clean_actions",
 ]
 
-# push.md §Historical Actions: MUST be ignored; we strip them when we store actions.
+# push.md §Historical Actions: clients and servers MUST ignore them. The evaluator does
+# (push/evaluator.py actions_from_list); they are stored as sent, so a client reads back the
+# actions it set, as from Synapse (SyTest 61push/05_set_actions.pl sets ["dont_notify"]).
 _HISTORICAL_ACTIONS = frozenset({"dont_notify", "coalesce"})
 
 
@@ -61,7 +64,7 @@ def empty_user_rules() -> dict[str, Any]:
     return {"custom": {}, "defaults": {}}
 
 
-def _check_kind(kind: str) -> None:
+def check_kind(kind: str) -> None:
     if kind not in KINDS:
         raise MatrixError(Errcode.INVALID_PARAM, f"Unknown push rule kind: {kind!r}")
 
@@ -71,7 +74,7 @@ def _not_found() -> MatrixError:
 
 
 def clean_actions(actions: Any) -> list[Any]:
-    """Validated actions without the historical ones; M_BAD_JSON when malformed.
+    """Validated actions (historical ones kept, see above); M_BAD_JSON when malformed.
 
     Only `notify` and `set_tweak` objects are defined; anything else is refused, since a rule
     whose actions we cannot honour would silently do nothing.
@@ -80,9 +83,7 @@ def clean_actions(actions: Any) -> list[Any]:
         raise MatrixError(Errcode.BAD_JSON, "'actions' must be an array")
     cleaned: list[Any] = []
     for action in actions:
-        if isinstance(action, str) and action in _HISTORICAL_ACTIONS:
-            continue
-        if action == "notify":
+        if action == "notify" or (isinstance(action, str) and action in _HISTORICAL_ACTIONS):
             cleaned.append(action)
         elif isinstance(action, dict) and isinstance(action.get("set_tweak"), str):
             cleaned.append(copy.deepcopy(action))
@@ -100,10 +101,9 @@ def _check_new_rule_id(kind: str, rule_id: str) -> None:
         )
     if "/" in rule_id or "\\" in rule_id:
         raise MatrixError(Errcode.INVALID_PARAM, "Rule IDs may not contain slashes or backslashes")
-    # push.md: the rule_id of a room rule is the room ID, of a sender rule the user ID. Room IDs
-    # have no server part from room version 12 on, so only the sigil is checked for rooms.
-    if kind == "room" and not rule_id.startswith("!"):
-        raise MatrixError(Errcode.INVALID_PARAM, "A room rule's ID must be a room ID")
+    # push.md: the rule_id of a sender rule is the user ID it applies to. That of a room rule is
+    # the room ID, but any other ID is accepted, as by Synapse: such a rule never matches, and
+    # SyTest (61push/02add_rules.pl) and older clients name room rules with aliases.
     if kind == "sender" and not (rule_id.startswith("@") and ":" in rule_id):
         raise MatrixError(Errcode.INVALID_PARAM, "A sender rule's ID must be a user ID")
 
@@ -180,7 +180,7 @@ def add_rule(
     replaced one keeps its place and its enabled flag unless before/after move it. With both,
     `before` wins (pushrules.yaml).
     """
-    _check_kind(kind)
+    check_kind(kind)
     _check_new_rule_id(kind, rule_id)
     new_rule = _rule_from_body(kind, rule_id, body)
     result = _editable(user_rules)
@@ -210,7 +210,7 @@ def add_rule(
 
 def delete_rule(user_rules: Mapping[str, Any], kind: str, rule_id: str) -> dict[str, Any]:
     """DELETE /_matrix/client/v3/pushrules/global/{kind}/{ruleId}"""
-    _check_kind(kind)
+    check_kind(kind)
     if is_default_rule_id(kind, rule_id):
         raise MatrixError(Errcode.INVALID_PARAM, "Predefined rules cannot be deleted")
     rules = _custom(user_rules, kind)
@@ -223,7 +223,7 @@ def delete_rule(user_rules: Mapping[str, Any], kind: str, rule_id: str) -> dict[
 
 
 def _set_attr(user_rules: Mapping[str, Any], kind: str, rule_id: str, attr: str, value: Any) -> dict[str, Any]:
-    _check_kind(kind)
+    check_kind(kind)
     if is_default_rule_id(kind, rule_id):
         result = _editable(user_rules)
         result["defaults"].setdefault(kind, {}).setdefault(rule_id, {})[attr] = value
@@ -291,7 +291,7 @@ def full_ruleset(user_id: str, user_rules: Mapping[str, Any]) -> dict[str, Any]:
 
 def get_rule(user_id: str, user_rules: Mapping[str, Any], kind: str, rule_id: str) -> dict[str, Any]:
     """GET /_matrix/client/v3/pushrules/global/{kind}/{ruleId} (and its /enabled, /actions)."""
-    _check_kind(kind)
+    check_kind(kind)
     shipped = default_rule(user_id, kind, rule_id)
     if shipped is not None:
         changes = ((user_rules.get("defaults") or {}).get(kind) or {}).get(rule_id, {})

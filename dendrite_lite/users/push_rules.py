@@ -32,6 +32,12 @@ class PushRulesService:
         """GET /_matrix/client/v3/pushrules/ body: {"global": {kind: [rule, ...]}}."""
         return ruleset.full_ruleset(user_id, await self.user_rules(user_id))
 
+    async def kind_rules(self, user_id: str, kind: str) -> list[dict[str, Any]]:
+        """GET /_matrix/client/v3/pushrules/global/{kind}/: that kind's rules, in order."""
+        ruleset.check_kind(kind)
+        rules: list[dict[str, Any]] = (await self.all_rules(user_id))["global"][kind]
+        return rules
+
     async def get_rule(self, user_id: str, kind: str, rule_id: str) -> dict[str, Any]:
         """GET /_matrix/client/v3/pushrules/global/{kind}/{ruleId}"""
         return ruleset.get_rule(user_id, await self.user_rules(user_id), kind, rule_id)

@@ -199,11 +199,19 @@ def test_room_and_sender_bodies_ignore_conditions_and_pattern() -> None:
                                                    "enabled": True, "actions": []}
 
 
-def test_historical_actions_are_stripped() -> None:
+def test_historical_actions_are_read_back_as_set() -> None:
+    # The evaluator ignores them (test_evaluator.py); a client reads back what it set.
     rules = add_rule({}, "sender", "@spam:x", {"actions": ["dont_notify"]})
-    assert get_rule(ME, rules, "sender", "@spam:x")["actions"] == []
+    assert get_rule(ME, rules, "sender", "@spam:x")["actions"] == ["dont_notify"]
     rules = set_actions(rules, "sender", "@spam:x", ["notify", "coalesce"])
-    assert get_rule(ME, rules, "sender", "@spam:x")["actions"] == ["notify"]
+    assert get_rule(ME, rules, "sender", "@spam:x")["actions"] == ["notify", "coalesce"]
+    rules = set_actions(rules, "override", ".m.rule.master", ["dont_notify"])
+    assert get_rule(ME, rules, "override", ".m.rule.master")["actions"] == ["dont_notify"]
+
+
+def test_room_rule_id_need_not_be_a_room_id() -> None:
+    rules = add_rule({}, "room", "#spam:example.com", {"actions": ["notify"]})
+    assert get_rule(ME, rules, "room", "#spam:example.com")["rule_id"] == "#spam:example.com"
 
 
 @pytest.mark.parametrize(
@@ -216,7 +224,6 @@ def test_historical_actions_are_stripped() -> None:
         ("content", "", {"pattern": "x", "actions": []}, "M_INVALID_PARAM"),
         ("global", "x", {"actions": []}, "M_INVALID_PARAM"),
         ("postcontent", "x", {"actions": []}, "M_INVALID_PARAM"),
-        ("room", "#alias:x", {"actions": []}, "M_INVALID_PARAM"),
         ("sender", "bob", {"actions": []}, "M_INVALID_PARAM"),
         ("sender", "@bob", {"actions": []}, "M_INVALID_PARAM"),
         ("content", "x", {"actions": []}, "M_BAD_JSON"),  # no pattern
