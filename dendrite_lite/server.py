@@ -64,6 +64,7 @@ from dendrite_lite.api.client import filters as filters_api
 from dendrite_lite.api.client import messages as messages_api
 from dendrite_lite.api.client import relations as relations_api
 from dendrite_lite.api.client import search as search_api
+from dendrite_lite.api.client import legacy_sync as legacy_sync_api
 from dendrite_lite.api.client import sync as sync_api
 from dendrite_lite.api.federation import events as federation_events
 from dendrite_lite.api.federation import key_query as federation_key_query
@@ -211,6 +212,7 @@ _CLIENT_ONLY_BLUEPRINTS: tuple[Blueprint, ...] = (
     user_directory_api.bp,
     preview_url_api.bp,
     misc.bp,
+    legacy_sync_api.bp,
     sync_api.bp,
     filters_api.bp,
     messages_api.bp,
@@ -282,7 +284,10 @@ async def load_services(config: Config) -> Services:
         raise StartupError(str(e)) from None
     await _claim_server_name(config, storage)
     notifier = Notifier()
-    push_gateway = PushGateway(storage)
+    try:
+        push_gateway = PushGateway(storage, ca_file=config.push.ca_file)
+    except FileNotFoundError as e:
+        raise StartupError(str(e)) from None
     counter = NotificationCounter(
         storage, config.server.server_name, on_queued=push_gateway.wake
     )

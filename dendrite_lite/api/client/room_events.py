@@ -11,14 +11,14 @@ from dendrite_lite.api.errors import json_body
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.rooms.room_events import RoomEventsService
 
-__all__ = ["bp"]
+__all__ = ["bp", "room_events_service"]
 
 bp = Blueprint("client_room_events", __name__)
 
 _ROOM = "/_matrix/client/v3/rooms/<room_id>"
 
 
-def _service() -> RoomEventsService:
+def room_events_service() -> RoomEventsService:
     svc = services()
     return RoomEventsService(
         svc.storage, svc.pipeline, svc.config.server.server_name, svc.ratelimits.send_user
@@ -29,7 +29,7 @@ def _service() -> RoomEventsService:
 async def put_send(room_id: str, event_type: str, txn_id: str) -> Response:
     """PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}"""
     requester = await authenticate(services())
-    event_id = await _service().send(
+    event_id = await room_events_service().send(
         user_id=requester.user_id, device_id=requester.device_id, room_id=room_id,
         event_type=event_type, txn_id=txn_id, content=await json_body(),
     )
@@ -41,7 +41,7 @@ async def put_send(room_id: str, event_type: str, txn_id: str) -> Response:
 async def put_state(room_id: str, event_type: str, state_key: str) -> Response:
     """PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}"""
     requester = await authenticate(services())
-    event_id = await _service().set_state(
+    event_id = await room_events_service().set_state(
         user_id=requester.user_id, room_id=room_id, event_type=event_type,
         state_key=state_key, content=await json_body(),
     )
@@ -56,7 +56,7 @@ async def get_state_event(room_id: str, event_type: str, state_key: str) -> Resp
     fmt = request.args.get("format", "content")
     if fmt not in ("content", "event"):
         raise MatrixError(Errcode.INVALID_PARAM, "format must be 'content' or 'event'")
-    body = await _service().get_state_event(
+    body = await room_events_service().get_state_event(
         user_id=requester.user_id, room_id=room_id, event_type=event_type,
         state_key=state_key, as_event=fmt == "event",
     )
@@ -67,14 +67,14 @@ async def get_state_event(room_id: str, event_type: str, state_key: str) -> Resp
 async def get_state(room_id: str) -> Response:
     """GET /_matrix/client/v3/rooms/{roomId}/state"""
     requester = await authenticate(services())
-    return jsonify(await _service().get_state(user_id=requester.user_id, room_id=room_id))
+    return jsonify(await room_events_service().get_state(user_id=requester.user_id, room_id=room_id))
 
 
 @bp.get(f"{_ROOM}/event/<event_id>")
 async def get_event(room_id: str, event_id: str) -> Response:
     """GET /_matrix/client/v3/rooms/{roomId}/event/{eventId}"""
     requester = await authenticate(services())
-    body = await _service().get_event(
+    body = await room_events_service().get_event(
         user_id=requester.user_id, device_id=requester.device_id, room_id=room_id, event_id=event_id
     )
     return jsonify(body)
@@ -85,7 +85,7 @@ async def put_redact(room_id: str, event_id: str, txn_id: str) -> Response:
     """PUT /_matrix/client/v3/rooms/{roomId}/redact/{eventId}/{txnId}"""
     requester = await authenticate(services())
     body = await json_body(allow_empty=True)
-    redaction_id = await _service().redact(
+    redaction_id = await room_events_service().redact(
         user_id=requester.user_id, device_id=requester.device_id, room_id=room_id,
         event_id=event_id, txn_id=txn_id, reason=body.get("reason"),
     )
