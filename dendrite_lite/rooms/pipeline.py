@@ -221,11 +221,15 @@ class RoomPipeline:
         *,
         room_id: str | None = None,
         is_public: bool = False,
+        dry_run: bool = False,
     ) -> tuple[str, list[PersistedEvent]]:
         """Create a room: the create event plus `following(room_id)` in ONE transaction.
 
         room_id is required before v12 (the caller picks it) and derived from the create event
         from v12 on, which is why the rest of the events are produced by a callback.
+        dry_run builds and auth-checks everything, raising as a real run would, and stores
+        nothing: for a caller that must change another room first, and only if this will work
+        (a room upgrade's tombstone names the new room, whose create event names the tombstone).
         """
         create = self._build(
             room_version, EventSpec(creator, "m.room.create", create_content, ""), {}, [], room_id
@@ -241,6 +245,8 @@ class RoomPipeline:
                 event = self._build(room_version, spec, head.state_events(), head.extremities)
                 self._check_and_advance(head, event)
                 built.append(event)
+            if dry_run:
+                return room_id, []
 
             async def persist(conn: aiosqlite.Connection) -> tuple[list[PersistedEvent], int]:
                 inserted = await rooms_table.insert_room(

@@ -3,9 +3,17 @@
 1. the requester must be joined and allowed to send m.room.tombstone in the old room;
 2. the replacement room's create event carries `predecessor` and the old room's `type`;
 3. transferable state is copied (power levels, join rules, history visibility, guest access,
-   name, topic, avatar, encryption, server ACL), members are not;
+   name, topic, avatar, encryption, server ACL) and so are bans; other members are not;
 4. local aliases move to the new room, and the canonical alias with them;
-5. the old room gets the tombstone, then power levels that stop ordinary sending and inviting.
+5. the old room gets the tombstone, then power levels that stop ordinary sending and inviting;
+6. local members' tags and m.direct entries for the old room are copied to the new one, as
+   Synapse does, so the room keeps its place in their room list.
+
+Before v12 the new room's `predecessor.event_id` is the tombstone, as Synapse sends it (SyTest
+checks it; the spec only says "the last known event"): the tombstone is sent first, after a dry
+run of the new room's creation, so a tombstone never names a room that failed to be created.
+From v12 the new room's id is its create event's hash, so the new room comes first and its
+predecessor has no event id (room_upgrades.md, v1.16).
 """
 
 from __future__ import annotations
@@ -13,27 +21,32 @@ from __future__ import annotations
 import logging
 import math
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from dendrite_lite.errors import Errcode, MatrixError
-from dendrite_lite.events.ids import is_valid_user_id
+from dendrite_lite.events.ids import is_valid_user_id, server_name_of
 from dendrite_lite.events.room_versions import RoomVersion, UnsupportedRoomVersion, get_room_version
 from dendrite_lite.rooms.access import RoomSnapshot, load_current
-from dendrite_lite.rooms.pipeline import EventSpec, RoomPipeline
+from dendrite_lite.rooms.pipeline import EventSpec, PersistedEvent, RoomPipeline
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import aliases as aliases_table
-from dendrite_lite.storage import events as events_table
 from dendrite_lite.storage import rooms as rooms_table
+from dendrite_lite.users.account_data import AccountDataService
 from dendrite_lite.users.profile import member_profile_content
 
-__all__ = ["UpgradeRequest", "parse_upgrade", "upgrade_room", "TRANSFERRED_STATE"]
+__all__ = ["UpgradeRequest", "parse_upgrade", "upgrade_room", "copy_user_room_data", "TRANSFERRED_STATE"]
 
 log = logging.getLogger(__name__)
 
 TOMBSTONE = "m.room.tombstone"
 POWER_LEVELS = "m.room.power_levels"
+MEMBER = "m.room.member"
+# Creation content the new room keeps (Synapse's clone_existing_room): whether it federates and
+# what kind of room it is.
+TRANSFERRED_CREATION = ("m.federate", "type")
 # After the power levels (which the creator needs first), in this order.
 TRANSFERRED_STATE = (
     "m.room.join_rules",
@@ -94,8 +107,9 @@ def _create_content(old: RoomSnapshot, req: UpgradeRequest, requester: str, last
         predecessor["event_id"] = last_event
     content: dict[str, Any] = {"room_version": rv.identifier, "predecessor": predecessor}
     old_create = old.get("m.room.create")
-    if old_create is not None and isinstance(old_create.content.get("type"), str):
-        content["type"] = old_create.content["type"]
+    for key in TRANSFERRED_CREATION:
+        if old_create is not None and key in old_create.content:
+            content[key] = old_create.content[key]
     if not rv.implicit_room_creator:
         content["creator"] = requester
     if req.additional_creators:
@@ -111,6 +125,7 @@ async def upgrade_room(
     requester: str,
     room_id: str,
     request: UpgradeRequest,
+    account_data: AccountDataService | None = None,
 ) -> str:
     """Upgrade `room_id`; returns the replacement room's id."""
     old = await load_current(storage, room_id, None)
@@ -122,18 +137,14 @@ async def upgrade_room(
     if old.power_level(requester) < old.required_level(TOMBSTONE, ""):
         raise MatrixError(Errcode.FORBIDDEN, "You cannot upgrade this room")
     rv = request.new_version
-    extremities = await storage.db.read(lambda c: events_table.select_forward_extremities(c, room_id))
-    # v12 and later may omit predecessor.event_id (room_upgrades.md note, v1.16).
-    last = extremities[0][0] if extremities and not rv.room_id_is_create_event_hash else None
     creators = [requester, *request.additional_creators]
-    create_content = _create_content(old, request, requester, last)
     room = await storage.db.read(lambda c: rooms_table.select_room(c, room_id))
     canonical = old.get("m.room.canonical_alias")
     member = {"membership": "join", **await member_profile_content(storage, requester)}
 
     def following(_new_room_id: str) -> list[EventSpec]:
         specs = [
-            EventSpec(requester, "m.room.member", member, requester),
+            EventSpec(requester, MEMBER, member, requester),
             EventSpec(requester, POWER_LEVELS, _new_power_levels(old, requester, creators, rv), ""),
         ]
         for event_type in TRANSFERRED_STATE:
@@ -142,18 +153,28 @@ async def upgrade_room(
                 specs.append(EventSpec(requester, event_type, dict(event.content), ""))
         if canonical is not None and canonical.content:
             specs.append(EventSpec(requester, "m.room.canonical_alias", dict(canonical.content), ""))
+        for (event_type, state_key) in old.state:
+            ban = old.get(event_type, state_key) if event_type == MEMBER else None
+            if ban is not None and ban.membership == "ban" and state_key != requester:
+                specs.append(EventSpec(requester, MEMBER, dict(ban.content), state_key))
         return specs
 
-    new_room_id = None if rv.room_id_is_create_event_hash else f"!{secrets.token_urlsafe(18)}:{server_name}"
-    try:
+    tombstone_id = None
+    new_room_id = None
+    if not rv.room_id_is_create_event_hash:
+        new_room_id = f"!{secrets.token_urlsafe(18)}:{server_name}"
+        planned = _create_content(old, request, requester, "$tombstone")
+        with _copying():
+            await pipeline.create_room(rv, requester, planned, following, room_id=new_room_id, dry_run=True)
+        tombstone_id = (await _send_tombstone(pipeline, old, requester, new_room_id)).event.event_id
+    create_content = _create_content(old, request, requester, tombstone_id)
+    with _copying():
         new_room_id, _ = await pipeline.create_room(
             rv, requester, create_content, following,
             room_id=new_room_id, is_public=bool(room and room.is_public),
         )
-    except MatrixError as e:
-        if e.errcode == Errcode.FORBIDDEN:
-            raise MatrixError(Errcode.FORBIDDEN, f"Cannot copy the room's state: {e.error}") from None
-        raise
+    if tombstone_id is None:
+        await _send_tombstone(pipeline, old, requester, new_room_id)
 
     async def move(conn: Any) -> None:
         await aliases_table.update_aliases_room(conn, room_id, new_room_id)
@@ -161,13 +182,62 @@ async def upgrade_room(
             await rooms_table.update_room_public(conn, room_id, False)
 
     await storage.db.write(move)
-    tombstone = {"body": "This room has been replaced", "replacement_room": new_room_id}
-    old_specs = [EventSpec(requester, TOMBSTONE, tombstone, "")]
     if canonical is not None and canonical.content:
-        old_specs.append(EventSpec(requester, "m.room.canonical_alias", {}, ""))
-    await pipeline.send_events(room_id, old_specs)
+        await pipeline.send(room_id, EventSpec(requester, "m.room.canonical_alias", {}, ""))
     await _restrict_old_room(pipeline, old, requester)
+    if account_data is not None:
+        await copy_user_room_data(account_data, _local_members(old, server_name), room_id, new_room_id)
     return new_room_id
+
+
+async def _send_tombstone(
+    pipeline: RoomPipeline, old: RoomSnapshot, requester: str, new_room_id: str
+) -> PersistedEvent:
+    tombstone = {"body": "This room has been replaced", "replacement_room": new_room_id}
+    return await pipeline.send(old.room_id, EventSpec(requester, TOMBSTONE, tombstone, ""))
+
+
+@contextmanager
+def _copying() -> Iterator[None]:
+    """The new room's events are built from the old room's state: an auth failure there means
+    that state cannot be copied (not that the requester may not upgrade)."""
+    try:
+        yield
+    except MatrixError as e:
+        if e.errcode == Errcode.FORBIDDEN:
+            raise MatrixError(Errcode.FORBIDDEN, f"Cannot copy the room's state: {e.error}") from None
+        raise
+
+
+def _local_members(old: RoomSnapshot, server_name: str) -> list[str]:
+    return [
+        key for (event_type, key) in old.state
+        if event_type == MEMBER and server_name_of(key) == server_name and old.membership(key) == "join"
+    ]
+
+
+async def copy_user_room_data(
+    account_data: AccountDataService, users: Sequence[str], old_room_id: str, new_room_id: str
+) -> None:
+    """Each user's tags on the old room, and the old room's m.direct entries, for the new room
+    too (Synapse's copy_room_tags_and_direct_to_room)."""
+    for user_id in users:
+        tags = await account_data.read(user_id, old_room_id, "m.tag")
+        if tags:
+            await account_data.update(user_id, new_room_id, "m.tag", lambda old, t=tags: None if old else dict(t))
+
+        def add_direct(old: dict[str, Any] | None) -> dict[str, Any] | None:
+            if not old:
+                return None
+            new = {k: list(v) if isinstance(v, list) else v for k, v in old.items()}
+            changed = False
+            for rooms in new.values():
+                if isinstance(rooms, list) and old_room_id in rooms and new_room_id not in rooms:
+                    rooms.append(new_room_id)
+                    changed = True
+            return new if changed else None
+
+        await account_data.update(user_id, "", "m.direct", add_direct)
 
 
 async def _restrict_old_room(pipeline: RoomPipeline, old: RoomSnapshot, requester: str) -> None:

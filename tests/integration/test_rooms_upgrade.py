@@ -73,3 +73,32 @@ async def test_upgrade_errors(srv: RunningServer) -> None:
     resp = await alice.call("POST", "/rooms/!nope:x/upgrade", {"new_version": "12"}, expect=404)
     outsider = await new_user(srv, "eve")
     resp = await outsider.call("POST", f"/rooms/{room_id}/upgrade", {"new_version": "12"}, expect=403)
+
+
+async def test_upgrade_links_the_tombstone_and_keeps_bans_federation_tags_and_direct(
+    srv: RunningServer,
+) -> None:
+    alice, bob = await new_user(srv, "alice"), await new_user(srv, "bob")
+    room_id = await alice.create_room(room_version="10", creation_content={"m.federate": False})
+    await alice.call("POST", f"/rooms/{room_id}/invite", {"user_id": bob.user_id})
+    await bob.call("POST", f"/join/{room_id}", {})
+    ban = {"membership": "ban", "reason": "spam"}
+    await alice.call("PUT", f"/rooms/{room_id}/state/m.room.member/@spammer:elsewhere.example", ban)
+    await bob.call("PUT", f"/user/{bob.user_id}/rooms/{room_id}/tags/u.work", {"order": 0.5})
+    direct = {"@carol:elsewhere.example": ["!other:x", room_id]}
+    await alice.call("PUT", f"/user/{alice.user_id}/account_data/m.direct", direct)
+    new_room = (await alice.call("POST", f"/rooms/{room_id}/upgrade", {"new_version": "11"})).json()[
+        "replacement_room"
+    ]
+    create = (await alice.state(new_room, "m.room.create")).json()
+    tombstone = await alice.call("GET", f"/rooms/{room_id}/state")
+    tomb_event = next(e for e in tombstone.json() if e["type"] == "m.room.tombstone")
+    # Synapse's link (SyTest checks it): the predecessor's event is the old room's tombstone.
+    assert create["predecessor"] == {"room_id": room_id, "event_id": tomb_event["event_id"]}
+    assert create["m.federate"] is False
+    banned = await alice.state(new_room, "m.room.member", "@spammer:elsewhere.example")
+    assert banned.json() == ban
+    tags = (await bob.call("GET", f"/user/{bob.user_id}/rooms/{new_room}/tags")).json()
+    assert tags == {"tags": {"u.work": {"order": 0.5}}}
+    got = (await alice.call("GET", f"/user/{alice.user_id}/account_data/m.direct")).json()
+    assert got == {"@carol:elsewhere.example": ["!other:x", room_id, new_room]}

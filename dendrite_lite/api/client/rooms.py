@@ -51,11 +51,14 @@ async def post_create_room() -> Response:
 
 @bp.post(f"{_V3}/join/<room_id_or_alias>")
 async def post_join(room_id_or_alias: str) -> Response:
-    """POST /_matrix/client/v3/join/{roomIdOrAlias}"""
-    requester = await authenticate(services())
+    """POST /_matrix/client/v3/join/{roomIdOrAlias}
+
+    Guests may join (guest_access.md lists /rooms/{roomId}/join; Synapse allows this form too)."""
+    requester = await authenticate(services(), allow_guest=True)
     body = await json_body(allow_empty=True)
     room_id = await _service().join(
-        requester.user_id, room_id_or_alias, reason=body.get("reason"), servers=_via()
+        requester.user_id, room_id_or_alias, reason=body.get("reason"), servers=_via(),
+        guest=requester.is_guest,
     )
     return jsonify({"room_id": room_id})
 
@@ -93,7 +96,7 @@ async def post_member_action(room_id: str, action: str) -> Response:
 @bp.post(f"{_V3}/rooms/<room_id>/leave")
 async def post_leave(room_id: str) -> Response:
     """POST /_matrix/client/v3/rooms/{roomId}/leave"""
-    requester = await authenticate(services())
+    requester = await authenticate(services(), allow_guest=True)
     body = await json_body(allow_empty=True)
     await _service().leave(requester.user_id, room_id, reason=body.get("reason"))
     return jsonify({})
@@ -124,7 +127,7 @@ def _membership_param(name: str) -> str | None:
 @bp.get(f"{_V3}/rooms/<room_id>/members")
 async def get_members(room_id: str) -> Response:
     """GET /_matrix/client/v3/rooms/{roomId}/members"""
-    requester = await authenticate(services())
+    requester = await authenticate(services(), allow_guest=True)
     at = request.args.get("at")
     members = await _service().members(
         requester.user_id,
@@ -151,6 +154,6 @@ async def post_upgrade(room_id: str) -> Response:
     req = parse_upgrade(await json_body())
     new_room = await upgrade_room(
         svc.storage, svc.pipeline, server_name=svc.config.server.server_name,
-        requester=requester.user_id, room_id=room_id, request=req,
+        requester=requester.user_id, room_id=room_id, request=req, account_data=svc.account_data,
     )
     return jsonify({"replacement_room": new_room})
