@@ -184,13 +184,34 @@ class MembershipHandshake:
             raise MatrixError(Errcode.BAD_JSON, f"the template makes a bad event: {e.reason}", status=502) from None
 
     async def send(self, hs: Handshake, membership: str) -> Any:
-        """send_{membership} to the server that gave the template (v2; v1 for knocks)."""
-        base = _FED_V1 if membership == "knock" else _FED_V2
-        path = f"{base}/send_{membership}/{quote(hs.event.room_id, safe='')}/{quote(hs.event.event_id, safe='')}"
+        """send_{membership} to the server that gave the template (v2; v1 for knocks, and for
+        joins and leaves when the server does not know v2)."""
+        tail = f"send_{membership}/{quote(hs.event.room_id, safe='')}/{quote(hs.event.event_id, safe='')}"
+        pdu = pdu_for_federation(hs.event)
         try:
-            return await self.client.put_json(hs.server, path, pdu_for_federation(hs.event))
+            if membership == "knock":
+                return await self.client.put_json(hs.server, f"{_FED_V1}/{tail}", pdu)
+            try:
+                return await self.client.put_json(hs.server, f"{_FED_V2}/{tail}", pdu)
+            except RemoteError as e:
+                if not _unknown_endpoint(e):
+                    raise
+            # The deprecated v1 answers `[200, body]` (server-server-api.md, joins-v1.yaml);
+            # Synapse falls back the same way for servers that predate v2.
+            answer = await self.client.put_json(hs.server, f"{_FED_V1}/{tail}", pdu)
+            if isinstance(answer, list) and len(answer) == 2:
+                return answer[1]
+            return answer
         except FederationError as e:
             raise _remote_error(e) from None
+
+
+def _unknown_endpoint(e: RemoteError) -> bool:
+    """The peer does not serve the endpoint at all (Synapse's `_is_unknown_endpoint`): a 404
+    for a room it does not know carries M_NOT_FOUND and is not retried."""
+    if e.status in (404, 405):
+        return e.errcode in (None, "M_UNRECOGNIZED")
+    return e.status == 400 and e.errcode == "M_UNRECOGNIZED"
 
 
 class RemoteJoins:

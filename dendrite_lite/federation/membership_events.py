@@ -149,12 +149,21 @@ def parse_member_event(
     """A membership event sent to one of our send_*/invite endpoints, checked as the spec asks
     (joins-v2.yaml, leaving-v2.yaml, knocks.yaml, invites-v2.yaml): format for the room version,
     the ids in the path, type m.room.member, the membership, the sender of the origin server and,
-    except for invites, the state key equal to the sender. 400 M_BAD_JSON / M_INVALID_PARAM."""
+    except for invites, the state key equal to the sender. 400 M_BAD_JSON / M_INVALID_PARAM;
+    403 M_FORBIDDEN for an event on behalf of another server or without the origin's hash and
+    signature, as Synapse answers (it checks sender and signatures before the format)."""
     if not isinstance(raw, Mapping):
         raise MatrixError(Errcode.BAD_JSON, "the body must be an event")
+    sender = raw.get("sender")
+    if isinstance(sender, str) and sender.partition(":")[2] != origin:
+        raise MatrixError(Errcode.FORBIDDEN, f"the sender {sender} is not a user of {origin}")
     try:
         event = parse_pdu(dict(raw), rv)
     except PduDropped as e:
+        # A well-formed event that only lacks its hash and signature fails the signature check.
+        signed_stub = {**raw, "hashes": {"sha256": "A"}, "signatures": {origin: {"ed25519:x": "A"}}}
+        if signed_stub != raw and _well_formed(signed_stub, rv):
+            raise MatrixError(Errcode.FORBIDDEN, f"signature check failed: not signed by {origin}") from None
         raise MatrixError(Errcode.BAD_JSON, e.reason) from None
     problem = None
     if event.event_id != event_id:
@@ -165,13 +174,19 @@ def parse_member_event(
         problem = "the event is not an m.room.member event"
     elif event.membership != membership:
         problem = f"the membership is not {membership!r}"
-    elif server_name_of(event.sender) != origin:
-        problem = f"the sender {event.sender} is not a user of {origin}"
     elif sender_is_target and event.state_key != event.sender:
         problem = "the state_key is not the sender"
     if problem is not None:
         raise MatrixError(Errcode.INVALID_PARAM, problem)
     return event
+
+
+def _well_formed(raw: Mapping[str, Any], rv: RoomVersion) -> bool:
+    try:
+        parse_pdu(dict(raw), rv)
+    except PduDropped:
+        return False
+    return True
 
 
 def local_joined_members(members: Sequence[str], server_name: str) -> list[str]:

@@ -263,8 +263,12 @@ async def test_send_join_with_bad_events(pair: tuple[RunningServer, RunningServe
 
     leave = await signed_join(public, content={"membership": "leave"})
     assert (await send(leave)).status == 400
+    # On behalf of another server's user, or without the origin's hash and signature: 403, as
+    # Synapse answers (SyTest "Inbound /v1/send_join rejects incorrectly-signed joins").
     other_sender = await signed_join(public, sender="@y:elsewhere.example", state_key="@y:elsewhere.example")
-    assert (await send(other_sender)).status == 400
+    assert ((err := await send(other_sender)).status, err.errcode) == (403, "M_FORBIDDEN")
+    unsigned = {k: v for k, v in (await signed_join(public)).items() if k not in ("hashes", "signatures")}
+    assert ((err := await send(unsigned)).status, err.errcode) == (403, "M_FORBIDDEN")
     good = await signed_join(public)
     assert (await send(good, "$not-its-id")).status == 400
     tampered = {**good, "signatures": {name(b): {k: "AAAA" for k in good["signatures"][name(b)]}}}
@@ -283,6 +287,32 @@ async def test_send_join_with_bad_events(pair: tuple[RunningServer, RunningServe
     assert {"m.room.create", "m.room.power_levels", "m.room.join_rules", "m.room.member"} <= set(types)
     assert answer["members_omitted"] is False
     assert all(e["room_id"] == public for e in answer["auth_chain"])
+
+
+async def test_deprecated_v1_send_join_and_send_leave(pair: tuple[RunningServer, RunningServer]) -> None:
+    """v1 send_join/send_leave are still served for older servers (Synapse does): the v2 answer
+    wrapped in `[200, body]` (joins-v1.yaml, leaving-v1.yaml)."""
+    from dendrite_lite.events.pdu import event_from_pdu
+    from dendrite_lite.events.room_versions import get_room_version
+    from dendrite_lite.events.signing import hash_and_sign_event
+
+    a, b = pair
+    alice = await new_user(a, "alice")
+    room_id = await alice.create_room(preset="public_chat", room_version="10")
+    fed, rv, user = _client(b), get_room_version("10"), f"@x:{name(b)}"
+
+    async def send(membership: str) -> Any:
+        t = await fed.get_json(name(a), f"{V1}/make_{membership}/{quote(room_id)}/{quote(user)}", query={"ver": ["10"]})
+        pdu = hash_and_sign_event(t["event"], rv, name(b), b.key)
+        eid = event_from_pdu(pdu, rv).event_id
+        return await fed.put_json(name(a), f"{V1}/send_{membership}/{quote(room_id)}/{quote(eid)}", pdu)
+
+    status, answer = await send("join")
+    assert status == 200 and answer["origin"] == name(a)
+    assert "m.room.create" in {e["type"] for e in answer["state"]} and answer["auth_chain"]
+    assert (await member_state(alice, room_id, user))["membership"] == "join"
+    assert await send("leave") == [200, {}]
+    assert (await member_state(alice, room_id, user))["membership"] == "leave"
 
 
 async def test_invite_endpoint_errors(pair: tuple[RunningServer, RunningServer]) -> None:

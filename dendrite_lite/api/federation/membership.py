@@ -65,6 +65,27 @@ async def send_join(room_id: str, event_id: str) -> Response:
     return jsonify(result.to_json())
 
 
+@bp.put(f"{_V1}/send_join/<room_id>/<event_id>")
+async def send_join_v1(room_id: str, event_id: str) -> Response:
+    """PUT /_matrix/federation/v1/send_join/{roomId}/{eventId}
+
+    Deprecated, still served as Synapse does for older servers: the v2 answer with `origin`,
+    wrapped in the legacy `[200, body]` array (joins-v1.yaml)."""
+    origin = await authenticated_origin()
+    body = await json_body()
+    result = await _membership().resident.send_join(origin, room_id, event_id, body)
+    return jsonify([200, {**result.to_json(), "origin": services().config.server.server_name}])
+
+
+@bp.put(f"{_V1}/send_leave/<room_id>/<event_id>")
+async def send_leave_v1(room_id: str, event_id: str) -> Response:
+    """PUT /_matrix/federation/v1/send_leave/{roomId}/{eventId} (deprecated: `[200, {}]`)"""
+    origin = await authenticated_origin()
+    body = await json_body()
+    await _membership().resident.send_membership(origin, room_id, event_id, body, "leave")
+    return jsonify([200, {}])
+
+
 @bp.put(f"{_V2}/send_leave/<room_id>/<event_id>")
 async def send_leave(room_id: str, event_id: str) -> Response:
     """PUT /_matrix/federation/v2/send_leave/{roomId}/{eventId}"""
