@@ -30,6 +30,7 @@ from dendrite_lite.rooms.access import MEMBER, load_current, load_readable
 from dendrite_lite.rooms.aliases import alias_from_localpart, alias_is_free, parse_alias, resolve_alias
 from dendrite_lite.rooms.creation import CreateRoomRequest, create_room
 from dendrite_lite.rooms.pipeline import EventSpec, PersistedEvent, RoomPipeline
+from dendrite_lite.rooms.upgrade import adopt_upgraded_room
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import accounts as accounts_table
 from dendrite_lite.storage import aliases as aliases_table
@@ -37,6 +38,7 @@ from dendrite_lite.storage import events as events_table
 from dendrite_lite.storage import rooms as rooms_table
 from dendrite_lite.storage import state as state_table
 from dendrite_lite.storage.events import StoredEvent
+from dendrite_lite.users.account_data import AccountDataService
 from dendrite_lite.users.profile import member_profile_content
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,8 @@ class MembershipService:
     federation: FederatedMembership | None = None
     # New rooms' version when /createRoom names none (server.default_room_version).
     default_room_version: RoomVersion = DEFAULT_ROOM_VERSION
+    # Where local users' tags and m.direct follow an upgraded room they join over federation.
+    account_data: AccountDataService | None = None
 
     async def _send(self, room_id: str, sender: str, target: str, content: dict[str, Any]) -> PersistedEvent:
         return await self.pipeline.send(room_id, EventSpec(sender, MEMBER, content, target))
@@ -156,6 +160,7 @@ class MembershipService:
             assert self.federation is not None
             try:
                 await self.federation.join(user_id, room_id, servers, content)
+                await adopt_upgraded_room(self.storage, self.account_data, self.server_name, room_id)
                 return room_id
             except MatrixError as e:
                 # No other server to ask: a room only we ever held can still be joined here.

@@ -37,7 +37,14 @@ from dendrite_lite.storage import rooms as rooms_table
 from dendrite_lite.users.account_data import AccountDataService
 from dendrite_lite.users.profile import member_profile_content
 
-__all__ = ["UpgradeRequest", "parse_upgrade", "upgrade_room", "copy_user_room_data", "TRANSFERRED_STATE"]
+__all__ = [
+    "UpgradeRequest",
+    "parse_upgrade",
+    "upgrade_room",
+    "adopt_upgraded_room",
+    "copy_user_room_data",
+    "TRANSFERRED_STATE",
+]
 
 log = logging.getLogger(__name__)
 
@@ -176,18 +183,55 @@ async def upgrade_room(
     if tombstone_id is None:
         await _send_tombstone(pipeline, old, requester, new_room_id)
 
-    async def move(conn: Any) -> None:
-        await aliases_table.update_aliases_room(conn, room_id, new_room_id)
-        if room is not None and room.is_public:
-            await rooms_table.update_room_public(conn, room_id, False)
-
-    await storage.db.write(move)
+    await _move_directory(storage, room_id, new_room_id)
     if canonical is not None and canonical.content:
         await pipeline.send(room_id, EventSpec(requester, "m.room.canonical_alias", {}, ""))
     await _restrict_old_room(pipeline, old, requester)
     if account_data is not None:
         await copy_user_room_data(account_data, _local_members(old, server_name), room_id, new_room_id)
     return new_room_id
+
+
+async def adopt_upgraded_room(
+    storage: Storage, account_data: AccountDataService | None, server_name: str, new_room_id: str
+) -> None:
+    """Our server just joined `new_room_id` over federation: if it replaces a room we are in,
+    what the upgrading server did for its own users is done for ours (Synapse's
+    transfer_room_state_on_room_upgrade): local aliases and the directory listing move, and local
+    members' tags and m.direct entries follow.
+
+    Unlike Synapse, only when the old room's tombstone names the new room: a create event's
+    `predecessor` is whatever the new room's creator wrote, and must not let any room take over
+    another room's aliases."""
+    create = (await load_current(storage, new_room_id)).get("m.room.create")
+    predecessor = create.content.get("predecessor") if create is not None else None
+    old_room_id = predecessor.get("room_id") if isinstance(predecessor, dict) else None
+    if not isinstance(old_room_id, str):
+        return
+    try:
+        old = await load_current(storage, old_room_id, None)
+    except MatrixError:
+        return  # a room we never were in
+    tombstone = old.get(TOMBSTONE)
+    if tombstone is None or tombstone.content.get("replacement_room") != new_room_id:
+        log.info("room %s names %s as predecessor, which does not name it back", new_room_id, old_room_id)
+        return
+    await _move_directory(storage, old_room_id, new_room_id)
+    if account_data is not None:
+        await copy_user_room_data(account_data, _local_members(old, server_name), old_room_id, new_room_id)
+
+
+async def _move_directory(storage: Storage, old_room_id: str, new_room_id: str) -> None:
+    """Aliases of the old room name the new one; a public old room is replaced in the list."""
+
+    async def move(conn: Any) -> None:
+        await aliases_table.update_aliases_room(conn, old_room_id, new_room_id)
+        room = await rooms_table.select_room(conn, old_room_id)
+        if room is not None and room.is_public:
+            await rooms_table.update_room_public(conn, old_room_id, False)
+            await rooms_table.update_room_public(conn, new_room_id, True)
+
+    await storage.db.write(move)
 
 
 async def _send_tombstone(

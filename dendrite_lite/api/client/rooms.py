@@ -29,6 +29,7 @@ def _service() -> MembershipService:
     return MembershipService(
         svc.storage, svc.pipeline, svc.config.server.server_name, svc.federated_membership,
         default_room_version=get_room_version(svc.config.server.default_room_version),
+        account_data=svc.account_data,
     )
 
 
