@@ -231,15 +231,17 @@ class Keyring:
     # --- Fetching ------------------------------------------------------------------------------
 
     async def _fetch(
-        self, server_name: str, wanted: Mapping[str, int], *, direct_only: bool = False
+        self, server_name: str, wanted: Mapping[str, int], *, direct_only: bool = False,
+        throttled: bool = True,
     ) -> None:
-        """One fetch per server at a time; later callers wait for the running one."""
+        """One fetch per server at a time; later callers wait for the running one.
+        `throttled=False` (notary queries) skips the refetch interval, not the one-at-a-time."""
         running = self._inflight.get(server_name)
         if running is not None:
             await asyncio.shield(running)
             return
         now = self.clock_ms()
-        if now - self._last_fetch.get(server_name, -REFETCH_INTERVAL_MS) < REFETCH_INTERVAL_MS:
+        if throttled and now - self._last_fetch.get(server_name, -REFETCH_INTERVAL_MS) < REFETCH_INTERVAL_MS:
             return
         self._last_fetch[server_name] = now
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -386,7 +388,10 @@ class Keyring:
         fresh = [r for r in cached if r.valid_until_ts >= need and (not wanted or r.key_id in wanted)]
         if not fresh or (wanted and {r.key_id for r in fresh} != set(wanted)):
             # A notary answers from what the server itself published, never from other notaries.
-            await self._fetch(server_name, wanted, direct_only=True)
+            # Unthrottled, as Synapse's notary: the querier asks for a validity the cache lacks,
+            # and an answer from 30 s ago would hide a rotated or re-published key. Each query
+            # costs at most one fetch per server it names (bounded per request by the handler).
+            await self._fetch(server_name, wanted, direct_only=True, throttled=False)
             cached = await self.storage.db.read(lambda c: db_keys.select_key_responses(c, server_name))
         chosen = [r for r in cached if not wanted or r.key_id in wanted]
         seen: set[str] = set()

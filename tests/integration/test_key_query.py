@@ -59,6 +59,10 @@ async def test_notary_answers_for_itself(server: RunningServer) -> None:
     verify_signed_by(keys, server)
     resp = await server.federation.post("/_matrix/key/v2/query", json={"server_keys": {name: {}}})
     assert [k["server_name"] for k in resp.json()["server_keys"]] == [name]
+    # The legacy /{keyId} form (removed in v1.6, still used by SyTest and old servers).
+    resp = await server.federation.get(f"/_matrix/key/v2/query/{name}/{server.key.key_id}")
+    assert resp.status_code == 200
+    assert [k["server_name"] for k in resp.json()["server_keys"]] == [name]
 
 
 async def test_notary_fetches_another_server_over_tls(start_server: StartServer, tmp_path: Path) -> None:

@@ -34,8 +34,12 @@ def _timestamp(value: Any, name: str) -> int | None:
 
 
 @bp.get("/_matrix/key/v2/query/<server_name>")
-async def query_one(server_name: str) -> Response:
-    """GET /_matrix/key/v2/query/{serverName}"""
+@bp.get("/_matrix/key/v2/query/<server_name>/<key_id>")
+async def query_one(server_name: str, key_id: str | None = None) -> Response:
+    """GET /_matrix/key/v2/query/{serverName}
+
+    The `/{keyId}` form left the spec in v1.6 (its key id was ignored by then); Synapse still
+    serves it for older servers, and so do we, answering with every key as the spec form does."""
     raw = request.args.get("minimum_valid_until_ts")
     if raw is not None and not raw.lstrip("-").isdigit():
         raise MatrixError(Errcode.INVALID_PARAM, "minimum_valid_until_ts must be an integer")

@@ -313,6 +313,31 @@ async def test_notary_query_refetches_when_cache_too_old(storage: Storage, world
     assert second[0]["valid_until_ts"] > first[0]["valid_until_ts"]
 
 
+async def test_notary_query_refetches_at_once_and_keeps_expired_keys(storage: Storage, world: World) -> None:
+    """A notary asked for a validity its cache lacks fetches again at once (SyTest "Key notary
+    server should return an expired key if it can't find any others"); when the origin then
+    fails, or forgets the key, the cached (even expired) response is still served."""
+    expired = world.key_response(REMOTE, valid_for=-24 * HOUR)
+    world.responses[REMOTE] = expired
+    kr = keyring(storage, world)
+    first = await kr.notary_query({REMOTE: {rid(world): None}})
+    assert [r["valid_until_ts"] for r in first] == [expired["valid_until_ts"]]
+    await kr.notary_query({REMOTE: {rid(world): expired["valid_until_ts"] + 1000}})
+    assert len(world.requests) == 2
+    world.down.add(REMOTE)
+    third = await kr.notary_query({REMOTE: {rid(world): expired["valid_until_ts"] + 1000}})
+    assert len(world.requests) == 3
+    assert [r["verify_keys"] for r in third] == [expired["verify_keys"]]
+    # The origin now publishes another key only: asking for the first still answers with it.
+    world.down.discard(REMOTE)
+    old_id = rid(world)
+    world.keys[REMOTE] = new_server_key("k2")
+    world.responses[REMOTE] = world.key_response(REMOTE)
+    await kr.notary_query({REMOTE: {old_id: world.now}})
+    kept = await kr.notary_query({REMOTE: {old_id: expired["valid_until_ts"]}})
+    assert [list(r["verify_keys"]) for r in kept] == [[old_id]]
+
+
 async def test_notary_query_unknown_unreachable_server_is_left_out(storage: Storage, world: World) -> None:
     world.down.add("gone.test:1")
     world.keys["gone.test:1"] = new_server_key("g")
