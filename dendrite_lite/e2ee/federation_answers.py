@@ -74,7 +74,8 @@ class FederationKeyAnswers:
         devices = []
         for device_id, keys in found["device_keys"][user_id].items():
             device: dict[str, Any] = {"device_id": device_id, "keys": keys}
-            name = keys.get("unsigned", {}).get("device_display_name")
+            # The display name has its own field here, as in Synapse.
+            name = keys.pop("unsigned", {}).get("device_display_name")
             if name is not None:
                 device["device_display_name"] = name
             devices.append(device)
