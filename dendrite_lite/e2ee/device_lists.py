@@ -1,7 +1,8 @@
 """Device list tracking (end_to_end_encryption.md §Tracking the device list for a user): who
 must re-query whose keys, for /sync `device_lists` and GET /keys/changes.
 
-A change (keys uploaded or changed, a device with keys deleted, cross-signing keys replaced) is
+A change (a device added, renamed or deleted, keys uploaded or changed, cross-signing keys
+replaced) is
 a row of the device list stream written in the same transaction as the change itself
 (storage/device_lists.py); `changed(user_id)` runs after that commit and wakes the /sync of
 everyone who shares a room with the user, and the user's own other devices.

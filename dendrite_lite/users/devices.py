@@ -2,8 +2,10 @@
 
 Every deletion of devices goes through `delete_devices_in`, so whatever else a device owns (its
 tokens, end-to-end keys, pending to-device messages and pushers) goes with it in one place, and
-the deletion of a device with keys enters the device list stream for other users to hear of. The
-callers then wake the /sync of those users (e2ee/device_lists.py `DeviceListService.changed`).
+the deletion (like a rename, and a new device at login) enters the device list stream for other
+users to hear of, keys or not, as in Synapse: a client tracking the user re-queries and sees the
+device gone. The callers then wake the /sync of those users (e2ee/device_lists.py
+`DeviceListService.changed`).
 """
 
 from __future__ import annotations
@@ -63,8 +65,8 @@ async def rename_device(
     storage: Storage, user_id: str, device_id: str, display_name: str | None
 ) -> bool:
     """Set the display name (None: leave it as it is); 404 M_NOT_FOUND for an unknown device.
-    True when the device has keys: others see the name in /keys/query, so the rename entered
-    the device list stream and the caller wakes them."""
+    True when the name changed: others see it in /keys/query and the user's other devices in
+    GET /devices, so the rename entered the device list stream and the caller wakes them."""
 
     async def txn(conn: aiosqlite.Connection) -> bool | None:
         device = await devices_table.select_device(conn, user_id, device_id)
@@ -73,8 +75,6 @@ async def rename_device(
         if display_name is None or display_name == device.display_name:
             return False
         await devices_table.update_device_display_name(conn, user_id, device_id, display_name)
-        if not await e2e_keys_table.select_device_keys(conn, user_id, [device_id]):
-            return False
         await device_lists_table.insert_device_list_change(conn, user_id, device_id)
         return True
 
@@ -112,9 +112,8 @@ async def delete_devices_in(
 
 async def _forget_device_e2ee(conn: aiosqlite.Connection, user_id: str, device_id: str) -> None:
     await to_device_table.delete_device_inbox(conn, user_id, device_id)
-    # keys.yaml /keys/changes: "removed an existing device with identity keys" is a change.
-    if await e2e_keys_table.delete_device_e2e_keys(conn, user_id, device_id):
-        await device_lists_table.insert_device_list_change(conn, user_id, device_id)
+    await e2e_keys_table.delete_device_e2e_keys(conn, user_id, device_id)
+    await device_lists_table.insert_device_list_change(conn, user_id, device_id)
 
 
 async def delete_devices(storage: Storage, user_id: str, device_ids: Iterable[str]) -> int:

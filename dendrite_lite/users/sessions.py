@@ -22,6 +22,7 @@ import aiosqlite
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import accounts as accounts_table
+from dendrite_lite.storage import device_lists as device_lists_table
 from dendrite_lite.storage import devices as devices_table
 from dendrite_lite.storage.devices import AccessToken, hash_token
 from dendrite_lite.users.accounts import check_password, get_account, make_user_id
@@ -168,10 +169,16 @@ async def open_session(
     now: int | None = None,
     lifetime_ms: int = ACCESS_TOKEN_LIFETIME_MS,
 ) -> Session:
-    """Log an (already authenticated) user in on a device; see insert_session."""
+    """Log an (already authenticated) user in on a device; see insert_session. A new device
+    enters the device list stream (as in Synapse): the user's other devices and room-mates
+    hear of it once the caller wakes them (DeviceListService.changed)."""
     at = now if now is not None else now_ms()
-    return await storage.db.write(
-        lambda conn: insert_session(
+
+    async def txn(conn: aiosqlite.Connection) -> Session:
+        known = device_id is not None and (
+            await devices_table.select_device(conn, user_id, device_id) is not None
+        )
+        session = await insert_session(
             conn,
             user_id,
             device_id=device_id,
@@ -181,7 +188,11 @@ async def open_session(
             now=at,
             lifetime_ms=lifetime_ms,
         )
-    )
+        if not known:
+            await device_lists_table.insert_device_list_change(conn, user_id, session.device_id)
+        return session
+
+    return await storage.db.write(txn)
 
 
 # -- identifying a user (login and UIA m.login.password) ------------------------------------

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.conftest import RunningServer
-from tests.integration.account_helpers import running_server
+from tests.integration.account_helpers import login, running_server
 from tests.integration.e2ee_helpers import DeviceKeyring, upload
 from tests.integration.sync_helpers import User, create_room, join, new_user, sync
 from tests.spec_schema import assert_matches_operation
@@ -62,15 +62,40 @@ async def test_key_upload_wakes_and_lists_roommates(srv: RunningServer) -> None:
     assert again["device_lists"]["changed"] == []
 
 
-async def test_deleting_a_device_with_keys_is_a_change(srv: RunningServer) -> None:
+@pytest.mark.parametrize("with_keys", [True, False], ids=["with-keys", "without-keys"])
+async def test_deleting_a_device_is_a_change(srv: RunningServer, with_keys: bool) -> None:
+    """Keys or not, as in Synapse: a client tracking the user re-queries and sees it gone."""
     alice, bob, _ = await _pair(srv)
-    await upload(alice, {"device_keys": DeviceKeyring.of(alice).device_keys()})
+    if with_keys:
+        await upload(alice, {"device_keys": DeviceKeyring.of(alice).device_keys()})
     since = (await sync(bob))["next_batch"]
     waiting = asyncio.create_task(sync(bob, since=since, timeout=10_000))
     await asyncio.sleep(0.2)
     assert (await alice.post("/logout", {})).status_code == 200
     body = await asyncio.wait_for(waiting, 5)
     assert body["device_lists"]["changed"] == [alice.user_id]
+
+
+async def test_a_new_device_is_a_change_for_room_mates_and_the_user(srv: RunningServer) -> None:
+    """Logging in adds a device: room-mates and the user's own devices hear of it at once
+    (Synapse does the same; SyTest waits for it)."""
+    alice, bob, _ = await _pair(srv)
+
+    async def changed(user: User, since: str) -> list[str]:
+        while True:  # long polls, until one wakes with a device list change
+            body = await sync(user, since=since, timeout=10_000)
+            if body["device_lists"]["changed"]:
+                return body["device_lists"]["changed"]  # type: ignore[no-any-return]
+            since = body["next_batch"]
+
+    since_alice = (await sync(alice))["next_batch"]
+    since_bob = (await sync(bob))["next_batch"]
+    waiting = [asyncio.create_task(changed(u, s)) for u, s in ((bob, since_bob), (alice, since_alice))]
+    await asyncio.sleep(0.2)
+    resp = await login(srv.client, alice.user_id)
+    assert resp.status_code == 200, resp.text
+    for task in waiting:
+        assert await asyncio.wait_for(task, 5) == [alice.user_id]
 
 
 async def test_joining_and_leaving_change_the_lists(srv: RunningServer) -> None:
@@ -116,15 +141,19 @@ async def test_changes_bad_tokens(srv: RunningServer, params: dict[str, str], er
     assert resp.json()["errcode"] == errcode
 
 
-async def test_renaming_a_device_with_keys_is_a_change(srv: RunningServer) -> None:
-    """The name is in /keys/query's `unsigned`: room-mates must re-query to see it."""
+async def test_renaming_a_device_is_a_change(srv: RunningServer) -> None:
+    """The name is in /keys/query's `unsigned` and in GET /devices: room-mates and the user's
+    other devices must re-query to see it, keys or not (as in Synapse)."""
     alice, bob, _ = await _pair(srv)
     since = (await sync(bob))["next_batch"]
     assert (await alice.put(f"/devices/{alice.device_id}", {"display_name": "no keys yet"})).status_code == 200
-    quiet = await sync(bob, since=since)
-    assert quiet["device_lists"]["changed"] == []
+    renamed = await sync(bob, since=since)
+    assert renamed["device_lists"]["changed"] == [alice.user_id]
+    # The same name again is no change.
+    assert (await alice.put(f"/devices/{alice.device_id}", {"display_name": "no keys yet"})).status_code == 200
+    assert (await sync(bob, since=renamed["next_batch"]))["device_lists"]["changed"] == []
     await upload(alice, {"device_keys": DeviceKeyring.of(alice).device_keys()})
-    since = (await sync(bob, since=quiet["next_batch"]))["next_batch"]
+    since = (await sync(bob, since=renamed["next_batch"]))["next_batch"]
     assert (await alice.put(f"/devices/{alice.device_id}", {"display_name": "phone"})).status_code == 200
     body = await sync(bob, since=since)
     assert body["device_lists"]["changed"] == [alice.user_id]

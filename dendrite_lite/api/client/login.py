@@ -48,6 +48,7 @@ async def post_login() -> Response:
         )
     else:
         raise MatrixError(Errcode.UNKNOWN, "Bad login type.", status=400)
+    await svc.device_lists.changed(session.user_id)  # a new device is a device list change
     result = session.to_json()
     result["well_known"] = {"m.homeserver": {"base_url": client_base_url(svc.config)}}
     return jsonify(result)
