@@ -55,6 +55,24 @@ async def test_send_is_idempotent_per_device(srv: RunningServer) -> None:
     assert "transaction_id" not in seen_by_bob.json()["unsigned"]
 
 
+async def test_post_send_without_txn_id(srv: RunningServer) -> None:
+    """POST /send/{eventType} (Synapse's, used by SyTest): each call sends a new event, and
+    content outside canonical JSON is refused with M_BAD_JSON like the PUT."""
+    alice, _, room_id = await _room(srv, room_version="6")
+    path = f"/rooms/{room_id}/send/sytest.dummy"
+    first = await alice.call("POST", path, {"body": "x"})
+    second = await alice.call("POST", path, {"body": "x"})
+    assert first.json()["event_id"] != second.json()["event_id"]
+    for bad in (2**53, -(2**53), 1.1):
+        resp = await alice.call("POST", path, {"body": bad}, expect=400)
+        assert resp.json()["errcode"] == "M_BAD_JSON"
+    resp = await alice.client.post(
+        f"/_matrix/client/v3{path}", content=b'{"body": NaN}',
+        headers={"Authorization": f"Bearer {alice.token}", "Content-Type": "application/json"},
+    )
+    assert resp.status_code == 400
+
+
 async def test_send_errors(srv: RunningServer) -> None:
     alice, _, room_id = await _room(srv)
     outsider = await new_user(srv, "eve")

@@ -3,6 +3,8 @@ rooms.yaml state/event, redaction.yaml)."""
 
 from __future__ import annotations
 
+import secrets
+
 from quart import Blueprint, Response, jsonify, request
 
 from dendrite_lite.api.app import services
@@ -32,6 +34,21 @@ async def put_send(room_id: str, event_type: str, txn_id: str) -> Response:
     event_id = await room_events_service().send(
         user_id=requester.user_id, device_id=requester.device_id, room_id=room_id,
         event_type=event_type, txn_id=txn_id, content=await json_body(),
+    )
+    return jsonify({"event_id": event_id})
+
+
+@bp.post(f"{_ROOM}/send/<event_type>")
+async def post_send(room_id: str, event_type: str) -> Response:
+    """POST /_matrix/client/v3/rooms/{roomId}/send/{eventType}
+
+    NOTSPEC: not in the spec (it has only the PUT with a txnId); Synapse serves it and SyTest
+    sends with it. Without a client txnId there is nothing to deduplicate: each POST gets a
+    fresh one."""
+    requester = await authenticate(services(), allow_guest=True)
+    event_id = await room_events_service().send(
+        user_id=requester.user_id, device_id=requester.device_id, room_id=room_id,
+        event_type=event_type, txn_id=f"post-{secrets.token_urlsafe(12)}", content=await json_body(),
     )
     return jsonify({"event_id": event_id})
 
