@@ -95,6 +95,8 @@ from dendrite_lite.event_loop import new_event_loop
 from dendrite_lite.logging_setup import configure_logging
 from dendrite_lite.memory import return_large_blocks_to_os
 from dendrite_lite.ratelimit import RateLimits
+from dendrite_lite.rooms.guest_access import GuestAccessRevocation
+from dendrite_lite.rooms.membership import MembershipService
 from dendrite_lite.rooms.pipeline import RoomPipeline
 from dendrite_lite.rooms.read_markers import ReadMarkersService
 from dendrite_lite.rooms.receipts import ReceiptsService
@@ -296,7 +298,8 @@ async def load_services(config: Config) -> Services:
     e2ee, e2ee_sync, device_list_edus = _e2ee_services(config, storage, notifier, federation)
     # Joins that start sharing a room make cached remote device lists stale, and send our
     # joining user's device list to the room's new servers.
-    hooks = [counter.prepare, e2ee["remote_device_lists"].prepare]
+    guests = GuestAccessRevocation(storage)  # guests leave when guest access ends
+    hooks = [counter.prepare, e2ee["remote_device_lists"].prepare, guests.prepare]
     if device_list_edus is not None:
         hooks.append(device_list_edus.prepare)
     pipeline = RoomPipeline(
@@ -306,6 +309,9 @@ async def load_services(config: Config) -> Services:
         commit_hooks=[sender.committed] if sender else [],
     )
     federation.update(_inbound_federation(config, key, storage, notifier, pipeline, hooks, federation))
+    guests.leave = MembershipService(
+        storage, pipeline, config.server.server_name, federation["federated_membership"]
+    ).leave
     if sender is not None:
         await sender.start()  # resumes delivery queued before a restart; stopped by _close_services
     if device_list_edus is not None:

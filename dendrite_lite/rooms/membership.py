@@ -22,6 +22,7 @@ from typing import Any
 import aiosqlite
 
 from dendrite_lite.errors import Errcode, MatrixError
+from dendrite_lite.events.event import Event
 from dendrite_lite.events.ids import is_valid_user_id, server_name_of
 from dendrite_lite.events.room_versions import DEFAULT_ROOM_VERSION, RoomVersion
 from dendrite_lite.federation.remote_membership import FederatedMembership
@@ -61,6 +62,13 @@ def parse_target_user(body: Mapping[str, Any]) -> str:
     if not is_valid_user_id(user_id):
         raise MatrixError(Errcode.INVALID_PARAM, f"user_id {user_id!r} is not a valid user id")
     return user_id
+
+
+GUEST_ACCESS = "m.room.guest_access"
+
+
+def _guests_can_join(guest_access: Event | None) -> bool:
+    return guest_access is not None and guest_access.content.get("guest_access") == "can_join"
 
 
 def _reason(reason: Any) -> dict[str, Any]:
@@ -149,10 +157,17 @@ class MembershipService:
                 log.warning("createRoom %s: could not invite %s: %s %s", room_id, invitee, e.errcode, e.error)
 
     async def join(
-        self, user_id: str, room_id_or_alias: str, *, reason: Any = None, servers: Sequence[str] = ()
+        self,
+        user_id: str,
+        room_id_or_alias: str,
+        *,
+        reason: Any = None,
+        servers: Sequence[str] = (),
+        guest: bool = False,
     ) -> str:
         """POST /join/{roomIdOrAlias} and /rooms/{roomId}/join; returns the room id. `servers`
-        (via / server_name) are where to ask when the room is on other servers."""
+        (via / server_name) are where to ask when the room is on other servers. A `guest` joins
+        only a room whose m.room.guest_access is can_join (guest_access.md §Server behaviour)."""
         room_id, servers = await self._room_and_servers(room_id_or_alias, servers)
         content = {"membership": "join", **_reason(reason)}
         content.update(await member_profile_content(self.storage, user_id))
@@ -167,7 +182,7 @@ class MembershipService:
                 if e.errcode != Errcode.NOT_FOUND or not await self._known(room_id):
                     raise
         try:
-            room = await load_current(self.storage, room_id, [(MEMBER, user_id)])
+            room = await load_current(self.storage, room_id, [(MEMBER, user_id), (GUEST_ACCESS, "")])
         except MatrixError as e:
             if e.errcode == Errcode.NOT_FOUND:
                 raise MatrixError(
@@ -175,6 +190,8 @@ class MembershipService:
                 ) from None
             raise
         current = room.get(MEMBER, user_id)
+        if guest and not _guests_can_join(room.get(GUEST_ACCESS, "")):
+            raise MatrixError(Errcode.FORBIDDEN, "Guest access is not allowed in this room")
         # Joining again with nothing new would only add noise to everyone's timeline.
         if current is not None and current.membership == "join" and dict(current.content) == content:
             return room_id

@@ -13,6 +13,8 @@ __all__ = [
     "select_account",
     "select_account_count",
     "select_user_ids",
+    "select_joined_guests",
+    "update_guest_to_user",
     "update_password_hash",
     "update_account_admin",
     "update_account_deactivated",
@@ -134,3 +136,25 @@ async def update_avatar_url(
     conn: aiosqlite.Connection, user_id: str, avatar_url: str | None
 ) -> bool:
     return await _update(conn, UPDATE_AVATAR_URL, avatar_url, user_id)
+
+
+SELECT_JOINED_GUESTS = (
+    "SELECT cs.state_key FROM current_state AS cs JOIN accounts AS a ON a.user_id = cs.state_key"
+    " WHERE cs.room_id = ? AND cs.type = 'm.room.member' AND cs.membership = 'join'"
+    " AND a.is_guest = 1 ORDER BY cs.state_key"
+)
+
+
+UPGRADE_GUEST = "UPDATE accounts SET password_hash = ?, is_guest = 0 WHERE user_id = ? AND is_guest = 1"
+
+
+async def update_guest_to_user(conn: aiosqlite.Connection, user_id: str, password_hash: str) -> bool:
+    """A guest account becomes a full one (False: no such guest, e.g. already upgraded)."""
+    cur = await conn.execute(UPGRADE_GUEST, (password_hash, user_id))
+    return cur.rowcount == 1
+
+
+async def select_joined_guests(conn: aiosqlite.Connection, room_id: str) -> list[str]:
+    """Our guest accounts joined to the room."""
+    async with conn.execute(SELECT_JOINED_GUESTS, (room_id,)) as cur:
+        return [row[0] for row in await cur.fetchall()]

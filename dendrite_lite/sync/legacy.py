@@ -8,7 +8,7 @@ streams stay in one place:
   `room_id`. Its tokens are sync tokens, so `end` of a room initialSync (a sync token too) can be
   used as `from`.
 - /events?room_id= for a world_readable room the user is not in (a peek) reads that room through
-  /messages. The notifier only wakes members, so a peek re-reads the room every PEEK_POLL_S until
+  /messages, plus its typing, receipts and its members' presence, as Synapse sends a peeker. The notifier only wakes members, so a peek re-reads the room every PEEK_POLL_S until
   its timeout; it is a rare, deprecated path and the poll is one indexed read.
 - /initialSync is an initial /sync reshaped into a list of rooms.
 - Events come in the v1 client format, as Synapse serves them here: `user_id` beside `sender`,
@@ -21,7 +21,7 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.rooms.history import HistoryService, MessagesRequest
@@ -34,6 +34,10 @@ from dendrite_lite.storage import sync as sync_table
 from dendrite_lite.sync.tokens import SyncToken, pagination_token, parse_sync_token
 from dendrite_lite.users.account_data import PUSH_RULES, AccountDataService
 from dendrite_lite.users.presence import PresenceService
+
+if TYPE_CHECKING:
+    from dendrite_lite.rooms.receipts import ReceiptsService
+    from dendrite_lite.rooms.typing import TypingService
 
 __all__ = ["LegacySyncService", "PEEK_POLL_S"]
 
@@ -57,6 +61,8 @@ class LegacySyncService:
         get_event: GetEvent,
         presence: PresenceService | None = None,
         account_data: AccountDataService | None = None,
+        receipts: ReceiptsService | None = None,
+        typing: TypingService | None = None,
     ) -> None:
         self._storage = storage
         self._sync = sync
@@ -65,6 +71,8 @@ class LegacySyncService:
         self._get_event = get_event
         self._presence = presence
         self._account_data = account_data
+        self._receipts = receipts
+        self._typing = typing
 
     # --- GET /events ------------------------------------------------------------------------------
 
@@ -106,10 +114,33 @@ class LegacySyncService:
                     limit=_STREAM_LIMIT,
                 )
             )
-            if page["chunk"] or time.monotonic() >= deadline:
-                chunk = _v1(page["chunk"])
-                return {"start": since.encode(), "end": now.encode(), "chunk": chunk}
+            chunk = page["chunk"] + await self._peek_extras(user_id, room_id, since, now)
+            if chunk or time.monotonic() >= deadline:
+                return {"start": since.encode(), "end": now.encode(), "chunk": _v1(chunk)}
             await asyncio.sleep(min(PEEK_POLL_S, max(0.0, deadline - time.monotonic())))
+
+    async def _peek_extras(
+        self, user_id: str, room_id: str, since: SyncToken, now: SyncToken
+    ) -> list[dict[str, Any]]:
+        """Typing, receipts and members' presence in the peeked room between the tokens."""
+        out: list[dict[str, Any]] = []
+        if self._typing is not None and since.typing < now.typing:
+            typing = await self._typing.typing_since([room_id], since.typing)
+            if room_id in typing:
+                out.append({"type": "m.typing", "room_id": room_id,
+                            "content": {"user_ids": typing[room_id]}})
+        if self._receipts is not None and since.receipts < now.receipts:
+            receipts = await self._receipts.receipts_since(
+                [room_id], since.receipts, now.receipts, user_id
+            )
+            if room_id in receipts:
+                out.append({"type": "m.receipt", "room_id": room_id, "content": receipts[room_id]})
+        if self._presence is not None and since.presence < now.presence:
+            members = await self._storage.db.read(
+                lambda c: state_table.select_members(c, room_id, "join")
+            )
+            out.extend(await self._presence.presence_since(members, since.presence))
+        return out
 
     # --- GET /initialSync -------------------------------------------------------------------------
 

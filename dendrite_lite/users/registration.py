@@ -28,7 +28,13 @@ from dendrite_lite.storage import accounts as accounts_table
 from dendrite_lite.storage import registration as registration_table
 from dendrite_lite.users.accounts import get_account, make_user_id, validate_user_id
 from dendrite_lite.users.passwords import hash_password_async
-from dendrite_lite.users.sessions import Session, insert_session, now_ms, validate_device_id
+from dendrite_lite.users.sessions import (
+    Session,
+    authenticate,
+    insert_session,
+    now_ms,
+    validate_device_id,
+)
 from dendrite_lite.users.uia import DUMMY, REGISTRATION_TOKEN, Flow, UiaSessions
 
 __all__ = [
@@ -117,8 +123,9 @@ async def register_user(
     server_name = config.server.server_name
     auth = body.get("auth")
     session, params = uia.start(auth, "register", registration_flows(config), body)
-    user_id = None
-    if params.get("username") is not None:
+    guest_id = await _upgradable_guest(storage, server_name, params)
+    user_id = guest_id
+    if params.get("username") is not None and guest_id is None:
         user_id = await check_username_available(storage, server_name, params["username"])
     password = _password(params)
     device_id = _optional(params, "device_id", str)
@@ -140,9 +147,13 @@ async def register_user(
 
     async def txn(conn: aiosqlite.Connection) -> Registered:
         uid = user_id or await _free_generated_user_id(conn, server_name)
-        if not await accounts_table.insert_account(
-            conn, user_id=uid, password_hash=password_hash, created_ts=now
-        ):
+        if guest_id is not None:
+            created = await accounts_table.update_guest_to_user(conn, uid, password_hash)
+        else:
+            created = await accounts_table.insert_account(
+                conn, user_id=uid, password_hash=password_hash, created_ts=now
+            )
+        if not created:
             raise MatrixError(Errcode.USER_IN_USE, "User ID already taken.")
         if token is not None and not await registration_table.use_registration_token(
             conn, token, now
@@ -159,6 +170,24 @@ async def register_user(
     result = await storage.db.write(txn)
     uia.finish(session)
     return result
+
+
+async def _upgradable_guest(
+    storage: Storage, server_name: str, params: dict[str, Any]
+) -> str | None:
+    """The guest account a registration with `guest_access_token` upgrades (guest_access.md:
+    the `username` must then be the guest's own localpart), or None without the token."""
+    token = params.get("guest_access_token")
+    if token is None:
+        return None
+    if not isinstance(token, str):
+        raise MatrixError(Errcode.INVALID_PARAM, "guest_access_token must be a string")
+    guest = await authenticate(storage, token)
+    if not guest.is_guest:
+        raise MatrixError(Errcode.FORBIDDEN, "guest_access_token is not a guest's")
+    if _user_id_for(params.get("username"), server_name) != guest.user_id:
+        raise MatrixError(Errcode.FORBIDDEN, "A guest can only upgrade its own account")
+    return guest.user_id
 
 
 async def _free_generated_user_id(conn: aiosqlite.Connection, server_name: str) -> str:
@@ -191,8 +220,10 @@ async def register_guest(
 
     async def txn(conn: aiosqlite.Connection) -> Registered:
         uid = await _free_generated_user_id(conn, config.server.server_name)
+        # The localpart as display name, as Synapse gives every new account one.
         await accounts_table.insert_account(
-            conn, user_id=uid, password_hash=None, created_ts=now, is_guest=True
+            conn, user_id=uid, password_hash=None, created_ts=now, is_guest=True,
+            displayname=uid[1:].split(":", 1)[0],
         )
         new = await insert_session(
             conn, uid, device_id=None, display_name=display_name, ip=ip, with_refresh=False,

@@ -95,6 +95,12 @@ async def test_room_initial_sync_and_peeking_a_world_readable_room(srv: RunningS
     after = await send(alice, room, "after")
     peek = await _events(bob, room_id=room, timeout=1000, **{"from": body["messages"]["end"]})
     assert [e["event_id"] for e in peek["chunk"]] == [after]
+    # A peeker is sent the room's typing notices too, as Synapse does.
+    resp = await alice.put(f"/rooms/{room}/typing/{alice.user_id}", {"typing": True, "timeout": 5000})
+    assert resp.status_code == 200, resp.text
+    typing = await _events(bob, room_id=room, timeout=1000, **{"from": peek["end"]})
+    got = [(e["type"], e["room_id"]) for e in typing["chunk"] if e["type"] != "m.presence"]
+    assert got == [("m.typing", room)]
 
 
 async def test_room_initial_sync_refuses_a_private_room_to_non_members(srv: RunningServer) -> None:

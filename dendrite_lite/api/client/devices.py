@@ -19,7 +19,7 @@ bp = Blueprint("client_devices", __name__)
 async def get_devices() -> Response:
     """GET /_matrix/client/v3/devices"""
     svc = services()
-    requester = await authenticate(svc)
+    requester = await authenticate(svc, allow_guest=True)
     found = await devices.list_devices(svc.storage, requester.user_id)
     return jsonify({"devices": [devices.device_json(d) for d in found]})
 
@@ -28,7 +28,7 @@ async def get_devices() -> Response:
 async def get_device(device_id: str) -> Response:
     """GET /_matrix/client/v3/devices/{deviceId}"""
     svc = services()
-    requester = await authenticate(svc)
+    requester = await authenticate(svc, allow_guest=True)
     device = await devices.get_device(svc.storage, requester.user_id, device_id)
     return jsonify(devices.device_json(device))
 
@@ -41,7 +41,7 @@ async def put_device(device_id: str) -> Response:
     supported yet.
     """
     svc = services()
-    requester = await authenticate(svc)
+    requester = await authenticate(svc, allow_guest=True)
     body = await json_body()
     display_name = body.get("display_name")
     if display_name is not None and not isinstance(display_name, str):

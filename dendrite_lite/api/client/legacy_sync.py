@@ -36,7 +36,8 @@ def _service() -> LegacySyncService:
 
     return LegacySyncService(
         svc.storage, svc.sync, svc.history, get_state, get_event,
-        presence=svc.presence, account_data=svc.account_data,
+        presence=svc.presence, account_data=svc.account_data, receipts=svc.receipts,
+        typing=svc.typing,
     )
 
 

@@ -45,7 +45,7 @@ async def _lookup(user_id: str) -> profile.Profile:
 async def put_profile_field(user_id: str, key: str) -> Response:
     """PUT /_matrix/client/v3/profile/{userId}/{keyName}"""
     svc = services()
-    requester = await authenticate(svc)
+    requester = await authenticate(svc, allow_guest=key == "displayname")
     body = await json_body()
     if key not in body:
         raise MatrixError(Errcode.MISSING_PARAM, f"The body must contain {key!r}")
@@ -60,7 +60,7 @@ async def put_profile_field(user_id: str, key: str) -> Response:
 async def delete_profile_field(user_id: str, key: str) -> Response:
     """DELETE /_matrix/client/v3/profile/{userId}/{keyName}"""
     svc = services()
-    requester = await authenticate(svc)
+    requester = await authenticate(svc, allow_guest=key == "displayname")
     await profile.set_profile_field(
         svc.storage, svc.pipeline, requester=requester.user_id, user_id=user_id,
         key=key, value=None,

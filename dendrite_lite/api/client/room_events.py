@@ -30,7 +30,7 @@ def room_events_service() -> RoomEventsService:
 @bp.put(f"{_ROOM}/send/<event_type>/<txn_id>")
 async def put_send(room_id: str, event_type: str, txn_id: str) -> Response:
     """PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}"""
-    requester = await authenticate(services())
+    requester = await authenticate(services(), allow_guest=True)
     event_id = await room_events_service().send(
         user_id=requester.user_id, device_id=requester.device_id, room_id=room_id,
         event_type=event_type, txn_id=txn_id, content=await json_body(),
@@ -57,7 +57,7 @@ async def post_send(room_id: str, event_type: str) -> Response:
 @bp.put(f"{_ROOM}/state/<event_type>/<path:state_key>")
 async def put_state(room_id: str, event_type: str, state_key: str) -> Response:
     """PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}"""
-    requester = await authenticate(services())
+    requester = await authenticate(services(), allow_guest=True)
     event_id = await room_events_service().set_state(
         user_id=requester.user_id, room_id=room_id, event_type=event_type,
         state_key=state_key, content=await json_body(),
@@ -69,7 +69,7 @@ async def put_state(room_id: str, event_type: str, state_key: str) -> Response:
 @bp.get(f"{_ROOM}/state/<event_type>/<path:state_key>")
 async def get_state_event(room_id: str, event_type: str, state_key: str) -> Response:
     """GET /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}"""
-    requester = await authenticate(services())
+    requester = await authenticate(services(), allow_guest=True)
     fmt = request.args.get("format", "content")
     if fmt not in ("content", "event"):
         raise MatrixError(Errcode.INVALID_PARAM, "format must be 'content' or 'event'")
@@ -83,14 +83,14 @@ async def get_state_event(room_id: str, event_type: str, state_key: str) -> Resp
 @bp.get(f"{_ROOM}/state")
 async def get_state(room_id: str) -> Response:
     """GET /_matrix/client/v3/rooms/{roomId}/state"""
-    requester = await authenticate(services())
+    requester = await authenticate(services(), allow_guest=True)
     return jsonify(await room_events_service().get_state(user_id=requester.user_id, room_id=room_id))
 
 
 @bp.get(f"{_ROOM}/event/<event_id>")
 async def get_event(room_id: str, event_id: str) -> Response:
     """GET /_matrix/client/v3/rooms/{roomId}/event/{eventId}"""
-    requester = await authenticate(services())
+    requester = await authenticate(services(), allow_guest=True)
     body = await room_events_service().get_event(
         user_id=requester.user_id, device_id=requester.device_id, room_id=room_id, event_id=event_id
     )

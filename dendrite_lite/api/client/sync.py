@@ -29,7 +29,7 @@ def _timeout_ms(value: str | None) -> int:
 async def get_sync() -> Response:
     """GET /_matrix/client/v3/sync"""
     svc = services()
-    requester = await authenticate(svc)
+    requester = await authenticate(svc, allow_guest=True)
     args = request.args
     set_presence = args.get("set_presence")
     if set_presence is not None and set_presence not in _PRESENCE:

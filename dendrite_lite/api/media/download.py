@@ -27,7 +27,7 @@ _LEGACY = ("/_matrix/media/v3", "/_matrix/media/r0")
 @bp.get("/_matrix/client/v1/media/download/<server_name>/<media_id>/<file_name>")
 async def download(server_name: str, media_id: str, file_name: str | None = None) -> Response:
     """GET /_matrix/client/v1/media/download/{serverName}/{mediaId}"""
-    await authenticate(services())
+    await authenticate(services(), allow_guest=True)
     return await _download(server_name, media_id, file_name, authenticated=True)
 
 
@@ -39,7 +39,7 @@ async def legacy_download(server_name: str, media_id: str, file_name: str | None
 @bp.get("/_matrix/client/v1/media/thumbnail/<server_name>/<media_id>")
 async def thumbnail(server_name: str, media_id: str) -> Response:
     """GET /_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}"""
-    await authenticate(services())
+    await authenticate(services(), allow_guest=True)
     return await _thumbnail(server_name, media_id, authenticated=True)
 
 
