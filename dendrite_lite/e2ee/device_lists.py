@@ -10,7 +10,9 @@ everyone who shares a room with the user, and the user's own other devices.
 `changed` and `left` between two sync tokens:
 - changed: users sharing a room with the requester now whose device list changed in between,
   and users who became room-mates in between (joined a room of ours, or were in a room we
-  joined); the spec allows the latter even when another room was already shared;
+  joined); the spec allows the latter even when another room was already shared. Users
+  invited (or knocking) in between to a room we are in count too, as in Synapse: clients may
+  encrypt to invited members, so they fetch the invitee's keys;
 - left: users who were in a room one of us left in between and share no room with us now.
 NOTSPEC: "encrypted rooms" in the spec's definitions are read as "rooms": a superset for
 `changed` (harmless: the client re-queries), and `left` only names users sharing no room.
@@ -109,6 +111,7 @@ async def _changes(
         changed = await table.select_changed_users(conn, since, until)
     met: set[str] = set()
     parted: set[str] = set()
+    invited: set[str] = set()
     if since_room < until_room:
         for change in await table.select_membership_changes(conn, user_id, since_room, until_room):
             if change.user_id == user_id:
@@ -120,12 +123,16 @@ async def _changes(
                     parted |= members
             elif change.membership == "join":
                 met.add(change.user_id)
+            elif change.membership in ("invite", "knock") and user_id in set(
+                await table.select_room_members(conn, change.room_id)
+            ):
+                invited.add(change.user_id)
             elif change.membership in _LEAVING:
                 parted.add(change.user_id)
     met.discard(user_id)
-    if not (changed or met or parted):
+    if not (changed or met or parted or invited):
         return DeviceListChanges([], [])  # the usual case: no need to know who shares a room
     sharing = await table.select_users_sharing_rooms_with(conn, user_id)
-    changed = (changed & (sharing | {user_id})) | (met & sharing)
+    changed = (changed & (sharing | {user_id})) | (met & sharing) | (invited - {user_id})
     left = parted - sharing - {user_id}
     return DeviceListChanges(sorted(changed), sorted(left))

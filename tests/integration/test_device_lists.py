@@ -159,3 +159,17 @@ async def test_renaming_a_device_is_a_change(srv: RunningServer) -> None:
     assert body["device_lists"]["changed"] == [alice.user_id]
     resp = await bob.post("/keys/query", {"device_keys": {alice.user_id: []}})
     assert resp.json()["device_keys"][alice.user_id][alice.device_id]["unsigned"] == {"device_display_name": "phone"}
+
+
+async def test_an_invited_user_is_changed_for_the_rooms_members(srv: RunningServer) -> None:
+    """Clients may encrypt to invited members, so an invite names the invitee in `changed`
+    for the room's members (as Synapse does), before the invitee shares the room."""
+    alice = await new_user(srv.client, f"dl{next(_names)}")
+    bob = await new_user(srv.client, f"dl{next(_names)}")
+    room = await create_room(alice)
+    since = (await sync(alice))["next_batch"]
+    resp = await alice.post(f"/rooms/{room}/invite", {"user_id": bob.user_id})
+    assert resp.status_code == 200, resp.text
+    body = await sync(alice, since=since)
+    assert body["device_lists"] == {"changed": [bob.user_id], "left": []}
+    assert (await _changes(alice, since, body["next_batch"]))["changed"] == [bob.user_id]
