@@ -57,6 +57,11 @@ log = logging.getLogger(__name__)
 
 # Oldest timeline events looked at for prev events we lack.
 _EDGE = 20
+# Asked of the server however few events the page wants, as Synapse asks 100: a batch that
+# reaches back to events whose state we hold (the create event of a young room, or our join's
+# state) can be placed without /state_ids, which servers may not serve; and the next pages
+# need no round trip.
+MIN_BATCH = 100
 # Steps back past events held with a state but outside the timeline, looking for a gap.
 _EDGE_WALK = 10
 _CREATE_KEY: StateKey = ("m.room.create", "")
@@ -92,11 +97,14 @@ class Backfiller:
         server_name: str,
         limits: FetchLimits = FetchLimits(),
         room_lock: Callable[[str], asyncio.Lock] | None = None,
+        min_batch: int = MIN_BATCH,
     ) -> None:
         """`room_lock`: the local pipeline's (RoomPipeline.room_lock), held while the batch is
         written, so an event the ingest pipeline is storing at the same time (it checks and
-        writes under that lock) is stored by one of the two only."""
+        writes under that lock) is stored by one of the two only. `min_batch`: tests of
+        batch boundaries lower it."""
         self._storage = storage
+        self._min_batch = min_batch
         self._room_lock = room_lock
         self._requester = requester
         self._keys = key_store
@@ -113,10 +121,10 @@ class Backfiller:
         return lock
 
     async def backfill(self, room_id: str, limit: int) -> int:
-        """Fetch up to `limit` events before the oldest we hold; returns how many were stored
-        (rejected ones included)."""
+        """Fetch up to `max(limit, min_batch)` events before the oldest we hold; returns how
+        many were stored (rejected ones included)."""
         async with self._lock(room_id):
-            return await self._backfill(room_id, limit)
+            return await self._backfill(room_id, max(limit, self._min_batch))
 
     async def _backfill(self, room_id: str, limit: int) -> int:
         oldest, missing, servers, version = await self._storage.db.read(lambda c: _edge(c, room_id))

@@ -104,16 +104,17 @@ class World:
 
 
 async def joined_after(
-    tmp_path: Path, history: Callable[[RemoteDag], None], version: str = "10"
+    tmp_path: Path, history: Callable[[RemoteDag], None], version: str = "10", min_batch: int = 1
 ) -> World:
     """The remote room (open_room_dag), then `history`, then our server joins (me@test) through
-    persist_join_state: we hold the state at our join as outliers and our join only."""
+    persist_join_state: we hold the state at our join as outliers and our join only. Batches
+    are as small as the page asks (`min_batch` 1) unless told."""
     keys, store = make_keys()
     dag = open_room_dag(version, keys)
     history(dag)
     requester = BackfillRequester(dag)
     storage, _, _, _, join = await join_through_state(tmp_path, dag, keys, store, requester)
-    backfiller = Backfiller(storage, requester, store, server_name=US)  # type: ignore[arg-type]
+    backfiller = Backfiller(storage, requester, store, server_name=US, min_batch=min_batch)  # type: ignore[arg-type]
     requester.calls.clear()
     history_service = HistoryService(storage, backfill=backfiller.backfill)
     return World(storage, dag, requester, backfiller, history_service, join.event_id, store)
@@ -196,6 +197,21 @@ async def test_state_at_the_batch_boundary_comes_from_state_ids(tmp_path: Path, 
     secret_state = await w.state_after(names["secret"])
     assert w.dag.events[secret_state[("m.room.member", CAROL)]].membership == "join"
     assert w.dag.events[secret_state[HV]].content["history_visibility"] == "joined"
+
+
+async def test_a_small_page_asks_a_batch_that_needs_no_state_ids(tmp_path: Path, worlds: list[World]) -> None:
+    """A page of 3 still asks for 100 events (as Synapse does): the batch reaches back to the
+    create event, so every event gets its state from its prev events even when the server
+    serves no /state_ids (SyTest "Outbound federation can backfill events")."""
+    names: dict[str, str] = {}
+    w = await joined_after(tmp_path, _visibility_history(names), min_batch=100)
+    worlds.append(w)
+    w.requester.state_ids_fail = True
+    chunk = await w.messages(limit=3)
+    assert [e["event_id"] for e in chunk] == [w.join_id, names["after"], names["hv_shared"]]
+    assert [a[2] for a in w.requester.called("backfill")] == [100]
+    assert w.requester.called("get_state_ids") == []
+    assert await w.state_after(names["after"]) == w.dag.state_after[names["after"]]
 
 
 async def test_an_event_whose_state_cannot_be_had_is_left_out(tmp_path: Path, worlds: list[World]) -> None:
