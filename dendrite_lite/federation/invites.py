@@ -28,9 +28,10 @@ from dendrite_lite.events.pdu import event_from_pdu, pdu_for_federation
 from dendrite_lite.events.room_versions import KNOWN_ROOM_VERSIONS
 from dendrite_lite.events.signing import add_event_signature
 from dendrite_lite.federation.checks import PduDropped, verify_pdu
-from dendrite_lite.federation.client import FederationClient, FederationError
+from dendrite_lite.events.format import FormatError, validate_pdu
+from dendrite_lite.federation.client import FederationClient, FederationError, RemoteError
 from dendrite_lite.federation.ingest import FederationIngest
-from dendrite_lite.federation.joins import _remote_error
+from dendrite_lite.federation.joins import _remote_error, _unknown_endpoint
 from dendrite_lite.federation.membership_events import (
     build_member_event,
     is_resident,
@@ -127,19 +128,7 @@ class InviteService:
             sender=sender, target=target, content=content,
         )
         destination = server_name_of(target)
-        path = (
-            f"/_matrix/federation/v2/invite/{quote(room_id, safe='')}/"
-            f"{quote(event.event_id, safe='')}"
-        )
-        body = {
-            "room_version": event.room_version.identifier,
-            "event": pdu_for_federation(event),
-            "invite_room_state": await self._stripped_state(room_id, sender),
-        }
-        try:
-            answer = await self._client.put_json(destination, path, body)
-        except FederationError as e:
-            raise _remote_error(e) from None
+        answer = await self._send_invite(destination, event, await self._stripped_state(room_id, sender))
         signed = self._countersigned(answer, event, destination)
         try:
             outcome = await self._ingest.receive_pdu(self._server_name, signed)
@@ -151,11 +140,38 @@ class InviteService:
             await self._queue(outcome.event, outcome.stream_ordering)
         return outcome.event
 
+    async def _send_invite(self, destination: str, event: Event, stripped: list[dict[str, Any]]) -> Any:
+        """PUT /v2/invite, or the deprecated /v1/invite (the event itself, the stripped state
+        in its unsigned, and the answer wrapped in `[200, body]`: invites-v1.yaml) to a server
+        that does not serve v2, as Synapse falls back."""
+        assert self._client is not None
+        tail = f"invite/{quote(event.room_id, safe='')}/{quote(event.event_id, safe='')}"
+        pdu = pdu_for_federation(event)
+        try:
+            try:
+                return await self._client.put_json(
+                    destination, f"/_matrix/federation/v2/{tail}",
+                    {"room_version": event.room_version.identifier, "event": pdu, "invite_room_state": stripped},
+                )
+            except RemoteError as e:
+                if not _unknown_endpoint(e):
+                    raise
+            legacy = {**pdu, "unsigned": {**pdu.get("unsigned", {}), "invite_room_state": stripped}}
+            answer = await self._client.put_json(destination, f"/_matrix/federation/v1/{tail}", legacy)
+            return answer[1] if isinstance(answer, list) and len(answer) == 2 else answer
+        except FederationError as e:
+            raise _remote_error(e) from None
+
     @staticmethod
     def _countersigned(answer: Any, event: Event, destination: str) -> dict[str, Any]:
         returned = answer.get("event") if isinstance(answer, dict) else None
         if not isinstance(returned, dict):
             raise MatrixError(Errcode.UNKNOWN, f"{destination} answered the invite without an event", status=502)
+        try:
+            validate_pdu(returned, event.room_version)
+        except FormatError as e:
+            # Synapse answers 400 M_BAD_JSON too (e.g. a float in a v6 event).
+            raise MatrixError(Errcode.BAD_JSON, f"{destination} answered the invite with a bad event: {e.reason}") from None
         try:
             same = event_from_pdu(returned, event.room_version).event_id == event.event_id
         except (ValueError, TypeError):
@@ -176,7 +192,12 @@ class InviteService:
         ingest, which stored it, does not queue)."""
         if self._sender is None:
             return
-        write = await self._sender.prepare(event.room_id, [event])
+        # The invitee's server has the event from /invite; unless it is in the room (then it
+        # expects the event in a transaction too), a PDU of a room it does not know is noise.
+        invitee_server = server_name_of(event.state_key or "")
+        resident = await is_resident(self._storage, event.room_id, invitee_server)
+        skip = frozenset() if resident else frozenset({invitee_server})
+        write = await self._sender.prepare(event.room_id, [event], skip=skip)
         if write is None:
             return
         await self._storage.db.write(lambda c: write(c, [(event, position)]))

@@ -154,10 +154,13 @@ class FederationSender:
         self._wake(d for d in destinations if d != self.server_name)
 
     # --- PDUs: pipeline hooks ----------------------------------------------------------------
-    async def prepare(self, room_id: str, events: Sequence[Event]) -> InTxn | None:
-        """Persist hook: returns the write that queues `events` inside their own transaction."""
+    async def prepare(
+        self, room_id: str, events: Sequence[Event], *, skip: frozenset[str] = frozenset()
+    ) -> InTxn | None:
+        """Persist hook: returns the write that queues `events` inside their own transaction,
+        for every server that must have them but those in `skip`."""
         local = [e for e in events if server_of(e.sender) == self.server_name and e.prev_event_ids]
-        return await self._queue_in_txn(room_id, local, skip=frozenset())
+        return await self._queue_in_txn(room_id, local, skip=skip)
 
     def on_behalf_of(self, origin: str) -> Callable[[str, Sequence[Event]], Awaitable[InTxn | None]]:
         """A persist hook for the membership events `origin` sent through our send_join,

@@ -116,3 +116,20 @@ async def invite(room_id: str, event_id: str) -> Response:
         origin, room_id, event_id, body.get("room_version"), body.get("event"), stripped
     )
     return jsonify({"event": signed})
+
+
+@bp.put(f"{_V1}/invite/<room_id>/<event_id>")
+async def invite_v1(room_id: str, event_id: str) -> Response:
+    """PUT /_matrix/federation/v1/invite/{roomId}/{eventId}
+
+    Deprecated, still served as Synapse does: the body is the event, with the stripped state in
+    its unsigned; the room version "must" be taken as 1 or 2 (invites-v1.yaml), whose events are
+    alike; the answer is wrapped in `[200, body]`."""
+    origin = await authenticated_origin()
+    body = await json_body()
+    unsigned = body.get("unsigned")
+    stripped = unsigned.get("invite_room_state", []) if isinstance(unsigned, dict) else []
+    if not isinstance(stripped, list):
+        raise MatrixError(Errcode.BAD_JSON, "unsigned.invite_room_state must be a list")
+    signed = await _membership().invites.receive_invite(origin, room_id, event_id, "1", body, stripped)
+    return jsonify([200, {"event": signed}])
