@@ -352,6 +352,11 @@ class FederationIngest:
         # No extremities: a room being joined has no current state to soft-fail against.
         if reason is None and old_ext and set(old_ext) != set(event.prev_event_ids):
             soft_failed = await self._fails_current_state(event, before, old_ext, loaded)
+        if reason is None and not soft_failed and await self._redacts_another_room(event):
+            # Withheld like a soft failure (in the graph, served over federation, never shown
+            # to clients), as Synapse ignores it: a redaction only ever applies in its own room.
+            log.info("%s redacts an event of another room", event.event_id)
+            soft_failed = True
         checked = Event(event.pdu, rv, event.event_id, room_id=event.room_id, rejected_reason=reason)
         visible = reason is None and not soft_failed
         current = await self._current_change(checked, before, old_ext, loaded) if visible else None
@@ -392,6 +397,13 @@ class FederationIngest:
             event.room_version, event.type, event.state_key, event.sender, event.content
         )
         return [*keys, _CREATE_KEY] if _CREATE_KEY not in keys else keys
+
+    async def _redacts_another_room(self, event: Event) -> bool:
+        target = event.redacts if event.type == "m.room.redaction" else None
+        if target is None:
+            return False
+        held = await self._storage.db.read(lambda c: events_table.select_event(c, target))
+        return held is not None and held.event.room_id != event.room_id
 
     async def _fails_current_state(
         self, event: Event, before: StateAt, old_ext: Sequence[str], loaded: dict[str, Event]

@@ -247,3 +247,27 @@ async def test_a_transaction_larger_than_the_client_body_limit_is_accepted(srv: 
     resp = await remote.send(srv, pdus, [])
     assert resp.status_code == 200, resp.text
     assert "pdus" in resp.json()
+
+
+async def test_a_redaction_of_another_rooms_event_is_withheld(srv: RunningServer) -> None:
+    """SyTest "An event which redacts an event in a different room should be ignored": the
+    redaction is accepted into its room's graph but never shown, and the target keeps its
+    content."""
+    alice = await new_user(srv, "alice")
+    one = await alice.create_room(preset="public_chat", room_version="11")
+    two = await alice.create_room(preset="public_chat", room_version="11")
+    remote = await RemoteServer.trusted_by(srv)
+    bob = remote.user("bob")
+    for room_id in (one, two):
+        await join_remote_user(srv, room_id, bob)
+    msg = await remote.build(srv, one, bob, "m.room.message", {"msgtype": "m.text", "body": "hi"})
+    assert (await remote.send(srv, [pdu(msg)])).json() == {"pdus": {msg.event_id: {}}}
+    redaction = await remote.build(srv, two, bob, "m.room.redaction", {"redacts": msg.event_id})
+    assert (await remote.send(srv, [pdu(redaction)])).status_code == 200
+    sentinel = await remote.build(srv, two, bob, "m.room.message", {"msgtype": "m.text", "body": "sentinel"})
+    assert (await remote.send(srv, [pdu(sentinel)])).json() == {"pdus": {sentinel.event_id: {}}}
+    resp = await alice.call("GET", f"/rooms/{two}/messages?dir=b&limit=50")
+    ids = [e["event_id"] for e in resp.json()["chunk"]]
+    assert sentinel.event_id in ids and redaction.event_id not in ids
+    target = (await alice.call("GET", f"/rooms/{one}/event/{msg.event_id}")).json()
+    assert target["content"]["body"] == "hi" and "redacted_because" not in target.get("unsigned", {})
