@@ -28,6 +28,7 @@ __all__ = [
     "RegistrationConfig",
     "LoginConfig",
     "FederationConfig",
+    "PushConfig",
     "MediaConfig",
     "LimitsConfig",
     "LoggingConfig",
@@ -124,6 +125,11 @@ class FederationConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PushConfig:
+    ca_file: Path | None = None  # trusted for push gateways besides the system CAs
+
+
+@dataclass(frozen=True, slots=True)
 class MediaConfig:
     max_upload_bytes: int = 50 * 1024 * 1024
     store_path: Path | None = None  # None means <data_dir>/media
@@ -187,6 +193,7 @@ class Config:
     registration: RegistrationConfig = field(default_factory=RegistrationConfig)
     login: LoginConfig = field(default_factory=LoginConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
+    push: PushConfig = field(default_factory=PushConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
@@ -256,6 +263,7 @@ SECTION_TYPES: dict[str, type] = {
     "registration": RegistrationConfig,
     "login": LoginConfig,
     "federation": FederationConfig,
+    "push": PushConfig,
     "media": MediaConfig,
     "limits": LimitsConfig,
     "logging": LoggingConfig,
@@ -669,6 +677,7 @@ _VALIDATORS: dict[str, dict[str, Validator]] = {
         "ca_file": _optional_path,
         "trusted_key_servers": _server_names,
     },
+    "push": {"ca_file": _optional_path},
     "media": {
         "max_upload_bytes": _int_range(1),
         "store_path": _optional_path,

@@ -155,6 +155,11 @@ _COMMENTS: dict[str, str] = {
     "federation.trusted_key_servers": (
         "Servers asked for other servers' signing keys when those cannot be fetched directly."
     ),
+    "push": "Notifications to phones, sent through the push gateway each app names (e.g. Sygnal).",
+    "push.ca_file": (
+        "Extra CA certificates (PEM) to trust for push gateways besides the system's, e.g. a\n"
+        "gateway on your own network with a private CA (or a test CA). Default: none."
+    ),
     "media": "Uploaded files (images, videos, attachments).",
     "media.max_upload_bytes": "The largest file a user may upload, in bytes (50 MiB default).",
     "media.store_path": 'Where uploaded files are kept. Default: "media" inside data_dir.',

@@ -317,6 +317,7 @@ async def load_services(config: Config) -> Services:
     if device_list_edus is not None:
         await device_list_edus.flush()  # device list changes committed before a crash
     user_data = await _user_data_services(storage, notifier, EduFanout(sender) if sender else None)
+    user_data["receipts"].on_read = push_gateway.badge  # a read clears the apps' badges
     push_gateway.start()  # delivers what was queued before a restart; stopped by _close_services
     ratelimits = RateLimits.from_config(config.ratelimit)
     media = _media_service(config, storage, ratelimits, federation["federation_client"])

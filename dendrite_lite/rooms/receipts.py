@@ -104,6 +104,8 @@ class ReceiptsService:
         self._position = position
         self._clock = clock
         self._edus = edus  # our users' public receipts go to the room's other servers
+        # Called with the user ID after each stored read receipt (the push gateway's badge).
+        self.on_read: Callable[[str], None] | None = None
 
     @classmethod
     async def open(
@@ -176,6 +178,8 @@ class ReceiptsService:
         if not await self._store(room_id, receipt_type, user_id, thread, stored, ts):
             return False
         self._notifier.notify([user_id] if receipt_type == READ_PRIVATE else members)
+        if self.on_read is not None:
+            self.on_read(user_id)
         if receipt_type == READ and self._edus is not None:
             try:
                 await self._edus.receipt(room_id, user_id, event_id, ts=ts, thread_id=thread_id)

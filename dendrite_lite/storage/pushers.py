@@ -144,9 +144,16 @@ async def insert_push_queue(
     return queued
 
 
-async def select_push_queue(conn: aiosqlite.Connection, limit: int) -> list[QueuedPush]:
-    sql = "SELECT id, user_id, room_id, stream_ordering, actions FROM push_queue ORDER BY id LIMIT ?"
-    async with conn.execute(sql, (limit,)) as cur:
+async def select_push_queue(
+    conn: aiosqlite.Connection, limit: int, skip_users: Sequence[str] = ()
+) -> list[QueuedPush]:
+    """The oldest queued pushes, leaving out those of `skip_users` (being delivered)."""
+    skip = f" WHERE user_id NOT IN ({','.join('?' * len(skip_users))})" if skip_users else ""
+    sql = (
+        "SELECT id, user_id, room_id, stream_ordering, actions FROM push_queue"
+        f"{skip} ORDER BY id LIMIT ?"
+    )
+    async with conn.execute(sql, (*skip_users, limit)) as cur:
         rows = await cur.fetchall()
     return [QueuedPush(int(r[0]), r[1], r[2], int(r[3]), json.loads(r[4])) for r in rows]
 

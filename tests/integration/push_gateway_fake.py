@@ -4,6 +4,7 @@ POST /_matrix/push/v1/notify body and answers with the pushkeys it is told to re
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -36,16 +37,19 @@ class FakeGateway:
 
 
 @asynccontextmanager
-async def fake_gateway(port: int = 0) -> AsyncIterator[FakeGateway]:
+async def fake_gateway(
+    port: int = 0, ssl_context: ssl.SSLContext | None = None
+) -> AsyncIterator[FakeGateway]:
     gateway = FakeGateway()
     app = web.Application()
     app.router.add_post(NOTIFY_PATH, gateway._notify)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
+    site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=ssl_context)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    gateway.url = f"http://127.0.0.1:{port}{NOTIFY_PATH}"
+    scheme = "https" if ssl_context is not None else "http"
+    gateway.url = f"{scheme}://127.0.0.1:{port}{NOTIFY_PATH}"
     try:
         yield gateway
     finally:

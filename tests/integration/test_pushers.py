@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import shutil
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from tests.integration.federation_helpers import services_of
 from tests.interop.synapse_server import free_port
 from tests.integration.push_gateway_fake import FakeGateway, fake_gateway
 from tests.integration.sync_helpers import User, create_room, join, new_user, send
+from tests.integration.test_server_lifecycle import _self_signed
 from tests.spec_schema import assert_matches_operation
 
 _n = itertools.count(1)
@@ -161,6 +164,7 @@ async def test_delivery_full_format(client: httpx.AsyncClient, gateway: FakeGate
     event_id = await send(bob, room, "hello alice")
     body = await gateway.next()
     assert body == {"notification": {
+        "id": event_id,  # the first gateway API's name, as Synapse sends it
         "event_id": event_id, "room_id": room, "type": "m.room.message", "sender": bob.user_id,
         "sender_display_name": "Bob B", "room_name": "Pushy",
         "content": {"msgtype": "m.text", "body": "hello alice"},
@@ -180,6 +184,24 @@ async def test_delivery_full_format(client: httpx.AsyncClient, gateway: FakeGate
     second = (await gateway.next())["notification"]
     assert second["counts"] == {"unread": 2}
     assert gateway.received.empty()
+    # Reading sends the new badge alone, with no event.
+    resp = await alice.post(f"/rooms/{room}/receipt/m.read/{second['event_id']}", {})
+    assert resp.status_code == 200, resp.text
+    badge = (await gateway.next())["notification"]
+    assert badge == {"id": "", "type": None, "sender": "", "counts": {"unread": 0}, "devices": [{
+        "app_id": "org.example.app", "pushkey": "key-1", "pushkey_ts": badge["devices"][0]["pushkey_ts"],
+        "data": {"custom": 1}, "tweaks": {},
+    }]}
+
+
+async def test_unnamed_room_is_named_by_its_alias(client: httpx.AsyncClient, gateway: FakeGateway) -> None:
+    alice, bob = await _user(client, "alice"), await _user(client, "bob")
+    room = await create_room(bob, preset="public_chat", room_alias_name=f"pushy{next(_n)}")
+    await join(alice, room)
+    assert (await _set(alice, _pusher(gateway.url))).status_code == 200
+    await send(bob, room, "hi")
+    note = (await gateway.next())["notification"]
+    assert note["room_alias"].startswith("#pushy") and note["room_name"] == note["room_alias"]
 
 
 async def test_delivery_event_id_only(client: httpx.AsyncClient, gateway: FakeGateway) -> None:
@@ -295,6 +317,38 @@ async def test_dead_gateway_does_not_hold_up_other_users(
     assert loop.time() - start < 2.5  # alice's retries alone take 3 s
 
 
+async def test_silent_gateway_does_not_hold_up_later_pushes(
+    client: httpx.AsyncClient, gateway: FakeGateway
+) -> None:
+    """alice's gateway accepts connections and never answers (each attempt waits for the
+    timeout); carol's pushes of this message and of the next ones still come at once."""
+    n = next(_n)
+    alice, bob, carol = [
+        await new_user(client, f"push{n}{x}") for x in ("a-alice", "b-bob", "c-carol")
+    ]
+    room = await create_room(alice, preset="public_chat")
+    await join(bob, room)
+    await join(carol, room)
+    held: list[asyncio.StreamWriter] = []
+
+    async def never_answer(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    silent = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    try:
+        assert (await _set(alice, _pusher(f"http://127.0.0.1:{port}/_matrix/push/v1/notify"))).status_code == 200
+        assert (await _set(carol, _pusher(gateway.url, pushkey="key-c"))).status_code == 200
+        for text in ("one", "two", "three"):
+            event_id = await send(bob, room, text)
+            note = (await gateway.next(timeout=2.5))["notification"]
+            assert note["event_id"] == event_id and note["devices"][0]["pushkey"] == "key-c"
+    finally:
+        for writer in held:
+            writer.close()
+        silent.close()
+
+
 async def test_deleting_the_device_deletes_its_pushers(client: httpx.AsyncClient) -> None:
     """Logging out (which deletes the device) removes the pushers that device set, and only
     those: another device's pusher stays."""
@@ -309,3 +363,22 @@ async def test_deleting_the_device_deletes_its_pushers(client: httpx.AsyncClient
     assert [p["pushkey"] for p in await _pushers(alice)] == ["laptop", "phone"]
     assert (await phone.post("/logout", {})).status_code == 200
     assert [p["pushkey"] for p in await _pushers(alice)] == ["laptop"]
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
+async def test_https_gateway_with_a_private_ca(tmp_path: Path) -> None:
+    """push.ca_file: a gateway whose certificate only that CA vouches for (a self-hosted Sygnal,
+    SyTest's gateway) gets its notifications."""
+    cert, key = _self_signed(tmp_path / "tls")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    async with fake_gateway(ssl_context=context) as gateway, running_server(
+        tmp_path / "data", {"push.ca_file": cert}
+    ) as srv:
+        alice, bob = await new_user(srv.client, "alice"), await new_user(srv.client, "bob")
+        room = await create_room(alice, preset="public_chat")
+        await join(bob, room)
+        assert gateway.url.startswith("https://")
+        assert (await _set(alice, _pusher(gateway.url))).status_code == 200
+        event_id = await send(bob, room, "over tls")
+        assert (await gateway.next(5))["notification"]["event_id"] == event_id
