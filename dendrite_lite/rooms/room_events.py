@@ -103,6 +103,7 @@ async def client_events(
             unsigned["redacted_because"] = client_format(
                 red.event, unsigned={"age": max(0, now - red.event.origin_server_ts)}
             )
+            unsigned["redacted_by"] = red.event.event_id  # Synapse's too; SyTest reads it
         out.append(client_format(event, unsigned=unsigned))
     return out
 

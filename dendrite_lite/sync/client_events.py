@@ -74,6 +74,7 @@ class ClientEventSerializer:
             # versions 1 and 2 let a redaction redact itself (or two redact each other), which
             # nested without end.
             unsigned["redacted_because"] = self.format(because, nested=True)
+            unsigned["redacted_by"] = because.event.event_id  # Synapse's too; SyTest reads it
         bundle = self._relations.get(event.event_id)
         if bundle:
             unsigned["m.relations"] = bundle

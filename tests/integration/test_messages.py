@@ -192,6 +192,7 @@ async def test_redacted_events_served_redacted(srv: RunningServer) -> None:
     redacted = next(e for e in timeline if e["event_id"] == target)
     assert redacted["content"] == {}
     assert redacted["unsigned"]["redacted_because"]["type"] == "m.room.redaction"
+    assert redacted["unsigned"]["redacted_by"] == resp.json()["event_id"]
     page = (await alice.get(f"/rooms/{room}/messages", dir="b", limit=5)).json()
     again = next(e for e in page["chunk"] if e["event_id"] == target)
     assert again["content"] == {} and "redacted_because" in again["unsigned"]

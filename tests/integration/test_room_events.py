@@ -167,7 +167,7 @@ async def test_redaction_served_redacted(srv: RunningServer) -> None:
     served = (await alice.call("GET", f"/rooms/{room_id}/event/{event_id}")).json()
     assert served["content"] == {}
     because = served["unsigned"]["redacted_because"]
-    assert because["event_id"] == resp.json()["event_id"]
+    assert because["event_id"] == served["unsigned"]["redacted_by"] == resp.json()["event_id"]
     assert because["content"]["reason"] == "typo" and because["redacts"] == event_id
     # Moderators (alice, the creator) may redact anyone's events.
     await alice.call("PUT", f"/rooms/{room_id}/redact/{await bob.send(room_id)}/r3", {})
