@@ -293,12 +293,9 @@ async def test_queued_notification_survives_restart(tmp_path: Path) -> None:
             assert note["event_id"] == event_id and note["content"]["body"] == "while down"
 
 
-async def test_dead_gateway_does_not_hold_up_other_users(
-    client: httpx.AsyncClient, gateway: FakeGateway
-) -> None:
-    """alice's gateway is down (retried for seconds); carol's push of the same message comes
-    at once. alice's notification is queued first (members are read in user ID order), so
-    delivering one after the other would keep carol waiting."""
+async def _three_in_a_room(client: httpx.AsyncClient) -> tuple[User, User, User, str]:
+    """alice, bob and carol (queued for pushes in that order: members are read in user ID
+    order) in alice's public room."""
     n = next(_n)
     alice, bob, carol = [
         await new_user(client, f"push{n}{x}") for x in ("a-alice", "b-bob", "c-carol")
@@ -306,6 +303,16 @@ async def test_dead_gateway_does_not_hold_up_other_users(
     room = await create_room(alice, preset="public_chat")
     await join(bob, room)
     await join(carol, room)
+    return alice, bob, carol, room
+
+
+async def test_dead_gateway_does_not_hold_up_other_users(
+    client: httpx.AsyncClient, gateway: FakeGateway
+) -> None:
+    """alice's gateway is down (retried for seconds); carol's push of the same message comes
+    at once. alice's notification is queued first (members are read in user ID order), so
+    delivering one after the other would keep carol waiting."""
+    alice, bob, carol, room = await _three_in_a_room(client)
     dead = f"http://127.0.0.1:{free_port()}/_matrix/push/v1/notify"
     assert (await _set(alice, _pusher(dead))).status_code == 200
     assert (await _set(carol, _pusher(gateway.url, pushkey="key-c"))).status_code == 200
@@ -322,13 +329,7 @@ async def test_silent_gateway_does_not_hold_up_later_pushes(
 ) -> None:
     """alice's gateway accepts connections and never answers (each attempt waits for the
     timeout); carol's pushes of this message and of the next ones still come at once."""
-    n = next(_n)
-    alice, bob, carol = [
-        await new_user(client, f"push{n}{x}") for x in ("a-alice", "b-bob", "c-carol")
-    ]
-    room = await create_room(alice, preset="public_chat")
-    await join(bob, room)
-    await join(carol, room)
+    alice, bob, carol, room = await _three_in_a_room(client)
     held: list[asyncio.StreamWriter] = []
 
     async def never_answer(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
