@@ -146,6 +146,11 @@ class HistoryService:
             if len(raw) == limit and raw:
                 last = raw[-1].stream_ordering
                 body["end"] = pagination_token(last - 1 if backwards else last)
+            elif not backwards and access.upper is None:
+                # Forwards, the live end is no end of the timeline: later events will follow
+                # this token (Synapse always answers one; SyTest pages on from a sync's
+                # next_batch). "No further events" is for the start of the room, or a left room.
+                body["end"] = pagination_token(raw[-1].stream_ordering if raw else frm)
             body["chunk"] = await self._serialize(conn, req.user_id, req.device_id, chunk)
             body["state"] = []
             if req.filter.lazy_load_members and chunk:

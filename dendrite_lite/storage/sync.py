@@ -32,10 +32,12 @@ async def select_recent_events(
     conn: aiosqlite.Connection,
     ranges: Sequence[tuple[str, int | None, int]],
     limit: int,
+    types: Sequence[str] | None = None,
 ) -> dict[str, list[StoredEvent]]:
     """Per (room_id, since, until): the newest `limit` timeline events with since < position
     <= until (since None: no lower bound), oldest first. One more is read, so the caller knows
-    whether the timeline is limited (a room gets up to limit+1 events)."""
+    whether the timeline is limited (a room gets up to limit+1 events). `types`: only events of
+    these exact types (a filter's, so `limit` counts the events the client asked for)."""
     out: dict[str, list[StoredEvent]] = {r: [] for r, _, _ in ranges}
     # One statement, one indexed top-N scan per room (UNION ALL of per-room subqueries): each
     # room costs limit+1 rows however long its history is.
@@ -45,11 +47,16 @@ async def select_recent_events(
         params: list[object] = []
         for room_id, since, until in ranges[start : start + step]:
             lower = "" if since is None else " AND stream_ordering > ?"
+            if types is not None:
+                lower += f" AND type IN ({','.join('?' for _ in types)})"
             parts.append(
                 f"SELECT * FROM (SELECT {_COLUMNS} FROM events WHERE room_id = ? AND outlier = 0"
                 f" AND stream_ordering <= ?{lower} ORDER BY stream_ordering DESC LIMIT ?)"
             )
-            params.extend([room_id, until] + ([since] if since is not None else []) + [limit + 1])
+            params.extend(
+                [room_id, until] + ([since] if since is not None else []) + list(types or ())
+                + [limit + 1]
+            )
         async with conn.execute(" UNION ALL ".join(parts), params) as cur:
             rows = await cur.fetchall()
         for row in sorted(rows, key=lambda r: r["stream_ordering"]):
@@ -116,6 +123,24 @@ async def select_member_summary(
                 ):
                     names.append(member)
     return out
+
+
+async def select_named_rooms(conn: aiosqlite.Connection, room_ids: Sequence[str]) -> set[str]:
+    """The rooms whose current state gives them a name or a canonical alias."""
+    found: set[str] = set()
+    for start in range(0, len(room_ids), _CHUNK):
+        chunk = list(room_ids[start : start + _CHUNK])
+        sql = (
+            "SELECT cs.room_id FROM current_state cs JOIN events e ON e.event_id = cs.event_id"
+            " WHERE cs.state_key = '' AND ((cs.type = 'm.room.name'"
+            " AND COALESCE(json_extract(e.json, '$.content.name'), '') != '')"
+            " OR (cs.type = 'm.room.canonical_alias'"
+            " AND COALESCE(json_extract(e.json, '$.content.alias'), '') != ''))"
+            f" AND cs.room_id IN ({_marks(len(chunk))})"
+        )
+        async with conn.execute(sql, chunk) as cur:
+            found.update(r[0] for r in await cur.fetchall())
+    return found
 
 
 async def select_users_sharing_rooms(

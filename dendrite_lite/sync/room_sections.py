@@ -183,10 +183,14 @@ async def _fill_rooms(
 ) -> None:
     f = req.filter
     limit = f.timeline_limit
-    recent = await sync_table.select_recent_events(
-        conn, [(r.room_id, r.since, r.until) for r in rooms], limit
-    )
     timeline_filter = f.room.timeline
+    # Exact types are read as such, so `limit` counts matching events (SyTest "A filtered
+    # timeline reaches its limit"); patterns with `*` are matched after reading.
+    types = timeline_filter.types
+    exact = types if types is not None and not any("*" in t for t in types) else None
+    recent = await sync_table.select_recent_events(
+        conn, [(r.room_id, r.since, r.until) for r in rooms], limit, types=exact
+    )
     senders: set[str] = {req.user_id}
     for r in rooms:
         raw = recent[r.room_id]
@@ -224,6 +228,9 @@ async def _fill_rooms(
     by_id = {r.room_id: r for r in rooms}
     changed = [room_id for room_id in joined if by_id[room_id].members_changed]
     summary = await sync_table.select_member_summary(conn, changed, req.user_id) if changed else {}
+    # Heroes are for naming a room that has no name (client-server-api §Calculating the display
+    # name); a named or aliased room gets the counts alone, as from Synapse.
+    named = await sync_table.select_named_rooms(conn, changed) if changed else set()
     counted = set(joined)
     unread = (
         await notifications_table.select_unread_counts_by_thread(conn, req.user_id, joined)
@@ -250,10 +257,11 @@ async def _fill_rooms(
             if r.room_id in summary:
                 counts, heroes = summary[r.room_id]
                 body["summary"] = {
-                    "m.heroes": heroes,
                     "m.joined_member_count": counts.get("join", 0),
                     "m.invited_member_count": counts.get("invite", 0),
                 }
+                if r.room_id not in named:
+                    body["summary"]["m.heroes"] = heroes
             body.update(_unread_counts(unread.get(r.room_id, {}), f.unread_thread_notifications))
         body["ephemeral"] = {"events": []}
         result.join[r.room_id] = body

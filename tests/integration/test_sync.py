@@ -228,3 +228,15 @@ async def test_summary_highlights_and_typing(srv: RunningServer) -> None:
     # Carol was not mentioned: a notification without highlight.
     carol_counts = (await sync(carol))["rooms"]["join"][room]["unread_notifications"]
     assert carol_counts == {"notification_count": 1, "highlight_count": 0}
+
+
+async def test_filtered_timeline_limit_counts_matching_events(srv: RunningServer) -> None:
+    alice = await _user(srv, "alice")
+    room = await create_room(alice)
+    wanted = await send(alice, room, "My message")
+    for i in range(12):
+        resp = await alice.put(f"/rooms/{room}/send/a.filler.type/f{i}", {"n": i})
+        assert resp.status_code == 200, resp.text
+    f = {"room": {"timeline": {"limit": 1, "types": ["m.room.message"]}}}
+    timeline = (await sync(alice, filter=f))["rooms"]["join"][room]["timeline"]
+    assert [e["event_id"] for e in timeline["events"]] == [wanted]

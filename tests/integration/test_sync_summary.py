@@ -69,3 +69,12 @@ async def test_summary_when_the_change_is_outside_a_limited_timeline(srv: Runnin
     assert body["timeline"]["limited"] is True
     assert all(e["type"] == "m.room.message" for e in body["timeline"]["events"])
     assert body["summary"]["m.joined_member_count"] == 3
+
+
+async def test_named_room_summary_has_counts_but_no_heroes(srv: RunningServer) -> None:
+    alice, bob = await _user(srv, "alice"), await _user(srv, "bob")
+    room = await create_room(alice, preset="public_chat", name="A room name")
+    await join(bob, room)
+    assert _room(await sync(alice), room)["summary"] == {
+        "m.joined_member_count": 2, "m.invited_member_count": 0,
+    }
