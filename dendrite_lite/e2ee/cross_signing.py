@@ -15,7 +15,8 @@ Rules kept here:
 - visibility in /keys/query: a user's user-signing key only to that user, and a signature of
   one user's key by another user's key only to the signer.
 Each change enters the device list stream (device_id NULL; a new signature of a device: that
-device), so room-mates re-query.
+device), so room-mates re-query; a new user-signing key alone, and signatures of other users'
+master keys, are changes only the user (the signer) hears of.
 """
 
 from __future__ import annotations
@@ -133,6 +134,7 @@ class CrossSigningService:
             failures: dict[str, Any] = {}
             # None: the cross-signing keys' signatures changed; a device id: that device's.
             changed: set[str | None] = set()
+            signed_users: set[str] = set()  # other users' master keys we signed
             for user_id, by_key in body.items():
                 for key_id, obj in by_key.items():
                     try:
@@ -142,12 +144,21 @@ class CrossSigningService:
                         continue
                     for sig in signatures:
                         await table.insert_signature(conn, sig)
-                    changed.add(await _changed_device(conn, requester, user_id, key_id))
+                    if user_id != requester:
+                        signed_users.add(user_id)
+                    else:
+                        changed.add(await _changed_device(conn, requester, key_id))
             # A device's new signature is a change of that device (other servers then get an
             # m.device_list_update carrying it), anything else of the cross-signing keys.
             for device_id in sorted(changed, key=lambda d: d or ""):
                 await device_lists_table.insert_device_list_change(conn, requester, device_id)
-            return failures, bool(changed)
+            # Only the signer sees their signatures of others' keys (add_cross_signing), so only
+            # they hear of them.
+            for user_id in sorted(signed_users):
+                await device_lists_table.insert_device_list_change(
+                    conn, user_id, None, seen_by=requester
+                )
+            return failures, bool(changed or signed_users)
 
         failures, stored = await self._storage.db.write(txn)
         if stored:
@@ -155,12 +166,8 @@ class CrossSigningService:
         return {"failures": failures}
 
 
-async def _changed_device(
-    conn: aiosqlite.Connection, requester: str, user_id: str, key_id: str
-) -> str | None:
-    """The requester's device whose keys a signature of `user_id`'s key `key_id` changed, if any."""
-    if user_id != requester:
-        return None
+async def _changed_device(conn: aiosqlite.Connection, requester: str, key_id: str) -> str | None:
+    """The requester's device whose keys a signature of their key `key_id` changed, if any."""
     return key_id if await e2e_keys_table.select_device_keys(conn, requester, [key_id]) else None
 
 
@@ -180,7 +187,10 @@ async def _store_keys(conn: aiosqlite.Connection, user_id: str, parsed: Parsed) 
             _verify(key, user_id, master, f"{key_type} key")
     for key_type, (key, _) in parsed.items():
         await table.upsert_cross_signing_key(conn, user_id, key_type, key)
-    await device_lists_table.insert_device_list_change(conn, user_id, None)
+    # The user-signing key is shown to its owner only (add_cross_signing): alone, it is a
+    # change only they hear of (Synapse's user signature stream).
+    seen_by = user_id if set(parsed) == {"user_signing"} else None
+    await device_lists_table.insert_device_list_change(conn, user_id, None, seen_by=seen_by)
 
 
 async def _signatures_of(

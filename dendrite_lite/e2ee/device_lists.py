@@ -2,7 +2,7 @@
 must re-query whose keys, for /sync `device_lists` and GET /keys/changes.
 
 A change (a device added, renamed or deleted, keys uploaded or changed, cross-signing keys
-replaced) is
+replaced; a user-signing key or a signature it made is a change only its owner hears of) is
 a row of the device list stream written in the same transaction as the change itself
 (storage/device_lists.py); `changed(user_id)` runs after that commit and wakes the /sync of
 everyone who shares a room with the user, and the user's own other devices.
@@ -107,8 +107,10 @@ async def _changes(
     until: int,
 ) -> DeviceListChanges:
     changed: set[str] = set()
+    private: set[str] = set()  # user-signing key changes and signatures: the signer's only
     if since < until:
         changed = await table.select_changed_users(conn, since, until)
+        private = await table.select_changed_users(conn, since, until, seen_by=user_id)
     met: set[str] = set()
     parted: set[str] = set()
     invited: set[str] = set()
@@ -130,9 +132,11 @@ async def _changes(
             elif change.membership in _LEAVING:
                 parted.add(change.user_id)
     met.discard(user_id)
-    if not (changed or met or parted or invited):
+    if not (changed or met or parted or invited or private):
         return DeviceListChanges([], [])  # the usual case: no need to know who shares a room
     sharing = await table.select_users_sharing_rooms_with(conn, user_id)
-    changed = (changed & (sharing | {user_id})) | (met & sharing) | (invited - {user_id})
+    changed = (
+        (changed & (sharing | {user_id})) | (met & sharing) | (invited - {user_id}) | private
+    )
     left = parted - sharing - {user_id}
     return DeviceListChanges(sorted(changed), sorted(left))

@@ -1,8 +1,8 @@
 """The device list stream and the room-sharing reads device list tracking needs (schema in
 migrations/0014_e2ee.sql).
 
-A change is one row: the user whose devices or cross-signing keys changed, and the device (NULL
-for cross-signing keys). The stream position is the AUTOINCREMENT sequence, which never goes
+A change is one row: the user whose devices or cross-signing keys changed, the device (NULL
+for cross-signing keys), and `seen_by` when only that user may hear of it (migration 0023). The stream position is the AUTOINCREMENT sequence, which never goes
 back even when rows are deleted (`select_position`).
 """
 
@@ -28,10 +28,15 @@ __all__ = [
 
 _CHUNK = 400
 
-INSERT_CHANGE = "INSERT INTO device_list_changes (user_id, device_id) VALUES (?, ?)"
+INSERT_CHANGE = "INSERT INTO device_list_changes (user_id, device_id, seen_by) VALUES (?, ?, ?)"
 SELECT_POSITION = "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = ?), 0)"
 SELECT_CHANGED = (
     "SELECT DISTINCT user_id FROM device_list_changes WHERE stream_id > ? AND stream_id <= ?"
+    " AND seen_by IS NULL"
+)
+SELECT_CHANGED_SEEN_BY = (
+    "SELECT DISTINCT user_id FROM device_list_changes WHERE stream_id > ? AND stream_id <= ?"
+    " AND seen_by = ?"
 )
 SELECT_SHARING = (
     "SELECT DISTINCT other.state_key FROM current_state mine JOIN current_state other"
@@ -61,10 +66,11 @@ class MembershipChange:
 
 
 async def insert_device_list_change(
-    conn: aiosqlite.Connection, user_id: str, device_id: str | None
+    conn: aiosqlite.Connection, user_id: str, device_id: str | None, *, seen_by: str | None = None
 ) -> int:
-    """Record a change of the user's device (None: cross-signing keys); returns its position."""
-    cur = await conn.execute(INSERT_CHANGE, (user_id, device_id))
+    """Record a change of the user's device (None: cross-signing keys), for everyone sharing a
+    room with them or only for `seen_by`; returns its position."""
+    cur = await conn.execute(INSERT_CHANGE, (user_id, device_id, seen_by))
     assert cur.lastrowid is not None
     return cur.lastrowid
 
@@ -80,9 +86,16 @@ async def select_device_list_position(conn: aiosqlite.Connection) -> int:
     return await select_position(conn, "device_list_changes")
 
 
-async def select_changed_users(conn: aiosqlite.Connection, since: int, until: int) -> set[str]:
-    """Users whose device list changed in the positions (since, until]."""
-    async with conn.execute(SELECT_CHANGED, (since, until)) as cur:
+async def select_changed_users(
+    conn: aiosqlite.Connection, since: int, until: int, *, seen_by: str | None = None
+) -> set[str]:
+    """Users whose device list changed in the positions (since, until]: changes for everyone,
+    or (seen_by) those only that user may hear of."""
+    if seen_by is None:
+        query, args = SELECT_CHANGED, (since, until)
+    else:
+        query, args = SELECT_CHANGED_SEEN_BY, (since, until, seen_by)
+    async with conn.execute(query, args) as cur:
         return {r[0] for r in await cur.fetchall()}
 
 

@@ -59,8 +59,8 @@ SELECT_OUTBOUND = "SELECT stream_id FROM device_list_outbound WHERE id = 1"
 UPDATE_OUTBOUND = "UPDATE device_list_outbound SET stream_id = ? WHERE id = 1"
 SELECT_CHANGES_AFTER = (
     "SELECT stream_id, user_id, device_id FROM device_list_changes"
-    " WHERE stream_id > ? ORDER BY stream_id LIMIT ?"
-)
+    " WHERE stream_id > ? AND seen_by IS NULL ORDER BY stream_id LIMIT ?"
+)  # a change seen by one of our users only (0023) never leaves the server
 # device_id NULL rows are cross-signing changes, sent as m.signing_key_update: not part of the
 # m.device_list_update chain.
 SELECT_PREV_DEVICE_CHANGE = (

@@ -178,8 +178,8 @@ async def test_user_signing_visible_only_to_the_signer(srv: RunningServer) -> No
     for viewer in (bob, carol):
         master = (await _query(viewer, bob.user_id))["master_keys"][bob.user_id]
         assert alice.user_id not in master.get("signatures", {})
-    # Alice's other devices hear of it through the device list stream.
-    assert alice.user_id in (await sync(alice, since=since))["device_lists"]["changed"]
+    # Alice's other devices hear of Bob's changed keys through the device list stream.
+    assert bob.user_id in (await sync(alice, since=since))["device_lists"]["changed"]
 
 
 async def test_signature_failures(srv: RunningServer) -> None:
@@ -214,3 +214,25 @@ async def test_upload_wakes_room_mates(srv: RunningServer) -> None:
     assert resp.status_code == 200
     body = await sync(bob, since=since, timeout=5000)
     assert body["device_lists"]["changed"] == [alice.user_id]
+
+
+async def test_user_signing_changes_are_the_owners_only(srv: RunningServer) -> None:
+    """The user-signing key and its signatures are shown to their owner only, so only the owner
+    hears of them in device_lists.changed (Synapse's user signature stream); room-mates do not."""
+    alice, xs, _ = await _cross_signed(srv)
+    bob, bob_xs, _ = await _cross_signed(srv)
+    room = await create_room(alice, preset="public_chat")
+    await join(bob, room)
+    since_alice = (await sync(alice))["next_batch"]
+    since_bob = (await sync(bob))["next_batch"]
+    new_usk = CrossSigning(alice.user_id)  # a new user-signing key under the same master key
+    new_usk.keys["master"] = xs.keys["master"]
+    resp = await uia_password(
+        srv.client, "POST", f"/_matrix/client/v3{DEVICE_SIGNING}", alice.token, alice.user_id,
+        {"user_signing_key": new_usk.key("user_signing")},
+    )
+    assert resp.status_code == 200, resp.text
+    signed = new_usk.sign(bob_xs.key("master"), "user_signing")
+    assert await _signatures(alice, {bob.user_id: {bob_xs.public("master"): signed}}) == {"failures": {}}
+    assert set((await sync(alice, since=since_alice))["device_lists"]["changed"]) == {alice.user_id, bob.user_id}
+    assert (await sync(bob, since=since_bob))["device_lists"]["changed"] == []
