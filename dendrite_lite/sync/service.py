@@ -149,7 +149,7 @@ class SyncService:
         rooms = await self._storage.db.read(lambda conn: build_rooms(conn, rooms_req))
         global_data = await self._add_account_data(req.user_id, f, rooms, since, now)
         await self._add_ephemeral(req.user_id, f, rooms, since, now)
-        presence = await self._presence_events(f, rooms, since)
+        presence = await self._presence_events(req.user_id, f, rooms, since)
         if since is not None and not req.full_state:
             _drop_unchanged_rooms(rooms)
         if f.event_fields:
@@ -220,17 +220,51 @@ class SyncService:
             body["ephemeral"]["events"] = [e for e in events if eph.matches(e, room_id)]
 
     async def _presence_events(
-        self, f: Filter, rooms: RoomsResult, since: SyncToken | None
+        self, user_id: str, f: Filter, rooms: RoomsResult, since: SyncToken | None
     ) -> list[dict[str, Any]]:
-        if self._presence is None or f.presence.blocks_all() or not rooms.joined_room_ids:
+        """Presence of the user and of everyone sharing a room with them: changes since
+        `since`, plus the current presence of whoever newly shares a room with them (a room they
+        joined, a member who joined), whose last change may be older than `since`."""
+        if self._presence is None or f.presence.blocks_all():
             return []
+        my_new_rooms, new_members = _newly_sharing(user_id, rooms) if since else (set(), set())
         if since is not None and since.presence >= self._presence.current_position():
-            return []
-        users = await self._storage.db.read(
-            lambda conn: sync_table.select_users_sharing_rooms(conn, rooms.joined_room_ids)
+            if not (my_new_rooms or new_members):
+                return []
+
+        async def read(conn: aiosqlite.Connection) -> tuple[list[str], list[str]]:
+            return (
+                await sync_table.select_users_sharing_rooms(conn, rooms.joined_room_ids),
+                await sync_table.select_users_sharing_rooms(conn, sorted(my_new_rooms)),
+            )
+
+        users, in_new_rooms = await self._storage.db.read(read)
+        events = await self._presence.presence_since(
+            {*users, user_id}, since.presence if since else 0
         )
-        events = await self._presence.presence_since(users, since.presence if since else 0)
+        newcomers = (set(in_new_rooms) | new_members) - {e["sender"] for e in events} - {user_id}
+        if newcomers:
+            events += await self._presence.presence_since(newcomers, 0)
         return [e for e in events if f.presence.matches(e)]
+
+
+def _newly_sharing(user_id: str, rooms: RoomsResult) -> tuple[set[str], set[str]]:
+    """From an incremental sync's joined rooms: those the user joined in it, and the others'
+    members who joined in it (by the join events in the state delta and timeline)."""
+    my_new_rooms: set[str] = set()
+    new_members: set[str] = set()
+    for room_id, body in rooms.join.items():
+        for event in (*body["state"]["events"], *body["timeline"]["events"]):
+            if event.get("type") != "m.room.member":
+                continue
+            prev = (event.get("unsigned") or {}).get("prev_content") or {}
+            if (event.get("content") or {}).get("membership") != "join" or prev.get("membership") == "join":
+                continue  # not a join, or a profile change of someone already joined
+            if event.get("state_key") == user_id:
+                my_new_rooms.add(room_id)
+            elif isinstance(event.get("state_key"), str):
+                new_members.add(event["state_key"])
+    return my_new_rooms, new_members
 
 
 def _empty(token: SyncToken) -> dict[str, Any]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
+from tests.integration.sync_helpers import create_room, join, new_user, send, sync
 from tests.integration.user_data_helpers import World, open_world, q
 from tests.spec_schema import assert_matches_operation, assert_matches_schema
 
@@ -72,3 +74,30 @@ async def test_receipt_counts_as_activity(world: World) -> None:
     resp = await world.call("bob", "POST", f"/rooms/{q(world.room_id)}/receipt/m.read/{q(event_id)}", {})
     assert resp.status_code == 200
     assert (await world.call("bob", "GET", _path(world, "bob"))).json()["presence"] == "online"
+
+
+def _senders(body: dict[str, Any]) -> list[str]:
+    return [e["sender"] for e in body["presence"]["events"]]
+
+
+async def test_own_presence_without_rooms(world: World) -> None:
+    dave = await new_user(world.client, "presence-dave")
+    assert _senders(await sync(dave)) == [dave.user_id]  # a sync marks dave online
+
+
+async def test_newly_sharing_a_room_brings_current_presence(world: World) -> None:
+    """Presence that last changed before `since` still comes once a room is shared: to the
+    joiner for the room's members, and to the members for the joiner."""
+    erin, frank = await new_user(world.client, "presence-erin"), await new_user(world.client, "presence-frank")
+    room = await create_room(erin, preset="public_chat")
+    erin_pos = (await sync(erin))["next_batch"]
+    frank_pos = (await sync(frank))["next_batch"]
+    await send(erin, room, "settle")  # nothing about presence changes from here on
+    erin_pos = (await sync(erin, erin_pos))["next_batch"]
+    await join(frank, room)
+    to_frank, to_erin = await sync(frank, frank_pos), await sync(erin, erin_pos)
+    assert erin.user_id in _senders(to_frank) and frank.user_id in _senders(to_erin)
+    assert_matches_schema("event-schemas/schema/m.presence.yaml", to_frank["presence"]["events"][0])
+    # Only once.
+    assert _senders(await sync(frank, to_frank["next_batch"])) == []
+    assert _senders(await sync(erin, to_erin["next_batch"])) == []
