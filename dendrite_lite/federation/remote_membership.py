@@ -75,7 +75,7 @@ class FederatedMembership:
             ),
             client=client,
             joins=RemoteJoins(handshake, ingest) if handshake else None,
-            leaves=RemoteLeaves(handshake, storage, notifier, key_store) if handshake else None,
+            leaves=RemoteLeaves(handshake, storage, notifier, key_store, key=key) if handshake else None,
         )
 
     # --- for the client membership service -------------------------------------------------------

@@ -208,6 +208,7 @@ async def _fill_rooms(
     }
     for r in rooms:
         r.timeline = [s for s in r.timeline if s.event.event_id in visible]
+    await _add_out_of_band_leaves(conn, rooms, memberships, timeline_filter)
 
     await _load_state(conn, req, rooms, sorted(senders))
     state_events = await events_table.select_events(
@@ -265,6 +266,30 @@ async def _fill_rooms(
             body.update(_unread_counts(unread.get(r.room_id, {}), f.unread_thread_notifications))
         body["ephemeral"] = {"events": []}
         result.join[r.room_id] = body
+
+
+async def _add_out_of_band_leaves(
+    conn: aiosqlite.Connection,
+    rooms: list[_Room],
+    memberships: Mapping[str, tuple[str, str, int]],
+    timeline_filter: RoomEventFilter,
+) -> None:
+    """A left room we hold nothing of (an invite rejected or a knock taken back over federation,
+    stored as an outlier: federation/out_of_band.py) shows its leave event as the timeline, as
+    from Synapse: the client learns what became of the invite."""
+    wanted: dict[str, _Room] = {}
+    for r in rooms:
+        held = memberships.get(r.room_id)
+        if r.section != "leave" or r.timeline or held is None:
+            continue
+        if r.since is None or held[2] > r.since:
+            wanted[held[1]] = r
+    if not wanted:
+        return
+    for event_id, stored in (await events_table.select_events(conn, list(wanted))).items():
+        r = wanted[event_id]
+        if stored.outlier and timeline_filter.matches(stored.event.pdu, r.room_id):
+            r.timeline = [stored]
 
 
 def _unread_counts(threads: Mapping[str, tuple[int, int]], per_thread: bool) -> dict[str, Any]:
