@@ -240,3 +240,4 @@ async def test_filtered_timeline_limit_counts_matching_events(srv: RunningServer
     f = {"room": {"timeline": {"limit": 1, "types": ["m.room.message"]}}}
     timeline = (await sync(alice, filter=f))["rooms"]["join"][room]["timeline"]
     assert [e["event_id"] for e in timeline["events"]] == [wanted]
+    assert not timeline["limited"]  # the limit cut no m.room.message (sync.yaml `limited`)
