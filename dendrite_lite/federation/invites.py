@@ -27,6 +27,7 @@ from dendrite_lite.events.ids import server_name_of
 from dendrite_lite.events.pdu import event_from_pdu, pdu_for_federation
 from dendrite_lite.events.room_versions import KNOWN_ROOM_VERSIONS
 from dendrite_lite.events.signing import add_event_signature
+from dendrite_lite.federation.acl import check_server_acl
 from dendrite_lite.federation.checks import PduDropped, verify_pdu
 from dendrite_lite.events.format import FormatError, validate_pdu
 from dendrite_lite.federation.client import FederationClient, FederationError, RemoteError
@@ -91,6 +92,8 @@ class InviteService:
                 f"This server does not support room version {room_version!r}",
                 room_version=str(room_version),
             )
+        # The room's ACL, when we hold its state (server-server-api.md §Server ACLs: /invite).
+        await check_server_acl(self._storage, room_id, origin)
         event = parse_member_event(
             raw_event, rv, origin=origin, room_id=room_id, event_id=event_id,
             membership="invite", sender_is_target=False,

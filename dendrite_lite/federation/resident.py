@@ -27,6 +27,7 @@ from dendrite_lite.events.pdu import pdu_for_federation
 from dendrite_lite.events.power_levels import named_power_level, user_power_level
 from dendrite_lite.events.room_versions import RoomVersion
 from dendrite_lite.events.signing import add_event_signature
+from dendrite_lite.federation.acl import check_server_acl
 from dendrite_lite.federation.checks import PduDropped
 from dendrite_lite.federation.ingest import FederationIngest
 from dendrite_lite.federation.room_state_hints import state_hint_pdus
@@ -100,6 +101,7 @@ class ResidentMembership:
         `ver` list (None for make_leave, which has none)."""
         if server_name_of(user_id) != origin:
             raise MatrixError(Errcode.FORBIDDEN, f"{user_id} is not a user of {origin}")
+        await check_server_acl(self._storage, room_id, origin)
         room = await self._resident_room(room_id)
         if offered is not None:
             check_room_version_offered(room.version, offered)
@@ -167,7 +169,9 @@ class ResidentMembership:
         self, origin: str, room_id: str, event_id: str, raw: Any, membership: str
     ) -> Event:
         """PUT send_join/send_leave/send_knock: the accepted event (co-signed if we authorised
-        a restricted join). 400 for a malformed event, 403 when it is rejected."""
+        a restricted join). 400 for a malformed event, 403 when it is rejected or the room's
+        server ACL denies the origin."""
+        await check_server_acl(self._storage, room_id, origin)
         rv = await self._room_version(room_id)
         event = parse_member_event(
             raw, rv, origin=origin, room_id=room_id, event_id=event_id, membership=membership

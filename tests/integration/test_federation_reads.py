@@ -222,6 +222,27 @@ async def test_acl_denied_server_gets_403_even_when_joined(srv: RunningServer) -
         resp = await remote.request(srv, "GET", uri)
         assert resp.status_code == 403, uri
         assert "ACL" in resp.json()["error"]
+    # The membership endpoints too (§Server ACLs), and /get_missing_events.
+    user = q(remote.user("bob"))
+    calls: list[tuple[str, str, Any]] = [
+        ("GET", f"{FED}/make_join/{q(room_id)}/{user}?ver=10", None),
+        ("GET", f"{FED}/make_leave/{q(room_id)}/{user}", None),
+        ("PUT", f"{FED}/send_join/{q(room_id)}/{q('$x')}", {}),
+        ("PUT", f"/_matrix/federation/v2/send_leave/{q(room_id)}/{q('$x')}", {}),
+        ("PUT", f"/_matrix/federation/v2/invite/{q(room_id)}/{q('$x')}", {"room_version": "10", "event": {}}),
+        ("POST", f"{FED}/get_missing_events/{q(room_id)}", {}),
+    ]
+    for method, uri, body in calls:
+        resp = await remote.request(srv, method, uri, body)
+        assert (resp.status_code, resp.json()["errcode"]) == (403, "M_FORBIDDEN"), uri
+
+
+async def test_get_missing_events_reads_absent_lists_as_empty(srv: RunningServer) -> None:
+    _, room_id, remote = await _room(srv)
+    resp = await remote.request(srv, "POST", f"{FED}/get_missing_events/{q(room_id)}", {})
+    assert (resp.status_code, resp.json()) == (200, {"events": []})
+    resp = await remote.request(srv, "POST", f"{FED}/get_missing_events/{q(room_id)}", {"latest_events": "x"})
+    assert resp.status_code == 400
 
 
 async def test_timestamp_to_event(srv: RunningServer) -> None:

@@ -104,8 +104,9 @@ async def post_get_missing_events(room_id: str) -> Response:
     events = await services().federation_reads.get_missing_events(
         origin,
         room_id,
-        _event_ids(body.get("earliest_events"), "earliest_events"),
-        _event_ids(body.get("latest_events"), "latest_events"),
+        # Absent lists are empty, as Synapse reads them (SyTest posts `{}`); a wrong type is 400.
+        _event_ids(body.get("earliest_events", []), "earliest_events"),
+        _event_ids(body.get("latest_events", []), "latest_events"),
         _int(body.get("limit"), "limit", DEFAULT_MISSING_EVENTS),
         _int(body.get("min_depth"), "min_depth", 0),
     )
