@@ -96,6 +96,23 @@ class ClientEventSerializer:
         )
 
     def format_all(
-        self, events: Sequence[StoredEvent], *, include_room_id: bool = True
+        self,
+        events: Sequence[StoredEvent],
+        *,
+        include_room_id: bool = True,
+        federation: bool = False,
     ) -> list[dict[str, Any]]:
+        """`federation`: the filter's event_format "federation", the PDU as servers see it
+        (redacted when redacted), with its event_id, room_id and our unsigned."""
+        if federation:
+            return [self._federation_format(s) for s in events]
         return [self.format(s, include_room_id=include_room_id) for s in events]
+
+    def _federation_format(self, stored: StoredEvent) -> dict[str, Any]:
+        event = stored.event
+        pdu = dict(event.pdu)
+        if event.event_id in self._redactions:
+            pdu = dict(redact(event.pdu, event.room_version))
+        pdu.update(event_id=event.event_id, room_id=event.room_id)
+        pdu["unsigned"] = {**pdu.get("unsigned", {}), **self.unsigned(stored)}
+        return pdu

@@ -241,16 +241,17 @@ async def _fill_rooms(
         if joined else {}
     )
 
+    fed = f.event_format == "federation"
     for r in rooms:
         state = _state_events(r, state_events, f.room.state, req)
         _record_members(req, r, state)
         body: dict[str, Any] = {
             "timeline": {
-                "events": ser.format_all(r.timeline, include_room_id=False),
+                "events": ser.format_all(r.timeline, include_room_id=False, federation=fed),
                 "limited": r.limited,
                 "prev_batch": pagination_token(r.prev_batch),
             },
-            "state": {"events": ser.format_all(state, include_room_id=False)},
+            "state": {"events": ser.format_all(state, include_room_id=False, federation=fed)},
             "account_data": {"events": []},
         }
         if r.section == "leave":

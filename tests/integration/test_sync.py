@@ -241,3 +241,13 @@ async def test_filtered_timeline_limit_counts_matching_events(srv: RunningServer
     timeline = (await sync(alice, filter=f))["rooms"]["join"][room]["timeline"]
     assert [e["event_id"] for e in timeline["events"]] == [wanted]
     assert not timeline["limited"]  # the limit cut no m.room.message (sync.yaml `limited`)
+
+
+async def test_filter_can_ask_for_the_federation_format(srv: RunningServer) -> None:
+    alice = await _user(srv, "alice")
+    room = await create_room(alice)
+    event_id = await send(alice, room, "Test message")
+    body = await sync(alice, filter={"event_format": "federation"})
+    event = body["rooms"]["join"][room]["timeline"]["events"][-1]
+    assert event["event_id"] == event_id and event["room_id"] == room
+    assert {"prev_events", "auth_events", "depth", "hashes", "signatures"} <= set(event)
