@@ -55,6 +55,16 @@ async def test_send_is_idempotent_per_device(srv: RunningServer) -> None:
     assert "transaction_id" not in seen_by_bob.json()["unsigned"]
 
 
+async def test_post_redact_without_txn_id(srv: RunningServer) -> None:
+    """POST /redact/{eventId} (Synapse's, used by SyTest): a redaction per call."""
+    alice, _, room_id = await _room(srv)
+    event_id = await alice.send(room_id, "oops")
+    resp = await alice.call("POST", f"/rooms/{room_id}/redact/{event_id}", {"reason": "typo"})
+    redaction = (await alice.call("GET", f"/rooms/{room_id}/event/{resp.json()['event_id']}")).json()
+    assert redaction["type"] == "m.room.redaction" and redaction["content"]["reason"] == "typo"
+    assert (await alice.call("GET", f"/rooms/{room_id}/event/{event_id}")).json()["content"] == {}
+
+
 async def test_post_send_without_txn_id(srv: RunningServer) -> None:
     """POST /send/{eventType} (Synapse's, used by SyTest): each call sends a new event, and
     content outside canonical JSON is refused with M_BAD_JSON like the PUT."""

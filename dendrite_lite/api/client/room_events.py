@@ -98,12 +98,17 @@ async def get_event(room_id: str, event_id: str) -> Response:
 
 
 @bp.put(f"{_ROOM}/redact/<event_id>/<txn_id>")
-async def put_redact(room_id: str, event_id: str, txn_id: str) -> Response:
-    """PUT /_matrix/client/v3/rooms/{roomId}/redact/{eventId}/{txnId}"""
+@bp.post(f"{_ROOM}/redact/<event_id>", defaults={"txn_id": None})
+async def put_redact(room_id: str, event_id: str, txn_id: str | None) -> Response:
+    """PUT /_matrix/client/v3/rooms/{roomId}/redact/{eventId}/{txnId}
+
+    NOTSPEC: the POST without a txnId, as for POST /send (Synapse serves both, SyTest redacts
+    with it): each POST gets a fresh txnId."""
     requester = await authenticate(services())
     body = await json_body(allow_empty=True)
     redaction_id = await room_events_service().redact(
         user_id=requester.user_id, device_id=requester.device_id, room_id=room_id,
-        event_id=event_id, txn_id=txn_id, reason=body.get("reason"),
+        event_id=event_id, txn_id=txn_id or f"post-{secrets.token_urlsafe(12)}",
+        reason=body.get("reason"),
     )
     return jsonify({"event_id": redaction_id})
