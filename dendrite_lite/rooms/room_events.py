@@ -53,25 +53,27 @@ async def _applied_redactions(
     """
     ids = [s.event.event_id for s in stored]
 
-    async def read(conn: aiosqlite.Connection) -> dict[str, StoredEvent]:
-        pointers = await events_table.select_redactions_of(conn, ids)
-        found = await events_table.select_events(conn, pointers.values())
-        return {target: found[r] for target, r in pointers.items() if r in found}
+    async def read(conn: aiosqlite.Connection) -> dict[str, list[StoredEvent]]:
+        pointers = await events_table.select_all_redactions_of(conn, ids)
+        found = await events_table.select_events(conn, [r for rs in pointers.values() for r in rs])
+        return {target: [found[r] for r in rs if r in found] for target, rs in pointers.items()}
 
     redactions = await storage.db.read(read) if ids else {}
     by_id = {s.event.event_id: s.event for s in stored}
     rooms: dict[str, RoomSnapshot] = {}
     out: dict[str, StoredEvent] = {}
-    for target_id, red in redactions.items():
+    for target_id, candidates in redactions.items():
         target = by_id[target_id]
-        if server_name_of(red.event.sender) != server_name_of(target.sender):
-            room_id = target.room_id
-            if room_id not in rooms:
-                rooms[room_id] = await load_current(storage, room_id)
-            room = rooms[room_id]
-            if room.power_level(red.event.sender) < room.named_level("redact"):
-                continue
-        out[target_id] = red
+        for red in candidates:  # the first valid one applies; spoofed ones before it do not
+            if server_name_of(red.event.sender) != server_name_of(target.sender):
+                room_id = target.room_id
+                if room_id not in rooms:
+                    rooms[room_id] = await load_current(storage, room_id)
+                room = rooms[room_id]
+                if room.power_level(red.event.sender) < room.named_level("redact"):
+                    continue
+            out[target_id] = red
+            break
     return out
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "select_room_events_since",
     "insert_redaction",
     "select_redactions_of",
+    "select_all_redactions_of",
     "select_state_group_of",
 ]
 
@@ -67,6 +68,10 @@ INSERT_REDACTION = "INSERT OR IGNORE INTO redactions (event_id, redacts) VALUES 
 SELECT_REDACTIONS_OF = (
     "SELECT r.redacts, r.event_id FROM redactions r JOIN events e ON e.event_id = r.event_id"
     " WHERE e.rejected_reason IS NULL AND r.redacts IN ({})"
+)
+SELECT_ALL_REDACTIONS_OF = (
+    "SELECT r.redacts, r.event_id FROM redactions r JOIN events e ON e.event_id = r.event_id"
+    " WHERE e.rejected_reason IS NULL AND r.redacts IN ({}) ORDER BY e.stream_ordering"
 )
 SELECT_STATE_GROUP_OF = "SELECT state_group FROM events WHERE event_id = ?"
 SELECT_IS_REDACTED = (
@@ -319,6 +324,21 @@ async def select_redactions_of(
     sql = SELECT_REDACTIONS_OF.format(",".join("?" * len(event_ids)))
     async with conn.execute(sql, list(event_ids)) as cur:
         return {row[0]: row[1] for row in await cur.fetchall()}
+
+
+async def select_all_redactions_of(
+    conn: aiosqlite.Connection, event_ids: Sequence[str]
+) -> dict[str, list[str]]:
+    """redacted event id -> ids of every (non-rejected) redaction pointing at it, oldest
+    first: a reader that finds one invalid (a spoofed one) can still apply a later one."""
+    out: dict[str, list[str]] = {}
+    if not event_ids:
+        return out
+    sql = SELECT_ALL_REDACTIONS_OF.format(",".join("?" * len(event_ids)))
+    async with conn.execute(sql, list(event_ids)) as cur:
+        for target, redaction in await cur.fetchall():
+            out.setdefault(target, []).append(redaction)
+    return out
 
 
 async def select_state_group_of(conn: aiosqlite.Connection, event_id: str) -> int | None:

@@ -275,3 +275,19 @@ async def test_a_redaction_of_another_rooms_event_is_withheld(srv: RunningServer
     assert sentinel.event_id in ids and redaction.event_id not in ids
     target = (await alice.call("GET", f"/rooms/{one}/event/{msg.event_id}")).json()
     assert target["content"]["body"] == "hi" and "redacted_because" not in target.get("unsigned", {})
+
+
+async def test_a_spoofed_redaction_does_not_hide_a_later_valid_one(srv: RunningServer) -> None:
+    """SyTest "Inbound federation ignores redactions from invalid servers room > v3": a remote
+    user without the redact level cannot redact alice's message, and alice's own redaction
+    afterwards still applies."""
+    alice, room_id, remote, bob = await _room_with_remote_member(srv)
+    target = await alice.send(room_id, "Hello")
+    fake = await remote.build(srv, room_id, bob, "m.room.redaction", {"redacts": target})
+    fake_pdu = {**pdu(fake)}
+    assert (await remote.send(srv, [fake_pdu])).json() == {"pdus": {fake.event_id: {}}}
+    served = (await alice.call("GET", f"/rooms/{room_id}/event/{target}")).json()
+    assert served["content"]["body"] == "Hello" and "redacted_by" not in served["unsigned"]
+    real = (await alice.call("PUT", f"/rooms/{room_id}/redact/{target}/r1", {})).json()["event_id"]
+    served = (await alice.call("GET", f"/rooms/{room_id}/event/{target}")).json()
+    assert served["content"] == {} and served["unsigned"]["redacted_by"] == real
