@@ -32,6 +32,7 @@ from dendrite_lite.storage import aliases as aliases_table
 from dendrite_lite.storage import events as events_table
 from dendrite_lite.storage import history as history_table
 from dendrite_lite.storage import notifications as notifications_table
+from dendrite_lite.storage import state as state_table
 from dendrite_lite.storage import sync as sync_table
 from dendrite_lite.storage.events import StoredEvent
 from dendrite_lite.storage.ignored_users import select_ignored_users
@@ -209,6 +210,7 @@ async def _fill_rooms(
         s.event.event_id
         for s in await filter_events_for_user_conn(conn, req.user_id, everything, memberships)
     }
+    visible |= await _current_state_ids(conn, rooms, visible)
     for r in rooms:
         r.timeline = [s for s in r.timeline if s.event.event_id in visible]
     await _add_out_of_band_leaves(conn, rooms, memberships, timeline_filter)
@@ -294,6 +296,29 @@ async def _add_out_of_band_leaves(
         r = wanted[event_id]
         if stored.outlier and timeline_filter.matches(stored.event.pdu, r.room_id):
             r.timeline = [stored]
+
+
+async def _current_state_ids(
+    conn: aiosqlite.Connection, rooms: list[_Room], visible: set[str]
+) -> set[str]:
+    """Hidden timeline events of joined rooms that are the room's current state: a member sees
+    the current state anyway (GET /state), and a client building the room from the timeline
+    needs it (Synapse's always_include_ids; SyTest "Current state appears in timeline in
+    private history")."""
+    out: set[str] = set()
+    for r in rooms:
+        if r.section != "join":
+            continue
+        for s in r.timeline:
+            e = s.event
+            if e.event_id in visible or not e.is_state() or e.state_key is None:
+                continue
+            current = await state_table.select_current_state_event_id(
+                conn, r.room_id, e.type, e.state_key
+            )
+            if current == e.event_id:
+                out.add(e.event_id)
+    return out
 
 
 def _unread_counts(threads: Mapping[str, tuple[int, int]], per_thread: bool) -> dict[str, Any]:

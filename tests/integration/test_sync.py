@@ -251,3 +251,23 @@ async def test_filter_can_ask_for_the_federation_format(srv: RunningServer) -> N
     event = body["rooms"]["join"][room]["timeline"]["events"][-1]
     assert event["event_id"] == event_id and event["room_id"] == room
     assert {"prev_events", "auth_events", "depth", "hashes", "signatures"} <= set(event)
+
+
+async def test_current_state_hidden_by_history_visibility_still_in_timeline(
+    srv: RunningServer,
+) -> None:
+    creator, syncer, invitee = [await _user(srv, n) for n in ("creator", "syncer", "invitee")]
+    room = await create_room(creator, preset="public_chat")
+    await join(syncer, room)
+    resp = await creator.put(
+        f"/rooms/{room}/state/m.room.history_visibility", {"history_visibility": "joined"}
+    )
+    assert resp.status_code == 200, resp.text
+    first = await sync(syncer)
+    assert (await syncer.post(f"/rooms/{room}/leave", {})).status_code == 200
+    await join(invitee, room)  # while syncer is away: hidden by "joined" visibility
+    await join(syncer, room)
+    timeline = (await sync(syncer, since=first["next_batch"]))["rooms"]["join"][room]["timeline"]
+    joins = [e for e in timeline["events"]
+             if e["type"] == "m.room.member" and e["state_key"] == invitee.user_id]
+    assert joins and joins[0]["content"]["membership"] == "join"
