@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 
+from dendrite_lite.config import is_valid_server_name
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import accounts as accounts_table
@@ -46,6 +47,9 @@ def validate_user_id(user_id: str) -> None:
         )
     if not server_name:
         raise MatrixError(Errcode.INVALID_USERNAME, "User ID has no server name")
+    if not is_valid_server_name(server_name):
+        # A ':' in the requested username lands here: "@a:" + ":example.org".
+        raise MatrixError(Errcode.INVALID_USERNAME, "User ID localpart may not contain ':'")
     if len(user_id.encode("utf-8")) > USER_ID_MAX_BYTES:
         raise MatrixError(
             Errcode.INVALID_USERNAME, f"User ID may not be longer than {USER_ID_MAX_BYTES} bytes"

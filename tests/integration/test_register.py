@@ -98,6 +98,7 @@ async def test_dummy_without_prior_session_completes_at_once(client: httpx.Async
 @pytest.mark.parametrize(
     ("username", "errcode"),
     [("bad user", "M_INVALID_USERNAME"), ("ümlaut", "M_INVALID_USERNAME"), ("a" * 300, "M_INVALID_USERNAME"),
+     ("a:", "M_INVALID_USERNAME"), (":", "M_INVALID_USERNAME"),
      ("taken", "M_USER_IN_USE"), ("TAKEN", "M_USER_IN_USE")],
 )
 async def test_username_errors_before_uia(client: httpx.AsyncClient, username: str, errcode: str) -> None:
