@@ -372,6 +372,11 @@ async def _load_state(
             if first.event.is_state():
                 drop[room_id] = first.event.state_tuple
     members = senders if req.filter.lazy_load_members else None
+    if members is not None:
+        # Members whose state changed in a gap are sent whether or not they speak (SyTest
+        # "Gapped incremental syncs include all state changes"), so they are read too.
+        gap_members = {k[1] for keys in delta_keys.values() for k in keys if k[0] == MEMBER}
+        members = sorted(set(members) | gap_members)
     state = await history_table.select_state_for_groups(
         conn, [g for g in groups.values() if g is not None], members=members
     )

@@ -109,3 +109,15 @@ async def test_lost_responses_changes_and_devices(srv: RunningServer) -> None:
     assert _state_members(later, room_id) == []
     other_later = await sync(other, since=other_start["next_batch"], filter=LAST_ONLY)
     assert _state_members(other_later, room_id) == []
+
+
+async def test_gapped_sync_sends_members_who_changed_in_the_gap(srv: RunningServer) -> None:
+    alice, bob, carol, room_id = await _room(srv, "gap")
+    first = await sync(alice, filter=LAST_ONLY)
+    dave = await new_user(srv.client, "gapd")
+    await join(dave, room_id)  # in the gap: before the timeline's one event
+    for i in range(3):
+        await send(bob, room_id, f"m{i}")
+    body = await sync(alice, since=first["next_batch"], filter=LAST_ONLY)
+    assert body["rooms"]["join"][room_id]["timeline"]["limited"]
+    assert dave.user_id in _state_members(body, room_id)
