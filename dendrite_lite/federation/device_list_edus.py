@@ -18,8 +18,9 @@ Joins (`prepare`, a persist hook on local and federated events): when one of our
 room, the room's servers sharing no other room with them have never heard of their devices
 (§Device Management: updates are also sent "when that user joins a room which contains servers
 which are not already receiving updates"). Once the join is committed, those servers get the
-user's latest m.device_list_update; its prev_id is unknown to them (or empty), so they fetch
-the whole list from /user/devices. Persist hooks run before the commit and nothing calls back after it,
+user's last m.device_list_update from before the join (later ones reach them through `flush`,
+and a repeat confused SyTest's prev_id check); its prev_id is unknown to them (or empty), so
+they fetch the whole list from /user/devices, which has every change. Persist hooks run before the commit and nothing calls back after it,
 so a task waits until the join event can be read (readers only see committed writes), at most
 JOIN_COMMIT_WAIT_S: a join whose transaction failed is never seen, and nothing is sent.
 """
@@ -144,12 +145,22 @@ class DeviceListEdus:
         ]
         if not joins:
             return None
-        before = await self._storage.db.read(
-            lambda conn: outbox_table.select_memberships(conn, room_id, [u for u, _ in joins])
-        )
+
+        async def read(
+            conn: aiosqlite.Connection,
+        ) -> tuple[dict[str, str], dict[str, table.DeviceListChange | None]]:
+            users = [u for u, _ in joins]
+            latest = {u: await table.select_latest_device_change(conn, u) for u in users}
+            return await outbox_table.select_memberships(conn, room_id, users), latest
+
+        before, latest = await self._storage.db.read(read)
         for user_id, event_id in joins:
-            if before.get(user_id) != "join":
-                task = asyncio.create_task(self._after_join(room_id, user_id, event_id))
+            # The change to send is the last one before the join: later ones go to the room's
+            # servers through `flush` (the join committed first), and sending the newest here
+            # too would repeat it.
+            change = latest[user_id]
+            if before.get(user_id) != "join" and change is not None and change.device_id is not None:
+                task = asyncio.create_task(self._after_join(room_id, event_id, change))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
         return None
@@ -159,7 +170,8 @@ class DeviceListEdus:
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    async def _after_join(self, room_id: str, user_id: str, event_id: str) -> None:
+    async def _after_join(self, room_id: str, event_id: str, change: table.DeviceListChange) -> None:
+        user_id, device_id = change.user_id, change.device_id
         loop = asyncio.get_running_loop()
         deadline = loop.time() + JOIN_COMMIT_WAIT_S
         while await self._storage.db.read(lambda c: events_table.select_event(c, event_id)) is None:
@@ -170,14 +182,13 @@ class DeviceListEdus:
 
         async def txn(conn: aiosqlite.Connection) -> set[str]:
             membership = await outbox_table.select_memberships(conn, room_id, [user_id])
-            latest = await table.select_latest_device_change(conn, user_id)
-            if membership.get(user_id) != "join" or latest is None or latest.device_id is None:
-                return set()  # rejected or gone again, or no device with keys ever
+            if membership.get(user_id) != "join":
+                return set()  # rejected or gone again
             servers = await outbox_table.select_joined_servers(conn, room_id)
             servers -= await table.select_servers_sharing_other_rooms(conn, user_id, room_id)
             servers.discard(self._sender.server_name)
             if servers:
-                content = await device_list_update(conn, user_id, latest.device_id, latest.stream_id)
+                content = await device_list_update(conn, user_id, device_id, change.stream_id)
                 edu = "m.device_list_update"
                 await outbox_table.insert_outbox_edus(conn, sorted(servers), edu, content, now)
             return servers
