@@ -134,7 +134,7 @@ from dendrite_lite.sync.filter_store import FilterService
 from dendrite_lite.sync.notifier import Notifier
 from dendrite_lite.sync.service import SyncService
 from dendrite_lite.users.account_data import AccountDataService
-from dendrite_lite.users.presence import PresenceService
+from dendrite_lite.users.presence import JoinPresenceHook, PresenceService
 from dendrite_lite.users.openid import OpenIdService
 from dendrite_lite.users.user_directory import UserDirectory
 from dendrite_lite.users.push_gateway import PushGateway
@@ -299,7 +299,10 @@ async def load_services(config: Config) -> Services:
     # Joins that start sharing a room make cached remote device lists stale, and send our
     # joining user's device list to the room's new servers.
     guests = GuestAccessRevocation(storage)  # guests leave when guest access ends
-    hooks = [counter.prepare, e2ee["remote_device_lists"].prepare, guests.prepare]
+    join_presence = JoinPresenceHook()  # servers newly sharing a room exchange presence
+    hooks = [
+        counter.prepare, e2ee["remote_device_lists"].prepare, guests.prepare, join_presence.prepare
+    ]
     if device_list_edus is not None:
         hooks.append(device_list_edus.prepare)
     pipeline = RoomPipeline(
@@ -318,6 +321,7 @@ async def load_services(config: Config) -> Services:
         await device_list_edus.flush()  # device list changes committed before a crash
     user_data = await _user_data_services(storage, notifier, EduFanout(sender) if sender else None)
     user_data["receipts"].on_read = push_gateway.badge  # a read clears the apps' badges
+    join_presence.service = user_data["presence"]
     push_gateway.start()  # delivers what was queued before a restart; stopped by _close_services
     ratelimits = RateLimits.from_config(config.ratelimit)
     media = _media_service(config, storage, ratelimits, federation["federation_client"])

@@ -12,6 +12,7 @@ others itself).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from dendrite_lite.federation.sender import FederationSender, server_of
@@ -67,3 +68,25 @@ class EduFanout:
             entry["status_msg"] = status_msg
         servers = await self._sender.servers_sharing_rooms(user_id)
         await self._sender.send_edu(servers, "m.presence", {"push": [entry]})
+
+    async def presence_on_join(
+        self,
+        room_id: str,
+        joiner: str,
+        members: Iterable[str],
+        entries: Callable[[list[str]], Awaitable[list[dict[str, Any]]]],
+    ) -> None:
+        """A join makes a server newly share a room: a remote user's server gets the presence
+        of our users in the room, and our joining user's presence goes to the room's servers
+        (presence only travels on changes, so neither would hear of the other until the next).
+        `members` are the room's joined members, `entries` gives the m.presence `push` entries
+        of the users it is given."""
+        if self._ours(joiner):
+            servers = await self._sender.joined_servers(room_id)
+            users = [joiner]
+        else:
+            servers = {server_of(joiner)}
+            users = [m for m in members if self._ours(m)]
+        push = await entries(users) if servers and users else []
+        if push:
+            await self._sender.send_edu(servers, "m.presence", {"push": push})

@@ -223,14 +223,14 @@ class SyncService:
         self, user_id: str, f: Filter, rooms: RoomsResult, since: SyncToken | None
     ) -> list[dict[str, Any]]:
         """Presence of the user and of everyone sharing a room with them: changes since
-        `since`, plus the current presence of whoever newly shares a room with them (a room they
-        joined, a member who joined), whose last change may be older than `since`."""
+        `since`, plus the current presence (offline too) of whoever newly shares a room with
+        them (a room they joined, a member who joined), whose last change may be older."""
         if self._presence is None or f.presence.blocks_all():
             return []
         my_new_rooms, new_members = _newly_sharing(user_id, rooms) if since else (set(), set())
-        if since is not None and since.presence >= self._presence.current_position():
-            if not (my_new_rooms or new_members):
-                return []
+        nothing_new = since is not None and since.presence >= self._presence.current_position()
+        if nothing_new and not (my_new_rooms or new_members):
+            return []
 
         async def read(conn: aiosqlite.Connection) -> tuple[list[str], list[str]]:
             return (
@@ -244,7 +244,7 @@ class SyncService:
         )
         newcomers = (set(in_new_rooms) | new_members) - {e["sender"] for e in events} - {user_id}
         if newcomers:
-            events += await self._presence.presence_since(newcomers, 0)
+            events += await self._presence.current_presence(newcomers)
         return [e for e in events if f.presence.matches(e)]
 
 

@@ -20,18 +20,21 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.storage import Storage
+from dendrite_lite.storage import events as events_table
 from dendrite_lite.storage import presence as table
+from dendrite_lite.storage import sync as sync_table
 from dendrite_lite.storage.presence import PresenceRow
 from dendrite_lite.sync.notifier import Notifier
 
 if TYPE_CHECKING:
+    from dendrite_lite.events.event import Event
     from dendrite_lite.federation.edus import EduFanout
 
 __all__ = [
@@ -43,6 +46,7 @@ __all__ = [
     "IDLE_MS",
     "SYNC_TIMEOUT_MS",
     "TIMEOUT_CHECK_S",
+    "JoinPresenceHook",
 ]
 
 log = logging.getLogger(__name__)
@@ -54,6 +58,9 @@ IDLE_MS = 5 * 60_000  # presence.md §Idle timeout: "e.g. 5 minutes"
 # never flaps offline between two /syncs.
 SYNC_TIMEOUT_MS = 90_000
 TIMEOUT_CHECK_S = 15.0
+# A join's presence exchange waits for the join's commit (polled) for at most this long.
+JOIN_COMMIT_WAIT_S = 30.0
+JOIN_POLL_S = 0.05
 # A remote user's server tells us of every change; one not heard of for this long (the server
 # is gone?) is shown offline rather than online forever.
 REMOTE_TIMEOUT_MS = 30 * 60_000
@@ -85,6 +92,7 @@ class PresenceService:
         started = self._now()
         self._last_sync: dict[str, int] = {user: started for user in self._live}
         self._task: asyncio.Task[None] | None = None
+        self._join_tasks: set[asyncio.Task[None]] = set()
         self._locks: dict[str, asyncio.Lock] = {}
 
     @classmethod
@@ -193,6 +201,47 @@ class PresenceService:
                 user_id, presence, status_msg, active_ts, currently_active, remote=True
             )
 
+    # --- joins (federation) -------------------------------------------------------------------
+
+    def joining(self, room_id: str, events: Sequence[Event]) -> None:
+        """Events about to be persisted (JoinPresenceHook): joins make servers newly share the
+        room, so once a join is committed they exchange the presence they would otherwise
+        only hear of at the next change (EduFanout.presence_on_join)."""
+        if self._edus is None:
+            return
+        joins = [
+            e for e in events
+            if e.type == "m.room.member" and e.membership == "join" and e.state_key
+        ]
+        if joins:
+            task = asyncio.get_running_loop().create_task(self._share_on_join(room_id, joins))
+            self._join_tasks.add(task)
+            task.add_done_callback(self._join_tasks.discard)
+
+    async def _share_on_join(self, room_id: str, joins: list[Event]) -> None:
+        assert self._edus is not None
+        try:
+            last = joins[-1].event_id
+            deadline = time.monotonic() + JOIN_COMMIT_WAIT_S
+            while not await self._storage.db.read(lambda c: events_table.select_event(c, last)):
+                if time.monotonic() > deadline:
+                    return  # the transaction failed: no join happened
+                await asyncio.sleep(JOIN_POLL_S)
+            joiners = [e.state_key for e in joins if e.state_key]
+            members = await self._storage.db.read(
+                lambda conn: sync_table.select_users_sharing_rooms(conn, [room_id])
+            )
+            for joiner in joiners:
+                await self._edus.presence_on_join(room_id, joiner, members, self._entries)
+        except Exception:  # federation trouble never fails anything local
+            log.exception("cannot send presence for joins in %s", room_id)
+
+    async def _entries(self, user_ids: list[str]) -> list[dict[str, Any]]:
+        """m.presence EDU entries for those of these users who are not offline."""
+        rows = await self._storage.db.read(lambda conn: table.select_presence_since(conn, user_ids, 0))
+        # The event content has the entry's fields (presence, last_active_ago, ...).
+        return [{"user_id": row.user_id, **self._content(row)} for row in rows if row.state != OFFLINE]
+
     # --- reading (for /sync) -----------------------------------------------------------------
 
     async def presence_since(self, user_ids: Iterable[str], since: int) -> list[dict[str, Any]]:
@@ -208,6 +257,21 @@ class PresenceService:
             if since > 0 or row.state != OFFLINE
         ]
 
+    async def current_presence(self, user_ids: Iterable[str]) -> list[dict[str, Any]]:
+        """m.presence events of these users as they are now, one each: offline users and users
+        never seen included (for users newly sharing a room with the syncing user, who learn
+        where they stand, as from Synapse)."""
+        ids = sorted(set(user_ids))
+        rows = await self._storage.db.read(lambda conn: table.select_presence_since(conn, ids, 0))
+        by_user = {row.user_id: row for row in rows}
+        return [
+            {
+                "type": "m.presence", "sender": user_id,
+                "content": self._content(by_user[user_id]) if user_id in by_user else {"presence": OFFLINE},
+            }
+            for user_id in ids
+        ]
+
     # --- timeouts ----------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -215,6 +279,9 @@ class PresenceService:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="presence-timeouts")
 
     async def close(self) -> None:
+        for task in list(self._join_tasks):
+            task.cancel()
+        await asyncio.gather(*self._join_tasks, return_exceptions=True)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -329,3 +396,15 @@ class PresenceService:
                 )
             except Exception:  # federation trouble never fails the local change
                 log.exception("cannot queue m.presence for %s", user_id)
+
+
+class JoinPresenceHook:
+    """The persist hook (pipeline and federation ingest) for PresenceService.joining: the hooks
+    are fixed before the presence service exists, so this stands in until `service` is set."""
+
+    def __init__(self) -> None:
+        self.service: PresenceService | None = None
+
+    async def prepare(self, room_id: str, events: Sequence[Event]) -> None:
+        if self.service is not None:
+            self.service.joining(room_id, events)

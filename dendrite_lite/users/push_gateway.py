@@ -128,7 +128,7 @@ class PushGateway:
                 await self._storage.db.write(_nothing)  # the rows that woke us are committed
                 busy = list(self._workers)
                 batch = await self._storage.db.read(
-                    lambda conn: table.select_push_queue(conn, BATCH, skip_users=busy)
+                    lambda conn, busy=busy: table.select_push_queue(conn, BATCH, skip_users=busy)
                 )
                 by_user: dict[str, list[QueuedPush]] = {}
                 for item in batch:

@@ -84,3 +84,27 @@ async def test_typing_receipts_and_presence_are_sent_to_the_rooms_servers(
     finally:
         await srv.stop()
         await peer.stop()
+
+
+async def test_a_joining_server_is_sent_the_rooms_presence(start_server: StartServer, tmp_path: Path) -> None:
+    """Presence travels on changes only: a server whose user joins a room hears at once of the
+    presence our members set before, which it would otherwise learn at their next change."""
+    recorder = EduRecorder()
+    peer = await tls_peer(start_server, tmp_path, configure_app=recorder.configure)
+    srv = await start_server({"federation.verify_tls": False, "federation.trusted_key_servers": (), **OPEN})
+    them = peer.config.server.server_name
+    try:
+        alice, carol = await new_user(srv, "alice"), await new_user(srv, "carol")
+        room_id = await alice.create_room(preset="public_chat")
+        await alice.call("PUT", f"/presence/{alice.user_id}/status", {"presence": "online", "status_msg": "here"})
+        await carol.call("PUT", f"/presence/{carol.user_id}/status", {"presence": "online"})  # not in the room
+        assert recorder.of_type("m.presence") == []  # no other server shares a room yet
+        await join_remote_user(srv, room_id, f"@bob:{them}")
+        await _eventually(lambda: recorder.of_type("m.presence"))
+        (content,) = recorder.of_type("m.presence")
+        (entry,) = content["push"]
+        assert entry["user_id"] == alice.user_id and entry["presence"] == "online"
+        assert entry["status_msg"] == "here" and isinstance(entry["last_active_ago"], int)
+    finally:
+        await srv.stop()
+        await peer.stop()

@@ -101,3 +101,16 @@ async def test_newly_sharing_a_room_brings_current_presence(world: World) -> Non
     # Only once.
     assert _senders(await sync(frank, to_frank["next_batch"])) == []
     assert _senders(await sync(erin, to_erin["next_batch"])) == []
+
+
+
+async def test_newcomer_presence_includes_offline(world: World) -> None:
+    """A member who never went online (syncs with set_presence=offline) is still announced to
+    the room's members once, as offline."""
+    gina, hal = await new_user(world.client, "presence-gina"), await new_user(world.client, "presence-hal")
+    room = await create_room(gina, preset="public_chat")
+    pos = (await sync(gina))["next_batch"]
+    await join(hal, room)
+    body = await sync(gina, pos)
+    assert {"type": "m.presence", "sender": hal.user_id, "content": {"presence": "offline"}} in body["presence"]["events"]
+    assert_matches_schema("event-schemas/schema/m.presence.yaml", body["presence"]["events"][-1])
