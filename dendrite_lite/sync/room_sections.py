@@ -355,6 +355,8 @@ async def _load_state(
             r.members_changed = r.members_changed or any(k[0] == MEMBER for k in keys)
             if keys:
                 delta_keys[r.room_id] = keys
+            # Lazy loading needs the senders' member events even when nothing changed in the gap.
+            if keys or (req.filter.lazy_load_members and r.timeline):
                 at.append((r.room_id, r.prev_batch))
         elif req.filter.lazy_load_members and r.timeline:
             at.append((r.room_id, r.prev_batch))

@@ -121,3 +121,16 @@ async def test_gapped_sync_sends_members_who_changed_in_the_gap(srv: RunningServ
     body = await sync(alice, since=first["next_batch"], filter=LAST_ONLY)
     assert body["rooms"]["join"][room_id]["timeline"]["limited"]
     assert dave.user_id in _state_members(body, room_id)
+
+
+async def test_gapped_sync_sends_an_old_member_who_starts_speaking(srv: RunningServer) -> None:
+    alice, bob, carol, room_id = await _room(srv, "old")
+    await send(bob, room_id, "bob speaks")
+    first = await sync(alice, filter=LAST_ONLY)
+    assert carol.user_id not in _state_members(first, room_id)
+    for i in range(3):
+        await send(bob, room_id, f"b{i}")
+    await send(carol, room_id, "carol is back")
+    body = await sync(alice, since=first["next_batch"], filter=LAST_ONLY)
+    assert body["rooms"]["join"][room_id]["timeline"]["limited"]
+    assert _state_members(body, room_id) == [carol.user_id]
