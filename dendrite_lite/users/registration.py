@@ -123,6 +123,8 @@ async def register_user(
     server_name = config.server.server_name
     auth = body.get("auth")
     session, params = uia.start(auth, "register", registration_flows(config), body)
+    if session.registered_user_id is not None:
+        return await _register_again(storage, session.registered_user_id, params, ip)
     guest_id = await _upgradable_guest(storage, server_name, params)
     user_id = guest_id
     if params.get("username") is not None and guest_id is None:
@@ -168,8 +170,28 @@ async def register_user(
         return Registered(uid, new)
 
     result = await storage.db.write(txn)
-    uia.finish(session)
+    # Kept (until it expires) so that a retry of this registration gets the same user; its
+    # operation stays "register", so it authorises nothing else.
+    session.registered_user_id = result.user_id
     return result
+
+
+async def _register_again(
+    storage: Storage, user_id: str, params: dict[str, Any], ip: str | None
+) -> Registered:
+    """A repeat of a registration that went through: the same user, logged in anew."""
+    device_id = _optional(params, "device_id", str)
+    if device_id is not None:
+        validate_device_id(device_id)
+    if _optional(params, "inhibit_login", bool):
+        return Registered(user_id, None)
+    display_name = _optional(params, "initial_device_display_name", str)
+    with_refresh = bool(_optional(params, "refresh_token", bool))
+    new = await storage.db.write(lambda conn: insert_session(
+        conn, user_id, device_id=device_id, display_name=display_name, ip=ip,
+        with_refresh=with_refresh, now=now_ms(),
+    ))
+    return Registered(user_id, new)
 
 
 async def _upgradable_guest(

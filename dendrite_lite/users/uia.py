@@ -65,6 +65,9 @@ class UiaSession:
     completed: list[str] = field(default_factory=list)
     # The m.login.registration_token stage's token, for the registration to count its use.
     registration_token: str | None = None
+    # Set once a registration went through: a retry quoting the session (a client that lost the
+    # answer) logs that user in again instead of failing (Synapse's idempotent /register).
+    registered_user_id: str | None = None
 
     def done(self) -> bool:
         return any(list(flow) == self.completed[: len(flow)] for flow in self.flows)
