@@ -125,6 +125,19 @@ async def select_member_summary(
     return out
 
 
+async def select_joined_between(
+    conn: aiosqlite.Connection, room_id: str, user_id: str, after: int, until: int
+) -> bool:
+    """Did the user join the room at a position in (after, until]?"""
+    sql = (
+        "SELECT 1 FROM events WHERE room_id = ? AND stream_ordering > ? AND stream_ordering <= ?"
+        " AND outlier = 0 AND type = 'm.room.member' AND state_key = ?"
+        " AND json_extract(json, '$.content.membership') = 'join' LIMIT 1"
+    )
+    async with conn.execute(sql, (room_id, after, until, user_id)) as cur:
+        return await cur.fetchone() is not None
+
+
 async def select_named_rooms(conn: aiosqlite.Connection, room_ids: Sequence[str]) -> set[str]:
     """The rooms whose current state gives them a name or a canonical alias."""
     found: set[str] = set()

@@ -111,7 +111,7 @@ async def build_rooms(conn: aiosqlite.Connection, req: RoomsRequest) -> RoomsRes
     current = {r: m for r, m in memberships.items() if m[2] <= req.until}
     rooms: list[_Room] = []
     stripped: dict[str, tuple[str, str]] = {}  # room -> (section, member event id)
-    candidates: list[str] = []  # joined rooms whose member event changed since the token
+    candidates: list[str] = []  # joined or left rooms whose member event changed since the token
     forgotten = await _forgotten(conn, req.user_id, memberships)
     for room_id, (membership, event_id, pos) in sorted(memberships.items()):
         if pos > req.until:
@@ -135,6 +135,10 @@ async def build_rooms(conn: aiosqlite.Connection, req: RoomsRequest) -> RoomsRes
             initial = req.since is None or req.full_state
             if (initial and room_filter.include_leave) or (not initial and changed):
                 rooms.append(_Room(room_id, "leave", None if initial else req.since, pos, initial))
+                if not initial:
+                    # Joined and left since the token: its state was never sent (SyTest "When
+                    # user joins and leaves a room in the same batch ...").
+                    candidates.append(room_id)
     if candidates:
         await _mark_newly_joined(conn, req, rooms, candidates)
     if rooms:
@@ -158,7 +162,8 @@ async def _mark_newly_joined(
     conn: aiosqlite.Connection, req: RoomsRequest, rooms: list[_Room], candidates: list[str]
 ) -> None:
     """A room the user was not joined to at the token is sent in full, like on an initial sync
-    (a join -> join profile change is not a new join)."""
+    (a join -> join profile change is not a new join), whether joined now or joined and left
+    since."""
     assert req.since is not None
     groups = await sync_table.select_state_groups_at(conn, [(r, req.since) for r in candidates])
     key = (MEMBER, req.user_id)
@@ -171,8 +176,15 @@ async def _mark_newly_joined(
         if room.room_id not in candidates:
             continue
         before = loaded.get(before_ids.get(room.room_id) or "")
-        if before is None or before.event.membership != "join":
-            room.since, room.full = None, True
+        if before is not None and before.event.membership == "join":
+            continue
+        # A left room only if the user was in it meanwhile: an invite rejected never shows the
+        # room's state.
+        if room.section == "leave" and not await sync_table.select_joined_between(
+            conn, room.room_id, req.user_id, req.since, room.until
+        ):
+            continue
+        room.since, room.full = None, True
 
 
 async def _fill_rooms(

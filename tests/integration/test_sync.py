@@ -271,3 +271,24 @@ async def test_current_state_hidden_by_history_visibility_still_in_timeline(
     joins = [e for e in timeline["events"]
              if e["type"] == "m.room.member" and e["state_key"] == invitee.user_id]
     assert joins and joins[0]["content"]["membership"] == "join"
+
+
+async def test_room_joined_and_left_between_syncs_comes_with_its_state(srv: RunningServer) -> None:
+    alice, bob = await _user(srv, "alice"), await _user(srv, "bob")
+    room = await create_room(alice, preset="public_chat")
+    resp = await alice.put(f"/rooms/{room}/state/a.test.state", {"my_key": 1})
+    assert resp.status_code == 200, resp.text
+    f = {"room": {"timeline": {"types": []}, "state": {"types": ["a.test.state"]},
+                  "include_leave": True}}
+    first = await sync(bob, filter=f)
+    await join(bob, room)
+    assert (await bob.post(f"/rooms/{room}/leave", {})).status_code == 200
+    left = (await sync(bob, since=first["next_batch"], filter=f))["rooms"]["leave"][room]
+    assert [e["type"] for e in left["state"]["events"]] == ["a.test.state"]
+    # Invited and rejected, never joined: no state.
+    carol = await _user(srv, "carol")
+    first = await sync(carol, filter=f)
+    assert (await alice.post(f"/rooms/{room}/invite", {"user_id": carol.user_id})).status_code == 200
+    assert (await carol.post(f"/rooms/{room}/leave", {})).status_code == 200
+    left = (await sync(carol, since=first["next_batch"], filter=f))["rooms"]["leave"][room]
+    assert left["state"]["events"] == []
