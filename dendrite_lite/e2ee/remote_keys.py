@@ -2,9 +2,12 @@
 §End-to-End Encryption): the `RemoteKeys` of KeysService.
 
 - query: users whose list we cache and may use (e2ee/remote_device_lists.py) are answered from
-  the cache; the others are asked of their servers, one POST /user/keys/query per server, all
-  servers at once, each within the request's timeout. A whole list (no device ids asked) of a
-  user we share a room with is cached on the way back.
+  the cache. Room-mates whose list we lack (or hold stale) are resynced first, as Synapse does:
+  their whole list from GET /user/devices, cached with its stream id (so later EDUs apply
+  to it) and a device list change for our users. The rest, and room-mates whose resync
+  failed, are asked of their servers, one POST /user/keys/query per server, all servers at
+  once, each within the request's timeout; a whole list (no device ids asked) of a user we
+  share a room with is cached on the way back.
 - claim: one POST /user/keys/claim per server, all at once (one-time keys are never cached).
 - A server that fails (unreachable, timeout, an error answer, a malformed answer) is in
   `failures` with a status (its HTTP status, else 503) and a message; the others still count.
@@ -134,13 +137,16 @@ class FederatedKeys:
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """`requester` (our user) sees their own signatures of the cached keys."""
 
-        async def read(conn: aiosqlite.Connection) -> tuple[list[str], dict[str, Any]]:
+        async def read(conn: aiosqlite.Connection) -> tuple[list[str], dict[str, Any], list[str]]:
             usable = await self._lists.usable(conn, list(users))
             found = await local_device_keys(conn, requester, {u: users[u] for u in usable})
             found.pop("user_signing_keys", None)
-            return usable, found
+            room_mates = [u for u in users if u not in usable and await self._lists.shares_room(conn, u)]
+            return usable, found, room_mates
 
-        usable, cached = await self._storage.db.read(read)
+        usable, cached, room_mates = await self._storage.db.read(read)
+        if room_mates and await self._resync(room_mates, timeout_ms):
+            usable, cached, _ = await self._storage.db.read(read)
         misses = {u: d for u, d in users.items() if u not in usable}
         if not misses:
             return cached, {}
@@ -156,6 +162,18 @@ class FederatedKeys:
         for field, by_user in fetched.items():
             cached.setdefault(field, {}).update(by_user)
         return cached, failures
+
+    async def _resync(self, user_ids: list[str], timeout_ms: int) -> bool:
+        """Resync the users' lists at once, within the timeout; True if one became current."""
+        timeout_s = max(timeout_ms, 1) / 1000
+
+        async def one(user_id: str) -> bool:
+            try:
+                return await asyncio.wait_for(self._lists.resync(user_id), timeout_s)
+            except TimeoutError:
+                return False
+
+        return any(await asyncio.gather(*(one(u) for u in user_ids)))
 
     async def claim(
         self, users: dict[str, dict[str, str]], timeout_ms: int

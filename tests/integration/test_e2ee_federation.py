@@ -101,6 +101,24 @@ async def test_keys_query_and_claim_across_servers(pair: tuple[RunningServer, Ru
     assert bob.device_id in mixed["device_keys"][bob.user_id]
 
 
+async def test_a_room_mates_list_is_resynced_on_first_query(pair: tuple[RunningServer, RunningServer]) -> None:
+    """A room-mate's list we do not hold is fetched whole from /user/devices, as Synapse does:
+    cached with Bob's stream id (so his next EDU applies to it, not a resync), and a device
+    list change for Alice."""
+    a, b = pair
+    alice, _ = await with_keys(a, "alice")
+    bob, bob_keys = await with_keys(b, "bob")
+    await shared_room(alice, bob)
+    since = (await sync(alice))["next_batch"]
+    found = await query(alice, bob.user_id)
+    assert found["failures"] == {}
+    assert found["device_keys"][bob.user_id][bob.device_id]["keys"] == bob_keys.device_keys()["keys"]
+    held = await services_of(a).storage.db.read(lambda c: remote_table.select_remote_lists(c, [bob.user_id]))
+    theirs = await fed_client(a).get_json(name(b), f"{V1}/user/devices/{quote(bob.user_id)}")
+    assert held[bob.user_id].stream_id == theirs["stream_id"] and not held[bob.user_id].stale
+    assert bob.user_id in (await sync(alice, since=since))["device_lists"]["changed"]
+
+
 async def test_federation_key_endpoints(pair: tuple[RunningServer, RunningServer]) -> None:
     """Server A asks server B directly, signed; B answers for its own users only."""
     a, b = pair
