@@ -216,14 +216,11 @@ class LegacySyncService:
         chunk = list(reversed(back["chunk"]))
         start = back.get("end") or await self._before(chunk, now)
         state = _v1(await self._get_state(user_id, room_id))
-        members = await self._storage.db.read(
-            lambda c: state_table.select_members(c, room_id, "join")
-        )
         out: dict[str, Any] = {
             "room_id": room_id,
             "messages": {"chunk": _v1(chunk), "start": start, "end": now.encode()},
             "state": state,
-            "presence": await self._presence_of(list(members), list(members)),
+            "presence": [],
             "receipts": [],
             "account_data": await self._room_account_data(user_id, room_id),
         }
@@ -232,6 +229,12 @@ class LegacySyncService:
                 out["membership"] = e["content"].get("membership")
             elif e["type"] == "m.room.join_rules":
                 out["visibility"] = "public" if e["content"].get("join_rule") == "public" else "private"
+        if out.get("membership") == "join":
+            # Presence is for members only: not after leaving, not for a peek (as Synapse).
+            members = await self._storage.db.read(
+                lambda c: state_table.select_members(c, room_id, "join")
+            )
+            out["presence"] = await self._presence_of(list(members), list(members))
         return out
 
     async def _before(self, chunk: list[dict[str, Any]], now: SyncToken) -> str:

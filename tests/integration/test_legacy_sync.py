@@ -141,3 +141,7 @@ async def test_initial_syncs_use_the_v1_format_with_presence_and_account_data(
     # Every member's presence, offline ones too.
     assert {alice.user_id, bob.user_id} <= {e["content"]["user_id"] for e in room_body["presence"]}
     assert [e["type"] for e in room_body["account_data"]] == ["my.type"]
+    # After leaving, no presence (SPEC-216: nothing from after the leave).
+    assert (await bob.post(f"/rooms/{room}/leave", {})).status_code == 200
+    left = (await bob.get(f"/rooms/{room}/initialSync")).json()
+    assert left["membership"] == "leave" and left["presence"] == []
