@@ -23,6 +23,7 @@ import aiosqlite
 from dendrite_lite.events.pdu import pdu_for_federation
 from dendrite_lite.events.redaction import redact
 from dendrite_lite.rooms.visibility import DEFAULT_VISIBILITY, HISTORY_VISIBILITY
+from dendrite_lite.storage import accounts as accounts_table
 from dendrite_lite.storage import events as events_table
 from dendrite_lite.storage import history as history_table
 from dendrite_lite.storage.events import StoredEvent
@@ -83,6 +84,8 @@ async def pdus_for_server(
         member_events = await events_table.select_events(conn, ids)
         members_at = {g: server_memberships(st, member_events, server_name) for g, st in member_state.items()}
     redacted = await events_table.select_redactions_of(conn, [s.event.event_id for s in events])
+    # A user who deactivated with erase=true: their events go out redacted (Synapse's rule).
+    erased = await accounts_table.select_erased_users(conn, {s.event.sender for s in events})
 
     out: list[dict[str, Any]] = []
     for s in events:
@@ -90,7 +93,7 @@ async def pdus_for_server(
         hidden = s.state_group in closed and not _allowed(
             visibility(s.state_group), members_at.get(s.state_group, set())  # type: ignore[arg-type]
         )
-        if hidden or s.event.event_id in redacted:
+        if hidden or s.event.event_id in redacted or s.event.sender in erased:
             pdu = redact(pdu, s.event.room_version)
         out.append(pdu)
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import aiosqlite
@@ -20,6 +21,8 @@ __all__ = [
     "update_account_deactivated",
     "update_displayname",
     "update_avatar_url",
+    "insert_erased_user",
+    "select_erased_users",
 ]
 
 _COLUMNS = (
@@ -37,6 +40,8 @@ SELECT_USER_IDS = "SELECT user_id FROM accounts ORDER BY user_id LIMIT ? OFFSET 
 UPDATE_PASSWORD_HASH = "UPDATE accounts SET password_hash = ? WHERE user_id = ?"
 UPDATE_ADMIN = "UPDATE accounts SET is_admin = ? WHERE user_id = ?"
 UPDATE_DEACTIVATED = "UPDATE accounts SET deactivated = ? WHERE user_id = ?"
+INSERT_ERASED_USER = "INSERT INTO erased_users (user_id) VALUES (?) ON CONFLICT (user_id) DO NOTHING"
+SELECT_ERASED_USERS = "SELECT user_id FROM erased_users WHERE user_id IN ({})"
 UPDATE_DISPLAYNAME = "UPDATE accounts SET displayname = ? WHERE user_id = ?"
 UPDATE_AVATAR_URL = "UPDATE accounts SET avatar_url = ? WHERE user_id = ?"
 
@@ -118,6 +123,22 @@ async def update_password_hash(
 
 async def update_account_admin(conn: aiosqlite.Connection, user_id: str, is_admin: bool) -> bool:
     return await _update(conn, UPDATE_ADMIN, int(is_admin), user_id)
+
+
+async def insert_erased_user(conn: aiosqlite.Connection, user_id: str) -> None:
+    """Record that the user asked for erasure when deactivating (their events are then served
+    redacted to other servers)."""
+    await conn.execute(INSERT_ERASED_USER, (user_id,))
+
+
+async def select_erased_users(conn: aiosqlite.Connection, user_ids: Iterable[str]) -> set[str]:
+    """Those of `user_ids` that were erased."""
+    ids = sorted(set(user_ids))
+    if not ids:
+        return set()
+    sql = SELECT_ERASED_USERS.format(",".join("?" * len(ids)))
+    async with conn.execute(sql, ids) as cur:
+        return {row[0] for row in await cur.fetchall()}
 
 
 async def update_account_deactivated(

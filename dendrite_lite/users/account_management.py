@@ -75,10 +75,11 @@ async def deactivate_account(
     take the user out of it; there are no third-party ids here to remove.
 
     `erase` (account_deactivation.yaml) asks for the content to be erased "as much as
-    possible": the profile is cleared in any case, and the leave events carry nothing about
-    the user. TODO(erase): serve the user's events redacted to users who join later (needs a
-    record of the erasure read by rooms.visibility) and drop their account data without
-    moving the account data stream backwards; until then erase=true does what erase=false does.
+    possible": the profile is cleared in any case, the leave events carry nothing about the
+    user, and the erasure is recorded so that other servers get the user's events redacted
+    from then on (federation/server_visibility.py), as from Synapse. TODO(erase): serve them
+    redacted to local users who join later too, and drop the account data without moving the
+    account data stream backwards.
     """
 
     async def txn(conn: aiosqlite.Connection) -> None:
@@ -90,6 +91,8 @@ async def deactivate_account(
         await delete_devices_in(conn, user_id)
         await devices_table.delete_tokens_for_user(conn, user_id)
         await pushers_table.delete_pushers(conn, user_id)
+        if erase:
+            await accounts_table.insert_erased_user(conn, user_id)
 
     await storage.db.write(txn)
     if membership is not None:

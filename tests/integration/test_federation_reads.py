@@ -291,3 +291,27 @@ async def test_query_directory(srv: RunningServer) -> None:
     assert resp.json() == {"room_id": room_id, "servers": [us, remote.name]}
     resp = await remote.request(srv, "GET", f"{FED}/query/directory?room_alias={q('#nothing:' + us)}")
     assert (resp.status_code, resp.json()["errcode"]) == (404, "M_NOT_FOUND")
+
+
+async def test_events_of_an_erased_user_go_out_redacted(srv: RunningServer) -> None:
+    """SyTest "Inbound federation redacts events from erased users": after deactivation with
+    erase=true, other servers get the user's events redacted (as from Synapse); without
+    erase they stay whole."""
+    from tests.integration.account_helpers import V3, uia_password
+
+    alice, room_id, remote = await _room(srv)
+    carol = await new_user(srv, "carol")
+    await carol.call("POST", f"/join/{room_id}", {})
+    erased_msg, kept_msg = await alice.send(room_id, "body1"), await carol.send(room_id, "body2")
+
+    async def body_of(event_id: str) -> Any:
+        (got,) = (await remote.request(srv, "GET", f"{FED}/event/{q(event_id)}")).json()["pdus"]
+        return got["content"].get("body")
+
+    assert await body_of(erased_msg) == "body1"
+    for user, erase in ((alice, True), (carol, False)):
+        name = user.user_id[1:].split(":")[0]
+        resp = await uia_password(srv.client, "POST", f"{V3}/account/deactivate", user.token, name, {"erase": erase})
+        assert resp.status_code == 200, resp.text
+    assert await body_of(erased_msg) is None
+    assert await body_of(kept_msg) == "body2"
