@@ -68,10 +68,11 @@ async def test_member_events_are_not_sent_twice(srv: RunningServer) -> None:
     third = await sync(bob, since=full["next_batch"], filter=LAZY)
     assert _state_members(third, room_id) == []
 
-    # include_redundant_members: every sender's member event every time.
+    # include_redundant_members: every sender's member event every time (only the senders on
+    # an incremental sync, as from Synapse: bob's own came with the full state).
     await send(carol, room_id, "and again")
     redundant = await sync(bob, since=third["next_batch"], filter=REDUNDANT)
-    assert _state_members(redundant, room_id) == sorted([bob.user_id, carol.user_id])
+    assert _state_members(redundant, room_id) == [carol.user_id]
 
 
 async def test_lost_responses_changes_and_devices(srv: RunningServer) -> None:
@@ -134,3 +135,13 @@ async def test_gapped_sync_sends_an_old_member_who_starts_speaking(srv: RunningS
     body = await sync(alice, since=first["next_batch"], filter=LAST_ONLY)
     assert body["rooms"]["join"][room_id]["timeline"]["limited"]
     assert _state_members(body, room_id) == [carol.user_id]
+
+
+async def test_redundant_members_on_incremental_sync_are_the_senders(srv: RunningServer) -> None:
+    alice, bob, carol, room_id = await _room(srv, "red")
+    await send(bob, room_id, "b")
+    first = await sync(alice, filter=REDUNDANT)
+    await send(bob, room_id, "again")
+    await send(carol, room_id, "me too")
+    body = await sync(alice, since=first["next_batch"], filter=REDUNDANT)
+    assert _state_members(body, room_id) == sorted([bob.user_id, carol.user_id])
