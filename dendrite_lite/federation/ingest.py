@@ -123,6 +123,11 @@ class FederationIngest:
         self._own_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._room_lock = room_lock or self._private_lock
 
+    @property
+    def persist_hooks(self) -> tuple[PersistHook, ...]:
+        """The hooks every stored event goes through (out-of-band invites use them too)."""
+        return tuple(self._persist_hooks)
+
     def _private_lock(self, room_id: str) -> asyncio.Lock:
         lock = self._own_locks.get(room_id)
         if lock is None:

@@ -113,8 +113,9 @@ class InviteService:
         )
         signed = add_event_signature(pdu_for_federation(event), rv, self._server_name, self._key)
         if not await is_resident(self._storage, room_id, self._server_name):
+            hooks = self._ingest.persist_hooks if self._ingest is not None else ()
             await persist_out_of_band_membership(
-                self._storage, self._notifier, event_from_pdu(signed, rv), hints
+                self._storage, self._notifier, event_from_pdu(signed, rv), hints, hooks
             )
         return signed
 

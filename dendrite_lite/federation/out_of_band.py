@@ -20,6 +20,7 @@ import aiosqlite
 from dendrite_lite.events.event import Event
 from dendrite_lite.events.pdu import event_from_pdu
 from dendrite_lite.federation.membership_events import MEMBER
+from dendrite_lite.rooms.notifications import PersistHook
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import events as events_table
 from dendrite_lite.storage import rooms as rooms_table
@@ -45,9 +46,11 @@ async def persist_out_of_band_membership(
     notifier: Notifier,
     event: Event,
     stripped_state: Sequence[Any] | None = None,
+    hooks: Sequence[PersistHook] = (),
 ) -> int:
     """Store `event` (an m.room.member of one of our users) as the user's membership in a room
-    we are not in; returns its stream position. Idempotent for the same event."""
+    we are not in; returns its stream position. Idempotent for the same event. `hooks` are the
+    persist hooks (an invite's push, by .m.rule.invite_for_me), run when it is first stored."""
     pdu = dict(event.pdu)
     if stripped_state is not None:
         unsigned = dict(pdu.get("unsigned") or {})
@@ -61,6 +64,7 @@ async def persist_out_of_band_membership(
     )
     target = event.state_key
     assert target is not None
+    in_txn = [w for hook in hooks if (w := await hook(event.room_id, [stored])) is not None]
 
     async def write(conn: aiosqlite.Connection) -> int:
         await rooms_table.insert_room(
@@ -68,9 +72,12 @@ async def persist_out_of_band_membership(
             creator=str(creator), created_ts=int(time.time() * 1000),
         )
         held = await events_table.select_event(conn, event.event_id)
-        position = held.stream_ordering if held is not None else (
-            await events_table.insert_event(conn, stored, outlier=True)
-        )
+        if held is not None:
+            position = held.stream_ordering
+        else:
+            position = await events_table.insert_event(conn, stored, outlier=True)
+            for run in in_txn:
+                await run(conn, [(stored, position)])
         await state_table.update_current_state(
             conn, event.room_id, {(MEMBER, target): (event.event_id, event.membership)}
         )

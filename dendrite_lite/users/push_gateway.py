@@ -43,6 +43,8 @@ from dendrite_lite.storage.pushers import Pusher, QueuedPush
 if TYPE_CHECKING:
     import httpx
 
+    from dendrite_lite.events.event import Event
+
 __all__ = ["PushGateway"]
 
 log = logging.getLogger(__name__)
@@ -249,8 +251,13 @@ async def _load(
         "sender": e.sender, "content": dict(e.content),
     }
     sender_name = await _state_content(conn, e.room_id, "m.room.member", e.sender, "displayname")
-    room_name = await _state_content(conn, e.room_id, "m.room.name", "", "name")
-    alias = await _state_content(conn, e.room_id, "m.room.canonical_alias", "", "alias")
+    invite_state = _invite_state(e)
+    room_name = await _state_content(conn, e.room_id, "m.room.name", "", "name") or _text(
+        invite_state.get("m.room.name"), "name"
+    )
+    alias = await _state_content(conn, e.room_id, "m.room.canonical_alias", "", "alias") or _text(
+        invite_state.get("m.room.canonical_alias"), "alias"
+    )
     # A room without a name is shown by its alias, as Synapse names it (the app shows room_name).
     for key, value in (("sender_display_name", sender_name), ("room_name", room_name or alias),
                        ("room_alias", alias)):
@@ -277,6 +284,22 @@ async def _state_content(
     event_id = await state_table.select_current_state_event_id(conn, room_id, event_type, state_key)
     stored = await events_table.select_event(conn, event_id) if event_id else None
     value = stored.event.content.get(key) if stored is not None else None
+    return value if isinstance(value, str) else None
+
+
+def _invite_state(event: Event) -> dict[str, Any]:
+    """Content by type of the room state an invite to a room we are not in carries
+    (federation/out_of_band.py keeps it in unsigned.invite_room_state): all that names it."""
+    unsigned = event.pdu.get("unsigned")
+    raw = unsigned.get("invite_room_state") if isinstance(unsigned, dict) else None
+    return {
+        item["type"]: item.get("content") for item in raw or ()
+        if isinstance(item, dict) and item.get("state_key") == "" and isinstance(item.get("type"), str)
+    }
+
+
+def _text(content: Any, key: str) -> str | None:
+    value = content.get(key) if isinstance(content, dict) else None
     return value if isinstance(value, str) else None
 
 

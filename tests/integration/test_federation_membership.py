@@ -15,6 +15,7 @@ import pytest
 from dendrite_lite.api.app import Services
 from dendrite_lite.federation.client import FederationClient, RemoteError
 from tests.conftest import RunningServer, StartServer
+from tests.integration.push_gateway_fake import fake_gateway
 from tests.integration.room_helpers import User, new_user
 from tests.interop.synapse_server import tls_overrides
 
@@ -348,3 +349,24 @@ async def test_messages_backfills_history_from_before_the_join(
     # Held now: the same page again needs no other server and gives the same events.
     again = await bob.call("GET", f"/rooms/{quote(room_id)}/messages", params={"dir": "b", "limit": "50"})
     assert [e["event_id"] for e in again.json()["chunk"]] == [e["event_id"] for e in chunk]
+
+
+async def test_an_invite_over_federation_is_pushed(pair: tuple[RunningServer, RunningServer]) -> None:
+    """The invite arrives out of band (we are not in the room) and still goes through the push
+    rules: .m.rule.invite_for_me notifies the invitee's devices."""
+    a, b = pair
+    alice, bob = await new_user(a, "alice"), await new_user(b, "bob")
+    async with fake_gateway() as gateway:
+        pusher = {
+            "kind": "http", "app_id": "org.example.app", "pushkey": "key-1", "app_display_name": "A",
+            "device_display_name": "D", "lang": "en", "data": {"url": gateway.url},
+        }
+        assert (await bob.call("POST", "/pushers/set", pusher)).status_code == 200
+        room_id = await alice.create_room(preset="private_chat", name="Secret")
+        await alice.call("POST", f"/rooms/{room_id}/invite", {"user_id": bob.user_id})
+        note = (await gateway.next(10))["notification"]
+    assert (note["room_id"], note["type"], note["sender"]) == (room_id, "m.room.member", alice.user_id)
+    assert note["membership"] == "invite" and note["user_is_target"] is True
+    assert note["room_name"] == "Secret"  # from the state the invite carries
+    listed = (await bob.call("GET", "/notifications")).json()["notifications"]
+    assert [n["room_id"] for n in listed] == [room_id]
