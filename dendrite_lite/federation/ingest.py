@@ -4,8 +4,9 @@ backfill, invites), the same steps as a local event (DESIGN.md §The event pipel
 Per PDU (server-server-api.md §Checks performed on receipt of a PDU):
 1. room version from our rooms table; format (dropped if invalid);
 2. signatures (dropped if wrong), content hash (redacted if wrong);
-3. fetch what is missing: auth events (/event_auth), prev events (/get_missing_events), and when
-   a gap remains, the state at the event (/state_ids + /event);
+3. fetch what is missing: auth events (/event_auth), prev events (/get_missing_events), and
+   when a gap remains before a fetched event, the state at it (/state_ids + /event); an event
+   sent to us whose prev events stay missing is dropped, as by Synapse;
 4. auth against its auth events, then against the state before it (resolved over its prev
    events' states): failure = rejected, stored with the reason and never in any state;
 5. against the current state: failure = soft failed, stored but no forward extremity, not in
@@ -283,9 +284,15 @@ class FederationIngest:
             await self._fill_gap(origin, event)
         state: StateMap | None = None
         if await self._prevs_without_state(event):
-            state = await self._fetcher.state_at(origin, event)
+            if fetch_prevs:
+                # As from Synapse (SyTest "Federation rejects inbound events where the
+                # prev_events cannot be found"): an event sent to us whose prev events the
+                # origin does not give us is dropped. The state is asked (/state_ids) only at
+                # the gaps of events we fetched, which is how a long gap is bridged.
+                raise PduDropped("prev events missing and the origin did not send them")
+            state = await self._state_over_gaps(origin, event)
             if state is None:
-                raise PduDropped("prev events missing and the origin gave no state at the event")
+                raise PduDropped("prev events missing and the origin gave no state at them")
         return await self._persist_resolving(origin, event, state, extra_hooks)
 
     async def _persist_resolving(
@@ -312,6 +319,30 @@ class FederationIngest:
             await self._fetcher.fetch_events(origin, event.room_version, event.room_id, missing)
         log.warning("dropping %s: cannot resolve the room state: %s", event.event_id, why)
         raise PduDropped(f"cannot resolve the room state: {why}")
+
+    async def _state_over_gaps(self, origin: str, event: Event) -> StateMap | None:
+        """The state before a fetched event some of whose prev events we lack (or hold without
+        state): the state after each such prev event as `origin` says it is, resolved with the
+        state after the prev events we have, as Synapse does. None when one cannot be had."""
+        lacking = await self._prevs_without_state(event)
+        sets: list[StateMap] = []
+        for prev in lacking:
+            after = await self._fetcher.state_after_prev(origin, event, prev)
+            if after is None:
+                return None
+            sets.append(after)
+        held = [p for p in event.prev_event_ids if p not in lacking]
+        for _ in range(_RESOLVE_ATTEMPTS):
+            try:
+                known = list((await self._loader.group_states(held)).values()) if held else []
+                return await self._loader.resolve(event.room_version, [*sets, *known])
+            except StateUnavailable as e:
+                if not e.missing:
+                    return None
+                await self._fetcher.fetch_events(
+                    origin, event.room_version, event.room_id, sorted(e.missing)
+                )
+        return None
 
     async def _prevs_without_state(self, event: Event) -> list[str]:
         prevs = event.prev_event_ids

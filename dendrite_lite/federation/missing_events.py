@@ -188,24 +188,44 @@ class MissingEventsFetcher:
         return sorted((e for e in events if e.event_id in new), key=lambda e: (e.depth, e.event_id))
 
     async def state_at(self, origin: str, event: Event) -> dict[StateKey, str] | None:
-        """The state before `event` as `origin` says it is (/state_ids), its events fetched and
-        stored as outliers. Entries we could not get or that fail auth are left out. None when
-        the origin does not answer."""
+        """The state before `event` as `origin` says it is (/state_ids at the event)."""
+        return await self._state_ids(origin, event.room_version, event.room_id, event.event_id, None)
+
+    async def state_after_prev(
+        self, origin: str, event: Event, prev_id: str
+    ) -> dict[StateKey, str] | None:
+        """The state after `prev_id`, a prev event of `event` we lack: /state_ids at it (the
+        state before it) plus the event itself, fetched, when it is state. Synapse asks this
+        way, at each gap (_get_state_ids_after_missing_prev_event), and a server surely holds
+        the state at an event it sent us (SyTest's servers answer only that)."""
+        return await self._state_ids(origin, event.room_version, event.room_id, prev_id, prev_id)
+
+    async def _state_ids(
+        self, origin: str, rv: RoomVersion, room_id: str, at: str, plus: str | None
+    ) -> dict[StateKey, str] | None:
+        """/state_ids at `at`, its events fetched and stored as outliers, plus the event `plus`.
+        Entries we could not get or that fail auth are left out. None when the origin does not
+        answer, or `plus` cannot be had."""
         answer = await self._call(
-            f"state_ids at {event.event_id} from {origin}",
-            self._requester.get_state_ids(origin, event.room_id, event.event_id),
+            f"state_ids at {at} from {origin}", self._requester.get_state_ids(origin, room_id, at)
         )
         if answer is None:
             return None
         pdu_ids, chain_ids = answer
         pdu_ids = list(pdu_ids)[: self._limits.max_state_events]
-        wanted = list(dict.fromkeys([*chain_ids, *pdu_ids]))[: self._limits.max_state_events]
+        extra = [plus] if plus is not None else []
+        wanted = list(dict.fromkeys([*chain_ids, *pdu_ids, *extra]))
+        wanted = wanted[: self._limits.max_state_events]
         missing = await self.unknown(wanted)
         if missing:
-            await self.fetch_events(origin, event.room_version, event.room_id, missing)
-        held = await self._storage.db.read(lambda c: events_table.select_events(c, pdu_ids))
+            await self.fetch_events(origin, rv, room_id, missing)
+        held = await self._storage.db.read(
+            lambda c: events_table.select_events(c, [*pdu_ids, *extra])
+        )
+        if plus is not None and plus not in held:
+            return None  # whether it is a state event decides the state: unknown
         state: dict[StateKey, str] = {}
-        for eid in pdu_ids:
+        for eid in [*pdu_ids, *extra]:
             s = held.get(eid)
             if s is None or not s.event.is_state() or s.event.rejected_reason is not None:
                 continue

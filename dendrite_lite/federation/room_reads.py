@@ -80,6 +80,10 @@ class FederationReads:
         stored = await self._event_in_room(origin, room_id, event_id)
         if stored.state_group is None:
             raise _not_found(f"No state known at {event_id}")
+        if stored.event.rejected_reason is not None:
+            # As from Synapse (SyTest checks it): a rejected event is not part of the room, so
+            # nothing may be built on the state at it.
+            raise _not_found(f"{event_id} was rejected")
         state_map = await self._state_before(stored)
 
         async def load(conn: aiosqlite.Connection) -> RoomState:

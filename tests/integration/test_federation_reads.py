@@ -17,7 +17,8 @@ from dendrite_lite.events.pdu import event_from_pdu
 from dendrite_lite.events.room_versions import get_room_version
 from dendrite_lite.crypto.signing import InMemoryKeyStore, ServerVerifyKey
 from tests.conftest import RunningServer, StartServer
-from tests.integration.federation_helpers import FED, RemoteServer, join_remote_user
+from dendrite_lite.storage import events as events_table
+from tests.integration.federation_helpers import FED, RemoteServer, join_remote_user, pdu, services_of
 from tests.integration.room_helpers import User, new_user
 
 OPEN = {"registration.mode": "open", "ratelimit.enabled": False, "federation.trusted_key_servers": ()}
@@ -133,6 +134,19 @@ async def test_state_ids_unknown_event_is_404_and_missing_param_400(srv: Running
     assert (resp.status_code, resp.json()["errcode"]) == (404, "M_NOT_FOUND")
     resp = await remote.request(srv, "GET", f"{FED}/state_ids/{q(room_id)}")
     assert (resp.status_code, resp.json()["errcode"]) == (400, "M_MISSING_PARAM")
+
+
+async def test_state_at_a_rejected_event_is_404(srv: RunningServer) -> None:
+    """As from Synapse (SyTest "/state_ids returns M_NOT_FOUND for a rejected message event"):
+    a rejected event is not part of the room, and no state is served at it."""
+    alice, room_id, remote = await _room(srv)
+    stranger = await remote.build(srv, room_id, remote.user("stranger"), "m.room.message", {"body": "x"})
+    assert (await remote.send(srv, [pdu(stranger)])).status_code == 200
+    held = await services_of(srv).storage.db.read(lambda c: events_table.select_event(c, stranger.event_id))
+    assert held is not None and held.event.rejected_reason is not None
+    for endpoint in ("state", "state_ids"):
+        resp = await remote.request(srv, "GET", f"{FED}/{endpoint}/{q(room_id)}?event_id={q(stranger.event_id)}")
+        assert (resp.status_code, resp.json()["errcode"]) == (404, "M_NOT_FOUND"), endpoint
 
 
 async def test_event_auth_is_the_auth_chain(srv: RunningServer) -> None:

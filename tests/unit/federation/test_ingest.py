@@ -153,16 +153,29 @@ async def test_gap_uses_state_ids(env: Env) -> None:
     m1 = env.dag.add(ALICE, "m.room.message", MSG)
     name = env.dag.add(BOB, "m.room.name", {"name": "n"}, "")
     m3 = env.dag.add(ALICE, "m.room.message", MSG)
-    env.requester.hidden = {m1.event_id, name.event_id}  # /get_missing_events cannot close the gap
+    env.requester.hidden = {m1.event_id}  # /get_missing_events gives `name`, not its prev event
     assert await env.send(A, m3) == {m3.event_id: {}}
-    assert env.requester.called("get_state_ids") == [m3.event_id]
-    assert name.event_id in env.requester.called("get_event")
-    held_name = await stored(env, name.event_id)
-    assert held_name is not None and held_name.outlier  # fetched as state, not in the timeline
+    # At the gap, before the fetched event: its prev event, as Synapse asks.
+    assert env.requester.called("get_state_ids") == [m1.event_id]
+    assert m1.event_id in env.requester.called("get_event")
+    held_m1 = await stored(env, m1.event_id)
+    assert held_m1 is not None and held_m1.outlier  # fetched as the gap's edge, not in the timeline
     assert (await current(env))[("m.room.name", "")] == name.event_id
-    # Forked now: our join branch and m3 (whose prev we lack) are both extremities.
+    # Forked now: our join branch and m3 (on a prev we lacked) are both extremities.
     assert m3.event_id in await extremities(env)
-    assert m3.event_id in await timeline(env)
+    assert [name.event_id, m3.event_id] == (await timeline(env))[-2:]
+
+
+async def test_a_sent_event_whose_prev_events_stay_missing_is_dropped(env: Env) -> None:
+    """As from Synapse: no /state_ids for the event itself (SyTest "Federation rejects inbound
+    events where the prev_events cannot be found")."""
+    m1 = env.dag.add(ALICE, "m.room.message", MSG)
+    m2 = env.dag.add(ALICE, "m.room.message", MSG)
+    env.requester.hidden = {m1.event_id}
+    result = await env.send(A, m2)
+    assert "error" in result[m2.event_id]
+    assert env.requester.called("get_missing_events") and env.requester.called("get_state_ids") == []
+    assert m2.event_id not in await timeline(env)
 
 
 async def test_fork_merge_resolves_ban_and_power_levels(env: Env) -> None:
@@ -236,9 +249,14 @@ async def test_at_most_50_pdus_per_transaction(env: Env) -> None:
 async def test_missing_auth_events_fetched_with_event_auth(env: Env) -> None:
     carol = "@carol:remote.b"
     join = env.dag.add(carol, "m.room.member", {"membership": "join"}, carol)
+    # /get_missing_events gives alice's message; before it, carol's join, which only
+    # /event_auth and /state_ids (at that gap) give.
+    between = env.dag.add(ALICE, "m.room.message", MSG)
     m = env.dag.add(carol, "m.room.message", MSG)
-    env.requester.hidden = {join.event_id}  # only /event_auth and /state_ids will give it
+    env.requester.hidden = {join.event_id}
     assert await env.send(B, m) == {m.event_id: {}}
+    assert env.requester.called("get_state_ids") == [join.event_id]
+    assert between.event_id in await timeline(env)
     assert env.requester.called("get_event_auth") == [m.event_id]
     held = await stored(env, join.event_id)
     assert held is not None and held.outlier and held.event.rejected_reason is None
