@@ -94,6 +94,7 @@ async def test_default_rules_can_be_toggled(world: World) -> None:
         ("GET", "/pushrules/not_a_scope/", None, None, 400, "M_UNRECOGNIZED"),
         ("GET", "/pushrules/global/not_a_kind/", None, None, 400, "M_INVALID_PARAM"),
         ("PUT", "/pushrules/", {}, None, 400, "M_UNRECOGNIZED"),
+        ("GET", "/pushrules", None, None, 404, "M_UNRECOGNIZED"),
         ("PUT", "/pushrules/global", {}, None, 400, "M_UNRECOGNIZED"),
         ("PUT", "/pushrules/global/room", {}, None, 400, "M_UNRECOGNIZED"),
         ("PUT", "/pushrules/global/room/", {}, None, 400, "M_UNRECOGNIZED"),

@@ -32,11 +32,14 @@ def _unrecognized(why: str) -> MatrixError:
     return MatrixError(Errcode.UNRECOGNIZED, f"Unrecognized push rules request: {why}", status=400)
 
 
+def _raw_path() -> str:
+    raw = request.scope.get("raw_path")
+    return raw.decode("latin-1").split("?", 1)[0] if raw else request.path
+
+
 def _segments() -> list[str]:
     """The path after /pushrules/, split on the slashes as sent (a %2F stays in its segment)."""
-    raw = request.scope.get("raw_path")
-    path = raw.decode("latin-1").split("?", 1)[0] if raw else request.path
-    return [unquote(part) for part in path[len(_ROOT):].split("/")]
+    return [unquote(part) for part in _raw_path()[len(_ROOT):].split("/")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +65,9 @@ def _rule_path(parts: list[str]) -> _RulePath:
 @bp.get(_ROOT)
 async def get_all() -> Response:
     """GET /_matrix/client/v3/pushrules/"""
+    if not _raw_path().endswith("/"):
+        # The router also matches /pushrules; that is no endpoint (Synapse answers 404 too).
+        raise MatrixError(Errcode.UNRECOGNIZED, "Unrecognized request", status=404)
     svc = services()
     requester = await authenticate(svc)
     return jsonify(await svc.push_rules.all_rules(requester.user_id))
