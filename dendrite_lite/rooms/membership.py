@@ -36,6 +36,7 @@ from dendrite_lite.storage import Storage
 from dendrite_lite.storage import accounts as accounts_table
 from dendrite_lite.storage import aliases as aliases_table
 from dendrite_lite.storage import events as events_table
+from dendrite_lite.storage import history as history_table
 from dendrite_lite.storage import rooms as rooms_table
 from dendrite_lite.storage import state as state_table
 from dendrite_lite.storage.events import StoredEvent
@@ -51,6 +52,8 @@ __all__ = [
 ]
 
 MEMBERSHIPS = ("join", "invite", "knock", "leave", "ban")
+# Keys of a /join body with a meaning of their own (joining.yaml), not copied into the event.
+_JOIN_BODY_KEYS = ("membership", "reason", "third_party_signed")
 
 
 def parse_target_user(body: Mapping[str, Any]) -> str:
@@ -164,15 +167,22 @@ class MembershipService:
         reason: Any = None,
         servers: Sequence[str] = (),
         guest: bool = False,
+        body: Mapping[str, Any] | None = None,
     ) -> str:
         """POST /join/{roomIdOrAlias} and /rooms/{roomId}/join; returns the room id. `servers`
         (via / server_name) are where to ask when the room is on other servers. A `guest` joins
-        only a room whose m.room.guest_access is can_join (guest_access.md §Server behaviour)."""
+        only a room whose m.room.guest_access is can_join (guest_access.md §Server behaviour).
+        Other keys of the request `body` go into the member event, as Synapse puts them (SyTest
+        "POST /join/:room_id can join a room with custom content"); the membership, reason and
+        profile are ours."""
         room_id, servers = await self._room_and_servers(room_id_or_alias, servers)
-        content = {"membership": "join", **_reason(reason)}
+        extra = {k: v for k, v in (body or {}).items() if k not in _JOIN_BODY_KEYS}
+        content = {**extra, "membership": "join", **_reason(reason)}
         content.update(await member_profile_content(self.storage, user_id))
         if await self._remote(room_id):
             assert self.federation is not None
+            if guest and not await self._invited_with_guest_access(room_id, user_id):
+                raise MatrixError(Errcode.FORBIDDEN, "Guest access is not allowed in this room")
             try:
                 await self.federation.join(user_id, room_id, servers, content)
                 await adopt_upgraded_room(self.storage, self.account_data, self.server_name, room_id)
@@ -230,6 +240,27 @@ class MembershipService:
     async def _remote(self, room_id: str) -> bool:
         """Whether changes to `room_id` must go through another server: we are not in it."""
         return self.federation is not None and not await self.federation.is_resident(room_id)
+
+    async def _invited_with_guest_access(self, room_id: str, user_id: str) -> bool:
+        """A room we are not in: its guest access is known only from the state the inviting
+        server sent with the user's invite. Unknown counts as no (guest_access.md: guests join
+        only where m.room.guest_access is can_join)."""
+
+        async def read(conn: aiosqlite.Connection) -> StoredEvent | None:
+            current = await history_table.select_current_memberships(conn, user_id, [room_id])
+            held = current.get(room_id)
+            return await events_table.select_event(conn, held[1]) if held else None
+
+        invite = await self.storage.db.read(read)
+        if invite is None or invite.event.membership != "invite":
+            return False
+        stripped = invite.event.unsigned.get("invite_room_state")
+        return any(
+            isinstance(e, Mapping) and e.get("type") == GUEST_ACCESS and e.get("state_key") == ""
+            and isinstance(e.get("content"), Mapping)
+            and e["content"].get("guest_access") == "can_join"
+            for e in (stripped if isinstance(stripped, list) else [])
+        )
 
     async def _known(self, room_id: str) -> bool:
         return await self.storage.db.read(lambda c: rooms_table.select_room(c, room_id)) is not None

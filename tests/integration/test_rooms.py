@@ -274,3 +274,15 @@ async def test_forgotten_room_is_gone_from_every_sync(srv: RunningServer) -> Non
     await bob.call("POST", f"/rooms/{gone}/leave", {})
     again = (await bob.call("GET", "/sync", params={"filter": include_leave})).json()
     assert set(again["rooms"]["leave"]) == {kept, gone}
+
+
+async def test_join_body_keys_go_into_the_member_event(srv: RunningServer) -> None:
+    """As from Synapse (SyTest "POST /join/:room_id can join a room with custom content"); the
+    membership and the profile stay the server's."""
+    alice, bob = await _pair(srv)
+    await bob.call("PUT", f"/profile/{bob.user_id}/displayname", {"displayname": "Bob"})
+    room_id = await alice.create_room(preset="public_chat")
+    body = {"foo": "bar", "membership": "leave", "displayname": "Mallory", "reason": "hi"}
+    await bob.call("POST", f"/join/{room_id}", body)
+    member = (await bob.state(room_id, "m.room.member", bob.user_id)).json()
+    assert member == {"foo": "bar", "membership": "join", "reason": "hi", "displayname": "Bob"}

@@ -59,7 +59,7 @@ async def post_join(room_id_or_alias: str) -> Response:
     body = await json_body(allow_empty=True)
     room_id = await _service().join(
         requester.user_id, room_id_or_alias, reason=body.get("reason"), servers=_via(),
-        guest=requester.is_guest,
+        guest=requester.is_guest, body=body,
     )
     return jsonify({"room_id": room_id})
 
