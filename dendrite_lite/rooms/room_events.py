@@ -14,15 +14,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
-
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.events.event import Event
-from dendrite_lite.events.ids import server_name_of
 from dendrite_lite.events.pdu import client_format
 from dendrite_lite.events.redaction import redact
 from dendrite_lite.ratelimit import RateLimiter
-from dendrite_lite.rooms.access import RoomSnapshot, load_current, load_readable
+from dendrite_lite.rooms.access import load_current, load_readable
 from dendrite_lite.rooms.aggregations import Viewer, bundle_aggregations
 from dendrite_lite.rooms.aliases import CANONICAL_ALIAS, check_canonical_alias
 from dendrite_lite.rooms.pipeline import EventSpec, RoomPipeline
@@ -31,6 +28,7 @@ from dendrite_lite.rooms.visibility import can_see_event
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import events as events_table
 from dendrite_lite.storage.events import StoredEvent
+from dendrite_lite.sync.client_events import load_redactions
 
 __all__ = ["RoomEventsService", "client_events", "REDACTION"]
 
@@ -44,37 +42,11 @@ def _now_ms() -> int:
 async def _applied_redactions(
     storage: Storage, stored: Sequence[StoredEvent]
 ) -> dict[str, StoredEvent]:
-    """redacted event id -> the redaction event that applies to it.
-
-    A redaction applies when its sender is on the same server as the redacted event's sender
-    (that server vouched for it, rooms v3+ §Redactions) or had the redact level; local
-    redactions were checked when sent (RoomEventsService.redact), so this only matters for
-    events from other servers.
-    """
-    ids = [s.event.event_id for s in stored]
-
-    async def read(conn: aiosqlite.Connection) -> dict[str, list[StoredEvent]]:
-        pointers = await events_table.select_all_redactions_of(conn, ids)
-        found = await events_table.select_events(conn, [r for rs in pointers.values() for r in rs])
-        return {target: [found[r] for r in rs if r in found] for target, rs in pointers.items()}
-
-    redactions = await storage.db.read(read) if ids else {}
-    by_id = {s.event.event_id: s.event for s in stored}
-    rooms: dict[str, RoomSnapshot] = {}
-    out: dict[str, StoredEvent] = {}
-    for target_id, candidates in redactions.items():
-        target = by_id[target_id]
-        for red in candidates:  # the first valid one applies; spoofed ones before it do not
-            if server_name_of(red.event.sender) != server_name_of(target.sender):
-                room_id = target.room_id
-                if room_id not in rooms:
-                    rooms[room_id] = await load_current(storage, room_id)
-                room = rooms[room_id]
-                if room.power_level(red.event.sender) < room.named_level("redact"):
-                    continue
-            out[target_id] = red
-            break
-    return out
+    """redacted event id -> the redaction event that applies to it (sync.client_events'
+    rule: the first valid one)."""
+    if not stored:
+        return {}
+    return await storage.db.read(lambda conn: load_redactions(conn, stored))
 
 
 async def client_events(

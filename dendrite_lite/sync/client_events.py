@@ -18,8 +18,10 @@ import aiosqlite
 
 from dendrite_lite.events.event import Event
 from dendrite_lite.events.pdu import client_format
+from dendrite_lite.events.power_levels import named_power_level, user_power_level
 from dendrite_lite.events.redaction import redact
 from dendrite_lite.storage import events as events_table
+from dendrite_lite.storage import state as state_table
 from dendrite_lite.storage.events import StoredEvent
 
 __all__ = ["ClientEventSerializer", "load_redactions"]
@@ -28,12 +30,48 @@ __all__ = ["ClientEventSerializer", "load_redactions"]
 async def load_redactions(
     conn: aiosqlite.Connection, events: Sequence[StoredEvent]
 ) -> dict[str, StoredEvent]:
-    """redacted event id -> the redaction event, for the events of the batch that are redacted."""
-    redacted = await events_table.select_redactions_of(conn, [s.event.event_id for s in events])
-    if not redacted:
+    """redacted event id -> the redaction that applies to it, for the events of the batch.
+
+    The first redaction (in stream order) that is valid applies: its sender is on the same
+    server as the redacted event's sender (that server vouched for it, rooms v3+ §Redactions)
+    or has the room's redact level now. A redaction from another server without it, stored
+    because the auth rules let it in, redacts nothing. Local redactions were checked when sent
+    (RoomEventsService.redact) and pass here too."""
+    pointers = await events_table.select_all_redactions_of(conn, [s.event.event_id for s in events])
+    if not pointers:
         return {}
-    loaded = await events_table.select_events(conn, redacted.values())
-    return {target: loaded[r] for target, r in redacted.items() if r in loaded}
+    loaded = await events_table.select_events(conn, [r for rs in pointers.values() for r in rs])
+    targets = {s.event.event_id: s.event for s in events}
+    levels: dict[str, tuple[Event | None, Event | None]] = {}  # room -> (power levels, create)
+    out: dict[str, StoredEvent] = {}
+    for target_id, ids in pointers.items():
+        target = targets[target_id]
+        for red in (loaded[r] for r in ids if r in loaded):
+            if _server_of(red.event.sender) != _server_of(target.sender):
+                if target.room_id not in levels:
+                    levels[target.room_id] = await _power_and_create(conn, target.room_id)
+                power, create = levels[target.room_id]
+                if create is None or user_power_level(
+                    red.event.sender, power, create
+                ) < named_power_level("redact", power):
+                    continue
+            out[target_id] = red
+            break
+    return out
+
+
+def _server_of(user_id: str) -> str:
+    return user_id.partition(":")[2]
+
+
+async def _power_and_create(conn: aiosqlite.Connection, room_id: str) -> tuple[Event | None, Event | None]:
+    ids = [
+        await state_table.select_current_state_event_id(conn, room_id, t, "")
+        for t in ("m.room.power_levels", "m.room.create")
+    ]
+    found = await events_table.select_events(conn, [i for i in ids if i is not None])
+    power, create = (found[i].event if i is not None and i in found else None for i in ids)
+    return power, create
 
 
 class ClientEventSerializer:

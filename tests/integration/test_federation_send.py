@@ -288,6 +288,10 @@ async def test_a_spoofed_redaction_does_not_hide_a_later_valid_one(srv: RunningS
     assert (await remote.send(srv, [fake_pdu])).json() == {"pdus": {fake.event_id: {}}}
     served = (await alice.call("GET", f"/rooms/{room_id}/event/{target}")).json()
     assert served["content"]["body"] == "Hello" and "redacted_by" not in served["unsigned"]
+    # /sync reads the same rule: the target is served whole there too.
+    timeline = (await alice.call("GET", "/sync")).json()["rooms"]["join"][room_id]["timeline"]["events"]
+    synced = next(e for e in timeline if e["event_id"] == target)
+    assert synced["content"]["body"] == "Hello" and "redacted_by" not in synced["unsigned"]
     real = (await alice.call("PUT", f"/rooms/{room_id}/redact/{target}/r1", {})).json()["event_id"]
     served = (await alice.call("GET", f"/rooms/{room_id}/event/{target}")).json()
     assert served["content"] == {} and served["unsigned"]["redacted_by"] == real
