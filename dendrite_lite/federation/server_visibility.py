@@ -27,6 +27,7 @@ from dendrite_lite.storage import accounts as accounts_table
 from dendrite_lite.storage import events as events_table
 from dendrite_lite.storage import history as history_table
 from dendrite_lite.storage.events import StoredEvent
+from dendrite_lite.sync.client_events import load_redactions
 
 __all__ = ["pdus_for_server", "server_memberships", "MEMBER"]
 
@@ -83,7 +84,8 @@ async def pdus_for_server(
         }
         member_events = await events_table.select_events(conn, ids)
         members_at = {g: server_memberships(st, member_events, server_name) for g, st in member_state.items()}
-    redacted = await events_table.select_redactions_of(conn, [s.event.event_id for s in events])
+    # The redactions that apply (a spoofed one from a server without the level does not).
+    redacted = await load_redactions(conn, events)
     # A user who deactivated with erase=true: their events go out redacted (Synapse's rule).
     erased = await accounts_table.select_erased_users(conn, {s.event.sender for s in events})
 

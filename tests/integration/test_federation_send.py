@@ -288,6 +288,9 @@ async def test_a_spoofed_redaction_does_not_hide_a_later_valid_one(srv: RunningS
     assert (await remote.send(srv, [fake_pdu])).json() == {"pdus": {fake.event_id: {}}}
     served = (await alice.call("GET", f"/rooms/{room_id}/event/{target}")).json()
     assert served["content"]["body"] == "Hello" and "redacted_by" not in served["unsigned"]
+    # Other servers get it whole too.
+    (fetched,) = (await remote.request(srv, "GET", f"{FED}/event/{target}")).json()["pdus"]
+    assert fetched["content"]["body"] == "Hello"
     # /sync reads the same rule: the target is served whole there too.
     timeline = (await alice.call("GET", "/sync")).json()["rooms"]["join"][room_id]["timeline"]["events"]
     synced = next(e for e in timeline if e["event_id"] == target)
