@@ -54,6 +54,9 @@ STRIPPED_STATE_TYPES = (
     "m.room.join_rules",
     "m.room.canonical_alias",
     "m.room.encryption",
+    # Beyond the spec's list (it allows more): a guest's server needs it to decide whether the
+    # guest may accept an invite to a room it is not in (guest_access.md §Server behaviour).
+    "m.room.guest_access",
 )
 StateKey = tuple[str, str]
 
@@ -218,13 +221,15 @@ async def _fill_rooms(
         r.timeline = [s for s in raw if timeline_filter.matches(s.event.pdu, r.room_id)]
         senders.update(s.event.sender for s in r.timeline)
     everything = [s for r in rooms for s in r.timeline]
-    visible = {
-        s.event.event_id
-        for s in await filter_events_for_user_conn(conn, req.user_id, everything, memberships)
-    }
+    served = await filter_events_for_user_conn(conn, req.user_id, everything, memberships)
+    visible = {s.event.event_id for s in served}
     visible |= await _current_state_ids(conn, rooms, visible)
+    # As filtered: an erased user's events come back redacted for some viewers (visibility.py).
+    as_served = {s.event.event_id: s for s in served}
     for r in rooms:
-        r.timeline = [s for s in r.timeline if s.event.event_id in visible]
+        r.timeline = [
+            as_served.get(s.event.event_id, s) for s in r.timeline if s.event.event_id in visible
+        ]
     await _add_out_of_band_leaves(conn, rooms, memberships, timeline_filter)
 
     await _load_state(conn, req, rooms, sorted(senders))
