@@ -22,12 +22,15 @@ Events are StoredEvents (they carry stream_ordering and the state group after th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import aiosqlite
 
+from dendrite_lite.events.event import Event
+from dendrite_lite.events.redaction import redact
 from dendrite_lite.storage import Storage
+from dendrite_lite.storage import accounts as accounts_table
 from dendrite_lite.storage import events as events_table
 from dendrite_lite.storage import history as history_table
 from dendrite_lite.storage.ignored_users import select_ignored_users
@@ -105,12 +108,14 @@ async def filter_events_for_user_conn(
     if current is None:
         current = await history_table.select_current_memberships(conn, user_id, rooms)
     visible: set[str] = set()
+    joined_at: set[str] = set()  # events the user was joined to the room at
     pending: list[_Pending] = []
     for s in servable:
         cur = current.get(s.event.room_id)
         # Joined now and the event came after the join: the membership at the event is join.
         if cur is not None and cur[0] == "join" and s.stream_ordering >= cur[2]:
             visible.add(s.event.event_id)
+            joined_at.add(s.event.event_id)
             continue
         e = s.event
         special = (e.type == HISTORY_VISIBILITY and e.state_key == "") or (
@@ -118,13 +123,32 @@ async def filter_events_for_user_conn(
         )
         pending.append(_Pending(s, special))
     if pending:
-        visible.update(await _decide(conn, user_id, pending))
-    return [s for s in events if s.event.event_id in visible]
+        allowed, joined = await _decide(conn, user_id, pending)
+        visible.update(allowed)
+        joined_at.update(joined)
+    out = [s for s in events if s.event.event_id in visible]
+    # A user who deactivated with erase=true: their events are shown redacted to whoever was
+    # not in the room when they were sent (Synapse's rule; account_deactivation.yaml `erase`).
+    strangers = {s.event.sender for s in out if s.event.event_id not in joined_at} - {user_id}
+    erased = await accounts_table.select_erased_users(conn, strangers) if strangers else set()
+    if erased:
+        out = [
+            _redacted(s) if s.event.sender in erased and s.event.event_id not in joined_at else s
+            for s in out
+        ]
+    return out
+
+
+def _redacted(stored: StoredEvent) -> StoredEvent:
+    e = stored.event
+    pruned = Event(redact(e.pdu, e.room_version), e.room_version, e.event_id, room_id=e.room_id)
+    return replace(stored, event=pruned)
 
 
 async def _decide(
     conn: aiosqlite.Connection, user_id: str, pending: Sequence[_Pending]
-) -> Iterable[str]:
+) -> tuple[list[str], list[str]]:
+    """(the events the user may see, those they were joined to the room at)."""
     keys = [(HISTORY_VISIBILITY, ""), (MEMBER, user_id)]
     before = await history_table.select_prev_state_groups(
         conn, [p.stored.event.event_id for p in pending if p.special]
@@ -148,10 +172,13 @@ async def _decide(
         return (vis if isinstance(vis, str) else None), mem
 
     out: list[str] = []
+    joined_at: list[str] = []
     for p in pending:
         s = p.stored
         joined_later = any(pos > s.stream_ordering for pos in joins[s.event.room_id])
         views = [values(s.state_group)]
+        if views[0][1] == "join":
+            joined_at.append(s.event.event_id)
         if p.special:
             views.append(values(before.get(s.event.event_id)))
         # Special events: any combination of the before/after values may allow.
@@ -159,4 +186,4 @@ async def _decide(
         memberships = {m for _, m in views}
         if any(is_allowed(v, m, joined_later) for v in visibilities for m in memberships):
             out.append(s.event.event_id)
-    return out
+    return out, joined_at
