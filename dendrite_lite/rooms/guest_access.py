@@ -22,7 +22,7 @@ from dendrite_lite.rooms.notifications import InTxn
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage.accounts import select_joined_guests
 
-__all__ = ["GuestAccessRevocation", "GUEST_ACCESS"]
+__all__ = ["GUEST_ACCESS", "GuestAccessRevocation"]
 
 log = logging.getLogger(__name__)
 

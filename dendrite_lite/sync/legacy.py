@@ -28,9 +28,9 @@ from dendrite_lite.rooms.history import HistoryService, MessagesRequest
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import events as events_table
 from dendrite_lite.storage import history as history_table
-from dendrite_lite.sync.service import MAX_TIMEOUT_MS, SyncRequest, SyncService
 from dendrite_lite.storage import state as state_table
 from dendrite_lite.storage import sync as sync_table
+from dendrite_lite.sync.service import MAX_TIMEOUT_MS, SyncRequest, SyncService
 from dendrite_lite.sync.tokens import SyncToken, pagination_token, parse_sync_token
 from dendrite_lite.users.account_data import PUSH_RULES, AccountDataService
 from dendrite_lite.users.presence import PresenceService
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from dendrite_lite.rooms.receipts import ReceiptsService
     from dendrite_lite.rooms.typing import TypingService
 
-__all__ = ["LegacySyncService", "PEEK_POLL_S"]
+__all__ = ["PEEK_POLL_S", "LegacySyncService"]
 
 PEEK_POLL_S = 0.25
 # /events has no page size of its own here: a timeline cut short would lose events for good

@@ -9,8 +9,8 @@ from urllib.parse import quote
 from dendrite_lite.users.registration import register_guest
 from tests.conftest import RunningServer, with_overrides
 from tests.integration.room_helpers import new_user
-from tests.integration.test_federation_membership import _services, pair  # noqa: F401 (fixture)
 from tests.integration.sync_helpers import User
+from tests.integration.test_federation_membership import _services, pair  # noqa: F401 (fixture)
 
 
 async def _guest(srv: RunningServer) -> User:
