@@ -174,8 +174,12 @@ async def test_device_list_updates_reach_the_other_server(pair: tuple[RunningSer
     body = await eventually(changed, "Bob's new device in Alice's device_lists.changed")
     resp = await alice.get("/keys/changes", **{"from": since, "to": body["next_batch"]})
     assert bob.user_id in resp.json()["changed"]
-    found = await query(alice, bob.user_id)
-    assert set(found["device_keys"][bob.user_id]) == {bob.device_id, phone.device_id}
+    # The new device (its login) and its keys are two updates: the first may come alone.
+    async def both_devices() -> bool:
+        found = await query(alice, bob.user_id)
+        return set(found["device_keys"][bob.user_id]) == {bob.device_id, phone.device_id}
+
+    await eventually(both_devices, "Bob's phone with its keys in Alice's query")
     # Answered from the cache, which followed Bob's stream.
     held = await services_of(a).storage.db.read(lambda c: remote_table.select_remote_lists(c, [bob.user_id]))
     theirs = await fed_client(a).get_json(name(b), f"{V1}/user/devices/{quote(bob.user_id)}")
