@@ -220,16 +220,10 @@ async def _fill_rooms(
         r.prev_batch = first - 1
         r.timeline = [s for s in raw if timeline_filter.matches(s.event.pdu, r.room_id)]
         senders.update(s.event.sender for s in r.timeline)
+    hid = await _keep_visible(conn, req, rooms, memberships)
+    await _fill_hidden_gaps(conn, req, [r for r in rooms if r.room_id in hid], memberships, exact)
     everything = [s for r in rooms for s in r.timeline]
-    served = await filter_events_for_user_conn(conn, req.user_id, everything, memberships)
-    visible = {s.event.event_id for s in served}
-    visible |= await _current_state_ids(conn, rooms, visible)
-    # As filtered: an erased user's events come back redacted for some viewers (visibility.py).
-    as_served = {s.event.event_id: s for s in served}
-    for r in rooms:
-        r.timeline = [
-            as_served.get(s.event.event_id, s) for s in r.timeline if s.event.event_id in visible
-        ]
+    senders.update(s.event.sender for s in everything)
     await _add_out_of_band_leaves(conn, rooms, memberships, timeline_filter)
 
     await _load_state(conn, req, rooms, sorted(senders))
@@ -313,6 +307,73 @@ async def _add_out_of_band_leaves(
         r = wanted[event_id]
         if stored.outlier and timeline_filter.matches(stored.event.pdu, r.room_id):
             r.timeline = [stored]
+
+
+async def _keep_visible(
+    conn: aiosqlite.Connection,
+    req: RoomsRequest,
+    rooms: list[_Room],
+    memberships: Mapping[str, tuple[str, str, int]],
+) -> set[str]:
+    """Drop the timeline events the user may not see; returns the rooms that lost some."""
+    everything = [s for r in rooms for s in r.timeline]
+    served = await filter_events_for_user_conn(conn, req.user_id, everything, memberships)
+    visible = {s.event.event_id for s in served}
+    visible |= await _current_state_ids(conn, rooms, visible)
+    # As filtered: an erased user's events come back redacted for some viewers (visibility.py).
+    as_served = {s.event.event_id: s for s in served}
+    hid: set[str] = set()
+    for r in rooms:
+        kept = [
+            as_served.get(s.event.event_id, s) for s in r.timeline if s.event.event_id in visible
+        ]
+        if len(kept) < len(r.timeline):
+            hid.add(r.room_id)
+        r.timeline = kept
+    return hid
+
+
+_GAP_PASSES = 3
+
+
+async def _fill_hidden_gaps(
+    conn: aiosqlite.Connection,
+    req: RoomsRequest,
+    rooms: list[_Room],
+    memberships: Mapping[str, tuple[str, str, int]],
+    exact: tuple[str, ...] | None,
+) -> None:
+    """A joined room whose timeline history visibility thinned below the limit reads further
+    back, a few pages at most, as Synapse does: what the user may see there (and the room's
+    current state, see _current_state_ids) fills the timeline (SyTest "Current state appears
+    in timeline in private history with many messages after")."""
+    limit = req.filter.timeline_limit
+    page = max(2 * limit, 10)
+    timeline_filter = req.filter.room.timeline
+    for _ in range(_GAP_PASSES):
+        short = [r for r in rooms if r.section == "join" and r.limited and len(r.timeline) < limit]
+        if not short or limit <= 0:
+            break
+        earlier = await sync_table.select_recent_events(
+            conn, [(r.room_id, r.since, r.prev_batch) for r in short], page, types=exact
+        )
+        later = {r.room_id: r.timeline for r in short}
+        for r in short:
+            raw = earlier[r.room_id]
+            r.limited = len(raw) > page
+            raw = raw[-page:]
+            if raw:
+                r.prev_batch = raw[0].stream_ordering - 1
+            r.timeline = [s for s in raw if timeline_filter.matches(s.event.pdu, r.room_id)]
+        await _keep_visible(conn, req, short, memberships)
+        for r in short:
+            r.timeline = r.timeline + later[r.room_id]
+    for r in rooms:
+        if len(r.timeline) > limit:
+            r.timeline = r.timeline[-limit:] if limit > 0 else []
+            r.limited = True
+            if r.timeline:
+                r.prev_batch = r.timeline[0].stream_ordering - 1
 
 
 async def _current_state_ids(

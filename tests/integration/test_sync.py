@@ -253,9 +253,8 @@ async def test_filter_can_ask_for_the_federation_format(srv: RunningServer) -> N
     assert {"prev_events", "auth_events", "depth", "hashes", "signatures"} <= set(event)
 
 
-async def test_current_state_hidden_by_history_visibility_still_in_timeline(
-    srv: RunningServer,
-) -> None:
+async def _joined_history_room(srv: RunningServer) -> tuple[User, User, User, str]:
+    """A room with history_visibility joined that `syncer` is in: (creator, syncer, invitee)."""
     creator, syncer, invitee = [await _user(srv, n) for n in ("creator", "syncer", "invitee")]
     room = await create_room(creator, preset="public_chat")
     await join(syncer, room)
@@ -263,6 +262,13 @@ async def test_current_state_hidden_by_history_visibility_still_in_timeline(
         f"/rooms/{room}/state/m.room.history_visibility", {"history_visibility": "joined"}
     )
     assert resp.status_code == 200, resp.text
+    return creator, syncer, invitee, room
+
+
+async def test_current_state_hidden_by_history_visibility_still_in_timeline(
+    srv: RunningServer,
+) -> None:
+    creator, syncer, invitee, room = await _joined_history_room(srv)
     first = await sync(syncer)
     assert (await syncer.post(f"/rooms/{room}/leave", {})).status_code == 200
     await join(invitee, room)  # while syncer is away: hidden by "joined" visibility
@@ -292,3 +298,18 @@ async def test_room_joined_and_left_between_syncs_comes_with_its_state(srv: Runn
     assert (await carol.post(f"/rooms/{room}/leave", {})).status_code == 200
     left = (await sync(carol, since=first["next_batch"], filter=f))["rooms"]["leave"][room]
     assert left["state"]["events"] == []
+
+
+async def test_timeline_thinned_by_visibility_reads_further_back(srv: RunningServer) -> None:
+    creator, syncer, invitee, room = await _joined_history_room(srv)
+    f = {"room": {"timeline": {"limit": 5}}}
+    first = await sync(syncer, filter=f)
+    assert (await syncer.post(f"/rooms/{room}/leave", {})).status_code == 200
+    await join(invitee, room)
+    for i in range(12):  # hidden from syncer, and more than a timeline's worth
+        await send(creator, room, f"m{i}")
+    await join(syncer, room)
+    body = await sync(syncer, since=first["next_batch"], filter=f)
+    events = body["rooms"]["join"][room]["timeline"]["events"]
+    assert any(e["type"] == "m.room.member" and e["state_key"] == invitee.user_id for e in events)
+    assert "m5" not in bodies(events)
