@@ -47,6 +47,7 @@ from dendrite_lite.api.client import account, devices, login, register, versions
 from dendrite_lite.api.client import capabilities, directory, profile, room_events, rooms
 from dendrite_lite.api.client import account_data as account_data_api
 from dendrite_lite.api.client import misc, presence, pushrules, read_markers, receipts, tags, typing
+from dendrite_lite.api.client import whois as whois_api
 from dendrite_lite.api.client import dehydrated_devices as dehydrated_devices_api
 from dendrite_lite.api.client import keys as keys_api
 from dendrite_lite.api.client import pushers as pushers_api
@@ -214,6 +215,7 @@ _CLIENT_ONLY_BLUEPRINTS: tuple[Blueprint, ...] = (
     user_directory_api.bp,
     preview_url_api.bp,
     misc.bp,
+    whois_api.bp,
     legacy_sync_api.bp,
     sync_api.bp,
     filters_api.bp,

@@ -27,6 +27,7 @@ from dendrite_lite.storage.devices import Device
 __all__ = [
     "device_json",
     "list_devices",
+    "whois",
     "get_device",
     "rename_device",
     "delete_devices",
@@ -45,6 +46,22 @@ def device_json(device: Device) -> dict[str, Any]:
     if device.last_seen_ts is not None:
         body["last_seen_ts"] = device.last_seen_ts
     return body
+
+
+async def whois(storage: Storage, user_id: str) -> dict[str, Any]:
+    """/admin/whois's `devices`: one session per device, its last connection (we keep the last
+    address and time only, so there is one connection and no user agent)."""
+    found = await list_devices(storage, user_id)
+    out: dict[str, Any] = {}
+    for device in found:
+        connection: dict[str, Any] = {}
+        if device.last_seen_ip is not None:
+            connection["ip"] = device.last_seen_ip
+        if device.last_seen_ts is not None:
+            connection["last_seen"] = device.last_seen_ts
+        connections = [connection] if connection else []
+        out[device.device_id] = {"sessions": [{"connections": connections}]}
+    return out
 
 
 async def list_devices(storage: Storage, user_id: str) -> list[Device]:
