@@ -1,6 +1,6 @@
 """Testing one migration against rows written before it: `up_to(tmp_path, NAME)` applies every
 migration before NAME and answers the database path; `then_apply(tmp_path)` applies NAME and
-the later ones and answers the versions applied."""
+the later ones (`only=NAME`: that one alone) and answers the versions applied."""
 
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ async def up_to(tmp_path: Path, name: str) -> Path:
     return path
 
 
-async def then_apply(tmp_path: Path) -> list[int]:
+async def then_apply(tmp_path: Path, only: str | None = None) -> list[int]:
     directory = tmp_path / "migrations"
     for p in (tmp_path / "held").glob("*.sql"):
-        p.rename(directory / p.name)
+        if only is None or p.name == only:
+            p.rename(directory / p.name)
     return [m.version for m in await apply_migrations(tmp_path / "db.sqlite", directory=directory)]

@@ -3,7 +3,6 @@ with its device; the migration keeps existing devices."""
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 
 from dendrite_lite.storage import Storage, devices
 from dendrite_lite.storage import dehydrated_devices as table
-from dendrite_lite.storage.migrations import MIGRATIONS_DIR, apply_migrations
+from tests.unit.storage.migration_helpers import then_apply, up_to
 
 ALICE = "@alice:example.org"
 NAME = "0017_dehydrated_devices.sql"
@@ -53,20 +52,13 @@ async def test_a_mark_needs_its_device(storage: Storage) -> None:
 
 
 async def test_migration_keeps_existing_devices(tmp_path: Path) -> None:
-    directory = tmp_path / "migrations"
-    shutil.copytree(MIGRATIONS_DIR, directory)
-    held = sorted(p for p in directory.glob("*.sql") if p.name >= NAME)
-    for p in held:
-        p.rename(tmp_path / p.name)
-    path = tmp_path / "db.sqlite"
-    await apply_migrations(path, directory=directory)
+    path = await up_to(tmp_path, NAME)
     conn = sqlite3.connect(path)
     conn.execute("INSERT INTO accounts (user_id, created_ts) VALUES (?, 0)", (ALICE,))
     conn.execute("INSERT INTO devices (user_id, device_id, created_ts) VALUES (?, 'D', 0)", (ALICE,))
     conn.commit()
     conn.close()
-    (tmp_path / NAME).rename(directory / NAME)
-    assert [m.version for m in await apply_migrations(path, directory=directory)] == [17]
+    assert await then_apply(tmp_path, only=NAME) == [17]
     conn = sqlite3.connect(path)
     try:
         assert conn.execute("SELECT user_id, device_id FROM devices").fetchall() == [(ALICE, "D")]

@@ -3,29 +3,22 @@ seen_by NULL (a change for everyone sharing a room)."""
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 from pathlib import Path
+from tests.unit.storage.migration_helpers import then_apply, up_to
 
-from dendrite_lite.storage.migrations import MIGRATIONS_DIR, apply_migrations
 
 NAME = "0023_device_list_seen_by.sql"
 
 
 async def test_existing_changes_kept_for_everyone(tmp_path: Path) -> None:
-    directory = tmp_path / "migrations"
-    shutil.copytree(MIGRATIONS_DIR, directory)
-    for p in sorted(p for p in directory.glob("*.sql") if p.name >= NAME):
-        p.rename(tmp_path / p.name)
-    path = tmp_path / "db.sqlite"
-    await apply_migrations(path, directory=directory)
+    path = await up_to(tmp_path, NAME)
     conn = sqlite3.connect(path)
     conn.execute("INSERT INTO device_list_changes (user_id, device_id) VALUES ('@a:x', 'D')")
     conn.execute("INSERT INTO device_list_changes (user_id, device_id) VALUES ('@a:x', NULL)")
     conn.commit()
     conn.close()
-    (tmp_path / NAME).rename(directory / NAME)
-    assert [m.version for m in await apply_migrations(path, directory=directory)] == [23]
+    assert await then_apply(tmp_path, only=NAME) == [23]
     conn = sqlite3.connect(path)
     try:
         rows = conn.execute("SELECT * FROM device_list_changes ORDER BY stream_id").fetchall()

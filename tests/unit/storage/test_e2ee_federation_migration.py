@@ -4,23 +4,16 @@ the upgrade does not send every past change to other servers), and the rows stay
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 from pathlib import Path
+from tests.unit.storage.migration_helpers import then_apply, up_to
 
-from dendrite_lite.storage.migrations import MIGRATIONS_DIR, apply_migrations
 
 NAME = "0018_e2ee_federation.sql"
 
 
 async def test_outbound_position_starts_after_existing_changes(tmp_path: Path) -> None:
-    directory = tmp_path / "migrations"
-    shutil.copytree(MIGRATIONS_DIR, directory)
-    held = sorted(p.name for p in directory.glob("*.sql") if p.name >= NAME)
-    for name in held:
-        (directory / name).rename(tmp_path / name)
-    path = tmp_path / "db.sqlite"
-    await apply_migrations(path, directory=directory)
+    path = await up_to(tmp_path, NAME)
     conn = sqlite3.connect(path)
     conn.executemany(
         "INSERT INTO device_list_changes (user_id, device_id) VALUES (?, ?)",
@@ -28,8 +21,7 @@ async def test_outbound_position_starts_after_existing_changes(tmp_path: Path) -
     )
     conn.commit()
     conn.close()
-    (tmp_path / NAME).rename(directory / NAME)
-    assert [m.version for m in await apply_migrations(path, directory=directory)] == [18]
+    assert await then_apply(tmp_path, only=NAME) == [18]
     conn = sqlite3.connect(path)
     try:
         assert conn.execute("SELECT stream_id FROM device_list_outbound").fetchall() == [(3,)]

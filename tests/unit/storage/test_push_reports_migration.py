@@ -3,24 +3,16 @@ push action rows keep their counts and read as actions NULL (derived from the hi
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 from pathlib import Path
+from tests.unit.storage.migration_helpers import then_apply, up_to
 
-from dendrite_lite.storage.migrations import MIGRATIONS_DIR, apply_migrations
 
 NAME = "0016_push_reports.sql"
 
 
 async def test_existing_push_actions_survive_with_null_actions(tmp_path: Path) -> None:
-    directory = tmp_path / "migrations"
-    shutil.copytree(MIGRATIONS_DIR, directory)
-    later = sorted(p for p in directory.glob("*.sql") if p.name > NAME)
-    held = [tmp_path / p.name for p in [directory / NAME, *later]]
-    for p in held:
-        (directory / p.name).rename(p)
-    path = tmp_path / "db.sqlite"
-    await apply_migrations(path, directory=directory)
+    path = await up_to(tmp_path, NAME)
     conn = sqlite3.connect(path)
     conn.execute(
         "INSERT INTO event_push_actions (room_id, stream_ordering, user_id, highlight, thread_id)"
@@ -28,8 +20,7 @@ async def test_existing_push_actions_survive_with_null_actions(tmp_path: Path) -
     )
     conn.commit()
     conn.close()
-    (tmp_path / NAME).rename(directory / NAME)
-    assert [m.version for m in await apply_migrations(path, directory=directory)] == [16]
+    assert await then_apply(tmp_path, only=NAME) == [16]
     conn = sqlite3.connect(path)
     try:
         assert conn.execute("SELECT * FROM event_push_actions").fetchall() == [
