@@ -1,4 +1,4 @@
-"""The one wiring point: load the key, open storage, build the apps, serve, shut down cleanly.
+"""The wiring point: build the apps over the services (service_wiring.py), serve, shut down cleanly.
 
 Two listeners, one process:
 - client (`listen.client`): every route (client API, federation, keys, well-known, health);
@@ -29,7 +29,7 @@ import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from hypercorn.asyncio import serve as hypercorn_serve
 from quart import Blueprint, Quart
@@ -81,74 +81,15 @@ from dendrite_lite.api.federation import keys as federation_keys
 from dendrite_lite.api.federation import version as federation_version
 from dendrite_lite.api.wellknown import matrix as wellknown_matrix
 from dendrite_lite.config import Config
-from dendrite_lite.crypto.keys import KeyFileError, ServerKey, load_signing_key
-from dendrite_lite.e2ee.cross_signing import CrossSigningService
-from dendrite_lite.e2ee.dehydrated_devices import DehydratedDevicesService
-from dendrite_lite.e2ee.device_lists import DeviceListService
-from dendrite_lite.e2ee.federation_answers import FederationKeyAnswers
-from dendrite_lite.e2ee.key_backup import KeyBackupService
-from dendrite_lite.e2ee.keys import KeysService
-from dendrite_lite.e2ee.remote_device_lists import RemoteDeviceLists
-from dendrite_lite.e2ee.remote_keys import FederatedKeys
-from dendrite_lite.e2ee.sync_extensions import E2eeSync
-from dendrite_lite.e2ee.to_device import ToDeviceService
 from dendrite_lite.event_loop import new_event_loop
 from dendrite_lite.logging_setup import configure_logging
 from dendrite_lite.memory import return_large_blocks_to_os
-from dendrite_lite.ratelimit import RateLimits
-from dendrite_lite.rooms.guest_access import GuestAccessRevocation
-from dendrite_lite.rooms.membership import MembershipService
-from dendrite_lite.rooms.pipeline import RoomPipeline
-from dendrite_lite.rooms.read_markers import ReadMarkersService
-from dendrite_lite.rooms.receipts import ReceiptsService
-from dendrite_lite.rooms.typing import TypingService
-from dendrite_lite.federation.client import FederationClient
-from dendrite_lite.federation.device_list_edus import DeviceListEdus
-from dendrite_lite.federation.e2ee_client import E2eeRequests
-from dendrite_lite.federation.edus import EduFanout
-from dendrite_lite.federation.inbound_edus import InboundEdus
-from dendrite_lite.federation.hierarchy import RemoteHierarchy
-from dendrite_lite.federation.public_rooms import PublicRoomsDirectory
-from dendrite_lite.federation.room_reads import FederationReads
-from dendrite_lite.federation.transactions import TransactionReceiver
-from dendrite_lite.federation.backfill import Backfiller
-from dendrite_lite.federation.ingest import FederationIngest
-from dendrite_lite.federation.keyring import Keyring
-from dendrite_lite.federation.remote_membership import FederatedMembership
-from dendrite_lite.federation.requester import ClientRequester
-from dendrite_lite.federation.sender import ClientTransport, FederationSender
-from dendrite_lite.federation.to_device_edus import ToDeviceEdus
-from dendrite_lite.federation.media import MediaDownloads
-from dendrite_lite.media.remote import RemoteMedia
-from dendrite_lite.media.repository import MediaRepository
-from dendrite_lite.media.service import MediaService
-from dendrite_lite.media.store import FileStore
-from dendrite_lite.media.thumbnails import Thumbnails
-from dendrite_lite.storage import MigrationError, SchemaTooNew, Storage
-from dendrite_lite.storage import server_identity
-from dendrite_lite.rooms.history import HistoryService
-from dendrite_lite.rooms.notification_list import NotificationList
-from dendrite_lite.rooms.notifications import NotificationCounter, PersistHook
-from dendrite_lite.rooms.hierarchy import SpaceHierarchy
-from dendrite_lite.rooms.reports import ReportsService
-from dendrite_lite.sync.filter_store import FilterService
+from dendrite_lite.service_wiring import StartupError, close_services, load_services
 from dendrite_lite.sync.notifier import Notifier
-from dendrite_lite.sync.service import SyncService
-from dendrite_lite.users.account_data import AccountDataService
-from dendrite_lite.users.presence import JoinPresenceHook, PresenceService
-from dendrite_lite.users.openid import OpenIdService
-from dendrite_lite.users.user_directory import UserDirectory
-from dendrite_lite.users.push_gateway import PushGateway
-from dendrite_lite.users.push_rules import PushRulesService
-from dendrite_lite.users.pushers import PushersService
-from dendrite_lite.users.remote_profiles import RemoteProfiles
 from dendrite_lite.tls.http01 import Http01Answers
 from dendrite_lite.tls.state import CERTIFICATE_FILE, KEY_FILE, load_state
 
 if TYPE_CHECKING:
-    import httpx
-
-    from dendrite_lite.media.preview import UrlPreviews
     from dendrite_lite.tls.manager import CertificateManager
 
 __all__ = [
@@ -227,10 +168,6 @@ _CLIENT_ONLY_BLUEPRINTS: tuple[Blueprint, ...] = (
 )
 
 
-class StartupError(Exception):
-    """The server cannot start; the message says what to do about it."""
-
-
 @dataclass(frozen=True, slots=True)
 class Listening:
     """Where the server listens, handed to `serve(ready=...)` once the sockets accept."""
@@ -265,336 +202,6 @@ def build_app(config: Config, svc: Services, *, listener: Listener = "client") -
     if listener == "client":
         blueprints = _CLIENT_ONLY_BLUEPRINTS + _FEDERATION_BLUEPRINTS
     return create_app(svc, blueprints, name=f"dendrite_lite.{listener}")
-
-
-def _load_key(config: Config) -> ServerKey:
-    try:
-        return load_signing_key(config.signing_key_path)
-    except KeyFileError as e:
-        raise StartupError(
-            f"{e}. Run `dendrite-lite generate-keys` to create the server's signing key."
-        ) from None
-
-
-async def load_services(config: Config) -> Services:
-    key = _load_key(config)
-    try:
-        storage = await Storage.open(
-            config.database_path,
-            synchronous=config.database.synchronous,
-            readers=config.database.readers,
-        )
-    except (SchemaTooNew, MigrationError) as e:
-        raise StartupError(str(e)) from None
-    await _claim_server_name(config, storage)
-    notifier = Notifier()
-    try:
-        push_gateway = PushGateway(storage, ca_file=config.push.ca_file)
-    except FileNotFoundError as e:
-        raise StartupError(str(e)) from None
-    counter = NotificationCounter(
-        storage, config.server.server_name, on_queued=push_gateway.wake
-    )
-    federation = _federation_services(config, key, storage)
-    sender: FederationSender | None = federation["federation_sender"]
-    e2ee, e2ee_sync, device_list_edus = _e2ee_services(config, storage, notifier, federation)
-    # Joins that start sharing a room make cached remote device lists stale, and send our
-    # joining user's device list to the room's new servers.
-    guests = GuestAccessRevocation(storage)  # guests leave when guest access ends
-    join_presence = JoinPresenceHook()  # servers newly sharing a room exchange presence
-    hooks = [
-        counter.prepare, e2ee["remote_device_lists"].prepare, guests.prepare, join_presence.prepare
-    ]
-    if device_list_edus is not None:
-        hooks.append(device_list_edus.prepare)
-    pipeline = RoomPipeline(
-        storage, server_name=config.server.server_name, key=key, notifier=notifier,
-        # The sender's hook queues our events for other servers in the events' transaction.
-        persist_hooks=hooks + ([sender.prepare] if sender else []),
-        commit_hooks=[sender.committed] if sender else [],
-    )
-    federation.update(_inbound_federation(config, key, storage, notifier, pipeline, hooks, federation))
-    guests.leave = MembershipService(
-        storage, pipeline, config.server.server_name, federation["federated_membership"]
-    ).leave
-    if sender is not None:
-        await sender.start()  # resumes delivery queued before a restart; stopped by _close_services
-    if device_list_edus is not None:
-        await device_list_edus.flush()  # device list changes committed before a crash
-    user_data = await _user_data_services(storage, notifier, EduFanout(sender) if sender else None)
-    user_data["receipts"].on_read = push_gateway.badge  # a read clears the apps' badges
-    join_presence.service = user_data["presence"]
-    push_gateway.start()  # delivers what was queued before a restart; stopped by _close_services
-    ratelimits = RateLimits.from_config(config.ratelimit)
-    media = _media_service(config, storage, ratelimits, federation["federation_client"])
-    return Services(
-        config=config,
-        server_key=key,
-        storage=storage,
-        ratelimits=ratelimits,
-        notifier=notifier,
-        pipeline=pipeline,
-        **user_data,
-        **e2ee,
-        **_sync_services(
-            storage, notifier, user_data, e2ee_sync,
-            _backfill(config, storage, federation, pipeline),
-        ),
-        **federation,
-        **_federation_endpoints(storage, federation, user_data, e2ee),
-        pushers=PushersService(storage),
-        push_gateway=push_gateway,
-        notification_list=NotificationList(storage),
-        reports=ReportsService(storage, config.server.server_name),
-        media=media,
-        hierarchy=_space_hierarchy(config, storage, federation),
-        openid=OpenIdService(storage, config.server.server_name),
-        user_directory=UserDirectory(storage),
-        public_rooms=PublicRoomsDirectory(
-            storage, config.server.server_name, federation["federation_client"]
-        ),
-        url_previews=_url_previews(config, storage, media),
-    )
-
-
-def _media_service(
-    config: Config, storage: Storage, ratelimits: RateLimits, client: FederationClient | None
-) -> MediaService:
-    files = FileStore(config.media_path)
-    files.prepare()  # also drops the temporary files of uploads a crash cut short
-    repo = MediaRepository(storage, files)
-    thumbnails = Thumbnails(
-        repo, workers=config.media.thumbnail_workers, max_pixels=config.media.max_image_pixels
-    )
-    remote = None
-    if client is not None:  # other servers' media, fetched once and cached (media/remote.py)
-        # A Location answer points anywhere: it gets the URL previews' address guard.
-        allowlist = config.media.url_preview_ip_allowlist
-        downloads = MediaDownloads(client, location_client=lambda: _guarded_client(allowlist))
-        remote = RemoteMedia(repo, downloads, max_bytes=config.media.max_upload_bytes)
-    return MediaService(
-        config, repo, thumbnails, ratelimits.upload_user,
-        fetch_remote=remote.fetch if remote is not None else None,
-    )
-
-
-def _guarded_client(allowlist: Sequence[str]) -> httpx.AsyncClient:
-    # Imported here, like every outbound client's httpx: not loaded before the first use
-    # (tests/unit/test_server_process.py).
-    from dendrite_lite.media.preview_guard import AddressPolicy, GuardedTransport
-    from dendrite_lite.outbound_http import new_client
-
-    return new_client(GuardedTransport(AddressPolicy(allowlist)))
-
-
-def _url_previews(config: Config, storage: Storage, media: MediaService) -> UrlPreviews | None:
-    """URL previews, their images stored as our media (None unless media.url_preview_enabled)."""
-    if not config.media.url_preview_enabled:
-        return None
-    from dendrite_lite.media.preview import UrlPreviews, repository_image_store
-
-    store = repository_image_store(media.repo, config.server.server_name)
-    return UrlPreviews(storage, config.media, store_image=store)
-
-
-async def _claim_server_name(config: Config, storage: Storage) -> None:
-    """Refuse a database made for another server.server_name: every user id, alias and
-    signature in it carries the old name. A database without one records the configured name."""
-    name = config.server.server_name
-    recorded = await storage.db.write(lambda conn: server_identity.claim_server_name(conn, name))
-    if recorded != name:
-        await storage.close()
-        raise StartupError(str(server_identity.ServerNameChanged(config.database_path, recorded, name)))
-
-
-def _space_hierarchy(
-    config: Config, storage: Storage, federation: dict[str, Any]
-) -> SpaceHierarchy:
-    """Children held elsewhere are asked of their via servers (not without federation)."""
-    client: FederationClient | None = federation["federation_client"]
-    remote = RemoteHierarchy(client, config.server.server_name) if client is not None else None
-    return SpaceHierarchy(storage, fetch_remote=remote.fetch if remote is not None else None)
-
-
-def _federation_endpoints(
-    storage: Storage, federation: dict[str, Any], user_data: dict[str, Any], e2ee: dict[str, Any]
-) -> dict[str, Any]:
-    """What the federation read and /send endpoints use: room reads for other servers, and
-    the transaction receiver (PDUs to the ingest pipeline, EDUs to the user data and
-    end-to-end encryption services)."""
-    lists: RemoteDeviceLists = e2ee["remote_device_lists"]
-    edus = InboundEdus(
-        storage, typing=user_data["typing"], receipts=user_data["receipts"],
-        presence=user_data["presence"],
-        more={
-            "m.device_list_update": lists.on_device_list_update,
-            "m.signing_key_update": lists.on_signing_key_update,
-            "m.direct_to_device": e2ee["to_device"].receive_remote,
-        },
-    )
-    return {
-        "federation_reads": FederationReads(storage),
-        "federation_txns": TransactionReceiver(storage, federation["federation_ingest"], edus),
-    }
-
-
-def _federation_services(config: Config, key: ServerKey, storage: Storage) -> dict[str, Any]:
-    fed = config.federation
-    try:
-        client = FederationClient.from_config(config, key) if fed.enabled else None
-    except FileNotFoundError as e:
-        raise StartupError(str(e)) from None
-    keyring = Keyring(config.server.server_name, key, storage, client, fed.trusted_key_servers)
-    sender = None
-    if client is not None:
-        sender = FederationSender(
-            storage, ClientTransport(client), server_name=config.server.server_name
-        )
-    return {
-        "keyring": keyring,
-        "federation_client": client,
-        "federation_sender": sender,
-        "remote_profiles": RemoteProfiles(storage, client) if client is not None else None,
-    }
-
-
-def _backfill(
-    config: Config, storage: Storage, federation: dict[str, Any], pipeline: RoomPipeline
-) -> Callable[[str, int], Awaitable[int]] | None:
-    """/messages asks other servers for history we lack (None without federation)."""
-    client: FederationClient | None = federation["federation_client"]
-    if client is None:
-        return None
-    return Backfiller(
-        storage, ClientRequester(client), federation["keyring"],
-        server_name=config.server.server_name,
-        # Its writes wait for the room's lock, like /send's, so both never store one event twice.
-        room_lock=pipeline.room_lock,
-    ).backfill
-
-
-def _inbound_federation(
-    config: Config,
-    key: ServerKey,
-    storage: Storage,
-    notifier: Notifier,
-    pipeline: RoomPipeline,
-    persist_hooks: list[PersistHook],
-    federation: dict[str, Any],
-) -> dict[str, Any]:
-    """Events from other servers (the ingest pipeline, sharing the local pipeline's room locks
-    and persist hooks: unread counts, device list staleness) and membership across servers.
-    None of it without federation."""
-    client: FederationClient | None = federation["federation_client"]
-    if client is None:
-        return {"federation_ingest": None, "federated_membership": None}
-    ingest = FederationIngest(
-        storage, key_store=federation["keyring"], requester=ClientRequester(client),
-        notifier=notifier, room_lock=pipeline.room_lock, persist_hooks=persist_hooks,
-    )
-    membership = FederatedMembership.build(
-        storage=storage, notifier=notifier, key_store=federation["keyring"], ingest=ingest,
-        server_name=config.server.server_name, key=key, client=client,
-        sender=federation["federation_sender"],
-    )
-    return {"federation_ingest": ingest, "federated_membership": membership}
-
-
-def _e2ee_services(
-    config: Config, storage: Storage, notifier: Notifier, federation: dict[str, Any]
-) -> tuple[dict[str, Any], E2eeSync, DeviceListEdus | None]:
-    """End-to-end encryption: keys, device lists, to-device messages, and their /sync
-    sections; with federation, other servers' users' keys and device lists, and our changes
-    and to-device messages to their servers (DeviceListEdus, flushed at start-up)."""
-    name = config.server.server_name
-    sender: FederationSender | None = federation["federation_sender"]
-    client: FederationClient | None = federation["federation_client"]
-    list_edus = DeviceListEdus(storage, sender) if sender is not None else None
-    device_lists = DeviceListService(
-        storage, notifier, on_local_change=list_edus.on_local_change if list_edus else None
-    )
-    requests = E2eeRequests(client) if client is not None else None
-    remote_lists = RemoteDeviceLists(
-        storage, device_lists, server_name=name,
-        fetch_user_devices=requests.user_devices if requests else None,
-    )
-    remote_keys = FederatedKeys(storage, remote_lists, requests) if requests else None
-    keys = KeysService(storage, device_lists, server_name=name, remote=remote_keys)
-    to_device = ToDeviceService(
-        storage, notifier, server_name=name, remote=ToDeviceEdus(sender) if sender else None
-    )
-    services = {
-        "federation_keys": FederationKeyAnswers(storage, server_name=name),
-        "remote_device_lists": remote_lists,
-        "device_list_edus": list_edus,
-        "device_lists": device_lists, "keys": keys, "to_device": to_device,
-        "cross_signing": CrossSigningService(storage, device_lists),
-        "key_backup": KeyBackupService(storage),
-        "dehydrated_devices": DehydratedDevicesService(storage, device_lists),
-    }
-    return services, E2eeSync(storage, keys, device_lists, to_device), list_edus
-
-
-def _sync_services(
-    storage: Storage,
-    notifier: Notifier,
-    user_data: dict[str, Any],
-    e2ee: E2eeSync | None = None,
-    backfill: Callable[[str, int], Awaitable[int]] | None = None,
-) -> dict[str, Any]:
-    filters = FilterService(storage)
-    sync = SyncService(
-        storage,
-        notifier,
-        filters,
-        account_data=user_data["account_data"],
-        receipts=user_data["receipts"],
-        typing=user_data["typing"],
-        presence=user_data["presence"],
-        e2ee=e2ee,
-    )
-    return {"filters": filters, "sync": sync, "history": HistoryService(storage, backfill=backfill)}
-
-
-async def _user_data_services(
-    storage: Storage, notifier: Notifier, edus: EduFanout | None
-) -> dict[str, Any]:
-    """`edus` (None without federation) sends our users' typing, receipts and presence to
-    other servers."""
-    account_data = await AccountDataService.open(storage, notifier)
-    receipts_svc = await ReceiptsService.open(storage, notifier, edus=edus)
-    presence_svc = await PresenceService.open(storage, notifier, edus=edus)
-    presence_svc.start()  # idle and sync timeouts; stopped by _close_services
-    return {
-        "account_data": account_data,
-        "push_rules": PushRulesService(account_data),
-        "receipts": receipts_svc,
-        "read_markers": ReadMarkersService(receipts_svc, account_data),
-        "typing": TypingService(storage, notifier, edus=edus),
-        "presence": presence_svc,
-    }
-
-
-async def _close_services(svc: Services) -> None:
-    """Stop the services' timers and tasks before storage closes under them."""
-    if svc.typing is not None:
-        svc.typing.close()
-    if svc.media is not None:
-        svc.media.thumbnails.close()
-    if svc.presence is not None:
-        await svc.presence.close()
-    if svc.push_gateway is not None:
-        await svc.push_gateway.stop()
-    if svc.remote_device_lists is not None:  # resyncs in flight write to storage
-        await svc.remote_device_lists.close()
-    if svc.device_list_edus is not None:
-        await svc.device_list_edus.close()
-    if svc.federation_sender is not None:  # before the client its requests use
-        await svc.federation_sender.stop()
-    if svc.federation_client is not None:
-        await svc.federation_client.aclose()
-    if svc.url_previews is not None:
-        await svc.url_previews.aclose()
 
 
 def _parse_bind(bind: str) -> tuple[str, int]:
@@ -808,7 +415,7 @@ async def serve(
             acme_sock.close()
         if remove_signals is not None:
             remove_signals()
-        await _close_services(svc)
+        await close_services(svc)
         # Only after every listener stopped: in-flight requests may still write.
         await svc.storage.close()
         log.info("stopped")
