@@ -40,9 +40,8 @@ from dendrite_lite.api.access_log import AccessLog
 from dendrite_lite.api.app import Services, create_app
 from dendrite_lite.api.framing import FramingGuard
 from dendrite_lite.api.listener import ListenerConfig, server_tls_context
-from dendrite_lite.api.admin import event_reports as admin_event_reports
-from dendrite_lite.api.admin import registration_tokens as admin_registration_tokens
 from dendrite_lite.api.admin import synapse_register
+from dendrite_lite.api.admin.routes import ADMIN_BLUEPRINTS
 from dendrite_lite.api.client import account, devices, login, register, versions
 from dendrite_lite.api.client import capabilities, directory, profile, room_events, rooms
 from dendrite_lite.api.client import account_data as account_data_api
@@ -130,8 +129,7 @@ _CLIENT_ONLY_BLUEPRINTS: tuple[Blueprint, ...] = (
     account.bp,
     devices.bp,
     synapse_register.bp,
-    admin_registration_tokens.bp,
-    admin_event_reports.bp,
+    *ADMIN_BLUEPRINTS,
     rooms.bp,
     room_events.bp,
     directory.bp,

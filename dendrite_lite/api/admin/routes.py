@@ -1,0 +1,15 @@
+"""Every admin blueprint, in one list: the client listener serves them to server admins (when
+`admin.client_api` is on) and the admin unix socket serves them to whoever can open the socket."""
+
+from __future__ import annotations
+
+from quart import Blueprint
+
+from dendrite_lite.api.admin import event_reports, registration_tokens
+
+__all__ = ["ADMIN_BLUEPRINTS"]
+
+ADMIN_BLUEPRINTS: tuple[Blueprint, ...] = (
+    registration_tokens.bp,
+    event_reports.bp,
+)
