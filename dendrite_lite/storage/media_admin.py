@@ -1,5 +1,6 @@
 """Queries over the media table (migrations/0020_media.sql) for operations: a user's quota use
-(index media_by_user, 0022), quarantine, which cached remote copies are old, and totals."""
+(index media_by_user, 0022), quarantine and protection from it (0025), which cached remote
+copies are old, totals, and the admin API's listings (a user's uploads, a room's mxc:// URIs)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,37 @@ from dataclasses import dataclass
 import aiosqlite
 
 __all__ = [
+    "MEDIA_ORDER_COLUMNS",
+    "AdminMedia",
     "MediaTotals",
+    "select_admin_media",
+    "select_local_media_ids_before",
     "select_media_totals",
     "select_old_remote_media",
+    "select_room_event_json_with_mxc",
+    "select_user_media",
     "select_user_media_bytes",
+    "update_media_list_quarantined",
+    "update_protected",
     "update_quarantined",
+    "update_user_media_quarantined",
 ]
+
+# The admin API's `order_by` values (Synapse's names) and the columns they sort by.
+MEDIA_ORDER_COLUMNS = {
+    "media_id": "media_id",
+    "upload_name": "upload_name",
+    "created_ts": "created_ts",
+    "last_access_ts": "last_access_ts",
+    "media_length": "size",
+    "media_type": "content_type",
+    "quarantined_by": "quarantined_by",
+    "safe_from_quarantine": "protected",
+}
+_ADMIN_COLUMNS = (
+    "server_name, media_id, sha256, size, content_type, upload_name, user_id, created_ts,"
+    " last_access_ts, authenticated, quarantined, quarantined_by, protected"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +48,62 @@ class MediaTotals:
     local_bytes: int
     remote_count: int
     remote_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class AdminMedia:
+    """A media row as the admin API shows it."""
+
+    server_name: str
+    media_id: str
+    sha256: str | None
+    size: int | None
+    content_type: str | None
+    upload_name: str | None
+    user_id: str | None
+    created_ts: int
+    last_access_ts: int | None
+    authenticated: bool
+    quarantined: bool
+    quarantined_by: str | None
+    protected: bool
+
+
+def _admin_media(row: tuple) -> AdminMedia:  # type: ignore[type-arg]
+    return AdminMedia(
+        *row[:9], authenticated=bool(row[9]), quarantined=bool(row[10]),
+        quarantined_by=row[11], protected=bool(row[12]),
+    )
+
+
+async def select_admin_media(
+    conn: aiosqlite.Connection, server_name: str, media_id: str
+) -> AdminMedia | None:
+    async with conn.execute(
+        f"SELECT {_ADMIN_COLUMNS} FROM media WHERE server_name = ? AND media_id = ?",
+        (server_name, media_id),
+    ) as cur:
+        row = await cur.fetchone()
+    return _admin_media(tuple(row)) if row is not None else None
+
+
+async def select_user_media(
+    conn: aiosqlite.Connection, user_id: str, *, order_by: str, backwards: bool,
+    offset: int, limit: int,
+) -> tuple[list[AdminMedia], int]:
+    """A page of what `user_id` uploaded (pending /create ids too), sorted by the
+    MEDIA_ORDER_COLUMNS key `order_by` then media_id ascending (a stable order), and the count."""
+    column = MEDIA_ORDER_COLUMNS[order_by]
+    direction = "DESC" if backwards else "ASC"
+    async with conn.execute(
+        f"SELECT {_ADMIN_COLUMNS} FROM media WHERE user_id = ?"
+        f" ORDER BY {column} {direction}, media_id ASC LIMIT ? OFFSET ?",
+        (user_id, limit, offset),
+    ) as cur:
+        page = [_admin_media(tuple(r)) for r in await cur.fetchall()]
+    async with conn.execute("SELECT COUNT(*) FROM media WHERE user_id = ?", (user_id,)) as cur:
+        row = await cur.fetchone()
+    return page, int(row[0]) if row is not None else 0
 
 
 async def select_user_media_bytes(conn: aiosqlite.Connection, user_id: str) -> int:
@@ -35,14 +117,95 @@ async def select_user_media_bytes(conn: aiosqlite.Connection, user_id: str) -> i
 
 
 async def update_quarantined(
-    conn: aiosqlite.Connection, server_name: str, media_id: str, quarantined: bool
+    conn: aiosqlite.Connection, server_name: str, media_id: str, quarantined: bool,
+    by: str | None = None,
+) -> bool:
+    """False when there is no such media, or when it is protected and `quarantined` is True
+    (protected media is never quarantined)."""
+    cur = await conn.execute(
+        "UPDATE media SET quarantined = ?, quarantined_by = ?"
+        " WHERE server_name = ? AND media_id = ? AND (? = 0 OR protected = 0)",
+        (int(quarantined), by if quarantined else None, server_name, media_id, int(quarantined)),
+    )
+    return cur.rowcount > 0
+
+
+async def update_media_list_quarantined(
+    conn: aiosqlite.Connection, uris: list[tuple[str, str]], by: str | None
+) -> int:
+    """Quarantine every unprotected row of `uris` ((server_name, media_id) pairs); how many
+    rows are quarantined by this call (rows quarantined before are counted again, as Synapse)."""
+    count = 0
+    for server_name, media_id in uris:
+        cur = await conn.execute(
+            "UPDATE media SET quarantined = 1, quarantined_by = ?"
+            " WHERE server_name = ? AND media_id = ? AND protected = 0",
+            (by, server_name, media_id),
+        )
+        count += cur.rowcount
+    return count
+
+
+async def update_user_media_quarantined(
+    conn: aiosqlite.Connection, user_id: str, by: str | None
+) -> int:
+    """Quarantine every unprotected upload of `user_id`; how many rows."""
+    cur = await conn.execute(
+        "UPDATE media SET quarantined = 1, quarantined_by = ? WHERE user_id = ? AND protected = 0",
+        (by, user_id),
+    )
+    return cur.rowcount
+
+
+async def update_protected(
+    conn: aiosqlite.Connection, server_name: str, media_id: str, protected: bool
 ) -> bool:
     """False when there is no such media."""
     cur = await conn.execute(
-        "UPDATE media SET quarantined = ? WHERE server_name = ? AND media_id = ?",
-        (int(quarantined), server_name, media_id),
+        "UPDATE media SET protected = ? WHERE server_name = ? AND media_id = ?",
+        (int(protected), server_name, media_id),
     )
     return cur.rowcount > 0
+
+
+async def select_room_event_json_with_mxc(conn: aiosqlite.Connection, room_id: str) -> list[str]:
+    """The JSON of the room's events that name an mxc:// URI anywhere (the caller picks the
+    URIs out of their content). A scan of the room's events: an admin operation, not a hot path."""
+    async with conn.execute(
+        "SELECT json FROM events WHERE room_id = ? AND instr(json, 'mxc://') > 0"
+        " ORDER BY stream_ordering",
+        (room_id,),
+    ) as cur:
+        return [str(r[0]) for r in await cur.fetchall()]
+
+
+# Images a profile or a room shows (an account's avatar, a room's current m.room.avatar):
+# POST /media/delete keeps them unless keep_profiles=false.
+# (NULLs are left out: one NULL in a NOT IN list makes the test fail for every row.)
+_PROFILE_IMAGES = (
+    "SELECT avatar_url FROM accounts WHERE avatar_url IS NOT NULL"
+    " UNION SELECT json_extract(e.json, '$.content.url') FROM current_state AS s"
+    " JOIN events AS e ON e.event_id = s.event_id WHERE s.type = 'm.room.avatar'"
+    " AND json_extract(e.json, '$.content.url') IS NOT NULL"
+)
+
+
+async def select_local_media_ids_before(
+    conn: aiosqlite.Connection, our_server: str, *, before_ts: int, size_gt: int,
+    keep_profiles: bool,
+) -> list[str]:
+    """Our uploads last read (never read: uploaded) before `before_ts` and larger than `size_gt`
+    bytes, except protected ones and URL preview images (no uploader); with `keep_profiles`,
+    except avatars too."""
+    sql = (
+        "SELECT media_id FROM media WHERE server_name = ? AND user_id IS NOT NULL"
+        " AND sha256 IS NOT NULL AND protected = 0 AND size > ?"
+        " AND COALESCE(last_access_ts, created_ts) < ?"
+    )
+    if keep_profiles:
+        sql += f" AND 'mxc://' || server_name || '/' || media_id NOT IN ({_PROFILE_IMAGES})"
+    async with conn.execute(sql + " ORDER BY media_id", (our_server, size_gt, before_ts)) as cur:
+        return [str(r[0]) for r in await cur.fetchall()]
 
 
 async def select_old_remote_media(

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from quart import Blueprint
 
-from dendrite_lite.api.admin import event_reports, registration_tokens
+from dendrite_lite.api.admin import event_reports, media, registration_tokens
 
 __all__ = ["ADMIN_BLUEPRINTS"]
 
 ADMIN_BLUEPRINTS: tuple[Blueprint, ...] = (
     registration_tokens.bp,
     event_reports.bp,
+    media.bp,
 )
