@@ -11,22 +11,25 @@ import aiosqlite
 __all__ = [
     "Account",
     "insert_account",
+    "insert_erased_user",
     "select_account",
     "select_account_count",
-    "select_user_ids",
+    "select_erased_users",
     "select_joined_guests",
-    "update_guest_to_user",
-    "update_password_hash",
+    "select_user_ids",
     "update_account_admin",
     "update_account_deactivated",
-    "update_displayname",
     "update_avatar_url",
-    "insert_erased_user",
-    "select_erased_users",
+    "update_displayname",
+    "update_guest_to_user",
+    "update_password_hash",
+    "update_shadow_banned",
+    "update_user_type",
 ]
 
 _COLUMNS = (
-    "user_id, password_hash, is_admin, is_guest, deactivated, created_ts, displayname, avatar_url"
+    "user_id, password_hash, is_admin, is_guest, deactivated, created_ts, displayname, avatar_url,"
+    " shadow_banned, user_type"
 )
 # ON CONFLICT DO NOTHING makes "does this user exist?" and "create it" one atomic step, so two
 # concurrent registrations of the same name cannot both succeed.
@@ -44,6 +47,8 @@ INSERT_ERASED_USER = "INSERT INTO erased_users (user_id) VALUES (?) ON CONFLICT 
 SELECT_ERASED_USERS = "SELECT user_id FROM erased_users WHERE user_id IN ({})"
 UPDATE_DISPLAYNAME = "UPDATE accounts SET displayname = ? WHERE user_id = ?"
 UPDATE_AVATAR_URL = "UPDATE accounts SET avatar_url = ? WHERE user_id = ?"
+UPDATE_SHADOW_BANNED = "UPDATE accounts SET shadow_banned = ? WHERE user_id = ?"
+UPDATE_USER_TYPE = "UPDATE accounts SET user_type = ? WHERE user_id = ?"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +61,10 @@ class Account:
     created_ts: int
     displayname: str | None
     avatar_url: str | None
+    # Migration 0026: the admin API's shadow ban (room sends reach nobody) and Synapse's user
+    # type (None: a regular user; "bot", "support").
+    shadow_banned: bool = False
+    user_type: str | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Account:
@@ -68,6 +77,8 @@ class Account:
             created_ts=row["created_ts"],
             displayname=row["displayname"],
             avatar_url=row["avatar_url"],
+            shadow_banned=bool(row["shadow_banned"]),
+            user_type=row["user_type"],
         )
 
 
@@ -157,6 +168,16 @@ async def update_avatar_url(
     conn: aiosqlite.Connection, user_id: str, avatar_url: str | None
 ) -> bool:
     return await _update(conn, UPDATE_AVATAR_URL, avatar_url, user_id)
+
+
+async def update_shadow_banned(
+    conn: aiosqlite.Connection, user_id: str, shadow_banned: bool
+) -> bool:
+    return await _update(conn, UPDATE_SHADOW_BANNED, int(shadow_banned), user_id)
+
+
+async def update_user_type(conn: aiosqlite.Connection, user_id: str, user_type: str | None) -> bool:
+    return await _update(conn, UPDATE_USER_TYPE, user_type, user_id)
 
 
 SELECT_JOINED_GUESTS = (

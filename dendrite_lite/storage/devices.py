@@ -13,28 +13,30 @@ from dataclasses import dataclass
 import aiosqlite
 
 __all__ = [
-    "Device",
     "AccessToken",
+    "Device",
+    "delete_device",
+    "delete_devices_for_user",
+    "delete_replaced_token",
+    "delete_token",
+    "delete_tokens_for_device",
+    "delete_tokens_for_user",
     "hash_token",
+    "insert_access_token",
     "insert_device",
     "select_device",
     "select_devices",
-    "update_device_display_name",
-    "update_device_last_seen",
-    "delete_device",
-    "delete_devices_for_user",
-    "insert_access_token",
     "select_token",
     "select_token_by_refresh_hash",
+    "update_device_display_name",
+    "update_device_last_seen",
     "update_token_last_used",
     "update_tokens_soft_logged_out",
-    "delete_token",
-    "delete_replaced_token",
-    "delete_tokens_for_device",
-    "delete_tokens_for_user",
 ]
 
-_DEVICE_COLUMNS = "user_id, device_id, display_name, last_seen_ts, last_seen_ip, created_ts"
+_DEVICE_COLUMNS = (
+    "user_id, device_id, display_name, last_seen_ts, last_seen_ip, created_ts, last_seen_user_agent"
+)
 INSERT_DEVICE = (
     "INSERT INTO devices (user_id, device_id, display_name, last_seen_ts, last_seen_ip, created_ts)"
     " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, device_id) DO NOTHING"
@@ -45,7 +47,8 @@ UPDATE_DEVICE_DISPLAY_NAME = (
     "UPDATE devices SET display_name = ? WHERE user_id = ? AND device_id = ?"
 )
 UPDATE_DEVICE_LAST_SEEN = (
-    "UPDATE devices SET last_seen_ts = ?, last_seen_ip = ? WHERE user_id = ? AND device_id = ?"
+    "UPDATE devices SET last_seen_ts = ?, last_seen_ip = ?,"
+    " last_seen_user_agent = coalesce(?, last_seen_user_agent) WHERE user_id = ? AND device_id = ?"
 )
 DELETE_DEVICE = "DELETE FROM devices WHERE user_id = ? AND device_id = ?"
 # `x IS NOT ?` with NULL bound keeps every row: one statement serves "all" and "all but one".
@@ -97,6 +100,7 @@ class Device:
     last_seen_ts: int | None
     last_seen_ip: str | None
     created_ts: int
+    last_seen_user_agent: str | None = None  # migration 0026
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Device:
@@ -166,9 +170,16 @@ async def update_device_display_name(
 
 
 async def update_device_last_seen(
-    conn: aiosqlite.Connection, user_id: str, device_id: str, *, ts: int, ip: str | None
+    conn: aiosqlite.Connection,
+    user_id: str,
+    device_id: str,
+    *,
+    ts: int,
+    ip: str | None,
+    user_agent: str | None = None,
 ) -> bool:
-    cur = await conn.execute(UPDATE_DEVICE_LAST_SEEN, (ts, ip, user_id, device_id))
+    """Record a use of the device; a request without a User-Agent keeps the last one known."""
+    cur = await conn.execute(UPDATE_DEVICE_LAST_SEEN, (ts, ip, user_agent, user_id, device_id))
     return cur.rowcount == 1
 
 

@@ -25,14 +25,14 @@ from dendrite_lite.storage import to_device as to_device_table
 from dendrite_lite.storage.devices import Device
 
 __all__ = [
-    "device_json",
-    "list_devices",
-    "whois",
-    "get_device",
-    "rename_device",
+    "delete_all_devices",
     "delete_devices",
     "delete_devices_in",
-    "delete_all_devices",
+    "device_json",
+    "get_device",
+    "list_devices",
+    "rename_device",
+    "whois",
 ]
 
 
@@ -49,17 +49,19 @@ def device_json(device: Device) -> dict[str, Any]:
 
 
 async def whois(storage: Storage, user_id: str) -> dict[str, Any]:
-    """/admin/whois's `devices`: one session per device, its last connection (we keep the last
-    address and time only, so there is one connection and no user agent)."""
+    """/admin/whois's `devices`: one session per device, with its last connection (we keep the
+    last address, user agent and time of each device, so there is one connection). The user
+    agent is null for a device that made no request since it logged in."""
     found = await list_devices(storage, user_id)
     out: dict[str, Any] = {}
     for device in found:
-        connection: dict[str, Any] = {}
-        if device.last_seen_ip is not None:
-            connection["ip"] = device.last_seen_ip
+        connections = []
         if device.last_seen_ts is not None:
-            connection["last_seen"] = device.last_seen_ts
-        connections = [connection] if connection else []
+            connections.append({
+                "ip": device.last_seen_ip,
+                "last_seen": device.last_seen_ts,
+                "user_agent": device.last_seen_user_agent,
+            })
         out[device.device_id] = {"sessions": [{"connections": connections}]}
     return out
 

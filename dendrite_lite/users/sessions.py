@@ -98,6 +98,9 @@ class Requester:
     is_admin: bool
     is_guest: bool
     token_hash: str
+    # Set by a server admin (/_synapse/admin/v1/users/{userId}/shadow_ban): the user's room
+    # sends and invites answer success but reach nobody (rooms/shadow_ban.py).
+    shadow_banned: bool = False
 
 
 def generate_device_id() -> str:
@@ -296,12 +299,18 @@ def _unknown_token(soft_logout: bool, msg: str) -> MatrixError:
 
 
 async def authenticate(
-    storage: Storage, access_token: str, *, ip: str | None = None, now: int | None = None
+    storage: Storage,
+    access_token: str,
+    *,
+    ip: str | None = None,
+    user_agent: str | None = None,
+    now: int | None = None,
 ) -> Requester:
     """The requester an access token belongs to, or 401 M_UNKNOWN_TOKEN.
 
     An expired or soft-logged-out token answers soft_logout=true, so the client refreshes or
-    logs in again on the same device, keeping its keys.
+    logs in again on the same device, keeping its keys. The device's last address, user agent
+    and time (GET /devices, /admin/whois) are written at most once a LAST_SEEN_INTERVAL_MS.
     """
     at = now if now is not None else now_ms()
     token_hash = hash_token(access_token)
@@ -321,18 +330,23 @@ async def authenticate(
         raise _unknown_token(True, "Access token has expired")
     stale = token.last_used_ts is None or at - token.last_used_ts >= LAST_SEEN_INTERVAL_MS
     if token.previous_token_hash is not None or stale:
-        await storage.db.write(lambda conn: _record_use(conn, token, at, ip))
-    return Requester(token.user_id, token.device_id, account.is_admin, account.is_guest, token_hash)
+        await storage.db.write(lambda conn: _record_use(conn, token, at, ip, user_agent))
+    return Requester(
+        token.user_id, token.device_id, account.is_admin, account.is_guest, token_hash,
+        shadow_banned=account.shadow_banned,
+    )
 
 
 async def _record_use(
-    conn: aiosqlite.Connection, token: AccessToken, at: int, ip: str | None
+    conn: aiosqlite.Connection, token: AccessToken, at: int, ip: str | None, user_agent: str | None
 ) -> None:
     if token.previous_token_hash is not None:
         # First use of a refreshed token: now the pair it replaced may go (§Refreshing).
         await devices_table.delete_replaced_token(conn, token.token_hash)
     await devices_table.update_token_last_used(conn, token.token_hash, at)
-    await devices_table.update_device_last_seen(conn, token.user_id, token.device_id, ts=at, ip=ip)
+    await devices_table.update_device_last_seen(
+        conn, token.user_id, token.device_id, ts=at, ip=ip, user_agent=user_agent
+    )
 
 
 async def refresh_session(

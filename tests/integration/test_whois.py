@@ -50,3 +50,26 @@ async def test_whois_lists_devices_to_the_user_and_to_admins_only(srv: RunningSe
     assert (resp.status_code, resp.json()["errcode"]) == (400, "M_INVALID_PARAM")
     resp = await srv.client.get(_whois(alice.user_id))
     assert (resp.status_code, resp.json()["errcode"]) == (401, "M_MISSING_TOKEN")
+
+
+async def test_whois_connection_has_the_devices_last_user_agent(srv: RunningServer) -> None:
+    """SyTest 48admin.pl "/whois" wants ip, last_seen and user_agent in each connection. The
+    last use is written at most once a minute per device, so a second request within the minute
+    changes nothing (no database write per request)."""
+    carol = await new_user(srv.client, "whoiscarol")
+    idle = (await login(srv.client, carol.user_id)).json()["device_id"]
+    agent = {**carol.headers, "User-Agent": "WhoisTest/1.0 (first)"}
+    resp = await srv.client.get(_whois(carol.user_id), headers=agent)
+    assert resp.status_code == 200, resp.text
+    devices = resp.json()["devices"]
+    [seen] = devices[carol.device_id]["sessions"][0]["connections"]
+    assert seen["user_agent"] == "WhoisTest/1.0 (first)"
+    assert seen["ip"] == "127.0.0.1" and isinstance(seen["last_seen"], int)
+    # Logged in, never used: seen at login, from where, but with no user agent yet.
+    [at_login] = devices[idle]["sessions"][0]["connections"]
+    assert at_login["user_agent"] is None and at_login["ip"] == "127.0.0.1"
+
+    again = {**carol.headers, "User-Agent": "WhoisTest/2.0 (second)"}
+    resp = await srv.client.get(_whois(carol.user_id), headers=again)
+    [seen_again] = resp.json()["devices"][carol.device_id]["sessions"][0]["connections"]
+    assert seen_again == seen

@@ -21,7 +21,9 @@ from dendrite_lite.users import sessions
 from dendrite_lite.users.sessions import Requester
 from dendrite_lite.users.uia import PASSWORD, UiaSession
 
-__all__ = ["Requester", "authenticate", "access_token", "client_ip", "authenticate_with_password"]
+__all__ = ["Requester", "access_token", "authenticate", "authenticate_with_password", "client_ip"]
+
+_MAX_USER_AGENT = 512
 
 
 def access_token() -> str | None:
@@ -48,6 +50,12 @@ def client_ip() -> str | None:
     return remote
 
 
+def _user_agent() -> str | None:
+    # Kept per device for /admin/whois; a client's own string, so its size is bounded here.
+    agent = request.headers.get("User-Agent")
+    return agent[:_MAX_USER_AGENT] if agent else None
+
+
 def _is_loopback(addr: str) -> bool:
     try:
         return ipaddress.ip_address(addr).is_loopback
@@ -64,7 +72,9 @@ async def authenticate(svc: Services, *, allow_guest: bool = False) -> Requester
     token = access_token()
     if token is None:
         raise MatrixError(Errcode.MISSING_TOKEN, "Missing access token")
-    requester = await sessions.authenticate(svc.storage, token, ip=client_ip())
+    requester = await sessions.authenticate(
+        svc.storage, token, ip=client_ip(), user_agent=_user_agent()
+    )
     if requester.is_guest and not allow_guest:
         raise MatrixError(Errcode.GUEST_ACCESS_FORBIDDEN, "Guest access not allowed")
     return requester
