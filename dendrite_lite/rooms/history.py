@@ -8,8 +8,8 @@ timeline's prev_batch is the point just before its first event, so /messages fro
 the timeline with no gap and no duplicate.
 
 Every event served passes history visibility (rooms.visibility). A user who left a room pages
-no further forward than their leave event. `end` is omitted once the room's start (dir=b) or the
-newest event (dir=f) is reached.
+no further forward than their leave event. `end` comes with every non-empty chunk, so the call
+after the room's start (dir=b) or newest event (dir=f) answers an empty chunk without `end`.
 """
 
 from __future__ import annotations
@@ -79,6 +79,42 @@ def parse_page(
     return direction == "b", start, to
 
 
+async def _read_page(
+    conn: aiosqlite.Connection,
+    req: MessagesRequest,
+    access: _Access,
+    frm: int,
+    to: int | None,
+    limit: int,
+) -> tuple[list[StoredEvent], int, bool]:
+    """(the events the user may see, the position after the last one read, whether the room's
+    end in that direction was reached). A full page that the filter or history visibility
+    empties is followed by the next one: an empty chunk means "no further events"."""
+    backwards = req.dir == "b"
+    pos = frm
+    while True:
+        if backwards:
+            raw = await events_table.select_room_events(
+                conn, req.room_id, before=pos + 1, after=to, limit=limit, backwards=True
+            )
+        else:
+            upper = to
+            if access.upper is not None:
+                upper = access.upper if upper is None else min(upper, access.upper)
+            raw = await events_table.select_room_events(
+                conn, req.room_id, after=pos,
+                before=upper + 1 if upper is not None else None, limit=limit, backwards=False,
+            )
+        if raw:
+            last = raw[-1].stream_ordering
+            pos = last - 1 if backwards else last
+        chunk = [s for s in raw if req.filter.matches(s.event.pdu, req.room_id)]
+        chunk = await filter_events_for_user_conn(conn, req.user_id, chunk)
+        exhausted = len(raw) < limit or not raw
+        if chunk or exhausted:
+            return chunk, pos, exhausted
+
+
 # (room_id, limit) -> how many older events were fetched from other servers (federation/backfill.py).
 Backfill = Callable[[str, int], Awaitable[int]]
 
@@ -103,17 +139,22 @@ class HistoryService:
 
         Paginating backwards past the oldest event we hold asks another server in the room for
         older ones first (backfill), then reads again."""
-        body = await self._messages(req)
-        if req.dir == "b" and "end" not in body and self._backfill is not None:
-            if await self._backfill(req.room_id, _limit(req.limit)):
-                body = await self._messages(req)
+        body, exhausted = await self._messages(req)
+        if (
+            req.dir == "b"
+            and exhausted
+            and self._backfill is not None
+            and await self._backfill(req.room_id, _limit(req.limit))
+        ):
+            body, _ = await self._messages(req)
         return body
 
-    async def _messages(self, req: MessagesRequest) -> dict[str, Any]:
+    async def _messages(self, req: MessagesRequest) -> tuple[dict[str, Any], bool]:
+        """(the body, whether the page reached the end of what we hold in that direction)."""
         _, start, to = parse_page(req.dir, req.from_token, req.to_token)
         limit = _limit(req.limit)
 
-        async def read(conn: aiosqlite.Connection) -> dict[str, Any]:
+        async def read(conn: aiosqlite.Connection) -> tuple[dict[str, Any], bool]:
             access = await check_read_access(conn, req.user_id, req.room_id)
             backwards = req.dir == "b"
             frm = start
@@ -125,32 +166,15 @@ class HistoryService:
                 )
             if access.upper is not None and backwards:
                 frm = min(frm, access.upper)
-            if backwards:
-                raw = await events_table.select_room_events(
-                    conn, req.room_id, before=frm + 1, after=to, limit=limit, backwards=True
-                )
-            else:
-                upper = to
-                if access.upper is not None:
-                    upper = access.upper if upper is None else min(upper, access.upper)
-                raw = await events_table.select_room_events(
-                    conn, req.room_id, after=frm,
-                    before=upper + 1 if upper is not None else None, limit=limit, backwards=False,
-                )
-            chunk = [s for s in raw if req.filter.matches(s.event.pdu, req.room_id)]
-            chunk = await filter_events_for_user_conn(conn, req.user_id, chunk)
+            chunk, pos, exhausted = await _read_page(conn, req, access, frm, to, limit)
             # The spec: `start` "will be the same as the value given in `from`"; only a request
             # without `from` gets a token of ours.
             given = req.from_token
             body: dict[str, Any] = {"start": given if given else pagination_token(frm)}
-            if len(raw) == limit and raw:
-                last = raw[-1].stream_ordering
-                body["end"] = pagination_token(last - 1 if backwards else last)
-            elif not backwards and access.upper is None:
-                # Forwards, the live end is no end of the timeline: later events will follow
-                # this token (Synapse always answers one; SyTest pages on from a sync's
-                # next_batch). "No further events" is for the start of the room, or a left room.
-                body["end"] = pagination_token(raw[-1].stream_ordering if raw else frm)
+            # `end` comes with every non-empty chunk, as Synapse does: the call after the last
+            # page answers an empty chunk without `end` ("no further events").
+            if chunk:
+                body["end"] = pagination_token(pos)
             body["chunk"] = await self._serialize(conn, req.user_id, req.device_id, chunk)
             body["state"] = []
             if req.filter.lazy_load_members and chunk:
@@ -158,7 +182,7 @@ class HistoryService:
                 body["state"] = await self._member_state(
                     conn, req, req.room_id, oldest, {s.event.sender for s in chunk}
                 )
-            return body
+            return body, exhausted
 
         return await self._storage.db.read(read)
 

@@ -76,12 +76,34 @@ async def test_backwards_and_forwards_pagination(srv: RunningServer) -> None:
     to = first.json()["end"]
     resp = await alice.get(f"/rooms/{room}/messages", dir="b", limit=100, to=to)
     assert len(resp.json()["chunk"]) == len(page["chunk"]) - 3
-    # Forwards, the live end still answers `end` (as Synapse): later events follow it.
+    # Forwards, the live end answers an empty chunk without `end` (as Synapse); the token of
+    # the last page still picks up later events.
     resp = await alice.get(f"/rooms/{room}/messages", dir="f", **{"from": page["end"]})
-    assert resp.json()["chunk"] == [] and "end" in resp.json()
+    assert resp.json()["chunk"] == [] and "end" not in resp.json()
     await send(alice, room, "p10")
     resp = await alice.get(f"/rooms/{room}/messages", dir="f", **{"from": page["end"]})
     assert bodies(resp.json()["chunk"]) == ["p10"]
+
+
+async def test_end_comes_with_every_nonempty_chunk(srv: RunningServer) -> None:
+    """SyTest "GET /rooms/:room_id/messages returns a message": a short last page still has
+    `end`; the call after it answers an empty chunk and no `end`."""
+    alice = await _user(srv, "alice")
+    room = await create_room(alice)
+    await send(alice, room, "only")
+    resp = await alice.get(f"/rooms/{room}/messages", dir="b", limit=100)
+    page = resp.json()
+    assert bodies(page["chunk"]) == ["only"] and "end" in page
+    resp = await alice.get(f"/rooms/{room}/messages", dir="b", **{"from": page["end"]})
+    assert resp.json()["chunk"] == [] and "end" not in resp.json()
+    # A full page the filter empties is no end: the next matching event is still found.
+    for i in range(5):
+        await send(alice, room, f"noise{i}")
+    resp = await alice.get(
+        f"/rooms/{room}/messages", dir="b", limit=2, filter='{"types": ["m.room.create"]}'
+    )
+    page = resp.json()
+    assert [e["type"] for e in page["chunk"]] == ["m.room.create"] and "end" in page
 
 
 async def test_messages_filter_and_lazy_members(srv: RunningServer) -> None:
