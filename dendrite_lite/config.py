@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 __all__ = [
     "Config",
+    "AdminConfig",
     "ServerConfig",
     "ListenConfig",
     "TlsConfig",
@@ -185,6 +186,13 @@ class RatelimitConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AdminConfig:
+    # The admin API on the client listener, for server admins with their access token (admin
+    # tools like synadm). The admin unix socket (listen.admin_socket) serves it regardless.
+    client_api: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     listen: ListenConfig = field(default_factory=ListenConfig)
@@ -198,6 +206,7 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     ratelimit: RatelimitConfig = field(default_factory=RatelimitConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
     source_path: Path | None = None  # the file this was read from, for messages
 
     # Derived paths: one place decides where things live inside data_dir.
@@ -268,6 +277,7 @@ SECTION_TYPES: dict[str, type] = {
     "limits": LimitsConfig,
     "logging": LoggingConfig,
     "ratelimit": RatelimitConfig,
+    "admin": AdminConfig,
 }
 
 
@@ -705,6 +715,7 @@ _VALIDATORS: dict[str, dict[str, Validator]] = {
         "upload_per_second": _non_negative_float,
         "upload_burst": _burst,
     },
+    "admin": {"client_api": _boolean},
 }
 
 

@@ -211,6 +211,14 @@ _COMMENTS: dict[str, str] = {
     "ratelimit.send_burst": "Room events allowed at once.",
     "ratelimit.upload_per_second": "Media uploads (and upload slots) a user may make.",
     "ratelimit.upload_burst": "Media uploads allowed at once.",
+    "admin": (
+        "The admin API (Synapse's /_synapse/admin paths, and dendrite-lite's own). The admin\n"
+        "socket (listen.admin_socket) always serves it, to whoever can open the socket."
+    ),
+    "admin.client_api": (
+        "true: server admins may also use it on the client listener with their access token\n"
+        "(admin tools like synadm); false: only the admin socket serves it."
+    ),
 }
 
 # What an unset (None) option resolves to, for the commented-out line (it depends on others).

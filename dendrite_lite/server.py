@@ -37,6 +37,13 @@ from quart import Blueprint, Quart
 from dendrite_lite.api import health
 from dendrite_lite.api.acme_http import build_acme_http_app
 from dendrite_lite.api.access_log import AccessLog
+from dendrite_lite.api.admin_socket import (
+    AdminSocket,
+    AdminSocketError,
+    QuietPollsAccessLog,
+    bind_admin_socket,
+    mark_admin_socket_app,
+)
 from dendrite_lite.api.app import Services, create_app
 from dendrite_lite.api.framing import FramingGuard
 from dendrite_lite.api.listener import ListenerConfig, server_tls_context
@@ -95,6 +102,7 @@ __all__ = [
     "Listener",
     "Listening",
     "StartupError",
+    "build_admin_app",
     "build_app",
     "load_services",
     "serve",
@@ -180,6 +188,9 @@ class Listening:
     tls: ssl.SSLContext | None = None
     # The plain-HTTP ACME challenge listener (listen.acme_http), when tls.mode = "acme".
     acme_http: tuple[str, int] | None = None
+    # The admin unix socket (listen.admin_socket) and its app.
+    admin_socket: Path | None = None
+    admin_app: Quart | None = None
 
     @property
     def client_url(self) -> str:
@@ -200,6 +211,20 @@ def build_app(config: Config, svc: Services, *, listener: Listener = "client") -
     if listener == "client":
         blueprints = _CLIENT_ONLY_BLUEPRINTS + _FEDERATION_BLUEPRINTS
     return create_app(svc, blueprints, name=f"dendrite_lite.{listener}")
+
+
+def build_admin_app(svc: Services) -> Quart:
+    """The admin socket's app: every admin blueprint, to whoever can open the socket."""
+    app = create_app(svc, ADMIN_BLUEPRINTS, name="dendrite_lite.admin")
+    mark_admin_socket_app(app)
+    return app
+
+
+def _bind_admin(config: Config) -> AdminSocket:
+    try:
+        return bind_admin_socket(config.admin_socket_path)
+    except AdminSocketError as e:
+        raise StartupError(str(e)) from None
 
 
 def _parse_bind(bind: str) -> tuple[str, int]:
@@ -354,12 +379,20 @@ async def serve(
     """
     return_large_blocks_to_os()  # password hashing's 9 MiB buffers must not stay in RSS
     raise_open_files_limit()
-    svc = await load_services(config)
+    # Before the database opens: a live server answering on the socket refuses this one.
+    admin = _bind_admin(config)
+    try:
+        svc = await load_services(config)
+    except BaseException:
+        admin.sock.close()
+        admin.remove()
+        raise
     sockets: list[tuple[Listener, socket.socket]] = []
     remove_signals: Callable[[], None] | None = None
     trigger_task: asyncio.Task[None] | None = None
     renewer: CertificateManager | None = None
     acme_sock: socket.socket | None = None
+    admin_pending: AdminSocket | None = admin
     stop = asyncio.Event()
     try:
         tls = _tls_context(config)
@@ -382,6 +415,9 @@ async def serve(
             asyncio.create_task(_serve_until(apps[name], sock, contexts[name], stop, svc.notifier))
             for name, sock in sockets
         ]
+        admin_app = build_admin_app(svc)
+        tasks.append(asyncio.create_task(_serve_admin(admin_app, admin, stop, svc.notifier)))
+        admin_pending = None  # its listener closes and removes it
         sockets.clear()  # each listener closes its socket when it stops
         acme_addr = None
         if config.tls.mode == "acme":
@@ -393,10 +429,12 @@ async def serve(
             name: "https" if ctx is not None else "http" for name, ctx in contexts.items()
         }
         listening = Listening(
-            addrs["client"], addrs.get("federation"), schemes, apps, tls, acme_addr
+            addrs["client"], addrs.get("federation"), schemes, apps, tls, acme_addr,
+            admin_socket=admin.path, admin_app=admin_app,
         )
         for name in addrs:
             log.info("%s listener on %s", name, getattr(listening, f"{name}_url"))
+        log.info("admin socket on %s", admin.path)
         if acme_addr is not None:
             log.info("ACME challenge listener on %s", _url("http", acme_addr))
         if ready is not None:
@@ -411,6 +449,9 @@ async def serve(
             sock.close()
         if acme_sock is not None:
             acme_sock.close()
+        if admin_pending is not None:
+            admin_pending.sock.close()
+            admin_pending.remove()
         if remove_signals is not None:
             remove_signals()
         await close_services(svc)
@@ -442,9 +483,18 @@ def _start_acme(
     return renewer, addr, task
 
 
+async def _serve_admin(
+    app: Quart, admin: AdminSocket, stop: asyncio.Event, notifier: Notifier
+) -> None:
+    try:
+        await _serve_until(app, admin.sock, None, stop, notifier, access_log=QuietPollsAccessLog)
+    finally:
+        admin.remove()
+
+
 async def _serve_until(
     app: Quart, sock: socket.socket, tls: ssl.SSLContext | None, stop: asyncio.Event,
-    notifier: Notifier,
+    notifier: Notifier, *, access_log: type[AccessLog] = AccessLog,
 ) -> None:
     async def stopping() -> None:
         await stop.wait()
@@ -452,7 +502,7 @@ async def _serve_until(
 
     # AccessLog writes our own line per request; FramingGuard refuses ambiguous bodies before
     # the app sees them.
-    asgi = AccessLog(FramingGuard(app))
+    asgi = access_log(FramingGuard(app))
     try:
         await hypercorn_serve(asgi, ListenerConfig(sock, tls), shutdown_trigger=stopping, mode="asgi")  # type: ignore[arg-type]
     except OSError as e:
@@ -462,6 +512,8 @@ async def _serve_until(
 
 
 def _sockname_text(sock: socket.socket) -> str:
+    if sock.family == socket.AF_UNIX:
+        return str(sock.getsockname())
     try:
         host, port = _sockname(sock)
     except OSError:

@@ -58,6 +58,11 @@ from dendrite_lite.rooms.notification_list import NotificationList
 from dendrite_lite.rooms.notifications import NotificationCounter, PersistHook
 from dendrite_lite.rooms.hierarchy import SpaceHierarchy
 from dendrite_lite.rooms.reports import ReportsService
+from dendrite_lite.rooms.admin import RoomAdmin
+from dendrite_lite.rooms.admin_tasks import AdminTasks
+from dendrite_lite.rooms.purge import HistoryPurges
+from dendrite_lite.rooms.shutdown import RoomShutdown
+from dendrite_lite.events.room_versions import get_room_version
 from dendrite_lite.sync.filter_store import FilterService
 from dendrite_lite.sync.notifier import Notifier
 from dendrite_lite.sync.service import SyncService
@@ -161,6 +166,7 @@ async def load_services(config: Config) -> Services:
         push_gateway=push_gateway,
         notification_list=NotificationList(storage),
         reports=ReportsService(storage, config.server.server_name),
+        **_room_admin(config, storage, pipeline, federation, user_data),
         media=media,
         hierarchy=_space_hierarchy(config, storage, federation),
         openid=OpenIdService(storage, config.server.server_name),
@@ -390,8 +396,40 @@ async def _user_data_services(
     }
 
 
+def _room_admin(
+    config: Config,
+    storage: Storage,
+    pipeline: RoomPipeline,
+    federation: dict[str, Any],
+    user_data: dict[str, Any],
+) -> dict[str, Any]:
+    """The admin API's rooms; deleting a room moves members as the client API would."""
+    name = config.server.server_name
+
+    def membership() -> MembershipService:
+        return MembershipService(
+            storage, pipeline, name, federation["federated_membership"],
+            default_room_version=get_room_version(config.server.default_room_version),
+            account_data=user_data["account_data"],
+        )
+
+    return {
+        "room_admin": RoomAdmin(storage, name, pipeline=pipeline, membership=membership),
+        "room_shutdown": RoomShutdown(
+            storage, name, pipeline=pipeline, membership=membership, tasks=AdminTasks()
+        ),
+        "history_purges": HistoryPurges(
+            storage, name, room_lock=pipeline.room_lock, tasks=AdminTasks()
+        ),
+    }
+
+
 async def close_services(svc: Services) -> None:
     """Stop the services' timers and tasks before storage closes under them."""
+    if svc.history_purges is not None:  # background admin jobs write to storage
+        await svc.history_purges.close()
+    if svc.room_shutdown is not None:
+        await svc.room_shutdown.close()
     if svc.typing is not None:
         svc.typing.close()
     if svc.media is not None:

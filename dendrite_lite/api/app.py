@@ -72,6 +72,9 @@ from dendrite_lite.rooms.history import HistoryService
 from dendrite_lite.rooms.notification_list import NotificationList
 from dendrite_lite.rooms.hierarchy import SpaceHierarchy
 from dendrite_lite.rooms.reports import ReportsService
+from dendrite_lite.rooms.admin import RoomAdmin
+from dendrite_lite.rooms.purge import HistoryPurges
+from dendrite_lite.rooms.shutdown import RoomShutdown
 from dendrite_lite.sync.filter_store import FilterService
 from dendrite_lite.sync.notifier import Notifier
 from dendrite_lite.sync.service import SyncService
@@ -162,6 +165,10 @@ class Services:
     notification_list: NotificationList = None  # type: ignore[assignment]
     # Content reports for the server admin (always set by load_services).
     reports: ReportsService = None  # type: ignore[assignment]
+    # The admin API's rooms: reads, blocking, room deletion, history purges (always set).
+    room_admin: RoomAdmin = None  # type: ignore[assignment]
+    room_shutdown: RoomShutdown = None  # type: ignore[assignment]
+    history_purges: HistoryPurges = None  # type: ignore[assignment]
     # The media repository: uploads, downloads, thumbnails (always set by load_services).
     media: MediaService = None  # type: ignore[assignment]
     # GET /rooms/{roomId}/hierarchy (always set by load_services).

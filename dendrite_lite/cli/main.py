@@ -1,5 +1,5 @@
 """The `dendrite-lite` command: init, run, config check, generate-keys, create-account,
-registration-token, doctor, media, version.
+registration-token, doctor, media, tui, version.
 
 Commands are thin: they read the config (cli.common), call one piece of the server, and print
 what a self-hoster needs to know. The server (Quart, Hypercorn) is imported only by `run`.
@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from dendrite_lite import __version__
-from dendrite_lite.cli import accounts, doctor, init_command, media, registration_tokens, tls
+from dendrite_lite.cli import accounts, doctor, init_command, media, registration_tokens, tls, tui
 from dendrite_lite.cli.common import (
     DEFAULT_CONFIG,
     ConfigOption,
@@ -52,6 +52,7 @@ app.add_typer(registration_tokens.app, name="registration-token")
 app.command("doctor")(doctor.doctor)
 app.add_typer(tls.app, name="tls")
 app.add_typer(media.app, name="media")
+app.command("tui")(tui.tui)
 
 
 def main() -> None:

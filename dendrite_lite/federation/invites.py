@@ -39,6 +39,7 @@ from dendrite_lite.federation.membership_events import (
     parse_member_event,
 )
 from dendrite_lite.federation.out_of_band import persist_out_of_band_membership
+from dendrite_lite.federation.room_blocks import refuse_blocked_room
 from dendrite_lite.federation.room_state_hints import checked_state_hints, state_hint_pdus
 from dendrite_lite.federation.sender import FederationSender
 from dendrite_lite.rooms.access import load_current
@@ -94,6 +95,7 @@ class InviteService:
             )
         # The room's ACL, when we hold its state (server-server-api.md §Server ACLs: /invite).
         await check_server_acl(self._storage, room_id, origin)
+        await refuse_blocked_room(self._storage, room_id)
         event = parse_member_event(
             raw_event, rv, origin=origin, room_id=room_id, event_id=event_id,
             membership="invite", sender_is_target=False,

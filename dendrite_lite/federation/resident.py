@@ -30,6 +30,7 @@ from dendrite_lite.events.signing import add_event_signature
 from dendrite_lite.federation.acl import check_server_acl
 from dendrite_lite.federation.checks import PduDropped
 from dendrite_lite.federation.ingest import FederationIngest
+from dendrite_lite.federation.room_blocks import refuse_blocked_room
 from dendrite_lite.federation.room_state_hints import state_hint_pdus
 from dendrite_lite.federation.sender import FederationSender
 from dendrite_lite.federation.membership_events import (
@@ -102,6 +103,8 @@ class ResidentMembership:
         if server_name_of(user_id) != origin:
             raise MatrixError(Errcode.FORBIDDEN, f"{user_id} is not a user of {origin}")
         await check_server_acl(self._storage, room_id, origin)
+        if membership in ("join", "knock"):
+            await refuse_blocked_room(self._storage, room_id)
         room = await self._resident_room(room_id)
         if offered is not None:
             check_room_version_offered(room.version, offered)
@@ -207,6 +210,7 @@ class ResidentMembership:
     ) -> SendJoinResult:
         """PUT /v2/send_join: the accepted join plus the room state before it and the auth
         chain of both."""
+        await refuse_blocked_room(self._storage, room_id)
         join = await self.send_membership(origin, room_id, event_id, raw, "join")
         try:
             before = await self._loader.state_after(join.room_version, list(join.prev_event_ids))
@@ -239,6 +243,7 @@ class ResidentMembership:
     async def send_knock(self, origin: str, room_id: str, event_id: str, raw: Any) -> list[dict[str, Any]]:
         """PUT /v1/send_knock: the state the knocker sees (knock_room_state: full PDUs since
         Matrix 1.16, federation/room_state_hints.py)."""
+        await refuse_blocked_room(self._storage, room_id)
         await self.send_membership(origin, room_id, event_id, raw, "knock")
         room = await load_current(self._storage, room_id, None)
         return state_hint_pdus([e for t in STRIPPED_STATE_TYPES if (e := room.get(t)) is not None])

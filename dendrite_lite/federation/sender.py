@@ -262,6 +262,16 @@ class FederationSender:
             lambda conn: destinations_table.update_destination_alive(conn, server_name)
         )
 
+    async def reset_backoff(self, server_name: str) -> None:
+        """A server admin asked to retry `server_name` now (the admin API's reset_connection):
+        forget its backoff, in memory and stored, and send what is queued for it."""
+        queue = self._queues.get(server_name)
+        if queue is not None:
+            queue.mark_alive()
+        await self._storage.db.write(
+            lambda conn: destinations_table.update_destination_alive(conn, server_name)
+        )
+
     async def list_destinations(self) -> list[DestinationHealth]:
         return await list_destinations(self._storage)
 

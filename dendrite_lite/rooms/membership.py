@@ -26,6 +26,7 @@ from dendrite_lite.events.event import Event
 from dendrite_lite.events.ids import is_valid_user_id, server_name_of
 from dendrite_lite.events.room_versions import DEFAULT_ROOM_VERSION, RoomVersion
 from dendrite_lite.federation.remote_membership import FederatedMembership
+from dendrite_lite.federation.room_blocks import refuse_blocked_room
 from dendrite_lite.request_body import required_field
 from dendrite_lite.rooms.access import MEMBER, load_current, load_readable
 from dendrite_lite.rooms.aliases import alias_from_localpart, alias_is_free, parse_alias, resolve_alias
@@ -176,6 +177,7 @@ class MembershipService:
         "POST /join/:room_id can join a room with custom content"); the membership, reason and
         profile are ours."""
         room_id, servers = await self._room_and_servers(room_id_or_alias, servers)
+        await refuse_blocked_room(self.storage, room_id)
         extra = {k: v for k, v in (body or {}).items() if k not in _JOIN_BODY_KEYS}
         content = {**extra, "membership": "join", **_reason(reason)}
         content.update(await member_profile_content(self.storage, user_id))
@@ -266,6 +268,7 @@ class MembershipService:
         return await self.storage.db.read(lambda c: rooms_table.select_room(c, room_id)) is not None
 
     async def invite(self, sender: str, room_id: str, target: str, *, reason: Any = None) -> None:
+        await refuse_blocked_room(self.storage, room_id)
         if server_name_of(target) != self.server_name:
             if self.federation is None:
                 raise MatrixError(Errcode.FORBIDDEN, "Federation is disabled on this server")

@@ -15,10 +15,11 @@ import aiosqlite
 __all__ = [
     "DestinationRow",
     "select_destination",
+    "select_destination_rooms",
     "select_destinations",
-    "upsert_destination_success",
-    "upsert_destination_failure",
     "update_destination_alive",
+    "upsert_destination_failure",
+    "upsert_destination_success",
 ]
 
 
@@ -103,3 +104,36 @@ async def update_destination_alive(conn: aiosqlite.Connection, destination: str)
     """Clear the backoff of a destination; True if it was backing off."""
     cur = await conn.execute(UPDATE_ALIVE, (destination,))
     return cur.rowcount > 0
+
+
+# The rooms where `destination` has a joined member (so it gets the room's events), each with the
+# newest of our own events in it (0: none): what Synapse's destination_rooms records, the last
+# event queued for the destination in the room (ours since it joined all were). The server name
+# of a user id is everything after its first colon.
+_SELECT_ROOMS = (
+    "SELECT m.room_id, (SELECT COALESCE(MAX(e.stream_ordering), 0) FROM events AS e"
+    "  WHERE e.room_id = m.room_id AND substr(e.sender, instr(e.sender, ':') + 1) = ?)"
+    " FROM (SELECT DISTINCT room_id FROM current_state WHERE type = 'm.room.member'"
+    "  AND membership = 'join' AND substr(state_key, instr(state_key, ':') + 1) = ?) AS m"
+)
+
+
+async def select_destination_rooms(
+    conn: aiosqlite.Connection, destination: str, our_server: str, *, backwards: bool,
+    offset: int, limit: int,
+) -> tuple[list[tuple[str, int]], int]:
+    """A page of (room_id, stream_ordering) shared with `destination`, by room id, and the
+    count. A scan of current_state's members: an admin operation, not a hot path."""
+    direction = "DESC" if backwards else "ASC"
+    async with conn.execute(
+        f"{_SELECT_ROOMS} ORDER BY m.room_id {direction} LIMIT ? OFFSET ?",
+        (our_server, destination, limit, offset),
+    ) as cur:
+        page = [(str(r[0]), int(r[1])) for r in await cur.fetchall()]
+    async with conn.execute(
+        "SELECT COUNT(DISTINCT room_id) FROM current_state WHERE type = 'm.room.member'"
+        " AND membership = 'join' AND substr(state_key, instr(state_key, ':') + 1) = ?",
+        (destination,),
+    ) as cur:
+        row = await cur.fetchone()
+    return page, int(row[0]) if row is not None else 0

@@ -572,3 +572,15 @@ def test_template_documents_the_appliance_layout_and_round_trips_the_switches(
         path.write_text(render_config(config, relative_to=tmp_path.resolve()))
         assert load_config(path) == config
     assert "\nclient_tls = false\n" in path.read_text()
+
+
+def test_admin_client_api_switch() -> None:
+    # On by default (admin tools reach the admin API through the client listener); a boolean.
+    assert parse_config({}).admin.client_api is True
+    assert parse_config({"admin": {"client_api": False}}).admin.client_api is False
+    assert error_of({"admin": {"client_api": "no"}}) == (
+        'admin.client_api: expected true or false, got "no"'
+    )
+    assert error_of({"admin": {"clientapi": True}}).startswith(
+        'admin.clientapi: unknown key; did you mean "client_api"?'
+    )

@@ -11,8 +11,14 @@ from typing import Any
 from quart import Blueprint, Response, jsonify, request
 
 from dendrite_lite.api.admin import require_admin
+from dendrite_lite.api.admin.paging import (
+    backwards_arg,
+    non_negative_arg,
+    order_by_arg,
+    paged,
+)
 from dendrite_lite.api.app import Services, services
-from dendrite_lite.api.client.query_args import bool_arg, int_arg
+from dendrite_lite.api.client.query_args import bool_arg
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.media.admin import MEDIA_ORDER_COLUMNS, AdminMedia, MediaAdmin
 from dendrite_lite.media.names import check_mxc
@@ -34,27 +40,11 @@ def _quarantined_by(requester_id: str) -> str | None:
     return requester_id or None
 
 
-def _non_negative(name: str, default: int | None = None) -> int:
-    """An integer query parameter, 0 or more (required when there is no default)."""
-    value = int_arg(name, default)
-    if value < 0:
-        raise MatrixError(
-            Errcode.INVALID_PARAM, f"Query parameter {name} must not be negative"
-        )
-    return value
-
-
 def _order() -> tuple[str, bool]:
     """`order_by` and whether `dir` is backwards; neither given: newest first, as Synapse."""
-    order_by, direction = request.args.get("order_by"), request.args.get("dir")
-    if order_by is None and direction is None:
+    if "order_by" not in request.args and "dir" not in request.args:
         return "created_ts", True
-    if order_by is not None and order_by not in MEDIA_ORDER_COLUMNS:
-        allowed = ", ".join(MEDIA_ORDER_COLUMNS)
-        raise MatrixError(Errcode.INVALID_PARAM, f"order_by must be one of: {allowed}")
-    if direction not in (None, "f", "b"):
-        raise MatrixError(Errcode.INVALID_PARAM, "dir must be 'f' or 'b'")
-    return order_by or "created_ts", direction == "b"
+    return order_by_arg(MEDIA_ORDER_COLUMNS, "created_ts"), backwards_arg()
 
 
 def _user_media_json(m: AdminMedia) -> dict[str, Any]:
@@ -78,18 +68,13 @@ async def list_user_media(user_id: str) -> Response:
     """GET /_synapse/admin/v1/users/{userId}/media"""
     svc = services()
     await require_admin(svc)
-    offset, limit = _non_negative("from", 0), _non_negative("limit", 100)
+    offset, limit = non_negative_arg("from", 0), non_negative_arg("limit", 100)
     order_by, backwards = _order()
     page = await _admin(svc).user_media(
         user_id, order_by=order_by, backwards=backwards, offset=offset, limit=limit
     )
-    body: dict[str, Any] = {
-        "media": [_user_media_json(m) for m in page.media],
-        "total": page.total,
-    }
-    if offset + len(page.media) < page.total:
-        body["next_token"] = offset + len(page.media)
-    return jsonify(body)
+    body = {"media": [_user_media_json(m) for m in page.media], "total": page.total}
+    return jsonify(paged(body, offset, len(page.media), page.total))
 
 
 @bp.delete(f"{_V1}/users/<user_id>/media")
@@ -102,7 +87,7 @@ async def delete_user_media(user_id: str) -> Response:
         user_id,
         order_by=order_by,
         backwards=backwards,
-        limit=_non_negative("limit", 100),
+        limit=non_negative_arg("limit", 100),
     )
     return jsonify({"deleted_media": deleted, "total": len(deleted)})
 
@@ -226,8 +211,8 @@ async def delete_old_media(server_name: str | None = None) -> Response:
     if server_name not in (None, svc.config.server.server_name):
         raise MatrixError(Errcode.INVALID_PARAM, "Can only delete local media")
     deleted = await _admin(svc).delete_local_before(
-        _non_negative("before_ts"),
-        size_gt=_non_negative("size_gt", 0),
+        non_negative_arg("before_ts"),
+        size_gt=non_negative_arg("size_gt", 0),
         keep_profiles=bool_arg("keep_profiles", default=True),
     )
     return jsonify({"deleted_media": deleted, "total": len(deleted)})
@@ -238,5 +223,5 @@ async def purge_media_cache() -> Response:
     """POST /_synapse/admin/v1/purge_media_cache"""
     svc = services()
     await require_admin(svc)
-    result = await _admin(svc).purge_remote(_non_negative("before_ts"))
+    result = await _admin(svc).purge_remote(non_negative_arg("before_ts"))
     return jsonify({"deleted": result.media})

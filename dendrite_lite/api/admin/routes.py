@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from quart import Blueprint
 
-from dendrite_lite.api.admin import event_reports, media, registration_tokens
+from dendrite_lite.api.admin import destinations, event_reports, media, registration_tokens
 
 __all__ = ["ADMIN_BLUEPRINTS"]
 
@@ -13,4 +13,5 @@ ADMIN_BLUEPRINTS: tuple[Blueprint, ...] = (
     registration_tokens.bp,
     event_reports.bp,
     media.bp,
+    destinations.bp,
 )

@@ -1,0 +1,291 @@
+"""The server admin's view of rooms (Synapse's admin API, docs/admin_api/rooms.md): the room
+list with search, order and paging, a room's details, members, state and messages, blocking,
+and making a user a room admin. Any room this server holds, whoever asks: the handlers check
+that the requester is a server admin (or on the admin socket) first."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiosqlite
+
+from dendrite_lite.errors import Errcode, MatrixError
+from dendrite_lite.events.ids import is_valid_user_id, server_name_of
+from dendrite_lite.rooms.access import MEMBER, RoomSnapshot, load_current
+from dendrite_lite.rooms.aggregations import Viewer, serializer_with_bundles
+from dendrite_lite.rooms.aliases import resolve_alias
+from dendrite_lite.rooms.history import DEFAULT_LIMIT, MAX_LIMIT, parse_page
+from dendrite_lite.rooms.membership import MembershipService
+from dendrite_lite.rooms.pipeline import EventSpec, RoomPipeline
+from dendrite_lite.rooms.room_events import client_events
+from dendrite_lite.storage import Storage
+from dendrite_lite.storage import blocked_rooms as blocked_table
+from dendrite_lite.storage import events as events_table
+from dendrite_lite.storage import room_stats as stats_table
+from dendrite_lite.storage import rooms as rooms_table
+from dendrite_lite.storage import state as state_table
+from dendrite_lite.storage.room_stats import ORDERS, RoomQuery, RoomStats
+from dendrite_lite.sync.filters import RoomEventFilter
+from dendrite_lite.sync.tokens import pagination_token
+
+__all__ = ["AdminMessagesRequest", "RoomAdmin", "parse_room_query"]
+
+POWER_LEVELS = "m.room.power_levels"
+# Old names rooms.md still accepts.
+_DEPRECATED_ORDERS = {"alphabetical": "name", "size": "joined_members"}
+
+
+def parse_room_query(
+    order_by: str | None,
+    direction: str | None,
+    search_term: str | None,
+    public_rooms: bool | None = None,
+    empty_rooms: bool | None = None,
+) -> RoomQuery:
+    """The room list's order and filters (400 M_INVALID_PARAM for an unknown order or dir)."""
+    order = _DEPRECATED_ORDERS.get(order_by or "name", order_by or "name")
+    if order not in ORDERS:
+        allowed = ", ".join([*ORDERS, *_DEPRECATED_ORDERS])
+        raise MatrixError(Errcode.INVALID_PARAM, f"order_by must be one of {allowed}")
+    if direction not in (None, "f", "b"):
+        raise MatrixError(Errcode.INVALID_PARAM, "dir must be 'f' or 'b'")
+    return RoomQuery(order, direction == "b", search_term or None, public_rooms, empty_rooms)
+
+
+def _listed(room: RoomStats) -> dict[str, Any]:
+    return {
+        "room_id": room.room_id,
+        "name": room.name,
+        "canonical_alias": room.canonical_alias,
+        "joined_members": room.joined_members,
+        "joined_local_members": room.joined_local_members,
+        "version": room.version,
+        "creator": room.creator,
+        "encryption": room.encryption,
+        "federatable": room.federatable,
+        "public": room.public,
+        "join_rules": room.join_rules,
+        "guest_access": room.guest_access,
+        "history_visibility": room.history_visibility,
+        "state_events": room.state_events,
+        "room_type": room.room_type,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class AdminMessagesRequest:
+    room_id: str
+    dir: str
+    from_token: str | None = None
+    to_token: str | None = None
+    limit: int = DEFAULT_LIMIT
+    filter: RoomEventFilter = field(default_factory=RoomEventFilter)
+
+
+def _timeline_event(stored: events_table.StoredEvent) -> bool:
+    """Events a client may ever be shown (outliers, rejected and soft-failed ones never)."""
+    return not stored.outlier and not stored.soft_failed and stored.event.rejected_reason is None
+
+
+class RoomAdmin:
+    def __init__(
+        self,
+        storage: Storage,
+        server_name: str,
+        *,
+        pipeline: RoomPipeline,
+        membership: Callable[[], MembershipService],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._storage = storage
+        self._server_name = server_name
+        self._pipeline = pipeline
+        self._membership = membership
+        self._clock = clock
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    # --- reads -----------------------------------------------------------------------------
+    async def list_rooms(self, query: RoomQuery, offset: int, limit: int) -> dict[str, Any]:
+        """GET /_synapse/admin/v1/rooms: {rooms, offset, total_rooms[, next_batch, prev_batch]}."""
+        if offset < 0 or limit < 0:
+            raise MatrixError(Errcode.INVALID_PARAM, "from and limit must not be negative")
+        name = self._server_name
+
+        async def read(conn: aiosqlite.Connection) -> tuple[list[RoomStats], int]:
+            rooms = await stats_table.select_room_stats(conn, name, query, offset=offset, limit=limit)
+            return rooms, await stats_table.count_room_stats(conn, name, query)
+
+        rooms, total = await self._storage.db.read(read)
+        body: dict[str, Any] = {
+            "rooms": [_listed(r) for r in rooms], "offset": offset, "total_rooms": total,
+        }
+        if offset + len(rooms) < total:
+            body["next_batch"] = offset + len(rooms)
+        if offset > 0:
+            body["prev_batch"] = max(0, offset - limit)
+        return body
+
+    async def details(self, room_id: str) -> dict[str, Any]:
+        """GET /_synapse/admin/v1/rooms/{roomId}"""
+        name = self._server_name
+
+        async def read(conn: aiosqlite.Connection) -> dict[str, Any] | None:
+            room = await stats_table.select_one_room_stats(conn, name, room_id)
+            if room is None:
+                return None
+            return {
+                **_listed(room),
+                "topic": room.topic,
+                "avatar": room.avatar,
+                "joined_local_devices": await stats_table.select_joined_local_devices(conn, room_id),
+                "forgotten": await stats_table.select_all_local_forgot(conn, name, room_id),
+            }
+
+        return _found(await self._storage.db.read(read), room_id)
+
+    async def members(self, room_id: str) -> dict[str, Any]:
+        """GET /_synapse/admin/v1/rooms/{roomId}/members: the joined members."""
+
+        async def read(conn: aiosqlite.Connection) -> list[str] | None:
+            if await rooms_table.select_room(conn, room_id) is None:
+                return None
+            return await state_table.select_members(conn, room_id, "join")
+
+        members = _found(await self._storage.db.read(read), room_id)
+        return {"members": members, "total": len(members)}
+
+    async def state(self, room_id: str, event_type: str | None) -> dict[str, Any]:
+        """GET /_synapse/admin/v1/rooms/{roomId}/state[?type=]"""
+        room = await load_current(self._storage, room_id, None)
+        ids = [i for (t, _), i in sorted(room.state.items()) if event_type is None or t == event_type]
+        stored = [room.events[i] for i in ids if i in room.events]
+        return {"state": await client_events(self._storage, stored)}
+
+    async def messages(self, req: AdminMessagesRequest) -> dict[str, Any]:
+        """GET /_synapse/admin/v1/rooms/{roomId}/messages: the client /messages of any room,
+        every timeline event (no membership or history visibility applies to the admin)."""
+        backwards, start, to = parse_page(req.dir, req.from_token, req.to_token)
+        if req.limit < 0:
+            raise MatrixError(Errcode.INVALID_PARAM, "limit must not be negative")
+        limit = min(req.limit, MAX_LIMIT)
+
+        async def read(conn: aiosqlite.Connection) -> dict[str, Any] | None:
+            if await rooms_table.select_room(conn, req.room_id) is None:
+                return None
+            frm = start
+            if frm is None:
+                frm = (
+                    await events_table.select_max_stream_ordering(conn) if backwards
+                    else await events_table.select_min_stream_ordering(conn) - 1
+                )
+            raw = await events_table.select_room_events(
+                conn, req.room_id, limit=limit, backwards=backwards,
+                before=frm + 1 if backwards else (to + 1 if to is not None else None),
+                after=to if backwards else frm,
+            )
+            body: dict[str, Any] = {"start": req.from_token or pagination_token(frm)}
+            if raw:
+                last = raw[-1].stream_ordering
+                body["end"] = pagination_token(last - 1 if backwards else last)
+            chunk = [
+                s for s in raw if _timeline_event(s) and req.filter.matches(s.event.pdu, req.room_id)
+            ]
+            viewer = Viewer("", None, self._now_ms())
+            body["chunk"] = (await serializer_with_bundles(conn, viewer, chunk)).format_all(chunk)
+            body["state"] = []
+            return body
+
+        return _found(await self._storage.db.read(read), req.room_id)
+
+    # --- blocking --------------------------------------------------------------------------
+    async def block_status(self, room_id: str) -> dict[str, Any]:
+        """GET /_synapse/admin/v1/rooms/{roomId}/block"""
+        blocker = await self._storage.db.read(lambda c: blocked_table.select_room_blocker(c, room_id))
+        return {"block": False} if blocker is None else {"block": True, "user_id": blocker}
+
+    async def set_blocked(self, room_id: str, block: bool, admin: str) -> dict[str, Any]:
+        """PUT /_synapse/admin/v1/rooms/{roomId}/block: rooms this server does not know may be
+        blocked too (before anyone joins them)."""
+        if not room_id.startswith("!") or ":" not in room_id:
+            raise MatrixError(Errcode.INVALID_PARAM, f"{room_id!r} is not a room id")
+        now = self._now_ms()
+
+        async def write(conn: aiosqlite.Connection) -> None:
+            if block:
+                await blocked_table.insert_blocked_room(conn, room_id, admin, now)
+            else:
+                await blocked_table.delete_blocked_room(conn, room_id)
+
+        await self._storage.db.write(write)
+        return {"block": block}
+
+    # --- make room admin -------------------------------------------------------------------
+    async def make_room_admin(self, room_id_or_alias: str, user_id: str) -> None:
+        """POST /_synapse/admin/v1/rooms/{roomIdOrAlias}/make_room_admin: the local member
+        with the most power (who may change the power levels) gives `user_id` that power;
+        a user not in a room they cannot join freely is invited first."""
+        if not is_valid_user_id(user_id) or server_name_of(user_id) != self._server_name:
+            raise MatrixError(Errcode.INVALID_PARAM, "user_id must be a user of this server")
+        room_id = room_id_or_alias
+        if room_id_or_alias.startswith("#"):
+            room_id, _ = await resolve_alias(
+                self._storage, server_name=self._server_name, alias=room_id_or_alias
+            )
+        room = await load_current(self._storage, room_id, None)
+        granter, level = self._most_powerful_local(room)
+        if granter is None or level < room.required_level(POWER_LEVELS, ""):
+            raise MatrixError(
+                Errcode.UNKNOWN, "No local member may change this room's power levels", status=400
+            )
+        membership = room.membership(user_id)
+        join_rule = _content(room, "m.room.join_rules").get("join_rule")
+        if membership not in ("join", "invite") and join_rule != "public":
+            await self._membership().invite(granter, room_id, user_id)
+        if room.power_level(user_id) >= level:
+            return
+        power = _content(room, POWER_LEVELS)
+        users = dict(power.get("users") or {})
+        users[user_id] = _finite(level, power)
+        await self._pipeline.send(
+            room_id, EventSpec(granter, POWER_LEVELS, {**power, "users": users}, "")
+        )
+
+    def _most_powerful_local(self, room: RoomSnapshot) -> tuple[str | None, float]:
+        best: tuple[str | None, float] = (None, float("-inf"))
+        suffix = ":" + self._server_name
+        for (event_type, member), event_id in sorted(room.state.items()):
+            stored = room.events.get(event_id)
+            if event_type != MEMBER or not member.endswith(suffix) or stored is None:
+                continue
+            if stored.event.membership != "join":
+                continue
+            level = room.power_level(member)
+            if level > best[1]:
+                best = (member, level)
+        return best
+
+
+def _content(room: RoomSnapshot, event_type: str) -> dict[str, Any]:
+    event = room.get(event_type)
+    return dict(event.content) if event is not None else {}
+
+
+def _finite(level: float, power: dict[str, Any]) -> int:
+    """A level to give: a room creator's (unbounded since room version 12) becomes the highest
+    level the power levels name, at least 100."""
+    if level != float("inf"):
+        return int(level)
+    named = [v for v in (power.get("users") or {}).values() if isinstance(v, int)]
+    return max([100, *named])
+
+
+def _found(value: Any, room_id: str) -> Any:
+    if value is None:
+        raise MatrixError(Errcode.NOT_FOUND, f"Room {room_id} not found")
+    return value
+
