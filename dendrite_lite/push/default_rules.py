@@ -1,9 +1,12 @@
 """The server-default push rules (push.md §Predefined Rules), in the spec's order.
 
 The spec copy is v1.19+: MSC4210 (v1.17) removed the legacy body-mention rules
-(`.m.rule.contains_display_name`, `.m.rule.contains_user_name`, `.m.rule.roomnotif`), so there are
-no default content rules. Mentions come from `m.mentions` (`.m.rule.is_user_mention`,
-`.m.rule.is_room_mention`).
+(`.m.rule.contains_display_name`, `.m.rule.contains_user_name`, `.m.rule.roomnotif`) from the
+specified set. We still ship them as extra server-default rules, where and as Synapse does: the
+spec lets a homeserver add its own server-default rules (IDs starting with "."), and clients that
+predate `m.mentions` (and SyTest) still mention users only in `body`. As the spec's mentions note
+says of them, they are skipped for an event whose content has `m.mentions` (LEGACY_MENTION_RULE_IDS,
+applied by the evaluator), so a client that sends `m.mentions` gets only the current behaviour.
 
 `.m.rule.master` is kept apart because it outranks user-defined override rules; every other
 default rule ranks below the user's rules of its kind.
@@ -18,6 +21,7 @@ __all__ = [
     "KINDS",
     "MASTER_RULE_ID",
     "DEFAULT_RULE_IDS",
+    "LEGACY_MENTION_RULE_IDS",
     "is_default_rule_id",
     "default_rules",
     "default_rule",
@@ -30,6 +34,8 @@ MASTER_RULE_ID = ".m.rule.master"
 
 # Marks where the owner's user ID goes ("[the user's Matrix ID]" in the spec).
 _USER_ID = object()
+# Marks where the localpart of the owner's user ID goes (.m.rule.contains_user_name).
+_LOCALPART = object()
 
 _SOUND_DEFAULT: dict[str, Any] = {"set_tweak": "sound", "value": "default"}
 _HIGHLIGHT: dict[str, Any] = {"set_tweak": "highlight"}
@@ -75,9 +81,22 @@ _TEMPLATES: Mapping[str, tuple[dict[str, Any], ...]] = {
             ["notify", _SOUND_DEFAULT, _HIGHLIGHT],
         ),
         _rule(
+            ".m.rule.contains_display_name",
+            [{"kind": "contains_display_name"}],
+            ["notify", _SOUND_DEFAULT, _HIGHLIGHT],
+        ),
+        _rule(
             ".m.rule.is_room_mention",
             [
                 {"kind": "event_property_is", "key": "content.m\\.mentions.room", "value": True},
+                {"kind": "sender_notification_permission", "key": "room"},
+            ],
+            ["notify", _HIGHLIGHT],
+        ),
+        _rule(
+            ".m.rule.roomnotif",
+            [
+                _match("content.body", "@room"),
                 {"kind": "sender_notification_permission", "key": "room"},
             ],
             ["notify", _HIGHLIGHT],
@@ -105,7 +124,15 @@ _TEMPLATES: Mapping[str, tuple[dict[str, Any], ...]] = {
             [],
         ),
     ),
-    "content": (),
+    "content": (
+        {
+            "rule_id": ".m.rule.contains_user_name",
+            "default": True,
+            "enabled": True,
+            "pattern": _LOCALPART,
+            "actions": ["notify", _SOUND_DEFAULT, _HIGHLIGHT],
+        },
+    ),
     "room": (),
     "sender": (),
     "underride": (
@@ -133,6 +160,12 @@ DEFAULT_RULE_IDS: Mapping[str, tuple[str, ...]] = {
     kind: tuple(r["rule_id"] for r in rules) for kind, rules in _TEMPLATES.items()
 }
 _DEFAULT_ID_SETS = {kind: frozenset(ids) for kind, ids in DEFAULT_RULE_IDS.items()}
+# (kind, rule ID) of the legacy body-mention rules: off for an event with `m.mentions`.
+LEGACY_MENTION_RULE_IDS: frozenset[tuple[str, str]] = frozenset({
+    ("override", ".m.rule.contains_display_name"),
+    ("content", ".m.rule.contains_user_name"),
+    ("override", ".m.rule.roomnotif"),
+})
 
 
 def is_default_rule_id(kind: str, rule_id: str) -> bool:
@@ -143,6 +176,8 @@ def _instantiate(value: Any, user_id: str) -> Any:
     # A fresh deep copy every time, so callers may mutate what they get.
     if value is _USER_ID:
         return user_id
+    if value is _LOCALPART:
+        return user_id[1:].split(":", 1)[0]
     if isinstance(value, dict):
         return {k: _instantiate(v, user_id) for k, v in value.items()}
     if isinstance(value, list):

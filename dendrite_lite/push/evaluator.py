@@ -29,7 +29,7 @@ from dendrite_lite.push.conditions import (
     same_scalar,
     split_key,
 )
-from dendrite_lite.push.default_rules import KINDS
+from dendrite_lite.push.default_rules import KINDS, LEGACY_MENTION_RULE_IDS
 from dendrite_lite.push.glob import Matcher, compile_glob, compile_word_literal
 from dendrite_lite.push.ruleset import full_ruleset
 
@@ -47,6 +47,7 @@ __all__ = [
 
 _MISSING = object()
 _BODY_PATH = ("content", "body")
+_MENTIONS_PATH = ("content", "m.mentions")
 # m.room.power_levels schema: `notifications.room` defaults to 50; the spec gives no other keys a
 # default, and 50 is what other servers use for them too.
 _DEFAULT_NOTIFICATION_LEVEL = 50
@@ -167,6 +168,7 @@ Predicate = Callable[[_Context], bool]
 class _CompiledRule:
     conditions: tuple[Predicate, ...]
     actions: Actions
+    legacy_mention: bool = False  # skipped for an event with `m.mentions` (default_rules.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,7 +292,8 @@ def _compile_rule(kind: str, rule: Mapping[str, Any]) -> _CompiledRule | None:
     if any(c is None for c in conditions):
         return None  # push.md: unrecognised conditions MUST NOT match, disabling the rule
     actions = actions_from_list(rule.get("actions"), rule_id if isinstance(rule_id, str) else None, kind)
-    return _CompiledRule(tuple(c for c in conditions if c is not None), actions)
+    legacy = (kind, rule_id) in LEGACY_MENTION_RULE_IDS
+    return _CompiledRule(tuple(c for c in conditions if c is not None), actions, legacy)
 
 
 def compile_ruleset(ruleset: Mapping[str, Any]) -> CompiledRuleset:
@@ -348,7 +351,10 @@ def evaluate(
         return NO_ACTIONS
     compiled = ruleset if isinstance(ruleset, CompiledRuleset) else _compiled_from_json(_fingerprint(ruleset))
     ctx = _Context(prepared, user_id, display_name, room_member_count, sender_power_level, power_levels_content)
+    has_mentions = prepared.value(_MENTIONS_PATH) is not _MISSING
     for rule in compiled.rules:
+        if has_mentions and rule.legacy_mention:
+            continue
         for condition in rule.conditions:
             if not condition(ctx):
                 break

@@ -254,6 +254,28 @@ async def test_own_and_non_notifying_events_not_pushed(
     assert (await gateway.next())["notification"]["event_id"] == event_id
 
 
+async def test_muted_room_still_pushes_a_mention_by_user_id(
+    client: httpx.AsyncClient, gateway: FakeGateway
+) -> None:
+    # SyTest 61push "Don't get pushed for rooms you've muted": the legacy content rule
+    # .m.rule.contains_user_name outranks the room rule, so a body naming the user still pushes.
+    alice, bob, room = await _room_with_pusher(client, gateway)
+    resp = await alice.put(f"/pushrules/global/room/{room}", {"actions": ["dont_notify"]})
+    assert resp.status_code == 200, resp.text
+    await send(bob, room, "not for you")
+    mention = await send(bob, room, f"Second message - {alice.user_id}")
+    note = (await gateway.next())["notification"]
+    assert note["event_id"] == mention
+    assert note["devices"][0]["tweaks"] == {"sound": "default", "highlight": True}
+    # With m.mentions the legacy rule is off (mentions.md): the room rule mutes it.
+    resp = await bob.put(f"/rooms/{room}/send/m.room.message/m1", {
+        "msgtype": "m.text", "body": f"again {alice.user_id}", "m.mentions": {},
+    })
+    assert resp.status_code == 200, resp.text
+    await _sleep(0.3)
+    assert gateway.received.empty()
+
+
 async def _sleep(s: float = 0.05) -> None:
     await asyncio.sleep(s)
 

@@ -42,7 +42,7 @@ async def test_rule_lifecycle(world: World) -> None:
     resp = await world.call("alice", "PUT", "/pushrules/global/content/pie", {"pattern": "pie", "actions": []}, params={"after": "cake"})
     assert resp.status_code == 200
     ids = [r["rule_id"] for r in (await world.call("alice", "GET", "/pushrules/")).json()["global"]["content"]]
-    assert ids == ["cake", "pie"]
+    assert ids == ["cake", "pie", ".m.rule.contains_user_name"]  # user rules first
     resp = await world.call("alice", "PUT", f"{path}/enabled", {"enabled": False})
     assert resp.status_code == 200
     resp = await world.call("alice", "GET", f"{path}/enabled")
@@ -53,7 +53,9 @@ async def test_rule_lifecycle(world: World) -> None:
     assert resp.json() == {"actions": []}
     assert_matches_operation("client-server/pushrules.yaml", f"{_RULE}/actions", "get", 200, resp.json())
     # Bob sees none of it.
-    assert [r["rule_id"] for r in (await world.call("bob", "GET", "/pushrules/")).json()["global"]["content"]] == []
+    assert [r["rule_id"] for r in (await world.call("bob", "GET", "/pushrules/")).json()["global"]["content"]] == [
+        ".m.rule.contains_user_name"
+    ]
     # Delete.
     assert (await world.call("alice", "DELETE", path)).status_code == 200
     assert_error(await world.call("alice", "GET", path), 404, "M_NOT_FOUND")

@@ -10,7 +10,12 @@ from typing import Any
 import pytest
 
 from dendrite_lite.push import compiled_for_user, default_rules, evaluate
-from dendrite_lite.push.default_rules import DEFAULT_RULE_IDS, default_rule, is_default_rule_id
+from dendrite_lite.push.default_rules import (
+    DEFAULT_RULE_IDS,
+    LEGACY_MENTION_RULE_IDS,
+    default_rule,
+    is_default_rule_id,
+)
 from tests.spec_paths import SPEC_DIR
 
 SPEC_PUSH = SPEC_DIR / "content/client-server-api/modules/push.md"
@@ -34,13 +39,33 @@ def _spec_definitions() -> dict[str, list[dict[str, Any]]]:
 
 def test_defaults_are_exactly_the_spec_definitions_in_order() -> None:
     spec = _spec_definitions()
-    ours = default_rules(ME)
+    ours = {
+        kind: [r for r in rules if (kind, r["rule_id"]) not in LEGACY_MENTION_RULE_IDS]
+        for kind, rules in default_rules(ME).items()
+    }
     assert [r["rule_id"] for r in spec["override"]][:2] == [".m.rule.master", ".m.rule.suppress_notices"]
     assert ours["override"] == spec["override"]
     assert ours["underride"] == spec["underride"]
-    # v1.17 (MSC4210) removed the legacy body-mention content rules; no kind has other defaults.
+    # v1.17 (MSC4210) removed the legacy body-mention rules from the specified set; beside them
+    # no kind has other defaults.
     assert ours["content"] == ours["room"] == ours["sender"] == []
     assert len(ours["override"]) == 10 and len(ours["underride"]) == 5
+
+
+def test_legacy_mention_rules_sit_where_synapse_puts_them() -> None:
+    # Extra server-default rules (push.md: "Homeservers can specify server-default rules"),
+    # kept for clients that mention in `body` only (and SyTest's 61push tests).
+    ours = default_rules(ME)
+    override_ids = [r["rule_id"] for r in ours["override"]]
+    assert override_ids[4:8] == [
+        ".m.rule.is_user_mention", ".m.rule.contains_display_name",
+        ".m.rule.is_room_mention", ".m.rule.roomnotif",
+    ]
+    assert ours["content"] == [{
+        "rule_id": ".m.rule.contains_user_name", "default": True, "enabled": True,
+        "pattern": "alice",
+        "actions": ["notify", {"set_tweak": "sound", "value": "default"}, {"set_tweak": "highlight"}],
+    }]
 
 
 def test_rule_ids_and_lookup() -> None:
@@ -53,7 +78,8 @@ def test_rule_ids_and_lookup() -> None:
     )
     assert is_default_rule_id("override", ".m.rule.room.server_acl")
     assert not is_default_rule_id("underride", ".m.rule.master")
-    assert not is_default_rule_id("content", ".m.rule.contains_user_name")
+    assert is_default_rule_id("content", ".m.rule.contains_user_name")
+    assert not is_default_rule_id("override", ".m.rule.contains_user_name")
     assert default_rule(ME, "override", ".m.rule.invite_for_me")["conditions"][2]["pattern"] == ME
     assert default_rule(ME, "override", ".nope") is None
 
@@ -78,12 +104,13 @@ def _message(body: str = "hello", **content: Any) -> dict[str, Any]:
 
 
 def _eval(event: dict[str, Any], *, members: int = 10, sender_level: int = 0,
-          power_levels: dict[str, Any] | None = None, user_rules: dict[str, Any] | None = None) -> Any:
+          power_levels: dict[str, Any] | None = None, user_rules: dict[str, Any] | None = None,
+          display_name: str | None = "Alice") -> Any:
     return evaluate(
         compiled_for_user(ME, user_rules or {}),
         event,
         user_id=ME,
-        display_name="Alice",
+        display_name=display_name,
         room_member_count=members,
         sender_power_level=sender_level,
         power_levels_content=power_levels,
@@ -153,10 +180,26 @@ def test_no_user_mention(mentions: dict[str, Any]) -> None:
     assert result.rule_id == ".m.rule.message" and not result.highlight
 
 
-def test_user_id_in_body_alone_is_not_a_mention_any_more() -> None:
-    # MSC4210 removed .m.rule.contains_user_name / contains_display_name.
-    result = _eval(_message(f"hey {ME} and Alice and alice"))
-    assert result.rule_id == ".m.rule.message" and not result.highlight
+def test_localpart_in_body_is_a_legacy_mention() -> None:
+    result = _eval(_message(f"Second message - {ME}"), display_name=None)
+    assert result.rule_id == ".m.rule.contains_user_name"
+    assert result.notify and result.highlight and result.sound == "default"
+    assert _eval(_message("malice aforethought")).rule_id == ".m.rule.message"  # whole words only
+    # The display name rule is an override rule: it comes first.
+    assert _eval(_message("hi Alice")).rule_id == ".m.rule.contains_display_name"
+
+
+def test_legacy_mention_rules_are_off_when_the_event_has_m_mentions() -> None:
+    # mentions.md: the body rules "were disabled if the m.mentions field was present".
+    for mentions in ({}, {"user_ids": [OTHER]}, {"room": False}):
+        result = _eval(_message(f"hey {ME} and Alice and @room", **{"m.mentions": mentions}),
+                       sender_level=100)
+        assert result.rule_id == ".m.rule.message" and not result.highlight
+
+
+def test_room_notification_in_body_needs_power() -> None:
+    assert _eval(_message("@room look"), sender_level=50).rule_id == ".m.rule.roomnotif"
+    assert _eval(_message("@room look"), sender_level=0).rule_id == ".m.rule.message"
 
 
 def test_room_mention_needs_power() -> None:

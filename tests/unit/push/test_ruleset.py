@@ -29,6 +29,10 @@ ME = "@alice:example.org"
 API_DIR = CS_API_DIR
 
 
+# The one server-default content rule (legacy, shipped as Synapse does): after the user's rules.
+CONTENT_DEFAULTS = [".m.rule.contains_user_name"]
+
+
 def _ids(ruleset: dict[str, Any], kind: str) -> list[str]:
     return [r["rule_id"] for r in ruleset["global"][kind]]
 
@@ -118,7 +122,7 @@ def test_user_rules_come_before_defaults_but_after_master() -> None:
     assert _ids(body, "override")[:3] == [".m.rule.master", "beer", ".m.rule.suppress_notices"]
     assert _ids(body, "underride")[0] == "late"
     assert _ids(body, "underride")[1:] == list(DEFAULT_RULE_IDS["underride"])
-    assert _ids(body, "content") == ["cake"]
+    assert _ids(body, "content") == ["cake"] + CONTENT_DEFAULTS
     master = body["global"]["override"][0]
     assert master["enabled"] is True and master["default"] is True
     beer = body["global"]["override"][1]
@@ -143,31 +147,31 @@ def _add(rules: dict[str, Any], rule_id: str, **kw: Any) -> dict[str, Any]:
 
 def test_new_rule_is_most_important_user_rule() -> None:
     rules = _add(_add(_add({}, "a"), "b"), "c")
-    assert _ids(full_ruleset(ME, rules), "content") == ["c", "b", "a"]
+    assert _ids(full_ruleset(ME, rules), "content") == ["c", "b", "a"] + CONTENT_DEFAULTS
 
 
 def test_before_and_after() -> None:
     rules = _add(_add({}, "a"), "b")  # b, a
     rules = _add(rules, "x", before="a")
-    assert _ids(full_ruleset(ME, rules), "content") == ["b", "x", "a"]
+    assert _ids(full_ruleset(ME, rules), "content") == ["b", "x", "a"] + CONTENT_DEFAULTS
     rules = _add(rules, "y", after="a")
-    assert _ids(full_ruleset(ME, rules), "content") == ["b", "x", "a", "y"]
+    assert _ids(full_ruleset(ME, rules), "content") == ["b", "x", "a", "y"] + CONTENT_DEFAULTS
     rules = _add(rules, "z", after="b")
-    assert _ids(full_ruleset(ME, rules), "content") == ["b", "z", "x", "a", "y"]
+    assert _ids(full_ruleset(ME, rules), "content") == ["b", "z", "x", "a", "y"] + CONTENT_DEFAULTS
     # both given: `before` wins
     rules = _add(rules, "w", before="b", after="y")
-    assert _ids(full_ruleset(ME, rules), "content") == ["w", "b", "z", "x", "a", "y"]
+    assert _ids(full_ruleset(ME, rules), "content") == ["w", "b", "z", "x", "a", "y"] + CONTENT_DEFAULTS
 
 
 def test_replacing_keeps_place_and_enabled_flag_unless_moved() -> None:
     rules = _add(_add(_add({}, "a"), "b"), "c")  # c, b, a
     rules = set_enabled(rules, "content", "b", False)
     rules = add_rule(rules, "content", "b", {"pattern": "bee", "actions": []})
-    assert _ids(full_ruleset(ME, rules), "content") == ["c", "b", "a"]
+    assert _ids(full_ruleset(ME, rules), "content") == ["c", "b", "a"] + CONTENT_DEFAULTS
     b = get_rule(ME, rules, "content", "b")
     assert b == {"rule_id": "b", "default": False, "enabled": False, "pattern": "bee", "actions": []}
     rules = _add(rules, "b", after="a")
-    assert _ids(full_ruleset(ME, rules), "content") == ["c", "a", "b"]
+    assert _ids(full_ruleset(ME, rules), "content") == ["c", "a", "b"] + CONTENT_DEFAULTS
 
 
 def test_edits_do_not_mutate_their_argument() -> None:
@@ -184,7 +188,7 @@ def test_edits_do_not_mutate_their_argument() -> None:
 def test_rule_ids_are_unique_per_kind_only() -> None:
     rules = _add({}, "same")
     rules = add_rule(rules, "override", "same", {"actions": []})
-    assert _ids(full_ruleset(ME, rules), "content") == ["same"]
+    assert _ids(full_ruleset(ME, rules), "content") == ["same"] + CONTENT_DEFAULTS
     assert "same" in _ids(full_ruleset(ME, rules), "override")
 
 
@@ -298,7 +302,7 @@ def test_before_after_errors() -> None:
 def test_delete() -> None:
     rules = _add(_add({}, "a"), "b")
     rules = delete_rule(rules, "content", "a")
-    assert _ids(full_ruleset(ME, rules), "content") == ["b"]
+    assert _ids(full_ruleset(ME, rules), "content") == ["b"] + CONTENT_DEFAULTS
     with pytest.raises(MatrixError) as exc:
         delete_rule(rules, "content", "a")
     assert _errcode(exc) == ("M_NOT_FOUND", 404)

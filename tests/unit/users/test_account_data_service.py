@@ -124,12 +124,12 @@ async def test_push_rules_service(env) -> None:
     _, notifier, svc = env
     rules = PushRulesService(svc)
     default = await rules.all_rules(ALICE)
-    assert [r["rule_id"] for r in default["global"]["content"]] == []
+    assert [r["rule_id"] for r in default["global"]["content"]] == [".m.rule.contains_user_name"]
     with notifier.listen(ALICE) as alice:
         await rules.put_rule(ALICE, "content", "cake", {"pattern": "cake*", "actions": ["notify"]})
         assert await alice.wait(0)
     await rules.put_rule(ALICE, "content", "pie", {"pattern": "pie", "actions": []}, after="cake")
-    assert [r["rule_id"] for r in (await rules.all_rules(ALICE))["global"]["content"]] == ["cake", "pie"]
+    assert [r["rule_id"] for r in (await rules.all_rules(ALICE))["global"]["content"]] == ["cake", "pie", ".m.rule.contains_user_name"]
     await rules.set_enabled(ALICE, "content", "cake", False)
     assert await rules.get_attribute(ALICE, "content", "cake", "enabled") == {"enabled": False}
     await rules.set_actions(ALICE, "override", ".m.rule.master", ["notify"])
@@ -151,4 +151,5 @@ async def test_push_rules_service(env) -> None:
     assert glob["m.push_rules"] == full
     # Bob's rules are untouched.
     bob = (await rules.all_rules(BOB))["global"]
-    assert bob["content"] == [] and bob["override"][0]["actions"] == []
+    assert [r["rule_id"] for r in bob["content"]] == [".m.rule.contains_user_name"]
+    assert bob["override"][0]["actions"] == []
