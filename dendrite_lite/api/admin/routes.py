@@ -5,22 +5,15 @@ from __future__ import annotations
 
 from quart import Blueprint
 
-from dendrite_lite.api.admin import (
-    destinations,
-    event_reports,
-    media,
-    registration_tokens,
-    user_devices,
-    users,
-)
+from dendrite_lite.api.admin import destinations, event_reports, media, registration_tokens
+from dendrite_lite.api.admin import purge_history, room_deletion, rooms
 
 __all__ = ["ADMIN_BLUEPRINTS"]
 
 ADMIN_BLUEPRINTS: tuple[Blueprint, ...] = (
     registration_tokens.bp,
+    rooms.bp, room_deletion.bp, purge_history.bp,
     event_reports.bp,
     media.bp,
     destinations.bp,
-    users.bp,
-    user_devices.bp,
 )
