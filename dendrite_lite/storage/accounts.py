@@ -10,6 +10,7 @@ import aiosqlite
 
 __all__ = [
     "Account",
+    "delete_erased_user",
     "insert_account",
     "insert_erased_user",
     "select_account",
@@ -44,6 +45,7 @@ UPDATE_PASSWORD_HASH = "UPDATE accounts SET password_hash = ? WHERE user_id = ?"
 UPDATE_ADMIN = "UPDATE accounts SET is_admin = ? WHERE user_id = ?"
 UPDATE_DEACTIVATED = "UPDATE accounts SET deactivated = ? WHERE user_id = ?"
 INSERT_ERASED_USER = "INSERT INTO erased_users (user_id) VALUES (?) ON CONFLICT (user_id) DO NOTHING"
+DELETE_ERASED_USER = "DELETE FROM erased_users WHERE user_id = ?"
 SELECT_ERASED_USERS = "SELECT user_id FROM erased_users WHERE user_id IN ({})"
 UPDATE_DISPLAYNAME = "UPDATE accounts SET displayname = ? WHERE user_id = ?"
 UPDATE_AVATAR_URL = "UPDATE accounts SET avatar_url = ? WHERE user_id = ?"
@@ -140,6 +142,11 @@ async def insert_erased_user(conn: aiosqlite.Connection, user_id: str) -> None:
     """Record that the user asked for erasure when deactivating (their events are then served
     redacted to other servers)."""
     await conn.execute(INSERT_ERASED_USER, (user_id,))
+
+
+async def delete_erased_user(conn: aiosqlite.Connection, user_id: str) -> None:
+    """A reactivated account is no longer erased (what it sends next is shown as sent)."""
+    await conn.execute(DELETE_ERASED_USER, (user_id,))
 
 
 async def select_erased_users(conn: aiosqlite.Connection, user_ids: Iterable[str]) -> set[str]:

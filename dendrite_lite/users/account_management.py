@@ -15,8 +15,8 @@ from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import accounts as accounts_table
 from dendrite_lite.storage import devices as devices_table
-from dendrite_lite.storage import pushers as pushers_table
 from dendrite_lite.storage import history as history_table
+from dendrite_lite.storage import pushers as pushers_table
 from dendrite_lite.users.devices import delete_devices_in
 from dendrite_lite.users.passwords import hash_password_async
 from dendrite_lite.users.registration import MAX_PASSWORD_LENGTH
@@ -25,7 +25,7 @@ from dendrite_lite.users.sessions import Requester
 if TYPE_CHECKING:  # rooms.membership imports users.profile: keep users importable on its own
     from dendrite_lite.rooms.membership import MembershipService
 
-__all__ = ["change_password", "deactivate_account", "leave_all_rooms"]
+__all__ = ["change_password", "deactivate_account", "leave_all_rooms", "reset_password"]
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +38,7 @@ async def change_password(
 ) -> None:
     """Set the requester's password; with logout_devices (the spec's default) every other
     device and token of the user is revoked, keeping only the requester's own session."""
-    if not isinstance(new_password, str) or not new_password:
-        raise MatrixError(Errcode.MISSING_PARAM, "new_password must be a non-empty string")
-    if len(new_password) > MAX_PASSWORD_LENGTH:
-        raise MatrixError(
-            Errcode.INVALID_PARAM, f"password may be at most {MAX_PASSWORD_LENGTH} characters"
-        )
-    password_hash = await hash_password_async(new_password)
+    password_hash = await _new_password_hash(new_password)
 
     async def txn(conn: aiosqlite.Connection) -> None:
         await accounts_table.update_password_hash(conn, requester.user_id, password_hash)
@@ -55,6 +49,32 @@ async def change_password(
             )
 
     await storage.db.write(txn)
+
+
+async def reset_password(
+    storage: Storage, user_id: str, new_password: object, *, logout_devices: bool = True
+) -> None:
+    """A server admin sets a user's password (Synapse's reset_password admin API); with
+    logout_devices every device and token of the user goes."""
+    password_hash = await _new_password_hash(new_password)
+
+    async def txn(conn: aiosqlite.Connection) -> None:
+        await accounts_table.update_password_hash(conn, user_id, password_hash)
+        if logout_devices:
+            await delete_devices_in(conn, user_id)
+            await devices_table.delete_tokens_for_user(conn, user_id)
+
+    await storage.db.write(txn)
+
+
+async def _new_password_hash(new_password: object) -> str:
+    if not isinstance(new_password, str) or not new_password:
+        raise MatrixError(Errcode.MISSING_PARAM, "new_password must be a non-empty string")
+    if len(new_password) > MAX_PASSWORD_LENGTH:
+        raise MatrixError(
+            Errcode.INVALID_PARAM, f"password may be at most {MAX_PASSWORD_LENGTH} characters"
+        )
+    return await hash_password_async(new_password)
 
 
 async def deactivate_account(

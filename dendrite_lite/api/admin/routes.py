@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from quart import Blueprint
 
-from dendrite_lite.api.admin import destinations, event_reports, media, registration_tokens
+from dendrite_lite.api.admin import (
+    destinations,
+    event_reports,
+    media,
+    registration_tokens,
+    user_devices,
+    users,
+)
 from dendrite_lite.api.admin import purge_history, room_deletion, rooms
 
 __all__ = ["ADMIN_BLUEPRINTS"]
@@ -16,4 +23,6 @@ ADMIN_BLUEPRINTS: tuple[Blueprint, ...] = (
     event_reports.bp,
     media.bp,
     destinations.bp,
+    users.bp,
+    user_devices.bp,
 )

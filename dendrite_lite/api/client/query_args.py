@@ -7,7 +7,15 @@ from quart import request
 
 from dendrite_lite.errors import Errcode, MatrixError
 
-__all__ = ["bool_arg", "int_arg"]
+__all__ = ["bool_arg", "int_arg", "str_arg"]
+
+
+def str_arg(name: str) -> str:
+    """A required string parameter."""
+    value = request.args.get(name)
+    if value is None:
+        raise MatrixError(Errcode.MISSING_PARAM, f"Missing {name} parameter")
+    return value
 
 
 def int_arg(name: str, default: int | None = None) -> int:

@@ -7,6 +7,7 @@ from quart import Blueprint, Response, jsonify, request
 
 from dendrite_lite.api.app import services
 from dendrite_lite.api.client.auth import client_ip
+from dendrite_lite.api.client.query_args import str_arg
 from dendrite_lite.api.errors import json_body
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.users import registration
@@ -45,11 +46,8 @@ async def get_register_available() -> Response:
     svc = services()
     if svc.config.registration.mode == "closed":
         raise MatrixError(Errcode.FORBIDDEN, "Registration is disabled")
-    username = request.args.get("username")
-    if username is None:
-        raise MatrixError(Errcode.MISSING_PARAM, "Missing username")
     await registration.check_username_available(
-        svc.storage, svc.config.server.server_name, username
+        svc.storage, svc.config.server.server_name, str_arg("username")
     )
     return jsonify({"available": True})
 

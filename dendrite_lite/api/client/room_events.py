@@ -12,6 +12,7 @@ from dendrite_lite.api.client.auth import authenticate
 from dendrite_lite.api.errors import json_body
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.rooms.room_events import RoomEventsService
+from dendrite_lite.rooms.shadow_ban import pretend_event_id
 
 __all__ = ["bp", "room_events_service"]
 
@@ -31,9 +32,13 @@ def room_events_service() -> RoomEventsService:
 async def put_send(room_id: str, event_type: str, txn_id: str) -> Response:
     """PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}"""
     requester = await authenticate(services(), allow_guest=True)
+    content = await json_body()
+    if requester.shadow_banned:
+        return jsonify({"event_id": pretend_event_id(
+            requester.user_id, requester.device_id, room_id, txn_id)})
     event_id = await room_events_service().send(
         user_id=requester.user_id, device_id=requester.device_id, room_id=room_id,
-        event_type=event_type, txn_id=txn_id, content=await json_body(),
+        event_type=event_type, txn_id=txn_id, content=content,
     )
     return jsonify({"event_id": event_id})
 
@@ -46,9 +51,13 @@ async def post_send(room_id: str, event_type: str) -> Response:
     sends with it. Without a client txnId there is nothing to deduplicate: each POST gets a
     fresh one."""
     requester = await authenticate(services(), allow_guest=True)
+    content = await json_body()
+    if requester.shadow_banned:
+        return jsonify({"event_id": pretend_event_id(
+            requester.user_id, requester.device_id, room_id, None)})
     event_id = await room_events_service().send(
         user_id=requester.user_id, device_id=requester.device_id, room_id=room_id,
-        event_type=event_type, txn_id=f"post-{secrets.token_urlsafe(12)}", content=await json_body(),
+        event_type=event_type, txn_id=f"post-{secrets.token_urlsafe(12)}", content=content,
     )
     return jsonify({"event_id": event_id})
 
@@ -58,9 +67,13 @@ async def post_send(room_id: str, event_type: str) -> Response:
 async def put_state(room_id: str, event_type: str, state_key: str) -> Response:
     """PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}"""
     requester = await authenticate(services(), allow_guest=True)
+    content = await json_body()
+    if requester.shadow_banned and event_type != "m.room.member":
+        return jsonify({"event_id": pretend_event_id(
+            requester.user_id, requester.device_id, room_id, f"state {event_type} {state_key}")})
     event_id = await room_events_service().set_state(
         user_id=requester.user_id, room_id=room_id, event_type=event_type,
-        state_key=state_key, content=await json_body(),
+        state_key=state_key, content=content,
     )
     return jsonify({"event_id": event_id})
 
@@ -106,6 +119,9 @@ async def put_redact(room_id: str, event_id: str, txn_id: str | None) -> Respons
     with it): each POST gets a fresh txnId."""
     requester = await authenticate(services())
     body = await json_body(allow_empty=True)
+    if requester.shadow_banned:
+        return jsonify({"event_id": pretend_event_id(
+            requester.user_id, requester.device_id, room_id, txn_id)})
     redaction_id = await room_events_service().redact(
         user_id=requester.user_id, device_id=requester.device_id, room_id=room_id,
         event_id=event_id, txn_id=txn_id or f"post-{secrets.token_urlsafe(12)}",

@@ -12,8 +12,13 @@ from dendrite_lite.api.errors import json_body
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.events.room_versions import get_room_version
 from dendrite_lite.rooms.creation import parse_create_room
+from dendrite_lite.rooms.membership import (
+    MEMBERSHIPS,
+    MembershipService,
+    parse_target_user,
+)
 from dendrite_lite.rooms.room_events import client_events
-from dendrite_lite.rooms.membership import MEMBERSHIPS, MembershipService, parse_target_user
+from dendrite_lite.rooms.shadow_ban import without_invites
 from dendrite_lite.rooms.upgrade import parse_upgrade, upgrade_room
 from dendrite_lite.sync.tokens import parse_pagination_token
 
@@ -43,6 +48,8 @@ async def post_create_room() -> Response:
     """POST /_matrix/client/v3/createRoom"""
     requester = await authenticate(services())
     req = parse_create_room(await json_body())
+    if requester.shadow_banned:
+        req = without_invites(req)
     room_id, alias = await _service().create_room(requester.user_id, req)
     body = {"room_id": room_id}
     if alias is not None:
@@ -89,6 +96,8 @@ async def post_member_action(room_id: str, action: str) -> Response:
     requester = await authenticate(services())
     body = await json_body()
     target = parse_target_user(body)
+    if action == "invite" and requester.shadow_banned:
+        return jsonify({})  # as if sent (rooms/shadow_ban.py)
     method = getattr(_service(), action)
     await method(requester.user_id, room_id, target, reason=body.get("reason"))
     return jsonify({})

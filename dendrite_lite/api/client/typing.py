@@ -23,6 +23,8 @@ async def put_typing(room_id: str, user_id: str) -> Response:
     if "typing" not in body:
         raise MatrixError(Errcode.MISSING_PARAM, "'typing' is required")
     typing = body["typing"]
+    if requester.shadow_banned:
+        return jsonify({})  # nobody sees a shadow-banned user type (rooms/shadow_ban.py)
     await svc.typing.set_typing(requester.user_id, user_id, room_id, typing, body.get("timeout"))
     if typing is True:
         await svc.presence.bump_active(requester.user_id)
