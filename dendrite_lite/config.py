@@ -33,6 +33,7 @@ __all__ = [
     "MediaConfig",
     "LimitsConfig",
     "LoggingConfig",
+    "MetricsConfig",
     "RatelimitConfig",
     "ConfigError",
     "load_config",
@@ -166,6 +167,17 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """Prometheus /metrics (metrics.py). Off by default: they tell anyone who can read them
+    about the server's traffic and its peers."""
+
+    enabled: bool = False
+    # "" serves /metrics on the client listener; "host:port" on a plain-HTTP listener of its own.
+    # Never on the federation listener, which faces the internet.
+    address: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class RatelimitConfig:
     """Token buckets (see ratelimit.py): `*_per_second` refill rate, `*_burst` bucket size.
 
@@ -205,6 +217,7 @@ class Config:
     media: MediaConfig = field(default_factory=MediaConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     ratelimit: RatelimitConfig = field(default_factory=RatelimitConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     source_path: Path | None = None  # the file this was read from, for messages
@@ -276,6 +289,7 @@ SECTION_TYPES: dict[str, type] = {
     "media": MediaConfig,
     "limits": LimitsConfig,
     "logging": LoggingConfig,
+    "metrics": MetricsConfig,
     "ratelimit": RatelimitConfig,
     "admin": AdminConfig,
 }
@@ -376,6 +390,7 @@ def _check_cross_field(config: Config) -> None:
     if tls.mode == "acme":
         _check_acme(config)
     _check_listener_tls(config)
+    _check_metrics(config)
 
 
 def _check_acme(config: Config) -> None:
@@ -433,6 +448,35 @@ def _check_listener_tls(config: Config) -> None:
         f"{_describe_tls('client', listen.client_tls, mode)} and "
         f"{_describe_tls('federation', listen.federation_tls, mode)}"
     )
+
+
+def _check_metrics(config: Config) -> None:
+    """/metrics stays off the federation listener, and an address means it is wanted."""
+    metrics, listen = config.metrics, config.listen
+    if metrics.address and not metrics.enabled:
+        raise ConfigError(
+            f"metrics.address: {_show(metrics.address)} is set but metrics.enabled = false; set "
+            'metrics.enabled = true to serve /metrics there, or metrics.address = ""'
+        )
+    if not metrics.enabled:
+        return
+    if not metrics.address and (not listen.federation or listen.federation == listen.client):
+        why = (
+            'listen.federation = ""' if not listen.federation
+            else f"listen.federation = listen.client ({_show(listen.client)})"
+        )
+        raise ConfigError(
+            f"metrics.address: the client listener also serves federation ({why}), so /metrics "
+            'there would be public; give metrics a listener of its own, e.g. metrics.address = '
+            '"127.0.0.1:9092"'
+        )
+    for key in ("client", "federation", "acme_http"):
+        taken = getattr(listen, key)
+        if metrics.address and metrics.address == taken and not taken.endswith(":0"):
+            raise ConfigError(
+                f"metrics.address: {_show(metrics.address)} is listen.{key}'s address; metrics "
+                'need their own (e.g. "127.0.0.1:9092"), or "" to be served on the client listener'
+            )
 
 
 def _describe_tls(name: str, explicit: bool | None, mode: str) -> str:
@@ -704,6 +748,7 @@ _VALIDATORS: dict[str, dict[str, Validator]] = {
     },
     "limits": {"max_request_bytes": _int_range(1)},
     "logging": {"level": _choice("debug", "info", "warning", "error")},
+    "metrics": {"enabled": _boolean, "address": _optional_address},
     "ratelimit": {
         "enabled": _boolean,
         "login_per_second": _non_negative_float,

@@ -197,6 +197,17 @@ _COMMENTS: dict[str, str] = {
     "limits.max_request_bytes": "The largest non-upload request body accepted, in bytes.",
     "logging": "What the server writes to its log (stderr, or the journal under systemd).",
     "logging.level": '"debug", "info", "warning" or "error".',
+    "metrics": (
+        "Prometheus metrics at /metrics: requests by route and status, latencies, events stored,\n"
+        "database commits, /sync waiters, federation queues, the process's memory and CPU.\n"
+        "packaging/grafana-dashboard.json is a Grafana dashboard that reads them."
+    ),
+    "metrics.enabled": "true: serve /metrics (off by default: it tells about traffic and peers).",
+    "metrics.address": (
+        '"" serves /metrics on the client listener (keep your reverse proxy from passing\n'
+        '/metrics on); "127.0.0.1:9092" serves it on a plain-HTTP listener of its own. Never on\n'
+        "the federation listener."
+    ),
     "ratelimit": (
         "Request rate limits (token buckets), so one client cannot starve the server: each\n"
         "allows `burst` requests at once (at least 1), refilled at `per_second`. A `per_second`\n"

@@ -5,6 +5,8 @@ Two listeners, one process:
 - federation (`listen.federation`, skipped when empty or equal to the client address): only the
   federation, key, well-known and health routes, so a port opened to the internet for
   federation does not also expose the client API;
+- with metrics.address, a plain-HTTP listener serving only /metrics (api/metrics.py); without
+  it, and metrics.enabled, /metrics is on the client listener, never on the federation one;
 - with tls.mode = "acme", a third, plain HTTP (`listen.acme_http`, port 80): the CA's HTTP-01
   challenges, /.well-known/matrix/*, and redirects to https (api/acme_http.py). The renewer
   (tls/manager.py) runs beside them and loads each new certificate into the shared context.
@@ -29,7 +31,7 @@ import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from hypercorn.asyncio import serve as hypercorn_serve
 from quart import Blueprint, Quart
@@ -188,6 +190,8 @@ class Listening:
     tls: ssl.SSLContext | None = None
     # The plain-HTTP ACME challenge listener (listen.acme_http), when tls.mode = "acme".
     acme_http: tuple[str, int] | None = None
+    # The metrics' own plain-HTTP listener (metrics.address), when there is one.
+    metrics: tuple[str, int] | None = None
     # The admin unix socket (listen.admin_socket) and its app.
     admin_socket: Path | None = None
     admin_app: Quart | None = None
@@ -208,9 +212,44 @@ def _url(scheme: str, addr: tuple[str, int]) -> str:
 
 def build_app(config: Config, svc: Services, *, listener: Listener = "client") -> Quart:
     blueprints = _FEDERATION_BLUEPRINTS
+    first: tuple[Callable[[], Awaitable[None]], ...] = ()
+    if svc.metrics is not None:
+        # Imported only with metrics on: prometheus-client is memory a Pi without them keeps.
+        from dendrite_lite.api import metrics
+
+        first = (metrics.note_route,)
+        if listener == "client" and not config.metrics.address:
+            blueprints += (metrics.bp,)
     if listener == "client":
-        blueprints = _CLIENT_ONLY_BLUEPRINTS + _FEDERATION_BLUEPRINTS
-    return create_app(svc, blueprints, name=f"dendrite_lite.{listener}")
+        blueprints = _CLIENT_ONLY_BLUEPRINTS + blueprints
+    return create_app(svc, blueprints, name=f"dendrite_lite.{listener}", first=first)
+
+
+def _bind_metrics(config: Config) -> socket.socket | None:
+    if not config.metrics.enabled or not config.metrics.address:
+        return None
+    try:
+        return _bind_socket(config.metrics.address)
+    except StartupError as e:
+        raise StartupError(f"metrics.address: {e}") from None
+
+
+def _start_metrics(
+    svc: Services, sock: socket.socket, stop: asyncio.Event
+) -> tuple[tuple[str, int], asyncio.Task[None]]:
+    """The metrics' own listener (its address, and its task, with the others)."""
+    from dendrite_lite.api.metrics import build_metrics_app  # see build_app
+
+    addr = _sockname(sock)
+    app = build_metrics_app(svc)
+    task = asyncio.create_task(
+        _serve_until(app, sock, None, stop, svc.notifier, on_response=_on_response(svc))
+    )
+    return addr, task
+
+
+def _on_response(svc: Services) -> Callable[[Any, int, float], None] | None:
+    return svc.metrics.observe_request if svc.metrics is not None else None
 
 
 def build_admin_app(svc: Services) -> Quart:
@@ -392,6 +431,7 @@ async def serve(
     trigger_task: asyncio.Task[None] | None = None
     renewer: CertificateManager | None = None
     acme_sock: socket.socket | None = None
+    metrics_sock: socket.socket | None = None
     admin_pending: AdminSocket | None = admin
     stop = asyncio.Event()
     try:
@@ -399,6 +439,7 @@ async def serve(
         for listener, bind in _listener_binds(config):
             sockets.append((listener, _bind_socket(bind)))
         acme_sock = _bind_acme_http(config)
+        metrics_sock = _bind_metrics(config)
         addrs = {name: _sockname(sock) for name, sock in sockets}
         apps = {name: build_app(config, svc, listener=name) for name, _ in sockets}
         if configure_app is not None:
@@ -412,9 +453,16 @@ async def serve(
         # Each listener with or without the one shared context (listen.<name>_tls).
         contexts = {name: tls if _speaks_tls(config, name) else None for name, _ in sockets}
         tasks = [
-            asyncio.create_task(_serve_until(apps[name], sock, contexts[name], stop, svc.notifier))
+            asyncio.create_task(_serve_until(
+                apps[name], sock, contexts[name], stop, svc.notifier, on_response=_on_response(svc)
+            ))
             for name, sock in sockets
         ]
+        metrics_addr = None
+        if metrics_sock is not None:
+            metrics_addr, metrics_task = _start_metrics(svc, metrics_sock, stop)
+            metrics_sock = None  # its listener closes it
+            tasks.append(metrics_task)
         admin_app = build_admin_app(svc)
         tasks.append(asyncio.create_task(_serve_admin(admin_app, admin, stop, svc.notifier)))
         admin_pending = None  # its listener closes and removes it
@@ -431,12 +479,15 @@ async def serve(
         listening = Listening(
             addrs["client"], addrs.get("federation"), schemes, apps, tls, acme_addr,
             admin_socket=admin.path, admin_app=admin_app,
+            metrics=metrics_addr,
         )
         for name in addrs:
             log.info("%s listener on %s", name, getattr(listening, f"{name}_url"))
         log.info("admin socket on %s", admin.path)
         if acme_addr is not None:
             log.info("ACME challenge listener on %s", _url("http", acme_addr))
+        if metrics_addr is not None:
+            log.info("metrics listener on %s", _url("http", metrics_addr))
         if ready is not None:
             ready(listening)
         await _wait_all(tasks, stop)
@@ -449,6 +500,8 @@ async def serve(
             sock.close()
         if acme_sock is not None:
             acme_sock.close()
+        if metrics_sock is not None:
+            metrics_sock.close()
         if admin_pending is not None:
             admin_pending.sock.close()
             admin_pending.remove()
@@ -495,6 +548,7 @@ async def _serve_admin(
 async def _serve_until(
     app: Quart, sock: socket.socket, tls: ssl.SSLContext | None, stop: asyncio.Event,
     notifier: Notifier, *, access_log: type[AccessLog] = AccessLog,
+    on_response: Callable[[Any, int, float], None] | None = None,
 ) -> None:
     async def stopping() -> None:
         await stop.wait()
@@ -502,7 +556,7 @@ async def _serve_until(
 
     # AccessLog writes our own line per request; FramingGuard refuses ambiguous bodies before
     # the app sees them.
-    asgi = access_log(FramingGuard(app))
+    asgi = access_log(FramingGuard(app), on_response=on_response)
     try:
         await hypercorn_serve(asgi, ListenerConfig(sock, tls), shutdown_trigger=stopping, mode="asgi")  # type: ignore[arg-type]
     except OSError as e:

@@ -25,7 +25,7 @@ from dendrite_lite.e2ee.to_device import ToDeviceService
 from dendrite_lite.ratelimit import RateLimits
 from dendrite_lite.rooms.guest_access import GuestAccessRevocation
 from dendrite_lite.rooms.membership import MembershipService
-from dendrite_lite.rooms.pipeline import RoomPipeline
+from dendrite_lite.rooms.pipeline import CommitHook, RoomPipeline
 from dendrite_lite.rooms.read_markers import ReadMarkersService
 from dendrite_lite.rooms.receipts import ReceiptsService
 from dendrite_lite.rooms.typing import TypingService
@@ -79,6 +79,7 @@ if TYPE_CHECKING:
     import httpx
 
     from dendrite_lite.media.preview import UrlPreviews
+    from dendrite_lite.metrics import ServerMetrics
 
 __all__ = ["StartupError", "load_services", "close_services"]
 
@@ -127,13 +128,19 @@ async def load_services(config: Config) -> Services:
     ]
     if device_list_edus is not None:
         hooks.append(device_list_edus.prepare)
+    metrics = _server_metrics(config)
+    commit_hooks: list[CommitHook] = [sender.committed] if sender else []
+    if metrics is not None:
+        commit_hooks.append(metrics.local_events_committed)
     pipeline = RoomPipeline(
         storage, server_name=config.server.server_name, key=key, notifier=notifier,
         # The sender's hook queues our events for other servers in the events' transaction.
         persist_hooks=hooks + ([sender.prepare] if sender else []),
-        commit_hooks=[sender.committed] if sender else [],
+        commit_hooks=commit_hooks,
     )
     federation.update(_inbound_federation(config, key, storage, notifier, pipeline, hooks, federation))
+    if metrics is not None:
+        _record_into(metrics, storage, notifier, federation)
     guests.leave = MembershipService(
         storage, pipeline, config.server.server_name, federation["federated_membership"]
     ).leave
@@ -154,6 +161,7 @@ async def load_services(config: Config) -> Services:
         ratelimits=ratelimits,
         notifier=notifier,
         pipeline=pipeline,
+        metrics=metrics,
         **user_data,
         **e2ee,
         **_sync_services(
@@ -448,3 +456,31 @@ async def close_services(svc: Services) -> None:
         await svc.federation_client.aclose()
     if svc.url_previews is not None:
         await svc.url_previews.aclose()
+
+
+def _server_metrics(config: Config) -> ServerMetrics | None:
+    if not config.metrics.enabled:
+        return None
+    # Imported only with metrics on: prometheus-client is memory a Pi without them keeps.
+    from dendrite_lite.metrics import ServerMetrics
+
+    return ServerMetrics()
+
+
+def _record_into(
+    metrics: ServerMetrics, storage: Storage, notifier: Notifier, federation: dict[str, Any]
+) -> None:
+    """Hand the metrics' recording callbacks to the writer and the federation services (the
+    room pipeline got its commit hook when built), and what is counted when scraped."""
+    storage.db.on_commit = metrics.commit_observed
+    metrics.watch_sync_waiters(notifier.waiting)
+    sender: FederationSender | None = federation["federation_sender"]
+    if sender is not None:
+        sender.on_transaction = metrics.federation_transaction
+        metrics.watch_federation_queues(sender.queue_lengths)
+    ingest: FederationIngest | None = federation["federation_ingest"]
+    if ingest is not None:
+        ingest.on_persisted = metrics.remote_event_persisted
+    membership: FederatedMembership | None = federation["federated_membership"]
+    if membership is not None and membership.joins is not None:
+        membership.joins.on_finished = metrics.remote_join_finished

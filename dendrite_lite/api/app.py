@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
@@ -92,6 +92,7 @@ from dendrite_lite.users.uia import UiaSessions
 
 if TYPE_CHECKING:
     from dendrite_lite.media.preview import UrlPreviews
+    from dendrite_lite.metrics import ServerMetrics
 
 __all__ = ["Services", "create_app", "services", "BODY_TIMEOUT_S"]
 
@@ -181,6 +182,8 @@ class Services:
     public_rooms: PublicRoomsDirectory = None  # type: ignore[assignment]
     # GET /media/preview_url (None unless media.url_preview_enabled).
     url_previews: UrlPreviews | None = None
+    # Prometheus metrics (None unless metrics.enabled; metrics.py).
+    metrics: ServerMetrics | None = None
 
 
 # --- routing on the raw path ---------------------------------------------------------------------
@@ -346,7 +349,15 @@ class MatrixApp(Quart):
     json_provider_class = OrjsonProvider
 
 
-def create_app(svc: Services, blueprints: Iterable[Blueprint], *, name: str = "dendrite_lite") -> Quart:
+def create_app(
+    svc: Services,
+    blueprints: Iterable[Blueprint],
+    *,
+    name: str = "dendrite_lite",
+    first: Iterable[Callable[[], Awaitable[None]]] = (),
+) -> Quart:
+    """`first`: before_request hooks that run ahead of the app's own (which may answer the
+    request before later hooks run: an OPTIONS preflight, a 404)."""
     app = MatrixApp(name)
     app.extensions["dendrite_lite"] = svc
     app.config["BODY_TIMEOUT"] = BODY_TIMEOUT_S
@@ -359,6 +370,8 @@ def create_app(svc: Services, blueprints: Iterable[Blueprint], *, name: str = "d
     url_map.strict_slashes = False
     url_map.merge_slashes = False
     url_map.redirect_defaults = False
+    for hook in first:
+        app.before_request(hook)
     app.before_request(_preflight_and_declared_size)
     app.after_request(_finish_response)
     app.register_error_handler(MatrixError, _matrix_error)

@@ -123,6 +123,8 @@ class FederationIngest:
         self._persist_hooks = list(persist_hooks)
         self._own_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._room_lock = room_lock or self._private_lock
+        # Told of every event stored in a room's timeline, rejected ones too (metrics).
+        self.on_persisted: Callable[[Event], None] | None = None
 
     @property
     def persist_hooks(self) -> tuple[PersistHook, ...]:
@@ -419,6 +421,8 @@ class FederationIngest:
             return position
 
         position = await self._storage.db.write(persist)
+        if self.on_persisted is not None:
+            self.on_persisted(checked)
         if visible:
             await self._notify(checked)
         return Outcome(checked, position, soft_failed)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -218,12 +218,27 @@ class RemoteJoins:
     def __init__(self, handshake: MembershipHandshake, ingest: FederationIngest) -> None:
         self._hs = handshake
         self._ingest = ingest
+        # Told (succeeded, seconds) after every join attempt (metrics).
+        self.on_finished: Callable[[bool, float], None] | None = None
 
     async def join(
         self, user_id: str, room_id: str, servers: Sequence[str], content: Mapping[str, Any]
     ) -> Event:
         """Join `user_id` to the remote `room_id` through one of `servers` (already ordered,
         ourselves excluded). Returns our join event once stored. Raises MatrixError."""
+        started = time.perf_counter()
+        ok = False
+        try:
+            event = await self._join(user_id, room_id, servers, content)
+            ok = True
+            return event
+        finally:
+            if self.on_finished is not None:
+                self.on_finished(ok, time.perf_counter() - started)
+
+    async def _join(
+        self, user_id: str, room_id: str, servers: Sequence[str], content: Mapping[str, Any]
+    ) -> Event:
         hs = await self._hs.make(servers, room_id, user_id, "join", content)
         answer = await self._hs.send(hs, "join")
         if not isinstance(answer, dict):

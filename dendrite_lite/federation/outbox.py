@@ -119,7 +119,10 @@ class DestinationQueue:
         rng: Callable[[], float] = random.random,
         retry_interval_ms: int = 0,
         next_retry_ts: int = 0,
+        on_outcome: Callable[[str, str], None] | None = None,
     ) -> None:
+        """`on_outcome(destination, outcome)` hears how each attempt ended (metrics): "sent",
+        "retry" (backing off) or "rejected" (dropped for good)."""
         self.destination = destination
         self._origin = origin
         self._storage = storage
@@ -130,6 +133,7 @@ class DestinationQueue:
         self._rng = rng
         self.retry_interval_ms = retry_interval_ms
         self.next_retry_ts = next_retry_ts
+        self._on_outcome = on_outcome
         self._edus: deque[Edu] = deque()
         self._current: _Txn | None = None
         self._wake = asyncio.Event()
@@ -242,6 +246,7 @@ class DestinationQueue:
                     self.destination, txn.txn_id, len(txn.body["pdus"]), e.message,
                 )
                 await self._acknowledge(txn, f"transaction rejected: {e.message}")
+                self._report("rejected")
             else:
                 log.info("federation: sending to %s failed: %s", self.destination, e.message)
                 await self._backoff(e.message)
@@ -249,7 +254,12 @@ class DestinationQueue:
         _log_pdu_errors(self.destination, txn, response)
         await self._acknowledge(txn, None)
         self.sent_transactions += 1
+        self._report("sent")
         return True
+
+    def _report(self, outcome: str) -> None:
+        if self._on_outcome is not None:
+            self._on_outcome(self.destination, outcome)
 
     async def _build(self) -> _Txn | None:
         dest = self.destination
@@ -308,6 +318,7 @@ class DestinationQueue:
         self.next_retry_ts = 0
 
     async def _backoff(self, reason: str) -> None:
+        self._report("retry")
         now = self._now_ms()
         self.retry_interval_ms = self._policy.next_interval(self.retry_interval_ms)
         self.next_retry_ts = now + self._policy.delay(self.retry_interval_ms, self._rng)

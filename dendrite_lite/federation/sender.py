@@ -94,6 +94,8 @@ class FederationSender:
         self._to_wake: dict[str, set[str]] = {}
         self._started = False
         self._stopped = False
+        # Hears how each transaction attempt ended: (destination, "sent" | "retry" | "rejected").
+        self.on_transaction: Callable[[str, str], None] | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -138,11 +140,16 @@ class FederationSender:
                 rng=self._rng,
                 retry_interval_ms=retry_interval_ms,
                 next_retry_ts=next_retry_ts,
+                on_outcome=self._transaction_done,
             )
             self._queues[destination] = queue
             if self._started and not self._stopped:
                 queue.start()
         return queue
+
+    def _transaction_done(self, destination: str, outcome: str) -> None:
+        if self.on_transaction is not None:
+            self.on_transaction(destination, outcome)
 
     def _wake(self, destinations: Iterable[str]) -> None:
         for d in destinations:
@@ -277,6 +284,14 @@ class FederationSender:
 
     async def destination_health(self, name: str) -> DestinationHealth | None:
         return await destination_health(self._storage, name)
+
+    async def queue_lengths(self) -> dict[str, int]:
+        """What waits per destination: outbox rows plus in-memory EDUs (0 for a destination
+        with a live queue and nothing waiting)."""
+        lengths = await self._storage.db.read(outbox_table.select_pending_counts)
+        for name, queue in self._queues.items():
+            lengths[name] = lengths.get(name, 0) + queue.pending_memory_edus
+        return lengths
 
     def queue(self, destination: str) -> DestinationQueue | None:
         """The live queue of a destination, if any (tests, TUI: in-memory counters)."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -153,6 +154,8 @@ class Database:
     ) -> None:
         self.path = path
         self.stats = WriteStats()
+        # Told (jobs, seconds from BEGIN to the durable COMMIT) after every commit (metrics).
+        self.on_commit: Callable[[int, float], None] | None = None
         self._raw_writer = writer
         # The job functions are typed against aiosqlite's API, which the adapter provides.
         self._writer = cast(aiosqlite.Connection, InlineConnection(writer))
@@ -311,6 +314,7 @@ class Database:
         conn = self._writer
         self.stats.groups += 1
         self.stats.max_group = max(self.stats.max_group, len(jobs))
+        started = time.perf_counter()
         try:
             await self._begin()
         except Exception as e:
@@ -346,6 +350,8 @@ class Database:
                 self._finish_failed(job, error)
             return []
         self.stats.commits += 1
+        if self.on_commit is not None:
+            self.on_commit(len(jobs), time.perf_counter() - started)
         if len(jobs) > 1:
             self.stats.grouped_jobs += len(jobs)
         # Only now, after a durable COMMIT, do callers learn their result.

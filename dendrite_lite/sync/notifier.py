@@ -76,3 +76,7 @@ class Notifier:
 
     def listening_users(self) -> int:
         return len(self._listeners)
+
+    def waiting(self) -> int:
+        """The /sync requests listening now (metrics: computed when scraped, so sync pays nothing)."""
+        return sum(len(bucket) for bucket in self._listeners.values())

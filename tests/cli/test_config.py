@@ -584,3 +584,31 @@ def test_admin_client_api_switch() -> None:
     assert error_of({"admin": {"clientapi": True}}).startswith(
         'admin.clientapi: unknown key; did you mean "client_api"?'
     )
+
+
+def test_metrics_are_off_by_default_and_never_on_the_federation_listener() -> None:
+    assert parse_config({}).metrics.enabled is False
+    on = parse_config({"metrics": {"enabled": True}}).metrics
+    assert (on.enabled, on.address) == (True, "")  # on the client listener
+    own = {"enabled": True, "address": "127.0.0.1:9092"}
+    assert parse_config({"metrics": own}).metrics.address == "127.0.0.1:9092"
+    assert error_of({"metrics": {"enabled": "yes"}}) == (
+        'metrics.enabled: expected true or false, got "yes"'
+    )
+    assert error_of({"metrics": {"enabled": True, "address": "9092"}}).startswith(
+        'metrics.address: "9092" is not'
+    )
+    assert error_of({"metrics": {"address": "127.0.0.1:9092"}}) == (
+        'metrics.address: "127.0.0.1:9092" is set but metrics.enabled = false; set '
+        'metrics.enabled = true to serve /metrics there, or metrics.address = ""'
+    )
+    # The client listener serving federation too would make /metrics public there.
+    shared = {"listen": {"federation": ""}, "metrics": {"enabled": True}}
+    assert error_of(shared).startswith(
+        'metrics.address: the client listener also serves federation (listen.federation = ""),'
+    )
+    assert parse_config({**shared, "metrics": own}).metrics.address == "127.0.0.1:9092"
+    taken = {"metrics": {"enabled": True, "address": "127.0.0.1:8448"}}
+    assert error_of(taken).startswith(
+        'metrics.address: "127.0.0.1:8448" is listen.federation\'s address;'
+    )
