@@ -61,6 +61,7 @@ from dendrite_lite.federation.room_reads import FederationReads
 from dendrite_lite.federation.transactions import TransactionReceiver
 from dendrite_lite.federation.remote_membership import FederatedMembership
 from dendrite_lite.federation.sender import FederationSender
+from dendrite_lite.jobs import BackgroundUpdates
 from dendrite_lite.media.service import MediaService
 from dendrite_lite.ratelimit import RateLimits
 from dendrite_lite.rooms.pipeline import RoomPipeline
@@ -114,6 +115,8 @@ class Services:
     registration_nonces: SharedSecretNonces = field(default_factory=SharedSecretNonces)
     # One-time tokens of POST /login/get_token (login.get_token), in memory like UIA sessions.
     login_tokens: LoginTokens = field(default_factory=LoginTokens)
+    # Synapse's background updates switch, remembered per process (jobs.py: we have none).
+    background_updates: BackgroundUpdates = field(default_factory=BackgroundUpdates)
     # Wakes /sync; the pipeline notifies it after every commit (built by server.load_services).
     notifier: Notifier = field(default_factory=Notifier)
     pipeline: RoomPipeline = None  # type: ignore[assignment]  # always set by load_services

@@ -10,6 +10,7 @@ Who may report what (report_content.md §Server behaviour):
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
@@ -103,18 +104,35 @@ class ReportsService:
         page, total = await self._storage.db.read(
             lambda conn: table.select_event_reports(conn, offset=offset, limit=limit)
         )
-        body: dict[str, Any] = {
-            "event_reports": [
-                {"id": r.id, "received_ts": r.received_ts, "room_id": r.room_id,
-                 "event_id": r.event_id, "user_id": r.reporter, "sender": r.target_user_id,
-                 "reason": r.reason, "score": r.score}
-                for r in page
-            ],
-            "total": total,
-        }
+        body: dict[str, Any] = {"event_reports": [_event_report_json(r) for r in page], "total": total}
         if offset + len(page) < total:
             body["next_token"] = offset + len(page)
         return body
+
+    async def event_report(self, report_id: int) -> dict[str, Any]:
+        """GET /_synapse/admin/v1/event_reports/{reportId} body: the report, the event as
+        stored, and its room's name and canonical alias (404 M_NOT_FOUND for no such report)."""
+        found = await self._storage.db.read(lambda c: table.select_event_report(c, report_id))
+        if found is None:
+            raise MatrixError(Errcode.NOT_FOUND, "Event report not found")
+        return _event_report_json(found.report) | {
+            "event_json": json.loads(found.event_json) if found.event_json is not None else None,
+            "name": found.room_name,
+            "canonical_alias": found.canonical_alias,
+        }
+
+    async def dismiss_event_report(self, report_id: int) -> None:
+        """DELETE /_synapse/admin/v1/event_reports/{reportId} (404 M_NOT_FOUND for none)."""
+        if not await self._storage.db.write(lambda c: table.delete_event_report(c, report_id)):
+            raise MatrixError(Errcode.NOT_FOUND, "Event report not found")
+        log.info("event report %d dismissed", report_id)
+
+
+def _event_report_json(r: table.ContentReport) -> dict[str, Any]:
+    return {
+        "id": r.id, "received_ts": r.received_ts, "room_id": r.room_id, "event_id": r.event_id,
+        "user_id": r.reporter, "sender": r.target_user_id, "reason": r.reason, "score": r.score,
+    }
 
 
 def _reason(body: dict[str, Any]) -> str | None:

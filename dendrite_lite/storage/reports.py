@@ -7,7 +7,15 @@ from dataclasses import dataclass
 
 import aiosqlite
 
-__all__ = ["ContentReport", "insert_report", "select_reports", "select_event_reports"]
+__all__ = [
+    "ContentReport",
+    "EventReportDetails",
+    "delete_event_report",
+    "insert_report",
+    "select_event_report",
+    "select_event_reports",
+    "select_reports",
+]
 
 _COLUMNS = "id, reporter, room_id, event_id, target_user_id, reason, score, received_ts"
 
@@ -22,6 +30,14 @@ class ContentReport:
     reason: str | None
     score: int | None
     received_ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventReportDetails:
+    report: ContentReport
+    event_json: str | None  # the reported event's PDU (None: no longer held, e.g. purged)
+    room_name: str | None
+    canonical_alias: str | None
 
 
 async def insert_report(
@@ -66,3 +82,40 @@ async def select_event_reports(
     ) as cur:
         row = await cur.fetchone()
     return page, int(row[0]) if row is not None else 0
+
+
+def _room_state(event_type: str, path: str) -> str:
+    """A value from the report's room's current (event_type, "") state event."""
+    return (
+        f"(SELECT json_extract(e.json, '{path}') FROM current_state AS cs"
+        " JOIN events AS e ON e.event_id = cs.event_id"
+        f" WHERE cs.room_id = r.room_id AND cs.type = '{event_type}' AND cs.state_key = '')"
+    )
+
+
+_SELECT_EVENT_REPORT = (
+    f"SELECT {', '.join('r.' + c.strip() for c in _COLUMNS.split(','))},"
+    " (SELECT json FROM events WHERE event_id = r.event_id),"
+    f" {_room_state('m.room.name', '$.content.name')},"
+    f" {_room_state('m.room.canonical_alias', '$.content.alias')}"
+    " FROM content_reports AS r WHERE r.id = ? AND r.event_id IS NOT NULL"
+)
+
+
+async def select_event_report(
+    conn: aiosqlite.Connection, report_id: int
+) -> EventReportDetails | None:
+    """A report of an event, with the event and its room's name and canonical alias now."""
+    async with conn.execute(_SELECT_EVENT_REPORT, (report_id,)) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        return None
+    return EventReportDetails(ContentReport(*row[:8]), row[8], row[9], row[10])
+
+
+async def delete_event_report(conn: aiosqlite.Connection, report_id: int) -> bool:
+    """False when there is no such report of an event."""
+    cur = await conn.execute(
+        "DELETE FROM content_reports WHERE id = ? AND event_id IS NOT NULL", (report_id,)
+    )
+    return cur.rowcount > 0

@@ -94,6 +94,9 @@ class PresenceService:
         self._task: asyncio.Task[None] | None = None
         self._join_tasks: set[asyncio.Task[None]] = set()
         self._locks: dict[str, asyncio.Lock] = {}
+        # The timeout loop's last round (ms, and what it did), for the admin API's job list.
+        self.last_check_ts: int | None = None
+        self.last_check_result: str | None = None
 
     @classmethod
     async def open(
@@ -291,10 +294,14 @@ class PresenceService:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(TIMEOUT_CHECK_S)
+            self.last_check_ts = self._now()
             try:
-                await self.check_timeouts()
-            except Exception:  # the loop must survive a failed round (e.g. database closing)
+                changed = await self.check_timeouts()
+            except Exception as e:  # the loop must survive a failed round (e.g. database closing)
                 log.exception("presence timeout check failed")
+                self.last_check_result = f"failed: {e!r}"
+            else:
+                self.last_check_result = f"ok: {len(changed)} user(s) changed"
 
     async def check_timeouts(self) -> list[str]:
         """Apply the idle and sync timeouts now; returns the users whose state changed."""

@@ -12,9 +12,9 @@ from typing import Any
 
 import httpx
 
-from dendrite_lite.storage import accounts as accounts_table
-from tests.conftest import RunningServer, StartServer
-from tests.integration.account_helpers import auth_header, server_storage
+from tests.conftest import StartServer
+from tests.integration.account_helpers import auth_header
+from tests.integration.admin_room_helpers import make_admin
 from tests.integration.federation_helpers import (
     RemoteServer,
     join_remote_user,
@@ -26,14 +26,6 @@ from tests.integration.test_outbox_delivery import Recorder
 
 PREFIX = "/_synapse/admin/v1/federation/destinations"
 OPEN = {"registration.mode": "open", "ratelimit.enabled": False}
-
-
-async def _admin(srv: RunningServer) -> User:
-    user = await new_user(srv, "admin")
-    await server_storage(srv).db.write(
-        lambda c: accounts_table.update_account_admin(c, user.user_id, True)
-    )
-    return user
 
 
 async def _get(user: User, path: str, expect: int = 200, **params: Any) -> Any:
@@ -77,7 +69,7 @@ async def test_failing_peer_shows_its_backoff_and_reset_connection_retries_now(
     )
     us, them = srv.config.server.server_name, peer.config.server.server_name
     try:
-        admin = await _admin(srv)
+        admin = await make_admin(srv)
         room_id = await admin.create_room(preset="public_chat")
         await join_remote_user(srv, room_id, f"@bob:{them}")
         await _send(admin, room_id, "one")
@@ -156,7 +148,7 @@ async def test_failing_peer_shows_its_backoff_and_reset_connection_retries_now(
 
 async def test_list_searches_sorts_and_pages(start_server: StartServer) -> None:
     srv = await start_server(OPEN)
-    admin = await _admin(srv)
+    admin = await make_admin(srv)
     plain = await new_user(srv, "plain")
     # Two destinations on closed loopback ports: every attempt fails at once.
     remotes = [await RemoteServer.trusted_by(srv) for _ in range(2)]

@@ -7,17 +7,15 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 
 from dendrite_lite.media.repository import MediaRow
-from dendrite_lite.storage import accounts as accounts_table
 from tests.conftest import SERVER_NAME, RunningServer
 from tests.integration.account_helpers import (
     auth_header,
     running_server,
-    server_storage,
 )
+from tests.integration.admin_room_helpers import V1, admin_call, make_admin
 from tests.integration.media_helpers import (
     AUTHED,
     content_files,
@@ -27,8 +25,6 @@ from tests.integration.media_helpers import (
 )
 from tests.integration.room_helpers import User, new_user
 from tests.media_images import png
-
-V1 = "/_synapse/admin/v1"
 
 
 @pytest.fixture(scope="module")
@@ -41,31 +37,7 @@ async def srv(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running
 
 @pytest.fixture(scope="module")
 async def admin(srv: RunningServer) -> User:
-    user = await new_user(srv, "admin")
-    await server_storage(srv).db.write(
-        lambda c: accounts_table.update_account_admin(c, user.user_id, True)
-    )
-    return user
-
-
-async def _call(
-    user: User,
-    method: str,
-    path: str,
-    body: Any = None,
-    *,
-    expect: int | None = 200,
-    **kw: Any,
-) -> httpx.Response:
-    """An admin API request (User.call prefixes /_matrix/client/v3)."""
-    resp = await user.client.request(
-        method, path, json=body, headers=auth_header(user.token), **kw
-    )
-    if expect is not None:
-        assert resp.status_code == expect, (
-            f"{method} {path}: {resp.status_code} {resp.text}"
-        )
-    return resp
+    return await make_admin(srv)
 
 
 async def _status(srv: RunningServer, uri: str, user: User) -> int:
@@ -102,7 +74,7 @@ async def test_user_media_lists_pages_and_orders(
         for size in (30, 10, 20)
     ]
     path = f"{V1}/users/{alice.user_id}/media"
-    first = await _call(admin, "GET", path, params={"limit": 2})
+    first = await admin_call(admin, "GET", path, params={"limit": 2})
     body = first.json()
     assert body["total"] == 3 and body["next_token"] == 2
     # Newest first when neither order_by nor dir is given.
@@ -122,15 +94,17 @@ async def test_user_media_lists_pages_and_orders(
         "authenticated": False,
         "quarantined": False,
     }
-    rest = (await _call(admin, "GET", path, params={"from": 2})).json()
+    rest = (await admin_call(admin, "GET", path, params={"from": 2})).json()
     assert [m["media_id"] for m in rest["media"]] == [_media_id(uris[0])]
     assert "next_token" not in rest
     by_size = (
-        await _call(admin, "GET", path, params={"order_by": "media_length"})
+        await admin_call(admin, "GET", path, params={"order_by": "media_length"})
     ).json()
     assert [m["media_length"] for m in by_size["media"]] == [10, 20, 30]
     by_size_b = (
-        await _call(admin, "GET", path, params={"order_by": "media_length", "dir": "b"})
+        await admin_call(
+            admin, "GET", path, params={"order_by": "media_length", "dir": "b"}
+        )
     ).json()
     assert [m["media_length"] for m in by_size_b["media"]] == [30, 20, 10]
 
@@ -144,19 +118,19 @@ async def test_user_media_errors(srv: RunningServer, admin: User) -> None:
         {"from": -1},
         {"limit": "x"},
     ):
-        resp = await _call(admin, "GET", path, params=params, expect=None)
+        resp = await admin_call(admin, "GET", path, params=params, expect=None)
         assert await _error(resp) == (400, "M_INVALID_PARAM"), params
-    unknown = await _call(
+    unknown = await admin_call(
         admin, "GET", f"{V1}/users/@ghost:{SERVER_NAME}/media", expect=None
     )
     assert await _error(unknown) == (404, "M_NOT_FOUND")
-    remote = await _call(
+    remote = await admin_call(
         admin, "GET", f"{V1}/users/@bob:elsewhere.example/media", expect=None
     )
     assert await _error(remote) == (400, "M_INVALID_PARAM")
-    denied = await _call(bob, "GET", path, expect=None)
+    denied = await admin_call(bob, "GET", path, expect=None)
     assert await _error(denied) == (403, "M_FORBIDDEN")
-    assert (await _call(admin, "GET", path)).json() == {"media": [], "total": 0}
+    assert (await admin_call(admin, "GET", path)).json() == {"media": [], "total": 0}
 
 
 async def test_quarantine_by_id_hides_media_until_unquarantined(
@@ -168,29 +142,33 @@ async def test_quarantine_by_id_hides_media_until_unquarantined(
     )
     server_name, media_id = mxc_parts(uri).split("/")
     assert await _status(srv, uri, carol) == 200
-    await _call(admin, "POST", f"{V1}/media/quarantine/{server_name}/{media_id}", {})
+    await admin_call(
+        admin, "POST", f"{V1}/media/quarantine/{server_name}/{media_id}", {}
+    )
     assert await _status(srv, uri, carol) == 404
     assert await _thumbnail_status(srv, uri, carol) == 404
-    info = (await _call(admin, "GET", f"{V1}/media/{server_name}/{media_id}")).json()[
-        "media_info"
-    ]
+    info = (
+        await admin_call(admin, "GET", f"{V1}/media/{server_name}/{media_id}")
+    ).json()["media_info"]
     assert (
         info["quarantined_by"] == admin.user_id and info["media_origin"] == SERVER_NAME
     )
     assert info["user_id"] == carol.user_id and info["media_type"] == "image/png"
     assert len(info["sha256"]) == 64 and info["safe_from_quarantine"] is False
-    await _call(admin, "POST", f"{V1}/media/unquarantine/{server_name}/{media_id}", {})
+    await admin_call(
+        admin, "POST", f"{V1}/media/unquarantine/{server_name}/{media_id}", {}
+    )
     assert await _status(srv, uri, carol) == 200
     assert await _thumbnail_status(srv, uri, carol) == 200
-    info = (await _call(admin, "GET", f"{V1}/media/{server_name}/{media_id}")).json()[
-        "media_info"
-    ]
+    info = (
+        await admin_call(admin, "GET", f"{V1}/media/{server_name}/{media_id}")
+    ).json()["media_info"]
     assert info["quarantined_by"] is None
-    missing = await _call(
+    missing = await admin_call(
         admin, "POST", f"{V1}/media/quarantine/{server_name}/nothere", {}, expect=None
     )
     assert await _error(missing) == (404, "M_NOT_FOUND")
-    no_info = await _call(
+    no_info = await admin_call(
         admin, "GET", f"{V1}/media/{server_name}/nothere", expect=None
     )
     assert await _error(no_info) == (404, "M_NOT_FOUND")
@@ -226,14 +204,16 @@ async def test_room_media_quarantine_skips_protected_media(
         f"/rooms/{room}/send/m.room.message/m3",
         {"msgtype": "m.image", "body": "remote", "url": "mxc://elsewhere.example/abc"},
     )
-    listed = (await _call(admin, "GET", f"{V1}/room/{room}/media")).json()
+    listed = (await admin_call(admin, "GET", f"{V1}/room/{room}/media")).json()
     assert listed == {
         "local": [image, thumb, sticker],
         "remote": ["mxc://elsewhere.example/abc"],
     }
 
-    await _call(admin, "POST", f"{V1}/media/protect/{_media_id(sticker)}", {})
-    done = (await _call(admin, "POST", f"{V1}/room/{room}/media/quarantine", {})).json()
+    await admin_call(admin, "POST", f"{V1}/media/protect/{_media_id(sticker)}", {})
+    done = (
+        await admin_call(admin, "POST", f"{V1}/room/{room}/media/quarantine", {})
+    ).json()
     assert done == {
         "num_quarantined": 2
     }  # the image and its thumbnail; the remote one is not cached
@@ -242,17 +222,21 @@ async def test_room_media_quarantine_skips_protected_media(
     ] == [404, 404, 200, 200]
     # Protected media is not quarantined by id either, until unprotected.
     server_name, sticker_id = mxc_parts(sticker).split("/")
-    await _call(admin, "POST", f"{V1}/media/quarantine/{server_name}/{sticker_id}", {})
+    await admin_call(
+        admin, "POST", f"{V1}/media/quarantine/{server_name}/{sticker_id}", {}
+    )
     assert await _status(srv, sticker, dave) == 200
-    await _call(admin, "POST", f"{V1}/media/unprotect/{sticker_id}", {})
-    await _call(admin, "POST", f"{V1}/media/quarantine/{server_name}/{sticker_id}", {})
+    await admin_call(admin, "POST", f"{V1}/media/unprotect/{sticker_id}", {})
+    await admin_call(
+        admin, "POST", f"{V1}/media/quarantine/{server_name}/{sticker_id}", {}
+    )
     assert await _status(srv, sticker, dave) == 404
 
-    unknown = await _call(
+    unknown = await admin_call(
         admin, "GET", f"{V1}/room/!nope:{SERVER_NAME}/media", expect=None
     )
     assert await _error(unknown) == (404, "M_NOT_FOUND")
-    no_media = await _call(
+    no_media = await admin_call(
         admin, "POST", f"{V1}/media/protect/nothere", {}, expect=None
     )
     assert await _error(no_media) == (404, "M_NOT_FOUND")
@@ -266,13 +250,15 @@ async def test_user_media_quarantine(srv: RunningServer, admin: User) -> None:
         for i in range(2)
     ]
     done = (
-        await _call(admin, "POST", f"{V1}/user/{erin.user_id}/media/quarantine", {})
+        await admin_call(
+            admin, "POST", f"{V1}/user/{erin.user_id}/media/quarantine", {}
+        )
     ).json()
     assert done == {"num_quarantined": 2}
     assert [await _status(srv, u, erin) for u in uris] == [404, 404]
-    listed = (await _call(admin, "GET", f"{V1}/users/{erin.user_id}/media")).json()[
-        "media"
-    ]
+    listed = (
+        await admin_call(admin, "GET", f"{V1}/users/{erin.user_id}/media")
+    ).json()["media"]
     assert {m["quarantined_by"] for m in listed} == {admin.user_id}
 
 
@@ -284,25 +270,25 @@ async def test_delete_media_by_id_and_by_user(srv: RunningServer, admin: User) -
     server_name, media_id = mxc_parts(uri).split("/")
     files_before = len(content_files(srv))
     deleted = (
-        await _call(admin, "DELETE", f"{V1}/media/{server_name}/{media_id}")
+        await admin_call(admin, "DELETE", f"{V1}/media/{server_name}/{media_id}")
     ).json()
     assert deleted == {"deleted_media": [media_id], "total": 1}
     assert await _status(srv, uri, frank) == 404
     assert (
         len(content_files(srv)) == files_before - 1
     )  # the file went with its only row
-    again = await _call(
+    again = await admin_call(
         admin, "DELETE", f"{V1}/media/{server_name}/{media_id}", expect=None
     )
     assert await _error(again) == (404, "M_NOT_FOUND")
-    remote = await _call(
+    remote = await admin_call(
         admin, "DELETE", f"{V1}/media/elsewhere.example/abc", expect=None
     )
     assert await _error(remote) == (400, "M_INVALID_PARAM")
 
     kept = [await upload(srv.client, h, b"k" * n, "text/plain") for n in (1, 5, 3)]
     gone = (
-        await _call(
+        await admin_call(
             admin,
             "DELETE",
             f"{V1}/users/{frank.user_id}/media",
@@ -313,7 +299,7 @@ async def test_delete_media_by_id_and_by_user(srv: RunningServer, admin: User) -
         "deleted_media": [_media_id(kept[1]), _media_id(kept[2])],
         "total": 2,
     }
-    left = (await _call(admin, "GET", f"{V1}/users/{frank.user_id}/media")).json()
+    left = (await admin_call(admin, "GET", f"{V1}/users/{frank.user_id}/media")).json()
     assert [m["media_id"] for m in left["media"]] == [_media_id(kept[0])]
 
 
@@ -329,10 +315,10 @@ async def test_delete_old_local_media_keeps_avatars_and_protected(
     await gina.call(
         "PUT", f"/profile/{gina.user_id}/avatar_url", {"avatar_url": avatar}
     )
-    await _call(admin, "POST", f"{V1}/media/protect/{_media_id(protected)}", {})
+    await admin_call(admin, "POST", f"{V1}/media/protect/{_media_id(protected)}", {})
     future = int(time.time() * 1000) + 60_000
     deleted = (
-        await _call(
+        await admin_call(
             admin,
             "POST",
             f"{V1}/media/delete",
@@ -347,7 +333,7 @@ async def test_delete_old_local_media_keeps_avatars_and_protected(
         and await _status(srv, avatar, gina) == 200
     )
     deleted = (
-        await _call(
+        await admin_call(
             admin,
             "POST",
             f"{V1}/media/delete",
@@ -359,7 +345,7 @@ async def test_delete_old_local_media_keeps_avatars_and_protected(
         deleted["deleted_media"]
     )
     assert await _status(srv, protected, gina) == 200
-    missing = await _call(admin, "POST", f"{V1}/media/delete", {}, expect=None)
+    missing = await admin_call(admin, "POST", f"{V1}/media/delete", {}, expect=None)
     assert await _error(missing) == (400, "M_MISSING_PARAM")
 
 
@@ -382,18 +368,22 @@ async def test_purge_media_cache_deletes_old_remote_copies(
         created_ts=1000,
     )
     await repo.store(row, one(b"a remote copy"), max_bytes=100)
-    info = await _call(admin, "GET", f"{V1}/media/remote.example/cached1")
+    info = await admin_call(admin, "GET", f"{V1}/media/remote.example/cached1")
     assert info.json()["media_info"]["media_origin"] == "remote.example"
     assert (
-        await _call(
+        await admin_call(
             admin, "POST", f"{V1}/purge_media_cache", {}, params={"before_ts": 500}
         )
     ).json() == {"deleted": 0}
-    purged = await _call(
+    purged = await admin_call(
         admin, "POST", f"{V1}/purge_media_cache", {}, params={"before_ts": 2000}
     )
     assert purged.json()["deleted"] >= 1
-    gone = await _call(admin, "GET", f"{V1}/media/remote.example/cached1", expect=None)
+    gone = await admin_call(
+        admin, "GET", f"{V1}/media/remote.example/cached1", expect=None
+    )
     assert await _error(gone) == (404, "M_NOT_FOUND")
-    missing = await _call(admin, "POST", f"{V1}/purge_media_cache", {}, expect=None)
+    missing = await admin_call(
+        admin, "POST", f"{V1}/purge_media_cache", {}, expect=None
+    )
     assert await _error(missing) == (400, "M_MISSING_PARAM")

@@ -1,6 +1,7 @@
-"""Synapse-compatible admin API for event reports: GET /_synapse/admin/v1/event_reports
-(Synapse's docs/admin_api/event_reports.md: newest first, `from`/`limit`, `next_token`,
-`total`), so existing moderation tools see what users reported. Server admins only."""
+"""Synapse-compatible admin API for event reports (Synapse's docs/admin_api/event_reports.md):
+the list (newest first, `from`/`limit`, `next_token`, `total`), one report with the reported
+event, and dismissing one, so existing moderation tools see and handle what users reported.
+Server admins only."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from quart import Blueprint, Response, jsonify
 from dendrite_lite.api.admin import require_admin
 from dendrite_lite.api.app import services
 from dendrite_lite.api.client.query_args import int_arg
+from dendrite_lite.errors import Errcode, MatrixError
 
 __all__ = ["bp"]
 
@@ -21,3 +23,28 @@ async def list_event_reports() -> Response:
     svc = services()
     await require_admin(svc)
     return jsonify(await svc.reports.event_reports(int_arg("from", 0), int_arg("limit", 100)))
+
+
+def _report_id(raw: str) -> int:
+    if not raw.isascii() or not raw.isdigit():
+        raise MatrixError(
+            Errcode.INVALID_PARAM, "The report_id parameter must be a string of a positive integer"
+        )
+    return int(raw)
+
+
+@bp.get("/_synapse/admin/v1/event_reports/<report_id>")
+async def get_event_report(report_id: str) -> Response:
+    """GET /_synapse/admin/v1/event_reports/{reportId}"""
+    svc = services()
+    await require_admin(svc)
+    return jsonify(await svc.reports.event_report(_report_id(report_id)))
+
+
+@bp.delete("/_synapse/admin/v1/event_reports/<report_id>")
+async def dismiss_event_report(report_id: str) -> Response:
+    """DELETE /_synapse/admin/v1/event_reports/{reportId}"""
+    svc = services()
+    await require_admin(svc)
+    await svc.reports.dismiss_event_report(_report_id(report_id))
+    return jsonify({})

@@ -10,6 +10,7 @@ from dendrite_lite.api.admin import (
     event_reports,
     media,
     registration_tokens,
+    server_info,
     user_devices,
     users,
 )
@@ -23,6 +24,7 @@ ADMIN_BLUEPRINTS: tuple[Blueprint, ...] = (
     event_reports.bp,
     media.bp,
     destinations.bp,
+    server_info.bp,
     users.bp,
     user_devices.bp,
 )

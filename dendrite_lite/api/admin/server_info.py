@@ -1,0 +1,80 @@
+"""Admin API about the server itself: Synapse's server_version (docs/admin_api/version_api.md)
+and background updates switch (docs/usage/administration/admin_api/background_updates.md; we
+have no background updates, see jobs.py), and our own list of periodic jobs. Server admins only.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import asdict
+
+from quart import Blueprint, Response, jsonify
+
+from dendrite_lite import __version__
+from dendrite_lite.api.admin import require_admin
+from dendrite_lite.api.app import services
+from dendrite_lite.api.errors import json_body
+from dendrite_lite.errors import Errcode, MatrixError
+from dendrite_lite.jobs import list_jobs
+
+__all__ = ["bp"]
+
+bp = Blueprint("admin_server_info", __name__)
+
+_UPDATES = "/_synapse/admin/v1/background_updates"
+
+
+@bp.get("/_synapse/admin/v1/server_version")
+async def server_version() -> Response:
+    """GET /_synapse/admin/v1/server_version"""
+    await require_admin(services())
+    return jsonify(
+        {
+            "server_version": __version__,
+            "server": "dendrite-lite",
+            "python_version": platform.python_version(),
+        }
+    )
+
+
+@bp.get(f"{_UPDATES}/status")
+async def background_updates_status() -> Response:
+    """GET /_synapse/admin/v1/background_updates/status"""
+    svc = services()
+    await require_admin(svc)
+    # Keyed by database in Synapse; nothing runs in ours.
+    return jsonify({"enabled": svc.background_updates.enabled, "current_updates": {}})
+
+
+@bp.get(f"{_UPDATES}/enabled")
+async def background_updates_enabled() -> Response:
+    """GET /_synapse/admin/v1/background_updates/enabled"""
+    svc = services()
+    await require_admin(svc)
+    return jsonify({"enabled": svc.background_updates.enabled})
+
+
+@bp.post(f"{_UPDATES}/enabled")
+async def set_background_updates_enabled() -> Response:
+    """POST /_synapse/admin/v1/background_updates/enabled"""
+    svc = services()
+    await require_admin(svc)
+    body = await json_body()
+    if "enabled" not in body:
+        raise MatrixError(Errcode.MISSING_PARAM, "Missing 'enabled'")
+    enabled = body["enabled"]
+    if not isinstance(enabled, bool):
+        raise MatrixError(Errcode.INVALID_PARAM, "'enabled' must be true or false")
+    svc.background_updates.enabled = enabled
+    return jsonify({"enabled": enabled})
+
+
+@bp.get("/_dendrite_lite/admin/v1/jobs")
+async def jobs() -> Response:
+    """GET /_dendrite_lite/admin/v1/jobs"""
+    svc = services()
+    await require_admin(svc)
+    found = await list_jobs(
+        config=svc.config, storage=svc.storage, presence=svc.presence
+    )
+    return jsonify({"jobs": [asdict(j) for j in found]})

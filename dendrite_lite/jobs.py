@@ -1,0 +1,102 @@
+"""The server's periodic jobs as the server admin sees them (GET /_dendrite_lite/admin/v1/jobs):
+when each last ran, how that went, and when it runs next. Each job keeps its own record (the
+presence timeout loop, the ACME renewer's state file, the federation outbox's per-destination
+health); this only reads them, so nothing here can slow a job down.
+
+Also Synapse's background updates switch (GET/POST /_synapse/admin/v1/background_updates/...):
+we have no background updates (migrations finish before the server starts), so the switch is
+only remembered, per process, for the tools that flip it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from dendrite_lite.config import Config
+from dendrite_lite.federation.destinations import list_destinations
+from dendrite_lite.storage import Storage
+from dendrite_lite.tls.renewal import next_attempt_at
+from dendrite_lite.tls.state import load_state
+from dendrite_lite.users.presence import TIMEOUT_CHECK_S, PresenceService
+
+__all__ = ["BackgroundUpdates", "JobStatus", "list_jobs"]
+
+
+@dataclass
+class BackgroundUpdates:
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    name: str
+    last_run_ts: (
+        int | None
+    )  # ms; None: not run yet (since start, for in-memory records)
+    last_result: str | None
+    next_run_ts: int | None  # ms; None: not scheduled (waits for work, or unknown)
+
+
+async def list_jobs(
+    *,
+    config: Config,
+    storage: Storage,
+    presence: PresenceService | None,
+) -> list[JobStatus]:
+    """Every periodic job this server runs with its config, by name."""
+    jobs = [await _federation_outbox(storage)]
+    if presence is not None:
+        jobs.append(_presence(presence))
+    if config.tls.mode == "acme":
+        jobs.append(_acme(config))
+    return sorted(jobs, key=lambda j: j.name)
+
+
+async def _federation_outbox(storage: Storage) -> JobStatus:
+    """Retries to the destinations that failed: one backoff per destination, so the job's last
+    run is the newest attempt anywhere and its next run the soonest retry."""
+    found = await list_destinations(storage)
+    attempts = [t for h in found for t in (h.last_success_ts, h.last_failure_ts) if t]
+    retries = [h.next_retry_ts for h in found if h.retry_interval_ms]
+    failing = len(retries)
+    return JobStatus(
+        "federation-outbox-retry",
+        max(attempts, default=None),
+        f"{failing} destination(s) backing off" if failing else "ok",
+        min(retries, default=None),
+    )
+
+
+def _presence(presence: PresenceService) -> JobStatus:
+    last = presence.last_check_ts
+    return JobStatus(
+        "presence-timeouts",
+        last,
+        presence.last_check_result,
+        last + int(TIMEOUT_CHECK_S * 1000) if last is not None else None,
+    )
+
+
+def _acme(config: Config) -> JobStatus:
+    """From the renewer's state file (tls/state.py), which it rewrites after every attempt."""
+    state = load_state(config.acme_dir)
+    has_certificate = state.not_after is not None
+    due = next_attempt_at(state, config.acme_names, has_certificate=has_certificate)
+    result = None
+    if state.last_attempt is not None:
+        result = (
+            "ok"
+            if not state.last_error
+            else f"failed ({state.failures} in a row): {state.last_error}"
+        )
+    return JobStatus(
+        "acme-renewal",
+        _ms(state.last_attempt),
+        result,
+        _ms(max(due, time.time())),
+    )
+
+
+def _ms(seconds: float | None) -> int | None:
+    return int(seconds * 1000) if seconds is not None else None
