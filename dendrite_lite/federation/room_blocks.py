@@ -14,6 +14,10 @@ __all__ = ["refuse_blocked_room"]
 
 async def refuse_blocked_room(storage: Storage, room_id: str) -> None:
     """403 M_FORBIDDEN when the room is blocked on this server."""
-    blocker = await storage.db.read(lambda c: blocked_rooms.select_room_blocker(c, room_id))
+    blocker = await storage.db.read(
+        lambda c: blocked_rooms.select_room_blocker(c, room_id)
+    )
     if blocker is not None:
-        raise MatrixError(Errcode.FORBIDDEN, "This room has been blocked on this server")
+        raise MatrixError(
+            Errcode.FORBIDDEN, "This room has been blocked on this server"
+        )

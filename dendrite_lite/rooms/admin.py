@@ -31,7 +31,7 @@ from dendrite_lite.storage.room_stats import ORDERS, RoomQuery, RoomStats
 from dendrite_lite.sync.filters import RoomEventFilter
 from dendrite_lite.sync.tokens import pagination_token
 
-__all__ = ["AdminMessagesRequest", "RoomAdmin", "parse_room_query"]
+__all__ = ["AdminMessagesRequest", "RoomAdmin", "parse_room_query", "require_room_id"]
 
 POWER_LEVELS = "m.room.power_levels"
 # Old names rooms.md still accepts.
@@ -52,7 +52,9 @@ def parse_room_query(
         raise MatrixError(Errcode.INVALID_PARAM, f"order_by must be one of {allowed}")
     if direction not in (None, "f", "b"):
         raise MatrixError(Errcode.INVALID_PARAM, "dir must be 'f' or 'b'")
-    return RoomQuery(order, direction == "b", search_term or None, public_rooms, empty_rooms)
+    return RoomQuery(
+        order, direction == "b", search_term or None, public_rooms, empty_rooms
+    )
 
 
 def _listed(room: RoomStats) -> dict[str, Any]:
@@ -87,7 +89,11 @@ class AdminMessagesRequest:
 
 def _timeline_event(stored: events_table.StoredEvent) -> bool:
     """Events a client may ever be shown (outliers, rejected and soft-failed ones never)."""
-    return not stored.outlier and not stored.soft_failed and stored.event.rejected_reason is None
+    return (
+        not stored.outlier
+        and not stored.soft_failed
+        and stored.event.rejected_reason is None
+    )
 
 
 class RoomAdmin:
@@ -110,19 +116,27 @@ class RoomAdmin:
         return int(self._clock() * 1000)
 
     # --- reads -----------------------------------------------------------------------------
-    async def list_rooms(self, query: RoomQuery, offset: int, limit: int) -> dict[str, Any]:
+    async def list_rooms(
+        self, query: RoomQuery, offset: int, limit: int
+    ) -> dict[str, Any]:
         """GET /_synapse/admin/v1/rooms: {rooms, offset, total_rooms[, next_batch, prev_batch]}."""
         if offset < 0 or limit < 0:
-            raise MatrixError(Errcode.INVALID_PARAM, "from and limit must not be negative")
+            raise MatrixError(
+                Errcode.INVALID_PARAM, "from and limit must not be negative"
+            )
         name = self._server_name
 
         async def read(conn: aiosqlite.Connection) -> tuple[list[RoomStats], int]:
-            rooms = await stats_table.select_room_stats(conn, name, query, offset=offset, limit=limit)
+            rooms = await stats_table.select_room_stats(
+                conn, name, query, offset=offset, limit=limit
+            )
             return rooms, await stats_table.count_room_stats(conn, name, query)
 
         rooms, total = await self._storage.db.read(read)
         body: dict[str, Any] = {
-            "rooms": [_listed(r) for r in rooms], "offset": offset, "total_rooms": total,
+            "rooms": [_listed(r) for r in rooms],
+            "offset": offset,
+            "total_rooms": total,
         }
         if offset + len(rooms) < total:
             body["next_batch"] = offset + len(rooms)
@@ -142,8 +156,12 @@ class RoomAdmin:
                 **_listed(room),
                 "topic": room.topic,
                 "avatar": room.avatar,
-                "joined_local_devices": await stats_table.select_joined_local_devices(conn, room_id),
-                "forgotten": await stats_table.select_all_local_forgot(conn, name, room_id),
+                "joined_local_devices": await stats_table.select_joined_local_devices(
+                    conn, room_id
+                ),
+                "forgotten": await stats_table.select_all_local_forgot(
+                    conn, name, room_id
+                ),
             }
 
         return _found(await self._storage.db.read(read), room_id)
@@ -162,7 +180,11 @@ class RoomAdmin:
     async def state(self, room_id: str, event_type: str | None) -> dict[str, Any]:
         """GET /_synapse/admin/v1/rooms/{roomId}/state[?type=]"""
         room = await load_current(self._storage, room_id, None)
-        ids = [i for (t, _), i in sorted(room.state.items()) if event_type is None or t == event_type]
+        ids = [
+            i
+            for (t, _), i in sorted(room.state.items())
+            if event_type is None or t == event_type
+        ]
         stored = [room.events[i] for i in ids if i in room.events]
         return {"state": await client_events(self._storage, stored)}
 
@@ -180,11 +202,15 @@ class RoomAdmin:
             frm = start
             if frm is None:
                 frm = (
-                    await events_table.select_max_stream_ordering(conn) if backwards
+                    await events_table.select_max_stream_ordering(conn)
+                    if backwards
                     else await events_table.select_min_stream_ordering(conn) - 1
                 )
             raw = await events_table.select_room_events(
-                conn, req.room_id, limit=limit, backwards=backwards,
+                conn,
+                req.room_id,
+                limit=limit,
+                backwards=backwards,
                 before=frm + 1 if backwards else (to + 1 if to is not None else None),
                 after=to if backwards else frm,
             )
@@ -193,10 +219,14 @@ class RoomAdmin:
                 last = raw[-1].stream_ordering
                 body["end"] = pagination_token(last - 1 if backwards else last)
             chunk = [
-                s for s in raw if _timeline_event(s) and req.filter.matches(s.event.pdu, req.room_id)
+                s
+                for s in raw
+                if _timeline_event(s) and req.filter.matches(s.event.pdu, req.room_id)
             ]
             viewer = Viewer("", None, self._now_ms())
-            body["chunk"] = (await serializer_with_bundles(conn, viewer, chunk)).format_all(chunk)
+            body["chunk"] = (
+                await serializer_with_bundles(conn, viewer, chunk)
+            ).format_all(chunk)
             body["state"] = []
             return body
 
@@ -205,14 +235,19 @@ class RoomAdmin:
     # --- blocking --------------------------------------------------------------------------
     async def block_status(self, room_id: str) -> dict[str, Any]:
         """GET /_synapse/admin/v1/rooms/{roomId}/block"""
-        blocker = await self._storage.db.read(lambda c: blocked_table.select_room_blocker(c, room_id))
-        return {"block": False} if blocker is None else {"block": True, "user_id": blocker}
+        blocker = await self._storage.db.read(
+            lambda c: blocked_table.select_room_blocker(c, room_id)
+        )
+        return (
+            {"block": False} if blocker is None else {"block": True, "user_id": blocker}
+        )
 
-    async def set_blocked(self, room_id: str, block: bool, admin: str) -> dict[str, Any]:
+    async def set_blocked(
+        self, room_id: str, block: bool, admin: str
+    ) -> dict[str, Any]:
         """PUT /_synapse/admin/v1/rooms/{roomId}/block: rooms this server does not know may be
         blocked too (before anyone joins them)."""
-        if not room_id.startswith("!") or ":" not in room_id:
-            raise MatrixError(Errcode.INVALID_PARAM, f"{room_id!r} is not a room id")
+        require_room_id(room_id)
         now = self._now_ms()
 
         async def write(conn: aiosqlite.Connection) -> None:
@@ -229,8 +264,13 @@ class RoomAdmin:
         """POST /_synapse/admin/v1/rooms/{roomIdOrAlias}/make_room_admin: the local member
         with the most power (who may change the power levels) gives `user_id` that power;
         a user not in a room they cannot join freely is invited first."""
-        if not is_valid_user_id(user_id) or server_name_of(user_id) != self._server_name:
-            raise MatrixError(Errcode.INVALID_PARAM, "user_id must be a user of this server")
+        if (
+            not is_valid_user_id(user_id)
+            or server_name_of(user_id) != self._server_name
+        ):
+            raise MatrixError(
+                Errcode.INVALID_PARAM, "user_id must be a user of this server"
+            )
         room_id = room_id_or_alias
         if room_id_or_alias.startswith("#"):
             room_id, _ = await resolve_alias(
@@ -240,7 +280,9 @@ class RoomAdmin:
         granter, level = self._most_powerful_local(room)
         if granter is None or level < room.required_level(POWER_LEVELS, ""):
             raise MatrixError(
-                Errcode.UNKNOWN, "No local member may change this room's power levels", status=400
+                Errcode.UNKNOWN,
+                "No local member may change this room's power levels",
+                status=400,
             )
         membership = room.membership(user_id)
         join_rule = _content(room, "m.room.join_rules").get("join_rule")
@@ -284,8 +326,13 @@ def _finite(level: float, power: dict[str, Any]) -> int:
     return max([100, *named])
 
 
+def require_room_id(room_id: str) -> None:
+    """400 M_INVALID_PARAM unless `room_id` looks like a room id (any room version's)."""
+    if not room_id.startswith("!") or len(room_id) < 2:
+        raise MatrixError(Errcode.INVALID_PARAM, f"{room_id!r} is not a room id")
+
+
 def _found(value: Any, room_id: str) -> Any:
     if value is None:
         raise MatrixError(Errcode.NOT_FOUND, f"Room {room_id} not found")
     return value
-

@@ -39,17 +39,23 @@ class AdminTasks:
         self._tasks: dict[str, AdminTask] = {}
         self._running: set[asyncio.Task[None]] = set()
 
-    def start(self, room_id: str, job: Callable[[AdminTask], Awaitable[None]]) -> AdminTask:
+    def start(
+        self, room_id: str, job: Callable[[AdminTask], Awaitable[None]]
+    ) -> AdminTask:
         """Run `job` in the background; it may fill its task's `result` as it goes."""
         self._forget_old()
         task = AdminTask(task_id=secrets.token_urlsafe(12), room_id=room_id)
         self._tasks[task.task_id] = task
-        runner = asyncio.create_task(self._run(task, job), name=f"admin-task-{task.task_id}")
+        runner = asyncio.create_task(
+            self._run(task, job), name=f"admin-task-{task.task_id}"
+        )
         self._running.add(runner)
         runner.add_done_callback(self._running.discard)
         return task
 
-    async def _run(self, task: AdminTask, job: Callable[[AdminTask], Awaitable[None]]) -> None:
+    async def _run(
+        self, task: AdminTask, job: Callable[[AdminTask], Awaitable[None]]
+    ) -> None:
         try:
             await job(task)
             task.status = "complete"

@@ -49,19 +49,26 @@ class HistoryPurges:
         delete_local_events: bool,
     ) -> str:
         """POST /_synapse/admin/v1/purge_history/{roomId}[/{eventId}]: the purge id."""
-        depth = await self._storage.db.read(lambda c: _purge_depth(c, room_id, event_id, ts))
+        depth = await self._storage.db.read(
+            lambda c: _purge_depth(c, room_id, event_id, ts)
+        )
 
         async def job(_: AdminTask) -> None:
             await self.purge(room_id, depth, delete_local_events=delete_local_events)
 
         return self._tasks.start(room_id, job).task_id
 
-    async def purge(self, room_id: str, depth: int, *, delete_local_events: bool) -> PurgeCounts:
+    async def purge(
+        self, room_id: str, depth: int, *, delete_local_events: bool
+    ) -> PurgeCounts:
         """Purge below `depth` now, holding the room's lock so no event is added meanwhile."""
         async with self._room_lock(room_id):
             return await self._storage.db.write(
                 lambda c: purge_table.purge_history(
-                    c, room_id, below_depth=depth, server_name=self._server_name,
+                    c,
+                    room_id,
+                    below_depth=depth,
+                    server_name=self._server_name,
                     delete_local_events=delete_local_events,
                 )
             )
@@ -93,11 +100,14 @@ async def _purge_depth(
         if stored is None:
             raise MatrixError(Errcode.NOT_FOUND, f"Event {event_id} not found")
         if stored.event.room_id != room_id:
-            raise MatrixError(Errcode.INVALID_PARAM, f"Event {event_id} is not in room {room_id}")
+            raise MatrixError(
+                Errcode.INVALID_PARAM, f"Event {event_id} is not in room {room_id}"
+            )
         return stored.event.depth
     if ts is None:
         raise MatrixError(
-            Errcode.MISSING_PARAM, "Give purge_up_to_event_id or purge_up_to_ts (or an event id)"
+            Errcode.MISSING_PARAM,
+            "Give purge_up_to_event_id or purge_up_to_ts (or an event id)",
         )
     found = await history_table.select_event_near_ts(conn, room_id, ts, forwards=True)
     if found is not None:

@@ -4,8 +4,8 @@ API, v1 synchronous and v2 in the background):
 1. block the room if asked (its id stays blocked even once nothing of it is held);
 2. with `new_room_user_id`, create a notice room as that user (public, named `room_name`,
    everyone else at power -10 so they cannot answer) and post `message` in it;
-3. every local user in the room (joined, or invited) leaves it and forgets it; with a notice
-   room they are invited to it and join it;
+3. every local user in the room (joined, or invited) leaves it; with a notice room the joined
+   ones are invited to it and join it;
 4. the room's local aliases move to the notice room (or are deleted) and it leaves the public
    room directory;
 5. with `purge` (the default), everything held of the room is deleted from the database, unless
@@ -26,6 +26,7 @@ import aiosqlite
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.events.ids import is_valid_user_id, server_name_of
 from dendrite_lite.request_body import optional_field
+from dendrite_lite.rooms.admin import require_room_id
 from dendrite_lite.rooms.admin_tasks import AdminTask, AdminTasks
 from dendrite_lite.rooms.creation import parse_create_room
 from dendrite_lite.rooms.membership import MembershipService
@@ -62,8 +63,12 @@ def parse_shutdown(body: Mapping[str, Any], server_name: str) -> ShutdownRequest
     """The DELETE body (400 M_BAD_JSON for a wrong type, M_INVALID_PARAM for a user of
     another server)."""
     user = optional_field(body, "new_room_user_id", "string")
-    if user is not None and (not is_valid_user_id(user) or server_name_of(user) != server_name):
-        raise MatrixError(Errcode.INVALID_PARAM, "new_room_user_id must be a user of this server")
+    if user is not None and (
+        not is_valid_user_id(user) or server_name_of(user) != server_name
+    ):
+        raise MatrixError(
+            Errcode.INVALID_PARAM, "new_room_user_id must be a user of this server"
+        )
 
     def flag(key: str, default: bool) -> bool:
         value = optional_field(body, key, "boolean")
@@ -80,7 +85,12 @@ def parse_shutdown(body: Mapping[str, Any], server_name: str) -> ShutdownRequest
 
 
 def _empty_result() -> dict[str, Any]:
-    return {"kicked_users": [], "failed_to_kick_users": [], "local_aliases": [], "new_room_id": None}
+    return {
+        "kicked_users": [],
+        "failed_to_kick_users": [],
+        "local_aliases": [],
+        "new_room_id": None,
+    }
 
 
 class RoomShutdown:
@@ -104,12 +114,17 @@ class RoomShutdown:
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def _known(self, room_id: str) -> bool:
-        return await self._storage.db.read(lambda c: rooms_table.select_room(c, room_id)) is not None
+        return (
+            await self._storage.db.read(lambda c: rooms_table.select_room(c, room_id))
+            is not None
+        )
 
-    async def delete_now(self, room_id: str, req: ShutdownRequest, admin: str) -> dict[str, Any]:
+    async def delete_now(
+        self, room_id: str, req: ShutdownRequest, admin: str
+    ) -> dict[str, Any]:
         """DELETE /_synapse/admin/v1/rooms/{roomId}: the shutdown's result once done. An unknown
         room can only be blocked (400 otherwise)."""
-        _check_room_id(room_id)
+        require_room_id(room_id)
         if not await self._known(room_id):
             if not req.block:
                 raise MatrixError(Errcode.INVALID_PARAM, f"Unknown room {room_id}")
@@ -121,7 +136,7 @@ class RoomShutdown:
 
     async def start(self, room_id: str, req: ShutdownRequest, admin: str) -> str:
         """DELETE /_synapse/admin/v2/rooms/{roomId}: the delete id (404 for an unknown room)."""
-        _check_room_id(room_id)
+        require_room_id(room_id)
         if not await self._known(room_id):
             raise MatrixError(Errcode.NOT_FOUND, f"Unknown room {room_id}")
 
@@ -173,26 +188,41 @@ class RoomShutdown:
     async def _notice_room(self, req: ShutdownRequest) -> str:
         creator = req.new_room_user_id
         assert creator is not None
-        request = parse_create_room({
-            "preset": "public_chat",
-            "name": req.room_name,
-            "power_level_content_override": {"users_default": -10},
-        })
+        request = parse_create_room(
+            {
+                "preset": "public_chat",
+                "name": req.room_name,
+                "power_level_content_override": {"users_default": -10},
+            }
+        )
         room_id, _ = await self._membership().create_room(creator, request)
         content = {"msgtype": "m.text", "body": req.message}
-        await self._pipeline.send(room_id, EventSpec(creator, "m.room.message", content))
+        await self._pipeline.send(
+            room_id, EventSpec(creator, "m.room.message", content)
+        )
         return room_id
 
     async def _move_members(
-        self, room_id: str, req: ShutdownRequest, new_room: str | None, result: dict[str, Any]
+        self,
+        room_id: str,
+        req: ShutdownRequest,
+        new_room: str | None,
+        result: dict[str, Any],
     ) -> None:
         membership = self._membership()
         for user_id, was in await self._local_members(room_id):
             try:
+                # Not forgotten for them (Synapse does): their next /sync must show the leave,
+                # or their clients keep showing the room as joined.
                 await membership.leave(user_id, room_id)
-                await membership.forget(user_id, room_id)
             except MatrixError as e:
-                log.warning("deleting %s: %s could not leave: %s %s", room_id, user_id, e.errcode, e.error)
+                log.warning(
+                    "deleting %s: %s could not leave: %s %s",
+                    room_id,
+                    user_id,
+                    e.errcode,
+                    e.error,
+                )
                 result["failed_to_kick_users"].append(user_id)
                 continue
             result["kicked_users"].append(user_id)
@@ -203,7 +233,13 @@ class RoomShutdown:
                 await membership.invite(req.new_room_user_id, new_room, user_id)
                 await membership.join(user_id, new_room)
             except MatrixError as e:  # the user is out of the old room all the same
-                log.warning("deleting %s: %s not moved to %s: %s", room_id, user_id, new_room, e.error)
+                log.warning(
+                    "deleting %s: %s not moved to %s: %s",
+                    room_id,
+                    user_id,
+                    new_room,
+                    e.error,
+                )
 
     async def _local_members(self, room_id: str) -> list[tuple[str, str]]:
         """(user id, membership) of our users joined to or invited into the room."""
@@ -236,22 +272,23 @@ class RoomShutdown:
         return await self._storage.db.write(write)
 
     async def _purge(self, room_id: str, force: bool) -> None:
-        if not force and any(m == "join" for _, m in await self._local_members(room_id)):
+        if not force and any(
+            m == "join" for _, m in await self._local_members(room_id)
+        ):
             raise MatrixError(
-                Errcode.UNKNOWN, f"Local users are still in {room_id}; not purging it", status=400
+                Errcode.UNKNOWN,
+                f"Local users are still in {room_id}; not purging it",
+                status=400,
             )
         async with self._pipeline.room_lock(room_id):
             await self._storage.db.write(lambda c: purge_table.delete_room(c, room_id))
 
 
-def _check_room_id(room_id: str) -> None:
-    if not room_id.startswith("!") or ":" not in room_id:
-        raise MatrixError(Errcode.INVALID_PARAM, f"{room_id!r} is not a room id")
-
-
 def _status(task: AdminTask) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "delete_id": task.task_id, "room_id": task.room_id, "status": task.status,
+        "delete_id": task.task_id,
+        "room_id": task.room_id,
+        "status": task.status,
         "shutdown_room": {**_empty_result(), **task.result},
     }
     if task.error is not None:

@@ -50,7 +50,9 @@ SELECT_USED_GROUPS = (
     " WHERE room_id = ? AND current_state_group IS NOT NULL"
 )
 _IN = "IN (SELECT value FROM json_each(?))"
-MAKE_OUTLIERS = f"UPDATE events SET outlier = 1, state_group = NULL WHERE event_id {_IN}"
+MAKE_OUTLIERS = (
+    f"UPDATE events SET outlier = 1, state_group = NULL WHERE event_id {_IN}"
+)
 # Rows keyed by event id that go with a deleted event.
 _BY_EVENT_ID = (
     f"DELETE FROM event_edges WHERE event_id {_IN}",
@@ -64,8 +66,12 @@ _BY_EVENT_ID = (
 # Rows only timeline events have (outliers have none).
 _TIMELINE_ONLY = (f"DELETE FROM event_relations WHERE event_id {_IN}",)
 DELETE_SEARCH = f"DELETE FROM event_search WHERE rowid {_IN}"
-DELETE_PUSH_ACTIONS = f"DELETE FROM event_push_actions WHERE room_id = ? AND stream_ordering {_IN}"
-DELETE_PUSH_QUEUE = f"DELETE FROM push_queue WHERE room_id = ? AND stream_ordering {_IN}"
+DELETE_PUSH_ACTIONS = (
+    f"DELETE FROM event_push_actions WHERE room_id = ? AND stream_ordering {_IN}"
+)
+DELETE_PUSH_QUEUE = (
+    f"DELETE FROM push_queue WHERE room_id = ? AND stream_ordering {_IN}"
+)
 DELETE_GROUP_ENTRIES = f"DELETE FROM state_group_entries WHERE state_group {_IN}"
 DELETE_GROUPS = f"DELETE FROM state_groups WHERE id {_IN}"
 
@@ -97,7 +103,9 @@ async def purge_history(
             delete.append(event_id)
     if delete:
         # A redaction of an event that stays is needed: without it the event would show again.
-        async with conn.execute(SELECT_REDACTIONS_OF_KEPT, (_json(delete), _json(delete))) as cur:
+        async with conn.execute(
+            SELECT_REDACTIONS_OF_KEPT, (_json(delete), _json(delete))
+        ) as cur:
             needed = {row[0] for row in await cur.fetchall()}
         keep += [e for e in delete if e in needed]
         delete = [e for e in delete if e not in needed]

@@ -106,18 +106,28 @@ class RoomStats:
     def from_row(cls, row: sqlite3.Row) -> RoomStats:
         def text(key: str) -> str | None:
             value = row[key]
-            return value if isinstance(value, str) else None  # a malformed event shows nothing
+            return (
+                value if isinstance(value, str) else None
+            )  # a malformed event shows nothing
 
         return cls(
-            room_id=row["room_id"], name=text("name"), canonical_alias=text("canonical_alias"),
-            topic=text("topic"), avatar=text("avatar"),
+            room_id=row["room_id"],
+            name=text("name"),
+            canonical_alias=text("canonical_alias"),
+            topic=text("topic"),
+            avatar=text("avatar"),
             joined_members=int(row["joined_members"]),
             joined_local_members=int(row["joined_local_members"]),
-            version=row["version"], creator=row["creator"], encryption=text("encryption"),
-            federatable=row["federatable"] not in (0, "false"), public=bool(row["public"]),
-            join_rules=text("join_rules"), guest_access=text("guest_access"),
+            version=row["version"],
+            creator=row["creator"],
+            encryption=text("encryption"),
+            federatable=row["federatable"] not in (0, "false"),
+            public=bool(row["public"]),
+            join_rules=text("join_rules"),
+            guest_access=text("guest_access"),
             history_visibility=text("history_visibility"),
-            state_events=int(row["state_events"]), room_type=text("room_type"),
+            state_events=int(row["state_events"]),
+            room_type=text("room_type"),
         )
 
 
@@ -138,7 +148,11 @@ def _where(query: RoomQuery) -> tuple[str, dict[str, Any]]:
     if query.search_term:
         # The name and the canonical alias's localpart contain the term (any case); the room
         # id is matched whole.
-        escaped = query.search_term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        escaped = (
+            query.search_term.replace("\\", "\\\\")
+            .replace("%", "\\%")
+            .replace("_", "\\_")
+        )
         params["pattern"] = f"%{escaped}%"
         params["term"] = query.search_term
         clauses.append(
@@ -150,7 +164,9 @@ def _where(query: RoomQuery) -> tuple[str, dict[str, Any]]:
         clauses.append("public = :public")
         params["public"] = int(query.public_rooms)
     if query.empty_rooms is not None:
-        clauses.append("joined_members = 0" if query.empty_rooms else "joined_members > 0")
+        clauses.append(
+            "joined_members = 0" if query.empty_rooms else "joined_members > 0"
+        )
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
@@ -169,7 +185,12 @@ def _order(query: RoomQuery) -> str:
 
 
 async def select_room_stats(
-    conn: aiosqlite.Connection, server_name: str, query: RoomQuery, *, offset: int, limit: int
+    conn: aiosqlite.Connection,
+    server_name: str,
+    query: RoomQuery,
+    *,
+    offset: int,
+    limit: int,
 ) -> list[RoomStats]:
     where, params = _where(query)
     sql = f"{_STATS} SELECT {_COLUMNS} FROM stats{where}{_order(query)} LIMIT :limit OFFSET :offset"
@@ -178,10 +199,14 @@ async def select_room_stats(
         return [RoomStats.from_row(row) for row in await cur.fetchall()]
 
 
-async def count_room_stats(conn: aiosqlite.Connection, server_name: str, query: RoomQuery) -> int:
+async def count_room_stats(
+    conn: aiosqlite.Connection, server_name: str, query: RoomQuery
+) -> int:
     where, params = _where(query)
     params["suffix"] = ":" + server_name
-    async with conn.execute(f"{_STATS} SELECT COUNT(*) FROM stats{where}", params) as cur:
+    async with conn.execute(
+        f"{_STATS} SELECT COUNT(*) FROM stats{where}", params
+    ) as cur:
         row = await cur.fetchone()
     return int(row[0]) if row is not None else 0
 
@@ -190,7 +215,9 @@ async def select_one_room_stats(
     conn: aiosqlite.Connection, server_name: str, room_id: str
 ) -> RoomStats | None:
     sql = f"{_STATS} SELECT {_COLUMNS} FROM stats WHERE room_id = :room_id"
-    async with conn.execute(sql, {"suffix": ":" + server_name, "room_id": room_id}) as cur:
+    async with conn.execute(
+        sql, {"suffix": ":" + server_name, "room_id": room_id}
+    ) as cur:
         row = await cur.fetchone()
     return RoomStats.from_row(row) if row is not None else None
 
@@ -222,5 +249,7 @@ async def select_all_local_forgot(
 ) -> bool:
     """Whether every local user with a membership in the room forgot it (true with none)."""
     suffix = ":" + server_name
-    async with conn.execute(SELECT_LOCAL_NOT_FORGOTTEN, (room_id, suffix, suffix)) as cur:
+    async with conn.execute(
+        SELECT_LOCAL_NOT_FORGOTTEN, (room_id, suffix, suffix)
+    ) as cur:
         return await cur.fetchone() is None

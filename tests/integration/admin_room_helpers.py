@@ -28,19 +28,34 @@ async def make_admin(srv: RunningServer, prefix: str = "admin") -> User:
 
 
 async def admin_call(
-    user: User, method: str, path: str, body: Any = None, *, expect: int | None = 200, **kw: Any
+    user: User,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    expect: int | None = 200,
+    **kw: Any,
 ) -> httpx.Response:
-    resp = await user.client.request(method, path, json=body, headers=auth_header(user.token), **kw)
+    resp = await user.client.request(
+        method, path, json=body, headers=auth_header(user.token), **kw
+    )
     if expect is not None:
-        assert resp.status_code == expect, f"{method} {path}: {resp.status_code} {resp.text}"
+        assert resp.status_code == expect, (
+            f"{method} {path}: {resp.status_code} {resp.text}"
+        )
     return resp
 
 
-async def wait_for_status(user: User, path: str, *, timeout: float = 10.0) -> dict[str, Any]:
+async def wait_for_status(
+    user: User, path: str, *, timeout: float = 10.0
+) -> dict[str, Any]:
     """Poll a background job's status until it is no longer active."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         body: dict[str, Any] = (await admin_call(user, "GET", path)).json()
-        if body.get("status") != "active" or asyncio.get_running_loop().time() > deadline:
+        if (
+            body.get("status") != "active"
+            or asyncio.get_running_loop().time() > deadline
+        ):
             return body
         await asyncio.sleep(0.05)

@@ -12,7 +12,12 @@ import pytest
 from dendrite_lite.storage import events as events_table
 from tests.conftest import RunningServer
 from tests.integration.account_helpers import running_server, server_storage
-from tests.integration.admin_room_helpers import V1, admin_call, make_admin, wait_for_status
+from tests.integration.admin_room_helpers import (
+    V1,
+    admin_call,
+    make_admin,
+    wait_for_status,
+)
 from tests.integration.room_helpers import User, new_user
 
 
@@ -27,23 +32,35 @@ async def admin(srv: RunningServer) -> User:
     return await make_admin(srv)
 
 
-async def _room_with_messages(srv: RunningServer, n: int) -> tuple[User, str, list[str]]:
+async def _room_with_messages(
+    srv: RunningServer, n: int
+) -> tuple[User, str, list[str]]:
     user = await new_user(srv, "purged")
     room_id = await user.create_room(name="Keep my name")
     return user, room_id, [await user.send(room_id, f"m{i}") for i in range(n)]
 
 
 async def _purge(admin: User, path: str, body: dict[str, object]) -> dict[str, object]:
-    purge_id = (await admin_call(admin, "POST", f"{V1}/purge_history/{path}", body)).json()["purge_id"]
+    purge_id = (
+        await admin_call(admin, "POST", f"{V1}/purge_history/{path}", body)
+    ).json()["purge_id"]
     return await wait_for_status(admin, f"{V1}/purge_history_status/{purge_id}")
 
 
 async def _messages(user: User, room_id: str) -> list[str]:
-    resp = await user.call("GET", f"/rooms/{room_id}/messages", params={"dir": "b", "limit": 50})
-    return [e["content"].get("body") for e in resp.json()["chunk"] if e["type"] == "m.room.message"]
+    resp = await user.call(
+        "GET", f"/rooms/{room_id}/messages", params={"dir": "b", "limit": 50}
+    )
+    return [
+        e["content"].get("body")
+        for e in resp.json()["chunk"]
+        if e["type"] == "m.room.message"
+    ]
 
 
-async def test_purge_up_to_an_event_keeps_it_and_the_state(srv: RunningServer, admin: User) -> None:
+async def test_purge_up_to_an_event_keeps_it_and_the_state(
+    srv: RunningServer, admin: User
+) -> None:
     user, room_id, sent = await _room_with_messages(srv, 5)
     assert await _purge(admin, f"{room_id}/{sent[3]}", {}) == {"status": "complete"}
     # Newest first: the point and what came after it, nothing before.
@@ -51,25 +68,38 @@ async def test_purge_up_to_an_event_keeps_it_and_the_state(srv: RunningServer, a
     assert (await user.state(room_id, "m.room.name")).json() == {"name": "Keep my name"}
     sync = (await user.call("GET", "/sync")).json()["rooms"]["join"][room_id]
     types = {e["type"] for e in sync["state"]["events"] + sync["timeline"]["events"]}
-    assert {"m.room.create", "m.room.power_levels", "m.room.member", "m.room.name"} <= types
+    assert {
+        "m.room.create",
+        "m.room.power_levels",
+        "m.room.member",
+        "m.room.name",
+    } <= types
     # The room goes on: a new message is sent and read.
     await user.send(room_id, "after")
     assert await _messages(user, room_id) == ["after", "m4", "m3"]
     # Local events stay as outliers (the default); delete_local_events removes them.
-    stored = await server_storage(srv).db.read(lambda c: events_table.select_event(c, sent[0]))
+    stored = await server_storage(srv).db.read(
+        lambda c: events_table.select_event(c, sent[0])
+    )
     assert stored is not None and stored.outlier
 
 
-async def test_delete_local_events_and_purge_by_ts(srv: RunningServer, admin: User) -> None:
+async def test_delete_local_events_and_purge_by_ts(
+    srv: RunningServer, admin: User
+) -> None:
     user, room_id, sent = await _room_with_messages(srv, 4)
-    got = await server_storage(srv).db.read(lambda c: events_table.select_event(c, sent[2]))
+    got = await server_storage(srv).db.read(
+        lambda c: events_table.select_event(c, sent[2])
+    )
     assert got is not None
     ts = got.event.origin_server_ts
     body = {"purge_up_to_ts": ts, "delete_local_events": True}
     assert await _purge(admin, room_id, body) == {"status": "complete"}
     remaining = await _messages(user, room_id)
     assert "m0" not in remaining and "m3" in remaining
-    gone = await server_storage(srv).db.read(lambda c: events_table.select_event(c, sent[0]))
+    gone = await server_storage(srv).db.read(
+        lambda c: events_table.select_event(c, sent[0])
+    )
     assert gone is None
 
 
@@ -83,11 +113,24 @@ async def test_purge_errors(srv: RunningServer, admin: User) -> None:
         (admin, f"{room_id}/{other[0]}", {}, 400, "M_INVALID_PARAM"),
         (admin, room_id, {}, 400, "M_MISSING_PARAM"),
         (admin, room_id, {"purge_up_to_ts": "soon"}, 400, "M_BAD_JSON"),
-        (admin, room_id, {"purge_up_to_ts": 1, "delete_local_events": "yes"}, 400, "M_BAD_JSON"),
+        (
+            admin,
+            room_id,
+            {"purge_up_to_ts": 1, "delete_local_events": "yes"},
+            400,
+            "M_BAD_JSON",
+        ),
     ]
     for who, path, body, status, errcode in cases:
-        resp = await admin_call(who, "POST", f"{V1}/purge_history/{path}", body, expect=None)
-        assert (resp.status_code, resp.json()["errcode"]) == (status, errcode), (path, body)
-    unknown = await admin_call(admin, "GET", f"{V1}/purge_history_status/nope", expect=404)
+        resp = await admin_call(
+            who, "POST", f"{V1}/purge_history/{path}", body, expect=None
+        )
+        assert (resp.status_code, resp.json()["errcode"]) == (status, errcode), (
+            path,
+            body,
+        )
+    unknown = await admin_call(
+        admin, "GET", f"{V1}/purge_history_status/nope", expect=404
+    )
     assert unknown.json()["errcode"] == "M_NOT_FOUND"
     assert other_room != room_id

@@ -26,7 +26,9 @@ async def purge_history(room_id: str, event_id: str | None = None) -> Response:
         room_id,
         event_id=event_id or optional_field(body, "purge_up_to_event_id", "string"),
         ts=optional_field(body, "purge_up_to_ts", "integer"),
-        delete_local_events=bool(optional_field(body, "delete_local_events", "boolean")),
+        delete_local_events=bool(
+            optional_field(body, "delete_local_events", "boolean")
+        ),
     )
     return jsonify({"purge_id": purge_id})
 

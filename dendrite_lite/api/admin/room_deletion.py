@@ -20,7 +20,9 @@ async def delete_room_v1(room_id: str) -> Response:
     """DELETE /_synapse/admin/v1/rooms/{roomId}"""
     svc = services()
     admin = await require_admin(svc)
-    req = parse_shutdown(await json_body(allow_empty=True), svc.config.server.server_name)
+    req = parse_shutdown(
+        await json_body(allow_empty=True), svc.config.server.server_name
+    )
     return jsonify(await svc.room_shutdown.delete_now(room_id, req, admin.user_id))
 
 
@@ -30,7 +32,9 @@ async def delete_room_v2(room_id: str) -> Response:
     svc = services()
     admin = await require_admin(svc)
     req = parse_shutdown(await json_body(), svc.config.server.server_name)
-    return jsonify({"delete_id": await svc.room_shutdown.start(room_id, req, admin.user_id)})
+    return jsonify(
+        {"delete_id": await svc.room_shutdown.start(room_id, req, admin.user_id)}
+    )
 
 
 @bp.get("/_synapse/admin/v2/rooms/<room_id>/delete_status")

@@ -39,10 +39,17 @@ async def list_rooms() -> Response:
     await require_admin(svc)
     args = request.args
     query = parse_room_query(
-        args.get("order_by"), args.get("dir"), args.get("search_term"),
-        _optional_bool("public_rooms"), _optional_bool("empty_rooms"),
+        args.get("order_by"),
+        args.get("dir"),
+        args.get("search_term"),
+        _optional_bool("public_rooms"),
+        _optional_bool("empty_rooms"),
     )
-    return jsonify(await svc.room_admin.list_rooms(query, int_arg("from", 0), int_arg("limit", 100)))
+    return jsonify(
+        await svc.room_admin.list_rooms(
+            query, int_arg("from", 0), int_arg("limit", 100)
+        )
+    )
 
 
 @bp.get(f"{_V1}/<room_id>")
@@ -109,8 +116,13 @@ async def make_room_admin(room_id_or_alias: str) -> Response:
     svc = services()
     admin = await require_admin(svc)
     # The caller by default (rooms.md); on the admin socket there is no caller to name.
-    user_id = optional_field(await json_body(allow_empty=True), "user_id", "string") or admin.user_id
+    user_id = (
+        optional_field(await json_body(allow_empty=True), "user_id", "string")
+        or admin.user_id
+    )
     if not user_id:
-        raise MatrixError(Errcode.MISSING_PARAM, "user_id is required on the admin socket")
+        raise MatrixError(
+            Errcode.MISSING_PARAM, "user_id is required on the admin socket"
+        )
     await svc.room_admin.make_room_admin(room_id_or_alias, user_id)
     return jsonify({})
