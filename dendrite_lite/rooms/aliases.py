@@ -23,13 +23,13 @@ from dendrite_lite.storage import Storage
 from dendrite_lite.storage import aliases as aliases_table
 
 __all__ = [
-    "parse_alias",
     "alias_from_localpart",
+    "check_canonical_alias",
     "create_alias",
-    "resolve_alias",
     "delete_alias",
     "local_aliases",
-    "check_canonical_alias",
+    "parse_alias",
+    "resolve_alias",
 ]
 
 log = logging.getLogger(__name__)
@@ -161,10 +161,14 @@ async def delete_alias(
         await pipeline.send(found.room_id, spec)
 
 
-async def local_aliases(storage: Storage, *, requester: str, room_id: str) -> list[str]:
-    """GET /rooms/{roomId}/aliases: joined members, or anyone if world_readable."""
+async def local_aliases(
+    storage: Storage, *, requester: str, room_id: str, is_admin: bool = False
+) -> list[str]:
+    """GET /rooms/{roomId}/aliases: joined members, or anyone if world_readable; server admins
+    too, as Synapse lets them (admin tools list a user's rooms by alias)."""
     room = await load_current(storage, room_id, [("m.room.member", requester)])
-    if room.membership(requester) != "join" and history_visibility(room) != "world_readable":
+    member = room.membership(requester) == "join"
+    if not (is_admin or member or history_visibility(room) == "world_readable"):
         raise MatrixError(Errcode.FORBIDDEN, "You are not a member of the room.")
     return await storage.db.read(lambda c: aliases_table.select_aliases_for_room(c, room_id))
 

@@ -60,11 +60,17 @@ async def delete_alias(room_alias: str) -> Response:
 
 
 @bp.get(f"{_V3}/rooms/<room_id>/aliases")
+@bp.get("/_matrix/client/r0/rooms/<room_id>/aliases")
 async def get_room_aliases(room_id: str) -> Response:
-    """GET /_matrix/client/v3/rooms/{roomId}/aliases"""
+    """GET /_matrix/client/v3/rooms/{roomId}/aliases
+
+    NOTSPEC: also under r0, where synadm (the Synapse admin CLI) asks for it to show the rooms
+    a user is in by alias."""
     svc = services()
     requester = await authenticate(svc)
-    found = await aliases.local_aliases(svc.storage, requester=requester.user_id, room_id=room_id)
+    found = await aliases.local_aliases(
+        svc.storage, requester=requester.user_id, room_id=room_id, is_admin=requester.is_admin
+    )
     return jsonify({"aliases": found})
 
 
