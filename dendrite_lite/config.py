@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 __all__ = [
     "Config",
     "AdminConfig",
+    "BackupConfig",
     "ServerConfig",
     "ListenConfig",
     "TlsConfig",
@@ -205,6 +206,14 @@ class AdminConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class BackupConfig:
+    # Scheduled backups (backup/schedule.py), made by the running server; None: none scheduled.
+    directory: Path | None = None
+    interval_hours: float = 24.0
+    keep: int = 7  # the newest this many stay; older ones are deleted
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     listen: ListenConfig = field(default_factory=ListenConfig)
@@ -220,6 +229,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     ratelimit: RatelimitConfig = field(default_factory=RatelimitConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
+    backup: BackupConfig = field(default_factory=BackupConfig)
     source_path: Path | None = None  # the file this was read from, for messages
 
     # Derived paths: one place decides where things live inside data_dir.
@@ -292,6 +302,7 @@ SECTION_TYPES: dict[str, type] = {
     "metrics": MetricsConfig,
     "ratelimit": RatelimitConfig,
     "admin": AdminConfig,
+    "backup": BackupConfig,
 }
 
 
@@ -544,6 +555,13 @@ def _non_negative_float(key: str, raw: Any) -> float:
     return float(raw)
 
 
+def _positive_float(key: str, raw: Any) -> float:
+    value = _non_negative_float(key, raw)
+    if value == 0:
+        raise ConfigError(f"{key}: must be more than 0")
+    return value
+
+
 def _burst(key: str, raw: Any) -> int:
     # A bucket of 0 tokens would refuse every request, not allow them all (ratelimit.py), so a
     # burst is at least 1 and the way to turn a limit off is its rate: point there.
@@ -761,6 +779,11 @@ _VALIDATORS: dict[str, dict[str, Validator]] = {
         "upload_burst": _burst,
     },
     "admin": {"client_api": _boolean},
+    "backup": {
+        "directory": _optional_path,
+        "interval_hours": _positive_float,
+        "keep": _int_range(1),
+    },
 }
 
 

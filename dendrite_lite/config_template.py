@@ -230,6 +230,16 @@ _COMMENTS: dict[str, str] = {
         "true: server admins may also use it on the client listener with their access token\n"
         "(admin tools like synadm); false: only the admin socket serves it."
     ),
+    "backup": (
+        "Backups the server makes by itself while it runs (`dendrite-lite backup DIR` makes one\n"
+        "by hand). Each is a directory with the database, media, signing key and this file;\n"
+        "`dendrite-lite restore DIR` puts one back. Keep them on another disk or machine."
+    ),
+    "backup.directory": (
+        'Where scheduled backups go (a new directory per backup). "" means no scheduled backups.'
+    ),
+    "backup.interval_hours": "How often a scheduled backup is made, in hours (0.5 = every 30 minutes).",
+    "backup.keep": "How many scheduled backups to keep; older ones are deleted.",
 }
 
 # What an unset (None) option resolves to, for the commented-out line (it depends on others).

@@ -17,7 +17,14 @@ import os
 import sys
 from typing import TextIO
 
-__all__ = ["configure_logging", "wants_timestamps", "OneLineFormatter", "escape_unprintable"]
+__all__ = [
+    "JournalFormatter",
+    "OneLineFormatter",
+    "configure_logging",
+    "escape_unprintable",
+    "wants_timestamps",
+    "writes_to_journal",
+]
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -50,6 +57,31 @@ class OneLineFormatter(logging.Formatter):
         return escape_unprintable(super().formatMessage(record))
 
 
+def writes_to_journal(stream: TextIO, environ: dict[str, str] | None = None) -> bool:
+    """Whether `stream` is systemd's journal: JOURNAL_STREAM names its device and inode."""
+    env = os.environ if environ is None else environ
+    device, _, inode = env.get("JOURNAL_STREAM", "").partition(":")
+    try:
+        st = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+    return device.isdigit() and inode.isdigit() and (st.st_dev, st.st_ino) == (int(device), int(inode))
+
+
+# syslog priorities (sd-daemon(3)): journald files a line starting with <N> under priority N.
+_PRIORITIES = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3}
+
+
+class JournalFormatter(OneLineFormatter):
+    """Each line starts with its syslog priority, so `journalctl -p warning` shows warnings and
+    errors (a traceback's lines carry its record's priority too)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = record.levelno
+        priority = 2 if level > logging.ERROR else _PRIORITIES.get(level - level % 10, 7)
+        return "\n".join(f"<{priority}>{line}" for line in super().format(record).split("\n"))
+
+
 class _QuietTlsCloseTimeout(logging.Filter):
     """Drop asyncio's traceback for a peer that never answered our TLS close_notify.
 
@@ -64,16 +96,23 @@ class _QuietTlsCloseTimeout(logging.Filter):
 
 
 def configure_logging(level: str = "info", *, stream: TextIO | None = None) -> None:
-    """Install one stderr handler on the root logger at `level` (a config.logging.level value)."""
+    """Install one stderr handler on the root logger at `level` (a config.logging.level value),
+    and the in-memory buffer of recent lines (log_buffer.py)."""
     out = stream if stream is not None else sys.stderr
     fmt = "%(levelname)s %(name)s: %(message)s"
     if wants_timestamps(out):
         fmt = "%(asctime)s " + fmt
     handler = logging.StreamHandler(out)
-    handler.setFormatter(OneLineFormatter(fmt))
+    formatter = JournalFormatter if writes_to_journal(out) else OneLineFormatter
+    handler.setFormatter(formatter(fmt))
     root = logging.getLogger()
-    # Replace rather than add, so calling this twice (tests, reload) never doubles every line.
-    root.handlers = [handler]
+    # Late: log_buffer uses this module's escaping.
+    from dendrite_lite.log_buffer import LogBuffer, install_log_buffer
+
+    # Replace rather than add, so calling this twice (tests, reload) never doubles every line;
+    # the in-memory tail (the TUI's Logs screen) keeps its lines.
+    root.handlers = [handler, *(h for h in root.handlers if isinstance(h, LogBuffer))]
+    install_log_buffer(root)
     root.setLevel(_LEVELS.get(level.lower(), logging.INFO))
     # httpx (the command line's HTTP client) logs every request at info; keep its warnings.
     for noisy in ("httpx",):

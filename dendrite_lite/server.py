@@ -94,6 +94,7 @@ from dendrite_lite.logging_setup import configure_logging
 from dendrite_lite.memory import return_large_blocks_to_os
 from dendrite_lite.service_wiring import StartupError, close_services, load_services
 from dendrite_lite.sync.notifier import Notifier
+from dendrite_lite.systemd_notify import SystemdNotifier
 from dendrite_lite.tls.http01 import Http01Answers
 from dendrite_lite.tls.state import CERTIFICATE_FILE, KEY_FILE, load_state
 
@@ -604,9 +605,24 @@ async def _wait_all(tasks: Sequence[asyncio.Task[None]], stop: asyncio.Event) ->
 def run(config: Config) -> None:
     """Serve in the foreground until SIGTERM/SIGINT (`dendrite-lite run`)."""
     configure_logging(config.logging.level)
+    systemd = SystemdNotifier.from_environment()
+    systemd.status("starting: opening the database")
+    watchdog: list[asyncio.Task[None] | None] = []
+
+    def ready(listening: Listening) -> None:
+        where = f"client {listening.client_url}"
+        if listening.federation_url is not None:
+            where += f", federation {listening.federation_url}"
+        systemd.ready(f"serving {config.server.server_name}: {where}")
+        watchdog.append(systemd.start_watchdog())
+
     try:
         with asyncio.Runner(loop_factory=lambda: new_event_loop(config.server.event_loop)) as runner:
-            runner.run(serve(config))
+            runner.run(serve(config, ready=ready))
     except StartupError as e:
         log.error("%s", e)
+        systemd.status(f"failed to start: {e}")
         raise SystemExit(1) from None
+    finally:
+        systemd.stopping()
+        systemd.close()

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dendrite_lite.api.app import Services
+from dendrite_lite.backup.schedule import BackupSchedule
 from dendrite_lite.config import Config
 from dendrite_lite.crypto.keys import KeyFileError, ServerKey, load_signing_key
 from dendrite_lite.e2ee.cross_signing import CrossSigningService
@@ -183,7 +184,16 @@ async def load_services(config: Config) -> Services:
             storage, config.server.server_name, federation["federation_client"]
         ),
         url_previews=_url_previews(config, storage, media),
+        backups=_backup_schedule(config),
     )
+
+
+def _backup_schedule(config: Config) -> BackupSchedule | None:
+    if config.backup.directory is None:
+        return None
+    schedule = BackupSchedule(config, config.backup.directory)
+    schedule.start()  # stopped by close_services
+    return schedule
 
 
 def _media_service(
@@ -438,6 +448,8 @@ async def close_services(svc: Services) -> None:
         await svc.history_purges.close()
     if svc.room_shutdown is not None:
         await svc.room_shutdown.close()
+    if svc.backups is not None:
+        await svc.backups.stop()
     if svc.typing is not None:
         svc.typing.close()
     if svc.media is not None:

@@ -24,7 +24,7 @@ import pytest
 
 from quart import Quart
 from dendrite_lite.config import Config, ListenConfig, ServerConfig
-from dendrite_lite.crypto.keys import ServerKey, new_server_key, write_signing_key
+from dendrite_lite.crypto.keys import ServerKey, load_signing_key, new_server_key, write_signing_key
 from dendrite_lite.event_loop import new_event_loop
 from dendrite_lite.server import Listener, Listening, serve
 from tests.spec_paths import SPEC_DIR
@@ -86,8 +86,11 @@ async def launch(
     configure_app: ConfigureApp | None = None,
 ) -> RunningServer:
     config = make_config(data_dir, overrides)
-    key = new_server_key()
-    write_signing_key(config.signing_key_path, key)
+    if config.signing_key_path.exists():  # a restart, or a restored backup: the same server
+        key = load_signing_key(config.signing_key_path)
+    else:
+        key = new_server_key()
+        write_signing_key(config.signing_key_path, key)
     loop = asyncio.get_running_loop()
     ready: asyncio.Future[Listening] = loop.create_future()
     stop = asyncio.Event()

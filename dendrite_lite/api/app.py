@@ -41,6 +41,7 @@ from werkzeug.routing import Map, MapAdapter, PathConverter, UnicodeConverter
 from dendrite_lite.api.cors import CORS_HEADERS
 from dendrite_lite.api.errors import error_response, http_error_response, unhandled_error_response
 from dendrite_lite.api.limits import body_limit_for
+from dendrite_lite.backup.schedule import BackupSchedule
 from dendrite_lite.config import Config
 from dendrite_lite.crypto.keys import ServerKey
 from dendrite_lite.e2ee.cross_signing import CrossSigningService
@@ -185,6 +186,8 @@ class Services:
     public_rooms: PublicRoomsDirectory = None  # type: ignore[assignment]
     # GET /media/preview_url (None unless media.url_preview_enabled).
     url_previews: UrlPreviews | None = None
+    # Scheduled backups (backup.directory), None when none are configured.
+    backups: BackupSchedule | None = None
     # Prometheus metrics (None unless metrics.enabled; metrics.py).
     metrics: ServerMetrics | None = None
 

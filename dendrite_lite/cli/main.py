@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from dendrite_lite import __version__
-from dendrite_lite.cli import accounts, doctor, init_command, media, registration_tokens, tls, tui
+from dendrite_lite.cli import accounts, backup, doctor, install_service, init_command, media, registration_tokens, tls, tui
 from dendrite_lite.cli.common import (
     DEFAULT_CONFIG,
     ConfigOption,
@@ -52,6 +52,9 @@ app.add_typer(registration_tokens.app, name="registration-token")
 app.command("doctor")(doctor.doctor)
 app.add_typer(tls.app, name="tls")
 app.add_typer(media.app, name="media")
+app.command("backup")(backup.backup)
+app.command("restore")(backup.restore)
+app.command("install-service")(install_service.install_service)
 app.command("tui")(tui.tui)
 
 
