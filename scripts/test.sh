@@ -17,13 +17,14 @@ if ! .venv-synapse/bin/python -c 'import synapse' 2>/dev/null; then
   .venv-synapse/bin/python -m pip install -q 'matrix-synapse~=1.163.0'
 fi
 
-# The ACME tests run Pebble (Let's Encrypt's test CA) with pebble-challtestsrv, and the doctor's
-# DNS tests run dnsmasq, all on loopback: Debian packages, installed once.
+# The ACME tests run Pebble (Let's Encrypt's test CA) with pebble-challtestsrv, the doctor's
+# DNS tests run dnsmasq, all on loopback, and the service tests check our systemd unit with
+# systemd-analyze (package systemd; no systemd needs to run): Debian packages, installed once.
 if ! command -v pebble >/dev/null || ! command -v pebble-challtestsrv >/dev/null \
-    || ! command -v dnsmasq >/dev/null; then
+    || ! command -v dnsmasq >/dev/null || ! command -v systemd-analyze >/dev/null; then
   SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq pebble dnsmasq-base >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq pebble dnsmasq-base systemd >/dev/null
 fi
 # Installed above, so a test needing a peer fails here instead of skipping (tests/peers.py).
 export DENDRITE_LITE_REQUIRE_PEERS=1
