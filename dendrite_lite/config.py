@@ -462,7 +462,8 @@ def _check_listener_tls(config: Config) -> None:
 
 
 def _check_metrics(config: Config) -> None:
-    """/metrics stays off the federation listener, and an address means it is wanted."""
+    """/metrics stays off the federation listener (the client listener too when it serves
+    federation: that one faces other servers), and an address means it is wanted."""
     metrics, listen = config.metrics, config.listen
     if metrics.address and not metrics.enabled:
         raise ConfigError(
@@ -471,7 +472,8 @@ def _check_metrics(config: Config) -> None:
         )
     if not metrics.enabled:
         return
-    if not metrics.address and (not listen.federation or listen.federation == listen.client):
+    shared = not listen.federation or listen.federation == listen.client
+    if not metrics.address and shared and config.federation.enabled:
         why = (
             'listen.federation = ""' if not listen.federation
             else f"listen.federation = listen.client ({_show(listen.client)})"

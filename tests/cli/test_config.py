@@ -608,6 +608,9 @@ def test_metrics_are_off_by_default_and_never_on_the_federation_listener() -> No
         'metrics.address: the client listener also serves federation (listen.federation = ""),'
     )
     assert parse_config({**shared, "metrics": own}).metrics.address == "127.0.0.1:9092"
+    # Without federation the client listener faces only clients (through its reverse proxy).
+    alone = parse_config({**shared, "federation": {"enabled": False}}).metrics
+    assert (alone.enabled, alone.address) == (True, "")
     taken = {"metrics": {"enabled": True, "address": "127.0.0.1:8448"}}
     assert error_of(taken).startswith(
         'metrics.address: "127.0.0.1:8448" is listen.federation\'s address;'

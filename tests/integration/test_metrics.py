@@ -9,6 +9,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import RunningServer, StartServer
+from tests.integration.federation_helpers import RemoteServer, join_remote_user, pdu
 from tests.integration.room_helpers import User, new_user
 
 SEND_ROUTE = "/_matrix/client/v3/rooms/<room_id>/send/<event_type>/<txn_id>"
@@ -169,3 +170,44 @@ async def test_two_servers_in_one_process_count_apart(start_server: StartServer)
         assert value(
             samples, "dendrite_lite_http_requests_total", route=SEND_ROUTE, method="PUT", status="200"
         ) == sent
+
+
+async def test_federation_is_counted_per_destination(start_server: StartServer) -> None:
+    """A remote server (its name a closed port) in our room: its event is stored as remote,
+    ours to it fails and waits in its queue, and a join through it fails and is timed."""
+    srv = await start_server({**NO_LIMITS, "metrics.enabled": True})
+    remote = await RemoteServer.trusted_by(srv)
+    alice = await new_user(srv, "alice")
+    room = await alice.create_room(preset="public_chat")
+    await join_remote_user(srv, room, remote.user("bob"))
+    theirs = await remote.build(srv, room, remote.user("bob"), "m.room.message", {"body": "hi"})
+    assert (await remote.send(srv, [pdu(theirs)])).status_code == 200
+    await alice.send(room, "to a server that is down")
+
+    samples: Samples = {}
+    for _ in range(200):
+        samples = await scrape(srv.client)
+        failed = value(
+            samples, "dendrite_lite_federation_transaction_failures_total",
+            destination=remote.name, kind="retry",
+        )
+        if failed:
+            break
+        await asyncio.sleep(0.02)
+    assert failed == 1  # then it backs off (5 s at first), so no second attempt yet
+    assert value(samples, "dendrite_lite_federation_queue_length", destination=remote.name) >= 1
+    assert total(samples, "dendrite_lite_federation_transactions_sent_total") == 0
+    assert value(samples, "dendrite_lite_events_persisted_total", origin="remote") == 1
+
+    resp = await alice.call(
+        "POST", f"/join/!nowhere:{remote.name}", {}, expect=None,
+        params={"server_name": remote.name},
+    )
+    assert resp.status_code >= 400
+    samples = await scrape(srv.client)
+    assert value(
+        samples, "dendrite_lite_federation_remote_join_duration_seconds_count", outcome="failed"
+    ) == 1
+    assert value(
+        samples, "dendrite_lite_federation_remote_join_duration_seconds_count", outcome="ok"
+    ) == 0
