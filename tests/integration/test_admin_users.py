@@ -637,3 +637,21 @@ async def test_username_available(srv: RunningServer, admin: User) -> None:
         400,
         "M_INVALID_USERNAME",
     )
+
+
+async def test_on_the_admin_socket_nobody_is_the_requester(srv: RunningServer) -> None:
+    """On the admin socket there is no token and no requesting user: creating, promoting and
+    demoting work for every user, and no user id "" is looked up or demoted."""
+    transport = httpx.AsyncHTTPTransport(uds=str(srv.config.admin_socket_path))
+    async with httpx.AsyncClient(transport=transport, base_url="http://admin") as sock:
+        user_id = f"@bysocket:{SERVER_NAME}"
+        made = await sock.put(
+            f"{V2}/users/{user_id}", json={"password": "pw", "admin": True}
+        )
+        assert made.status_code == 201, made.text
+        assert made.json()["admin"] is True
+        demoted = await sock.put(f"{V1}/users/{user_id}/admin", json={"admin": False})
+        assert demoted.status_code == 200, demoted.text
+        assert (await sock.get(f"{V1}/users/{user_id}/admin")).json() == {
+            "admin": False
+        }

@@ -228,3 +228,29 @@ async def test_a_non_admin_token_is_refused(srv: RunningServer, tmp_path: Path) 
     )
     result = await synadm.run("user", "list")
     assert result.json["errcode"] == "M_FORBIDDEN"
+
+
+async def test_over_the_admin_socket_without_a_token(
+    srv: RunningServer, tmp_path: Path
+) -> None:
+    """synadm's unix-socket mode: opening the admin socket is the authentication. (synadm
+    0.49.2 prefixes its socket URL again on every request, so only its one-request commands
+    work this way.)"""
+    user = await new_user(srv, "viasocket")
+    synadm = Synadm.for_server(
+        tmp_path,
+        str(srv.config.admin_socket_path),
+        "no-token-needed",
+        server_name=SERVER_NAME,
+        protocol="unix",
+    )
+    listed = await ok(synadm, "user", "list", "-n", "viasocket")
+    assert [u["name"] for u in listed["users"]] == [user.user_id]
+    assert (await ok(synadm, "user", "details", user.user_id))["name"] == user.user_id
+    assert (
+        await ok(synadm, "user", "password", user.user_id, "-p", "set over the socket")
+        == {}
+    )
+    assert (
+        await login(srv.client, user.user_id, "set over the socket")
+    ).status_code == 200
