@@ -65,10 +65,16 @@ def parse_cross_signing(user_id: str, body: Mapping[str, Any]) -> dict[str, dict
     return out
 
 
-def _device_keys(user_id: str, device_id: str, keys: Any, name: Any) -> dict[str, Any] | None:
-    """Device keys as we store a remote device's: checked to name the device, with its display
-    name in `unsigned` (where /keys/query shows it)."""
-    if not isinstance(keys, dict) or keys.get("user_id") != user_id or keys.get("device_id") != device_id:
+def _device_keys(keys: Any, name: Any) -> dict[str, Any] | None:
+    """Device keys as we store a remote device's: as its server sent them, with the display
+    name in `unsigned` (where /keys/query shows it); None for a device with no keys.
+
+    As Synapse does, keys that do not name the user and device (or are not signed) are kept
+    and served as given. The device's own server is the authority on its
+    users' devices, and clients check the `user_id`, `device_id` and signatures of the keys
+    they are given before trusting them; dropping the device here would hide it altogether.
+    """
+    if not isinstance(keys, dict) or not keys:
         return None
     stored = {k: v for k, v in keys.items() if k != "unsigned"}
     if isinstance(name, str):
@@ -87,7 +93,7 @@ def _parse_user_devices(user_id: str, body: Any) -> tuple[int, dict[str, dict[st
     for device in devices:
         if not isinstance(device, dict) or not isinstance(device.get("device_id"), str):
             continue
-        keys = _device_keys(user_id, device["device_id"], device.get("keys"), device.get("device_display_name"))
+        keys = _device_keys(device.get("keys"), device.get("device_display_name"))
         if keys is not None:
             out[device["device_id"]] = keys
     return stream_id, out
@@ -229,7 +235,7 @@ class RemoteDeviceLists:
             if any(p != held.stream_id for p in prev_ids):
                 return "resync"  # we missed an update
             keys = None if content.get("deleted") is True else _device_keys(
-                user_id, device_id, content.get("keys"), content.get("device_display_name")
+                content.get("keys"), content.get("device_display_name")
             )
             if keys is None:
                 await e2e_keys_table.delete_device_e2e_keys(conn, user_id, device_id)

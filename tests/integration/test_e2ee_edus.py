@@ -226,6 +226,25 @@ async def test_updates_apply_in_order_and_a_gap_makes_the_list_stale(srv: Runnin
     assert await held(srv, "@eve:elsewhere.example") is None and await held(srv, remote.user("loner")) is None
 
 
+async def test_keys_are_kept_and_served_as_their_server_sent_them(srv: RunningServer) -> None:
+    # As Synapse (SyTest 40devicelists "Server correctly handles incoming m.device_list_update"):
+    # keys that name no user or device are the origin's business; clients check them.
+    alice, _, remote, bob = await _room_with_remote_member(srv)
+    await set_cached(srv, bob, 1, {})
+    await device_list_update(srv, remote, {
+        "user_id": bob, "device_id": "ODD", "stream_id": 2, "prev_id": [1],
+        "device_display_name": "test display name", "keys": {"device_keys": {}},
+    })
+    await device_list_update(srv, remote, {
+        "user_id": bob, "device_id": "KEYLESS", "stream_id": 3, "prev_id": [2],
+    })
+    assert (await held(srv, bob)) == remote_table.RemoteList(bob, 3, False)
+    found = (await alice.call("POST", "/keys/query", {"device_keys": {bob: ["ODD", "KEYLESS"]}})).json()
+    assert found["device_keys"][bob] == {
+        "ODD": {"device_keys": {}, "unsigned": {"device_display_name": "test display name"}},
+    }
+
+
 async def test_signing_key_update_replaces_cached_keys(srv: RunningServer) -> None:
     alice, _, remote, bob = await _room_with_remote_member(srv)
     await set_cached(srv, bob, 3, {})

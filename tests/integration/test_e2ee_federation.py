@@ -12,6 +12,7 @@ from urllib.parse import quote
 import pytest
 
 from dendrite_lite.federation.client import FederationClient, RemoteError
+from dendrite_lite.storage import e2e_keys as e2e_keys_table
 from dendrite_lite.storage import remote_device_lists as remote_table
 from tests.conftest import RunningServer
 from tests.integration.account_helpers import V3, login, uia_password
@@ -117,6 +118,24 @@ async def test_a_room_mates_list_is_resynced_on_first_query(pair: tuple[RunningS
     theirs = await fed_client(a).get_json(name(b), f"{V1}/user/devices/{quote(bob.user_id)}")
     assert held[bob.user_id].stream_id == theirs["stream_id"] and not held[bob.user_id].stale
     assert bob.user_id in (await sync(alice, since=since))["device_lists"]["changed"]
+
+
+async def test_a_resync_keeps_devices_whose_keys_name_no_device(pair: tuple[RunningServer, RunningServer]) -> None:
+    """SyTest 40devicelists "resyncs when client query keys and there is no remote cache": a
+    /user/devices answer whose keys are not a device's own (SyTest sends `{"device_keys": {}}`)
+    still lists the devices, served as given, as Synapse does."""
+    a, b = pair
+    alice, _ = await with_keys(a, "alice")
+    bob, _ = await with_keys(b, "bob")
+    await shared_room(alice, bob)
+    odd = {"device_keys": {}}
+    await services_of(b).storage.db.write(
+        lambda c: e2e_keys_table.upsert_device_keys(c, bob.user_id, bob.device_id, odd)
+    )
+    found = await query(alice, bob.user_id)
+    assert found["failures"] == {}
+    assert list(found["device_keys"][bob.user_id]) == [bob.device_id]
+    assert found["device_keys"][bob.user_id][bob.device_id]["device_keys"] == {}
 
 
 async def test_federation_key_endpoints(pair: tuple[RunningServer, RunningServer]) -> None:
