@@ -16,6 +16,7 @@ __all__ = [
     "USER_ID_MAX_BYTES",
     "create_account",
     "check_password",
+    "default_displayname",
     "get_account",
     "make_user_id",
     "validate_user_id",
@@ -28,6 +29,12 @@ USER_ID_MAX_BYTES = 255
 
 def make_user_id(localpart: str, server_name: str) -> str:
     return f"@{localpart}:{server_name}"
+
+
+def default_displayname(user_id: str) -> str:
+    """The display name every new account starts with: its localpart, as Synapse gives one at
+    every registration route (clients and SyTest expect a name in profiles and member events)."""
+    return user_id[1:].split(":", 1)[0]
 
 
 def validate_user_id(user_id: str) -> None:
@@ -70,7 +77,8 @@ async def create_account(
 
     inserted = await storage.db.write(
         lambda conn: accounts_table.insert_account(
-            conn, user_id=user_id, password_hash=password_hash, created_ts=now, is_admin=admin
+            conn, user_id=user_id, password_hash=password_hash, created_ts=now, is_admin=admin,
+            displayname=default_displayname(user_id),
         )
     )
     if not inserted:

@@ -26,7 +26,12 @@ from dendrite_lite.ratelimit import RateLimiter
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import accounts as accounts_table
 from dendrite_lite.storage import registration as registration_table
-from dendrite_lite.users.accounts import get_account, make_user_id, validate_user_id
+from dendrite_lite.users.accounts import (
+    default_displayname,
+    get_account,
+    make_user_id,
+    validate_user_id,
+)
 from dendrite_lite.users.passwords import hash_password_async
 from dendrite_lite.users.sessions import (
     Session,
@@ -153,7 +158,8 @@ async def register_user(
             created = await accounts_table.update_guest_to_user(conn, uid, password_hash)
         else:
             created = await accounts_table.insert_account(
-                conn, user_id=uid, password_hash=password_hash, created_ts=now
+                conn, user_id=uid, password_hash=password_hash, created_ts=now,
+                displayname=default_displayname(uid),
             )
         if not created:
             raise MatrixError(Errcode.USER_IN_USE, "User ID already taken.")
@@ -242,10 +248,9 @@ async def register_guest(
 
     async def txn(conn: aiosqlite.Connection) -> Registered:
         uid = await _free_generated_user_id(conn, config.server.server_name)
-        # The localpart as display name, as Synapse gives every new account one.
         await accounts_table.insert_account(
             conn, user_id=uid, password_hash=None, created_ts=now, is_guest=True,
-            displayname=uid[1:].split(":", 1)[0],
+            displayname=default_displayname(uid),
         )
         new = await insert_session(
             conn, uid, device_id=None, display_name=display_name, ip=ip, with_refresh=False,
@@ -343,7 +348,7 @@ async def register_with_shared_secret(
     async def txn(conn: aiosqlite.Connection) -> Session:
         if not await accounts_table.insert_account(
             conn, user_id=user_id, password_hash=password_hash, created_ts=now,
-            is_admin=admin, displayname=displayname,
+            is_admin=admin, displayname=displayname or default_displayname(user_id),
         ):
             raise MatrixError(Errcode.USER_IN_USE, "User ID already taken.")
         return await insert_session(

@@ -49,6 +49,22 @@ async def test_set_get_and_propagate(srv: RunningServer) -> None:
     resp = await alice.call("GET", f"/profile/{alice.user_id}/avatar_url", expect=404)
 
 
+async def test_new_account_has_its_localpart_as_display_name(srv: RunningServer) -> None:
+    """SyTest "displayname updates affect room member events" GETs the name before setting it
+    and "joined_members fetches my membership" wants one: Synapse starts every account with its
+    localpart. An unset avatar stays a 404 (profile.yaml)."""
+    alice = await new_user(srv, "alice")
+    localpart = alice.user_id[1:].split(":")[0]
+    got = await srv.client.get(f"/_matrix/client/v3/profile/{alice.user_id}/displayname")
+    assert (got.status_code, got.json()) == (200, {"displayname": localpart})
+    room = await alice.create_room()
+    member = (await alice.state(room, "m.room.member", alice.user_id)).json()
+    assert member == {"membership": "join", "displayname": localpart}
+    joined = (await alice.call("GET", f"/rooms/{room}/joined_members")).json()["joined"]
+    assert joined == {alice.user_id: {"display_name": localpart}}
+    await alice.call("GET", f"/profile/{alice.user_id}/avatar_url", expect=404)
+
+
 async def test_profile_errors(srv: RunningServer) -> None:
     alice, bob = await new_user(srv, "alice"), await new_user(srv, "bob")
     resp = await bob.call("PUT", f"/profile/{alice.user_id}/displayname", {"displayname": "x"}, expect=403)

@@ -244,6 +244,9 @@ async def test_shared_secret_registration(tmp_path_factory: pytest.TempPathFacto
         resp = await s.client.post(url, json=body)
         assert resp.status_code == 200, resp.text
         assert resp.json()["user_id"] == f"@root:{SERVER_NAME}"
+        # The localpart is the display name, as at every registration route (as Synapse).
+        name = await s.client.get(f"/_matrix/client/v3/profile/@root:{SERVER_NAME}/displayname")
+        assert name.json() == {"displayname": "root"}
         replay = await s.client.post(url, json=body)
         assert replay.status_code == 400
         nonce = (await s.client.get(url)).json()["nonce"]

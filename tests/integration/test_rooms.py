@@ -72,7 +72,10 @@ async def test_invite_join_leave_members_and_joined_rooms(srv: RunningServer) ->
     assert resp.json()["errcode"] == "M_FORBIDDEN"
     await alice.call("POST", f"/rooms/{room_id}/invite", {"user_id": bob.user_id, "reason": "come"})
     invite = (await alice.state(room_id, "m.room.member", bob.user_id)).json()
-    assert invite == {"membership": "invite", "reason": "come", "avatar_url": "mxc://x/bob"}
+    bob_name = bob.user_id[1:].split(":")[0]  # every account starts with its localpart
+    assert invite == {
+        "membership": "invite", "reason": "come", "avatar_url": "mxc://x/bob", "displayname": bob_name
+    }
     # Bob, invited but not joined, may not read the member list yet.
     assert (await bob.call("GET", f"/rooms/{room_id}/members", expect=403)).json()["errcode"] == "M_FORBIDDEN"
     resp = await bob.call("POST", f"/join/{room_id}", {})
@@ -85,7 +88,11 @@ async def test_invite_join_leave_members_and_joined_rooms(srv: RunningServer) ->
     assert _members(members) == {alice.user_id: "join", bob.user_id: "join"}
     jm = await alice.call("GET", f"/rooms/{room_id}/joined_members")
     assert_matches_operation(CS + "rooms.yaml", "/rooms/{roomId}/joined_members", "get", 200, jm.json())
-    assert jm.json() == {"joined": {alice.user_id: {}, bob.user_id: {"avatar_url": "mxc://x/bob"}}}
+    alice_name = alice.user_id[1:].split(":")[0]
+    assert jm.json() == {"joined": {
+        alice.user_id: {"display_name": alice_name},
+        bob.user_id: {"display_name": bob_name, "avatar_url": "mxc://x/bob"},
+    }}
 
     await bob.call("POST", f"/rooms/{room_id}/leave", {"reason": "bye"})
     assert (await bob.call("GET", "/joined_rooms")).json() == {"joined_rooms": []}

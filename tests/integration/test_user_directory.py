@@ -42,7 +42,7 @@ async def _ids(user: User, term: str) -> list[str]:
 async def test_visibility_ranking_and_changes(client: httpx.AsyncClient) -> None:
     me = await _user(client, "seeker")
     friend = await _user(client, "alice", "Alice Smith")
-    stranger = await _user(client, "alicia")  # no display name
+    stranger = await _user(client, "alicia")  # its localpart is its display name
     hidden = await _user(client, "alina", "Alina")
     reader = await _user(client, "alison", "Alison")
     host = await _user(client, "host")
@@ -62,8 +62,8 @@ async def test_visibility_ranking_and_changes(client: httpx.AsyncClient) -> None
     assert_matches_operation("client-server/users.yaml", "/user_directory/search", "post", 200, body)
     assert body == {"limited": False, "results": [
         {"user_id": friend.user_id, "display_name": "Alice Smith"},
+        {"user_id": stranger.user_id, "display_name": "alicia"},
         {"user_id": reader.user_id, "display_name": "Alison"},
-        {"user_id": stranger.user_id},
     ]}
     assert await _ids(me, "smi al") == [friend.user_id]
     assert await _ids(me, "lice") == []  # prefixes of words, not substrings
