@@ -98,7 +98,9 @@ class UiaRequired(MatrixError):
         body["flows"] = [{"stages": list(flow)} for flow in s.flows]
         body["params"] = s.params
         body["session"] = s.session_id
-        if s.completed:
+        # After an attempt the spec's body lists the stages done so far, even none
+        # (client-server-api §User-interactive authentication API); the first 401 has no key.
+        if s.completed or self.has_error:
             body["completed"] = list(s.completed)
         return body
 

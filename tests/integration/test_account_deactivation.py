@@ -127,3 +127,20 @@ async def test_deactivate_endpoint_leaves_rooms(srv: RunningServer) -> None:
     resp = await uia_password(srv.client, "POST", f"{V3}/account/deactivate", victim.token, name)
     assert resp.status_code == 200, resp.text
     assert (await _members(owner, room_id))[victim.user_id] == "leave"
+
+
+async def test_wrong_password_answers_the_uia_state_with_the_error(srv: RunningServer) -> None:
+    """SyTest "Can't deactivate account with wrong password": a failed stage is a 401 with the
+    session's flows, params, session and completed stages plus errcode/error (client-server-api
+    §User-interactive authentication API)."""
+    victim = await new_user(srv, "victim")
+    auth = {"type": "m.login.password", "password": "wrong password",
+            "identifier": {"type": "m.id.user", "user": victim.user_id}}
+    resp = await srv.client.post(
+        f"{V3}/account/deactivate", json={"auth": auth}, headers=auth_header(victim.token)
+    )
+    body = resp.json()
+    assert resp.status_code == 401
+    assert (body["errcode"], body["completed"]) == ("M_FORBIDDEN", [])
+    assert {"error", "flows", "params", "session"} <= body.keys()
+    assert {"stages": ["m.login.password"]} in body["flows"]
