@@ -224,6 +224,11 @@ class RoomEventsService:
         earlier = await self._retransmission(user_id, device_id, txn_id, room_id, REDACTION)
         if earlier is not None:
             return earlier
+        elsewhere = await self.storage.db.read(lambda c: events_table.select_event(c, event_id))
+        if elsewhere is not None and elsewhere.event.room_id != room_id:
+            # 400 as Synapse (SyTest "PUT /redact disallows redaction of event in different
+            # room"); event ids are hashes, so this tells nothing to whoever does not hold one.
+            raise MatrixError(Errcode.INVALID_PARAM, "Cannot redact an event from another room")
         target = await self._visible_event(user_id, room_id, event_id)
         room = await load_current(self.storage, room_id)
         if target.event.sender != user_id and room.power_level(user_id) < room.named_level("redact"):

@@ -183,6 +183,12 @@ async def test_redaction_served_redacted(srv: RunningServer) -> None:
     await alice.call("PUT", f"/rooms/{room_id}/redact/{await bob.send(room_id)}/r3", {})
     resp = await alice.call("PUT", f"/rooms/{room_id}/redact/$nope/r4", {}, expect=404)
     assert resp.json()["errcode"] == "M_NOT_FOUND"
+    # An event of another room: 400, as Synapse (SyTest "PUT /redact disallows redaction of
+    # event in different room"), and nothing is sent.
+    elsewhere = await alice.create_room()
+    resp = await alice.call("PUT", f"/rooms/{elsewhere}/redact/{other}/r5", {}, expect=400)
+    assert resp.json()["errcode"] == "M_INVALID_PARAM"
+    assert "redacted_because" not in (await alice.call("GET", f"/rooms/{room_id}/event/{other}")).json()["unsigned"]
 
 
 async def test_event_visibility(srv: RunningServer) -> None:
