@@ -279,6 +279,34 @@ async def test_current_state_hidden_by_history_visibility_still_in_timeline(
     assert joins and joins[0]["content"]["membership"] == "join"
 
 
+async def test_newly_joined_room_is_limited_unless_its_start_is_in_the_timeline(
+    srv: RunningServer,
+) -> None:
+    """SyTest "Newly joined room has correct timeline in incremental sync": every message fits,
+    but the client never saw the room's start, so the timeline is limited (as Synapse)."""
+    alice, bob = await _user(srv, "alice"), await _user(srv, "bob")
+    room = await create_room(alice, preset="public_chat")
+    for i in range(4):
+        await send(alice, room, f"test1-{i}")
+    f = {"room": {"timeline": {"types": ["m.room.message"], "limit": 10}, "state": {"types": []}}}
+    first = await sync(bob, filter=f)
+    for i in range(4):
+        await send(alice, room, f"test2-{i}")
+    await join(bob, room)
+    second = await sync(bob, since=first["next_batch"], filter=f)
+    timeline = second["rooms"]["join"][room]["timeline"]
+    assert bodies(timeline["events"]) == [f"test{n}-{i}" for n in (1, 2) for i in range(4)]
+    assert timeline["limited"] is True
+    # The whole room in the timeline: nothing to page back for.
+    carol = await _user(srv, "carol")
+    first = await sync(carol)
+    await join(carol, room)
+    whole = {"room": {"timeline": {"limit": 100}}}
+    second = await sync(carol, since=first["next_batch"], filter=whole)
+    timeline = second["rooms"]["join"][room]["timeline"]
+    assert timeline["events"][0]["type"] == "m.room.create" and timeline["limited"] is False
+
+
 async def test_room_joined_and_left_between_syncs_comes_with_its_state(srv: RunningServer) -> None:
     alice, bob = await _user(srv, "alice"), await _user(srv, "bob")
     room = await create_room(alice, preset="public_chat")
