@@ -1,7 +1,7 @@
 """The server's periodic jobs as the server admin sees them (GET /_dendrite_lite/admin/v1/jobs):
 when each last ran, how that went, and when it runs next. Each job keeps its own record (the
-presence timeout loop, the ACME renewer's state file, the federation outbox's per-destination
-health); this only reads them, so nothing here can slow a job down.
+presence timeout loop, the scheduled backups, the ACME renewer's state file, the federation
+outbox's per-destination health); this only reads them, so nothing here can slow a job down.
 
 Also Synapse's background updates switch (GET/POST /_synapse/admin/v1/background_updates/...):
 we have no background updates (migrations finish before the server starts), so the switch is
@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from dendrite_lite.backup.schedule import BackupSchedule
 from dendrite_lite.config import Config
 from dendrite_lite.federation.destinations import list_destinations
 from dendrite_lite.storage import Storage
@@ -43,11 +44,14 @@ async def list_jobs(
     config: Config,
     storage: Storage,
     presence: PresenceService | None,
+    backups: BackupSchedule | None,
 ) -> list[JobStatus]:
     """Every periodic job this server runs with its config, by name."""
     jobs = [await _federation_outbox(storage)]
     if presence is not None:
         jobs.append(_presence(presence))
+    if backups is not None:
+        jobs.append(_backups(config, backups))
     if config.tls.mode == "acme":
         jobs.append(_acme(config))
     return sorted(jobs, key=lambda j: j.name)
@@ -75,6 +79,18 @@ def _presence(presence: PresenceService) -> JobStatus:
         last,
         presence.last_check_result,
         last + int(TIMEOUT_CHECK_S * 1000) if last is not None else None,
+    )
+
+
+def _backups(config: Config, backups: BackupSchedule) -> JobStatus:
+    """The first backup is one interval after start; its time is not known before it ran."""
+    last = backups.last_run_ts
+    interval_ms = int(config.backup.interval_hours * 3600 * 1000)
+    return JobStatus(
+        "scheduled-backups",
+        last,
+        backups.last_result,
+        last + interval_ms if last is not None else None,
     )
 
 

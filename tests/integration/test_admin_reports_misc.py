@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dendrite_lite import __version__
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, StartServer
 from tests.integration.account_helpers import (
     running_server,
 )
@@ -19,6 +20,7 @@ from tests.integration.federation_helpers import RemoteServer, join_remote_user
 from tests.integration.room_helpers import User, new_user
 
 REPORTS = f"{V1}/event_reports"
+JOBS = "/_dendrite_lite/admin/v1/jobs"
 
 
 @pytest.fixture(scope="module")
@@ -132,10 +134,7 @@ async def test_background_updates_switch(srv: RunningServer, admin: User) -> Non
 async def test_jobs_show_the_outbox_retry_of_a_failing_destination(
     srv: RunningServer, admin: User
 ) -> None:
-    jobs = {
-        j["name"]: j
-        for j in (await _call(admin, "GET", "/_dendrite_lite/admin/v1/jobs"))["jobs"]
-    }
+    jobs = {j["name"]: j for j in (await _call(admin, "GET", JOBS))["jobs"]}
     assert set(jobs) == {"federation-outbox-retry", "presence-timeouts"}  # no ACME here
     assert jobs["federation-outbox-retry"]["last_result"] == "ok"
     assert jobs["federation-outbox-retry"]["next_run_ts"] is None
@@ -154,9 +153,7 @@ async def test_jobs_show_the_outbox_retry_of_a_failing_destination(
     for _ in range(500):
         outbox = next(
             j
-            for j in (await _call(admin, "GET", "/_dendrite_lite/admin/v1/jobs"))[
-                "jobs"
-            ]
+            for j in (await _call(admin, "GET", JOBS))["jobs"]
             if j["name"] == "federation-outbox-retry"
         )
         if outbox["last_result"] != "ok":
@@ -164,3 +161,24 @@ async def test_jobs_show_the_outbox_retry_of_a_failing_destination(
         await asyncio.sleep(0.02)
     assert outbox["last_result"] == "1 destination(s) backing off"
     assert outbox["next_run_ts"] > outbox["last_run_ts"] > 0
+
+
+async def test_jobs_show_scheduled_backups(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    srv = await start_server(
+        {
+            "registration.mode": "open",
+            "backup.directory": tmp_path / "backups",
+            "backup.interval_hours": 0.0003,  # about a second
+        }
+    )
+    admin = await make_admin(srv)
+    for _ in range(500):
+        jobs = {j["name"]: j for j in (await _call(admin, "GET", JOBS))["jobs"]}
+        if jobs["scheduled-backups"]["last_result"] is not None:
+            break
+        await asyncio.sleep(0.02)
+    backups = jobs["scheduled-backups"]
+    assert backups["last_result"].startswith(f"ok: {tmp_path / 'backups'}")
+    assert backups["next_run_ts"] == backups["last_run_ts"] + int(0.0003 * 3600 * 1000)

@@ -75,6 +75,9 @@ async def jobs() -> Response:
     svc = services()
     await require_admin(svc)
     found = await list_jobs(
-        config=svc.config, storage=svc.storage, presence=svc.presence
+        config=svc.config,
+        storage=svc.storage,
+        presence=svc.presence,
+        backups=svc.backups,
     )
     return jsonify({"jobs": [asdict(j) for j in found]})
