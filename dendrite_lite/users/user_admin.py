@@ -234,18 +234,21 @@ class UserAdmin:
         assert user is not None  # accounts are never deleted
         return _details_json(user)
 
-    async def upsert(self, user_id: str, update: UserUpdate, *, by: str) -> bool:
-        """PUT /_synapse/admin/v2/users/{userId}: create the user (True) or change it. `by`
-        is the requesting admin ("" on the admin socket), who may not demote themselves."""
+    async def upsert(
+        self, user_id: str, update: UserUpdate, *, by: str
+    ) -> tuple[bool, dict[str, Any]]:
+        """PUT /_synapse/admin/v2/users/{userId}: create the user or change it; (whether it
+        was created, its details after). `by` is the requesting admin ("" on the admin
+        socket), who may not demote themselves."""
         self.require_local(user_id, "create or modify")
         account = await self.storage.db.read(
             lambda c: accounts_table.select_account(c, user_id)
         )
         if account is None:
             await self._create(user_id, update)
-            return True
-        await self._modify(account, update, by=by)
-        return False
+        else:
+            await self._modify(account, update, by=by)
+        return account is None, await self.details(user_id)
 
     async def _create(self, user_id: str, update: UserUpdate) -> None:
         await create_account(

@@ -88,9 +88,10 @@ async def put_user(user_id: str) -> tuple[Response, int]:
     svc = services()
     requester = await require_admin(svc)
     update = parse_user_update(await json_body())
-    users = user_admin(svc)
-    created = await users.upsert(user_id, update, by=requester.user_id)
-    return jsonify(await users.details(user_id)), 201 if created else 200
+    created, details = await user_admin(svc).upsert(
+        user_id, update, by=requester.user_id
+    )
+    return jsonify(details), 201 if created else 200
 
 
 @bp.get(f"{_V1}/users/<user_id>/admin")
