@@ -47,6 +47,7 @@ from dendrite_lite.federation.timeline_write import state_diff
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import events as events_table
 from dendrite_lite.storage import outbox as outbox_table
+from dendrite_lite.storage import purge as purge_table
 from dendrite_lite.storage import remote_events as remote_table
 from dendrite_lite.storage import rooms as rooms_table
 from dendrite_lite.storage import state as state_table
@@ -240,10 +241,13 @@ class Backfiller:
 
         async def read(conn: aiosqlite.Connection) -> dict[str, tuple[_GroupRef, StateMap]] | None:
             held = await events_table.select_events(conn, outside)
+            # An event a history purge took out of the timeline keeps the state it had.
+            purged = await purge_table.select_purged_state_groups(conn, outside)
             out: dict[str, tuple[_GroupRef, StateMap]] = {}
             states: dict[int, StateMap] = {}
             for p in outside:
                 group = held[p].state_group if p in held else None
+                group = purged.get(p) if group is None and p in held else group
                 if group is None:
                     return None
                 if group not in states:
@@ -292,6 +296,7 @@ async def _write(conn: aiosqlite.Connection, plans: Sequence[_Planned]) -> int:
         groups[event.event_id] = group
         if held is not None:
             await remote_table.delete_outlier(conn, event.event_id)
+            await purge_table.delete_purged_event(conn, event.event_id)
         await events_table.insert_event(
             conn, event, stream_ordering=position, outlier=not accepted, state_group=group
         )

@@ -9,7 +9,9 @@ History purge, for the events below a depth (never the room's forward extremitie
   all state events), the local events kept, and redactions of kept events. An outlier is no
   timeline event, so /messages and /sync stop at the purge point, and backfill (federation/
   backfill.py) treats "held without a state" as missing: it fetches these events again and
-  puts them back in the timeline.
+  puts them back in the timeline. The state group each had is kept in `purged_events`, so
+  backfill knows the state after it (other servers may not: one that joined later holds no
+  state before its join) when placing the events that follow it.
 - the rows derived from purged events go with them: push actions (unread counts), relations,
   search rows, DAG edges; state groups no remaining event (or the room's current state) uses.
 Stream positions of what stays never change, so sync tokens and receipts keep their meaning.
@@ -25,7 +27,13 @@ import aiosqlite
 
 from dendrite_lite.storage.room_changes import touch
 
-__all__ = ["PurgeCounts", "delete_room", "purge_history"]
+__all__ = [
+    "PurgeCounts",
+    "delete_purged_event",
+    "delete_room",
+    "purge_history",
+    "select_purged_state_groups",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +43,7 @@ class PurgeCounts:
 
 
 SELECT_BELOW = (
-    "SELECT event_id, stream_ordering, sender, state_key, type FROM events"
+    "SELECT event_id, stream_ordering, sender, state_key, state_group, outlier FROM events"
     " WHERE room_id = ? AND depth < ?"
     " AND event_id NOT IN (SELECT event_id FROM forward_extremities WHERE room_id = ?)"
 )
@@ -48,13 +56,21 @@ SELECT_USED_GROUPS = (
     "SELECT DISTINCT state_group FROM events WHERE room_id = ? AND state_group IS NOT NULL"
     " UNION SELECT current_state_group FROM rooms"
     " WHERE room_id = ? AND current_state_group IS NOT NULL"
+    " UNION SELECT p.state_group FROM purged_events p JOIN events e ON e.event_id = p.event_id"
+    " WHERE e.room_id = ?"
 )
+INSERT_PURGED = (
+    "INSERT OR REPLACE INTO purged_events (event_id, state_group) VALUES (?, ?)"
+)
+SELECT_PURGED = "SELECT event_id, state_group FROM purged_events WHERE event_id IN (SELECT value FROM json_each(?))"
+DELETE_PURGED = "DELETE FROM purged_events WHERE event_id = ?"
 _IN = "IN (SELECT value FROM json_each(?))"
 MAKE_OUTLIERS = (
     f"UPDATE events SET outlier = 1, state_group = NULL WHERE event_id {_IN}"
 )
 # Rows keyed by event id that go with a deleted event.
 _BY_EVENT_ID = (
+    f"DELETE FROM purged_events WHERE event_id {_IN}",
     f"DELETE FROM event_edges WHERE event_id {_IN}",
     f"DELETE FROM event_auth WHERE event_id {_IN}",
     f"DELETE FROM redactions WHERE event_id {_IN}",
@@ -95,7 +111,7 @@ async def purge_history(
         rows = await cur.fetchall()
     keep: list[str] = []
     delete: list[str] = []
-    for event_id, _, sender, state_key, _ in rows:
+    for event_id, _, sender, state_key, _, _ in rows:
         is_local = isinstance(sender, str) and sender.endswith(local)
         if state_key is not None or (is_local and not delete_local_events):
             keep.append(event_id)
@@ -116,6 +132,11 @@ async def purge_history(
     await conn.execute(DELETE_SEARCH, (positions,))
     for sql in _TIMELINE_ONLY:
         await conn.execute(sql, (touched,))
+    kept = set(keep)
+    await conn.executemany(
+        INSERT_PURGED,
+        [(r[0], r[4]) for r in rows if r[0] in kept and not r[5] and r[4] is not None],
+    )
     await conn.execute(MAKE_OUTLIERS, (_json(keep),))
     gone = _json(delete)
     for sql in _BY_EVENT_ID:
@@ -130,7 +151,7 @@ async def _delete_unused_state_groups(conn: aiosqlite.Connection, room_id: str) 
     any used group builds on (a delta's parent)."""
     async with conn.execute(SELECT_ROOM_GROUPS, (room_id,)) as cur:
         parent = {row[0]: row[1] for row in await cur.fetchall()}
-    async with conn.execute(SELECT_USED_GROUPS, (room_id, room_id)) as cur:
+    async with conn.execute(SELECT_USED_GROUPS, (room_id, room_id, room_id)) as cur:
         todo = [row[0] for row in await cur.fetchall()]
     used: set[int] = set()
     while todo:
@@ -182,3 +203,16 @@ async def delete_room(conn: aiosqlite.Connection, room_id: str) -> int:
         await conn.execute(sql, (room_id,))
     touch(room_id)
     return len(json.loads(ids))
+
+
+async def select_purged_state_groups(
+    conn: aiosqlite.Connection, event_ids: Iterable[str]
+) -> dict[str, int]:
+    """event id -> the state group (the state after it) a purged event had in the timeline."""
+    async with conn.execute(SELECT_PURGED, (_json(event_ids),)) as cur:
+        return {row[0]: int(row[1]) for row in await cur.fetchall()}
+
+
+async def delete_purged_event(conn: aiosqlite.Connection, event_id: str) -> None:
+    """The event is back in the timeline (backfilled again): its own state group serves now."""
+    await conn.execute(DELETE_PURGED, (event_id,))
