@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from dendrite_lite.api.app import Services
 from dendrite_lite.backup.schedule import BackupSchedule
 from dendrite_lite.config import Config
-from dendrite_lite.log_buffer import install_log_buffer
 from dendrite_lite.crypto.keys import KeyFileError, ServerKey, load_signing_key
 from dendrite_lite.e2ee.cross_signing import CrossSigningService
 from dendrite_lite.e2ee.dehydrated_devices import DehydratedDevicesService
@@ -25,7 +24,7 @@ from dendrite_lite.e2ee.remote_keys import FederatedKeys
 from dendrite_lite.e2ee.sync_extensions import E2eeSync
 from dendrite_lite.e2ee.to_device import ToDeviceService
 from dendrite_lite.ratelimit import RateLimits
-from dendrite_lite.rooms.event_rate import EventRate
+from dendrite_lite.rooms.event_expiry import EventExpiry
 from dendrite_lite.rooms.guest_access import GuestAccessRevocation
 from dendrite_lite.rooms.membership import MembershipService
 from dendrite_lite.rooms.pipeline import CommitHook, RoomPipeline
@@ -66,7 +65,6 @@ from dendrite_lite.rooms.admin_tasks import AdminTasks
 from dendrite_lite.rooms.purge import HistoryPurges
 from dendrite_lite.rooms.shutdown import RoomShutdown
 from dendrite_lite.events.room_versions import get_room_version
-from dendrite_lite.server_status import ServerStatus
 from dendrite_lite.sync.filter_store import FilterService
 from dendrite_lite.sync.notifier import Notifier
 from dendrite_lite.sync.service import SyncService
@@ -127,16 +125,15 @@ async def load_services(config: Config) -> Services:
     # joining user's device list to the room's new servers.
     guests = GuestAccessRevocation(storage)  # guests leave when guest access ends
     join_presence = JoinPresenceHook()  # servers newly sharing a room exchange presence
-    event_rate = EventRate(config.server.server_name)  # the dashboard's events per second
     hooks = [
-        counter.prepare, e2ee["remote_device_lists"].prepare, guests.prepare, join_presence.prepare,
-        event_rate.prepare,
+        counter.prepare, e2ee["remote_device_lists"].prepare, guests.prepare, join_presence.prepare
     ]
     if device_list_edus is not None:
         hooks.append(device_list_edus.prepare)
+    event_expiry = EventExpiry(storage)  # MSC2228: events scheduled with their transaction
+    hooks.append(event_expiry.prepare)
     metrics = _server_metrics(config)
     commit_hooks: list[CommitHook] = [sender.committed] if sender else []
-    commit_hooks.append(event_rate.local_committed)
     if metrics is not None:
         commit_hooks.append(metrics.local_events_committed)
     pipeline = RoomPipeline(
@@ -159,6 +156,7 @@ async def load_services(config: Config) -> Services:
     user_data["receipts"].on_read = push_gateway.badge  # a read clears the apps' badges
     join_presence.service = user_data["presence"]
     push_gateway.start()  # delivers what was queued before a restart; stopped by close_services
+    event_expiry.start()  # expires what fell due while stopped; stopped by close_services
     ratelimits = RateLimits.from_config(config.ratelimit)
     media = _media_service(config, storage, ratelimits, federation["federation_client"])
     return Services(
@@ -186,11 +184,11 @@ async def load_services(config: Config) -> Services:
         hierarchy=_space_hierarchy(config, storage, federation),
         openid=OpenIdService(storage, config.server.server_name),
         user_directory=UserDirectory(storage),
+        event_expiry=event_expiry,
         public_rooms=PublicRoomsDirectory(
             storage, config.server.server_name, federation["federation_client"]
         ),
         url_previews=_url_previews(config, storage, media),
-        server_status=ServerStatus(config, storage, notifier, event_rate, install_log_buffer()),
         backups=_backup_schedule(config),
     )
 
@@ -451,6 +449,8 @@ def _room_admin(
 
 async def close_services(svc: Services) -> None:
     """Stop the services' timers and tasks before storage closes under them."""
+    if svc.event_expiry is not None:
+        await svc.event_expiry.close()
     if svc.history_purges is not None:  # background admin jobs write to storage
         await svc.history_purges.close()
     if svc.room_shutdown is not None:

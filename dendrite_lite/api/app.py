@@ -65,7 +65,6 @@ from dendrite_lite.federation.sender import FederationSender
 from dendrite_lite.jobs import BackgroundUpdates
 from dendrite_lite.media.service import MediaService
 from dendrite_lite.ratelimit import RateLimits
-from dendrite_lite.server_status import ServerStatus
 from dendrite_lite.rooms.pipeline import RoomPipeline
 from dendrite_lite.rooms.read_markers import ReadMarkersService
 from dendrite_lite.rooms.receipts import ReceiptsService
@@ -78,6 +77,7 @@ from dendrite_lite.rooms.reports import ReportsService
 from dendrite_lite.rooms.admin import RoomAdmin
 from dendrite_lite.rooms.purge import HistoryPurges
 from dendrite_lite.rooms.shutdown import RoomShutdown
+from dendrite_lite.rooms.event_expiry import EventExpiry
 from dendrite_lite.sync.filter_store import FilterService
 from dendrite_lite.sync.notifier import Notifier
 from dendrite_lite.sync.service import SyncService
@@ -183,12 +183,12 @@ class Services:
     openid: OpenIdService = None  # type: ignore[assignment]
     # POST /user_directory/search (always set by load_services).
     user_directory: UserDirectory = None  # type: ignore[assignment]
+    # MSC2228 self-destructing events: the schedule's task (always set by load_services).
+    event_expiry: EventExpiry = None  # type: ignore[assignment]
     # /publicRooms of this server or another (always set by load_services).
     public_rooms: PublicRoomsDirectory = None  # type: ignore[assignment]
     # GET /media/preview_url (None unless media.url_preview_enabled).
     url_previews: UrlPreviews | None = None
-    # The admin dashboard's status and log tail (always set by load_services).
-    server_status: ServerStatus = None  # type: ignore[assignment]
     # Scheduled backups (backup.directory), None when none are configured.
     backups: BackupSchedule | None = None
     # Prometheus metrics (None unless metrics.enabled; metrics.py).

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aiosqlite
 from canonicaljson import encode_canonical_json
@@ -34,6 +35,7 @@ __all__ = [
     "select_room_events",
     "select_room_events_since",
     "insert_redaction",
+    "update_event_pruned",
     "select_redactions_of",
     "select_all_redactions_of",
     "select_state_group_of",
@@ -62,6 +64,7 @@ SELECT_EXTREMITIES = (
     "SELECT f.event_id, e.depth FROM forward_extremities f"
     " JOIN events e ON e.event_id = f.event_id WHERE f.room_id = ? ORDER BY e.depth DESC, f.event_id"
 )
+UPDATE_JSON = "UPDATE events SET json = ? WHERE event_id = ?"
 DELETE_EXTREMITY = "DELETE FROM forward_extremities WHERE room_id = ? AND event_id = ?"
 INSERT_EXTREMITY = "INSERT OR IGNORE INTO forward_extremities (room_id, event_id) VALUES (?, ?)"
 INSERT_REDACTION = "INSERT OR IGNORE INTO redactions (event_id, redacts) VALUES (?, ?)"
@@ -313,6 +316,17 @@ async def insert_redaction(conn: aiosqlite.Connection, event_id: str, redacts: s
     await conn.execute(INSERT_REDACTION, (event_id, redacts))
     await relations_table.delete_relation(conn, redacts)
     await search_table.delete_search_row(conn, redacts)
+
+
+async def update_event_pruned(
+    conn: aiosqlite.Connection, event_id: str, pruned_pdu: Mapping[str, Any]
+) -> None:
+    """Replace an event's stored PDU by its redacted form for good (an expired MSC2228 event,
+    as Synapse prunes it). Like a redaction, it stops relating to anything and leaves the
+    search index."""
+    await conn.execute(UPDATE_JSON, (encode_canonical_json(pruned_pdu).decode(), event_id))
+    await relations_table.delete_relation(conn, event_id)
+    await search_table.delete_search_row(conn, event_id)
 
 
 async def select_redactions_of(
