@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from dendrite_lite.api.app import Services
 from dendrite_lite.backup.schedule import BackupSchedule
 from dendrite_lite.config import Config
+from dendrite_lite.log_buffer import install_log_buffer
 from dendrite_lite.crypto.keys import KeyFileError, ServerKey, load_signing_key
 from dendrite_lite.e2ee.cross_signing import CrossSigningService
 from dendrite_lite.e2ee.dehydrated_devices import DehydratedDevicesService
@@ -25,6 +26,7 @@ from dendrite_lite.e2ee.sync_extensions import E2eeSync
 from dendrite_lite.e2ee.to_device import ToDeviceService
 from dendrite_lite.ratelimit import RateLimits
 from dendrite_lite.rooms.event_expiry import EventExpiry
+from dendrite_lite.rooms.event_rate import EventRate
 from dendrite_lite.rooms.guest_access import GuestAccessRevocation
 from dendrite_lite.rooms.membership import MembershipService
 from dendrite_lite.rooms.pipeline import CommitHook, RoomPipeline
@@ -65,6 +67,7 @@ from dendrite_lite.rooms.admin_tasks import AdminTasks
 from dendrite_lite.rooms.purge import HistoryPurges
 from dendrite_lite.rooms.shutdown import RoomShutdown
 from dendrite_lite.events.room_versions import get_room_version
+from dendrite_lite.server_status import ServerStatus
 from dendrite_lite.sync.filter_store import FilterService
 from dendrite_lite.sync.notifier import Notifier
 from dendrite_lite.sync.service import SyncService
@@ -125,8 +128,10 @@ async def load_services(config: Config) -> Services:
     # joining user's device list to the room's new servers.
     guests = GuestAccessRevocation(storage)  # guests leave when guest access ends
     join_presence = JoinPresenceHook()  # servers newly sharing a room exchange presence
+    event_rate = EventRate(config.server.server_name)  # the dashboard's events per second
     hooks = [
-        counter.prepare, e2ee["remote_device_lists"].prepare, guests.prepare, join_presence.prepare
+        counter.prepare, e2ee["remote_device_lists"].prepare, guests.prepare, join_presence.prepare,
+        event_rate.prepare,
     ]
     if device_list_edus is not None:
         hooks.append(device_list_edus.prepare)
@@ -134,6 +139,7 @@ async def load_services(config: Config) -> Services:
     hooks.append(event_expiry.prepare)
     metrics = _server_metrics(config)
     commit_hooks: list[CommitHook] = [sender.committed] if sender else []
+    commit_hooks.append(event_rate.local_committed)
     if metrics is not None:
         commit_hooks.append(metrics.local_events_committed)
     pipeline = RoomPipeline(
@@ -189,6 +195,7 @@ async def load_services(config: Config) -> Services:
             storage, config.server.server_name, federation["federation_client"]
         ),
         url_previews=_url_previews(config, storage, media),
+        server_status=ServerStatus(config, storage, notifier, event_rate, install_log_buffer()),
         backups=_backup_schedule(config),
     )
 

@@ -65,6 +65,7 @@ from dendrite_lite.federation.sender import FederationSender
 from dendrite_lite.jobs import BackgroundUpdates
 from dendrite_lite.media.service import MediaService
 from dendrite_lite.ratelimit import RateLimits
+from dendrite_lite.server_status import ServerStatus
 from dendrite_lite.rooms.pipeline import RoomPipeline
 from dendrite_lite.rooms.read_markers import ReadMarkersService
 from dendrite_lite.rooms.receipts import ReceiptsService
@@ -189,6 +190,8 @@ class Services:
     public_rooms: PublicRoomsDirectory = None  # type: ignore[assignment]
     # GET /media/preview_url (None unless media.url_preview_enabled).
     url_previews: UrlPreviews | None = None
+    # The admin dashboard's status and log tail (always set by load_services).
+    server_status: ServerStatus = None  # type: ignore[assignment]
     # Scheduled backups (backup.directory), None when none are configured.
     backups: BackupSchedule | None = None
     # Prometheus metrics (None unless metrics.enabled; metrics.py).

@@ -5,7 +5,8 @@ certificate files, its config, file permissions and disk space).
 
 A thin shell over delegation/doctor: it runs the checks, then prints the findings grouped by
 area (click drops the colours when stdout is not a terminal) or, with --json, the list of
-findings for scripts. Exit 1 when a check FAILs; warnings alone exit 0.
+findings for scripts. Exit 1 when a check FAILs; warnings alone exit 0. A check of the
+configured server also leaves its summary in the data directory, for the TUI's dashboard.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -33,6 +35,7 @@ from dendrite_lite.delegation.doctor import (
     diagnose,
     worst,
 )
+from dendrite_lite.delegation.doctor.last_run import save_last_run
 
 __all__ = ["doctor"]
 
@@ -88,12 +91,21 @@ def doctor(
     except ssl.SSLError as e:
         fail(f"--ca-file: cannot load the certificates: {e}", hint="Give a PEM file (-----BEGIN CERTIFICATE-----).")
     findings = asyncio.run(diagnose(server_name, network, local))
+    if local is not None:
+        _save_for_the_dashboard(local, server_name, findings)
     if json_output:
         typer.echo(json.dumps([f.to_json() for f in findings], indent=2))
     else:
         _print_report(server_name, findings, local)
     if worst(findings) is Status.FAIL:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _save_for_the_dashboard(local: LocalSetup, server_name: str, findings: list[Finding]) -> None:
+    try:
+        save_last_run(local.config.server.data_dir, server_name, findings, time.time())
+    except OSError as e:  # e.g. run as another user than the server's: the report still stands
+        typer.echo(f"note: the dashboard will not show this result ({e})", err=True)
 
 
 def _address(value: str | None) -> tuple[str, int] | None:

@@ -92,11 +92,13 @@ def _json(resp: httpx.Response) -> dict[str, Any]:
 
 
 def _reason(e: httpx.TransportError) -> str:
-    cause = e.__cause__ or e.__context__
-    if isinstance(cause, FileNotFoundError):
-        return "no socket file"
-    if isinstance(cause, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(cause, PermissionError):
-        return "permission denied (run as the server's user)"
-    return str(e) or type(e).__name__
+    # httpx keeps the OSError's text only ("[Errno 2] No such file or directory").
+    text = str(e)
+    for marker, reason in (
+        ("No such file", "no socket file"),
+        ("Connection refused", "connection refused"),
+        ("Permission denied", "permission denied (run it as the server's user)"),
+    ):
+        if marker in text:
+            return reason
+    return text or type(e).__name__

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typer.testing import CliRunner
 
 from dendrite_lite.cli.main import app
 from dendrite_lite.crypto.keys import new_server_key, write_signing_key
+from dendrite_lite.delegation.doctor.last_run import LAST_RUN_FILE, load_last_run
 from tests.integration.doctor_helpers import FakePeer, make_cert
 from tests.interop.synapse_server import free_port
 
@@ -145,6 +147,19 @@ def test_ca_file_that_is_not_pem_is_a_usage_error(tmp_path: Path) -> None:
     assert "error: --ca-file: cannot load the certificates" in result.output
 
 
+def _local_server_with_a_readable_key(tmp_path: Path, server_name: str, extra: str = "") -> tuple[Path, Path]:
+    """A config of `server_name` (data in tmp_path/data) whose signing key is mode 0644."""
+    config = tmp_path / "dendrite-lite.toml"
+    config.write_text(
+        f'[server]\nserver_name = "{server_name}"\npublic_baseurl = "https://127.0.0.1/"\n'
+        f'data_dir = "data"\n{extra}'
+    )
+    key = tmp_path / "data" / "signing.key"
+    write_signing_key(key, new_server_key())
+    key.chmod(0o644)
+    return config, key
+
+
 @needs_openssl
 async def test_local_setup_open_registration_and_a_readable_key(
     healthy_peer: tuple[FakePeer, Path], tmp_path: Path
@@ -152,14 +167,9 @@ async def test_local_setup_open_registration_and_a_readable_key(
     """Without SERVER_NAME the configured server's local setup is checked too: open registration
     on 0.0.0.0 warns, a signing key readable by others fails (exit 1 though federation is fine)."""
     peer, cert = healthy_peer
-    config = tmp_path / "dendrite-lite.toml"
-    config.write_text(
-        f'[server]\nserver_name = "{peer.server_name}"\npublic_baseurl = "https://127.0.0.1/"\n'
-        'data_dir = "data"\n[listen]\nclient = "0.0.0.0:8008"\n[registration]\nmode = "open"\n'
+    config, key = _local_server_with_a_readable_key(
+        tmp_path, peer.server_name, '[listen]\nclient = "0.0.0.0:8008"\n[registration]\nmode = "open"\n'
     )
-    key = tmp_path / "data" / "signing.key"
-    write_signing_key(key, new_server_key())
-    key.chmod(0o644)
     result = await asyncio.to_thread(invoke, "--config", str(config), "--ca-file", str(cert))
     assert result.exit_code == 1, result.output
     out = result.stdout
@@ -185,3 +195,26 @@ def test_a_server_name_argument_skips_the_local_checks(tmp_path: Path) -> None:
                       '[listen]\nclient = "0.0.0.0:8008"\n')
     result = invoke(f"127.0.0.1:{free_port()}", "--config", str(config), "--json")
     assert not [f for f in json.loads(result.stdout) if f["area"] == "local"]
+
+
+@needs_openssl
+async def test_a_check_of_the_configured_server_leaves_its_summary_for_the_dashboard(
+    healthy_peer: tuple[FakePeer, Path], tmp_path: Path
+) -> None:
+    peer, cert = healthy_peer
+    config, _ = _local_server_with_a_readable_key(tmp_path, peer.server_name)
+    before = time.time()
+    result = await asyncio.to_thread(invoke, "--config", str(config), "--ca-file", str(cert))
+    assert result.exit_code == 1, result.output
+    summary = load_last_run(tmp_path / "data")
+    assert summary is not None
+    assert summary["server_name"] == peer.server_name
+    assert summary["worst"] == "FAIL"
+    assert summary["counts"]["FAIL"] == 1 and summary["counts"]["OK"] > 0
+    assert [p["check"] for p in summary["problems"] if p["status"] == "FAIL"] == ["local.signing_key"]
+    assert before <= summary["ran_at"] <= time.time()
+    # A SERVER_NAME on the command line may be anyone's: nothing is saved for it.
+    (tmp_path / "data" / LAST_RUN_FILE).unlink()
+    other = await asyncio.to_thread(invoke, peer.server_name, "--ca-file", str(cert))
+    assert other.exit_code == 0, other.output
+    assert load_last_run(tmp_path / "data") is None

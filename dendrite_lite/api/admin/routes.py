@@ -8,6 +8,7 @@ from quart import Blueprint
 from dendrite_lite.api.admin import (
     destinations,
     event_reports,
+    server_status,
     media,
     registration_tokens,
     server_info,
@@ -22,6 +23,7 @@ ADMIN_BLUEPRINTS: tuple[Blueprint, ...] = (
     registration_tokens.bp,
     rooms.bp, room_deletion.bp, purge_history.bp,
     event_reports.bp,
+    server_status.bp,
     media.bp,
     destinations.bp,
     server_info.bp,

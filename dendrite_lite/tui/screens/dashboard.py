@@ -121,8 +121,8 @@ class DashboardScreen(Screen[None]):
         yield Footer()
 
     def watch_status(self, status: dict[str, Any] | None) -> None:
-        if status is None or not self.is_mounted:
-            return
+        if status is None or not self.query("#heading"):
+            return  # not composed yet: on_mount draws it
         self.query_one("#heading", Static).update(
             f"{status['server_name']}  ·  dendrite-lite {status['version']}"
             f"  ·  up {human_duration(status['uptime_s'])}"

@@ -16,8 +16,8 @@ __all__ = ["NotRunningScreen", "not_running_text"]
 
 def not_running_text(socket_path: Path, retry_s: float, reason: str) -> str:
     return (
-        "The server is not running\n"
-        f"(no answer on {socket_path}: {reason}).\n\n"
+        "The server is not running.\n\n"
+        f"No answer on its admin socket ({reason}):\n{socket_path}\n\n"
         "Start it with `dendrite-lite run`\n"
         "(or `systemctl start dendrite-lite`).\n\n"
         f"Retrying every {retry_s:g} s."
