@@ -61,7 +61,9 @@ class UserFilter:
     name: str | None = None  # in the localpart or the display name
     user_id: str | None = None  # in the user id (ignored when name is given)
     guests: bool = True
-    deactivated: bool = False
+    deactivated: bool | None = (
+        False  # None: all; True: deactivated only; False: active only
+    )
     admins: bool | None = None  # None: admins and others
     not_user_types: Sequence[str] = ()  # "" stands for regular users (no type)
 
@@ -84,8 +86,9 @@ def _where(f: UserFilter) -> tuple[str, list[object]]:
         args.append(f"%{_like(f.user_id)}%")
     if not f.guests:
         clauses.append("a.is_guest = 0")
-    if not f.deactivated:
-        clauses.append("a.deactivated = 0")
+    if f.deactivated is not None:
+        clauses.append("a.deactivated = ?")
+        args.append(int(f.deactivated))
     if f.admins is not None:
         clauses.append("a.is_admin = ?")
         args.append(int(f.admins))

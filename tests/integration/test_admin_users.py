@@ -180,6 +180,16 @@ async def test_deactivated_and_guests_are_listed_on_request(
     assert [(u["name"], u["deactivated"]) for u in shown["users"]] == [
         (gone.user_id, True)
     ]
+    # v3: deactivated=true is only them, false only the others, absent everybody.
+    kept = await new_user(srv, "gonelistkept")
+    v3 = "/_synapse/admin/v3/users"
+    for params, expected in (
+        ({"deactivated": "true"}, [gone.user_id]),
+        ({"deactivated": "false"}, [kept.user_id]),
+        ({}, sorted([gone.user_id, kept.user_id])),
+    ):
+        body = (await call(admin, "GET", v3, user_id="gonelist", **params)).json()
+        assert [u["name"] for u in body["users"]] == expected, params
 
     guest = (
         await srv.client.post(

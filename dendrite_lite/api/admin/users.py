@@ -44,7 +44,7 @@ def _optional_bool(name: str) -> bool | None:
     return bool_arg(name) if name in request.args else None
 
 
-def _list_query() -> UserListQuery:
+def _list_query(version: int) -> UserListQuery:
     direction = request.args.get("dir", "f")
     if direction not in ("f", "b"):
         raise MatrixError(Errcode.INVALID_PARAM, "dir must be 'f' or 'b'")
@@ -55,7 +55,12 @@ def _list_query() -> UserListQuery:
             name=request.args.get("name"),
             user_id=request.args.get("user_id"),
             guests=bool_arg("guests", default=True),
-            deactivated=bool_arg("deactivated"),
+            # v2: `deactivated=true` adds deactivated users to the others; v3: it filters.
+            deactivated=(
+                _optional_bool("deactivated")
+                if version == 3
+                else (None if bool_arg("deactivated") else False)
+            ),
             admins=_optional_bool("admins"),
             not_user_types=tuple(request.args.getlist("not_user_type")),
         ),
@@ -66,12 +71,13 @@ def _list_query() -> UserListQuery:
     )
 
 
-@bp.get(f"{_V2}/users")
-async def list_users() -> Response:
-    """GET /_synapse/admin/v2/users"""
+@bp.get(f"{_V2}/users", defaults={"version": 2})
+@bp.get("/_synapse/admin/v3/users", defaults={"version": 3})
+async def list_users(version: int) -> Response:
+    """GET /_synapse/admin/v2/users and /_synapse/admin/v3/users"""
     svc = services()
     await require_admin(svc)
-    return jsonify(await user_admin(svc).list_users(_list_query()))
+    return jsonify(await user_admin(svc).list_users(_list_query(version)))
 
 
 @bp.get(f"{_V2}/users/<user_id>")
