@@ -2,8 +2,9 @@
 
 Shared by the membership, alias, event and upgrade services so that "may this user read this
 room?" has one answer: the current state if they are joined (or the room is world_readable), the
-state when they left if they left or were banned, otherwise 403 (rooms.yaml: "You aren't a member
-of the room and weren't previously a member of the room").
+state when they left if they left, otherwise 403 (rooms.yaml: "If the user has left the room then
+the state is taken from the state of the room when they left"). A banned user did not leave: as
+in Synapse, they may no longer read the room (SyTest 30rooms/07ban.pl).
 """
 
 from __future__ import annotations
@@ -133,14 +134,14 @@ def history_visibility(snapshot: RoomSnapshot) -> str:
 async def load_readable(
     storage: Storage, user_id: str, room_id: str, keys: Iterable[StateKey] | None = ()
 ) -> RoomSnapshot:
-    """The state `user_id` may read: current if joined or world_readable, at their leave/ban
-    event if they left or were banned; 403 M_FORBIDDEN otherwise, 404 for an unknown room."""
+    """The state `user_id` may read: current if joined or world_readable, at their leave event
+    if they left; 403 M_FORBIDDEN otherwise (banned too), 404 for an unknown room."""
     keys = None if keys is None else [*keys, (MEMBER, user_id)]
     current = await load_current(storage, room_id, keys)
     membership = current.membership(user_id)
     if membership == "join" or history_visibility(current) == "world_readable":
         return current
-    if membership in ("leave", "ban"):
+    if membership == "leave":
         member_id = current.state[(MEMBER, user_id)]
         extra = None if keys is None else [*_ALWAYS_LOADED, *keys]
 

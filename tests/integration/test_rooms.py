@@ -227,11 +227,18 @@ async def test_kick_ban_unban(srv: RunningServer) -> None:
     }
     resp = await bob.call("POST", f"/join/{room_id}", {}, expect=403)
     assert resp.json()["errcode"] == "M_FORBIDDEN"
+    # Banned is not "left": the room's state is closed to Bob (as Synapse; SyTest 07ban.pl).
+    resp = await bob.call("GET", f"/rooms/{room_id}/state/m.room.member/{bob.user_id}", expect=403)
+    assert resp.json()["errcode"] == "M_FORBIDDEN"
+    assert (await bob.call("GET", f"/rooms/{room_id}/state", expect=403)).json()["errcode"] == "M_FORBIDDEN"
     carol = await new_user(srv, "carol")
     resp = await alice.call("POST", f"/rooms/{room_id}/unban", {"user_id": carol.user_id}, expect=403)
     assert resp.json()["errcode"] == "M_FORBIDDEN"
     await alice.call("POST", f"/rooms/{room_id}/unban", {"user_id": bob.user_id})
     assert (await alice.state(room_id, "m.room.member", bob.user_id)).json() == {"membership": "leave"}
+    # Unbanned, Bob counts as having left: he reads the state as it was then.
+    resp = await bob.call("GET", f"/rooms/{room_id}/state/m.room.member/{bob.user_id}")
+    assert resp.json() == {"membership": "leave"}
     await bob.call("POST", f"/join/{room_id}", {})
 
 
