@@ -238,9 +238,10 @@ class RoomAdmin:
         blocker = await self._storage.db.read(
             lambda c: blocked_table.select_room_blocker(c, room_id)
         )
-        return (
-            {"block": False} if blocker is None else {"block": True, "user_id": blocker}
-        )
+        if blocker is None:
+            return {"block": False}
+        # Blocked on the admin socket: no user did it.
+        return {"block": True, "user_id": blocker} if blocker else {"block": True}
 
     async def set_blocked(
         self, room_id: str, block: bool, admin: str

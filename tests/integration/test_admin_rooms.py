@@ -9,6 +9,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import SERVER_NAME, RunningServer
@@ -424,3 +425,29 @@ async def test_delete_room_with_purge_v2(srv: RunningServer, admin: User) -> Non
     )
     assert wrong.json()["errcode"] == "M_BAD_JSON"
     await admin_call(owner, "DELETE", f"{V1}/rooms/{unknown}", {}, expect=403)
+
+
+async def test_on_the_admin_socket_nobody_is_the_requester(srv: RunningServer) -> None:
+    """No token and no requesting user on the admin socket: a block names no blocker, and
+    make_room_admin needs the user to promote (there is no caller to default to)."""
+    owner, helper = await new_user(srv, "sockowner"), await new_user(srv, "sockhelper")
+    room_id = await owner.create_room(preset="public_chat")
+    transport = httpx.AsyncHTTPTransport(uds=str(srv.config.admin_socket_path))
+    async with httpx.AsyncClient(transport=transport, base_url="http://admin") as sock:
+        block = f"{V1}/rooms/{room_id}/block"
+        assert (await sock.put(block, json={"block": True})).json() == {"block": True}
+        assert (await sock.get(block)).json() == {"block": True}
+        await sock.put(block, json={"block": False})
+        path = f"{V1}/rooms/{room_id}/make_room_admin"
+        missing = await sock.post(path, json={})
+        assert (missing.status_code, missing.json()["errcode"]) == (
+            400,
+            "M_MISSING_PARAM",
+        )
+        made = await sock.post(path, json={"user_id": helper.user_id})
+        assert made.status_code == 200, made.text
+        listed = (await sock.get(f"{V1}/rooms", params={"search_term": room_id})).json()
+        assert [r["room_id"] for r in listed["rooms"]] == [room_id]
+    await helper.call("POST", f"/rooms/{room_id}/join", {})
+    levels = (await helper.state(room_id, "m.room.power_levels")).json()
+    assert levels["users"][helper.user_id] == 100
