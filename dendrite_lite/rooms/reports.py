@@ -96,13 +96,17 @@ class ReportsService:
         """The newest reports, for the admin."""
         return await self._storage.db.read(lambda conn: table.select_reports(conn, limit))
 
-    async def event_reports(self, offset: int, limit: int) -> dict[str, Any]:
-        """GET /_synapse/admin/v1/event_reports body (Synapse's admin API): newest first,
-        `next_token` the offset of the next page."""
+    async def event_reports(
+        self, offset: int, limit: int, query: table.EventReportQuery | None = None
+    ) -> dict[str, Any]:
+        """GET /_synapse/admin/v1/event_reports body (Synapse's admin API): newest first unless
+        `query` says otherwise, filtered by it, `next_token` the offset of the next page."""
         if offset < 0 or limit < 0:
             raise MatrixError(Errcode.INVALID_PARAM, "from and limit must not be negative")
         page, total = await self._storage.db.read(
-            lambda conn: table.select_event_reports(conn, offset=offset, limit=limit)
+            lambda conn: table.select_event_reports(
+                conn, offset=offset, limit=limit, query=query or table.EventReportQuery()
+            )
         )
         body: dict[str, Any] = {"event_reports": [_event_report_json(r) for r in page], "total": total}
         if offset + len(page) < total:
@@ -115,11 +119,8 @@ class ReportsService:
         found = await self._storage.db.read(lambda c: table.select_event_report(c, report_id))
         if found is None:
             raise MatrixError(Errcode.NOT_FOUND, "Event report not found")
-        return _event_report_json(found.report) | {
-            "event_json": json.loads(found.event_json) if found.event_json is not None else None,
-            "name": found.room_name,
-            "canonical_alias": found.canonical_alias,
-        }
+        event_json = json.loads(found.event_json) if found.event_json is not None else None
+        return _event_report_json(found) | {"event_json": event_json}
 
     async def dismiss_event_report(self, report_id: int) -> None:
         """DELETE /_synapse/admin/v1/event_reports/{reportId} (404 M_NOT_FOUND for none)."""
@@ -128,10 +129,12 @@ class ReportsService:
         log.info("event report %d dismissed", report_id)
 
 
-def _event_report_json(r: table.ContentReport) -> dict[str, Any]:
+def _event_report_json(found: table.EventReportDetails) -> dict[str, Any]:
+    r = found.report
     return {
         "id": r.id, "received_ts": r.received_ts, "room_id": r.room_id, "event_id": r.event_id,
         "user_id": r.reporter, "sender": r.target_user_id, "reason": r.reason, "score": r.score,
+        "name": found.room_name, "canonical_alias": found.canonical_alias,
     }
 
 

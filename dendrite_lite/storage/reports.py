@@ -10,6 +10,7 @@ import aiosqlite
 __all__ = [
     "ContentReport",
     "EventReportDetails",
+    "EventReportQuery",
     "delete_event_report",
     "insert_report",
     "select_event_report",
@@ -67,23 +68,6 @@ async def select_reports(conn: aiosqlite.Connection, limit: int = 100) -> list[C
         return [ContentReport(*row) for row in await cur.fetchall()]
 
 
-async def select_event_reports(
-    conn: aiosqlite.Connection, *, offset: int, limit: int
-) -> tuple[list[ContentReport], int]:
-    """Reports of events (not of whole rooms or users), newest first, and how many there are."""
-    sql = (
-        f"SELECT {_COLUMNS} FROM content_reports WHERE event_id IS NOT NULL"
-        " ORDER BY id DESC LIMIT ? OFFSET ?"
-    )
-    async with conn.execute(sql, (limit, offset)) as cur:
-        page = [ContentReport(*row) for row in await cur.fetchall()]
-    async with conn.execute(
-        "SELECT COUNT(*) FROM content_reports WHERE event_id IS NOT NULL"
-    ) as cur:
-        row = await cur.fetchone()
-    return page, int(row[0]) if row is not None else 0
-
-
 def _room_state(event_type: str, path: str) -> str:
     """A value from the report's room's current (event_type, "") state event."""
     return (
@@ -93,24 +77,63 @@ def _room_state(event_type: str, path: str) -> str:
     )
 
 
-_SELECT_EVENT_REPORT = (
-    f"SELECT {', '.join('r.' + c.strip() for c in _COLUMNS.split(','))},"
-    " (SELECT json FROM events WHERE event_id = r.event_id),"
-    f" {_room_state('m.room.name', '$.content.name')},"
-    f" {_room_state('m.room.canonical_alias', '$.content.alias')}"
-    " FROM content_reports AS r WHERE r.id = ? AND r.event_id IS NOT NULL"
-)
+def _select_event_reports(with_json: bool) -> str:
+    """Reports of events (not of whole rooms or users) with their rooms' name and canonical
+    alias now, and the reported event's JSON if `with_json`."""
+    return (
+        f"SELECT {', '.join('r.' + c.strip() for c in _COLUMNS.split(','))},"
+        f" {'(SELECT json FROM events WHERE event_id = r.event_id)' if with_json else 'NULL'},"
+        f" {_room_state('m.room.name', '$.content.name')},"
+        f" {_room_state('m.room.canonical_alias', '$.content.alias')}"
+        " FROM content_reports AS r WHERE r.event_id IS NOT NULL"
+    )
+
+
+def _details(row: tuple) -> EventReportDetails:  # type: ignore[type-arg]
+    return EventReportDetails(ContentReport(*row[:8]), row[8], row[9], row[10])
+
+
+@dataclass(frozen=True, slots=True)
+class EventReportQuery:
+    """The admin list's filters (Synapse's): reporter and room id containing a string, the
+    reported event's sender exactly; newest first unless not `backwards`."""
+
+    backwards: bool = True
+    reporter: str | None = None
+    room: str | None = None
+    sender: str | None = None
+
+
+async def select_event_reports(
+    conn: aiosqlite.Connection, *, offset: int, limit: int,
+    query: EventReportQuery,
+) -> tuple[list[EventReportDetails], int]:
+    """A page of reports of events (without the events' JSON), and how many match."""
+    where, args = "", []
+    for clause, value in (
+        (" AND instr(r.reporter, ?) > 0", query.reporter),
+        (" AND instr(r.room_id, ?) > 0", query.room),
+        (" AND r.target_user_id = ?", query.sender),
+    ):
+        if value:
+            where, args = where + clause, [*args, value]
+    order = "DESC" if query.backwards else "ASC"
+    sql = f"{_select_event_reports(False)}{where} ORDER BY r.id {order} LIMIT ? OFFSET ?"
+    async with conn.execute(sql, (*args, limit, offset)) as cur:
+        page = [_details(tuple(row)) for row in await cur.fetchall()]
+    count = f"SELECT COUNT(*) FROM content_reports AS r WHERE r.event_id IS NOT NULL{where}"
+    async with conn.execute(count, args) as cur:
+        row = await cur.fetchone()
+    return page, int(row[0]) if row is not None else 0
 
 
 async def select_event_report(
     conn: aiosqlite.Connection, report_id: int
 ) -> EventReportDetails | None:
     """A report of an event, with the event and its room's name and canonical alias now."""
-    async with conn.execute(_SELECT_EVENT_REPORT, (report_id,)) as cur:
+    async with conn.execute(f"{_select_event_reports(True)} AND r.id = ?", (report_id,)) as cur:
         row = await cur.fetchone()
-    if row is None:
-        return None
-    return EventReportDetails(ContentReport(*row[:8]), row[8], row[9], row[10])
+    return _details(tuple(row)) if row is not None else None
 
 
 async def delete_event_report(conn: aiosqlite.Connection, report_id: int) -> bool:

@@ -182,3 +182,47 @@ async def test_jobs_show_scheduled_backups(
     backups = jobs["scheduled-backups"]
     assert backups["last_result"].startswith(f"ok: {tmp_path / 'backups'}")
     assert backups["next_run_ts"] == backups["last_run_ts"] + int(0.0003 * 3600 * 1000)
+
+
+async def test_event_report_list_filters_and_direction(
+    srv: RunningServer, admin: User
+) -> None:
+    alice, bob, carol = [await new_user(srv, n) for n in ("alice", "bob", "carol")]
+    rooms = [
+        await alice.create_room(preset="public_chat", name=f"Room {i}")
+        for i in range(2)
+    ]
+    reported = []
+    for room in rooms:
+        for reporter in (bob, carol):
+            await reporter.call("POST", f"/rooms/{room}/join", {})
+            event_id = await alice.send(room, "spam")
+            await reporter.call(
+                "POST", f"/rooms/{room}/report/{event_id}", {"reason": "x"}
+            )
+            reported.append((room, reporter.user_id, event_id))
+    own = await bob.send(rooms[1], "bob's own")
+    await carol.call("POST", f"/rooms/{rooms[1]}/report/{own}", {})
+
+    def ids(body: Any) -> list[str]:
+        return [r["event_id"] for r in body["event_reports"]]
+
+    by_bob = await _call(admin, "GET", f"{REPORTS}?user_id={bob.user_id}")
+    assert ids(by_bob) == [reported[2][2], reported[0][2]] and by_bob["total"] == 2
+    in_room = await _call(admin, "GET", f"{REPORTS}?room_id={rooms[0]}&dir=f")
+    assert ids(in_room) == [reported[0][2], reported[1][2]]
+    assert {(r["name"], r["canonical_alias"]) for r in in_room["event_reports"]} == {
+        ("Room 0", None)
+    }
+    against_bob = await _call(admin, "GET", f"{REPORTS}?sender_user_id={bob.user_id}")
+    assert ids(against_bob) == [own] and against_bob["total"] == 1
+    paged = await _call(
+        admin, "GET", f"{REPORTS}?user_id={carol.user_id}&limit=1&from=1"
+    )
+    assert (
+        ids(paged) == [reported[3][2]]
+        and paged["next_token"] == 2
+        and paged["total"] == 3
+    )
+    bad = await _call(admin, "GET", f"{REPORTS}?dir=sideways", expect=400)
+    assert bad["errcode"] == "M_INVALID_PARAM"

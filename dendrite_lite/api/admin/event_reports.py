@@ -1,16 +1,19 @@
 """Synapse-compatible admin API for event reports (Synapse's docs/admin_api/event_reports.md):
-the list (newest first, `from`/`limit`, `next_token`, `total`), one report with the reported
-event, and dismissing one, so existing moderation tools see and handle what users reported.
-Server admins only."""
+the list (newest first unless dir=f, `from`/`limit`, `next_token`, `total`, filtered by
+reporter, room or the reported event's sender), one report with the reported event, and
+dismissing one, so existing moderation tools see and handle what users reported. Server admins
+only."""
 
 from __future__ import annotations
 
-from quart import Blueprint, Response, jsonify
+from quart import Blueprint, Response, jsonify, request
 
 from dendrite_lite.api.admin import require_admin
+from dendrite_lite.api.admin.paging import backwards_arg
 from dendrite_lite.api.app import services
 from dendrite_lite.api.client.query_args import int_arg
 from dendrite_lite.errors import Errcode, MatrixError
+from dendrite_lite.storage.reports import EventReportQuery
 
 __all__ = ["bp"]
 
@@ -22,7 +25,15 @@ async def list_event_reports() -> Response:
     """GET /_synapse/admin/v1/event_reports"""
     svc = services()
     await require_admin(svc)
-    return jsonify(await svc.reports.event_reports(int_arg("from", 0), int_arg("limit", 100)))
+    query = EventReportQuery(
+        backwards=backwards_arg(default=True),
+        reporter=request.args.get("user_id"),
+        room=request.args.get("room_id"),
+        sender=request.args.get("sender_user_id") or request.args.get("event_sender_user_id"),
+    )
+    return jsonify(
+        await svc.reports.event_reports(int_arg("from", 0), int_arg("limit", 100), query)
+    )
 
 
 def _report_id(raw: str) -> int:
