@@ -53,6 +53,21 @@ async def test_token_checked_by_userinfo(srv: RunningServer) -> None:
     assert resp.status_code == 401 and resp.json()["errcode"] == "M_UNKNOWN_TOKEN"
 
 
+async def test_userinfo_takes_the_token_as_a_bearer_header_too(srv: RunningServer) -> None:
+    """SyTest "Can generate a openid access_token that can be exchanged for information about a
+    user", run with --hs-token-header, sends the token as `Authorization: Bearer`."""
+    alice = await new_user(srv.client, "erin")
+    token = (await _token(alice))["access_token"]
+    resp = await srv.federation.get(
+        "/_matrix/federation/v1/openid/userinfo", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert (resp.status_code, resp.json()) == (200, {"sub": alice.user_id})
+    resp = await srv.federation.get(
+        "/_matrix/federation/v1/openid/userinfo", headers={"Authorization": "Bearer nope"}
+    )
+    assert (resp.status_code, resp.json()["errcode"]) == (401, "M_UNKNOWN_TOKEN")
+
+
 async def test_userinfo_refuses_unknown_tokens(srv: RunningServer) -> None:
     alice = await new_user(srv.client, "bob")
     for params in ({"access_token": "nope"}, {}, {"access_token": alice.token}):
