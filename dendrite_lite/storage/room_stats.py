@@ -23,11 +23,22 @@ __all__ = [
 ]
 
 
+# Redaction keeps join_rule, history_visibility and the create event's content (every room
+# version); the other values a redacted event had are gone.
+_KEPT_BY_REDACTION = ("m.room.join_rules", "m.room.history_visibility", "m.room.create")
+_REDACTED = (
+    "EXISTS (SELECT 1 FROM redactions rd JOIN events re ON re.event_id = rd.event_id"
+    " WHERE rd.redacts = cs.event_id AND re.rejected_reason IS NULL)"
+)
+
+
 def _state(event_type: str, path: str) -> str:
     """A value of the room's current (type, "") state event, read without parsing the event."""
+    value = f"json_extract(e.json, '{path}')"
+    if event_type not in _KEPT_BY_REDACTION:
+        value = f"CASE WHEN {_REDACTED} THEN NULL ELSE {value} END"
     return (
-        f"(SELECT json_extract(e.json, '{path}') FROM current_state cs"
-        " JOIN events e ON e.event_id = cs.event_id"
+        f"(SELECT {value} FROM current_state cs JOIN events e ON e.event_id = cs.event_id"
         f" WHERE cs.room_id = r.room_id AND cs.type = '{event_type}' AND cs.state_key = '')"
     )
 

@@ -207,6 +207,15 @@ async def test_room_details_members_state(admin: User, listed: dict[str, Any]) -
         e["type"] for e in state
     }
     assert len(state) == details["state_events"]
+    # A redacted topic is no topic.
+    topic = await listed["owner"].call(
+        "PUT", f"/rooms/{room_id}/state/m.room.topic", {"topic": "rude"}
+    )
+    await listed["owner"].call(
+        "PUT", f"/rooms/{room_id}/redact/{topic.json()['event_id']}/r1", {}
+    )
+    details = (await admin_call(admin, "GET", f"{V1}/rooms/{room_id}")).json()
+    assert details["topic"] is None and details["name"] == "zq-Bravo"
     only = (
         await admin_call(
             admin,
