@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ import pytest
 from dendrite_lite import __version__
 from tests.conftest import SERVER_NAME, RunningServer
 from tests.integration.account_helpers import auth_header, running_server
-from tests.integration.admin_room_helpers import make_admin
+from tests.integration.admin_room_helpers import V1, admin_call, make_admin
 from tests.integration.media_helpers import AUTHED, mxc_parts, upload
 from tests.integration.room_helpers import User, new_user
 from tests.interop.synadm_runner import Synadm
@@ -169,3 +170,28 @@ async def test_raw_reaches_destinations_reports_and_background_updates(
         "-d",
         '{"enabled": true}',
     )
+
+
+async def test_over_the_admin_socket_without_a_token(
+    srv: RunningServer, admin: User, tmp_path: Path
+) -> None:
+    """Opening the admin socket is the authentication: a quarantine from there names no user,
+    so the server stands in as who quarantined it."""
+    dave = await new_user(srv, "dave")
+    uri = await upload(
+        srv.client, auth_header(dave.token), b"dave's file", "text/plain"
+    )
+    over_socket = Synadm.for_server(
+        tmp_path,
+        str(srv.config.admin_socket_path),
+        "no-token-needed",
+        server_name=SERVER_NAME,
+        protocol="unix",
+    )
+    assert (await ok(over_socket, "version"))["server_version"] == __version__
+    assert await ok(over_socket, "media", "quarantine", "-U", uri) == {}
+    assert await status(srv, uri, dave) == 404
+    server_name, mid = mxc_parts(uri).split("/")
+    info = await admin_call(admin, "GET", f"{V1}/media/{server_name}/{mid}")
+    assert info.json()["media_info"]["quarantined"] is True
+    assert info.json()["media_info"]["quarantined_by"] == "dendrite-lite"

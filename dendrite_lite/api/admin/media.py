@@ -35,6 +35,10 @@ def _admin(svc: Services) -> MediaAdmin:
     return MediaAdmin(svc.media.repo, svc.config.server.server_name)
 
 
+# Who quarantined media, when no user did (see _user_media_json).
+UNNAMED_QUARANTINER = "dendrite-lite"
+
+
 def _quarantined_by(requester_id: str) -> str | None:
     # The admin socket's requester is nobody in particular.
     return requester_id or None
@@ -55,11 +59,12 @@ def _user_media_json(m: AdminMedia) -> dict[str, Any]:
         "upload_name": m.upload_name,
         "created_ts": m.created_ts,
         "last_access_ts": m.last_access_ts,
-        "quarantined_by": m.quarantined_by if m.quarantined else None,
+        # Tools take a non-null quarantined_by for "quarantined"; a quarantine from the admin
+        # socket or the CLI names no user, so the server stands in.
+        "quarantined_by": (m.quarantined_by or UNNAMED_QUARANTINER) if m.quarantined else None,
         "safe_from_quarantine": m.protected,
         "authenticated": m.authenticated,
-        # Ours: a quarantine by the CLI or the admin socket names nobody.
-        "quarantined": m.quarantined,
+        "quarantined": m.quarantined,  # ours
     }
 
 
