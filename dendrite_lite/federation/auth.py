@@ -89,7 +89,11 @@ def parse_x_matrix(header: str) -> XMatrixAuth:
     if missing:
         raise _unauthorized(f"X-Matrix Authorization header lacks {', '.join(missing)}")
     if not is_valid_server_name(params["origin"]):
-        raise _unauthorized("X-Matrix origin is not a valid server name")
+        # 400, as Synapse answers a malformed origin (SyTest "Non-numeric ports in server
+        # names are rejected"); the spec asks 401 only for a destination that is not us.
+        raise MatrixError(
+            Errcode.UNAUTHORIZED, "X-Matrix origin is not a valid server name", status=400
+        )
     return XMatrixAuth(params["origin"], params.get("destination"), params["key"], params["sig"])
 
 
