@@ -122,7 +122,9 @@ async def test_logs_screen_tails_the_server_log(
         assert "WARNING dendrite_lite.rooms: disk nearly full on /var/lib" in line
         assert "dendrite_lite.access: GET /_matrix/client/versions 200" in text
         footer = text.splitlines()[-1]
-        assert "space Pause" in footer and "c Clear" in footer and "d Dashboard" in footer
+        for key, (label, _) in SCREENS.items():
+            assert f"{key} {label}" in footer, footer
+        assert "space Pause" in footer and "q Quit" in footer
         # Paused, new lines wait; resumed, they come.
         await pilot.press("space")
         assert "paused" in screen_text(app).splitlines()[0]

@@ -47,10 +47,8 @@ class LogsScreen(Screen[None]):
     LogsScreen #heading { background: $primary; color: $text; padding: 0 1; }
     LogsScreen RichLog { height: 1fr; }
     """
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("space", "pause", "Pause"),
-        Binding("c", "clear", "Clear"),
-    ]
+    # One key of its own: with the app's screen keys, the compact footer still fits 80 columns.
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("space", "pause", "Pause")]
 
     def __init__(self, client: AdminClient) -> None:
         super().__init__()
@@ -60,8 +58,9 @@ class LogsScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static("Logs (live)", id="heading", markup=False)
-        yield RichLog(max_lines=MAX_LINES, wrap=False, markup=False, id="log")
-        yield Footer()
+        # Wrapped: a long line (a path, an error) is read whole on 80 columns, not scrolled to.
+        yield RichLog(max_lines=MAX_LINES, wrap=True, markup=False, id="log")
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one(RichLog).focus()
@@ -94,6 +93,3 @@ class LogsScreen(Screen[None]):
         self.paused = not self.paused
         heading = "Logs (paused: space resumes)" if self.paused else "Logs (live)"
         self.query_one("#heading", Static).update(heading)
-
-    def action_clear(self) -> None:
-        self.query_one(RichLog).clear()
