@@ -104,8 +104,10 @@ class InviteService:
         if server_name_of(target) != self._server_name:
             raise MatrixError(Errcode.FORBIDDEN, f"{target} is not a user of this server")
         account = await self._storage.db.read(lambda c: accounts_table.select_account(c, target))
-        if account is None or account.deactivated:
-            raise MatrixError(Errcode.NOT_FOUND, f"Unknown user {target}")
+        # An invite for a user we do not have is countersigned all the same and kept nowhere,
+        # as Synapse does: invites-v2.yaml has no "unknown user" answer, and whether a user
+        # exists is not the inviting server's to learn.
+        deliverable = account is not None and not account.deactivated
         try:
             event = await verify_pdu(event, self._keys)
         except PduDropped as e:
@@ -114,7 +116,7 @@ class InviteService:
             invite_room_state, rv, room_id, self._keys, what="invite_room_state"
         )
         signed = add_event_signature(pdu_for_federation(event), rv, self._server_name, self._key)
-        if not await is_resident(self._storage, room_id, self._server_name):
+        if deliverable and not await is_resident(self._storage, room_id, self._server_name):
             hooks = self._ingest.persist_hooks if self._ingest is not None else ()
             await persist_out_of_band_membership(
                 self._storage, self._notifier, event_from_pdu(signed, rv), hints, hooks

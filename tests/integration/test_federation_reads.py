@@ -251,6 +251,23 @@ async def test_acl_denied_server_gets_403_even_when_joined(srv: RunningServer) -
         assert (resp.status_code, resp.json()["errcode"]) == (403, "M_FORBIDDEN"), uri
 
 
+async def test_an_invite_for_an_unknown_user_is_countersigned_and_kept_nowhere(srv: RunningServer) -> None:
+    # As Synapse (SyTest 50server-acl-endpoints "Banned servers cannot /invite", control step):
+    # invites-v2.yaml has no answer for an unknown invitee.
+    _, room_id, remote = await _room(srv, room_version="10")
+    nobody = f"@nobody:{srv.config.server.server_name}"
+    invite = await remote.build(srv, room_id, remote.user("bob"), "m.room.member", {"membership": "invite"}, nobody)
+    resp = await remote.request(
+        srv, "PUT", f"/_matrix/federation/v2/invite/{q(room_id)}/{q(invite.event_id)}",
+        {"room_version": "10", "event": pdu(invite), "invite_room_state": []},
+    )
+    assert resp.status_code == 200, resp.text
+    signatures = resp.json()["event"]["signatures"]
+    assert set(signatures) == {remote.name, srv.config.server.server_name}
+    stored = await services_of(srv).storage.db.read(lambda c: events_table.select_event(c, invite.event_id))
+    assert stored is None
+
+
 async def test_get_missing_events_reads_absent_lists_as_empty(srv: RunningServer) -> None:
     _, room_id, remote = await _room(srv)
     resp = await remote.request(srv, "POST", f"{FED}/get_missing_events/{q(room_id)}", {})
