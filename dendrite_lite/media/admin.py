@@ -4,8 +4,10 @@ delete, purging old cached copies of other servers' media, and totals.
 
 Deleting goes through MediaRepository.delete, so a file is removed only once no row uses it
 (content addressing: an identical upload elsewhere keeps it). Quarantined media stays on disk
-but is served to nobody (MediaService answers 404 for it). Protected media is never
-quarantined, nor deleted by the bulk delete (POST /media/delete), as in Synapse.
+but is served to nobody (MediaService answers 404 for it), and quarantine follows the content:
+the file's other rows and later uploads of it are quarantined too (storage/media_admin.py).
+Protected media is never quarantined, nor deleted by the bulk delete (POST /media/delete), as
+in Synapse.
 """
 
 from __future__ import annotations

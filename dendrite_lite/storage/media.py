@@ -32,6 +32,11 @@ _MEDIA_COLUMNS = (
 )
 
 
+# Whether content (`?`: its sha256) is quarantined already: a new row of it is quarantined too
+# (storage/media_admin.py, where quarantine follows the content).
+_CONTENT_QUARANTINED = "EXISTS (SELECT 1 FROM media WHERE sha256 = ? AND quarantined = 1)"
+
+
 @dataclass(frozen=True, slots=True)
 class MediaRow:
     server_name: str
@@ -74,11 +79,12 @@ def _media(row: aiosqlite.Row | tuple) -> MediaRow:  # type: ignore[type-arg]
 async def insert_media(conn: aiosqlite.Connection, media: MediaRow) -> None:
     """A complete upload (local) or a cached copy of remote media (replacing an older copy)."""
     await conn.execute(
-        f"INSERT OR REPLACE INTO media ({_MEDIA_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        f"INSERT OR REPLACE INTO media ({_MEDIA_COLUMNS})"
+        f" VALUES (?,?,?,?,?,?,?,?,?,?,max(?, {_CONTENT_QUARANTINED}),?)",
         (
             media.server_name, media.media_id, media.sha256, media.size, media.content_type,
             media.upload_name, media.user_id, media.created_ts, media.expires_ts,
-            int(media.authenticated), int(media.quarantined), media.last_access_ts,
+            int(media.authenticated), int(media.quarantined), media.sha256, media.last_access_ts,
         ),
     )
 
@@ -122,9 +128,10 @@ async def complete_pending_media(
 ) -> bool:
     """Fill in a pending upload; False when it was no longer pending (a concurrent PUT won)."""
     cur = await conn.execute(
-        "UPDATE media SET sha256 = ?, size = ?, content_type = ?, upload_name = ?, expires_ts = NULL"
+        "UPDATE media SET sha256 = ?, size = ?, content_type = ?, upload_name = ?, expires_ts = NULL,"
+        f" quarantined = {_CONTENT_QUARANTINED}"
         " WHERE server_name = ? AND media_id = ? AND sha256 IS NULL",
-        (sha256, size, content_type, upload_name, server_name, media_id),
+        (sha256, size, content_type, upload_name, sha256, server_name, media_id),
     )
     return cur.rowcount == 1
 

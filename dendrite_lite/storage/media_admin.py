@@ -116,45 +116,66 @@ async def select_user_media_bytes(conn: aiosqlite.Connection, user_id: str) -> i
     return int(row[0]) if row is not None else 0
 
 
+# Quarantine follows the content (as Synapse since 1.128): every other unprotected row of the
+# same file goes with a quarantined one, and media/repository.py's writes (storage/media.py)
+# quarantine a new row whose content is quarantined already, so uploading it again under a new
+# id does not serve it again. `?` is the SQL naming the quarantined rows' sha256 values.
+_SPREAD = (
+    "UPDATE media SET quarantined = 1, quarantined_by = ?"
+    " WHERE quarantined = 0 AND protected = 0 AND sha256 IN ({})"
+)
+
+
 async def update_quarantined(
     conn: aiosqlite.Connection, server_name: str, media_id: str, quarantined: bool,
     by: str | None = None,
 ) -> bool:
-    """False when there is no such media, or when it is protected and `quarantined` is True
-    (protected media is never quarantined)."""
+    """(Un)quarantine one row and every other of the same content; False when there is no
+    such media, or when it is protected and `quarantined` is True (protected media is never
+    quarantined)."""
+    same_content = "SELECT sha256 FROM media WHERE server_name = ? AND media_id = ?"
+    if not quarantined:
+        cur = await conn.execute(
+            "UPDATE media SET quarantined = 0, quarantined_by = NULL"
+            f" WHERE (server_name = ? AND media_id = ?) OR sha256 IN ({same_content})",
+            (server_name, media_id, server_name, media_id),
+        )
+        return cur.rowcount > 0
     cur = await conn.execute(
-        "UPDATE media SET quarantined = ?, quarantined_by = ?"
-        " WHERE server_name = ? AND media_id = ? AND (? = 0 OR protected = 0)",
-        (int(quarantined), by if quarantined else None, server_name, media_id, int(quarantined)),
+        "UPDATE media SET quarantined = 1, quarantined_by = ?"
+        " WHERE server_name = ? AND media_id = ? AND protected = 0",
+        (by, server_name, media_id),
     )
+    if cur.rowcount:
+        await conn.execute(_SPREAD.format(same_content), (by, server_name, media_id))
     return cur.rowcount > 0
 
 
 async def update_media_list_quarantined(
     conn: aiosqlite.Connection, uris: list[tuple[str, str]], by: str | None
 ) -> int:
-    """Quarantine every unprotected row of `uris` ((server_name, media_id) pairs); how many
-    rows are quarantined by this call (rows quarantined before are counted again, as Synapse)."""
+    """Quarantine every unprotected row of `uris` ((server_name, media_id) pairs), and their
+    content's other rows; how many of `uris` (rows quarantined before count again, as Synapse)."""
     count = 0
     for server_name, media_id in uris:
-        cur = await conn.execute(
-            "UPDATE media SET quarantined = 1, quarantined_by = ?"
-            " WHERE server_name = ? AND media_id = ? AND protected = 0",
-            (by, server_name, media_id),
-        )
-        count += cur.rowcount
+        if await update_quarantined(conn, server_name, media_id, True, by):
+            count += 1
     return count
 
 
 async def update_user_media_quarantined(
     conn: aiosqlite.Connection, user_id: str, by: str | None
 ) -> int:
-    """Quarantine every unprotected upload of `user_id`; how many rows."""
+    """Quarantine every unprotected upload of `user_id`, and their content's other rows; how
+    many of the user's."""
     cur = await conn.execute(
         "UPDATE media SET quarantined = 1, quarantined_by = ? WHERE user_id = ? AND protected = 0",
         (by, user_id),
     )
-    return cur.rowcount
+    count = cur.rowcount
+    sql = _SPREAD.format("SELECT sha256 FROM media WHERE user_id = ? AND quarantined = 1")
+    await conn.execute(sql, (by, user_id))
+    return count
 
 
 async def update_protected(

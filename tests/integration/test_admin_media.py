@@ -387,3 +387,49 @@ async def test_purge_media_cache_deletes_old_remote_copies(
         admin, "POST", f"{V1}/purge_media_cache", {}, expect=None
     )
     assert await _error(missing) == (400, "M_MISSING_PARAM")
+
+
+async def test_quarantine_follows_the_content(srv: RunningServer, admin: User) -> None:
+    hank = await new_user(srv, "hank")
+    h = auth_header(hank.token)
+    content = b"the same bytes " + str(time.time()).encode()
+    first, second, kept = [
+        await upload(srv.client, h, content, "text/plain") for _ in range(3)
+    ]
+    await admin_call(admin, "POST", f"{V1}/media/protect/{_media_id(kept)}", {})
+    server_name = mxc_parts(first).split("/")[0]
+    await admin_call(
+        admin, "POST", f"{V1}/media/quarantine/{server_name}/{_media_id(first)}", {}
+    )
+    assert [await _status(srv, u, hank) for u in (first, second, kept)] == [
+        404,
+        404,
+        200,
+    ]
+    # Uploading it again under a new id does not serve it again.
+    again = await upload(srv.client, h, content, "text/plain")
+    assert await _status(srv, again, hank) == 404
+    created = (await srv.client.post("/_matrix/media/v1/create", headers=h)).json()[
+        "content_uri"
+    ]
+    put = await srv.client.put(
+        f"/_matrix/media/v3/upload/{mxc_parts(created)}",
+        content=content,
+        headers={**h, "Content-Type": "text/plain"},
+    )
+    assert put.status_code == 200 and await _status(srv, created, hank) == 404
+    other = await upload(srv.client, h, content + b"!", "text/plain")
+    assert await _status(srv, other, hank) == 200
+    # Unquarantined: every copy is served again, and so is the next upload.
+    await admin_call(
+        admin, "POST", f"{V1}/media/unquarantine/{server_name}/{_media_id(second)}", {}
+    )
+    assert [await _status(srv, u, hank) for u in (first, second, again)] == [
+        200,
+        200,
+        200,
+    ]
+    assert (
+        await _status(srv, await upload(srv.client, h, content, "text/plain"), hank)
+        == 200
+    )
