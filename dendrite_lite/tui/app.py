@@ -28,8 +28,12 @@ from dendrite_lite.tui.admin_client import (
 )
 from dendrite_lite.tui.messages import ServerUnavailable
 from dendrite_lite.tui.screens.dashboard import STATUS_PATH, DashboardScreen
+from dendrite_lite.tui.screens.federation import FederationScreen
 from dendrite_lite.tui.screens.logs import LogsScreen
 from dendrite_lite.tui.screens.not_running import NotRunningScreen
+from dendrite_lite.tui.screens.reports import ReportsScreen
+from dendrite_lite.tui.screens.rooms import RoomsScreen
+from dendrite_lite.tui.screens.users import UsersScreen
 
 __all__ = ["POLL_S", "SCREENS", "DendriteLiteApp"]
 
@@ -40,6 +44,10 @@ POLL_S = 2.0
 SCREENS: dict[str, tuple[str, Callable[[AdminClient], Screen[Any]]]] = {
     "d": ("Dashboard", DashboardScreen),
     "l": ("Logs", LogsScreen),
+    "u": ("Users", UsersScreen),
+    "r": ("Rooms", RoomsScreen),
+    "f": ("Federation", FederationScreen),
+    "p": ("Reports", ReportsScreen),
 }
 
 

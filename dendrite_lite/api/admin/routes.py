@@ -8,6 +8,7 @@ from quart import Blueprint
 from dendrite_lite.api.admin import (
     destinations,
     event_reports,
+    federation_check,
     server_status,
     media,
     registration_tokens,
@@ -24,6 +25,7 @@ ADMIN_BLUEPRINTS: tuple[Blueprint, ...] = (
     rooms.bp, room_deletion.bp, purge_history.bp,
     event_reports.bp,
     server_status.bp,
+    federation_check.bp,
     media.bp,
     destinations.bp,
     server_info.bp,
