@@ -4,14 +4,17 @@ Every metric lives in this server's own `CollectorRegistry`, never prometheus-cl
 one: tests run several servers in one process, and each must count only its own work.
 
 The wiring point (service_wiring.py) hands the recording methods to the places that record,
-as plain callbacks (the writer's `on_commit`, the pipeline's commit hooks, ...), so nothing
-below the wiring point imports this module or prometheus-client. Recording stays cheap on the
-hot paths (send, sync): a dict lookup and prometheus-client's own increments; the label
-children of each (route, method, status) are looked up once and kept.
+as plain callbacks (the writer's `on_commit`, the pipeline's commit hooks, AccessLog's
+`on_response`, ...), so no service or storage module imports this one or prometheus-client, and
+a server without metrics never loads either. Recording stays cheap on the hot paths (send,
+sync): a dict lookup and prometheus-client's own increments; the label children of each
+(route, method, status) are looked up once and kept.
 
 What is computed when scraped, not recorded: /sync waiters (the notifier's count), the
-federation queues (outbox rows plus in-memory EDUs per destination, read by `refresh`), and
-the process (RSS, CPU seconds, open files, start time: prometheus-client's ProcessCollector).
+federation queues (outbox rows plus in-memory EDUs per destination, read by `exposition`
+before it renders), and the process (RSS, CPU seconds, open files, start time:
+prometheus-client's ProcessCollector). Not counted: events stored by backfill (history fetched
+for /messages), which are neither new local nor new remote events.
 """
 
 from __future__ import annotations
