@@ -10,9 +10,12 @@ import aiosqlite
 
 __all__ = ["DirectoryEntry", "select_visible_users"]
 
-# Rooms whose members the searcher may find (users.yaml): rooms they are joined to, rooms
-# with the public join rule, rooms with world_readable history. Each joined member's current
-# member event gives the profile; a redacted one gives none.
+# Rooms whose members the searcher may find (users.yaml): rooms they are joined to (whose other
+# members share a room with them: the searcher alone in a private room does not find
+# themselves), rooms with the public join rule, rooms with world_readable history. Only rooms
+# this server is still in (one of its users joined: ?2 is ':' + our server name) count: a room
+# it left is no longer followed, as Synapse drops it. Each joined member's current member event
+# gives the profile; a redacted one gives none.
 SELECT_VISIBLE_USERS = """
 WITH mine AS (
   SELECT room_id FROM current_state
@@ -23,14 +26,19 @@ WITH mine AS (
     (cs.type = 'm.room.join_rules' AND json_extract(e.json, '$.content.join_rule') = 'public')
     OR (cs.type = 'm.room.history_visibility'
         AND json_extract(e.json, '$.content.history_visibility') = 'world_readable'))
+  AND EXISTS (SELECT 1 FROM current_state l
+              WHERE l.room_id = cs.room_id AND l.type = 'm.room.member'
+              AND l.membership = 'join' AND substr(l.state_key, -length(?2)) = ?2)
 )
-SELECT m.state_key, m.room_id IN (SELECT room_id FROM mine), e.stream_ordering,
+SELECT m.state_key, m.state_key != ?1 AND m.room_id IN (SELECT room_id FROM mine),
+  e.stream_ordering,
   json_extract(e.json, '$.content.displayname'), json_extract(e.json, '$.content.avatar_url'),
   EXISTS (SELECT 1 FROM redactions r JOIN events re ON re.event_id = r.event_id
           WHERE r.redacts = m.event_id AND re.rejected_reason IS NULL)
 FROM current_state m JOIN events e ON e.event_id = m.event_id
 WHERE m.type = 'm.room.member' AND m.membership = 'join'
-AND m.room_id IN (SELECT room_id FROM mine UNION SELECT room_id FROM open_rooms)
+AND ((m.state_key != ?1 AND m.room_id IN (SELECT room_id FROM mine))
+     OR m.room_id IN (SELECT room_id FROM open_rooms))
 """
 
 
@@ -43,10 +51,12 @@ class DirectoryEntry:
     position: int  # stream position of the member event the profile comes from
 
 
-async def select_visible_users(conn: aiosqlite.Connection, searcher: str) -> list[DirectoryEntry]:
+async def select_visible_users(
+    conn: aiosqlite.Connection, searcher: str, server_name: str
+) -> list[DirectoryEntry]:
     """One entry per visible user, with the profile of their newest member event."""
     found: dict[str, DirectoryEntry] = {}
-    async with conn.execute(SELECT_VISIBLE_USERS, (searcher,)) as cur:
+    async with conn.execute(SELECT_VISIBLE_USERS, (searcher, ":" + server_name)) as cur:
         rows = await cur.fetchall()
     for user_id, shared, position, name, avatar, redacted in rows:
         entry = found.get(user_id)

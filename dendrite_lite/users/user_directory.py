@@ -1,6 +1,6 @@
 """POST /user_directory/search (users.yaml): users the searcher shares a room with, or who are
-joined to a public or world_readable room, matched case-insensitively on user ID and display
-name.
+joined to a public or world_readable room this server is still in, matched case-insensitively on
+user ID and display name. The searcher finds themselves only through such a public room.
 
 Matching: every word of the search term must start a word of the display name or of the user
 ID (split at anything that is not a letter or digit), so "ali" finds "@alice:example.org" and
@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 from dendrite_lite.errors import Errcode, MatrixError
+from dendrite_lite.events.ids import server_name_of
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage.user_directory import DirectoryEntry, select_visible_users
 
@@ -58,7 +59,11 @@ class UserDirectory:
         terms = _words(term)
         if not terms:
             return {"results": [], "limited": False}
-        entries = await self._storage.db.read(lambda conn: select_visible_users(conn, searcher))
+        # The searcher is always one of ours: their server name is this server's.
+        server_name = server_name_of(searcher)
+        entries = await self._storage.db.read(
+            lambda conn: select_visible_users(conn, searcher, server_name)
+        )
         found = sorted((e for e in entries if _matches(e, terms)), key=_rank)
         return {"results": [_result(e) for e in found[:limit]], "limited": len(found) > limit}
 

@@ -96,3 +96,28 @@ async def test_empty_term_and_errors(client: httpx.AsyncClient) -> None:
         assert resp.status_code == 400 and resp.json()["errcode"] == errcode, body
     resp = await client.post("/_matrix/client/v3/user_directory/search", json={"search_term": "a"})
     assert resp.status_code == 401 and resp.json()["errcode"] == "M_MISSING_TOKEN"
+
+
+async def test_searcher_finds_themselves_only_through_a_public_room(
+    client: httpx.AsyncClient,
+) -> None:
+    """SyTest "Users appear/disappear from directory when join_rules are changed" (and the
+    history_visibility twins): alone with one other user in a private room, a user does not
+    "share a room" with themselves."""
+    creator = await _user(client, "kestrel")
+    me = await _user(client, "osprey", "Osprey Unique")
+    room = await create_room(creator, preset="private_chat", invite=[me.user_id])
+    await join(me, room)
+    assert await _ids(me, "osprey unique") == []
+    assert await _ids(creator, "osprey unique") == [me.user_id]
+    for state_type, public, private in (
+        ("m.room.join_rules", {"join_rule": "public"}, {"join_rule": "invite"}),
+        ("m.room.history_visibility", {"history_visibility": "world_readable"},
+         {"history_visibility": "shared"}),
+    ):
+        resp = await creator.put(f"/rooms/{room}/state/{state_type}/", public)
+        assert resp.status_code == 200, resp.text
+        assert await _ids(me, "osprey unique") == [me.user_id]
+        resp = await creator.put(f"/rooms/{room}/state/{state_type}/", private)
+        assert resp.status_code == 200, resp.text
+        assert await _ids(me, "osprey unique") == []
