@@ -4,7 +4,10 @@ reading only that."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +126,20 @@ def test_odd_methods_and_unmatched_paths_are_one_label_value_each() -> None:
         if name == "dendrite_lite_http_requests_total"
     }
     assert got == {("unmatched", "other"): 2, ("unmatched", "GET"): 1}
+
+
+def _prometheus_loaded_after(imports: str) -> bool:
+    probe = f"import sys\n{imports}\nprint('prometheus_client' in sys.modules)\n"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60,
+        check=True,
+    )
+    return out.stdout.strip() == "True"
+
+
+def test_a_server_without_metrics_never_loads_prometheus_client() -> None:
+    # The server and its wiring import the metrics only when metrics.enabled (idle RSS with
+    # them on: +0.6 MiB, bench/chat.py).
+    assert not _prometheus_loaded_after("import dendrite_lite.server, dendrite_lite.service_wiring")
+    assert _prometheus_loaded_after("import dendrite_lite.api.metrics")
