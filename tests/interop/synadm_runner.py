@@ -84,6 +84,12 @@ class Synadm:
         path.chmod(0o600)
         return cls(path)
 
+    async def ok(self, *args: str) -> Any:
+        """Run `synadm ARGS...`, which must exit 0, and answer the last JSON it printed."""
+        result = await self.run(*args)
+        assert result.returncode == 0, result
+        return result.json
+
     async def run(self, *args: str, stdin: str | None = None) -> SynadmResult:
         """Run `synadm ARGS...` non-interactively and collect what it printed."""
         proc = await asyncio.create_subprocess_exec(

@@ -6,10 +6,10 @@ synadm has no commands for destinations, event reports or background updates: it
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,6 +20,8 @@ from tests.integration.admin_room_helpers import V1, admin_call, make_admin
 from tests.integration.media_helpers import AUTHED, mxc_parts, upload
 from tests.integration.room_helpers import User, new_user
 from tests.interop.synadm_runner import Synadm
+
+UPDATES = "v1/background_updates"
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +49,6 @@ def synadm(
     )
 
 
-async def ok(synadm: Synadm, *args: str) -> Any:
-    result = await synadm.run(*args)
-    assert result.returncode == 0, result
-    return result.json
-
-
 async def status(srv: RunningServer, uri: str, user: User) -> int:
     resp = await srv.client.get(
         f"{AUTHED}/download/{mxc_parts(uri)}", headers=auth_header(user.token)
@@ -65,7 +61,7 @@ def media_id(uri: str) -> str:
 
 
 async def test_version(synadm: Synadm) -> None:
-    version = await ok(synadm, "version")
+    version = await synadm.ok("version")
     assert (
         version["server_version"] == __version__
         and version["server"] == "dendrite-lite"
@@ -85,30 +81,30 @@ async def test_list_and_quarantine(srv: RunningServer, synadm: Synadm) -> None:
             {"msgtype": "m.image", "body": "img", "url": uri},
         )
 
-    listed = await ok(
-        synadm, "media", "list", "-u", alice.user_id, "--ts", "-s", "upload_name"
+    listed = await synadm.ok(
+        "media", "list", "-u", alice.user_id, "--ts", "-s", "upload_name"
     )
     assert [m["upload_name"] for m in listed["media"]] == ["photo.png", "sticker.png"]
     assert listed["total"] == 2 and isinstance(listed["media"][0]["created_ts"], int)
-    assert await ok(synadm, "media", "list", "-r", room) == {
+    assert await synadm.ok("media", "list", "-r", room) == {
         "local": [photo, sticker],
         "remote": [],
     }
 
     # One file, by id (synadm fills in our server name) and by mxc:// URI.
-    assert await ok(synadm, "media", "quarantine", "-i", media_id(photo)) == {}
+    assert await synadm.ok("media", "quarantine", "-i", media_id(photo)) == {}
     assert await status(srv, photo, alice) == 404
-    assert await ok(synadm, "media", "unquarantine", "-U", photo) == {}
+    assert await synadm.ok("media", "unquarantine", "-U", photo) == {}
     assert await status(srv, photo, alice) == 200
 
     # A whole room, except what is protected.
-    assert await ok(synadm, "media", "protect", media_id(sticker)) == {}
-    assert await ok(synadm, "media", "quarantine", "-r", room) == {"num_quarantined": 1}
+    assert await synadm.ok("media", "protect", media_id(sticker)) == {}
+    assert await synadm.ok("media", "quarantine", "-r", room) == {"num_quarantined": 1}
     assert [await status(srv, u, alice) for u in (photo, sticker)] == [404, 200]
 
     bob = await new_user(srv, "bob")
     bobs = await upload(srv.client, auth_header(bob.token), b"bob's file", "text/plain")
-    assert await ok(synadm, "media", "quarantine", "-u", bob.user_id) == {
+    assert await synadm.ok("media", "quarantine", "-u", bob.user_id) == {
         "num_quarantined": 1
     }
     assert await status(srv, bobs, bob) == 404
@@ -121,19 +117,19 @@ async def test_delete_and_purge(srv: RunningServer, synadm: Synadm) -> None:
     big = await upload(srv.client, h, b"x" * 3000, "text/plain")
     small = await upload(srv.client, h, b"tiny", "text/plain")
 
-    deleted = await ok(synadm, "media", "delete", "-i", media_id(one))
+    deleted = await synadm.ok("media", "delete", "-i", media_id(one))
     assert deleted == {"deleted_media": [media_id(one)], "total": 1}
     assert await status(srv, one, carol) == 404
 
     future = str(int(time.time() * 1000) + 60_000)
-    by_size = await ok(synadm, "media", "delete", "-t", future, "--kib", "2")
+    by_size = await synadm.ok("media", "delete", "-t", future, "--kib", "2")
     assert (
         media_id(big) in by_size["deleted_media"]
         and media_id(small) not in by_size["deleted_media"]
     )
     assert [await status(srv, u, carol) for u in (big, small)] == [404, 200]
 
-    assert await ok(synadm, "media", "purge", "-t", future) == {
+    assert await synadm.ok("media", "purge", "-t", future) == {
         "deleted": 0
     }  # nothing cached
 
@@ -141,35 +137,22 @@ async def test_delete_and_purge(srv: RunningServer, synadm: Synadm) -> None:
 async def test_raw_reaches_destinations_reports_and_background_updates(
     synadm: Synadm,
 ) -> None:
-    assert await ok(synadm, "raw", "v1/federation/destinations") == {
+    assert await synadm.ok("raw", "v1/federation/destinations") == {
         "destinations": [],
         "total": 0,
     }
-    missing = await ok(synadm, "raw", "v1/federation/destinations/nowhere.example")
+    missing = await synadm.ok("raw", "v1/federation/destinations/nowhere.example")
     assert missing["errcode"] == "M_NOT_FOUND"
-    assert (await ok(synadm, "raw", "v1/event_reports"))["total"] == 0
-    assert (await ok(synadm, "raw", "v1/event_reports/1"))["errcode"] == "M_NOT_FOUND"
-    status_ = await ok(synadm, "raw", "v1/background_updates/status")
+    assert (await synadm.ok("raw", "v1/event_reports"))["total"] == 0
+    assert (await synadm.ok("raw", "v1/event_reports/1"))["errcode"] == "M_NOT_FOUND"
+    status_ = await synadm.ok("raw", f"{UPDATES}/status")
     assert status_ == {"enabled": True, "current_updates": {}}
-    off = await ok(
-        synadm,
-        "raw",
-        "v1/background_updates/enabled",
-        "-m",
-        "post",
-        "-d",
-        '{"enabled": false}',
-    )
-    assert off == {"enabled": False}
-    await ok(
-        synadm,
-        "raw",
-        "v1/background_updates/enabled",
-        "-m",
-        "post",
-        "-d",
-        '{"enabled": true}',
-    )
+    for enabled in (False, True):
+        body = json.dumps({"enabled": enabled})
+        switched = await synadm.ok(
+            "raw", f"{UPDATES}/enabled", "-m", "post", "-d", body
+        )
+        assert switched == {"enabled": enabled}
 
 
 async def test_over_the_admin_socket_without_a_token(
@@ -188,8 +171,8 @@ async def test_over_the_admin_socket_without_a_token(
         server_name=SERVER_NAME,
         protocol="unix",
     )
-    assert (await ok(over_socket, "version"))["server_version"] == __version__
-    assert await ok(over_socket, "media", "quarantine", "-U", uri) == {}
+    assert (await over_socket.ok("version"))["server_version"] == __version__
+    assert await over_socket.ok("media", "quarantine", "-U", uri) == {}
     assert await status(srv, uri, dave) == 404
     server_name, mid = mxc_parts(uri).split("/")
     info = await admin_call(admin, "GET", f"{V1}/media/{server_name}/{mid}")
