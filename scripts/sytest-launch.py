@@ -31,7 +31,8 @@ What dendrite-lite can and cannot be told (dendrite_lite/config.py):
   * There is no config key for the default room version (dendrite_lite.events.room_versions:
     12). SyTest sends `room_version` itself in the createRoom calls of its helper when run with
     --room-version, so only rooms created by raw /createRoom calls get v12.
-  * No SMTP, reCAPTCHA, CAS, URL-preview or app-service config exists: those are ignored.
+  * No SMTP, reCAPTCHA, CAS or app-service config exists: those are ignored. URL previews are
+    on, allowed to reach 127.0.0.1 (SyTest's own test server).
 """
 import json
 import os
@@ -86,6 +87,9 @@ overrides = {
         "trusted_key_servers": [],  # no key notary reachable; fetch keys from origins
     },
     "push": {"ca_file": c["ca_cert"]},  # SyTest's push gateway has a cert from its CA
+    # "Test URL preview" previews a page of SyTest's own HTTPS server on the loopback address
+    # (it trusts SyTest's CA through SSL_CERT_FILE, below).
+    "media": {"url_preview_enabled": True, "url_preview_ip_allowlist": ["127.0.0.1/32"]},
     "ratelimit": {"enabled": False},
     "logging": {"level": os.environ.get("DL_LOG_LEVEL", "info")},
     "database": {"synchronous": "NORMAL"},  # test data: no need to fsync every commit
@@ -172,6 +176,9 @@ if os.environ.get("DL_PLAIN_HTTP", "1") != "0":
     lsock.close()
 
 # 4. Exec the server (`run` checks the config, then execs its lean server process: same PID).
+# URL previews fetch with OpenSSL's default trust, which SSL_CERT_FILE replaces: SyTest's test
+# server has a certificate from SyTest's CA. (Federation and push have their own ca_file.)
+os.environ["SSL_CERT_FILE"] = c["ca_cert"]
 os.dup2(log.fileno(), 1)
 os.dup2(log.fileno(), 2)
 os.execv(exe, [exe, "run", "--config", cfg_path])
