@@ -206,7 +206,7 @@ _COMMENTS: dict[str, str] = {
     "metrics.address": (
         '"" serves /metrics on the client listener (keep your reverse proxy from passing\n'
         '/metrics on); "127.0.0.1:9092" serves it on a plain-HTTP listener of its own. Never on\n'
-        "the federation listener."
+        'the federation listener, so "" needs one (listen.federation) unless federation is off.'
     ),
     "ratelimit": (
         "Request rate limits (token buckets), so one client cannot starve the server: each\n"
