@@ -13,7 +13,7 @@ pipeline like any PDU; a rejection is a 403.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -226,7 +226,7 @@ class ResidentMembership:
         events = await self._loader.load_events([*state.values(), *chain_ids])
         return SendJoinResult(
             state=[pdu_for_federation(events[i]) for i in sorted(state.values()) if i in events],
-            auth_chain=[pdu_for_federation(events[i]) for i in sorted(chain_ids) if i in events],
+            auth_chain=[pdu_for_federation(events[i]) for i in _oldest_first(chain_ids, events)],
             event=pdu_for_federation(join),
             members_omitted=omitted,
             servers_in_room=sorted(servers),
@@ -247,6 +247,14 @@ class ResidentMembership:
         await self.send_membership(origin, room_id, event_id, raw, "knock")
         room = await load_current(self._storage, room_id, None)
         return state_hint_pdus([e for t in STRIPPED_STATE_TYPES if (e := room.get(t)) is not None])
+
+
+def _oldest_first(event_ids: Iterable[str], events: Mapping[str, Event]) -> list[str]:
+    """The auth chain in depth order, each event after the events it rests on. A joining server
+    that reads the chain and then the state in order, keeping the last event of each state key
+    (SyTest's federation client does), ends with the state, not an older event the chain holds
+    for it (a replaced m.room.power_levels)."""
+    return sorted((i for i in event_ids if i in events), key=lambda i: (events[i].depth, i))
 
 
 def _member_of(room_id: str, user_id: str) -> Callable[[aiosqlite.Connection], Awaitable[str | None]]:

@@ -290,6 +290,41 @@ async def test_send_join_with_bad_events(pair: tuple[RunningServer, RunningServe
     assert all(e["room_id"] == public for e in answer["auth_chain"])
 
 
+async def test_send_join_auth_chain_comes_oldest_first(pair: tuple[RunningServer, RunningServer]) -> None:
+    """A replaced power levels event comes before its successor in the auth chain, so a joining
+    server that reads the chain and then the state in order keeps the current one (SyTest
+    36state 'Outbound federation requests missing prev_events...', whose client does so)."""
+    from dendrite_lite.events.pdu import event_from_pdu
+    from dendrite_lite.events.room_versions import get_room_version
+    from dendrite_lite.events.signing import hash_and_sign_event
+
+    a, b = pair
+    alice = await new_user(a, "alice")
+    room_id = await alice.create_room(preset="public_chat", room_version="10")
+    old_pl = (await alice.state(room_id, "m.room.power_levels", "", params={"format": "event"})).json()
+    content = {**old_pl["content"], "users": {**old_pl["content"]["users"], f"@x:{name(b)}": 100}}
+    resp = await alice.call("PUT", f"/rooms/{room_id}/state/m.room.power_levels/", content)
+    new_pl = resp.json()["event_id"]
+    fed, rv, user = _client(b), get_room_version("10"), f"@x:{name(b)}"
+    t = await fed.get_json(name(a), f"{V1}/make_join/{quote(room_id)}/{quote(user)}", query={"ver": ["10"]})
+    pdu = hash_and_sign_event(t["event"], rv, name(b), b.key)
+    eid = event_from_pdu(pdu, rv).event_id
+    answer = await fed.put_json(name(a), f"/_matrix/federation/v2/send_join/{quote(room_id)}/{quote(eid)}", pdu)
+    chain = [event_from_pdu(e, rv) for e in answer["auth_chain"]]
+    ids = [e.event_id for e in chain]
+    assert old_pl["event_id"] in ids and new_pl in ids
+    assert ids.index(old_pl["event_id"]) < ids.index(new_pl)
+    assert [e.depth for e in chain] == sorted(e.depth for e in chain)
+    # SyTest's reading: each event once (its first appearance), the last of each key wins.
+    current: dict[tuple[str, str | None], str] = {}
+    seen: set[str] = set()
+    for e in [*chain, *(event_from_pdu(s, rv) for s in answer["state"])]:
+        if e.event_id not in seen:
+            seen.add(e.event_id)
+            current[(e.type, e.state_key)] = e.event_id
+    assert current[("m.room.power_levels", "")] == new_pl
+
+
 async def test_deprecated_v1_send_join_and_send_leave(pair: tuple[RunningServer, RunningServer]) -> None:
     """v1 send_join/send_leave are still served for older servers (Synapse does): the v2 answer
     wrapped in `[200, body]` (joins-v1.yaml, leaving-v1.yaml)."""
