@@ -5,6 +5,9 @@ Two listeners, one process:
 - federation (`listen.federation`, skipped when empty or equal to the client address): only the
   federation, key, well-known and health routes, so a port opened to the internet for
   federation does not also expose the client API;
+- the admin unix socket (`listen.admin_socket`, api/admin_socket.py): every admin blueprint,
+  to whoever can open the socket (mode 0600); bound before the database opens, so a second
+  server on the same data directory is refused while the first answers there;
 - with metrics.address, a plain-HTTP listener serving only /metrics (api/metrics.py); without
   it, and metrics.enabled, /metrics is on the client listener, never on the federation one;
 - with tls.mode = "acme", a third, plain HTTP (`listen.acme_http`, port 80): the CA's HTTP-01
