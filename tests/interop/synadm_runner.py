@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib.util
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tests.peers import peer_missing
 
 __all__ = ["Synadm", "SynadmResult"]
 
@@ -64,7 +67,10 @@ class Synadm:
         protocol: str = "http",
     ) -> Synadm:
         """Write a synadm config for `base_url` (a URL, or a socket path with protocol "unix")
-        and an admin access token into `directory`."""
+        and an admin access token into `directory`. Without synadm installed, the test is a
+        missing peer (tests/peers.py)."""
+        if importlib.util.find_spec("synadm") is None:
+            peer_missing("synadm is not installed (pip install -e '.[test]')")
         directory.mkdir(parents=True, exist_ok=True)
         config = {
             "user": user,

@@ -40,12 +40,6 @@ def synadm(
     )
 
 
-async def ok(synadm: Synadm, *args: str) -> object:
-    result = await synadm.run(*args)
-    assert result.returncode == 0, result
-    return result.json
-
-
 async def whoami_status(srv: RunningServer, token: str) -> int:
     return (
         await srv.client.get(
@@ -56,35 +50,35 @@ async def whoami_status(srv: RunningServer, token: str) -> int:
 
 async def test_list_and_search(srv: RunningServer, synadm: Synadm) -> None:
     made = sorted([(await new_user(srv, "listed")).user_id for _ in range(3)])
-    page = await ok(synadm, "user", "list", "-n", "listed", "-l", "2")
+    page = await synadm.ok("user", "list", "-n", "listed", "-l", "2")
     assert [u["name"] for u in page["users"]] == made[:2]
     assert page["total"] == 3 and page["next_token"] == "2"
-    rest = await ok(synadm, "user", "list", "-n", "listed", "-l", "2", "-f", "2")
+    rest = await synadm.ok("user", "list", "-n", "listed", "-l", "2", "-f", "2")
     assert [u["name"] for u in rest["users"]] == made[2:] and "next_token" not in rest
-    backwards = await ok(synadm, "user", "list", "-n", "listed", "--reverse")
+    backwards = await synadm.ok("user", "list", "-n", "listed", "--reverse")
     assert [u["name"] for u in backwards["users"]] == made[::-1]
-    by_creation = await ok(
-        synadm, "user", "list", "-n", "listed", "--sort-by", "creation_ts"
+    by_creation = await synadm.ok(
+        "user", "list", "-n", "listed", "--sort-by", "creation_ts"
     )
     assert [u["name"] for u in by_creation["users"]] == made
-    found = await ok(synadm, "user", "search", made[1].split(":")[0][1:])
+    found = await synadm.ok("user", "search", made[1].split(":")[0][1:])
     assert [u["name"] for u in found["users"]] == [made[1]]
     # -i takes a whole user id (synadm completes a localpart with the server name).
-    exact = await ok(synadm, "user", "list", "-i", made[0].split(":")[0][1:])
+    exact = await synadm.ok("user", "list", "-i", made[0].split(":")[0][1:])
     assert [u["name"] for u in exact["users"]] == [made[0]]
-    non_admins = await ok(synadm, "user", "list", "-A")
+    non_admins = await synadm.ok("user", "list", "-A")
     assert all(not u["admin"] for u in non_admins["users"]) and non_admins["total"] >= 3
 
 
 async def test_details(synadm: Synadm, admin: User) -> None:
-    details = await ok(synadm, "user", "details", admin.user_id)
+    details = await synadm.ok("user", "details", admin.user_id)
     assert details["name"] == admin.user_id and details["admin"] is True
     assert details["deactivated"] is False and details["threepids"] == []
     # A localpart alone is completed with the configured homeserver name.
     assert (
-        await ok(synadm, "user", "details", admin.user_id[1:].split(":")[0])
+        await synadm.ok("user", "details", admin.user_id[1:].split(":")[0])
     ) == details
-    missing = await ok(synadm, "user", "details", "nobody-here")
+    missing = await synadm.ok("user", "details", "nobody-here")
     assert missing["errcode"] == "M_NOT_FOUND"
 
 
@@ -115,23 +109,23 @@ async def test_modify_creates_a_user_who_can_log_in(
     session = await login(srv.client, "fromsynadm", "synadm secret")
     assert session.status_code == 200, session.text
 
-    changed = await ok(
-        synadm, "user", "modify", "fromsynadm", "-a", "--user-type", "regular"
+    changed = await synadm.ok(
+        "user", "modify", "fromsynadm", "-a", "--user-type", "regular"
     )
     assert changed["admin"] is True and changed["user_type"] is None
-    demoted = await ok(synadm, "user", "modify", "fromsynadm", "-u")
+    demoted = await synadm.ok("user", "modify", "fromsynadm", "-u")
     assert demoted["admin"] is False
 
 
 async def test_password_reset_logs_out(srv: RunningServer, synadm: Synadm) -> None:
     user = await new_user(srv, "pwreset")
     assert (
-        await ok(synadm, "user", "password", user.user_id, "-p", "kept sessions", "-n")
+        await synadm.ok("user", "password", user.user_id, "-p", "kept sessions", "-n")
         == {}
     )
     assert await whoami_status(srv, user.token) == 200
     assert (
-        await ok(synadm, "user", "password", user.user_id, "-p", "fresh password") == {}
+        await synadm.ok("user", "password", user.user_id, "-p", "fresh password") == {}
     )
     assert await whoami_status(srv, user.token) == 401
     assert (await login(srv.client, user.user_id, "kept sessions")).status_code == 403
@@ -142,32 +136,32 @@ async def test_deactivate_and_erase(srv: RunningServer, synadm: Synadm) -> None:
     user, friend = await new_user(srv, "leaving"), await new_user(srv, "staying")
     room_id = await friend.create_room(preset="public_chat", room_alias_name="farewell")
     await user.call("POST", f"/join/{room_id}", {})
-    membership = await ok(synadm, "user", "membership", user.user_id, "--ids")
+    membership = await synadm.ok("user", "membership", user.user_id, "--ids")
     assert membership == {"joined_rooms": [room_id], "total": 1}
     # By alias (the default): synadm asks the client API (r0) for the aliases of each room, as
     # a server admin who is not in it.
-    by_alias = await ok(synadm, "user", "membership", user.user_id)
+    by_alias = await synadm.ok("user", "membership", user.user_id)
     assert by_alias == {"joined_rooms": [f"#farewell:{SERVER_NAME}"], "total": 1}
 
-    assert await ok(synadm, "user", "deactivate", user.user_id, "-e") == {
+    assert await synadm.ok("user", "deactivate", user.user_id, "-e") == {
         "id_server_unbind_result": "success"
     }
-    details = await ok(synadm, "user", "details", user.user_id)
+    details = await synadm.ok("user", "details", user.user_id)
     assert details["deactivated"] is True and details["erased"] is True
     assert await whoami_status(srv, user.token) == 401
-    assert await ok(synadm, "user", "membership", user.user_id, "--ids") == {
+    assert await synadm.ok("user", "membership", user.user_id, "--ids") == {
         "joined_rooms": [],
         "total": 0,
     }
-    listed = await ok(synadm, "user", "list", "-n", "leaving", "-d")
+    listed = await synadm.ok("user", "list", "-n", "leaving", "-d")
     assert [u["name"] for u in listed["users"]] == [user.user_id]
-    assert (await ok(synadm, "user", "list", "-n", "leaving"))["total"] == 0
+    assert (await synadm.ok("user", "list", "-n", "leaving"))["total"] == 0
 
 
 async def test_whois_shows_synadm_as_the_admins_user_agent(
     synadm: Synadm, admin: User
 ) -> None:
-    body = await ok(synadm, "user", "whois", admin.user_id)
+    body = await synadm.ok("user", "whois", admin.user_id)
     assert body["user_id"] == admin.user_id
     [connection] = body["devices"][admin.device_id]["sessions"][0]["connections"]
     assert (
@@ -179,8 +173,7 @@ async def test_whois_shows_synadm_as_the_admins_user_agent(
 async def test_prune_devices(srv: RunningServer, synadm: Synadm) -> None:
     user = await new_user(srv, "pruned")
     spare = (await login(srv.client, user.user_id, device_id="SPARE")).json()
-    listed = await ok(
-        synadm,
+    listed = await synadm.ok(
         "user",
         "prune-devices",
         user.user_id,
@@ -195,8 +188,8 @@ async def test_prune_devices(srv: RunningServer, synadm: Synadm) -> None:
         "user_id"
     ] == user.user_id
     assert await whoami_status(srv, spare["access_token"]) == 200  # -l only lists
-    await ok(
-        synadm, "user", "prune-devices", user.user_id, "-i", "SPARE", "-d", "0", "--ts"
+    await synadm.ok(
+        "user", "prune-devices", user.user_id, "-i", "SPARE", "-d", "0", "--ts"
     )
     assert await whoami_status(srv, spare["access_token"]) == 401
     assert await whoami_status(srv, user.token) == 200
@@ -206,15 +199,13 @@ async def test_shadow_ban(srv: RunningServer, synadm: Synadm) -> None:
     banned, other = await new_user(srv, "muted"), await new_user(srv, "listener")
     room_id = await other.create_room(preset="public_chat")
     await banned.call("POST", f"/join/{room_id}", {})
-    assert await ok(synadm, "user", "shadow-ban", banned.user_id) == {}
-    assert (await ok(synadm, "user", "details", banned.user_id))[
-        "shadow_banned"
-    ] is True
+    assert await synadm.ok("user", "shadow-ban", banned.user_id) == {}
+    assert (await synadm.ok("user", "details", banned.user_id))["shadow_banned"] is True
     fake = await banned.send(room_id, "into the void")
     assert fake.startswith("$")
     event = await other.call("GET", f"/rooms/{room_id}/event/{fake}", expect=None)
     assert event.status_code == 404
-    assert await ok(synadm, "user", "shadow-ban", banned.user_id, "-u") == {}
+    assert await synadm.ok("user", "shadow-ban", banned.user_id, "-u") == {}
     real = await banned.send(room_id, "heard")
     assert (await other.call("GET", f"/rooms/{room_id}/event/{real}")).json()[
         "content"
@@ -244,11 +235,11 @@ async def test_over_the_admin_socket_without_a_token(
         server_name=SERVER_NAME,
         protocol="unix",
     )
-    listed = await ok(synadm, "user", "list", "-n", "viasocket")
+    listed = await synadm.ok("user", "list", "-n", "viasocket")
     assert [u["name"] for u in listed["users"]] == [user.user_id]
-    assert (await ok(synadm, "user", "details", user.user_id))["name"] == user.user_id
+    assert (await synadm.ok("user", "details", user.user_id))["name"] == user.user_id
     assert (
-        await ok(synadm, "user", "password", user.user_id, "-p", "set over the socket")
+        await synadm.ok("user", "password", user.user_id, "-p", "set over the socket")
         == {}
     )
     assert (
