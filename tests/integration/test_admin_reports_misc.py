@@ -129,6 +129,19 @@ async def test_background_updates_switch(srv: RunningServer, admin: User) -> Non
     assert await _call(admin, "POST", f"{updates}/enabled", {"enabled": True}) == {
         "enabled": True
     }
+    for job in (
+        "populate_stats_process_rooms",
+        "regenerate_directory",
+    ):  # nothing to rebuild
+        assert (
+            await _call(admin, "POST", f"{updates}/start_job", {"job_name": job}) == {}
+        )
+    unknown = await _call(
+        admin, "POST", f"{updates}/start_job", {"job_name": "x"}, expect=400
+    )
+    assert unknown["errcode"] == "M_INVALID_PARAM"
+    no_name = await _call(admin, "POST", f"{updates}/start_job", {}, expect=400)
+    assert no_name["errcode"] == "M_MISSING_PARAM"
 
 
 async def test_jobs_show_the_outbox_retry_of_a_failing_destination(

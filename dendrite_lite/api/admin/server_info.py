@@ -69,6 +69,24 @@ async def set_background_updates_enabled() -> Response:
     return jsonify({"enabled": enabled})
 
 
+# Synapse's jobs an admin may start by hand. Both rebuild tables Synapse keeps on the side; ours
+# are read live from the room state (room stats, the user directory), so neither has work to do.
+_STARTABLE_JOBS = ("populate_stats_process_rooms", "regenerate_directory")
+
+
+@bp.post(f"{_UPDATES}/start_job")
+async def start_background_job() -> Response:
+    """POST /_synapse/admin/v1/background_updates/start_job"""
+    svc = services()
+    await require_admin(svc)
+    job_name = (await json_body()).get("job_name")
+    if job_name is None:
+        raise MatrixError(Errcode.MISSING_PARAM, "Missing 'job_name'")
+    if job_name not in _STARTABLE_JOBS:
+        raise MatrixError(Errcode.INVALID_PARAM, f"Unknown job_name {job_name!r}")
+    return jsonify({})
+
+
 @bp.get("/_dendrite_lite/admin/v1/jobs")
 async def jobs() -> Response:
     """GET /_dendrite_lite/admin/v1/jobs"""
