@@ -37,8 +37,10 @@ __all__ = [
     "show_error",
 ]
 
+# Opaque: a 16-colour terminal cannot dim the screen behind, so Textual makes a modal screen
+# transparent there, and the keys of the footer behind would show above the dialog's own.
 _DIALOG_CSS = """
-{name} {{ align: center middle; }}
+{name}, {name}:ansi {{ align: center middle; background: ansi_black; }}
 {name} > Vertical {{
     width: 64; height: auto; max-height: 20; padding: 0 1;
     border: round $accent; background: $surface;
