@@ -14,7 +14,8 @@ Rules it keeps (content_repo.md, content-repo.yaml, authed-content-repo.yaml):
 - a download of a created, not yet uploaded id waits up to timeout_ms (default 20 s) for the
   upload, then 504 M_NOT_YET_UPLOADED;
 - media stored while media.freeze_unauthenticated is on is 404 on the legacy endpoints
-  (`authenticated=False`), and quarantined media is 404 everywhere;
+  (`authenticated=False`), and quarantined media is 404 everywhere (but to a server admin
+  downloading with admin_unsafely_bypass_quarantine=true, as Synapse);
 - other servers' media comes from `fetch_remote` (the federation media fetcher, which stores it
   through the same MediaRepository); without federation it is 404.
 """
@@ -166,10 +167,14 @@ class MediaService:
     # --- downloads ----------------------------------------------------------------------------
     async def download(
         self, server_name: str, media_id: str, *, authenticated: bool, timeout_ms: int | None,
-        file_name: str | None = None, allow_remote: bool = True,
+        file_name: str | None = None, allow_remote: bool = True, bypass_quarantine: bool = False,
     ) -> MediaFile:
-        """GET download: the file of an mxc:// URI (`file_name` overrides the stored name)."""
-        row = await self._servable(server_name, media_id, authenticated, timeout_ms, allow_remote)
+        """GET download: the file of an mxc:// URI (`file_name` overrides the stored name).
+        `bypass_quarantine`: a server admin asked for quarantined media on purpose (Synapse's
+        admin_unsafely_bypass_quarantine)."""
+        row = await self._servable(
+            server_name, media_id, authenticated, timeout_ms, allow_remote, bypass_quarantine
+        )
         assert row.sha256 is not None and row.size is not None
         return MediaFile(
             self.repo.path(row.sha256), row.size, row.content_type or "application/octet-stream",
@@ -199,7 +204,7 @@ class MediaService:
 
     async def _servable(
         self, server_name: str, media_id: str, authenticated: bool, timeout_ms: int | None,
-        allow_remote: bool,
+        allow_remote: bool, bypass_quarantine: bool = False,
     ) -> MediaRow:
         check_mxc(server_name, media_id)
         wait_s = min(MAX_WAIT_MS, DEFAULT_WAIT_MS if timeout_ms is None else max(0, timeout_ms)) / 1000
@@ -209,7 +214,8 @@ class MediaService:
             row = await self._fetch_remote(server_name, media_id, wait_s)
         if row is not None and row.pending:
             row = await self._wait_for_upload(row, wait_s)
-        if row is None or row.quarantined or (row.authenticated and not authenticated):
+        quarantined = row is not None and row.quarantined and not bypass_quarantine
+        if row is None or quarantined or (row.authenticated and not authenticated):
             # content_repo.md: frozen media is served by the authenticated endpoints only (the
             # legacy ones "MAY return 404 M_NOT_FOUND", content-repo.yaml).
             raise MatrixError(Errcode.NOT_FOUND, "Media not found")

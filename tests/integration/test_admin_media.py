@@ -147,6 +147,18 @@ async def test_quarantine_by_id_hides_media_until_unquarantined(
     )
     assert await _status(srv, uri, carol) == 404
     assert await _thumbnail_status(srv, uri, carol) == 404
+    # Only a server admin may still fetch it, and only on purpose.
+    bypass = {"admin_unsafely_bypass_quarantine": "true"}
+    url = f"{AUTHED}/download/{mxc_parts(uri)}"
+    as_admin = await srv.client.get(
+        url, params=bypass, headers=auth_header(admin.token)
+    )
+    assert as_admin.status_code == 200 and as_admin.content == png(64, 64)
+    as_carol = await srv.client.get(
+        url, params=bypass, headers=auth_header(carol.token)
+    )
+    assert as_carol.status_code == 404
+    assert await _status(srv, uri, admin) == 404
     info = (
         await admin_call(admin, "GET", f"{V1}/media/{server_name}/{media_id}")
     ).json()["media_info"]
