@@ -76,11 +76,13 @@ def _where(f: UserFilter) -> tuple[str, list[object]]:
     clauses: list[str] = []
     args: list[object] = []
     if f.name:
-        # The localpart only (not the server name) or the display name, case-insensitively.
+        # The localpart only (never the server name, which may hold a ':' and a port) or the
+        # display name, case-insensitively.
         clauses.append(
-            "(a.user_id LIKE ? ESCAPE '\\' OR lower(a.displayname) LIKE ? ESCAPE '\\')"
+            "(substr(a.user_id, 2, instr(a.user_id, ':') - 2) LIKE ? ESCAPE '\\'"
+            " OR lower(a.displayname) LIKE ? ESCAPE '\\')"
         )
-        args += [f"@%{_like(f.name)}%:%", f"%{_like(f.name)}%"]
+        args += [f"%{_like(f.name)}%", f"%{_like(f.name)}%"]
     elif f.user_id:
         clauses.append("lower(a.user_id) LIKE ? ESCAPE '\\'")
         args.append(f"%{_like(f.user_id)}%")
