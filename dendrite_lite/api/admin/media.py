@@ -36,7 +36,7 @@ def _admin(svc: Services) -> MediaAdmin:
 
 
 # Who quarantined media, when no user did (see _user_media_json).
-UNNAMED_QUARANTINER = "dendrite-lite"
+_UNNAMED_QUARANTINER = "dendrite-lite"
 
 
 def _quarantined_by(requester_id: str) -> str | None:
@@ -61,7 +61,7 @@ def _user_media_json(m: AdminMedia) -> dict[str, Any]:
         "last_access_ts": m.last_access_ts,
         # Tools take a non-null quarantined_by for "quarantined"; a quarantine from the admin
         # socket or the CLI names no user, so the server stands in.
-        "quarantined_by": (m.quarantined_by or UNNAMED_QUARANTINER) if m.quarantined else None,
+        "quarantined_by": (m.quarantined_by or _UNNAMED_QUARANTINER) if m.quarantined else None,
         "safe_from_quarantine": m.protected,
         "authenticated": m.authenticated,
         "quarantined": m.quarantined,  # ours
