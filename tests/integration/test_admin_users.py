@@ -394,6 +394,7 @@ async def test_deactivate_with_erase(srv: RunningServer, admin: User) -> None:
     await call(
         admin, "PUT", f"{V2}/users/{victim.user_id}", {"displayname": "Victim Name"}
     )
+    said = await victim.send(room_id, "words to forget")
 
     bad = await call(
         admin,
@@ -418,6 +419,20 @@ async def test_deactivate_with_erase(srv: RunningServer, admin: User) -> None:
         401,
         "M_UNKNOWN_TOKEN",
     )
+    # Erased: who was in the room still sees what was said; who joins later sees it redacted.
+    newcomer = await new_user(srv, "newcomer")
+    await newcomer.call("POST", f"/join/{room_id}", {})
+    seen_by = {}
+    for reader in (witness, newcomer):
+        chunk = (
+            await reader.call(
+                "GET", f"/rooms/{room_id}/messages", params={"dir": "b", "limit": 50}
+            )
+        ).json()["chunk"]
+        [event] = [e for e in chunk if e["event_id"] == said]
+        seen_by[reader.user_id] = event["content"]
+    assert seen_by[witness.user_id]["body"] == "words to forget"
+    assert seen_by[newcomer.user_id] == {}
     members = (await witness.call("GET", f"/rooms/{room_id}/joined_members")).json()[
         "joined"
     ]
