@@ -193,6 +193,7 @@ async def test_list_searches_sorts_and_pages(start_server: StartServer) -> None:
         {"dir": "up"},
         {"from": "-1"},
         {"limit": "many"},
+        {"from": "9" * 25},
     ):
         bad = await _get(admin, PREFIX, 400, **params)
         assert bad["errcode"] == "M_INVALID_PARAM", params

@@ -117,6 +117,7 @@ async def test_user_media_errors(srv: RunningServer, admin: User) -> None:
         {"dir": "sideways"},
         {"from": -1},
         {"limit": "x"},
+        {"limit": "9" * 25},  # more than SQLite can take: refused, not a 500
     ):
         resp = await admin_call(admin, "GET", path, params=params, expect=None)
         assert await _error(resp) == (400, "M_INVALID_PARAM"), params

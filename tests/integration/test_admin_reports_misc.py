@@ -91,8 +91,11 @@ async def test_event_report_details_and_dismissal(
     room_report_id = listed["id"] + 1
     missing = await _call(admin, "GET", f"{REPORTS}/{room_report_id}", expect=404)
     assert missing["errcode"] == "M_NOT_FOUND"
-    bad = await _call(admin, "GET", f"{REPORTS}/abc", expect=400)
-    assert bad["errcode"] == "M_INVALID_PARAM"
+    for bad_id in ("abc", "9" * 25):
+        bad = await _call(admin, "GET", f"{REPORTS}/{bad_id}", expect=400)
+        assert bad["errcode"] == "M_INVALID_PARAM"
+    huge = await _call(admin, "GET", f"{REPORTS}?limit={'9' * 25}", expect=400)
+    assert huge["errcode"] == "M_INVALID_PARAM"
     denied = await _call(bob, "GET", f"{REPORTS}/{listed['id']}", expect=403)
     assert denied["errcode"] == "M_FORBIDDEN"
     denied = await _call(bob, "DELETE", f"{REPORTS}/{listed['id']}", expect=403)

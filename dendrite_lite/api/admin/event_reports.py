@@ -9,9 +9,8 @@ from __future__ import annotations
 from quart import Blueprint, Response, jsonify, request
 
 from dendrite_lite.api.admin import require_admin
-from dendrite_lite.api.admin.paging import backwards_arg
+from dendrite_lite.api.admin.paging import MAX_SQL_INT, backwards_arg, non_negative_arg
 from dendrite_lite.api.app import services
-from dendrite_lite.api.client.query_args import int_arg
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.storage.reports import EventReportQuery
 
@@ -32,12 +31,14 @@ async def list_event_reports() -> Response:
         sender=request.args.get("sender_user_id") or request.args.get("event_sender_user_id"),
     )
     return jsonify(
-        await svc.reports.event_reports(int_arg("from", 0), int_arg("limit", 100), query)
+        await svc.reports.event_reports(
+            non_negative_arg("from", 0), non_negative_arg("limit", 100), query
+        )
     )
 
 
 def _report_id(raw: str) -> int:
-    if not raw.isascii() or not raw.isdigit():
+    if not raw.isascii() or not raw.isdigit() or int(raw) > MAX_SQL_INT:
         raise MatrixError(
             Errcode.INVALID_PARAM, "The report_id parameter must be a string of a positive integer"
         )

@@ -1,5 +1,6 @@
-"""Query parameters the Synapse-compatible admin lists share: `from` and `limit` (integers, 0 or
-more: 400 M_INVALID_PARAM otherwise, as Synapse), `order_by` (one of a list) and `dir` (f or b)."""
+"""Query parameters the Synapse-compatible admin lists share: `from` and `limit` (integers from
+0 to SQLite's largest: 400 M_INVALID_PARAM otherwise), `order_by` (one of a list) and `dir`
+(f or b)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,19 @@ from quart import request
 from dendrite_lite.api.client.query_args import int_arg
 from dendrite_lite.errors import Errcode, MatrixError
 
-__all__ = ["backwards_arg", "non_negative_arg", "order_by_arg", "paged"]
+__all__ = ["MAX_SQL_INT", "backwards_arg", "non_negative_arg", "order_by_arg", "paged"]
+
+# SQLite's largest integer: a bigger one cannot even be bound to a query.
+MAX_SQL_INT = 2**63 - 1
 
 
 def non_negative_arg(name: str, default: int | None = None) -> int:
     """An integer query parameter, 0 or more (400 M_MISSING_PARAM when absent without a default)."""
     value = int_arg(name, default)
-    if value < 0:
+    if not 0 <= value <= MAX_SQL_INT:
         raise MatrixError(
-            Errcode.INVALID_PARAM, f"Query parameter {name} must not be negative"
+            Errcode.INVALID_PARAM,
+            f"Query parameter {name} must be from 0 to {MAX_SQL_INT}",
         )
     return value
 
