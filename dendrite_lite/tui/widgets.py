@@ -210,6 +210,8 @@ class ListingScreen(Screen[None]):
         self.client = client
         self.heading = self.HEADING
         self.rows: dict[str, Row] = {}
+        # How many the server has for the search, when `fetch` knows; one page is shown.
+        self.total: int | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(self.heading, id="heading", markup=False)
@@ -247,7 +249,11 @@ class ListingScreen(Screen[None]):
             self.rows[row.key] = row
             table.add_row(*row.cells, key=row.key)
         count = len(self.rows)
-        self.query_one("#heading", Static).update(f"{self.heading} ({count})")
+        if self.total is not None and self.total > count:
+            shown = f"{count} of {self.total}: search to narrow"
+        else:
+            shown = str(count)
+        self.query_one("#heading", Static).update(f"{self.heading} ({shown})")
         if was in self.rows:
             table.move_cursor(row=table.get_row_index(was))
 

@@ -41,11 +41,11 @@ async def open_tui(admin_socket: Path, key: str) -> AsyncIterator[Pilot[None]]:
         yield pilot
 
 
-async def admin_get(admin_socket: Path, path: str) -> dict[str, Any]:
+async def admin_get(admin_socket: Path, path: str, **params: str) -> dict[str, Any]:
     """What the admin API says, asked apart from the app (to check what an action did)."""
     client = AdminClient(admin_socket)
     try:
-        return await client.get(path)
+        return await client.get(path, **params)
     finally:
         await client.aclose()
 

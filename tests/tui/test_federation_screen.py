@@ -4,13 +4,16 @@ against it through the admin socket."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import pytest
 
+from dendrite_lite.api.admin import federation_check
 from dendrite_lite.storage import destinations
 from dendrite_lite.tui.screens.federation import FederationScreen, FindingsScreen
 from dendrite_lite.tui.widgets import DetailsScreen
@@ -105,3 +108,29 @@ async def test_c_runs_the_doctor_against_a_destination(
         assert "Fix:" in details_text(pilot)
         await pilot.press("escape", "escape")
         await until(pilot, lambda: isinstance(pilot.app.screen, FederationScreen))
+
+
+async def test_c_on_a_server_that_never_answers_says_so_in_time(
+    tui_server: RunningServer, admin_socket: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It accepts connections and never says a word, so every check would wait its timeout.
+    silent = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    name = f"127.0.0.1:{silent.sockets[0].getsockname()[1]}"
+    monkeypatch.setattr(federation_check, "CHECK_TIMEOUT_S", 1.0)
+    await _failing(tui_server, name, "timed out")
+    try:
+        async with open_tui(admin_socket, "f") as pilot:
+            await pilot.press("slash", *name, "enter")
+            await until(pilot, lambda: [r[0] for r in table_rows(pilot)] == [name])
+            await pilot.press("c")
+            await until(
+                pilot,
+                lambda: (
+                    isinstance(pilot.app.screen, FindingsScreen) and table_rows(pilot)
+                ),
+            )
+            [finding] = table_rows(pilot)
+            assert finding[:2] == ["FAIL", "federation"]
+            assert finding[2].startswith(f"The checks of {name} did not finish in 1 s")
+    finally:
+        silent.close()

@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from textual.pilot import Pilot
+from textual.widgets import Static
 
+from dendrite_lite.tui.screens import users as users_screen
 from dendrite_lite.tui.screens.users import DevicesScreen, UsersScreen
 from tests.conftest import SERVER_NAME, RunningServer
 from tests.integration.account_helpers import login, register
@@ -165,3 +168,18 @@ async def test_v_lists_devices_and_deletes_one(
 
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(pilot.app.screen, UsersScreen))
+
+
+async def test_a_page_says_how_many_the_server_has(
+    tui_server: RunningServer, admin_socket: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("one", "two", "three"):
+        await register(tui_server.client, f"paged-{uuid.uuid4().hex[:6]}-{name}")
+    monkeypatch.setattr(users_screen, "PAGE", 2)
+    total = (
+        await admin_get(admin_socket, "/_synapse/admin/v2/users", deactivated="true")
+    )["total"]
+    async with open_tui(admin_socket, "u") as pilot:
+        assert len(table_rows(pilot)) == 2
+        heading = pilot.app.screen.query_one("#heading", Static)
+        assert str(heading.render()) == f"Users (2 of {total}: search to narrow)"

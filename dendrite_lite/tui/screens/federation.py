@@ -76,6 +76,7 @@ class FederationScreen(ListingScreen):
         if term:
             params["destination"] = term
         answer = await self.client.get(DESTINATIONS, **params)
+        self.total = answer.get("total")
         return [
             Row(d["destination"], _health(d), d) for d in answer.get("destinations", [])
         ]

@@ -47,6 +47,7 @@ class RoomsScreen(ListingScreen):
         if term:
             params["search_term"] = term
         answer = await self.client.get(ROOMS, **params)
+        self.total = answer.get("total_rooms")
         return [
             Row(
                 r["room_id"],

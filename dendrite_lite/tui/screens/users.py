@@ -53,6 +53,7 @@ class UsersScreen(ListingScreen):
         if term:
             params["name"] = term
         answer = await self.client.get(USERS, **params)
+        self.total = answer.get("total")
         return [
             Row(
                 u["name"],
