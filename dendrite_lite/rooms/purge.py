@@ -25,6 +25,9 @@ from dendrite_lite.storage.purge import PurgeCounts
 
 __all__ = ["HistoryPurges"]
 
+# SQLite's largest integer: a later time cannot be compared with stored ones.
+_MAX_TS = 2**63 - 1
+
 
 class HistoryPurges:
     def __init__(
@@ -49,6 +52,10 @@ class HistoryPurges:
         delete_local_events: bool,
     ) -> str:
         """POST /_synapse/admin/v1/purge_history/{roomId}[/{eventId}]: the purge id."""
+        if ts is not None and not 0 <= ts <= _MAX_TS:
+            raise MatrixError(
+                Errcode.INVALID_PARAM, f"purge_up_to_ts must be from 0 to {_MAX_TS}"
+            )
         depth = await self._storage.db.read(
             lambda c: _purge_depth(c, room_id, event_id, ts)
         )

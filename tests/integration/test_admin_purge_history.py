@@ -113,6 +113,7 @@ async def test_purge_errors(srv: RunningServer, admin: User) -> None:
         (admin, f"{room_id}/{other[0]}", {}, 400, "M_INVALID_PARAM"),
         (admin, room_id, {}, 400, "M_MISSING_PARAM"),
         (admin, room_id, {"purge_up_to_ts": "soon"}, 400, "M_BAD_JSON"),
+        (admin, room_id, {"purge_up_to_ts": 2**64}, 400, "M_INVALID_PARAM"),
         (
             admin,
             room_id,

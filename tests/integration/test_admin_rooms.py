@@ -170,6 +170,7 @@ async def test_room_list_errors(
         ({"dir": "up"}, "M_INVALID_PARAM"),
         ({"limit": "many"}, "M_INVALID_PARAM"),
         ({"from": "-1"}, "M_INVALID_PARAM"),
+        ({"limit": str(2**64)}, "M_INVALID_PARAM"),
     ]:
         resp = await admin_call(admin, "GET", f"{V1}/rooms", params=params, expect=400)
         assert resp.json()["errcode"] == errcode, params

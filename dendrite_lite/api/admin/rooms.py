@@ -7,6 +7,7 @@ from __future__ import annotations
 from quart import Blueprint, Response, jsonify, request
 
 from dendrite_lite.api.admin import require_admin
+from dendrite_lite.api.admin.paging import non_negative_arg
 from dendrite_lite.api.app import services
 from dendrite_lite.api.client.query_args import int_arg
 from dendrite_lite.api.errors import json_body
@@ -47,7 +48,7 @@ async def list_rooms() -> Response:
     )
     return jsonify(
         await svc.room_admin.list_rooms(
-            query, int_arg("from", 0), int_arg("limit", 100)
+            query, non_negative_arg("from", 0), non_negative_arg("limit", 100)
         )
     )
 
