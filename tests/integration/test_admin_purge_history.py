@@ -135,3 +135,26 @@ async def test_purge_errors(srv: RunningServer, admin: User) -> None:
     )
     assert unknown.json()["errcode"] == "M_NOT_FOUND"
     assert other_room != room_id
+
+
+async def test_purged_events_leave_the_unread_counts(
+    srv: RunningServer, admin: User
+) -> None:
+    alice, bob = await new_user(srv, "counted"), await new_user(srv, "reader")
+    room_id = await alice.create_room(preset="public_chat")
+    await bob.call("POST", f"/rooms/{room_id}/join", {})
+    first = await alice.send(room_id, "first")
+    await bob.call("POST", f"/rooms/{room_id}/receipt/m.read/{first}", {})
+    sent = [await alice.send(room_id, f"unread {i}") for i in range(4)]
+
+    async def unread() -> int:
+        rooms = (await bob.call("GET", "/sync", params={"timeout": "0"})).json()[
+            "rooms"
+        ]
+        return int(rooms["join"][room_id]["unread_notifications"]["notification_count"])
+
+    assert await unread() == 4
+    assert await _purge(admin, f"{room_id}/{sent[-1]}", {}) == {"status": "complete"}
+    assert await unread() == 1
+    await alice.send(room_id, "new")
+    assert await unread() == 2
