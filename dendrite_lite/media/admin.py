@@ -23,17 +23,23 @@ from dendrite_lite.storage import media_admin
 from dendrite_lite.storage import rooms as rooms_table
 from dendrite_lite.storage.media_admin import (
     MEDIA_ORDER_COLUMNS,
+    USAGE_ORDER_COLUMNS,
     AdminMedia,
     MediaTotals,
+    UsageQuery,
+    UserMediaUsage,
 )
 
 __all__ = [
     "MEDIA_ORDER_COLUMNS",
+    "USAGE_ORDER_COLUMNS",
     "AdminMedia",
     "MediaAdmin",
     "MediaTotals",
     "PurgeResult",
+    "UsageQuery",
     "UserMediaPage",
+    "UserMediaUsage",
 ]
 
 
@@ -177,6 +183,18 @@ class MediaAdmin:
             await self._repo.delete(server_name, media_id)
             count, size = count + 1, size + (row.size or 0)
         return PurgeResult(count, size)
+
+    async def users_usage(
+        self, query: UsageQuery, *, offset: int, limit: int
+    ) -> tuple[list[UserMediaUsage], int]:
+        """Our users' uploads counted and summed per user (Synapse's statistics/users/media)."""
+        if query.until_ts is not None and query.until_ts < query.from_ts:
+            raise MatrixError(Errcode.INVALID_PARAM, "until_ts must not be before from_ts")
+        return await self._repo.storage.db.read(
+            lambda c: media_admin.select_users_media_usage(
+                c, self._server_name, query, offset=offset, limit=limit
+            )
+        )
 
     async def totals(self) -> MediaTotals:
         return await self._repo.storage.db.read(

@@ -10,8 +10,11 @@ import aiosqlite
 
 __all__ = [
     "MEDIA_ORDER_COLUMNS",
+    "USAGE_ORDER_COLUMNS",
     "AdminMedia",
     "MediaTotals",
+    "UsageQuery",
+    "UserMediaUsage",
     "select_admin_media",
     "select_local_media_ids_before",
     "select_media_totals",
@@ -19,6 +22,7 @@ __all__ = [
     "select_room_event_json_with_mxc",
     "select_user_media",
     "select_user_media_bytes",
+    "select_users_media_usage",
     "update_media_list_quarantined",
     "update_protected",
     "update_quarantined",
@@ -251,3 +255,62 @@ async def select_media_totals(conn: aiosqlite.Connection, our_server: str) -> Me
         rows = {bool(r[0]): (int(r[1]), int(r[2])) for r in await cur.fetchall()}
     local, remote = rows.get(True, (0, 0)), rows.get(False, (0, 0))
     return MediaTotals(local[0], local[1], remote[0], remote[1])
+
+
+# GET /_synapse/admin/v1/statistics/users/media's `order_by` values and their columns.
+USAGE_ORDER_COLUMNS = {
+    "user_id": "u.user_id",
+    "displayname": "a.displayname",
+    "media_length": "u.media_length",
+    "media_count": "u.media_count",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class UserMediaUsage:
+    user_id: str
+    displayname: str | None
+    media_count: int
+    media_length: int
+
+
+@dataclass(frozen=True, slots=True)
+class UsageQuery:
+    """Which uploads count (created from_ts..until_ts, ms) and which users show (`search` in
+    the localpart or display name, any case), in USAGE_ORDER_COLUMNS[order_by] order."""
+
+    order_by: str = "user_id"
+    backwards: bool = False
+    from_ts: int = 0
+    until_ts: int | None = None
+    search: str | None = None
+
+
+async def select_users_media_usage(
+    conn: aiosqlite.Connection, our_server: str, query: UsageQuery, *, offset: int, limit: int
+) -> tuple[list[UserMediaUsage], int]:
+    """A page of our users with uploads, each with how many and their bytes, and the count."""
+    args = {
+        "server": our_server, "from_ts": query.from_ts, "until_ts": query.until_ts,
+        "search": query.search.lower() if query.search else None,
+    }
+    sql = (
+        "WITH u AS (SELECT user_id, COUNT(*) AS media_count, COALESCE(SUM(size), 0) AS media_length"
+        "  FROM media WHERE server_name = :server AND user_id IS NOT NULL"
+        "  AND created_ts >= :from_ts AND (:until_ts IS NULL OR created_ts <= :until_ts)"
+        "  GROUP BY user_id)"
+        " SELECT {what} FROM u LEFT JOIN accounts AS a ON a.user_id = u.user_id"
+        " WHERE :search IS NULL"
+        "  OR instr(lower(substr(u.user_id, 2, instr(u.user_id, ':') - 2)), :search) > 0"
+        "  OR instr(lower(a.displayname), :search) > 0"
+    )
+    direction = "DESC" if query.backwards else "ASC"
+    order = f" ORDER BY {USAGE_ORDER_COLUMNS[query.order_by]} {direction}, u.user_id ASC"
+    page_sql = sql.format(what="u.user_id, a.displayname, u.media_count, u.media_length")
+    async with conn.execute(
+        f"{page_sql}{order} LIMIT :limit OFFSET :offset", {**args, "limit": limit, "offset": offset}
+    ) as cur:
+        page = [UserMediaUsage(*row) for row in await cur.fetchall()]
+    async with conn.execute(sql.format(what="COUNT(*)"), args) as cur:
+        row = await cur.fetchone()
+    return page, int(row[0]) if row is not None else 0

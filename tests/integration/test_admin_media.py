@@ -446,3 +446,57 @@ async def test_quarantine_follows_the_content(srv: RunningServer, admin: User) -
         await _status(srv, await upload(srv.client, h, content, "text/plain"), hank)
         == 200
     )
+
+
+async def test_users_media_usage_statistics(srv: RunningServer, admin: User) -> None:
+    stats = f"{V1}/statistics/users/media"
+    ivy, jon = await new_user(srv, "ivy"), await new_user(srv, "jon")
+    await ivy.call(
+        "PUT", f"/profile/{ivy.user_id}/displayname", {"displayname": "Ivy Green"}
+    )
+    before = int(time.time() * 1000)
+    for size in (10, 20):
+        await upload(srv.client, auth_header(ivy.token), b"i" * size, "text/plain")
+    await upload(srv.client, auth_header(jon.token), b"j" * 100, "text/plain")
+
+    def mine(body: Any) -> list[tuple[str, Any, int, int]]:
+        return [
+            (u["user_id"], u["displayname"], u["media_count"], u["media_length"])
+            for u in body["users"]
+            if u["user_id"] in (ivy.user_id, jon.user_id)
+        ]
+
+    since = (await admin_call(admin, "GET", stats, params={"from_ts": before})).json()
+    assert mine(since) == [
+        (ivy.user_id, "Ivy Green", 2, 30),
+        (jon.user_id, jon.user_id.split(":")[0][1:], 1, 100),
+    ]
+    assert since["total"] == 2  # only uploads since `before` count, so only these two
+    by_size = (
+        await admin_call(
+            admin,
+            "GET",
+            stats,
+            params={"from_ts": before, "order_by": "media_length", "dir": "b"},
+        )
+    ).json()
+    assert [u["user_id"] for u in by_size["users"]] == [jon.user_id, ivy.user_id]
+    found = (
+        await admin_call(admin, "GET", stats, params={"search_term": "ivy gr"})
+    ).json()
+    assert mine(found) == [(ivy.user_id, "Ivy Green", 2, 30)] and found["total"] == 1
+    page = (
+        await admin_call(admin, "GET", stats, params={"from_ts": before, "limit": 1})
+    ).json()
+    assert (len(page["users"]), page["next_token"], page["total"]) == (1, 1, 2)
+    none = (
+        await admin_call(admin, "GET", stats, params={"until_ts": before - 1})
+    ).json()
+    assert mine(none) == []
+    for params in (
+        {"order_by": "colour"},
+        {"from_ts": 5, "until_ts": 4},
+        {"from_ts": -1},
+    ):
+        resp = await admin_call(admin, "GET", stats, params=params, expect=None)
+        assert await _error(resp) == (400, "M_INVALID_PARAM"), params

@@ -1,11 +1,12 @@
 """Synapse-compatible admin API for media (Synapse's docs/admin_api/media_admin_api.md and the
-media sections of user_admin_api.md): list, quarantine, protect, inspect and delete media, and
-purge cached copies of other servers' media, so existing admin tools (synadm) work. Server
+media sections of user_admin_api.md and statistics.md): list, quarantine, protect, inspect and
+delete media, purge cached copies of other servers' media, and each user's usage, so existing admin tools (synadm) work. Server
 admins only; the work is media/admin.py's, which the `dendrite-lite media` commands share.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from quart import Blueprint, Response, jsonify, request
@@ -20,7 +21,13 @@ from dendrite_lite.api.admin.paging import (
 from dendrite_lite.api.app import Services, services
 from dendrite_lite.api.client.query_args import bool_arg
 from dendrite_lite.errors import Errcode, MatrixError
-from dendrite_lite.media.admin import MEDIA_ORDER_COLUMNS, AdminMedia, MediaAdmin
+from dendrite_lite.media.admin import (
+    MEDIA_ORDER_COLUMNS,
+    USAGE_ORDER_COLUMNS,
+    AdminMedia,
+    MediaAdmin,
+    UsageQuery,
+)
 from dendrite_lite.media.names import check_mxc
 
 __all__ = ["bp"]
@@ -61,7 +68,9 @@ def _user_media_json(m: AdminMedia) -> dict[str, Any]:
         "last_access_ts": m.last_access_ts,
         # Tools take a non-null quarantined_by for "quarantined"; a quarantine from the admin
         # socket or the CLI names no user, so the server stands in.
-        "quarantined_by": (m.quarantined_by or _UNNAMED_QUARANTINER) if m.quarantined else None,
+        "quarantined_by": (m.quarantined_by or _UNNAMED_QUARANTINER)
+        if m.quarantined
+        else None,
         "safe_from_quarantine": m.protected,
         "authenticated": m.authenticated,
         "quarantined": m.quarantined,  # ours
@@ -230,3 +239,23 @@ async def purge_media_cache() -> Response:
     await require_admin(svc)
     result = await _admin(svc).purge_remote(non_negative_arg("before_ts"))
     return jsonify({"deleted": result.media})
+
+
+@bp.get(f"{_V1}/statistics/users/media")
+async def users_media_usage() -> Response:
+    """GET /_synapse/admin/v1/statistics/users/media"""
+    svc = services()
+    await require_admin(svc)
+    offset = non_negative_arg("from", 0)
+    query = UsageQuery(
+        order_by=order_by_arg(USAGE_ORDER_COLUMNS, "user_id"),
+        backwards=backwards_arg(),
+        from_ts=non_negative_arg("from_ts", 0),
+        until_ts=non_negative_arg("until_ts") if "until_ts" in request.args else None,
+        search=request.args.get("search_term") or None,
+    )
+    users, total = await _admin(svc).users_usage(
+        query, offset=offset, limit=non_negative_arg("limit", 100)
+    )
+    body = {"users": [asdict(u) for u in users], "total": total}
+    return jsonify(paged(body, offset, len(users), total))
