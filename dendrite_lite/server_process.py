@@ -21,8 +21,18 @@ def exec_server(config_path: Path) -> None:
     """Replace the current process with the server (never returns)."""
     sys.stdout.flush()
     sys.stderr.flush()
+    if getattr(sys, "frozen", False):
+        # The PyInstaller binary: its interpreter cannot run `-m`, and exec'ing the binary again
+        # would unpack it again; serve from this process instead.
+        main([str(config_path.resolve())])
+        raise SystemExit(0)
     args = [sys.executable, "-m", "dendrite_lite.server_process", str(config_path.resolve())]
-    os.execv(sys.executable, args)
+    # The new image must find dendrite-lite where this one did: a zipapp's unpacked
+    # site-packages (shiv) is on sys.path only, not where `python -m` looks by itself.
+    here = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH", "")) if p)
+    os.execve(sys.executable, args, env)
 
 
 def leave_out_unused_modules() -> None:

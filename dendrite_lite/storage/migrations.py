@@ -1,7 +1,9 @@
 """Numbered schema migrations: `migrations/NNNN_name.sql`, applied in order at start.
 
-Each file runs in its own transaction together with its row in `schema_version`, so a database is
-always exactly at some version: a migration that fails leaves no trace. A database recorded at a
+The pending files run in ONE transaction, each with its row in `schema_version`, and a line is
+logged per migration: a database is always exactly at the version it had or at the newest, never
+between. A migration that fails (or a crash, or a kill) leaves no trace, so the previous
+dendrite-lite still runs the database after a failed upgrade. A database recorded at a
 version newer than the newest file here was written by a newer dendrite-lite; we refuse it before
 touching anything, because this code would misread tables it does not know.
 
@@ -12,6 +14,7 @@ Later changes go in a new file with the next number.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import sqlite3
 import time
@@ -21,6 +24,8 @@ from pathlib import Path
 import aiosqlite
 
 from dendrite_lite.storage.database import BUSY_TIMEOUT_MS
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "Migration",
@@ -138,11 +143,7 @@ async def apply_migrations(path: Path, *, directory: Path = MIGRATIONS_DIR) -> l
         # foreign_keys stays OFF while migrating (SQLite's documented way to rebuild a table);
         # foreign_key_check below still refuses to commit a migration that breaks a reference.
         await conn.execute("PRAGMA foreign_keys = OFF")
-        applied = []
-        for migration in migrations[current:]:
-            if await _apply_one(conn, migration):
-                applied.append(migration)
-        return applied
+        return await _apply_pending(conn, migrations, path)
     finally:
         await conn.close()
 
@@ -162,17 +163,40 @@ async def _enable_wal(conn: aiosqlite.Connection) -> None:
             await asyncio.sleep(0.01)
 
 
-async def _apply_one(conn: aiosqlite.Connection, migration: Migration) -> bool:
-    statements = migration.statements()
+async def _apply_pending(
+    conn: aiosqlite.Connection, migrations: list[Migration], path: Path
+) -> list[Migration]:
     await conn.execute("BEGIN IMMEDIATE")
     try:
         await conn.execute(_CREATE_SCHEMA_VERSION)
-        # Another process (the CLI next to a running server) may have applied it while we waited
+        # Another process (the CLI next to a running server) may have migrated while we waited
         # for the write lock.
-        if await select_schema_version(conn) >= migration.version:
+        current = await select_schema_version(conn)
+        pending = migrations[current:]
+        if pending and current > 0:
+            log.info(
+                "database %s: upgrading schema %d to %d (%d migrations, one transaction)",
+                path, current, migrations[-1].version, len(pending),
+            )
+        for n, migration in enumerate(pending, 1):
+            started = time.monotonic()
+            await _apply_one(conn, migration)
+            if current > 0:
+                log.info(
+                    "migration %d/%d: %s applied in %.2f s",
+                    n, len(pending), migration.path.name, time.monotonic() - started,
+                )
+        await conn.execute("COMMIT")
+        return pending
+    except BaseException:
+        if conn.in_transaction:
             await conn.execute("ROLLBACK")
-            return False
-        for statement in statements:
+        raise
+
+
+async def _apply_one(conn: aiosqlite.Connection, migration: Migration) -> None:
+    try:
+        for statement in migration.statements():
             await conn.execute(statement)
         async with conn.execute("PRAGMA foreign_key_check") as cur:
             broken = await cur.fetchall()
@@ -181,11 +205,5 @@ async def _apply_one(conn: aiosqlite.Connection, migration: Migration) -> bool:
         await conn.execute(
             _INSERT_VERSION, (migration.version, migration.name, int(time.time() * 1000))
         )
-        await conn.execute("COMMIT")
-        return True
-    except BaseException as e:
-        if conn.in_transaction:
-            await conn.execute("ROLLBACK")
-        if isinstance(e, sqlite3.Error | MigrationError):
-            raise MigrationError(f"migration {migration.path.name} failed: {e}") from e
-        raise
+    except (sqlite3.Error, MigrationError) as e:
+        raise MigrationError(f"migration {migration.path.name} failed: {e}") from e

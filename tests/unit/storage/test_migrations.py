@@ -127,6 +127,37 @@ async def test_broken_migration_leaves_database_unchanged(tmp_path: Path) -> Non
     assert _snapshot(path) == before
 
 
+async def test_an_upgrade_is_one_transaction_with_a_line_per_migration(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = _copy_migrations(tmp_path)
+    path = tmp_path / "db.sqlite"
+    await apply_migrations(path, directory=directory)
+    before = _snapshot(path)
+    # Two good migrations, then a broken one: the good ones must not stay applied either, so
+    # the dendrite-lite that ran this database before the upgrade can still run it.
+    _next_file(directory, "first").write_text("CREATE TABLE first_new (x INTEGER);\n")
+    _next_file(directory, "second", 1).write_text("CREATE TABLE second_new (x INTEGER);\n")
+    _next_file(directory, "broken", 2).write_text("INSERT INTO no_such_table VALUES (1);\n")
+    with pytest.raises(MigrationError, match=f"{NEXT + 2:04d}_broken.sql"):
+        await apply_migrations(path, directory=directory)
+    assert _snapshot(path) == before
+
+    _next_file(directory, "broken", 2).write_text("CREATE TABLE third_new (x INTEGER);\n")
+    with caplog.at_level("INFO", logger="dendrite_lite.storage.migrations"):
+        applied = await apply_migrations(path, directory=directory)
+    assert [m.version for m in applied] == [NEXT, NEXT + 1, NEXT + 2]
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0] == (
+        f"database {path}: upgrading schema {NEXT - 1} to {NEXT + 2} (3 migrations, one transaction)"
+    )
+    assert [line.split(" applied in ")[0] for line in lines[1:]] == [
+        f"migration 1/3: {NEXT:04d}_first.sql",
+        f"migration 2/3: {NEXT + 1:04d}_second.sql",
+        f"migration 3/3: {NEXT + 2:04d}_broken.sql",
+    ]
+
+
 async def test_migration_breaking_foreign_keys_is_refused(tmp_path: Path) -> None:
     directory = _copy_migrations(tmp_path)
     path = tmp_path / "db.sqlite"
