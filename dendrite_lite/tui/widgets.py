@@ -25,6 +25,7 @@ from dendrite_lite.tui.admin_client import (
     AdminRequestError,
     AdminUnavailable,
 )
+from dendrite_lite.tui.messages import ServerUnavailable
 
 __all__ = [
     "ConfirmDialog",
@@ -157,16 +158,14 @@ class Row:
 
 
 def show_error(screen: Screen[Any], e: AdminRequestError | AdminUnavailable) -> None:
+    """A refusal as an error notification; no server as the app's "not running" screen."""
     if isinstance(e, AdminRequestError):
         screen.notify(
             f"{e.errcode}: {e.error}", title=f"Refused ({e.status})", severity="error"
         )
     else:
-        screen.notify(
-            str(e) or "The admin socket does not answer",
-            title="Server unavailable",
-            severity="error",
-        )
+        # The app covers every screen with its "not running" screen until the server answers.
+        screen.post_message(ServerUnavailable())
 
 
 async def admin_call(

@@ -15,9 +15,10 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 
 from dendrite_lite.tui.screens import users as users_screen
+from dendrite_lite.tui.screens.not_running import NotRunningScreen
 from dendrite_lite.tui.screens.users import DevicesScreen, UsersScreen
 from tests.conftest import SERVER_NAME, RunningServer
-from tests.integration.account_helpers import login, register
+from tests.integration.account_helpers import login, register, running_server
 from tests.tui.pilot_helpers import (
     admin_get,
     answer,
@@ -183,3 +184,15 @@ async def test_a_page_says_how_many_the_server_has(
         assert len(table_rows(pilot)) == 2
         heading = pilot.app.screen.query_one("#heading", Static)
         assert str(heading.render()) == f"Users (2 of {total}: search to narrow)"
+
+
+async def test_a_server_gone_mid_session_shows_not_running(tmp_path: Path) -> None:
+    # A server of its own: this test stops it.
+    async with running_server(tmp_path) as srv:
+        assert srv.listening.admin_socket is not None
+        async with open_tui(srv.listening.admin_socket, "u") as pilot:
+            await srv.stop()
+            await pilot.press(
+                "ctrl+r"
+            )  # the screen's own request, not the app's status poll
+            await until(pilot, lambda: isinstance(pilot.app.screen, NotRunningScreen))
