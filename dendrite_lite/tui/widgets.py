@@ -3,8 +3,8 @@ through the admin socket), yes/no and text-input dialogs, and a read-only detail
 
 Every request runs in a worker (`@work`), never in a message handler, so the screen keeps
 answering keys while the server works; a refused request becomes an error notification, never
-a traceback. Colours come from the theme's variables only, so a 16-colour terminal keeps them
-apart.
+a traceback, and no server at all brings up the app's "not running" screen. Colours are the
+theme's variables and ANSI black, so a 16-colour terminal shows them as they are.
 """
 
 from __future__ import annotations
