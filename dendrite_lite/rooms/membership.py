@@ -215,6 +215,7 @@ class MembershipService:
     ) -> str:
         """POST /knock/{roomIdOrAlias}; returns the room id."""
         room_id, servers = await self._room_and_servers(room_id_or_alias, servers)
+        await refuse_blocked_room(self.storage, room_id)
         content = {"membership": "knock", **_reason(reason)}
         content.update(await member_profile_content(self.storage, user_id))
         if await self._remote(room_id):

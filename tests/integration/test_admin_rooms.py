@@ -288,6 +288,14 @@ async def test_block_refuses_joins_and_invites(srv: RunningServer, admin: User) 
     assert (await admin_call(admin, "PUT", path, {"block": False})).json() == {
         "block": False
     }
+    knocked = await owner.create_room(
+        initial_state=[{"type": "m.room.join_rules", "content": {"join_rule": "knock"}}]
+    )
+    await admin_call(admin, "PUT", f"{V1}/rooms/{knocked}/block", {"block": True})
+    knock = await other.call("POST", f"/knock/{knocked}", {}, expect=403)
+    assert knock.json()["errcode"] == "M_FORBIDDEN"
+    await admin_call(admin, "PUT", f"{V1}/rooms/{knocked}/block", {"block": False})
+    await other.call("POST", f"/knock/{knocked}", {})
     await other.call("POST", f"/rooms/{room_id}/join", {})
     # A room not known yet may be blocked ahead of anyone joining it.
     ahead = f"{V1}/rooms/!later:elsewhere.example/block"
