@@ -115,7 +115,10 @@ class ServerMetrics:
     # --- recording (hot paths) -------------------------------------------------------------------
     def observe_request(self, scope: Mapping[str, Any], status: int, seconds: float) -> None:
         """AccessLog's `on_response`: one answered HTTP request."""
-        key = (scope.get(ROUTE_SCOPE_KEY) or UNMATCHED, scope["method"], status)
+        method = scope["method"]
+        if method not in _METHODS:  # any token a client sends, not one of our routes': one value
+            method = "other"
+        key = (scope.get(ROUTE_SCOPE_KEY) or UNMATCHED, method, status)
         children = self._children.get(key)
         if children is None:
             children = self._children[key] = self._new_children(*key)
@@ -123,8 +126,6 @@ class ServerMetrics:
         children[1].observe(seconds)
 
     def _new_children(self, route: str, method: str, status: int) -> _Children:
-        # Methods outside HTTP's usual set come from clients, not from our routes: one value.
-        method = method if method in _METHODS else "other"
         return (
             self._requests.labels(route, method, str(status)),
             self._latency.labels(route, method),

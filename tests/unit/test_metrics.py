@@ -126,6 +126,10 @@ def test_odd_methods_and_unmatched_paths_are_one_label_value_each() -> None:
         if name == "dendrite_lite_http_requests_total"
     }
     assert got == {("unmatched", "other"): 2, ("unmatched", "GET"): 1}
+    # Nor does the server keep anything per method a client makes up.
+    for i in range(100):
+        metrics.observe_request({"method": f"M{i}"}, 404, 0.001)
+    assert len(metrics._children) == 2
 
 
 def _prometheus_loaded_after(imports: str) -> bool:
