@@ -9,6 +9,7 @@ theme's variables and ANSI black, so a 16-colour terminal shows them as they are
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -36,6 +37,7 @@ __all__ = [
     "Row",
     "admin_call",
     "show_error",
+    "table_time",
 ]
 
 # Opaque: a 16-colour terminal cannot dim the screen behind, so Textual makes a modal screen
@@ -146,6 +148,13 @@ class DetailsScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one(VerticalScroll).focus()
+
+
+def table_time(ms: Any) -> str:
+    """A server timestamp (ms) for a table cell: the UTC minute, its column says UTC."""
+    if not isinstance(ms, int) or ms <= 0:
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(ms / 1000))
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,10 +9,10 @@ from typing import Any, ClassVar
 from textual import work
 from textual.binding import Binding, BindingType
 
-from dendrite_lite.delegation.doctor.findings import utc_time
 from dendrite_lite.tui.widgets import (
     ListingScreen,
     Row,
+    table_time,
 )
 
 __all__ = ["ReportsScreen", "describe_report"]
@@ -22,10 +22,9 @@ PAGE = 500
 
 
 def _cells(r: dict[str, Any]) -> tuple[str, ...]:
-    received = r.get("received_ts")
     return (
         str(r["id"]),
-        utc_time(received / 1000)[:-4] if isinstance(received, int) else "",
+        table_time(r.get("received_ts")),
         r.get("name") or r.get("canonical_alias") or r.get("room_id", ""),
         r.get("sender") or "",
         r.get("user_id") or "",

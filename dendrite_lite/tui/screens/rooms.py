@@ -12,13 +12,13 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Static, TabbedContent, TabPane
 
-from dendrite_lite.delegation.doctor.findings import utc_time
 from dendrite_lite.tui.admin_client import AdminClient
 from dendrite_lite.tui.widgets import (
     KeysFooter,
     ListingScreen,
     Row,
     admin_call,
+    table_time,
 )
 
 __all__ = ["RoomDetailsScreen", "RoomsScreen"]
@@ -195,7 +195,7 @@ class RoomDetailsScreen(Screen[None]):
             "events",
             [
                 (
-                    utc_time(e.get("origin_server_ts", 0) / 1000)[:-4],
+                    table_time(e.get("origin_server_ts")),
                     e.get("sender", ""),
                     e.get("type", ""),
                     _body(e),

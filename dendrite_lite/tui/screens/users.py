@@ -9,12 +9,12 @@ from urllib.parse import quote
 from textual import work
 from textual.binding import Binding, BindingType
 
-from dendrite_lite.delegation.doctor.findings import utc_time
 from dendrite_lite.tui.admin_client import AdminClient
 from dendrite_lite.tui.widgets import (
     InputDialog,
     ListingScreen,
     Row,
+    table_time,
 )
 
 __all__ = ["DevicesScreen", "UsersScreen"]
@@ -31,10 +31,6 @@ def user_path(user_id: str, *rest: str) -> str:
 
 def _flag(value: Any) -> str:
     return "yes" if value else ""
-
-
-def _time(ms: Any) -> str:
-    return utc_time(ms / 1000)[:-4] if isinstance(ms, int) and ms > 0 else ""
 
 
 class UsersScreen(ListingScreen):
@@ -62,7 +58,7 @@ class UsersScreen(ListingScreen):
                     u.get("displayname") or "",
                     _flag(u.get("admin")),
                     _flag(u.get("deactivated")),
-                    _time(u.get("creation_ts")),
+                    table_time(u.get("creation_ts")),
                 ),
                 u,
             )
@@ -161,7 +157,7 @@ class DevicesScreen(ListingScreen):
                     d["device_id"],
                     d.get("display_name") or "",
                     d.get("last_seen_ip") or "",
-                    _time(d.get("last_seen_ts")),
+                    table_time(d.get("last_seen_ts")),
                 ),
                 d,
             )
