@@ -16,7 +16,7 @@ from typing import Any
 
 from dendrite_lite import __version__
 from dendrite_lite.config import Config
-from dendrite_lite.delegation.doctor.last_run import load_last_run
+from dendrite_lite.delegation.doctor_last_run import load_last_run
 from dendrite_lite.log_buffer import LogBuffer
 from dendrite_lite.rooms.event_rate import EventRate
 from dendrite_lite.storage import Storage, server_stats

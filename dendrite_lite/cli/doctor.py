@@ -35,7 +35,7 @@ from dendrite_lite.delegation.doctor import (
     diagnose,
     worst,
 )
-from dendrite_lite.delegation.doctor.last_run import save_last_run
+from dendrite_lite.delegation.doctor_last_run import save_last_run
 
 __all__ = ["doctor"]
 

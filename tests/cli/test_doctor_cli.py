@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from dendrite_lite.cli.main import app
 from dendrite_lite.crypto.keys import new_server_key, write_signing_key
-from dendrite_lite.delegation.doctor.last_run import LAST_RUN_FILE, load_last_run
+from dendrite_lite.delegation.doctor_last_run import LAST_RUN_FILE, load_last_run
 from tests.integration.doctor_helpers import FakePeer, make_cert
 from tests.interop.synapse_server import free_port
 

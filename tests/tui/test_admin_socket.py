@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from dendrite_lite.delegation.doctor.findings import Finding, Status
-from dendrite_lite.delegation.doctor.last_run import LAST_RUN_FILE, save_last_run
+from dendrite_lite.delegation.doctor_last_run import LAST_RUN_FILE, save_last_run
 from dendrite_lite.server import StartupError
 from dendrite_lite.storage import accounts
 from tests.conftest import RunningServer

@@ -12,7 +12,7 @@ import pytest
 from textual.pilot import Pilot
 
 from dendrite_lite.delegation.doctor.findings import Finding, Status
-from dendrite_lite.delegation.doctor.last_run import LAST_RUN_FILE, save_last_run
+from dendrite_lite.delegation.doctor_last_run import LAST_RUN_FILE, save_last_run
 from dendrite_lite.tui.admin_client import AdminClient
 from dendrite_lite.tui.app import SCREENS, DendriteLiteApp
 from dendrite_lite.tui.screens.dashboard import DashboardScreen

@@ -19,13 +19,6 @@ from quart import Blueprint, Response, jsonify
 
 from dendrite_lite.api.admin import require_admin
 from dendrite_lite.api.app import services
-from dendrite_lite.delegation.doctor import (
-    DoctorNetwork,
-    Finding,
-    Status,
-    diagnose,
-    worst,
-)
 
 __all__ = ["bp"]
 
@@ -40,6 +33,16 @@ async def check_server(server_name: str) -> Response:
     """POST /_dendrite_lite/admin/v1/federation/check/{serverName}"""
     svc = services()
     await require_admin(svc)
+    # Imported here: the checks bring httpx, dnspython and cryptography, which the server image
+    # loads only when something needs them (tests/unit/test_server_process.py).
+    from dendrite_lite.delegation.doctor import (
+        DoctorNetwork,
+        Finding,
+        Status,
+        diagnose,
+        worst,
+    )
+
     ca_file = svc.config.federation.ca_file
     network = DoctorNetwork.default([str(ca_file)] if ca_file is not None else None)
     network = dataclasses.replace(network, timeout_s=STEP_TIMEOUT_S)

@@ -4,6 +4,9 @@
 Only `dendrite-lite doctor` without SERVER_NAME writes it (a check of the configured server);
 the file holds the counts per status, the worst status, when it ran, and the problems found
 (WARN and FAIL findings, their why), so the dashboard says what to look at.
+
+It lives outside the doctor package: the running server reads the file, and importing anything
+in that package loads the checks' network stack (httpx, dnspython, cryptography) with it.
 """
 
 from __future__ import annotations
@@ -11,9 +14,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dendrite_lite.delegation.doctor.findings import Finding, Status, worst
+if TYPE_CHECKING:
+    from dendrite_lite.delegation.doctor.findings import Finding
 
 __all__ = ["LAST_RUN_FILE", "load_last_run", "save_last_run"]
 
@@ -21,6 +25,8 @@ LAST_RUN_FILE = "doctor-last.json"
 
 
 def save_last_run(data_dir: Path, server_name: str, findings: list[Finding], now: float) -> None:
+    from dendrite_lite.delegation.doctor.findings import Status, worst
+
     summary = {
         "server_name": server_name,
         "ran_at": now,
