@@ -4,13 +4,22 @@ parsed with prometheus-client's own parser and its numbers checked."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from urllib.parse import quote
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import RunningServer, StartServer
-from tests.integration.federation_helpers import RemoteServer, join_remote_user, pdu
+from tests.integration.federation_helpers import (
+    RemoteServer,
+    join_remote_user,
+    pdu,
+    services_of,
+)
 from tests.integration.room_helpers import User, new_user
+from tests.interop.synapse_server import tls_overrides
 
 SEND_ROUTE = "/_matrix/client/v3/rooms/<room_id>/send/<event_type>/<txn_id>"
 SYNC_ROUTE = "/_matrix/client/v3/sync"
@@ -211,3 +220,58 @@ async def test_federation_is_counted_per_destination(start_server: StartServer) 
     assert value(
         samples, "dendrite_lite_federation_remote_join_duration_seconds_count", outcome="ok"
     ) == 0
+
+
+async def test_a_join_over_federation_between_two_real_servers(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """b's user joins a's room (TLS on loopback): b times the join and stores a's events as
+    remote; a's next event goes to b in a transaction a counts as sent."""
+    a, b = [await tls_metrics_server(start_server, tmp_path / tag) for tag in "ab"]
+    try:
+        alice, bob = await new_user(a, "alice"), await new_user(b, "bob")
+        room = await alice.create_room(preset="public_chat")
+        await bob.call(
+            "POST", f"/join/{quote(room)}", {}, params={"server_name": a.config.server.server_name}
+        )
+        joined = await scrape(b.client)
+        assert value(
+            joined, "dendrite_lite_federation_remote_join_duration_seconds_count", outcome="ok"
+        ) == 1
+        assert value(
+            joined, "dendrite_lite_federation_remote_join_duration_seconds_sum", outcome="ok"
+        ) > 0
+        remote_before = value(joined, "dendrite_lite_events_persisted_total", origin="remote")
+        assert remote_before >= 1  # our join, as the resident server signed it back
+
+        await alice.send(room, "over federation")
+        b_name = b.config.server.server_name
+        for _ in range(250):
+            sent = value(
+                await scrape(a.client), "dendrite_lite_federation_transactions_sent_total",
+                destination=b_name,
+            )
+            if sent:
+                break
+            await asyncio.sleep(0.02)
+        assert sent >= 1
+        after = await scrape(b.client)
+        assert value(after, "dendrite_lite_events_persisted_total", origin="remote") > remote_before
+        assert total(after, "dendrite_lite_federation_transaction_failures_total") == 0
+    finally:
+        for srv in (a, b):  # neither TLS shutdown then waits for the other's idle connection
+            client = services_of(srv).federation_client
+            assert client is not None
+            await client.aclose()
+
+
+async def tls_metrics_server(start_server: StartServer, tls_dir: Path) -> RunningServer:
+    """A server with metrics whose listeners serve a self-signed certificate (federation
+    between two of them needs TLS); its test client does not verify it."""
+    tls = tls_overrides(tls_dir)
+    if tls is None:
+        pytest.skip("no way to make a TLS certificate (openssl or cryptography)")
+    srv = await start_server({**tls, **NO_LIMITS, "metrics.enabled": True})
+    await srv.client.aclose()
+    srv.client = httpx.AsyncClient(base_url=srv.listening.client_url, timeout=20, verify=False)
+    return srv
