@@ -65,6 +65,7 @@ class DendriteLiteApp(App[None]):
         self.client = client
         self.poll_s = poll_s
         self._down: NotRunningScreen | None = None
+        self._refused = ""  # the status request's last error, notified once
         self._made: list[Screen[Any]] = []  # the modes' screens, once shown
         for label, screen in SCREENS.values():
             self.add_mode(label.lower(), lambda screen=screen: self._make(screen))
@@ -96,8 +97,11 @@ class DendriteLiteApp(App[None]):
             self._show_down(e.reason)
             return
         except AdminRequestError as e:
-            self.notify(f"{e.errcode}: {e.error}", title="Status", severity="error")
+            if str(e) != self._refused:  # once, not every poll
+                self.notify(f"{e.errcode}: {e.error}", title="Status", severity="error")
+            self._refused = str(e)
             return
+        self._refused = ""
         if self._down is not None:
             self._down.dismiss()
             self._down = None
