@@ -57,6 +57,24 @@ async def scrape(client: httpx.AsyncClient) -> Samples:
     return parse(resp.text)
 
 
+async def scrape_when(
+    client: httpx.AsyncClient, name: str, more_than: float = 0, **labels: str
+) -> Samples:
+    """The first scrape (within 5 s) in which `name` with `labels` is more than `more_than`."""
+    for _ in range(250):
+        samples = await scrape(client)
+        if value(samples, name, **labels) > more_than:
+            return samples
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{name} {labels} stayed 0")
+
+
+def joins(samples: Samples, outcome: str, stat: str = "count") -> float:
+    return value(
+        samples, f"dendrite_lite_federation_remote_join_duration_seconds_{stat}", outcome=outcome
+    )
+
+
 async def workload(srv: RunningServer, messages: int = MESSAGES) -> tuple[User, int]:
     """Two users, a room both are in, `messages` messages, one /sync. Returns the first user
     and the number of events the workload stored."""
@@ -124,12 +142,8 @@ async def test_a_waiting_sync_is_a_sync_waiter(start_server: StartServer) -> Non
     since = (await alice.call("GET", "/sync")).json()["next_batch"]
     waiting = asyncio.create_task(alice.call("GET", "/sync", params={"since": since, "timeout": 5000}))
     try:
-        for _ in range(100):
-            if value(await scrape(srv.client), "dendrite_lite_sync_waiters") == 1:
-                break
-            await asyncio.sleep(0.02)
-        else:
-            raise AssertionError("the long-polling /sync never showed as a waiter")
+        samples = await scrape_when(srv.client, "dendrite_lite_sync_waiters")
+        assert value(samples, "dendrite_lite_sync_waiters") == 1
         await alice.create_room()  # news: the /sync answers
         await waiting
     finally:
@@ -193,17 +207,10 @@ async def test_federation_is_counted_per_destination(start_server: StartServer) 
     assert (await remote.send(srv, [pdu(theirs)])).status_code == 200
     await alice.send(room, "to a server that is down")
 
-    samples: Samples = {}
-    for _ in range(200):
-        samples = await scrape(srv.client)
-        failed = value(
-            samples, "dendrite_lite_federation_transaction_failures_total",
-            destination=remote.name, kind="retry",
-        )
-        if failed:
-            break
-        await asyncio.sleep(0.02)
-    assert failed == 1  # then it backs off (5 s at first), so no second attempt yet
+    failures = "dendrite_lite_federation_transaction_failures_total"
+    samples = await scrape_when(srv.client, failures, destination=remote.name, kind="retry")
+    # Once: then it backs off (5 s at first), so no second attempt yet.
+    assert value(samples, failures, destination=remote.name, kind="retry") == 1
     assert value(samples, "dendrite_lite_federation_queue_length", destination=remote.name) >= 1
     assert total(samples, "dendrite_lite_federation_transactions_sent_total") == 0
     assert value(samples, "dendrite_lite_events_persisted_total", origin="remote") == 1
@@ -214,12 +221,7 @@ async def test_federation_is_counted_per_destination(start_server: StartServer) 
     )
     assert resp.status_code >= 400
     samples = await scrape(srv.client)
-    assert value(
-        samples, "dendrite_lite_federation_remote_join_duration_seconds_count", outcome="failed"
-    ) == 1
-    assert value(
-        samples, "dendrite_lite_federation_remote_join_duration_seconds_count", outcome="ok"
-    ) == 0
+    assert (joins(samples, "failed"), joins(samples, "ok")) == (1, 0)
 
 
 async def test_a_join_over_federation_between_two_real_servers(
@@ -235,29 +237,18 @@ async def test_a_join_over_federation_between_two_real_servers(
             "POST", f"/join/{quote(room)}", {}, params={"server_name": a.config.server.server_name}
         )
         joined = await scrape(b.client)
-        assert value(
-            joined, "dendrite_lite_federation_remote_join_duration_seconds_count", outcome="ok"
-        ) == 1
-        assert value(
-            joined, "dendrite_lite_federation_remote_join_duration_seconds_sum", outcome="ok"
-        ) > 0
+        assert (joins(joined, "ok"), joins(joined, "failed")) == (1, 0)
+        assert joins(joined, "ok", "sum") > 0
         remote_before = value(joined, "dendrite_lite_events_persisted_total", origin="remote")
         assert remote_before >= 1  # our join, as the resident server signed it back
 
         await alice.send(room, "over federation")
-        b_name = b.config.server.server_name
-        for _ in range(250):
-            sent = value(
-                await scrape(a.client), "dendrite_lite_federation_transactions_sent_total",
-                destination=b_name,
-            )
-            if sent:
-                break
-            await asyncio.sleep(0.02)
-        assert sent >= 1
-        after = await scrape(b.client)
-        assert value(after, "dendrite_lite_events_persisted_total", origin="remote") > remote_before
+        after = await scrape_when(
+            b.client, "dendrite_lite_events_persisted_total", remote_before, origin="remote"
+        )
         assert total(after, "dendrite_lite_federation_transaction_failures_total") == 0
+        sent = "dendrite_lite_federation_transactions_sent_total"
+        await scrape_when(a.client, sent, destination=b.config.server.server_name)
     finally:
         for srv in (a, b):  # neither TLS shutdown then waits for the other's idle connection
             client = services_of(srv).federation_client
