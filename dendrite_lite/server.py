@@ -77,6 +77,7 @@ from dendrite_lite.api.client import messages as messages_api
 from dendrite_lite.api.client import relations as relations_api
 from dendrite_lite.api.client import search as search_api
 from dendrite_lite.api.client import legacy_sync as legacy_sync_api
+from dendrite_lite.api.client import sliding_sync as sliding_sync_api
 from dendrite_lite.api.client import sync as sync_api
 from dendrite_lite.api.federation import events as federation_events
 from dendrite_lite.api.federation import key_query as federation_key_query
@@ -171,6 +172,7 @@ _CLIENT_ONLY_BLUEPRINTS: tuple[Blueprint, ...] = (
     whois_api.bp,
     legacy_sync_api.bp,
     sync_api.bp,
+    sliding_sync_api.bp,
     filters_api.bp,
     messages_api.bp,
     relations_api.bp,

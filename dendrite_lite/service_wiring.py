@@ -71,6 +71,7 @@ from dendrite_lite.server_status import ServerStatus
 from dendrite_lite.sync.filter_store import FilterService
 from dendrite_lite.sync.notifier import Notifier
 from dendrite_lite.sync.service import SyncService
+from dendrite_lite.sync.sliding.service import SlidingSyncService
 from dendrite_lite.users.account_data import AccountDataService
 from dendrite_lite.users.presence import JoinPresenceHook, PresenceService
 from dendrite_lite.users.openid import OpenIdService
@@ -404,7 +405,15 @@ def _sync_services(
         presence=user_data["presence"],
         e2ee=e2ee,
     )
-    return {"filters": filters, "sync": sync, "history": HistoryService(storage, backfill=backfill)}
+    sliding_sync = SlidingSyncService(
+        storage, notifier, sync.current_token, presence=user_data["presence"]
+    )
+    return {
+        "filters": filters,
+        "sync": sync,
+        "sliding_sync": sliding_sync,
+        "history": HistoryService(storage, backfill=backfill),
+    }
 
 
 async def _user_data_services(

@@ -42,7 +42,7 @@ from dendrite_lite.sync.filters import Filter, RoomEventFilter
 from dendrite_lite.sync.lazy_members import SentMembers
 from dendrite_lite.sync.tokens import pagination_token
 
-__all__ = ["RoomsRequest", "RoomsResult", "build_rooms", "STRIPPED_STATE_TYPES"]
+__all__ = ["RoomsRequest", "RoomsResult", "build_rooms", "fill_stripped", "STRIPPED_STATE_TYPES"]
 
 MEMBER = "m.room.member"
 # The state an invitee or knocker sees before joining (client-server-api §Stripped state).
@@ -150,7 +150,7 @@ async def build_rooms(conn: aiosqlite.Connection, req: RoomsRequest) -> RoomsRes
         await _fill_rooms(conn, req, rooms, result, current)
     if stripped:
         ignored = await select_ignored_users(conn, req.user_id)
-        await _fill_stripped(conn, stripped, result, ignored)
+        await fill_stripped(conn, stripped, result, ignored)
     return result
 
 
@@ -540,7 +540,7 @@ def _state_events(
     return out
 
 
-async def _fill_stripped(
+async def fill_stripped(
     conn: aiosqlite.Connection,
     rooms: Mapping[str, tuple[str, str]],
     result: RoomsResult,

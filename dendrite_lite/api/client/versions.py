@@ -15,5 +15,9 @@ bp = Blueprint("client_versions", __name__)
 async def get_versions() -> Response:
     """GET /_matrix/client/versions"""
     # Clients probe unstable features here before using them.
-    unstable = {"org.matrix.msc3814": True}  # dehydrated devices (api/client/dehydrated_devices.py)
+    unstable = {
+        "org.matrix.msc3814": True,  # dehydrated devices (api/client/dehydrated_devices.py)
+        # Simplified sliding sync (api/client/sliding_sync.py): Element X needs it.
+        "org.matrix.simplified_msc3575": True,
+    }
     return jsonify({"versions": list(SUPPORTED_VERSIONS), "unstable_features": unstable})

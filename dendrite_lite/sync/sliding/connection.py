@@ -1,0 +1,155 @@
+"""Per-connection state of sliding sync: what one (user, device, conn_id) has been sent.
+
+A `pos` is `<position>/<sync token>`: the position names the connection's record of what the
+client holds (storage.sliding_sync), the sync token the stream positions the response reached.
+Both live in the database, so a `pos` stays good across a restart. A position only changes when
+what the client holds changes; a long-poll that times out hands back the same position with a
+newer token.
+
+Expiry (400 M_UNKNOWN_POS, and the client starts again without `pos`): a `pos` of another
+connection or one the connection moved past (once a client sends position N, the others are
+deleted: older ones are no longer needed, newer ones never reached it), a connection replaced by
+a request without `pos`, and a connection idle for CONNECTION_TTL_MS.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+import aiosqlite
+
+from dendrite_lite.errors import Errcode, MatrixError
+from dendrite_lite.storage import sliding_sync as table
+from dendrite_lite.storage.sliding_sync import SentRoom
+from dendrite_lite.sync.sliding.required_state import RequiredState
+from dendrite_lite.sync.tokens import SyncToken, parse_sync_token
+
+__all__ = [
+    "CONNECTION_TTL_MS",
+    "ConnectionState",
+    "RoomSent",
+    "encode_pos",
+    "load_connection",
+    "save_connection",
+]
+
+CONNECTION_TTL_MS = 7 * 24 * 3600 * 1000
+_POS = re.compile(r"([0-9]{1,18})/(s[-0-9_]{1,400})")
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSent:
+    """What the client holds of one room on this connection."""
+
+    sent_to: int  # the room-stream position its timeline and state were sent up to
+    timeline_limit: int
+    required_state: RequiredState
+    # Users whose member event was sent lazily
+    lazy_members: frozenset[str] = frozenset()
+
+
+@dataclass(slots=True)
+class ConnectionState:
+    user_id: str
+    device_id: str
+    conn_id: str
+    # None: a new connection, created when its first response is saved
+    conn_key: int | None
+    position: int | None
+    since: SyncToken | None  # the streams the previous response reached
+    rooms: dict[str, RoomSent] = field(default_factory=dict)
+    # To save with the response
+    changed: dict[str, RoomSent] = field(default_factory=dict)
+
+    def room(self, room_id: str) -> RoomSent | None:
+        return self.changed.get(room_id) or self.rooms.get(room_id)
+
+
+def encode_pos(position: int, token: SyncToken) -> str:
+    return f"{position}/{token.encode()}"
+
+
+def _unknown_pos() -> MatrixError:
+    return MatrixError(
+        Errcode.UNKNOWN_POS, "Unknown or expired pos: start a new connection"
+    )
+
+
+async def load_connection(
+    conn: aiosqlite.Connection,
+    user_id: str,
+    device_id: str,
+    conn_id: str,
+    pos: str | None,
+    now_ms: int,
+) -> ConnectionState:
+    """The state a request continues from; 400 M_UNKNOWN_POS when `pos` cannot be continued."""
+    if pos is None:
+        return ConnectionState(user_id, device_id, conn_id, None, None, None)
+    match = _POS.fullmatch(pos)
+    if match is None:
+        raise _unknown_pos()
+    position, token = int(match[1]), parse_sync_token(match[2])
+    found = await table.select_connection(conn, user_id, device_id, conn_id)
+    if found is None or found.last_used_ts < now_ms - CONNECTION_TTL_MS:
+        raise _unknown_pos()
+    rows = await table.select_position_rooms(conn, found.conn_key, position)
+    if rows is None:
+        raise _unknown_pos()
+    rooms = {room_id: _from_row(row) for room_id, row in rows.items()}
+    return ConnectionState(
+        user_id, device_id, conn_id, found.conn_key, position, token, rooms
+    )
+
+
+async def save_connection(
+    conn: aiosqlite.Connection, state: ConnectionState, now_ms: int
+) -> int:
+    """Record the response about to be sent; returns the position its `pos` names."""
+    if state.conn_key is None:
+        await table.delete_idle_connections(
+            conn, state.user_id, now_ms - CONNECTION_TTL_MS
+        )
+        conn_key = await table.insert_connection(
+            conn, state.user_id, state.device_id, state.conn_id, now_ms
+        )
+        return await table.insert_position(conn, conn_key, None, _rows(state.changed))
+    found = await table.select_connection(
+        conn, state.user_id, state.device_id, state.conn_id
+    )
+    if found is None or found.conn_key != state.conn_key or state.position is None:
+        raise _unknown_pos()  # replaced by a request without pos while this one ran
+    await table.delete_other_positions(conn, state.conn_key, state.position)
+    await table.update_last_used(conn, state.conn_key, now_ms)
+    if not state.changed:
+        return state.position
+    return await table.insert_position(
+        conn, state.conn_key, state.position, _rows(state.changed)
+    )
+
+
+def _from_row(row: SentRoom) -> RoomSent:
+    data = json.loads(row.required_state)
+    return RoomSent(
+        row.sent_to,
+        row.timeline_limit,
+        RequiredState.from_json(data),
+        frozenset(data.get("lazy_members", ())),
+    )
+
+
+def _rows(rooms: dict[str, RoomSent]) -> list[SentRoom]:
+    return [
+        SentRoom(
+            room_id,
+            r.sent_to,
+            r.timeline_limit,
+            json.dumps(
+                {**r.required_state.to_json(), "lazy_members": sorted(r.lazy_members)},
+                separators=(",", ":"),
+            ),
+        )
+        for room_id, r in sorted(rooms.items())
+    ]

@@ -1,0 +1,220 @@
+"""The sliding sync room list (MSC4186 §Lists): the user's rooms, newest activity first, then
+each list's filters and ranges over it.
+
+Which rooms are in the user's list: joined, invited and knocked rooms; rooms the user was
+kicked or banned from (a ban from a room never joined excepted); rooms the user left by
+themselves only once this connection has sent them (the client then learns of the leave). Rooms
+the user forgot, and invites from users they ignore, are left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiosqlite
+
+from dendrite_lite.storage import account_data as account_data_table
+from dendrite_lite.storage import aliases as aliases_table
+from dendrite_lite.storage import events as events_table
+from dendrite_lite.storage import history as history_table
+from dendrite_lite.storage import room_list as room_list_table
+from dendrite_lite.storage.ignored_users import select_ignored_users
+from dendrite_lite.sync.sliding.request import ListConfig, ListFilters
+
+__all__ = ["ListedRoom", "RoomFacts", "load_facts", "select_room_list", "window"]
+
+_STRIPPED = ("invite", "knock")
+
+
+@dataclass(frozen=True, slots=True)
+class ListedRoom:
+    room_id: str
+    membership: str
+    member_event_id: str
+    member_pos: int  # stream position of the user's membership event
+    bump_stamp: int
+    # Stripped state from the invite or knock (federated invites carry it; None otherwise).
+    stripped: tuple[dict[str, Any], ...] | None = None
+    invited_as_dm: bool = False  # the invite event's content.is_direct
+
+
+@dataclass(slots=True)
+class RoomFacts:
+    """What the filters and the room responses need to know about rooms, loaded once."""
+
+    dm_rooms: set[str] = field(default_factory=set)
+    encrypted: set[str] = field(default_factory=set)
+    room_types: dict[str, str | None] = field(default_factory=dict)
+    tags: dict[str, set[str]] = field(default_factory=dict)
+    space_children: dict[str, set[str]] = field(default_factory=dict)
+
+    def is_dm(self, room: ListedRoom) -> bool:
+        return room.room_id in self.dm_rooms or room.invited_as_dm
+
+
+async def select_room_list(
+    conn: aiosqlite.Connection, user_id: str, until: int, sent: Mapping[str, object]
+) -> list[ListedRoom]:
+    """The user's room list at room-stream position `until`, newest activity first (ties by
+    room ID, so the order is stable). `sent`: the rooms this connection has sent."""
+    memberships = await history_table.select_current_memberships(conn, user_id)
+    memberships = {r: m for r, m in memberships.items() if m[2] <= until}
+    forgotten: set[str] = set()
+    if any(m[0] in ("leave", "ban") for m in memberships.values()):
+        forgotten = set(await aliases_table.select_forgotten_room_ids(conn, user_id))
+    # Member events are needed for leaves (who left: kicked or by themselves) and for invites
+    # and knocks (inviter, stripped state, is_direct).
+    needed = [m[1] for m in memberships.values() if m[0] != "join"]
+    member_events = await events_table.select_events(conn, needed) if needed else {}
+    bans = [r for r, m in memberships.items() if m[0] == "ban" and r not in sent]
+    ever_joined = (
+        await room_list_table.select_ever_joined(conn, user_id, bans) if bans else set()
+    )
+    ignored = await select_ignored_users(conn, user_id) if needed else frozenset()
+    joined = [r for r, m in memberships.items() if m[0] == "join"]
+    bumps = await room_list_table.select_bump_stamps(conn, joined, until)
+    out: list[ListedRoom] = []
+    for room_id, (membership, event_id, pos) in memberships.items():
+        member = member_events.get(event_id)
+        if membership == "join":
+            out.append(
+                ListedRoom(room_id, membership, event_id, pos, bumps.get(room_id, pos))
+            )
+            continue
+        if room_id in forgotten:
+            continue
+        if membership == "leave":
+            self_left = member is None or member.event.sender == user_id
+            if self_left and room_id not in sent:
+                continue
+        elif membership == "ban":
+            if room_id not in sent and room_id not in ever_joined:
+                continue
+        elif membership in _STRIPPED:
+            if member is None or (
+                membership == "invite" and member.event.sender in ignored
+            ):
+                continue
+            given = member.event.unsigned.get("invite_room_state")
+            stripped = (
+                tuple(e for e in given if isinstance(e, dict))
+                if isinstance(given, list)
+                else None
+            )
+            out.append(
+                ListedRoom(
+                    room_id,
+                    membership,
+                    event_id,
+                    pos,
+                    pos,
+                    stripped,
+                    member.event.content.get("is_direct") is True,
+                )
+            )
+            continue
+        else:
+            continue
+        out.append(ListedRoom(room_id, membership, event_id, pos, pos))
+    out.sort(key=lambda r: (-r.bump_stamp, r.room_id))
+    return out
+
+
+async def load_facts(
+    conn: aiosqlite.Connection,
+    user_id: str,
+    rooms: Sequence[ListedRoom],
+    lists: Sequence[ListConfig],
+) -> RoomFacts:
+    """Every fact the lists' filters look at, plus the DM rooms (each room response says
+    is_dm)."""
+    facts = RoomFacts()
+    direct = await account_data_table.select_account_data(
+        conn, user_id, account_data_table.GLOBAL, "m.direct"
+    )
+    if isinstance(direct, dict):
+        for room_ids in direct.values():
+            if isinstance(room_ids, list):
+                facts.dm_rooms.update(r for r in room_ids if isinstance(r, str))
+    filters = [lc.filters for lc in lists]
+    room_ids = [r.room_id for r in rooms]
+    if any(f.is_encrypted is not None for f in filters):
+        found = await room_list_table.select_state_contents(
+            conn, room_ids, "m.room.encryption"
+        )
+        facts.encrypted = set(found)
+        facts.encrypted.update(
+            r.room_id
+            for r in rooms
+            if _stripped_content(r, "m.room.encryption") is not None
+        )
+    if any(f.room_types is not None or f.not_room_types is not None for f in filters):
+        creates = await room_list_table.select_state_contents(
+            conn, room_ids, "m.room.create"
+        )
+        for r in rooms:
+            content = (
+                creates.get(r.room_id) or _stripped_content(r, "m.room.create") or {}
+            )
+            kind = content.get("type")
+            facts.room_types[r.room_id] = kind if isinstance(kind, str) else None
+    if any(f.tags is not None or f.not_tags is not None for f in filters):
+        facts.tags = await room_list_table.select_room_tags(conn, user_id)
+    joined = {r.room_id for r in rooms if r.membership == "join"}
+    for f in filters:
+        # Only spaces the user is joined to count (MSC4186 `spaces`).
+        for space in f.spaces or ():
+            if space not in facts.space_children and space in joined:
+                facts.space_children[
+                    space
+                ] = await room_list_table.select_space_children(conn, [space])
+    return facts
+
+
+def _stripped_content(room: ListedRoom, event_type: str) -> dict[str, Any] | None:
+    for e in room.stripped or ():
+        if e.get("type") == event_type and e.get("state_key") == "":
+            content = e.get("content")
+            return content if isinstance(content, dict) else {}
+    return None
+
+
+def _matches(room: ListedRoom, f: ListFilters, facts: RoomFacts) -> bool:
+    if f.is_dm is not None and facts.is_dm(room) != f.is_dm:
+        return False
+    if (
+        f.is_encrypted is not None
+        and (room.room_id in facts.encrypted) != f.is_encrypted
+    ):
+        return False
+    if f.is_invite is not None and (room.membership == "invite") != f.is_invite:
+        return False
+    kind = facts.room_types.get(room.room_id)
+    if f.room_types is not None and kind not in f.room_types:
+        return False
+    if f.not_room_types is not None and kind in f.not_room_types:
+        return False
+    tags = facts.tags.get(room.room_id, set())
+    if f.not_tags is not None and tags & set(f.not_tags):
+        return False
+    if f.tags is not None and not tags & set(f.tags):
+        return False
+    return f.spaces is None or any(
+        room.room_id in facts.space_children.get(s, ()) for s in f.spaces
+    )
+
+
+def window(
+    rooms: Sequence[ListedRoom], config: ListConfig, facts: RoomFacts
+) -> tuple[int, list[ListedRoom]]:
+    """(how many rooms pass the list's filters, those within its ranges in list order). A
+    range past the end of the list reaches to its end."""
+    matching = [r for r in rooms if _matches(r, config.filters, facts)]
+    if config.ranges is None:
+        return len(matching), matching
+    picked: set[int] = set()
+    for start, end in config.ranges:
+        picked.update(range(start, min(end, len(matching) - 1) + 1))
+    return len(matching), [matching[i] for i in sorted(picked)]
