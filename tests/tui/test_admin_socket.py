@@ -17,6 +17,7 @@ from dendrite_lite.delegation.doctor.findings import Finding, Status
 from dendrite_lite.delegation.doctor_last_run import LAST_RUN_FILE, save_last_run
 from dendrite_lite.server import StartupError
 from dendrite_lite.storage import accounts
+from dendrite_lite.tls.certs import self_signed, summarize
 from tests.conftest import RunningServer
 from tests.integration.account_helpers import (
     auth_header,
@@ -193,3 +194,21 @@ async def test_a_file_in_the_way_is_not_removed(tmp_path: Path) -> None:
         async with running_server(tmp_path):
             pass
     assert (tmp_path / "admin.sock").read_text() == "mine"
+
+
+async def test_status_reads_the_certificate_of_tls_files(tmp_path: Path) -> None:
+    cert_pem, key_pem = self_signed(["test.localhost"], days=20)
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_bytes(cert_pem)
+    key.write_bytes(key_pem)
+    overrides = {"tls.mode": "files", "tls.cert_path": cert, "tls.key_path": key,
+                 "listen.client_tls": False, "listen.federation_tls": True}
+    async with running_server(tmp_path / "data", overrides) as srv:
+        assert srv.listening.admin_socket is not None
+        async with socket_client(srv.listening.admin_socket) as admin:
+            status = (await admin.get(STATUS)).json()
+    certificate = status["certificate"]
+    assert certificate["mode"] == "files"
+    assert certificate["not_after"] == summarize(cert_pem).not_after
+    assert 19.9 < certificate["days_left"] <= 20
+    assert certificate["renewal"] == "by you (tls.cert_path)"
