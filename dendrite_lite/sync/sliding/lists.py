@@ -9,7 +9,7 @@ the user forgot, and invites from users they ignore, are left out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,7 @@ from dendrite_lite.storage import aliases as aliases_table
 from dendrite_lite.storage import events as events_table
 from dendrite_lite.storage import history as history_table
 from dendrite_lite.storage import room_list as room_list_table
+from dendrite_lite.storage.events import StoredEvent
 from dendrite_lite.storage.ignored_users import select_ignored_users
 from dendrite_lite.sync.sliding.request import ListConfig, ListFilters
 
@@ -38,6 +39,9 @@ class ListedRoom:
     # Stripped state from the invite or knock (federated invites carry it; None otherwise).
     stripped: tuple[dict[str, Any], ...] | None = None
     invited_as_dm: bool = False  # the invite event's content.is_direct
+    # Joined at some point: a left room shows its state only then (an invite withdrawn or
+    # rejected shows the user's own membership alone).
+    was_joined: bool = True
 
 
 @dataclass(slots=True)
@@ -55,70 +59,70 @@ class RoomFacts:
 
 
 async def select_room_list(
-    conn: aiosqlite.Connection, user_id: str, until: int, sent: Mapping[str, object]
+    conn: aiosqlite.Connection, user_id: str, until: int, sent: Container[str]
 ) -> list[ListedRoom]:
     """The user's room list at room-stream position `until`, newest activity first (ties by
     room ID, so the order is stable). `sent`: the rooms this connection has sent."""
     memberships = await history_table.select_current_memberships(conn, user_id)
     memberships = {r: m for r, m in memberships.items() if m[2] <= until}
-    forgotten: set[str] = set()
-    if any(m[0] in ("leave", "ban") for m in memberships.values()):
-        forgotten = set(await aliases_table.select_forgotten_room_ids(conn, user_id))
     # Member events are needed for leaves (who left: kicked or by themselves) and for invites
     # and knocks (inviter, stripped state, is_direct).
     needed = [m[1] for m in memberships.values() if m[0] != "join"]
     member_events = await events_table.select_events(conn, needed) if needed else {}
-    bans = [r for r, m in memberships.items() if m[0] == "ban" and r not in sent]
-    ever_joined = (
-        await room_list_table.select_ever_joined(conn, user_id, bans) if bans else set()
-    )
-    ignored = await select_ignored_users(conn, user_id) if needed else frozenset()
     joined = [r for r, m in memberships.items() if m[0] == "join"]
     bumps = await room_list_table.select_bump_stamps(conn, joined, until)
     out: list[ListedRoom] = []
+    for room_id in joined:
+        _, event_id, pos = memberships[room_id]
+        # A room with no bump event we hold (joined over federation) sorts by the join.
+        out.append(ListedRoom(room_id, "join", event_id, pos, bumps.get(room_id, pos)))
+    if needed:
+        out += await _other_rooms(conn, user_id, memberships, member_events, sent)
+    out.sort(key=lambda r: (-r.bump_stamp, r.room_id))
+    return out
+
+
+async def _other_rooms(
+    conn: aiosqlite.Connection,
+    user_id: str,
+    memberships: Mapping[str, tuple[str, str, int]],
+    member_events: Mapping[str, StoredEvent],
+    sent: Container[str],
+) -> list[ListedRoom]:
+    """The invites, knocks and left rooms of the room list (their bump_stamp is the
+    membership's position)."""
+    ignored = await select_ignored_users(conn, user_id)
+    forgotten = set(await aliases_table.select_forgotten_room_ids(conn, user_id))
+    out: list[ListedRoom] = []
+    gone: list[tuple[str, str, str, int]] = []
     for room_id, (membership, event_id, pos) in memberships.items():
         member = member_events.get(event_id)
-        if membership == "join":
-            out.append(
-                ListedRoom(room_id, membership, event_id, pos, bumps.get(room_id, pos))
-            )
-            continue
-        if room_id in forgotten:
-            continue
-        if membership == "leave":
-            self_left = member is None or member.event.sender == user_id
-            if self_left and room_id not in sent:
-                continue
-        elif membership == "ban":
-            if room_id not in sent and room_id not in ever_joined:
-                continue
-        elif membership in _STRIPPED:
-            if member is None or (
-                membership == "invite" and member.event.sender in ignored
-            ):
+        if membership in _STRIPPED and member is not None:
+            if membership == "invite" and member.event.sender in ignored:
                 continue
             given = member.event.unsigned.get("invite_room_state")
-            stripped = (
-                tuple(e for e in given if isinstance(e, dict))
-                if isinstance(given, list)
-                else None
-            )
+            stripped = None
+            if isinstance(given, list):
+                stripped = tuple(e for e in given if isinstance(e, dict))
+            is_direct = member.event.content.get("is_direct") is True
             out.append(
-                ListedRoom(
-                    room_id,
-                    membership,
-                    event_id,
-                    pos,
-                    pos,
-                    stripped,
-                    member.event.content.get("is_direct") is True,
-                )
+                ListedRoom(room_id, membership, event_id, pos, pos, stripped, is_direct)
             )
+        elif membership in ("leave", "ban") and room_id not in forgotten:
+            self_left = member is None or member.event.sender == user_id
+            if room_id in sent or membership == "ban" or not self_left:
+                gone.append((room_id, membership, event_id, pos))
+    ever_joined = await room_list_table.select_ever_joined(
+        conn, user_id, [g[0] for g in gone]
+    )
+    for room_id, membership, event_id, pos in gone:
+        was_joined = room_id in ever_joined
+        # A ban from a room never joined is not the user's room (MSC4186 §Lists).
+        if membership == "ban" and not was_joined and room_id not in sent:
             continue
-        else:
-            continue
-        out.append(ListedRoom(room_id, membership, event_id, pos, pos))
-    out.sort(key=lambda r: (-r.bump_stamp, r.room_id))
+        out.append(
+            ListedRoom(room_id, membership, event_id, pos, pos, was_joined=was_joined)
+        )
     return out
 
 

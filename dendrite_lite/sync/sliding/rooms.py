@@ -241,7 +241,7 @@ async def _read_timelines(
         recent = await sync_table.select_recent_events(conn, ranges, limit)
         for p in group:
             raw = recent[p.room_id]
-            if p.since is not None and p.since >= p.state_pos:
+            if not p.expand and p.since is not None and p.since >= p.state_pos:
                 raw = []  # nothing happened that the user may see (e.g. after they left)
             if p.expand and p.sent is not None:
                 old = [s for s in raw if s.stream_ordering <= p.sent.sent_to]
@@ -343,6 +343,9 @@ def _pick_state(p: _Plan, current: Mapping[StateKey, str]) -> None:
         if k in current:
             wanted[k] = current[k]
             p.lazy_sent.add(user)
+    if not p.wanted.room.was_joined:
+        # Never a member (an invite rejected or withdrawn): their own membership alone.
+        wanted = {k: v for k, v in wanted.items() if v == p.wanted.room.member_event_id}
     p.state_ids = wanted
 
 

@@ -33,12 +33,19 @@ async def test_rows_kept_and_deletes_cascade(tmp_path: Path) -> None:
         conn.execute("INSERT INTO sliding_sync_positions (conn_key) VALUES (1)")
         conn.execute("INSERT INTO sliding_sync_positions (conn_key) VALUES (1)")
         conn.executemany(
-            "INSERT INTO sliding_sync_rooms VALUES (?, '!r:us', 5, 1, '{}')", [(1,), (2,)]
+            "INSERT INTO sliding_sync_rooms VALUES (?, '!r:us', 5, 1, '{}')",
+            [(1,), (2,)],
         )
         conn.execute("DELETE FROM sliding_sync_positions WHERE position = 1")
-        assert conn.execute("SELECT position FROM sliding_sync_rooms").fetchall() == [(2,)]
+        assert conn.execute("SELECT position FROM sliding_sync_rooms").fetchall() == [
+            (2,)
+        ]
         conn.execute("DELETE FROM sliding_sync_connections")
-        assert conn.execute("SELECT COUNT(*) FROM sliding_sync_positions").fetchone() == (0,)
-        assert conn.execute("SELECT COUNT(*) FROM sliding_sync_rooms").fetchone() == (0,)
+        assert conn.execute(
+            "SELECT COUNT(*) FROM sliding_sync_positions"
+        ).fetchone() == (0,)
+        assert conn.execute("SELECT COUNT(*) FROM sliding_sync_rooms").fetchone() == (
+            0,
+        )
     finally:
         conn.close()
