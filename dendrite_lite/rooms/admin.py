@@ -22,6 +22,7 @@ from dendrite_lite.rooms.membership import MembershipService
 from dendrite_lite.rooms.pipeline import EventSpec, RoomPipeline
 from dendrite_lite.rooms.room_events import client_events
 from dendrite_lite.storage import Storage
+from dendrite_lite.storage import accounts as accounts_table
 from dendrite_lite.storage import blocked_rooms as blocked_table
 from dendrite_lite.storage import events as events_table
 from dendrite_lite.storage import room_stats as stats_table
@@ -297,6 +298,65 @@ class RoomAdmin:
         await self._pipeline.send(
             room_id, EventSpec(granter, POWER_LEVELS, {**power, "users": users}, "")
         )
+
+    # --- joining a user --------------------------------------------------------------------
+    async def join_user(self, room_id_or_alias: str, user_id: str, admin: str) -> str:
+        """POST /_synapse/admin/v1/join/{roomIdOrAlias}: `user_id` (ours) joins the room; into
+        a room they may not join freely they are invited first, by the admin if joined with
+        the power to invite, else by the most powerful local member who has it (on the admin
+        socket there is no admin user). Answers the room id."""
+        if (
+            not is_valid_user_id(user_id)
+            or server_name_of(user_id) != self._server_name
+        ):
+            raise MatrixError(
+                Errcode.INVALID_PARAM, "user_id must be a user of this server"
+            )
+        account = await self._storage.db.read(
+            lambda c: accounts_table.select_account(c, user_id)
+        )
+        if account is None or account.deactivated:
+            raise MatrixError(Errcode.NOT_FOUND, f"User {user_id} not found")
+        room_id = room_id_or_alias
+        if (
+            room_id_or_alias.startswith("#")
+            and server_name_of(room_id_or_alias) == self._server_name
+        ):
+            room_id, _ = await resolve_alias(
+                self._storage, server_name=self._server_name, alias=room_id_or_alias
+            )
+        membership = self._membership()
+        if room_id.startswith("!") and await self._resident(room_id):
+            room = await load_current(self._storage, room_id, None)
+            if room.membership(user_id) == "join":
+                return room_id
+            join_rule = _content(room, "m.room.join_rules").get("join_rule")
+            if join_rule != "public" and room.membership(user_id) != "invite":
+                await membership.invite(self._inviter(room, admin), room_id, user_id)
+        return await membership.join(user_id, room_id)
+
+    async def _resident(self, room_id: str) -> bool:
+        """Whether a local user is joined to the room (we can change it ourselves)."""
+        suffix = ":" + self._server_name
+        joined = await self._storage.db.read(
+            lambda c: state_table.select_members(c, room_id, "join")
+        )
+        return any(m.endswith(suffix) for m in joined)
+
+    def _inviter(self, room: RoomSnapshot, admin: str) -> str:
+        needed = room.named_level("invite")
+        if (
+            admin
+            and room.membership(admin) == "join"
+            and room.power_level(admin) >= needed
+        ):
+            return admin
+        inviter, level = self._most_powerful_local(room)
+        if inviter is None or level < needed:
+            raise MatrixError(
+                Errcode.FORBIDDEN, "No local member may invite into this room"
+            )
+        return inviter
 
     def _most_powerful_local(self, room: RoomSnapshot) -> tuple[str | None, float]:
         best: tuple[str | None, float] = (None, float("-inf"))

@@ -469,3 +469,35 @@ async def test_on_the_admin_socket_nobody_is_the_requester(srv: RunningServer) -
     await helper.call("POST", f"/rooms/{room_id}/join", {})
     levels = (await helper.state(room_id, "m.room.power_levels")).json()
     assert levels["users"][helper.user_id] == 100
+
+
+async def test_join_a_user_to_a_room(srv: RunningServer, admin: User) -> None:
+    owner, joiner = await new_user(srv, "jowner"), await new_user(srv, "joiner")
+    public = await owner.create_room(preset="public_chat", room_alias_name="joinable")
+    private = await owner.create_room(preset="private_chat")
+    path = f"{V1}/join"
+    # By alias into a public room; into a private one after an invite by its owner (the
+    # server admin is not in it).
+    got = await admin_call(
+        admin, "POST", f"{path}/%23joinable:{SERVER_NAME}", {"user_id": joiner.user_id}
+    )
+    assert got.json() == {"room_id": public}
+    assert (
+        await admin_call(
+            admin, "POST", f"{path}/{private}", {"user_id": joiner.user_id}
+        )
+    ).json() == {"room_id": private}
+    joined = (await joiner.call("GET", "/joined_rooms")).json()["joined_rooms"]
+    assert {public, private} <= set(joined)
+    member = (await owner.state(private, "m.room.member", joiner.user_id)).json()
+    assert member["membership"] == "join"
+    for body, status, errcode in [
+        ({"user_id": f"@ghost:{SERVER_NAME}"}, 404, "M_NOT_FOUND"),
+        ({"user_id": "@x:elsewhere.example"}, 400, "M_INVALID_PARAM"),
+        ({}, 400, "M_MISSING_PARAM"),
+    ]:
+        resp = await admin_call(admin, "POST", f"{path}/{private}", body, expect=status)
+        assert resp.json()["errcode"] == errcode, body
+    await admin_call(
+        owner, "POST", f"{path}/{private}", {"user_id": owner.user_id}, expect=403
+    )

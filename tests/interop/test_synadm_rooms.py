@@ -92,6 +92,10 @@ async def test_block_and_make_admin(srv: RunningServer, synadm: Synadm) -> None:
     assert resp.json()["errcode"] == "M_FORBIDDEN"
     assert await ok(synadm, "room", "block", "-u", room_id) == {"block": False}
     await ok(synadm, "room", "make-admin", room_id, "-u", other.user_id)
+    # `room join` (the Edit Room Membership API) puts a user straight in.
+    joiner = await new_user(srv, "bjoiner")
+    assert await ok(synadm, "room", "join", room_id, joiner.user_id) == {"room_id": room_id}
+    assert room_id in (await joiner.call("GET", "/joined_rooms")).json()["joined_rooms"]
     await other.call("POST", f"/rooms/{room_id}/join", {})
     levels = (await other.state(room_id, "m.room.power_levels")).json()
     assert levels["users"][other.user_id] == 100

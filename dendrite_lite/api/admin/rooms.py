@@ -1,5 +1,6 @@
 """Synapse-compatible admin API for rooms (Synapse's docs/admin_api/rooms.md): the room list,
-a room's details, members, state and messages, blocking, and making a user a room admin.
+a room's details, members, state and messages, blocking, and making a user a room admin; and
+joining a user to a room (room_membership.md).
 Server admins only (or the admin socket)."""
 
 from __future__ import annotations
@@ -127,3 +128,13 @@ async def make_room_admin(room_id_or_alias: str) -> Response:
         )
     await svc.room_admin.make_room_admin(room_id_or_alias, user_id)
     return jsonify({})
+
+
+@bp.post("/_synapse/admin/v1/join/<room_id_or_alias>")
+async def join_user(room_id_or_alias: str) -> Response:
+    """POST /_synapse/admin/v1/join/{roomIdOrAlias}"""
+    svc = services()
+    admin = await require_admin(svc)
+    user_id = required_field(await json_body(), "user_id", "string")
+    room_id = await svc.room_admin.join_user(room_id_or_alias, user_id, admin.user_id)
+    return jsonify({"room_id": room_id})
