@@ -3,13 +3,10 @@ server's admin socket; the "not running" screen and its recovery against a serve
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from textual.pilot import Pilot
 
 from dendrite_lite.delegation.doctor.findings import Finding, Status
 from dendrite_lite.delegation.doctor_last_run import LAST_RUN_FILE, save_last_run
@@ -20,18 +17,11 @@ from dendrite_lite.tui.screens.logs import LogsScreen
 from dendrite_lite.tui.screens.not_running import NotRunningScreen
 from tests.conftest import RunningServer
 from tests.integration.account_helpers import auth_header, register, running_server
+from tests.tui.pilot_helpers import until
 from tests.tui.screen_text import screen_text
 
 SIZE = (80, 24)
 V3 = "/_matrix/client/v3"
-
-
-async def until(pilot: Pilot[None], predicate: Callable[[], object], timeout_s: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not true after {timeout_s} s:\n{screen_text(pilot.app)}")
-        await pilot.pause(0.05)
 
 
 def line_of(text: str, label: str) -> str:
