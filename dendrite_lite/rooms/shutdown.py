@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -111,7 +112,9 @@ class RoomShutdown:
         self._tasks = tasks
         self._clock = clock
         # One deletion of a room at a time: a second request waits for the first (v1).
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
 
     async def _known(self, room_id: str) -> bool:
         return (
@@ -168,7 +171,9 @@ class RoomShutdown:
     async def _delete(
         self, room_id: str, req: ShutdownRequest, admin: str, result: dict[str, Any]
     ) -> None:
-        lock = self._locks.setdefault(room_id, asyncio.Lock())
+        lock = self._locks.get(room_id)
+        if lock is None:
+            lock = self._locks[room_id] = asyncio.Lock()
         async with lock:
             if req.block:
                 await self._block(room_id, admin)
