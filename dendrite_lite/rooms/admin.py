@@ -25,6 +25,7 @@ from dendrite_lite.storage import Storage
 from dendrite_lite.storage import accounts as accounts_table
 from dendrite_lite.storage import blocked_rooms as blocked_table
 from dendrite_lite.storage import events as events_table
+from dendrite_lite.storage import history as history_table
 from dendrite_lite.storage import room_stats as stats_table
 from dendrite_lite.storage import rooms as rooms_table
 from dendrite_lite.storage import state as state_table
@@ -232,6 +233,31 @@ class RoomAdmin:
             return body
 
         return _found(await self._storage.db.read(read), req.room_id)
+
+    async def timestamp_to_event(
+        self, room_id: str, ts: int, direction: str
+    ) -> dict[str, Any]:
+        """GET /_synapse/admin/v1/rooms/{roomId}/timestamp_to_event: the timeline event nearest
+        `ts` in direction `dir`, in any room (no visibility applies to the admin)."""
+        if direction not in ("f", "b"):
+            raise MatrixError(Errcode.INVALID_PARAM, "dir must be 'f' or 'b'")
+
+        async def read(conn: aiosqlite.Connection) -> dict[str, Any] | None:
+            if await rooms_table.select_room(conn, room_id) is None:
+                return None
+            found = await history_table.select_event_near_ts(
+                conn, room_id, ts, forwards=direction == "f"
+            )
+            if found is None:
+                raise MatrixError(
+                    Errcode.NOT_FOUND, f"No event found {direction!r} of {ts}"
+                )
+            return {
+                "event_id": found.event.event_id,
+                "origin_server_ts": found.event.origin_server_ts,
+            }
+
+        return _found(await self._storage.db.read(read), room_id)
 
     # --- blocking --------------------------------------------------------------------------
     async def block_status(self, room_id: str) -> dict[str, Any]:

@@ -250,6 +250,22 @@ async def test_room_messages_of_any_room(admin: User, listed: dict[str, Any]) ->
         )
     ).json()
     assert older["chunk"][0]["content"]["body"] == "note 0"
+    # The event nearest a time, either way.
+    first = newest["chunk"][-1]
+    path = f"{V1}/rooms/{room_id}/timestamp_to_event"
+    after = (
+        await admin_call(admin, "GET", path, params={"ts": first["origin_server_ts"]})
+    ).json()
+    assert after["origin_server_ts"] >= first["origin_server_ts"]
+    later = first["origin_server_ts"] + 10**9
+    last = (
+        await admin_call(admin, "GET", path, params={"ts": later, "dir": "b"})
+    ).json()
+    assert last["event_id"] == newest["chunk"][0]["event_id"]
+    none = await admin_call(admin, "GET", path, params={"ts": later}, expect=404)
+    assert none.json()["errcode"] == "M_NOT_FOUND"
+    bad = await admin_call(admin, "GET", path, params={"ts": 1, "dir": "x"}, expect=400)
+    assert bad.json()["errcode"] == "M_INVALID_PARAM"
     only_messages = json.dumps({"types": ["m.room.message"]})
     forwards = (
         await admin_call(

@@ -95,6 +95,19 @@ async def room_messages(room_id: str) -> Response:
     return jsonify(await svc.room_admin.messages(req))
 
 
+@bp.get(f"{_V1}/<room_id>/timestamp_to_event")
+async def room_timestamp_to_event(room_id: str) -> Response:
+    """GET /_synapse/admin/v1/rooms/{roomId}/timestamp_to_event"""
+    svc = services()
+    await require_admin(svc)
+    ts = non_negative_arg("ts")
+    return jsonify(
+        await svc.room_admin.timestamp_to_event(
+            room_id, ts, request.args.get("dir", "f")
+        )
+    )
+
+
 @bp.get(f"{_V1}/<room_id>/block")
 async def get_block(room_id: str) -> Response:
     """GET /_synapse/admin/v1/rooms/{roomId}/block"""
