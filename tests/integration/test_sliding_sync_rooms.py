@@ -393,3 +393,28 @@ async def test_unread_counts_follow_mentions_and_receipts(srv: RunningServer) ->
     fresh = await sliding_sync(bob, all_rooms(), conn_id="after-receipt")
     assert fresh["rooms"][room]["notification_count"] == 0
     assert fresh["rooms"][room]["highlight_count"] == 0
+
+
+async def test_a_knock_shows_its_knock_state(srv: RunningServer) -> None:
+    alice = await _user(srv, "alice")
+    bob = await _user(srv, "bob")
+    room = await create_room(
+        alice, name="knock here", preset="private_chat", room_version="10"
+    )
+    await _ok(
+        alice.put(f"/rooms/{room}/state/m.room.join_rules/", {"join_rule": "knock"})
+    )
+    await _ok(bob.post(f"/knock/{room}", {"reason": "let me in"}))
+    body = await sliding_sync(bob, all_rooms())
+    room_body = body["rooms"][room]
+    assert room_body["membership"] == "knock" and room_body["initial"] is True
+    stripped = {(e["type"], e["state_key"]): e for e in room_body["knock_state"]}
+    assert stripped[("m.room.name", "")]["content"] == {"name": "knock here"}
+    assert stripped[("m.room.member", bob.user_id)]["content"]["membership"] == "knock"
+    assert "invite_state" not in room_body and "timeline" not in room_body
+    # Let in: the room comes again, joined and in full.
+    await _ok(alice.post(f"/rooms/{room}/invite", {"user_id": bob.user_id}))
+    await join(bob, room)
+    joined = await sliding_sync(bob, all_rooms(), pos=body["pos"])
+    assert joined["rooms"][room]["membership"] == "join"
+    assert joined["rooms"][room]["initial"] is True

@@ -1,0 +1,99 @@
+"""The sliding sync connection tables (storage/sliding_sync.py): a position is a full copy of the
+rooms sent, a connection's positions are its own, replacing a connection forgets its positions,
+and idle connections go."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiosqlite
+import pytest
+
+from dendrite_lite.storage import Storage
+from dendrite_lite.storage import sliding_sync as table
+from dendrite_lite.storage.sliding_sync import SentRoom
+
+ALICE = "@alice:example.org"
+
+
+@pytest.fixture
+async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
+    s = await Storage.open(tmp_path / "homeserver.db", readers=1)
+    yield s
+    await s.close()
+
+
+def _room(room_id: str, sent_to: int, limit: int = 1) -> SentRoom:
+    return SentRoom(room_id, sent_to, limit, '{"keys":[],"lazy":false}')
+
+
+async def test_positions_copy_on_change_and_belong_to_their_connection(
+    storage: Storage,
+) -> None:
+    async def first(conn: aiosqlite.Connection) -> tuple[int, int]:
+        key = await table.insert_connection(conn, ALICE, "DEV", "room-list", now_ms=10)
+        pos = await table.insert_position(
+            conn, key, None, [_room("!a:x", 5), _room("!b:x", 5)]
+        )
+        return key, pos
+
+    key, p1 = await storage.db.write(first)
+
+    async def second(conn: aiosqlite.Connection) -> int:
+        return await table.insert_position(conn, key, p1, [_room("!b:x", 9, limit=20)])
+
+    p2 = await storage.db.write(second)
+    rooms1 = await storage.db.read(lambda c: table.select_position_rooms(c, key, p1))
+    rooms2 = await storage.db.read(lambda c: table.select_position_rooms(c, key, p2))
+    assert rooms1 == {"!a:x": _room("!a:x", 5), "!b:x": _room("!b:x", 5)}
+    assert rooms2 == {"!a:x": _room("!a:x", 5), "!b:x": _room("!b:x", 9, limit=20)}
+    other = await storage.db.write(
+        lambda c: table.insert_connection(c, ALICE, "DEV", "encryption", now_ms=10)
+    )
+    assert (
+        await storage.db.read(lambda c: table.select_position_rooms(c, other, p2))
+        is None
+    )
+    await storage.db.write(lambda c: table.delete_other_positions(c, key, p2))
+    assert (
+        await storage.db.read(lambda c: table.select_position_rooms(c, key, p1)) is None
+    )
+    assert (
+        await storage.db.read(lambda c: table.select_position_rooms(c, key, p2))
+        == rooms2
+    )
+
+
+async def test_a_new_connection_replaces_the_old_and_idle_ones_are_deleted(
+    storage: Storage,
+) -> None:
+    async def setup(conn: aiosqlite.Connection) -> tuple[int, int]:
+        key = await table.insert_connection(conn, ALICE, "DEV", "room-list", now_ms=10)
+        return key, await table.insert_position(conn, key, None, [_room("!a:x", 5)])
+
+    key, pos = await storage.db.write(setup)
+    new_key = await storage.db.write(
+        lambda c: table.insert_connection(c, ALICE, "DEV", "room-list", now_ms=20)
+    )
+    assert new_key != key
+    assert (
+        await storage.db.read(lambda c: table.select_position_rooms(c, key, pos))
+        is None
+    )
+    found = await storage.db.read(
+        lambda c: table.select_connection(c, ALICE, "DEV", "room-list")
+    )
+    assert found == table.Connection(new_key, 20)
+    await storage.db.write(lambda c: table.update_last_used(c, new_key, 50))
+    await storage.db.write(lambda c: table.delete_idle_connections(c, ALICE, 40))
+    assert await storage.db.read(
+        lambda c: table.select_connection(c, ALICE, "DEV", "room-list")
+    )
+    await storage.db.write(lambda c: table.delete_idle_connections(c, ALICE, 60))
+    assert (
+        await storage.db.read(
+            lambda c: table.select_connection(c, ALICE, "DEV", "room-list")
+        )
+        is None
+    )
