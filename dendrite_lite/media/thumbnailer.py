@@ -51,7 +51,13 @@ def image_info(path: Path, *, max_pixels: int) -> tuple[int, int, bool]:
     """The upright (EXIF-oriented) dimensions of an image and whether it is animated, from its
     header only."""
     with _open(path, max_pixels) as img:
-        return (*_oriented_size(img), bool(getattr(img, "is_animated", False)))
+        try:
+            return (*_oriented_size(img), bool(getattr(img, "is_animated", False)))
+        except Image.DecompressionBombError as e:
+            raise ImageTooLarge(str(e)) from None
+        except (OSError, ValueError, SyntaxError) as e:
+            # Reading a PNG's EXIF chunk decodes the image data: a corrupt stream shows here.
+            raise NotThumbnailable(f"cannot decode image: {e}") from None
 
 
 def make_thumbnails(
