@@ -71,6 +71,7 @@ from dendrite_lite.server_status import ServerStatus
 from dendrite_lite.sync.filter_store import FilterService
 from dendrite_lite.sync.notifier import Notifier
 from dendrite_lite.sync.service import SyncService
+from dendrite_lite.sync.sliding.extensions import sliding_extensions
 from dendrite_lite.sync.sliding.service import SlidingSyncService
 from dendrite_lite.users.account_data import AccountDataService
 from dendrite_lite.users.presence import JoinPresenceHook, PresenceService
@@ -405,8 +406,13 @@ def _sync_services(
         presence=user_data["presence"],
         e2ee=e2ee,
     )
+    extensions = sliding_extensions(
+        storage, e2ee=e2ee, account_data=user_data["account_data"],
+        receipts=user_data["receipts"], typing=user_data["typing"],
+    )
     sliding_sync = SlidingSyncService(
-        storage, notifier, sync.current_token, presence=user_data["presence"]
+        storage, notifier, sync.current_token, presence=user_data["presence"],
+        extensions=extensions,
     )
     return {
         "filters": filters,

@@ -1,7 +1,9 @@
 """The end-to-end encryption parts of a /sync response (end_to_end_encryption.md §Extensions to
 /sync, send_to_device.md §Extensions to /sync): `to_device`, `device_lists` (incremental syncs
 only), `device_one_time_keys_count` and `device_unused_fallback_key_types`, and the positions of
-the to-device and device list streams in sync tokens.
+the to-device and device list streams in sync tokens. Sliding sync's to_device and e2ee
+extensions (sync/sliding/extensions.py) use the same pieces: `deliver_to_device`, `key_counts`,
+`device_list_changes`.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ from typing import Any
 
 import aiosqlite
 
-from dendrite_lite.e2ee.device_lists import DeviceListService
+from dendrite_lite.e2ee.device_lists import DeviceListChanges, DeviceListService
 from dendrite_lite.e2ee.keys import KeysService
 from dendrite_lite.e2ee.to_device import ToDeviceService
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import device_lists as device_lists_table
 from dendrite_lite.storage import to_device as to_device_table
+from dendrite_lite.storage.to_device import Delivery
 from dendrite_lite.sync.tokens import SyncToken
 
 __all__ = ["E2eeSection", "E2eeSync"]
@@ -55,10 +58,11 @@ class E2eeSync:
         fields: dict[str, Any] = {"device_lists": {"changed": [], "left": []}}
         if device_id is not None:
             fields["to_device"] = {"events": []}
-            fields.update(await self._key_counts(user_id, device_id))
+            fields.update(await self.key_counts(user_id, device_id))
         return fields
 
-    async def _key_counts(self, user_id: str, device_id: str) -> dict[str, Any]:
+    async def key_counts(self, user_id: str, device_id: str) -> dict[str, Any]:
+        """device_one_time_keys_count and device_unused_fallback_key_types, by name."""
         counts = await self._keys.counts(user_id, device_id)
         return {
             "device_one_time_keys_count": counts.one_time_keys,
@@ -72,23 +76,36 @@ class E2eeSync:
         has_news = False
         position = now.to_device
         if device_id is not None:
-            delivery = await self._to_device.deliver(
+            delivery = await self.deliver_to_device(
                 user_id, device_id, since.to_device if since else 0, now.to_device
             )
             fields["to_device"] = {"events": delivery.events}
             has_news = bool(delivery.events)
             position = delivery.last_position
-            fields.update(await self._key_counts(user_id, device_id))
+            fields.update(await self.key_counts(user_id, device_id))
         if since is not None:
-            fields["device_lists"] = {"changed": [], "left": []}
-        if since is not None and (since.device_lists < now.device_lists or since.room < now.room):
-            lists = await self._device_lists.changes(
-                user_id,
-                since_room=since.room,
-                until_room=now.room,
-                since=since.device_lists,
-                until=now.device_lists,
-            )
+            lists = await self.device_list_changes(user_id, since, now)
             fields["device_lists"] = lists.to_json()
             has_news = has_news or bool(lists.changed or lists.left)
         return E2eeSection(fields, has_news, position)
+
+    async def deliver_to_device(
+        self, user_id: str, device_id: str, since: int, until: int
+    ) -> Delivery:
+        """The device's to-device messages in (since, until], after deleting those `since`
+        acknowledges."""
+        return await self._to_device.deliver(user_id, device_id, since, until)
+
+    async def device_list_changes(
+        self, user_id: str, since: SyncToken, now: SyncToken
+    ) -> DeviceListChanges:
+        """Whose devices changed, and who no longer shares a room, between two tokens."""
+        if since.device_lists >= now.device_lists and since.room >= now.room:
+            return DeviceListChanges([], [])
+        return await self._device_lists.changes(
+            user_id,
+            since_room=since.room,
+            until_room=now.room,
+            since=since.device_lists,
+            until=now.device_lists,
+        )

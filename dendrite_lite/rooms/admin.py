@@ -17,12 +17,7 @@ from dendrite_lite.events.ids import is_valid_user_id, server_name_of
 from dendrite_lite.rooms.access import MEMBER, RoomSnapshot, load_current
 from dendrite_lite.rooms.aggregations import Viewer, serializer_with_bundles
 from dendrite_lite.rooms.aliases import resolve_alias
-from dendrite_lite.rooms.history import (
-    DEFAULT_LIMIT,
-    page_limit,
-    page_start,
-    parse_page,
-)
+from dendrite_lite.rooms.history import DEFAULT_LIMIT, MAX_LIMIT, parse_page
 from dendrite_lite.rooms.membership import MembershipService
 from dendrite_lite.rooms.pipeline import EventSpec, RoomPipeline
 from dendrite_lite.rooms.room_events import client_events
@@ -199,12 +194,20 @@ class RoomAdmin:
         """GET /_synapse/admin/v1/rooms/{roomId}/messages: the client /messages of any room,
         every timeline event (no membership or history visibility applies to the admin)."""
         backwards, start, to = parse_page(req.dir, req.from_token, req.to_token)
-        limit = page_limit(req.limit)
+        if req.limit < 0:
+            raise MatrixError(Errcode.INVALID_PARAM, "limit must not be negative")
+        limit = min(req.limit, MAX_LIMIT)
 
         async def read(conn: aiosqlite.Connection) -> dict[str, Any] | None:
             if await rooms_table.select_room(conn, req.room_id) is None:
                 return None
-            frm = await page_start(conn, start, backwards)
+            frm = start
+            if frm is None:
+                frm = (
+                    await events_table.select_max_stream_ordering(conn)
+                    if backwards
+                    else await events_table.select_min_stream_ordering(conn) - 1
+                )
             raw = await events_table.select_room_events(
                 conn,
                 req.room_id,

@@ -8,7 +8,8 @@ is not for this connection (a room outside every window) goes back to sleep. A r
 
 Extensions (to-device, e2ee, account data, receipts, typing...) plug in as `Extension`s: each
 gets its part of the request's `extensions` and the streams' positions, and what it returns is
-sent under its name (and counts as news for the long-poll).
+sent under its name. A dict counts as news for the long-poll; an `ExtensionAnswer` says whether
+it is (e2ee's key counts go in every response, but only a device list change is news).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from dendrite_lite.sync.tokens import SyncToken
 if TYPE_CHECKING:
     from dendrite_lite.users.presence import PresenceService
 
-__all__ = ["Extension", "ExtensionContext", "SlidingSyncService"]
+__all__ = ["Extension", "ExtensionAnswer", "ExtensionContext", "SlidingSyncService"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +62,16 @@ class ExtensionContext:
     rooms: Mapping[str, Mapping[str, Any]]  # the room responses
 
 
+@dataclass(frozen=True, slots=True)
+class ExtensionAnswer:
+    body: dict[str, Any]
+    news: bool  # worth answering a long-poll for
+
+
 class Extension(Protocol):
     name: str
 
-    async def build(self, ctx: ExtensionContext) -> dict[str, Any] | None:
+    async def build(self, ctx: ExtensionContext) -> dict[str, Any] | ExtensionAnswer | None:
         """The extension's response, or None when it has nothing to send."""
 
 
@@ -74,10 +81,11 @@ class _Result:
     rooms: dict[str, Any] = field(default_factory=dict)
     extensions: dict[str, Any] = field(default_factory=dict)
     list_rooms: dict[str, list[str]] = field(default_factory=dict)
+    extension_news: bool = False
 
     @property
     def has_news(self) -> bool:
-        return bool(self.rooms or self.extensions)
+        return bool(self.rooms or self.extension_news)
 
 
 class SlidingSyncService:
@@ -210,8 +218,12 @@ class SlidingSyncService:
                 rooms=result.rooms,
             )
             built = await extension.build(ctx)
-            if built is not None:
+            if isinstance(built, ExtensionAnswer):
+                result.extensions[extension.name] = built.body
+                result.extension_news |= built.news
+            elif built is not None:
                 result.extensions[extension.name] = built
+                result.extension_news = True
 
 
 def _want(
