@@ -13,6 +13,7 @@ __all__ = [
     "BUMP_EVENT_TYPES",
     "select_bump_stamps",
     "select_ever_joined",
+    "select_latest_positions",
     "select_room_tags",
     "select_space_children",
     "select_state_contents",
@@ -67,6 +68,22 @@ async def select_bump_stamps(
     sql = _SELECT_BUMP_STAMPS.format(types=",".join("?" * len(BUMP_EVENT_TYPES)))
     params = [until, *BUMP_EVENT_TYPES, json.dumps(list(room_ids))]
     async with conn.execute(sql, params) as cur:
+        return {r[0]: int(r[1]) for r in await cur.fetchall() if r[1] is not None}
+
+
+_SELECT_LATEST = (
+    "SELECT r.value, (SELECT e.stream_ordering FROM events e WHERE e.room_id = r.value"
+    " AND e.stream_ordering <= ? AND e.outlier = 0"
+    " ORDER BY e.stream_ordering DESC LIMIT 1) FROM json_each(?) r"
+)
+
+
+async def select_latest_positions(
+    conn: aiosqlite.Connection, room_ids: Sequence[str], until: int
+) -> dict[str, int]:
+    """room_id -> stream position of its newest timeline event at or before `until` (so a
+    long-poll reads timelines only of the rooms that have something new)."""
+    async with conn.execute(_SELECT_LATEST, [until, json.dumps(list(room_ids))]) as cur:
         return {r[0]: int(r[1]) for r in await cur.fetchall() if r[1] is not None}
 
 

@@ -25,6 +25,7 @@ from dendrite_lite.rooms.visibility import filter_events_for_user_conn
 from dendrite_lite.storage import events as events_table
 from dendrite_lite.storage import history as history_table
 from dendrite_lite.storage import notifications as notifications_table
+from dendrite_lite.storage import room_list as room_list_table
 from dendrite_lite.storage import sync as sync_table
 from dendrite_lite.storage.events import StoredEvent
 from dendrite_lite.storage.ignored_users import select_ignored_users
@@ -63,7 +64,7 @@ class RoomsContext:
     facts: RoomFacts
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # compared by identity: one plan per room
 class _Plan:
     wanted: WantedRoom
     sent: RoomSent | None
@@ -106,7 +107,11 @@ async def build_room_results(
         out.update(await _stripped_rooms(conn, ctx, stripped, state))
     plans = await _plan(conn, ctx, [w for w in wanted if w not in stripped], state)
     await _read_timelines(conn, ctx, plans)
-    await _read_state(conn, ctx, plans)
+    # State is read only where some can be due: a room with nothing new whose required_state
+    # did not grow has none to send (most of a long-poll's rooms).
+    await _read_state(
+        conn, ctx, [p for p in plans if p.initial or p.news or _more_state(p)]
+    )
     sent = [p for p in plans if p.initial or p.news or p.state_ids or p.stubs]
     for p in plans:
         if p in sent or _config_changed(p):
@@ -114,6 +119,12 @@ async def build_room_results(
     if sent:
         out.update(await _render(conn, ctx, sent))
     return out
+
+
+def _more_state(p: _Plan) -> bool:
+    return (
+        p.sent is not None and p.sent.required_state != p.wanted.config.required_state
+    )
 
 
 def _config_changed(p: _Plan) -> bool:
@@ -231,8 +242,18 @@ async def _rejoined(
 async def _read_timelines(
     conn: aiosqlite.Connection, ctx: RoomsContext, plans: list[_Plan]
 ) -> None:
+    # Rooms with no event since they were sent are passed over at the cost of one index
+    # lookup each, which is what a long-poll woken in a large account mostly meets.
+    due = [p for p in plans if p.since is None or p.expand]
+    incremental = [p for p in plans if p not in due]
+    latest = await room_list_table.select_latest_positions(
+        conn, [p.room_id for p in incremental], ctx.until
+    )
+    due += [
+        p for p in incremental if latest.get(p.room_id, p.since or 0) > (p.since or 0)
+    ]
     by_limit: dict[int, list[_Plan]] = {}
-    for p in plans:
+    for p in due:
         by_limit.setdefault(p.wanted.config.timeline_limit, []).append(p)
     for limit, group in by_limit.items():
         ranges = [
