@@ -1,0 +1,341 @@
+"""The requests Element X (matrix-rust-sdk's RoomListService and EncryptionSyncService) sends to
+simplified sliding sync (MSC4186), replayed against any homeserver, with a normalised result
+that two servers must agree on.
+
+`build_world(make_user)` prepares the same world on a server through the client API: alice (the
+Element X user), bob and carol; named group rooms with unread messages, a DM (m.direct), a room
+with no name (its name comes from heroes), an encrypted room, a space (filtered out of the list)
+and a pending invite. `replay(world)` then plays, as alice:
+
+  1. "room-list" connection, no pos: list all_rooms, ranges [[0,19]], timeline_limit 1, the
+     rust SDK's required_state, not_room_types [m.space]; account_data, receipts, typing on;
+  2. "encryption" connection, no pos: to_device and e2ee on, no lists;
+  3. room-list with pos: a room subscription to Garden, timeline_limit 20, more state;
+  4. room-list long-poll while bob sends to Garden (the incremental delivery, timed);
+  5. room-list long-poll while bob starts typing in Garden;
+  6. room-list after alice's read receipt on Garden (its counts drop to 0);
+  7. encryption long-poll while bob sends alice's device a to-device message; then the same
+     connection with to_device.since = the next_batch it got, which acknowledges it.
+
+`normalise` keeps what must match across servers: for each step the rooms (by label, never by
+id), their order by bump_stamp, names, counts, the (type, state key) pairs of required_state,
+timeline (type, sender, body), invite state types and the extensions' contents, with every user
+ID reduced to its localpart. Each server's own ids, tokens and timestamps are left out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from tests.integration.room_helpers import User
+
+__all__ = [
+    "ALL_ROOMS_REQUIRED_STATE",
+    "SLIDING_SYNC",
+    "SUBSCRIPTION_REQUIRED_STATE",
+    "Replay",
+    "World",
+    "build_world",
+    "normalise",
+    "replay",
+]
+
+SLIDING_SYNC = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
+
+# What matrix-rust-sdk's RoomListService asks for in its all_rooms list.
+ALL_ROOMS_REQUIRED_STATE = [
+    ["m.room.name", ""],
+    ["m.room.encryption", ""],
+    ["m.room.member", "$LAZY"],
+    ["m.room.member", "$ME"],
+    ["m.room.topic", ""],
+    ["m.room.canonical_alias", ""],
+    ["m.room.power_levels", ""],
+    ["org.matrix.msc3401.call.member", "*"],
+    ["m.room.join_rules", ""],
+    ["m.room.tombstone", ""],
+    ["m.room.create", ""],
+    ["m.room.history_visibility", ""],
+    ["io.element.functional_members", ""],
+]
+# ... and adds for a room the user opens (its room subscription).
+SUBSCRIPTION_REQUIRED_STATE = [
+    *ALL_ROOMS_REQUIRED_STATE,
+    ["m.room.avatar", ""],
+    ["m.room.pinned_events", ""],
+]
+
+ROOM_LIST_EXTENSIONS = {
+    "account_data": {"enabled": True},
+    "receipts": {"enabled": True, "rooms": ["*"]},
+    "typing": {"enabled": True},
+}
+ENCRYPTION_EXTENSIONS = {"to_device": {"enabled": True}, "e2ee": {"enabled": True}}
+POLL_TIMEOUT_MS = 10_000
+_txns = itertools.count(1)
+
+
+@dataclass
+class World:
+    alice: User
+    bob: User
+    carol: User
+    rooms: dict[str, str] = field(default_factory=dict)  # label -> room id
+
+    def label(self, room_id: str) -> str:
+        return next((k for k, v in self.rooms.items() if v == room_id), "?unknown room")
+
+    def who(self, user_id: str) -> str:
+        """alice, bob or carol: the role, not the server's (or run's) user ID."""
+        roles = {self.alice.user_id: "alice", self.bob.user_id: "bob", self.carol.user_id: "carol"}
+        return roles.get(user_id, user_id)
+
+
+@dataclass
+class Replay:
+    steps: list[dict[str, Any]]  # the raw response of each step, in order
+    delivery_ms: float  # bob's send (start) -> alice's long-poll answer with the message
+    names: list[str]  # each step's name
+
+
+async def build_world(make_user: Callable[[str], Awaitable[User]]) -> World:
+    """The same rooms, members, messages and account data on whichever server `make_user`
+    registers on; rooms are made one after another so their activity order is fixed."""
+    alice, bob, carol = await make_user("alice"), await make_user("bob"), await make_user("carol")
+    w = World(alice, bob, carol)
+
+    async def room(label: str, owner: User, joiners: list[User], **body: Any) -> str:
+        room_id = await owner.create_room(preset="private_chat", **body)
+        for member in joiners:
+            await owner.call("POST", f"/rooms/{room_id}/invite", {"user_id": member.user_id})
+            await member.call("POST", f"/rooms/{room_id}/join", {})
+        w.rooms[label] = room_id
+        return room_id
+
+    await room("Space", alice, [bob], name="Space", creation_content={"type": "m.space"})
+    garden = await room("Garden", alice, [bob, carol], name="Garden", topic="Plants")
+    vault = await room(
+        "Vault", bob, [alice], name="Vault",
+        initial_state=[{"type": "m.room.encryption", "state_key": "",
+                        "content": {"algorithm": "m.megolm.v1.aes-sha2"}}],
+    )
+    unnamed = await room("Unnamed", carol, [alice, bob])
+    dm = await room("DM", bob, [alice], is_direct=True)
+    await alice.call("PUT", f"/user/{quote(alice.user_id)}/account_data/m.direct",
+                     {bob.user_id: [dm]})
+    await alice.call("PUT", f"/user/{quote(alice.user_id)}/rooms/{quote(garden)}/account_data/m.tag",
+                     {"tags": {"m.favourite": {"order": 0.5}}})
+    kitchen = await room("Kitchen", bob, [alice, carol], name="Kitchen")
+    await alice.send(kitchen, "alice in the kitchen")
+    await bob.send(vault, "vault note")
+    await carol.send(unnamed, "no name here")
+    for i in range(3):
+        await bob.send(garden, f"garden {i}")
+    await bob.send(dm, "hi alice")
+    await bob.send(dm, "are you there?")
+    attic = await carol.create_room(preset="private_chat", name="Attic")
+    await carol.call("POST", f"/rooms/{attic}/invite", {"user_id": alice.user_id})
+    w.rooms["Attic"] = attic
+    return w
+
+
+async def _post(user: User, body: dict[str, Any], timeout_s: float = 30) -> dict[str, Any]:
+    """`pos` and `timeout` go in the query string, the rest in the body: how ruma (so Element
+    X) and matrix-js-sdk send them, and where Synapse reads them."""
+    params = {k: str(body[k]) for k in ("pos", "timeout") if k in body}
+    rest = {k: v for k, v in body.items() if k not in params}
+    resp = await user.call("POST", SLIDING_SYNC, rest, params=params, timeout=timeout_s)
+    return dict(resp.json())
+
+
+async def _while_polling(user: User, body: dict[str, Any], action: Callable[[], Awaitable[Any]]
+                         ) -> tuple[dict[str, Any], float]:
+    """Long-poll with `body`, do `action` once the request is parked; the answer and the time
+    from the action's start to the answer."""
+    poll = asyncio.create_task(_post(user, body))
+    await asyncio.sleep(0.3)  # the request reaches the server and parks
+    assert not poll.done(), f"the long-poll answered before anything happened: {poll.result()}"
+    start = time.perf_counter()
+    await action()
+    answer = await poll
+    return answer, (time.perf_counter() - start) * 1000
+
+
+async def replay(w: World) -> Replay:
+    alice = w.alice
+    garden = w.rooms["Garden"]
+    steps: list[dict[str, Any]] = []
+    names: list[str] = []
+
+    def record(name: str, answer: dict[str, Any]) -> dict[str, Any]:
+        names.append(name)
+        steps.append(answer)
+        return answer
+
+    all_rooms = {
+        "ranges": [[0, 19]], "timeline_limit": 1, "required_state": ALL_ROOMS_REQUIRED_STATE,
+        "filters": {"not_room_types": ["m.space"]},
+    }
+    room_list = {"conn_id": "room-list", "lists": {"all_rooms": all_rooms},
+                 "extensions": ROOM_LIST_EXTENSIONS}
+    first = record("initial room list", await _post(alice, room_list))
+    enc = {"conn_id": "encryption", "extensions": ENCRYPTION_EXTENSIONS}
+    enc_first = record("initial encryption", await _post(alice, enc))
+
+    subscribed = {
+        **room_list, "pos": first["pos"], "timeout": 0,
+        "room_subscriptions": {garden: {"timeline_limit": 20,
+                                        "required_state": SUBSCRIPTION_REQUIRED_STATE}},
+    }
+    sub = record("subscribe Garden", await _post(alice, subscribed))
+
+    async def bob_sends() -> None:
+        await w.bob.send(garden, "fresh from bob")
+
+    live, delivery_ms = await _while_polling(
+        alice, {**subscribed, "pos": sub["pos"], "timeout": POLL_TIMEOUT_MS}, bob_sends)
+    record("bob's new message", live)
+
+    async def bob_types() -> None:
+        await w.bob.call("PUT", f"/rooms/{garden}/typing/{quote(w.bob.user_id)}",
+                         {"typing": True, "timeout": 30000})
+
+    typing, _ = await _while_polling(
+        alice, {**subscribed, "pos": live["pos"], "timeout": POLL_TIMEOUT_MS}, bob_types)
+    record("bob types", typing)
+
+    latest = live["rooms"][garden]["timeline"][-1]["event_id"]
+
+    async def alice_reads() -> None:
+        await alice.call("POST", f"/rooms/{garden}/receipt/m.read/{quote(latest)}", {})
+
+    read, _ = await _while_polling(
+        alice, {**subscribed, "pos": typing["pos"], "timeout": POLL_TIMEOUT_MS}, alice_reads)
+    record("alice reads Garden", read)
+
+    async def bob_to_device() -> None:
+        await w.bob.call("PUT", f"/sendToDevice/m.test.ping/s{next(_txns)}", {
+            "messages": {alice.user_id: {alice.device_id: {"ping": 1}}}})
+
+    to_dev, _ = await _while_polling(
+        alice, {**enc, "pos": enc_first["pos"], "timeout": POLL_TIMEOUT_MS}, bob_to_device)
+    record("to-device for alice", to_dev)
+    since = to_dev["extensions"]["to_device"]["next_batch"]
+    acked = {**enc, "pos": to_dev["pos"], "timeout": 0,
+             "extensions": {**ENCRYPTION_EXTENSIONS,
+                            "to_device": {"enabled": True, "since": since}}}
+    record("to-device acknowledged", await _post(alice, acked))
+    return Replay(steps, delivery_ms, names)
+
+
+# --- Normalisation ---------------------------------------------------------------------------
+
+
+def _event(w: World, ev: dict[str, Any]) -> list[Any]:
+    content = ev.get("content", {})
+    what = content.get("body", content.get("membership", ""))
+    return [ev["type"], w.who(ev.get("sender", "")), what]
+
+
+# Synapse sends notification_count and highlight_count as constant zeros ("dummy values" in
+# its sliding sync handler), so the unread counts cannot be compared with it: they are left out
+# here and tested on our server alone.
+_COMPARED_FIELDS = ("name", "initial", "is_dm")
+_COUNTS = ("joined_count", "invited_count")
+# The stripped state the spec recommends for invites; a server may add more (ours adds
+# m.room.guest_access), which a client cannot tell from a room without it.
+_INVITE_STATE = {
+    "m.room.create", "m.room.join_rules", "m.room.canonical_alias", "m.room.avatar",
+    "m.room.name", "m.room.encryption", "m.room.topic", "m.room.member",
+}
+
+
+def _room(w: World, r: dict[str, Any], seen: dict[str, Any]) -> dict[str, Any]:
+    """A room entry as the client learns from it. `seen`: what the connection's earlier
+    responses told of the room. A member count or a state event sent again unchanged tells
+    nothing (a server may send counts with every update, and MSC4186 lets it resend state the
+    client has), so it is left out, as is an empty required_state."""
+    out: dict[str, Any] = {k: r[k] for k in _COMPARED_FIELDS if k in r}
+    for k in _COUNTS:
+        if k in r and seen.get(k) != r[k]:
+            out[k] = seen[k] = r[k]
+    had = seen.setdefault("state", set())
+    news = [ev for ev in r.get("required_state", ()) if ev.get("event_id") not in had]
+    had.update(ev.get("event_id") for ev in news)
+    if news:
+        out["required_state"] = sorted(
+            [ev["type"], w.who(ev.get("state_key", ""))] for ev in news)
+    if "timeline" in r:
+        out["timeline"] = [_event(w, ev) for ev in r["timeline"]]
+    if "invite_state" in r:
+        out["invite_state"] = sorted(
+            ev["type"] for ev in r["invite_state"] if ev["type"] in _INVITE_STATE)
+    if "heroes" in r:
+        out["heroes"] = sorted(w.who(h["user_id"]) for h in r["heroes"])
+    return out
+
+
+def _extensions(w: World, ext: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if "to_device" in ext:
+        out["to_device"] = sorted(
+            [e["type"], w.who(e.get("sender", "")), e.get("content")]
+            for e in ext["to_device"].get("events", []))
+    if "e2ee" in ext:
+        e2ee = ext["e2ee"]
+        out["e2ee"] = {
+            "otk": e2ee.get("device_one_time_keys_count"),
+            "fallback": e2ee.get("device_unused_fallback_key_types"),
+            "changed": sorted(w.who(u) for u in e2ee.get("device_lists", {}).get("changed", [])),
+            "left": sorted(w.who(u) for u in e2ee.get("device_lists", {}).get("left", [])),
+        }
+    if "account_data" in ext:
+        ad = ext["account_data"]
+        out["account_data"] = {
+            "global": sorted(ev["type"] for ev in ad.get("global", [])),
+            "rooms": {w.label(rid): sorted(ev["type"] for ev in evs)
+                      for rid, evs in ad.get("rooms", {}).items() if evs},
+        }
+    if "receipts" in ext:
+        out["receipts"] = {
+            w.label(rid): sorted(
+                [rtype, sorted(w.who(u) for u in users)]
+                for by_type in ev["content"].values() for rtype, users in by_type.items())
+            for rid, ev in ext["receipts"].get("rooms", {}).items()
+        }
+    if "typing" in ext:
+        out["typing"] = {
+            w.label(rid): sorted(w.who(u) for u in ev["content"]["user_ids"])
+            for rid, ev in ext["typing"].get("rooms", {}).items()
+        }
+    return out
+
+
+def normalise(w: World, r: Replay) -> list[dict[str, Any]]:
+    """One entry per step: its name, list counts, the rooms in bump_stamp order, each room's
+    normalised fields, and the extensions."""
+    out = []
+    seen: dict[str, dict[str, dict[str, Any]]] = {}  # connection -> room -> counts sent
+    for name, step in zip(r.names, r.steps, strict=True):
+        conn = seen.setdefault("encryption" if "to-device" in name or "encryption" in name
+                               else "room-list", {})
+        entries = {rid: _room(w, room, conn.setdefault(rid, {}))
+                   for rid, room in step.get("rooms", {}).items()}
+        # A room whose only news is its unread counts has nothing compared left.
+        rooms = {rid: e for rid, e in entries.items() if e}
+        raw = step.get("rooms", {})
+        order = sorted(rooms, key=lambda rid: (-raw[rid].get("bump_stamp", 0), w.label(rid)))
+        out.append({
+            "step": name,
+            "lists": {k: v.get("count") for k, v in step.get("lists", {}).items()},
+            "order": [w.label(rid) for rid in order],
+            "rooms": {w.label(rid): rooms[rid] for rid in order},
+            "extensions": _extensions(w, step.get("extensions", {})),
+        })
+    return out
