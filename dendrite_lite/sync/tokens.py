@@ -13,7 +13,9 @@ beginning" (the current typing state is then sent again, which is what a client 
 
 A pagination token (/messages `start`/`end`, `prev_batch`) is a point in the room-event stream:
 `t<pos>` is the gap just after the event with stream_ordering <pos>. /messages also accepts a
-sync token as `from` (the spec allows `next_batch` there) and reads its room position.
+sync token as `from` (the spec allows `next_batch` there) and reads its room position, and so a
+sliding sync `pos` (`<connection position>/<sync token>`, which MSC4186 lets /messages and
+/relations take).
 """
 
 from __future__ import annotations
@@ -91,4 +93,7 @@ def parse_pagination_token(token: str) -> int:
         return int(token[1:])
     if token.startswith("s"):
         return parse_sync_token(token).room
+    position, slash, sync_token = token.partition("/")
+    if slash and position.isdigit() and sync_token.startswith("s"):
+        return parse_sync_token(sync_token).room
     raise _invalid("pagination", token)

@@ -350,3 +350,17 @@ async def test_unknown_or_superseded_pos_is_m_unknown_pos(srv: RunningServer) ->
 async def test_versions_advertises_simplified_sliding_sync(srv: RunningServer) -> None:
     resp = await srv.client.get("/_matrix/client/versions")
     assert resp.json()["unstable_features"]["org.matrix.simplified_msc3575"] is True
+
+
+async def test_messages_accepts_a_pos_as_from(srv: RunningServer) -> None:
+    alice = await _user(srv, "alice")
+    room = await create_room(alice)
+    await send(alice, room, "one")
+    await send(alice, room, "two")
+    body = await sliding_sync(alice, all_rooms())
+    resp = await alice.get(
+        f"/rooms/{room}/messages", dir="b", limit=2, **{"from": body["pos"]}
+    )
+    assert resp.status_code == 200, resp.text
+    chunk = resp.json()["chunk"]
+    assert [e["content"].get("body") for e in chunk] == ["two", "one"]

@@ -51,5 +51,8 @@ def test_advanced_by() -> None:
 def test_pagination_tokens() -> None:
     assert parse_pagination_token(pagination_token(-3)) == -3
     assert parse_pagination_token("s42_1_2") == 42
-    with pytest.raises(MatrixError):
-        parse_pagination_token("nope")
+    # A sliding sync pos (MSC4186 lets /messages take one): its sync token's room position.
+    assert parse_pagination_token("7/s42_1_2") == 42
+    for bad in ("nope", "7/t4", "x/s42", "/s42", "7/s4_x"):
+        with pytest.raises(MatrixError):
+            parse_pagination_token(bad)
