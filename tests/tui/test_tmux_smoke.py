@@ -8,7 +8,6 @@ import asyncio
 import os
 import re
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -26,7 +25,7 @@ _WIDE_COLOUR = re.compile(r"\x1b\[[0-9;]*(?:[34]8;[25];)")
 
 async def _tmux(tmux: str, server: str, *args: str) -> str:
     proc = await asyncio.create_subprocess_exec(
-        tmux, "-L", server, *args,
+        tmux, "-S", server, *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     out, err = await proc.communicate()
@@ -35,15 +34,16 @@ async def _tmux(tmux: str, server: str, *args: str) -> str:
 
 
 @pytest.fixture
-async def tmux() -> AsyncIterator[tuple[str, str]]:
-    """tmux, and a tmux server of this test's own (killed afterwards with what runs in it)."""
+async def tmux(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
+    """tmux, and the socket of a tmux server of this test's own, in its temporary directory
+    (the server is killed afterwards with what runs in it)."""
     program = find_program("tmux")
     if program is None:
         peer_missing("tmux is not installed (apt-get install tmux)")
-    server = f"dendrite-lite-test-{uuid.uuid4().hex[:8]}"
+    server = str(tmp_path / "tmux.sock")
     yield program, server
     proc = await asyncio.create_subprocess_exec(
-        program, "-L", server, "kill-server",
+        program, "-S", server, "kill-server",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )
     await proc.wait()
@@ -116,7 +116,7 @@ async def _until_ended(tmux: tuple[str, str], timeout_s: float = 10.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         proc = await asyncio.create_subprocess_exec(
-            tmux[0], "-L", tmux[1], "has-session", "-t", "tui",
+            tmux[0], "-S", tmux[1], "has-session", "-t", "tui",
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )
         if await proc.wait() != 0:
