@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiosqlite
@@ -15,25 +14,20 @@ import aiosqlite
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.events.ids import is_valid_user_id, server_name_of
 from dendrite_lite.rooms.access import MEMBER, RoomSnapshot, load_current
-from dendrite_lite.rooms.aggregations import Viewer, serializer_with_bundles
+from dendrite_lite.rooms.admin_history import AdminHistory, found_room
 from dendrite_lite.rooms.aliases import resolve_alias
-from dendrite_lite.rooms.history import DEFAULT_LIMIT, MAX_LIMIT, parse_page
 from dendrite_lite.rooms.membership import MembershipService
 from dendrite_lite.rooms.pipeline import EventSpec, RoomPipeline
 from dendrite_lite.rooms.room_events import client_events
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import accounts as accounts_table
 from dendrite_lite.storage import blocked_rooms as blocked_table
-from dendrite_lite.storage import events as events_table
-from dendrite_lite.storage import history as history_table
 from dendrite_lite.storage import room_stats as stats_table
 from dendrite_lite.storage import rooms as rooms_table
 from dendrite_lite.storage import state as state_table
 from dendrite_lite.storage.room_stats import ORDERS, RoomQuery, RoomStats
-from dendrite_lite.sync.filters import RoomEventFilter
-from dendrite_lite.sync.tokens import pagination_token
 
-__all__ = ["AdminMessagesRequest", "RoomAdmin", "parse_room_query", "require_room_id"]
+__all__ = ["RoomAdmin", "parse_room_query", "require_room_id"]
 
 POWER_LEVELS = "m.room.power_levels"
 # Old names rooms.md still accepts.
@@ -79,25 +73,6 @@ def _listed(room: RoomStats) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True, slots=True)
-class AdminMessagesRequest:
-    room_id: str
-    dir: str
-    from_token: str | None = None
-    to_token: str | None = None
-    limit: int = DEFAULT_LIMIT
-    filter: RoomEventFilter = field(default_factory=RoomEventFilter)
-
-
-def _timeline_event(stored: events_table.StoredEvent) -> bool:
-    """Events a client may ever be shown (outliers, rejected and soft-failed ones never)."""
-    return (
-        not stored.outlier
-        and not stored.soft_failed
-        and stored.event.rejected_reason is None
-    )
-
-
 class RoomAdmin:
     def __init__(
         self,
@@ -113,6 +88,8 @@ class RoomAdmin:
         self._pipeline = pipeline
         self._membership = membership
         self._clock = clock
+        # Messages, context and timestamp lookups of any room (rooms/admin_history.py).
+        self.history = AdminHistory(storage, clock=clock)
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -166,7 +143,7 @@ class RoomAdmin:
                 ),
             }
 
-        return _found(await self._storage.db.read(read), room_id)
+        return found_room(await self._storage.db.read(read), room_id)
 
     async def members(self, room_id: str) -> dict[str, Any]:
         """GET /_synapse/admin/v1/rooms/{roomId}/members: the joined members."""
@@ -176,7 +153,7 @@ class RoomAdmin:
                 return None
             return await state_table.select_members(conn, room_id, "join")
 
-        members = _found(await self._storage.db.read(read), room_id)
+        members = found_room(await self._storage.db.read(read), room_id)
         return {"members": members, "total": len(members)}
 
     async def state(self, room_id: str, event_type: str | None) -> dict[str, Any]:
@@ -189,75 +166,6 @@ class RoomAdmin:
         ]
         stored = [room.events[i] for i in ids if i in room.events]
         return {"state": await client_events(self._storage, stored)}
-
-    async def messages(self, req: AdminMessagesRequest) -> dict[str, Any]:
-        """GET /_synapse/admin/v1/rooms/{roomId}/messages: the client /messages of any room,
-        every timeline event (no membership or history visibility applies to the admin)."""
-        backwards, start, to = parse_page(req.dir, req.from_token, req.to_token)
-        if req.limit < 0:
-            raise MatrixError(Errcode.INVALID_PARAM, "limit must not be negative")
-        limit = min(req.limit, MAX_LIMIT)
-
-        async def read(conn: aiosqlite.Connection) -> dict[str, Any] | None:
-            if await rooms_table.select_room(conn, req.room_id) is None:
-                return None
-            frm = start
-            if frm is None:
-                frm = (
-                    await events_table.select_max_stream_ordering(conn)
-                    if backwards
-                    else await events_table.select_min_stream_ordering(conn) - 1
-                )
-            raw = await events_table.select_room_events(
-                conn,
-                req.room_id,
-                limit=limit,
-                backwards=backwards,
-                before=frm + 1 if backwards else (to + 1 if to is not None else None),
-                after=to if backwards else frm,
-            )
-            body: dict[str, Any] = {"start": req.from_token or pagination_token(frm)}
-            if raw:
-                last = raw[-1].stream_ordering
-                body["end"] = pagination_token(last - 1 if backwards else last)
-            chunk = [
-                s
-                for s in raw
-                if _timeline_event(s) and req.filter.matches(s.event.pdu, req.room_id)
-            ]
-            viewer = Viewer("", None, self._now_ms())
-            body["chunk"] = (
-                await serializer_with_bundles(conn, viewer, chunk)
-            ).format_all(chunk)
-            body["state"] = []
-            return body
-
-        return _found(await self._storage.db.read(read), req.room_id)
-
-    async def timestamp_to_event(
-        self, room_id: str, ts: int, direction: str
-    ) -> dict[str, Any]:
-        """GET /_synapse/admin/v1/rooms/{roomId}/timestamp_to_event: the timeline event nearest
-        `ts` in direction `dir`, in any room (no visibility applies to the admin)."""
-        if direction not in ("f", "b"):
-            raise MatrixError(Errcode.INVALID_PARAM, "dir must be 'f' or 'b'")
-
-        async def read(conn: aiosqlite.Connection) -> dict[str, Any] | None:
-            if await rooms_table.select_room(conn, room_id) is None:
-                return None
-            found = await history_table.select_event_near_ts(
-                conn, room_id, ts, forwards=direction == "f"
-            )
-            if found is None:
-                raise MatrixError(
-                    Errcode.NOT_FOUND, f"No event found {direction!r} of {ts}"
-                )
-            return {
-                "event_id": found.event.event_id,
-                "origin_server_ts": found.event.origin_server_ts,
-            }
-
-        return _found(await self._storage.db.read(read), room_id)
 
     # --- blocking --------------------------------------------------------------------------
     async def block_status(self, room_id: str) -> dict[str, Any]:
@@ -417,9 +325,3 @@ def require_room_id(room_id: str) -> None:
     """400 M_INVALID_PARAM unless `room_id` looks like a room id (any room version's)."""
     if not room_id.startswith("!") or len(room_id) < 2:
         raise MatrixError(Errcode.INVALID_PARAM, f"{room_id!r} is not a room id")
-
-
-def _found(value: Any, room_id: str) -> Any:
-    if value is None:
-        raise MatrixError(Errcode.NOT_FOUND, f"Room {room_id} not found")
-    return value

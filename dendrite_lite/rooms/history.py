@@ -37,7 +37,16 @@ from dendrite_lite.sync.client_events import ClientEventSerializer
 from dendrite_lite.sync.filters import RoomEventFilter
 from dendrite_lite.sync.tokens import pagination_token, parse_pagination_token
 
-__all__ = ["HistoryService", "MessagesRequest", "DEFAULT_LIMIT", "MAX_LIMIT", "check_read_access", "parse_page"]
+__all__ = [
+    "DEFAULT_LIMIT",
+    "MAX_LIMIT",
+    "HistoryService",
+    "MessagesRequest",
+    "check_read_access",
+    "page_limit",
+    "page_start",
+    "parse_page",
+]
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 1000
@@ -61,10 +70,21 @@ class _Access:
     upper: int | None  # the user left: nothing after this position is theirs
 
 
-def _limit(value: int) -> int:
+def page_limit(value: int) -> int:
+    """A page's `limit`: 400 M_INVALID_PARAM when negative, at most MAX_LIMIT."""
     if value < 0:
         raise MatrixError(Errcode.INVALID_PARAM, "limit must not be negative")
     return min(value, MAX_LIMIT)
+
+
+async def page_start(conn: aiosqlite.Connection, start: int | None, backwards: bool) -> int:
+    """Where a page starts: the `from` position, or without one the newest event (dir=b) or
+    just before the oldest (dir=f)."""
+    if start is not None:
+        return start
+    if backwards:
+        return await events_table.select_max_stream_ordering(conn)
+    return await events_table.select_min_stream_ordering(conn) - 1
 
 
 def parse_page(
@@ -144,7 +164,7 @@ class HistoryService:
             req.dir == "b"
             and exhausted
             and self._backfill is not None
-            and await self._backfill(req.room_id, _limit(req.limit))
+            and await self._backfill(req.room_id, page_limit(req.limit))
         ):
             body, _ = await self._messages(req)
         return body
@@ -152,18 +172,12 @@ class HistoryService:
     async def _messages(self, req: MessagesRequest) -> tuple[dict[str, Any], bool]:
         """(the body, whether the page reached the end of what we hold in that direction)."""
         _, start, to = parse_page(req.dir, req.from_token, req.to_token)
-        limit = _limit(req.limit)
+        limit = page_limit(req.limit)
 
         async def read(conn: aiosqlite.Connection) -> tuple[dict[str, Any], bool]:
             access = await check_read_access(conn, req.user_id, req.room_id)
             backwards = req.dir == "b"
-            frm = start
-            if frm is None:
-                frm = (
-                    await events_table.select_max_stream_ordering(conn)
-                    if backwards
-                    else await events_table.select_min_stream_ordering(conn) - 1
-                )
+            frm = await page_start(conn, start, backwards)
             if access.upper is not None and backwards:
                 frm = min(frm, access.upper)
             chunk, pos, exhausted = await _read_page(conn, req, access, frm, to, limit)
@@ -196,7 +210,7 @@ class HistoryService:
         room_filter: RoomEventFilter = RoomEventFilter(),
     ) -> dict[str, Any]:
         """GET /_matrix/client/v3/rooms/{roomId}/context/{eventId} -> the response body."""
-        limit = _limit(limit)
+        limit = page_limit(limit)
 
         async def read(conn: aiosqlite.Connection) -> dict[str, Any]:
             access = await check_read_access(conn, user_id, room_id)

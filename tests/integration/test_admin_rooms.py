@@ -250,6 +250,21 @@ async def test_room_messages_of_any_room(admin: User, listed: dict[str, Any]) ->
         )
     ).json()
     assert older["chunk"][0]["content"]["body"] == "note 0"
+    # An event's context: the events around it and the room's state.
+    middle = older["chunk"][0]["event_id"]
+    ctx = (
+        await admin_call(
+            admin, "GET", f"{V1}/rooms/{room_id}/context/{middle}", params={"limit": 2}
+        )
+    ).json()
+    assert ctx["event"]["content"]["body"] == "note 0"
+    assert [e["content"]["body"] for e in ctx["events_after"]] == ["note 1"]
+    assert len(ctx["events_before"]) == 1
+    assert "m.room.encryption" in {e["type"] for e in ctx["state"]}
+    lost = await admin_call(
+        admin, "GET", f"{V1}/rooms/{room_id}/context/$nope", expect=404
+    )
+    assert lost.json()["errcode"] == "M_NOT_FOUND"
     # The event nearest a time, either way.
     first = newest["chunk"][-1]
     path = f"{V1}/rooms/{room_id}/timestamp_to_event"

@@ -14,7 +14,8 @@ from dendrite_lite.api.client.query_args import int_arg
 from dendrite_lite.api.errors import json_body
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.request_body import optional_field, required_field
-from dendrite_lite.rooms.admin import AdminMessagesRequest, parse_room_query
+from dendrite_lite.rooms.admin import parse_room_query
+from dendrite_lite.rooms.admin_history import AdminMessagesRequest
 from dendrite_lite.rooms.history import DEFAULT_LIMIT
 from dendrite_lite.sync.filters import parse_room_event_filter_param
 
@@ -92,7 +93,7 @@ async def room_messages(room_id: str) -> Response:
         limit=int_arg("limit", DEFAULT_LIMIT),
         filter=parse_room_event_filter_param(args.get("filter")),
     )
-    return jsonify(await svc.room_admin.messages(req))
+    return jsonify(await svc.room_admin.history.messages(req))
 
 
 @bp.get(f"{_V1}/<room_id>/timestamp_to_event")
@@ -102,10 +103,19 @@ async def room_timestamp_to_event(room_id: str) -> Response:
     await require_admin(svc)
     ts = non_negative_arg("ts")
     return jsonify(
-        await svc.room_admin.timestamp_to_event(
+        await svc.room_admin.history.timestamp_to_event(
             room_id, ts, request.args.get("dir", "f")
         )
     )
+
+
+@bp.get(f"{_V1}/<room_id>/context/<event_id>")
+async def room_event_context(room_id: str, event_id: str) -> Response:
+    """GET /_synapse/admin/v1/rooms/{roomId}/context/{eventId}"""
+    svc = services()
+    await require_admin(svc)
+    limit = int_arg("limit", DEFAULT_LIMIT)
+    return jsonify(await svc.room_admin.history.context(room_id, event_id, limit))
 
 
 @bp.get(f"{_V1}/<room_id>/block")
