@@ -18,6 +18,7 @@ __all__ = [
     "Connection",
     "SentRoom",
     "delete_connection",
+    "delete_excess_connections",
     "delete_idle_connections",
     "delete_other_positions",
     "insert_connection",
@@ -60,6 +61,11 @@ _INSERT_CONNECTION = (
 _DELETE_CONNECTION = "DELETE FROM sliding_sync_connections WHERE user_id = ? AND device_id = ? AND conn_id = ?"
 _DELETE_OTHER_POSITIONS = (
     "DELETE FROM sliding_sync_positions WHERE conn_key = ? AND position != ?"
+)
+_DELETE_EXCESS = (
+    "DELETE FROM sliding_sync_connections WHERE user_id = ? AND device_id = ? AND conn_key NOT IN"
+    " (SELECT conn_key FROM sliding_sync_connections WHERE user_id = ? AND device_id = ?"
+    " ORDER BY last_used_ts DESC, conn_key DESC LIMIT ?)"
 )
 _DELETE_IDLE = (
     "DELETE FROM sliding_sync_connections WHERE user_id = ? AND last_used_ts < ?"
@@ -123,6 +129,13 @@ async def delete_other_positions(
     conn: aiosqlite.Connection, conn_key: int, keep: int
 ) -> None:
     await conn.execute(_DELETE_OTHER_POSITIONS, (conn_key, keep))
+
+
+async def delete_excess_connections(
+    conn: aiosqlite.Connection, user_id: str, device_id: str, keep: int
+) -> None:
+    """Keep the device's `keep` most recently used connections, delete the others."""
+    await conn.execute(_DELETE_EXCESS, (user_id, device_id, user_id, device_id, keep))
 
 
 async def delete_idle_connections(

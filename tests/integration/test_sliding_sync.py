@@ -364,3 +364,16 @@ async def test_messages_accepts_a_pos_as_from(srv: RunningServer) -> None:
     assert resp.status_code == 200, resp.text
     chunk = resp.json()["chunk"]
     assert [e["content"].get("body") for e in chunk] == ["two", "one"]
+
+
+async def test_a_device_opening_many_connections_loses_the_oldest(
+    srv: RunningServer,
+) -> None:
+    alice = await _user(srv, "alice")
+    first = await sliding_sync(alice, all_rooms(), conn_id="conn-0")
+    for i in range(1, 21):
+        await sliding_sync(alice, all_rooms(), conn_id=f"conn-{i}")
+    resp = await sliding_sync_response(
+        alice, all_rooms(), pos=first["pos"], conn_id="conn-0"
+    )
+    assert resp.status_code == 400 and resp.json()["errcode"] == "M_UNKNOWN_POS"

@@ -9,7 +9,8 @@ newer token.
 Expiry (400 M_UNKNOWN_POS, and the client starts again without `pos`): a `pos` of another
 connection or one the connection moved past (once a client sends position N, the others are
 deleted: older ones are no longer needed, newer ones never reached it), a connection replaced by
-a request without `pos`, and a connection idle for CONNECTION_TTL_MS.
+a request without `pos`, a connection idle for CONNECTION_TTL_MS, and the least recently used
+beyond MAX_CONNECTIONS_PER_DEVICE.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from dendrite_lite.sync.tokens import SyncToken, parse_sync_token
 
 __all__ = [
     "CONNECTION_TTL_MS",
+    "MAX_CONNECTIONS_PER_DEVICE",
     "ConnectionState",
     "RoomSent",
     "encode_pos",
@@ -36,6 +38,9 @@ __all__ = [
 ]
 
 CONNECTION_TTL_MS = 7 * 24 * 3600 * 1000
+# MSC4186 §Security: a device opening connection after connection (a conn_id per request) must
+# not grow the database without end; Element X uses two.
+MAX_CONNECTIONS_PER_DEVICE = 20
 _POS = re.compile(r"([0-9]{1,18})/(s[-0-9_]{1,400})")
 
 
@@ -114,6 +119,9 @@ async def save_connection(
         )
         conn_key = await table.insert_connection(
             conn, state.user_id, state.device_id, state.conn_id, now_ms
+        )
+        await table.delete_excess_connections(
+            conn, state.user_id, state.device_id, MAX_CONNECTIONS_PER_DEVICE
         )
         return await table.insert_position(conn, conn_key, None, _rows(state.changed))
     found = await table.select_connection(

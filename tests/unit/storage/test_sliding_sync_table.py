@@ -97,3 +97,27 @@ async def test_a_new_connection_replaces_the_old_and_idle_ones_are_deleted(
         )
         is None
     )
+
+
+async def test_a_device_keeps_only_its_most_recently_used_connections(
+    storage: Storage,
+) -> None:
+    async def open_many(conn: aiosqlite.Connection) -> None:
+        for i in range(5):
+            await table.insert_connection(conn, ALICE, "DEV", f"c{i}", now_ms=i)
+        await table.insert_connection(conn, ALICE, "OTHER", "c0", now_ms=0)
+        await table.delete_excess_connections(conn, ALICE, "DEV", keep=2)
+
+    await storage.db.write(open_many)
+
+    async def names(conn: aiosqlite.Connection) -> list[tuple[str, str]]:
+        async with conn.execute(
+            "SELECT device_id, conn_id FROM sliding_sync_connections ORDER BY device_id, conn_id"
+        ) as cur:
+            return [(r[0], r[1]) for r in await cur.fetchall()]
+
+    assert await storage.db.read(names) == [
+        ("DEV", "c3"),
+        ("DEV", "c4"),
+        ("OTHER", "c0"),
+    ]
