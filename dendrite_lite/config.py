@@ -23,6 +23,7 @@ __all__ = [
     "Config",
     "AdminConfig",
     "BackupConfig",
+    "AppservicesConfig",
     "ServerConfig",
     "ListenConfig",
     "TlsConfig",
@@ -214,6 +215,17 @@ class BackupConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AppservicesConfig:
+    """Application services (bridges): their registration files (appservice/registration.py),
+    read and checked at start, and how their transactions are retried."""
+
+    registration_files: tuple[Path, ...] = ()
+    # A transaction the AS did not take is retried after this, doubling up to retry_max_s.
+    retry_initial_s: float = 2.0
+    retry_max_s: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     listen: ListenConfig = field(default_factory=ListenConfig)
@@ -230,6 +242,7 @@ class Config:
     ratelimit: RatelimitConfig = field(default_factory=RatelimitConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     backup: BackupConfig = field(default_factory=BackupConfig)
+    appservices: AppservicesConfig = field(default_factory=AppservicesConfig)
     source_path: Path | None = None  # the file this was read from, for messages
 
     # Derived paths: one place decides where things live inside data_dir.
@@ -303,6 +316,7 @@ SECTION_TYPES: dict[str, type] = {
     "ratelimit": RatelimitConfig,
     "admin": AdminConfig,
     "backup": BackupConfig,
+    "appservices": AppservicesConfig,
 }
 
 
@@ -373,6 +387,9 @@ def _parse_section(name: str, cls: type, table: Mapping[str, Any], base: Path | 
             v = getattr(section, f.name)
             if isinstance(v, Path) and not v.is_absolute():
                 section = dataclasses.replace(section, **{f.name: base / v})
+            elif isinstance(v, tuple) and v and all(isinstance(p, Path) for p in v):
+                paths = tuple(p if p.is_absolute() else base / p for p in v)
+                section = dataclasses.replace(section, **{f.name: paths})
     return section
 
 
@@ -402,6 +419,26 @@ def _check_cross_field(config: Config) -> None:
         _check_acme(config)
     _check_listener_tls(config)
     _check_metrics(config)
+    _check_appservices(config)
+
+
+def _check_appservices(config: Config) -> None:
+    """Registration files are read here, so `config check` and start-up name a bad one."""
+    files = config.appservices.registration_files
+    if not files:
+        return
+    if config.appservices.retry_max_s < config.appservices.retry_initial_s:
+        raise ConfigError(
+            f"appservices.retry_max_s: {config.appservices.retry_max_s} is less than "
+            f"appservices.retry_initial_s ({config.appservices.retry_initial_s})"
+        )
+    # Imported here: config.py imports nothing of ours at module level (room_versions likewise).
+    from dendrite_lite.appservice.registration import RegistrationError, load_registrations
+
+    try:
+        load_registrations(files, config.server.server_name)
+    except RegistrationError as e:
+        raise ConfigError(f"appservices.registration_files: {e}") from None
 
 
 def _check_acme(config: Config) -> None:
@@ -691,6 +728,11 @@ def _optional_address(key: str, value: Any) -> str:
     return _address(key, value) if _string(key, value) else ""
 
 
+def _paths(key: str, value: Any) -> tuple[Path, ...]:
+    _expect(key, value, list, "a list of paths")
+    return tuple(_path(f"{key}[{i}]", v) for i, v in enumerate(value))
+
+
 def _ip_networks(key: str, value: Any) -> tuple[str, ...]:
     _expect(key, value, list, "a list of IP networks")
     networks = []
@@ -785,6 +827,11 @@ _VALIDATORS: dict[str, dict[str, Validator]] = {
         "directory": _optional_path,
         "interval_hours": _positive_float,
         "keep": _int_range(1),
+    },
+    "appservices": {
+        "registration_files": _paths,
+        "retry_initial_s": _positive_float,
+        "retry_max_s": _positive_float,
     },
 }
 

@@ -240,6 +240,20 @@ _COMMENTS: dict[str, str] = {
     ),
     "backup.interval_hours": "How often a scheduled backup is made, in hours (0.5 = every 30 minutes).",
     "backup.keep": "How many scheduled backups to keep; older ones are deleted.",
+    "appservices": (
+        "Application services: bridges (mautrix-whatsapp, -telegram, -signal, Heisenbridge,\n"
+        "matrix-appservice-irc) and bots with their own users. Each brings a registration\n"
+        "YAML file (the one it generates for Synapse); list them here and restart.\n"
+        "`dendrite-lite appservice list` shows what is registered."
+    ),
+    "appservices.registration_files": (
+        'The registration files, e.g. ["/etc/mautrix-whatsapp/registration.yaml"].'
+    ),
+    "appservices.retry_initial_s": (
+        "An appservice that does not take a transaction is retried after this many seconds,\n"
+        "then twice as long each time; nothing queued for it is lost meanwhile."
+    ),
+    "appservices.retry_max_s": "The longest wait between two retries, in seconds.",
 }
 
 # What an unset (None) option resolves to, for the commented-out line (it depends on others).

@@ -58,6 +58,8 @@ class Errcode(StrEnum):
     UNKNOWN_POS = "M_UNKNOWN_POS"
     WRONG_ROOM_KEYS_VERSION = "M_WRONG_ROOM_KEYS_VERSION"
     INVALID_SIGNATURE = "M_INVALID_SIGNATURE"
+    UNKNOWN_DEVICE = "M_UNKNOWN_DEVICE"
+    APPSERVICE_LOGIN_UNSUPPORTED = "M_APPSERVICE_LOGIN_UNSUPPORTED"
 
 
 # The spec gives most errcodes a conventional status; where it is silent we follow Synapse so
@@ -107,6 +109,8 @@ STATUS_BY_ERRCODE: dict[str, int] = {
     Errcode.UNKNOWN_POS: 400,
     Errcode.WRONG_ROOM_KEYS_VERSION: 403,
     Errcode.INVALID_SIGNATURE: 400,
+    Errcode.UNKNOWN_DEVICE: 400,
+    Errcode.APPSERVICE_LOGIN_UNSUPPORTED: 400,
 }
 
 

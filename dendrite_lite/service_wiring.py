@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dendrite_lite.api.app import Services
+from dendrite_lite.appservice.setup import AppserviceConfigError, load_appservices
 from dendrite_lite.backup.schedule import BackupSchedule
 from dendrite_lite.config import Config
 from dendrite_lite.log_buffer import install_log_buffer
@@ -137,6 +138,13 @@ async def load_services(config: Config) -> Services:
     ]
     if device_list_edus is not None:
         hooks.append(device_list_edus.prepare)
+    try:
+        appservices = await load_appservices(config, storage)
+    except AppserviceConfigError as e:
+        await storage.close()
+        raise StartupError(str(e)) from None
+    if appservices.sender is not None:  # events for bridges, local and from federation alike
+        hooks.append(appservices.sender.prepare)
     event_expiry = EventExpiry(storage)  # MSC2228: events scheduled with their transaction
     hooks.append(event_expiry.prepare)
     metrics = _server_metrics(config)
@@ -158,6 +166,8 @@ async def load_services(config: Config) -> Services:
     ).leave
     if sender is not None:
         await sender.start()  # resumes delivery queued before a restart; stopped by close_services
+    if appservices.sender is not None:
+        await appservices.sender.start()  # the same for application services
     if device_list_edus is not None:
         await device_list_edus.flush()  # device list changes committed before a crash
     user_data = await _user_data_services(storage, notifier, EduFanout(sender) if sender else None)
@@ -199,6 +209,7 @@ async def load_services(config: Config) -> Services:
         url_previews=_url_previews(config, storage, media),
         server_status=ServerStatus(config, storage, notifier, event_rate, install_log_buffer()),
         backups=_backup_schedule(config),
+        **appservices.as_services(),
     )
 
 
@@ -495,6 +506,10 @@ async def close_services(svc: Services) -> None:
         await svc.federation_sender.stop()
     if svc.federation_client is not None:
         await svc.federation_client.aclose()
+    if svc.appservice_sender is not None:
+        await svc.appservice_sender.stop()
+    if svc.appservice_requests is not None:
+        await svc.appservice_requests.http.aclose()
     if svc.url_previews is not None:
         await svc.url_previews.aclose()
 

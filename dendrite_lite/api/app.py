@@ -96,6 +96,9 @@ from dendrite_lite.users.registration import SharedSecretNonces
 from dendrite_lite.users.uia import UiaSessions
 
 if TYPE_CHECKING:
+    from dendrite_lite.appservice.requests import AppserviceRequests
+    from dendrite_lite.appservice.registry import AppServices
+    from dendrite_lite.appservice.sender import AppserviceSender
     from dendrite_lite.media.preview import UrlPreviews
     from dendrite_lite.metrics import ServerMetrics
 
@@ -141,6 +144,11 @@ class Services:
     # federation.enabled = false; the keyring then answers from what it already has).
     keyring: Keyring = None  # type: ignore[assignment]
     federation_client: FederationClient | None = None
+    # Application services (issue 19): the registrations (empty without any), what is queued
+    # for each (None without one that has a url), and our requests to them.
+    appservices: AppServices = None  # type: ignore[assignment]
+    appservice_sender: AppserviceSender | None = None
+    appservice_requests: AppserviceRequests | None = None
     # The outbox sender (None when federation is disabled): our events and EDUs to other
     # servers, and their delivery health (federation/sender.py).
     federation_sender: FederationSender | None = None

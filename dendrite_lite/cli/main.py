@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from dendrite_lite import __version__
-from dendrite_lite.cli import accounts, backup, doctor, install_service, init_command, media, registration_tokens, tls, tui
+from dendrite_lite.cli import accounts, appservice, backup, doctor, install_service, init_command, media, registration_tokens, tls, tui
 from dendrite_lite.cli.common import (
     DEFAULT_CONFIG,
     ConfigOption,
@@ -56,6 +56,7 @@ app.command("backup")(backup.backup)
 app.command("restore")(backup.restore)
 app.command("install-service")(install_service.install_service)
 app.command("tui")(tui.tui)
+app.add_typer(appservice.app, name="appservice")
 
 
 def main() -> None:

@@ -103,8 +103,12 @@ async def resolve_alias(
     server_name: str,
     alias: str,
     remote: Callable[[str], Awaitable[tuple[str, list[str]]]] | None = None,
+    ask_appservice: Callable[[str], Awaitable[bool]] | None = None,
 ) -> tuple[str, list[str]]:
     """(room_id, servers) for GET /directory/room/{alias}; 404 M_NOT_FOUND if unmapped.
+
+    An unknown local alias is asked of `ask_appservice` (the AS whose namespace holds it,
+    appservice/requests.py), which may create it before answering yes.
 
     Another server's alias goes to `remote` (federation/joins.py resolve_remote_alias, which
     raises the 404s); without it (federation disabled, or answering another server's
@@ -115,6 +119,8 @@ async def resolve_alias(
             raise MatrixError(Errcode.NOT_FOUND, f"Room alias {alias} not found.")
         return await remote(alias)
     found = await _lookup(storage, alias)
+    if found is None and ask_appservice is not None and await ask_appservice(alias):
+        found = await _lookup(storage, alias)
     if found is None:
         raise MatrixError(Errcode.NOT_FOUND, f"Room alias {alias} not found.")
     return found.room_id, [server_name]

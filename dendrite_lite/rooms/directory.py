@@ -15,6 +15,7 @@ from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.request_body import optional_field
 from dendrite_lite.rooms.access import RoomSnapshot, history_visibility, load_current
 from dendrite_lite.storage import Storage
+from dendrite_lite.storage import appservices as appservices_table
 from dendrite_lite.storage import rooms as rooms_table
 from dendrite_lite.storage import state as state_table
 
@@ -45,6 +46,10 @@ class PublicRoomsQuery:
     since: str | None = None
     search: str | None = None
     room_types: tuple[str | None, ...] | None = None
+    # Application service room lists (appservice/room_list.py): one by its instance id
+    # ("<appservice id>|<network id>") instead of the main list, or every list besides it.
+    third_party_instance_id: str | None = None
+    include_all_networks: bool = False
 
 
 def query_from_body(body: dict[str, Any]) -> PublicRoomsQuery:
@@ -54,13 +59,13 @@ def query_from_body(body: dict[str, Any]) -> PublicRoomsQuery:
     types = optional_field(flt, "room_types", "array", name="filter.room_types")
     if types is not None and not all(t is None or isinstance(t, str) for t in types):
         raise MatrixError(Errcode.BAD_JSON, "filter.room_types must list strings (or null)")
-    optional_field(body, "include_all_networks", "boolean")
-    optional_field(body, "third_party_instance_id", "string")
     return PublicRoomsQuery(
         limit=optional_field(body, "limit", "integer"),
         since=optional_field(body, "since", "string"),
         search=search,
         room_types=tuple(types) if types is not None else None,
+        third_party_instance_id=optional_field(body, "third_party_instance_id", "string"),
+        include_all_networks=optional_field(body, "include_all_networks", "boolean") is True,
     )
 
 
@@ -117,8 +122,24 @@ def _matches(chunk: dict[str, Any], query: PublicRoomsQuery) -> bool:
     return any(isinstance(f, str) and term in f.casefold() for f in fields)
 
 
-async def list_public_rooms(storage: Storage, query: PublicRoomsQuery) -> dict[str, Any]:
+async def _listed_room_ids(storage: Storage, query: PublicRoomsQuery) -> list[str]:
+    instance = query.third_party_instance_id
+    if instance is not None and not query.include_all_networks:
+        as_id, sep, network_id = instance.partition("|")
+        if not sep:
+            return []
+        return await storage.db.read(
+            lambda c: appservices_table.select_room_list(c, [(as_id, network_id)])
+        )
     room_ids = await storage.db.read(rooms_table.select_public_room_ids)
+    if query.include_all_networks:
+        listed = await storage.db.read(appservices_table.select_appservice_listed_rooms)
+        room_ids = [*room_ids, *sorted(listed - set(room_ids))]
+    return room_ids
+
+
+async def list_public_rooms(storage: Storage, query: PublicRoomsQuery) -> dict[str, Any]:
+    room_ids = await _listed_room_ids(storage, query)
     chunks = [await _chunk(storage, r) for r in room_ids]
     chunks = [c for c in chunks if _matches(c, query)]
     chunks.sort(key=lambda c: (-c["num_joined_members"], c["room_id"]))

@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
@@ -43,6 +43,9 @@ from dendrite_lite.storage import state as state_table
 from dendrite_lite.storage.events import StoredEvent
 from dendrite_lite.users.account_data import AccountDataService
 from dendrite_lite.users.profile import member_profile_content
+
+if TYPE_CHECKING:
+    from dendrite_lite.appservice.requests import AppserviceRequests
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +96,9 @@ class MembershipService:
     default_room_version: RoomVersion = DEFAULT_ROOM_VERSION
     # Where local users' tags and m.direct follow an upgraded room they join over federation.
     account_data: AccountDataService | None = None
+    # Unknown local users and aliases in an application service's namespace are asked of it
+    # (appservice/requests.py: query_user, query_alias), which may create them.
+    appservice_requests: AppserviceRequests | None = None
 
     async def _send(self, room_id: str, sender: str, target: str, content: dict[str, Any]) -> PersistedEvent:
         return await self.pipeline.send(room_id, EventSpec(sender, MEMBER, content, target))
@@ -232,8 +238,10 @@ class MembershipService:
             if self.federation is not None and parse_alias(room_id_or_alias)[1] != self.server_name:
                 room_id, found = await self.federation.resolve_alias(room_id_or_alias)
             else:
+                ask = self.appservice_requests
                 room_id, found = await resolve_alias(
-                    self.storage, server_name=self.server_name, alias=room_id_or_alias
+                    self.storage, server_name=self.server_name, alias=room_id_or_alias,
+                    ask_appservice=ask.query_alias if ask is not None else None,
                 )
             return room_id, [*servers, *found]
         if not room_id_or_alias.startswith("!"):
@@ -276,6 +284,11 @@ class MembershipService:
             await self.federation.invite(sender, room_id, target, {"membership": "invite", **_reason(reason)})
             return
         account = await self.storage.db.read(lambda c: accounts_table.select_account(c, target))
+        if account is None and self.appservice_requests is not None:
+            if await self.appservice_requests.query_user(target):
+                account = await self.storage.db.read(
+                    lambda c: accounts_table.select_account(c, target)
+                )
         if account is None or account.deactivated:
             raise MatrixError(Errcode.NOT_FOUND, f"Unknown user {target}")
         content = {"membership": "invite", **_reason(reason)}

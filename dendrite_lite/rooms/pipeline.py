@@ -93,6 +93,8 @@ class EventSpec:
     state_key: str | None = None
     redacts: str | None = None
     txn: tuple[str, str, str] | None = None  # (user_id, device_id, txn_id) for idempotency
+    # An application service's `ts` (timestamp massaging): origin_server_ts instead of now.
+    origin_server_ts: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,7 +445,9 @@ class RoomPipeline:
                 sender=spec.sender,
                 event_type=spec.event_type,
                 content=spec.content,
-                origin_server_ts=self._now_ms(),
+                origin_server_ts=(
+                    spec.origin_server_ts if spec.origin_server_ts is not None else self._now_ms()
+                ),
                 state=state,
                 prev_events=extremities,
                 state_key=spec.state_key,

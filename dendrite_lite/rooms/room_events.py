@@ -125,8 +125,12 @@ class RoomEventsService:
         event_type: str,
         txn_id: str,
         content: Any,
+        ts: int | None = None,
+        rate_limited: bool = True,
     ) -> str:
-        """PUT /rooms/{roomId}/send/{eventType}/{txnId}: idempotent per device."""
+        """PUT /rooms/{roomId}/send/{eventType}/{txnId}: idempotent per device. `ts` is an
+        application service's timestamp for the event; `rate_limited` false for an AS whose
+        registration says so."""
         content = _require_object(content)
         if event_type == REDACTION:
             redacts = content.get("redacts")
@@ -140,12 +144,16 @@ class RoomEventsService:
         if earlier is not None:
             return earlier
         await check_thread_start(self.storage, content)
-        self.send_limiter.check(user_id.lower())
-        spec = EventSpec(user_id, event_type, content, txn=(user_id, device_id, txn_id))
+        if rate_limited:
+            self.send_limiter.check(user_id.lower())
+        spec = EventSpec(
+            user_id, event_type, content, txn=(user_id, device_id, txn_id), origin_server_ts=ts
+        )
         return (await self.pipeline.send(room_id, spec)).event.event_id
 
     async def set_state(
-        self, *, user_id: str, room_id: str, event_type: str, state_key: str, content: Any
+        self, *, user_id: str, room_id: str, event_type: str, state_key: str, content: Any,
+        ts: int | None = None, rate_limited: bool = True,
     ) -> str:
         """PUT /rooms/{roomId}/state/{eventType}/{stateKey}. Setting the same content again
         returns the existing event instead of adding a duplicate to the timeline."""
@@ -158,8 +166,9 @@ class RoomEventsService:
         existing = room.get(event_type, state_key)
         if existing is not None and existing.sender == user_id and dict(existing.content) == dict(content):
             return existing.event_id
-        self.send_limiter.check(user_id.lower())
-        spec = EventSpec(user_id, event_type, content, state_key)
+        if rate_limited:
+            self.send_limiter.check(user_id.lower())
+        spec = EventSpec(user_id, event_type, content, state_key, origin_server_ts=ts)
         return (await self.pipeline.send(room_id, spec)).event.event_id
 
     async def get_state(self, *, user_id: str, room_id: str) -> list[dict[str, Any]]:

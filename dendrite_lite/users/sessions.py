@@ -101,6 +101,9 @@ class Requester:
     # Set by a server admin (/_synapse/admin/v1/users/{userId}/shadow_ban): the user's room
     # sends and invites answer success but reach nobody (rooms/shadow_ban.py).
     shadow_banned: bool = False
+    # The id of the application service whose as_token made the request (identity assertion:
+    # user_id is then the user it acts as); None for a user's own token.
+    app_service: str | None = None
 
 
 def generate_device_id() -> str:

@@ -15,15 +15,27 @@ from typing import Any
 
 from quart import request
 
-from dendrite_lite.api.app import Services
+from dendrite_lite.api.app import Services, services
+from dendrite_lite.appservice.accounts import appservice_requester
+from dendrite_lite.appservice.registration import Registration
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.users import sessions
 from dendrite_lite.users.sessions import Requester
 from dendrite_lite.users.uia import PASSWORD, UiaSession
 
-__all__ = ["Requester", "access_token", "authenticate", "authenticate_with_password", "client_ip"]
+__all__ = [
+    "Requester",
+    "access_token",
+    "appservice_send_args",
+    "appservice_token",
+    "authenticate",
+    "authenticate_with_password",
+    "client_ip",
+]
 
 _MAX_USER_AGENT = 512
+# origin_server_ts is a canonical JSON integer: at most 2**53 - 1.
+_MAX_TS = 2**53 - 1
 
 
 def access_token() -> str | None:
@@ -72,12 +84,50 @@ async def authenticate(svc: Services, *, allow_guest: bool = False) -> Requester
     token = access_token()
     if token is None:
         raise MatrixError(Errcode.MISSING_TOKEN, "Missing access token")
+    reg = svc.appservices.by_as_token(token) if svc.appservices else None
+    if reg is not None:
+        # Identity assertion (application-service-api): ?user_id= and ?device_id= (MSC4190's
+        # unstable name too) say whom the AS acts as.
+        device_id = request.args.get("device_id") or request.args.get(
+            "org.matrix.msc3202.device_id"
+        )
+        return await appservice_requester(
+            svc.storage, svc.appservices, reg, request.args.get("user_id"), device_id
+        )
     requester = await sessions.authenticate(
         svc.storage, token, ip=client_ip(), user_agent=_user_agent()
     )
     if requester.is_guest and not allow_guest:
         raise MatrixError(Errcode.GUEST_ACCESS_FORBIDDEN, "Guest access not allowed")
     return requester
+
+
+def appservice_token(svc: Services) -> Registration:
+    """The application service whose as_token the request carries, for m.login.application_service
+    (401 M_MISSING_TOKEN without a token, M_UNKNOWN_TOKEN for another one)."""
+    token = access_token()
+    if token is None:
+        raise MatrixError(Errcode.MISSING_TOKEN, "m.login.application_service needs an as_token")
+    reg = svc.appservices.by_as_token(token) if svc.appservices else None
+    if reg is None:
+        raise MatrixError(Errcode.UNKNOWN_TOKEN, "Unrecognised application service token")
+    return reg
+
+
+def appservice_send_args(requester: Requester) -> dict[str, Any]:
+    """For /send and /state: an application service's `ts` (timestamp massaging, 400
+    M_INVALID_PARAM unless a valid origin_server_ts) and whether its sends are rate limited
+    (the registration's rate_limited). Nothing for a user's request: `ts` is the AS's only."""
+    if requester.app_service is None:
+        return {}
+    reg = services().appservices.by_id(requester.app_service)
+    raw = request.args.get("ts")
+    ts = None
+    if raw is not None:
+        if not raw.isascii() or not raw.isdigit() or int(raw) > _MAX_TS:
+            raise MatrixError(Errcode.INVALID_PARAM, "ts must be a timestamp in milliseconds")
+        ts = int(raw)
+    return {"ts": ts, "rate_limited": reg.rate_limited if reg is not None else True}
 
 
 async def authenticate_with_password(

@@ -10,6 +10,7 @@ from quart import Blueprint, Response, jsonify, request
 from dendrite_lite.api.app import services
 from dendrite_lite.api.client.auth import authenticate
 from dendrite_lite.api.errors import json_body
+from dendrite_lite.appservice.accounts import refuse_exclusive_alias
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.rooms import aliases, directory
 
@@ -28,9 +29,13 @@ async def put_alias(room_alias: str) -> Response:
     room_id = (await json_body()).get("room_id")
     if not isinstance(room_id, str) or not room_id.startswith("!"):
         raise MatrixError(Errcode.BAD_JSON if room_id is not None else Errcode.MISSING_PARAM, "room_id (a room id) is required")
+    if svc.appservices:
+        refuse_exclusive_alias(svc.appservices, room_alias, requester.app_service)
     await aliases.create_alias(
         svc.storage, server_name=svc.config.server.server_name,
         requester=requester.user_id, alias=room_alias, room_id=room_id,
+        # An AS manages the aliases of its namespace, in rooms it need not be in (spec).
+        require_joined=requester.app_service is None,
     )
     return jsonify({})
 
@@ -43,6 +48,7 @@ async def get_alias(room_alias: str) -> Response:
     room_id, servers = await aliases.resolve_alias(
         svc.storage, server_name=svc.config.server.server_name, alias=room_alias,
         remote=federated.resolve_alias if federated is not None else None,
+        ask_appservice=svc.appservice_requests.query_alias if svc.appservice_requests else None,
     )
     return jsonify({"room_id": room_id, "servers": servers})
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 from quart import Blueprint, Response, jsonify
 
 from dendrite_lite.api.app import services
-from dendrite_lite.api.client.auth import authenticate, client_ip
+from dendrite_lite.api.client.auth import appservice_token, authenticate, client_ip
 from dendrite_lite.api.errors import json_body
 from dendrite_lite.api.wellknown.matrix import client_base_url
+from dendrite_lite.appservice.accounts import APPSERVICE_LOGIN, login_as_appservice
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.users import sessions
 from dendrite_lite.users.login_tokens import TOKEN_LOGIN
@@ -26,6 +27,8 @@ async def get_login() -> Response:
     """GET /_matrix/client/v3/login"""
     # Not rate limited: clients fetch it at every start, and it reveals nothing.
     flows = list(LOGIN_FLOWS)
+    if services().appservices:
+        flows.append({"type": APPSERVICE_LOGIN})
     if services().config.login.get_token:  # the only source of login tokens
         flows.append({"type": TOKEN_LOGIN, "get_login_token": True})
     return jsonify({"flows": flows})
@@ -36,9 +39,12 @@ async def post_login() -> Response:
     """POST /_matrix/client/v3/login"""
     svc = services()
     body = await json_body()
-    svc.ratelimits.login_ip.check(client_ip() or "")
     login_type = body.get("type")
-    if login_type == TOKEN_LOGIN and svc.config.login.get_token:
+    if login_type != APPSERVICE_LOGIN:
+        svc.ratelimits.login_ip.check(client_ip() or "")
+    if login_type == APPSERVICE_LOGIN:
+        session = await _appservice_login(body)
+    elif login_type == TOKEN_LOGIN and svc.config.login.get_token:
         session = await svc.login_tokens.login(svc.storage, body, ip=client_ip())
     elif login_type == "m.login.password":
         server_name = svc.config.server.server_name
@@ -52,6 +58,14 @@ async def post_login() -> Response:
     result = session.to_json()
     result["well_known"] = {"m.homeserver": {"base_url": client_base_url(svc.config)}}
     return jsonify(result)
+
+
+async def _appservice_login(body: dict) -> sessions.Session:
+    """m.login.application_service: the AS's token in the Authorization header, not rate
+    limited (a bridge logs in its puppets in bursts)."""
+    svc = services()
+    reg = appservice_token(svc)
+    return await login_as_appservice(svc.storage, svc.appservices, reg, body, ip=client_ip())
 
 
 @bp.post("/_matrix/client/v3/refresh")

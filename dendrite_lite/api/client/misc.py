@@ -6,7 +6,6 @@
   skips a response without `uris`, while a valid-looking one with `uris: []` would be handed to
   RTCPeerConnection, which rejects an ICE server with no URLs; an error status makes
   matrix-js-sdk log a failure and retry.
-- GET /thirdparty/protocols (third_party_lookup.yaml): no application services, no protocols.
 """
 
 from __future__ import annotations
@@ -27,11 +26,4 @@ async def turn_server() -> Response:
     await authenticate(services())
     # TODO(turn): a [turn] config section (uris, shared_secret, user_lifetime) and coturn's
     # time-limited HMAC-SHA1 credentials ("use-auth-secret").
-    return jsonify({})
-
-
-@bp.get("/_matrix/client/v3/thirdparty/protocols")
-async def thirdparty_protocols() -> Response:
-    """GET /_matrix/client/v3/thirdparty/protocols"""
-    await authenticate(services())
     return jsonify({})

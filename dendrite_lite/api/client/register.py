@@ -6,9 +6,10 @@ from __future__ import annotations
 from quart import Blueprint, Response, jsonify, request
 
 from dendrite_lite.api.app import services
-from dendrite_lite.api.client.auth import client_ip
+from dendrite_lite.api.client.auth import appservice_token, client_ip
 from dendrite_lite.api.client.query_args import str_arg
 from dendrite_lite.api.errors import json_body
+from dendrite_lite.appservice import accounts as appservice_accounts
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.users import registration
 from dendrite_lite.users.registration_tokens import is_token_valid
@@ -27,6 +28,10 @@ async def post_register() -> Response:
     kind = request.args.get("kind", "user")
     storage = svc.storage
     limiter = svc.ratelimits.register_ip
+    if body.get("type") == appservice_accounts.APPSERVICE_LOGIN:
+        return await _register_appservice_user(body)
+    if svc.appservices and isinstance(body.get("username"), str):
+        appservice_accounts.refuse_exclusive_username(svc.appservices, body["username"])
     if kind == "guest":
         result = await registration.register_guest(
             storage, svc.config, body, ip=client_ip(), ratelimiter=limiter
@@ -38,6 +43,19 @@ async def post_register() -> Response:
     else:
         raise MatrixError(Errcode.INVALID_PARAM, "kind must be 'user' or 'guest'")
     return jsonify(result.to_json())
+
+
+async def _register_appservice_user(body: dict) -> Response:
+    """POST /register with type m.login.application_service: the AS's token is required."""
+    svc = services()
+    reg = appservice_token(svc)
+    user_id, session = await appservice_accounts.register_as_appservice(
+        svc.storage, svc.appservices, reg, body, ip=client_ip()
+    )
+    if session is None:
+        return jsonify({"user_id": user_id})
+    await svc.device_lists.changed(user_id)
+    return jsonify(session.to_json())
 
 
 @bp.get("/_matrix/client/v3/register/available")

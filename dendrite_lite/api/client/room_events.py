@@ -8,7 +8,7 @@ import secrets
 from quart import Blueprint, Response, jsonify, request
 
 from dendrite_lite.api.app import services
-from dendrite_lite.api.client.auth import authenticate
+from dendrite_lite.api.client.auth import appservice_send_args, authenticate
 from dendrite_lite.api.errors import json_body
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.rooms.room_events import RoomEventsService
@@ -38,7 +38,7 @@ async def put_send(room_id: str, event_type: str, txn_id: str) -> Response:
             requester.user_id, requester.device_id, room_id, txn_id)})
     event_id = await room_events_service().send(
         user_id=requester.user_id, device_id=requester.device_id, room_id=room_id,
-        event_type=event_type, txn_id=txn_id, content=content,
+        event_type=event_type, txn_id=txn_id, content=content, **appservice_send_args(requester),
     )
     return jsonify({"event_id": event_id})
 
@@ -73,7 +73,7 @@ async def put_state(room_id: str, event_type: str, state_key: str) -> Response:
             requester.user_id, requester.device_id, room_id, f"state {event_type} {state_key}")})
     event_id = await room_events_service().set_state(
         user_id=requester.user_id, room_id=room_id, event_type=event_type,
-        state_key=state_key, content=content,
+        state_key=state_key, content=content, **appservice_send_args(requester),
     )
     return jsonify({"event_id": event_id})
 

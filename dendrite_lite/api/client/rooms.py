@@ -34,7 +34,7 @@ def _service() -> MembershipService:
     return MembershipService(
         svc.storage, svc.pipeline, svc.config.server.server_name, svc.federated_membership,
         default_room_version=get_room_version(svc.config.server.default_room_version),
-        account_data=svc.account_data,
+        account_data=svc.account_data, appservice_requests=svc.appservice_requests,
     )
 
 

@@ -1,0 +1,233 @@
+"""One application service's transactions: in order, one in flight, retried until taken.
+
+An `AppserviceQueue` runs one task (like federation/outbox.py's DestinationQueue). Woken by a
+commit that queued rows for its AS (or by ephemeral events in memory), it sends
+`PUT /_matrix/app/v1/transactions/{txnId}` with up to MAX_EVENTS events, oldest first. What keeps
+delivery ordered and exactly-once across failures and restarts:
+- The transaction's id and the last outbox position it carries are written (appservice_state)
+  before it is sent; rows are deleted only in the write that records the AS's 200.
+- A failed transaction is retried with the same id and the same rows after the backoff; after a
+  restart the recorded transaction is rebuilt from the same rows with the same id, so an AS that
+  took it but whose answer was lost drops it as a duplicate (the spec's txnId idempotency).
+- Rows committed while a transaction is in flight wait for the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiosqlite
+
+from dendrite_lite.appservice.http import AppserviceError, AppserviceHttp
+from dendrite_lite.appservice.registration import Registration
+from dendrite_lite.events.pdu import client_format
+from dendrite_lite.federation.destinations import BackoffPolicy
+from dendrite_lite.storage import Storage
+from dendrite_lite.storage import appservices as table
+from dendrite_lite.storage import events as events_table
+
+__all__ = ["MAX_EPHEMERAL", "MAX_EVENTS", "AppserviceQueue"]
+
+log = logging.getLogger(__name__)
+
+MAX_EVENTS = 100
+MAX_EPHEMERAL = 100
+# Ephemeral events waiting in memory for an AS that is down; beyond this the oldest go.
+MAX_MEMORY_EPHEMERAL = 2_000
+
+
+async def _nothing(conn: aiosqlite.Connection) -> None:
+    return None
+
+
+@dataclass(slots=True)
+class _Txn:
+    txn_id: int
+    up_to: int  # the last outbox position carried (0: none)
+    body: dict[str, Any]
+    events: int = 0
+    ephemeral: list[dict[str, Any]] = field(default_factory=list)
+
+
+class AppserviceQueue:
+    def __init__(
+        self,
+        reg: Registration,
+        *,
+        storage: Storage,
+        http: AppserviceHttp,
+        policy: BackoffPolicy,
+        clock: Callable[[], float] = time.time,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.reg = reg
+        self._storage = storage
+        self._http = http
+        self._policy = policy
+        self._clock = clock
+        self._rng = rng
+        self.retry_interval_ms = 0
+        self.next_retry_ts = 0
+        self._ephemeral: deque[dict[str, Any]] = deque()
+        self._to_device: deque[dict[str, Any]] = deque()
+        self._current: _Txn | None = None
+        self._wake = asyncio.Event()
+        self._wake.set()  # rows may survive from a previous run
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self.sent_transactions = 0
+        self.last_error: str | None = None
+
+    def start(self, retry_interval_ms: int = 0, next_retry_ts: int = 0) -> None:
+        self.retry_interval_ms, self.next_retry_ts = retry_interval_ms, next_retry_ts
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"appservice-{self.reg.id}")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def retry_now(self) -> None:
+        """The AS showed it is up (it pinged, or an admin asked): send without waiting."""
+        self.retry_interval_ms = 0
+        self.next_retry_ts = 0
+        self._wake.set()
+
+    def add_ephemeral(self, edu: dict[str, Any], *, to_device: bool = False) -> None:
+        pending = self._to_device if to_device else self._ephemeral
+        if len(pending) >= MAX_MEMORY_EPHEMERAL:
+            pending.popleft()
+        pending.append(edu)
+        self._wake.set()
+
+    @property
+    def pending_ephemeral(self) -> int:
+        return len(self._ephemeral) + len(self._to_device)
+
+    async def stop(self, grace_s: float = 2.0) -> None:
+        self._stopping = True
+        self._wake.set()
+        task = self._task
+        if task is None:
+            return
+        done, _ = await asyncio.wait([task], timeout=grace_s)
+        if not done:
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    async def _wait(self, timeout_s: float | None) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout_s)
+        except TimeoutError:
+            pass
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            wait_ms = self.next_retry_ts - self._now_ms()
+            if wait_ms > 0:
+                self._wake.clear()
+                await self._wait(wait_ms / 1000)
+                continue
+            self._wake.clear()
+            try:
+                # The rows that woke us were written inside a commit still in progress: this
+                # write is queued behind it, so once it returns they are readable.
+                await self._storage.db.write(_nothing)
+                worked = await self._send_next()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug must not end the AS's delivery for good
+                log.exception("appservice %s: unexpected error", self.reg.id)
+                await self._backoff("internal error (see log)")
+                continue
+            if not worked:
+                await self._wait(None)
+
+    async def _send_next(self) -> bool:
+        txn = self._current or await self._build()
+        if txn is None:
+            return False
+        self._current = txn
+        try:
+            await self._http.send_transaction(self.reg, txn.txn_id, txn.body)
+        except AppserviceError as e:
+            log.info("appservice %s: transaction %d failed: %s", self.reg.id, txn.txn_id, e.message)
+            await self._backoff(e.message)
+            return True
+        now, as_id = self._now_ms(), self.reg.id
+        await self._storage.db.write(lambda c: table.acknowledge_txn(c, as_id, txn.up_to, now))
+        self._current = None
+        self.retry_interval_ms = self.next_retry_ts = 0
+        self.last_error = None
+        self.sent_transactions += 1
+        return True
+
+    async def _build(self) -> _Txn | None:
+        as_id = self.reg.id
+
+        async def load(conn: aiosqlite.Connection) -> tuple[table.AppserviceState, list[table.OutboxRow]]:
+            state = await table.select_state(conn, as_id)
+            if state.pending_txn_id and not state.pending_up_to:
+                return state, []
+            up_to = state.pending_up_to if state.pending_txn_id else None
+            return state, await table.select_outbox(conn, as_id, MAX_EVENTS, up_to)
+
+        state, rows = await self._storage.db.read(load)
+        resend = state.pending_txn_id != 0
+        ephemeral: list[dict[str, Any]] = []
+        to_device: list[dict[str, Any]] = []
+        if not resend:
+            while self._ephemeral and len(ephemeral) < MAX_EPHEMERAL:
+                ephemeral.append(self._ephemeral.popleft())
+            while self._to_device and len(to_device) < MAX_EPHEMERAL:
+                to_device.append(self._to_device.popleft())
+            if not rows and not ephemeral and not to_device:
+                return None
+        up_to = rows[-1].position if rows else 0
+        if resend:
+            txn_id = state.pending_txn_id
+        else:
+            txn_id = await self._storage.db.write(lambda c: table.begin_txn(c, as_id, up_to))
+        events = await self._events([r.event_id for r in rows if r.event_id is not None])
+        to_device += [dict(r.content) for r in rows if r.edu_type == "m.to_device" and r.content]
+        body: dict[str, Any] = {"events": events}
+        if ephemeral:
+            # MSC2409's stable name and the unstable one bridges older than the spec read.
+            body["ephemeral"] = ephemeral
+            body["de.sorunome.msc2409.ephemeral"] = ephemeral
+        if to_device:
+            body["de.sorunome.msc2409.to_device"] = to_device
+        return _Txn(txn_id, up_to, body, len(events), ephemeral)
+
+    async def _events(self, event_ids: list[str]) -> list[dict[str, Any]]:
+        if not event_ids:
+            return []
+        stored = await self._storage.db.read(lambda c: events_table.select_events(c, event_ids))
+        now = self._now_ms()
+        out = []
+        for event_id in event_ids:
+            s = stored.get(event_id)
+            if s is None:
+                continue  # purged since it was queued
+            age = max(0, now - s.event.origin_server_ts)
+            out.append(client_format(s.event, unsigned={"age": age}))
+        return out
+
+    async def _backoff(self, reason: str) -> None:
+        now = self._now_ms()
+        self.last_error = reason
+        self.retry_interval_ms = self._policy.next_interval(self.retry_interval_ms)
+        self.next_retry_ts = now + self._policy.delay(self.retry_interval_ms, self._rng)
+        as_id, interval, retry_ts = self.reg.id, self.retry_interval_ms, self.next_retry_ts
+        await self._storage.db.write(
+            lambda c: table.update_failure(c, as_id, now, reason, interval, retry_ts)
+        )

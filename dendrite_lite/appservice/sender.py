@@ -1,0 +1,163 @@
+"""Homeserver -> application services: which events each AS gets, queued with the events.
+
+`prepare` is a persist hook of both the local pipeline and federation ingest: for each batch it
+writes one appservice_outbox row per (interested AS, event) INSIDE the events' transaction, so
+an event is queued for its ASes exactly when it is stored, and wakes their queues
+(appservice/queue.py sends). An AS is interested in an event (application-service-api
+§Pushing events) when its user namespace (or its sender) holds the event's sender, the target
+of a membership event or a local member of the room; when its room namespace holds the room id;
+or its alias namespace one of the room's local aliases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+
+from dendrite_lite.appservice.http import AppserviceHttp
+from dendrite_lite.appservice.queue import AppserviceQueue
+from dendrite_lite.appservice.registration import Registration
+from dendrite_lite.appservice.registry import AppServices
+from dendrite_lite.events.event import Event
+from dendrite_lite.federation.destinations import BackoffPolicy
+from dendrite_lite.storage import Storage
+from dendrite_lite.storage import appservices as table
+
+__all__ = ["AppserviceSender", "AppserviceStatus"]
+
+InTxn = Any
+
+
+@dataclass(frozen=True, slots=True)
+class AppserviceStatus:
+    """One AS's delivery, for `doctor` and the admin API."""
+
+    id: str
+    url: str | None
+    queued_events: int
+    last_success_ts: int | None
+    last_failure_ts: int | None
+    last_failure_reason: str | None
+    retry_interval_ms: int
+    next_retry_ts: int
+
+    @property
+    def backing_off(self) -> bool:
+        return self.next_retry_ts > int(time.time() * 1000)
+
+
+class AppserviceSender:
+    def __init__(
+        self,
+        storage: Storage,
+        appservices: AppServices,
+        http: AppserviceHttp,
+        *,
+        policy: BackoffPolicy | None = None,
+    ) -> None:
+        self._storage = storage
+        self.appservices = appservices
+        self.http = http
+        self._queues = {
+            r.id: AppserviceQueue(r, storage=storage, http=http, policy=policy or BackoffPolicy())
+            for r in appservices if r.url is not None
+        }
+
+    async def start(self) -> None:
+        """Resume: each queue sends what an earlier run left, after any remembered backoff."""
+        states = await self._storage.db.read(table.select_states)
+        for as_id, queue in self._queues.items():
+            state = states.get(as_id)
+            if state is not None:
+                queue.start(state.retry_interval_ms, state.next_retry_ts)
+            else:
+                queue.start()
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(q.stop() for q in self._queues.values()))
+        await self.http.aclose()
+
+    def queue(self, as_id: str) -> AppserviceQueue | None:
+        return self._queues.get(as_id)
+
+    # --- events: the persist hook --------------------------------------------------------------
+    async def prepare(self, room_id: str, events: Sequence[Event]) -> InTxn | None:
+        regs = [self.appservices.by_id(as_id) for as_id in self._queues]
+        active = [r for r in regs if r is not None]
+        if not active or not events:
+            return None
+        before = await self._storage.db.read(lambda c: table.select_joined_users(c, room_id))
+        wanted = {e.event_id for e in events}
+
+        async def write(conn: aiosqlite.Connection, persisted: Sequence[tuple[Event, int]]) -> None:
+            members = set(before) | set(await table.select_joined_users(conn, room_id))
+            aliases = await table.select_room_aliases(conn, room_id)
+            room_wide = {r.id for r in active if self._room_interests(r, room_id, members, aliases)}
+            rows = []
+            for event, _ in persisted:
+                if event.event_id not in wanted:
+                    continue
+                for reg in active:
+                    if reg.id in room_wide or self._event_interests(reg, event):
+                        rows.append((reg.id, event.event_id))
+            if rows:
+                await table.insert_outbox_events(conn, rows, int(time.time() * 1000))
+                for as_id in {a for a, _ in rows}:
+                    self._queues[as_id].wake()
+
+        return write
+
+    def _user_is_ours(self, reg: Registration, user_id: str) -> bool:
+        return user_id == reg.sender(self.appservices.server_name) or reg.matches("users", user_id)
+
+    def _event_interests(self, reg: Registration, event: Event) -> bool:
+        if self._user_is_ours(reg, event.sender):
+            return True
+        return bool(
+            event.type == "m.room.member" and event.state_key
+            and self._user_is_ours(reg, event.state_key)
+        )
+
+    def _room_interests(
+        self, reg: Registration, room_id: str, members: set[str], aliases: Sequence[str]
+    ) -> bool:
+        if reg.matches("rooms", room_id):
+            return True
+        if any(reg.matches("aliases", a) for a in aliases):
+            return True
+        suffix = ":" + self.appservices.server_name
+        return any(m.endswith(suffix) and self._user_is_ours(reg, m) for m in members)
+
+    # --- ephemeral events (MSC2409) ------------------------------------------------------------
+    def users_interested(self, user_ids: Sequence[str]) -> list[Registration]:
+        """The ASes (opted in to ephemeral events) with one of `user_ids` in their namespace."""
+        return [
+            r for r in self.appservices
+            if r.receive_ephemeral and r.id in self._queues
+            and any(self._user_is_ours(r, u) for u in user_ids)
+        ]
+
+    def send_ephemeral(self, regs: Sequence[Registration], edu: Mapping[str, Any]) -> None:
+        for reg in regs:
+            self._queues[reg.id].add_ephemeral(dict(edu))
+
+    # --- health ----------------------------------------------------------------------------------
+    async def statuses(self) -> list[AppserviceStatus]:
+        async def load(conn: aiosqlite.Connection) -> tuple[Any, Any]:
+            return await table.select_states(conn), await table.select_pending_counts(conn)
+
+        states, counts = await self._storage.db.read(load)
+        out = []
+        for reg in self.appservices:
+            state = states.get(reg.id) or table.AppserviceState(reg.id)
+            out.append(AppserviceStatus(
+                reg.id, reg.url, counts.get(reg.id, 0), state.last_success_ts,
+                state.last_failure_ts, state.last_failure_reason, state.retry_interval_ms,
+                state.next_retry_ts,
+            ))
+        return out

@@ -1,0 +1,202 @@
+"""Application services: each AS's outbox, transaction state and room lists.
+
+Schema in migrations/0032_appservices.sql. Outbox rows leave only with the AS's 200 for a
+transaction carrying them (`acknowledge_txn`), so a restart or an AS outage loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+
+__all__ = [
+    "AppserviceState",
+    "OutboxRow",
+    "acknowledge_txn",
+    "begin_txn",
+    "delete_room_list_entry",
+    "insert_outbox_edu",
+    "insert_outbox_events",
+    "insert_room_list_entry",
+    "select_appservice_listed_rooms",
+    "select_joined_users",
+    "select_outbox",
+    "select_pending_counts",
+    "select_room_aliases",
+    "select_room_list",
+    "select_state",
+    "select_states",
+    "update_failure",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    position: int
+    event_id: str | None
+    edu_type: str | None
+    content: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class AppserviceState:
+    as_id: str
+    last_txn_id: int = 0
+    pending_txn_id: int = 0
+    pending_up_to: int = 0
+    last_success_ts: int | None = None
+    last_failure_ts: int | None = None
+    last_failure_reason: str | None = None
+    retry_interval_ms: int = 0
+    next_retry_ts: int = 0
+
+
+INSERT_EVENT = "INSERT INTO appservice_outbox (as_id, event_id, queued_ts) VALUES (?, ?, ?)"
+INSERT_EDU = (
+    "INSERT INTO appservice_outbox (as_id, edu_type, edu_content, queued_ts) VALUES (?, ?, ?, ?)"
+)
+SELECT_OUTBOX = (
+    "SELECT position, event_id, edu_type, edu_content FROM appservice_outbox"
+    " WHERE as_id = ? AND position <= ? ORDER BY position LIMIT ?"
+)
+SELECT_COUNTS = "SELECT as_id, COUNT(*) FROM appservice_outbox GROUP BY as_id"
+SELECT_STATE = "SELECT * FROM appservice_state WHERE as_id = ?"
+SELECT_STATES = "SELECT * FROM appservice_state ORDER BY as_id"
+ENSURE_STATE = "INSERT OR IGNORE INTO appservice_state (as_id) VALUES (?)"
+BEGIN_TXN = (
+    "UPDATE appservice_state SET last_txn_id = ?, pending_txn_id = ?, pending_up_to = ?"
+    " WHERE as_id = ?"
+)
+DELETE_UP_TO = "DELETE FROM appservice_outbox WHERE as_id = ? AND position <= ?"
+ACK_TXN = (
+    "UPDATE appservice_state SET pending_txn_id = 0, pending_up_to = 0, last_success_ts = ?,"
+    " retry_interval_ms = 0, next_retry_ts = 0 WHERE as_id = ?"
+)
+UPDATE_FAILURE = (
+    "UPDATE appservice_state SET last_failure_ts = ?, last_failure_reason = ?,"
+    " retry_interval_ms = ?, next_retry_ts = ? WHERE as_id = ?"
+)
+SELECT_ALIASES = "SELECT alias FROM room_aliases WHERE room_id = ?"
+SELECT_JOINED = (
+    "SELECT state_key FROM current_state"
+    " WHERE room_id = ? AND type = 'm.room.member' AND membership = 'join'"
+)
+
+
+async def insert_outbox_events(
+    conn: aiosqlite.Connection, rows: Iterable[tuple[str, str]], queued_ts: int
+) -> None:
+    """Queue (as_id, event_id) pairs in the order given (the send order)."""
+    await conn.executemany(INSERT_EVENT, [(a, e, queued_ts) for a, e in rows])
+
+
+async def insert_outbox_edu(
+    conn: aiosqlite.Connection, as_id: str, edu_type: str, content: Mapping[str, Any], ts: int
+) -> None:
+    await conn.execute(INSERT_EDU, (as_id, edu_type, json.dumps(content), ts))
+
+
+async def select_outbox(
+    conn: aiosqlite.Connection, as_id: str, limit: int, up_to: int | None = None
+) -> list[OutboxRow]:
+    """The oldest rows of `as_id` (only those at or before `up_to`, when resending)."""
+    bound = up_to if up_to else 2**62
+    async with conn.execute(SELECT_OUTBOX, (as_id, bound, limit)) as cur:
+        rows = await cur.fetchall()
+    return [
+        OutboxRow(r[0], r[1], r[2], json.loads(r[3]) if r[3] is not None else None) for r in rows
+    ]
+
+
+async def select_pending_counts(conn: aiosqlite.Connection) -> dict[str, int]:
+    async with conn.execute(SELECT_COUNTS) as cur:
+        return {r[0]: r[1] for r in await cur.fetchall()}
+
+
+def _state(row: Any) -> AppserviceState:
+    return AppserviceState(*tuple(row))
+
+
+async def select_state(conn: aiosqlite.Connection, as_id: str) -> AppserviceState:
+    async with conn.execute(SELECT_STATE, (as_id,)) as cur:
+        row = await cur.fetchone()
+    return _state(row) if row is not None else AppserviceState(as_id)
+
+
+async def select_states(conn: aiosqlite.Connection) -> dict[str, AppserviceState]:
+    async with conn.execute(SELECT_STATES) as cur:
+        return {r[0]: _state(r) for r in await cur.fetchall()}
+
+
+async def begin_txn(conn: aiosqlite.Connection, as_id: str, up_to: int) -> int:
+    """Record a new transaction carrying rows up to `up_to`; returns its id."""
+    await conn.execute(ENSURE_STATE, (as_id,))
+    state = await select_state(conn, as_id)
+    txn_id = state.last_txn_id + 1
+    await conn.execute(BEGIN_TXN, (txn_id, txn_id, up_to, as_id))
+    return txn_id
+
+
+async def acknowledge_txn(conn: aiosqlite.Connection, as_id: str, up_to: int, now: int) -> None:
+    """The AS took the transaction: its rows go, and the AS is healthy."""
+    await conn.execute(ENSURE_STATE, (as_id,))
+    await conn.execute(DELETE_UP_TO, (as_id, up_to))
+    await conn.execute(ACK_TXN, (now, as_id))
+
+
+async def update_failure(
+    conn: aiosqlite.Connection, as_id: str, now: int, reason: str, interval_ms: int, retry_ts: int
+) -> None:
+    await conn.execute(ENSURE_STATE, (as_id,))
+    await conn.execute(UPDATE_FAILURE, (now, reason, interval_ms, retry_ts, as_id))
+
+
+async def select_room_aliases(conn: aiosqlite.Connection, room_id: str) -> list[str]:
+    async with conn.execute(SELECT_ALIASES, (room_id,)) as cur:
+        return [r[0] for r in await cur.fetchall()]
+
+
+async def select_joined_users(conn: aiosqlite.Connection, room_id: str) -> list[str]:
+    async with conn.execute(SELECT_JOINED, (room_id,)) as cur:
+        return [r[0] for r in await cur.fetchall()]
+
+
+async def insert_room_list_entry(
+    conn: aiosqlite.Connection, as_id: str, network_id: str, room_id: str
+) -> None:
+    await conn.execute(
+        "INSERT OR IGNORE INTO appservice_room_list (as_id, network_id, room_id) VALUES (?, ?, ?)",
+        (as_id, network_id, room_id),
+    )
+
+
+async def delete_room_list_entry(
+    conn: aiosqlite.Connection, as_id: str, network_id: str, room_id: str
+) -> None:
+    await conn.execute(
+        "DELETE FROM appservice_room_list WHERE as_id = ? AND network_id = ? AND room_id = ?",
+        (as_id, network_id, room_id),
+    )
+
+
+async def select_room_list(
+    conn: aiosqlite.Connection, network_ids: Iterable[tuple[str, str]]
+) -> list[str]:
+    """The rooms published in the given (as_id, network_id) lists."""
+    rooms: list[str] = []
+    for as_id, network_id in network_ids:
+        async with conn.execute(
+            "SELECT room_id FROM appservice_room_list WHERE as_id = ? AND network_id = ?"
+            " ORDER BY room_id", (as_id, network_id),
+        ) as cur:
+            rooms += [r[0] for r in await cur.fetchall() if r[0] not in rooms]
+    return rooms
+
+
+async def select_appservice_listed_rooms(conn: aiosqlite.Connection) -> set[str]:
+    async with conn.execute("SELECT DISTINCT room_id FROM appservice_room_list") as cur:
+        return {r[0] for r in await cur.fetchall()}
