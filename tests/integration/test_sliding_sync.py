@@ -377,3 +377,24 @@ async def test_a_device_opening_many_connections_loses_the_oldest(
         alice, all_rooms(), pos=first["pos"], conn_id="conn-0"
     )
     assert resp.status_code == 400 and resp.json()["errcode"] == "M_UNKNOWN_POS"
+
+
+async def test_an_abandoned_long_poll_does_not_undo_the_request_that_replaced_it(
+    srv: RunningServer,
+) -> None:
+    """A client changes its request while a long-poll is in flight (it cancels it and sends
+    the same pos again). Should the old one still answer, it must not save: the pos the new
+    one handed out stays good."""
+    alice = await _user(srv, "alice")
+    room = await create_room(alice)
+    first = await sliding_sync(alice, all_rooms())
+    old = asyncio.create_task(
+        sliding_sync_response(alice, all_rooms(), pos=first["pos"], timeout=10_000)
+    )
+    await asyncio.sleep(0.2)
+    new = await sliding_sync(alice, all_rooms(end=5), pos=first["pos"], timeout=0)
+    await send(alice, room, "wakes the old one")
+    resp = await old
+    assert resp.status_code == 400 and resp.json()["errcode"] == "M_UNKNOWN_POS"
+    after = await sliding_sync(alice, all_rooms(end=5), pos=new["pos"])
+    assert bodies(after["rooms"][room]) == ["wakes the old one"]

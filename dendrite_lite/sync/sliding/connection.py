@@ -15,6 +15,7 @@ beyond MAX_CONNECTIONS_PER_DEVICE.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ __all__ = [
     "CONNECTION_TTL_MS",
     "MAX_CONNECTIONS_PER_DEVICE",
     "ConnectionState",
+    "NewestRequests",
     "RoomSent",
     "encode_pos",
     "load_connection",
@@ -68,8 +70,36 @@ class ConnectionState:
     # To save with the response
     changed: dict[str, RoomSent] = field(default_factory=dict)
 
+    request_no: int = 0  # set by NewestRequests.start
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.user_id, self.device_id, self.conn_id)
+
     def room(self, room_id: str) -> RoomSent | None:
         return self.changed.get(room_id) or self.rooms.get(room_id)
+
+
+class NewestRequests:
+    """The newest request of each connection (in memory). A client sends a connection's next
+    request only after cancelling the one in flight, so an older request still running (its
+    cancellation not seen yet) is abandoned: it must not save its response, or it would delete
+    the position the newer one handed out and force the client into a full resync."""
+
+    def __init__(self) -> None:
+        self._newest: dict[tuple[str, str, str], int] = {}
+        self._numbers = itertools.count(1)
+
+    def start(self, state: ConnectionState) -> None:
+        state.request_no = next(self._numbers)
+        self._newest[state.key] = state.request_no
+
+    def finish(self, state: ConnectionState) -> None:
+        """Before saving the response: 400 M_UNKNOWN_POS if a newer request of the connection
+        came meanwhile (the client is not listening to this one any more)."""
+        if self._newest.get(state.key) != state.request_no:
+            raise MatrixError(Errcode.UNKNOWN_POS, "A newer request replaced this one")
+        del self._newest[state.key]
 
 
 def encode_pos(position: int, token: SyncToken) -> str:

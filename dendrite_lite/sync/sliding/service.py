@@ -26,6 +26,7 @@ from dendrite_lite.sync.notifier import Notifier
 from dendrite_lite.sync.service import MAX_TIMEOUT_MS
 from dendrite_lite.sync.sliding.connection import (
     ConnectionState,
+    NewestRequests,
     encode_pos,
     load_connection,
     save_connection,
@@ -105,6 +106,7 @@ class SlidingSyncService:
         self._presence = presence
         self._extensions = tuple(extensions)
         self._clock = clock
+        self._newest = NewestRequests()
 
     async def sync(self, req: SlidingSyncRequest) -> dict[str, Any]:
         if self._presence is not None:
@@ -115,6 +117,7 @@ class SlidingSyncService:
                 conn, req.user_id, req.device_id, req.conn_id, req.pos, now_ms
             )
         )
+        self._newest.start(state)
         timeout_s = min(req.timeout_ms, MAX_TIMEOUT_MS) / 1000
         if state.conn_key is None or timeout_s <= 0:
             token = await self._current_token()
@@ -146,6 +149,7 @@ class SlidingSyncService:
         result: _Result,
     ) -> dict[str, Any]:
         now_ms = self._now_ms()
+        self._newest.finish(state)
         position = await self._storage.db.write(
             lambda conn: save_connection(conn, state, now_ms)
         )
