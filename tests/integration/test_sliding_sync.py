@@ -398,3 +398,35 @@ async def test_an_abandoned_long_poll_does_not_undo_the_request_that_replaced_it
     assert resp.status_code == 400 and resp.json()["errcode"] == "M_UNKNOWN_POS"
     after = await sliding_sync(alice, all_rooms(end=5), pos=new["pos"])
     assert bodies(after["rooms"][room]) == ["wakes the old one"]
+
+
+async def test_set_presence_and_txn_id(srv: RunningServer) -> None:
+    alice = await _user(srv, "alice")
+    body = {"txn_id": "txn-1", **all_rooms()}
+    resp = await sliding_sync_response(alice, body)
+    assert resp.status_code == 200 and resp.json()["txn_id"] == "txn-1"
+    presence = await alice.get(f"/presence/{alice.user_id}/status")
+    assert presence.json()["presence"] == "online"  # polling marks the user online
+    bob = await _user(srv, "bob")
+    resp = await bob.client.post(
+        "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync",
+        params={"set_presence": "offline"},
+        json=all_rooms(),
+        headers=bob.headers,
+    )
+    assert resp.status_code == 200 and "txn_id" not in resp.json()
+    presence = await bob.get(f"/presence/{bob.user_id}/status")
+    assert presence.json()["presence"] == "offline"
+
+
+async def test_a_single_range_works_as_ranges(srv: RunningServer) -> None:
+    alice = await _user(srv, "alice")
+    rooms = [await create_room(alice) for _ in range(3)]
+    for i, room in enumerate(rooms):
+        await send(alice, room, str(i))
+    body = {
+        "lists": {"l": {"range": [0, 1], "timeline_limit": 1, "required_state": []}}
+    }
+    resp = await sliding_sync(alice, body)
+    assert set(resp["rooms"]) == {rooms[2], rooms[1]}
+    assert resp["lists"]["l"]["count"] == 3

@@ -418,3 +418,56 @@ async def test_a_knock_shows_its_knock_state(srv: RunningServer) -> None:
     joined = await sliding_sync(bob, all_rooms(), pos=body["pos"])
     assert joined["rooms"][room]["membership"] == "join"
     assert joined["rooms"][room]["initial"] is True
+
+
+async def test_avatar_is_sent_first_and_again_only_when_it_changes(
+    srv: RunningServer,
+) -> None:
+    alice = await _user(srv, "alice")
+    room = await create_room(alice, name="pictured")
+    await _ok(
+        alice.put(f"/rooms/{room}/state/m.room.avatar/", {"url": "mxc://test/one"})
+    )
+    required = all_rooms(required_state=[["m.room.avatar", ""]])
+    body = await sliding_sync(alice, required)
+    assert body["rooms"][room]["avatar"] == "mxc://test/one"
+    await send(alice, room, "no avatar change")
+    quiet = await sliding_sync(alice, required, pos=body["pos"])
+    assert "avatar" not in quiet["rooms"][room]
+    await _ok(
+        alice.put(f"/rooms/{room}/state/m.room.avatar/", {"url": "mxc://test/two"})
+    )
+    changed = await sliding_sync(alice, required, pos=quiet["pos"])
+    assert changed["rooms"][room]["avatar"] == "mxc://test/two"
+
+
+async def test_only_the_msc_bump_event_types_move_a_room_up(srv: RunningServer) -> None:
+    alice = await _user(srv, "alice")
+    first = await create_room(alice, name="first")
+    second = await create_room(alice, name="second")
+    await send(alice, first, "older message")
+    await send(alice, second, "newer message")
+    body = await sliding_sync(alice, all_rooms(end=0))
+    assert list(body["rooms"]) == [second]
+    # A topic change and a reaction are not "proper" activity: the order stays.
+    await _ok(
+        alice.put(f"/rooms/{first}/state/m.room.topic/", {"topic": "quiet change"})
+    )
+    await _ok(alice.put(f"/rooms/{first}/send/m.reaction/r1", {}))
+    still = await sliding_sync(alice, all_rooms(end=0), conn_id="order")
+    assert list(still["rooms"]) == [second]
+    stamp = still["rooms"][second]["bump_stamp"]
+    resp = await alice.put(
+        f"/rooms/{first}/send/m.room.encrypted/e1",
+        {
+            "algorithm": "m.megolm.v1.aes-sha2",
+            "ciphertext": "x",
+            "session_id": "s",
+            "sender_key": "k",
+            "device_id": "D",
+        },
+    )
+    assert resp.status_code == 200, resp.text
+    moved = await sliding_sync(alice, all_rooms(end=0), conn_id="order2")
+    assert list(moved["rooms"]) == [first]
+    assert moved["rooms"][first]["bump_stamp"] > stamp
