@@ -16,7 +16,6 @@ from tests.integration.account_helpers import V3, auth_header, register, running
 from tests.integration.appservice_fake import write_registration
 from tests.integration.room_helpers import User, new_user
 
-
 AS = "bridge"
 OTHER = "other"
 
