@@ -43,6 +43,7 @@ StateKey = tuple[str, str]
 _NAME = ("m.room.name", "")
 _AVATAR = ("m.room.avatar", "")
 _HEROES = 5
+_STRIPPED = ("invite", "knock")  # memberships whose rooms show stripped state only
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +103,11 @@ async def build_room_results(
     """room_id -> its response, for the rooms with something to send; records in `state` what
     the client will hold once it has the response."""
     out: dict[str, dict[str, Any]] = {}
-    stripped = [w for w in wanted if w.room.membership in ("invite", "knock")]
+    stripped = [w for w in wanted if w.room.membership in _STRIPPED]
     if stripped:
         out.update(await _stripped_rooms(conn, ctx, stripped, state))
-    plans = await _plan(conn, ctx, [w for w in wanted if w not in stripped], state)
+    others = [w for w in wanted if w.room.membership not in _STRIPPED]
+    plans = await _plan(conn, ctx, others, state)
     await _read_timelines(conn, ctx, plans)
     # State is read only where some can be due: a room with nothing new whose required_state
     # did not grow has none to send (most of a long-poll's rooms).
@@ -159,9 +161,10 @@ async def _stripped_rooms(
         if (sent := state.room(w.room.room_id)) is None
         or sent.sent_to < w.room.member_pos
     ]
+    due_ids = {w.room.room_id for w in due}
     for w in wanted:
         sent = state.room(w.room.room_id)
-        if w in due or (
+        if w.room.room_id in due_ids or (
             sent is not None and sent.timeline_limit != w.config.timeline_limit
         ):
             state.changed[w.room.room_id] = RoomSent(
