@@ -220,6 +220,7 @@ async def test_a_new_invite_arrives_with_its_stripped_state_then_the_join_in_ful
     room_body = invited["rooms"][room]
     assert room_body["membership"] == "invite" and room_body["initial"] is True
     assert room_body["is_dm"] is True  # the invite says is_direct
+    assert room_body["name"] == "invite only"  # from the stripped state
     stripped = {(e["type"], e["state_key"]): e for e in room_body["invite_state"]}
     assert stripped[("m.room.name", "")]["content"] == {"name": "invite only"}
     assert stripped[("m.room.member", bob.user_id)]["content"]["membership"] == "invite"

@@ -186,10 +186,32 @@ async def _stripped_rooms(
         body = _common(ctx, w)
         body["initial"] = True
         if room_id in result.invite:
-            body["invite_state"] = result.invite[room_id]["invite_state"]["events"]
+            events = result.invite[room_id]["invite_state"]["events"]
+            body["invite_state"] = events
         elif room_id in result.knock:
-            body["knock_state"] = result.knock[room_id]["knock_state"]["events"]
+            events = result.knock[room_id]["knock_state"]["events"]
+            body["knock_state"] = events
+        else:
+            events = []
+        # As Synapse does: the name and avatar the stripped state gives.
+        body.update(_stripped_name_and_avatar(events))
         out[room_id] = body
+    return out
+
+
+def _stripped_name_and_avatar(events: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for e in events:
+        content = e.get("content")
+        if e.get("state_key") != "" or not isinstance(content, Mapping):
+            continue
+        for event_type, content_key, field_name in (
+            ("m.room.name", "name", "name"),
+            ("m.room.avatar", "url", "avatar"),
+        ):
+            value = content.get(content_key)
+            if e.get("type") == event_type and isinstance(value, str) and value:
+                out[field_name] = value
     return out
 
 
