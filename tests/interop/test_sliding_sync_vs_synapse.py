@@ -1,0 +1,137 @@
+"""Simplified sliding sync (MSC4186) as Element X drives it, on Synapse and on dendrite-lite:
+the same world and the same requests (tests/interop/sliding_sync_script.py) must give the same
+normalised answers (rooms, their order, names, member counts, required state, timelines,
+invites and the extensions), and bob's message must reach alice's long-poll within 100 ms."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.account_helpers import register, running_server
+from tests.integration.room_helpers import User
+from tests.interop.sliding_sync_script import (
+    Replay,
+    World,
+    build_world,
+    normalise,
+    replay,
+)
+from tests.interop.synapse_server import SynapseServer
+
+pytestmark = pytest.mark.interop
+
+_runs = itertools.count(1)
+DELIVERY_BUDGET_MS = 100.0
+
+
+async def _play_synapse(synapse: SynapseServer) -> tuple[World, Replay]:
+    run = next(_runs)
+    async with httpx.AsyncClient(base_url=synapse.base_url, verify=False, timeout=60) as client:
+        async def make_user(role: str) -> User:
+            body = await asyncio.to_thread(synapse.register, f"ss{run}{role}")
+            return User(client, body["user_id"], body["access_token"], body["device_id"])
+
+        world = await build_world(make_user)
+        return world, await replay(world)
+
+
+async def _play_ours(data_dir: Path) -> tuple[World, Replay]:
+    async with running_server(data_dir) as srv:
+        async def make_user(role: str) -> User:
+            body = await register(srv.client, role)
+            return User(srv.client, body["user_id"], body["access_token"], body["device_id"])
+
+        world = await build_world(make_user)
+        return world, await replay(world)
+
+
+@pytest.fixture(scope="module")
+async def both(
+    synapse: SynapseServer, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[dict[str, tuple[World, Replay]]]:
+    theirs = await _play_synapse(synapse)
+    ours = await _play_ours(tmp_path_factory.mktemp("sliding-vs-synapse"))
+    yield {"synapse": theirs, "ours": ours}
+
+
+def _steps(played: tuple[World, Replay]) -> list[dict[str, Any]]:
+    return normalise(*played)
+
+
+# Where we still answer differently, each a (step, room, field) left out of the comparison
+# above and checked by the strict xfail below, which fails as soon as one is fixed (then the
+# entry goes).
+KNOWN_DIFFERENCES = [
+    # The stripped state of an invite lacks the inviter's own m.room.member event.
+    (0, "Attic", "invite_state"),
+]
+
+
+def _without_known(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = copy.deepcopy(steps)
+    for index, room, field in KNOWN_DIFFERENCES:
+        out[index]["rooms"].get(room, {}).pop(field, None)
+    return out
+
+
+@pytest.mark.parametrize("index", range(8))
+async def test_each_step_matches_synapse(both: dict[str, tuple[World, Replay]], index: int) -> None:
+    theirs, ours = _steps(both["synapse"]), _steps(both["ours"])
+    assert len(theirs) == len(ours) == 8
+    assert _without_known(ours)[index] == _without_known(theirs)[index]
+
+
+@pytest.mark.xfail(strict=True, reason="the KNOWN_DIFFERENCES")
+@pytest.mark.parametrize("known", KNOWN_DIFFERENCES)
+async def test_known_differences(
+    both: dict[str, tuple[World, Replay]], known: tuple[int, str, str]
+) -> None:
+    index, room, field = known
+    theirs, ours = _steps(both["synapse"]), _steps(both["ours"])
+    assert ours[index]["rooms"][room].get(field) == theirs[index]["rooms"][room].get(field)
+
+
+async def test_what_synapse_answers_is_what_element_x_needs(
+    both: dict[str, tuple[World, Replay]],
+) -> None:
+    """The script itself, checked on Synapse: the steps see what the world holds, so a match
+    with our server means something."""
+    steps = _steps(both["synapse"])
+    first = steps[0]
+    assert first["lists"] == {"all_rooms": 6}  # the space is filtered out
+    assert first["order"] == ["Attic", "DM", "Garden", "Unnamed", "Vault", "Kitchen"]
+    assert first["rooms"]["Garden"]["name"] == "Garden"
+    assert first["rooms"]["DM"]["is_dm"] is True
+    assert first["rooms"]["Unnamed"]["heroes"] == ["bob", "carol"]
+    assert first["rooms"]["Attic"]["invite_state"]
+    assert first["extensions"]["account_data"]["rooms"] == {"Garden": ["m.tag"]}
+    assert steps[3]["rooms"]["Garden"]["timeline"] == [["m.room.message", "bob", "fresh from bob"]]
+    assert steps[4]["extensions"]["typing"] == {"Garden": ["bob"]}
+    assert steps[5]["extensions"]["receipts"] == {"Garden": [["m.read", ["alice"]]]}
+    assert steps[6]["extensions"]["to_device"] == [["m.test.ping", "bob", {"ping": 1}]]
+    assert steps[7]["extensions"]["to_device"] == []
+
+
+async def test_unread_counts_on_our_server(both: dict[str, tuple[World, Replay]]) -> None:
+    """Synapse sends zeros for the counts; ours counts bob's unread messages."""
+    world, played = both["ours"]
+    garden = world.rooms["Garden"]
+    first = played.steps[0]["rooms"]
+    assert first[garden]["notification_count"] == 3
+    assert played.steps[3]["rooms"][garden]["notification_count"] == 4
+
+
+async def test_new_message_arrives_within_100_ms(both: dict[str, tuple[World, Replay]]) -> None:
+    _, played = both["ours"]
+    assert played.delivery_ms <= DELIVERY_BUDGET_MS, (
+        f"bob's message took {played.delivery_ms:.1f} ms to reach alice's long-poll "
+        f"(Synapse: {both['synapse'][1].delivery_ms:.1f} ms)"
+    )
