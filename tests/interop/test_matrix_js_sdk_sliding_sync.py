@@ -1,7 +1,8 @@
 """A real client on simplified sliding sync: matrix-js-sdk's SlidingSync (as Element Web uses
 it) under Node, against our server. It logs in with a password, opens one list and one room
 subscription, and must see the rooms with their names, unread counts and last messages, then a
-new message from another user as it is sent (tests/interop/js_sliding_sync/sliding_sync.mjs;
+new message from another user as it is sent, the user's account data and another user typing
+(the extensions the SDK always asks for) (tests/interop/js_sliding_sync/sliding_sync.mjs;
 scripts/test.sh installs its npm package)."""
 
 from __future__ import annotations
@@ -54,10 +55,12 @@ class NodeClient:
                 self._read += 1
                 if check(line):
                     return line
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"matrix-js-sdk never showed {what}; it printed {self.lines}")
-            raw = await asyncio.wait_for(self.proc.stdout.readline(), remaining)
+            try:
+                raw = await asyncio.wait_for(
+                    self.proc.stdout.readline(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                raise AssertionError(
+                    f"matrix-js-sdk never showed {what}; it printed {self.lines}") from None
             if not raw:
                 raise AssertionError(f"node exited before {what}: {await self._stderr()}")
             text = raw.decode(errors="replace").strip()
@@ -108,6 +111,7 @@ async def test_js_sdk_sees_rooms_names_unread_counts_and_new_messages(srv: Runni
     await bob.send(garden, "first in the garden")
     await bob.send(garden, "second in the garden")
     await bob.send(kitchen, "kettle is on")
+    await alice.call("PUT", f"/user/{alice.user_id}/account_data/org.example.js", {"seen": True})
 
     client = await _start(srv, alice, garden)
     try:
@@ -118,6 +122,9 @@ async def test_js_sdk_sees_rooms_names_unread_counts_and_new_messages(srv: Runni
             return line["event"] == "synced" and {garden, kitchen} <= set(_rooms(line))
 
         rooms = _rooms(await client.next_matching(both_rooms, "both rooms"))
+        await client.next_matching(  # the SDK handles extensions after the rooms
+            lambda x: x["event"] == "account_data" and x["type"] == "org.example.js",
+            "alice's account data")
         assert rooms[garden]["name"] == "Garden" and rooms[kitchen]["name"] == "Kitchen"
         assert rooms[garden]["membership"] == rooms[kitchen]["membership"] == "join"
         assert rooms[garden]["unread"] == 2 and rooms[kitchen]["unread"] == 1
@@ -135,5 +142,10 @@ async def test_js_sdk_sees_rooms_names_unread_counts_and_new_messages(srv: Runni
             lambda x: x["event"] == "synced" and _rooms(x).get(garden, {}).get("unread") == 3,
             "Garden's unread count going to 3")
         assert _rooms(counted)[garden]["last_message"] == "live from bob"
+
+        await bob.call("PUT", f"/rooms/{garden}/typing/{bob.user_id}", {"typing": True, "timeout": 30000})
+        typing = await client.next_matching(
+            lambda x: x["event"] == "typing" and x["user_id"] == bob.user_id, "bob typing")
+        assert typing["room_id"] == garden and typing["typing"] is True
     finally:
         await _stop(client)

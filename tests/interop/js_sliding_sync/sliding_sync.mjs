@@ -8,6 +8,8 @@
 //   {"event": "logged_in", "user_id": ..., "device_id": ...}
 //   {"event": "synced", "rooms": [...]}     after every sliding sync response the SDK processed
 //   {"event": "message", "room_id", "sender", "body"}   each live m.room.message as it arrives
+//   {"event": "typing", "room_id", "user_id", "typing"}  from the typing extension
+//   {"event": "account_data", "type"}                    from the account_data extension
 // where a room is {room_id, name, unread, highlight, membership, last_message}. It runs until
 // its stdin closes. The SDK's own logging goes to stderr.
 
@@ -83,6 +85,12 @@ client.on(sdk.RoomEvent.Timeline, (event, room, toStartOfTimeline, _removed, dat
         event: "message", room_id: room.roomId, sender: event.getSender(),
         body: event.getContent().body,
     });
+});
+client.on(sdk.RoomMemberEvent.Typing, (_event, member) => {
+    print({ event: "typing", room_id: member.roomId, user_id: member.userId, typing: member.typing });
+});
+client.on(sdk.ClientEvent.AccountData, (event) => {
+    print({ event: "account_data", type: event.getType() });
 });
 await client.startClient({ slidingSync });
 
