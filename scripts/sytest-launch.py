@@ -31,7 +31,8 @@ What dendrite-lite can and cannot be told (dendrite_lite/config.py):
   * There is no config key for the default room version (dendrite_lite.events.room_versions:
     12). SyTest sends `room_version` itself in the createRoom calls of its helper when run with
     --room-version, so only rooms created by raw /createRoom calls get v12.
-  * No SMTP, reCAPTCHA, CAS or app-service config exists: those are ignored. URL previews are
+  * No SMTP, reCAPTCHA or CAS config exists: those are ignored. App-service registration
+    files go into [appservices] registration_files. URL previews are
     on, allowed to reach 127.0.0.1 (SyTest's own test server).
 """
 import json
@@ -93,6 +94,10 @@ overrides = {
     "ratelimit": {"enabled": False},
     "logging": {"level": os.environ.get("DL_LOG_LEVEL", "info")},
     "database": {"synchronous": "NORMAL"},  # test data: no need to fsync every commit
+    # SyTest's application services (tests/60app-services): the registration YAML files it
+    # writes for the first homeserver. Their url is SyTest's HTTPS test server, trusted through
+    # SSL_CERT_FILE (below) like URL previews.
+    "appservices": {"registration_files": c.get("app_service_config_files") or []},
 }
 out, section, done = [], None, set()
 for line in open(cfg_path).read().splitlines():

@@ -75,7 +75,10 @@ class AppserviceHttp:
         try:
             response = await self._http().request(
                 method, reg.url + path, params=params,
-                headers={"Authorization": f"Bearer {reg.hs_token}"},
+                headers={
+                    "Authorization": f"Bearer {reg.hs_token}",
+                    **({"Content-Type": "application/json"} if body is not None else {}),
+                },
                 content=json.dumps(body).encode() if body is not None else None,
             )
         except httpx.HTTPError as e:

@@ -16,16 +16,20 @@ from typing import Any
 from urllib.parse import quote
 
 from dendrite_lite.appservice.http import APP_PREFIX, AppserviceError, AppserviceHttp
+from dendrite_lite.appservice.registration import Registration
 from dendrite_lite.appservice.registry import AppServices
 from dendrite_lite.errors import Errcode, MatrixError
 
 __all__ = ["AppserviceRequests"]
+
+PROTOCOL_CACHE_S = 3600.0
 
 
 class AppserviceRequests:
     def __init__(self, appservices: AppServices, http: AppserviceHttp) -> None:
         self.appservices = appservices
         self.http = http
+        self._protocols: dict[tuple[str, str], tuple[float, Any]] = {}
 
     async def query_user(self, user_id: str) -> bool:
         """Whether the AS owning `user_id`'s namespace says it exists (it created it)."""
@@ -69,15 +73,31 @@ class AppserviceRequests:
         out: dict[str, Any] = {}
         for reg in self.appservices:
             for protocol in reg.protocols:
-                info = await self._ask(reg, f"{APP_PREFIX}/thirdparty/protocol/{quote(protocol)}")
+                info = await self._protocol_of(reg, protocol)
                 if not isinstance(info, Mapping):
                     continue
                 merged = out.setdefault(protocol, {**info, "instances": []})
                 for instance in info.get("instances") or []:
-                    if isinstance(instance, Mapping):
-                        merged["instances"].append({**instance, "instance_id": instance.get(
-                            "instance_id", f"{reg.id}|{instance.get('network_id', '')}")})
+                    if not isinstance(instance, Mapping):
+                        continue
+                    instance = dict(instance)
+                    if isinstance(instance.get("network_id"), str):
+                        # What public room queries name an AS room list by (rooms/directory.py).
+                        instance["instance_id"] = f"{reg.id}|{instance['network_id']}"
+                    merged["instances"].append(instance)
         return out
+
+    async def _protocol_of(self, reg: Registration, protocol: str) -> Any:
+        """The AS's metadata of `protocol`, kept PROTOCOL_CACHE_S once it answered (as Synapse
+        does: clients ask at every start, and the answer changes with the bridge's version)."""
+        now = time.monotonic()
+        cached = self._protocols.get((reg.id, protocol))
+        if cached is not None and now - cached[0] < PROTOCOL_CACHE_S:
+            return cached[1]
+        info = await self._ask(reg, f"{APP_PREFIX}/thirdparty/protocol/{quote(protocol)}")
+        if isinstance(info, Mapping):
+            self._protocols[(reg.id, protocol)] = (now, info)
+        return info
 
     async def protocol(self, protocol: str) -> dict[str, Any]:
         found = (await self.protocols()).get(protocol)
@@ -100,7 +120,7 @@ class AppserviceRequests:
                 results += answer
         return results
 
-    async def _ask(self, reg: Any, path: str, params: Mapping[str, str] | None = None) -> Any:
+    async def _ask(self, reg: Registration, path: str, params: Mapping[str, str] | None = None) -> Any:
         if reg.url is None:
             return None
         try:

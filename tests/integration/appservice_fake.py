@@ -23,6 +23,7 @@ class Txn:
     txn_id: str
     body: dict[str, Any]
     authorization: str | None
+    content_type: str | None = None
 
 
 @dataclass
@@ -54,7 +55,10 @@ class FakeAppservice:
     async def _transaction(self, request: web.Request) -> web.Response:
         if self.fail_with is not None:
             return web.json_response({"errcode": "M_UNKNOWN"}, status=self.fail_with)
-        txn = Txn(request.match_info["txn_id"], await request.json(), request.headers.get("Authorization"))
+        txn = Txn(
+            request.match_info["txn_id"], await request.json(), request.headers.get("Authorization"),
+            request.headers.get("Content-Type"),
+        )
         self.transactions.append(txn)
         await self.received.put(txn)
         return web.json_response({})

@@ -223,3 +223,16 @@ async def test_appservice_room_list_is_separate(srv: RunningServer) -> None:
     gone = await _as_call(srv, "DELETE", f"/directory/list/appservice/net/{room}")
     assert gone.status_code == 200
     assert room not in await listed({"third_party_instance_id": f"{AS}|net"})
+
+
+async def test_as_deactivates_its_user_without_uia(srv: RunningServer) -> None:
+    ghost = f"@br_gone:{SERVER_NAME}"
+    assert (await _register_ghost(srv, "br_gone", inhibit_login=True)).status_code == 200
+    resp = await _as_call(srv, "POST", "/account/deactivate", {}, user_id=ghost)
+    assert resp.status_code == 200, resp.text
+    after = await _as_call(srv, "GET", "/account/whoami", user_id=ghost)
+    assert (after.status_code, after.json()["errcode"]) == (403, "M_FORBIDDEN")
+    # A user's own request still needs their password.
+    user = await new_user(srv, "keeper")
+    asked = await user.call("POST", "/account/deactivate", {}, expect=None)
+    assert asked.status_code == 401 and "flows" in asked.json()

@@ -105,6 +105,7 @@ async def test_events_of_rooms_with_namespace_users_are_pushed_in_order(bridge: 
     assert await _bodies_until(bridge.fake, room, "m4") == [f"m{i}" for i in range(5)]
     txns = bridge.fake.transactions
     assert all(t.authorization == f"Bearer {bridge.fake.hs_token}" for t in txns)
+    assert all(t.content_type == "application/json" for t in txns)  # SyTest's AS insists
     ids = [int(t.txn_id) for t in txns]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     joins = [e for e in bridge.fake.events() if e["type"] == "m.room.member" and e["state_key"] == ghost]

@@ -138,6 +138,10 @@ async def authenticate_with_password(
     UIA session, to `svc.uia.finish()` once the operation succeeded, and the request's
     parameters merged with those sent earlier in the session."""
     requester = await authenticate(svc)
+    if requester.app_service is not None:
+        # An AS manages the users of its namespace, which have no passwords (application
+        # service API: "server admin style permissions"), as Synapse skips UIA for it.
+        return requester, UiaSession("", operation, (), {}, 0.0), dict(body)
     auth = body.get("auth")
     if isinstance(auth, dict) and auth.get("type") == PASSWORD:
         # A stolen access token must not become a password-guessing oracle: UIA password
