@@ -32,7 +32,10 @@ async def test_versions(client: httpx.AsyncClient) -> None:
     body = resp.json()
     assert body["versions"][0] == "r0.6.1"
     assert body["versions"][1:] == [f"v1.{n}" for n in range(1, 13)]
-    assert body["unstable_features"] == {"org.matrix.msc3814": True}
+    assert body["unstable_features"] == {
+        "org.matrix.msc3814": True,
+        "org.matrix.simplified_msc3575": True,
+    }
     assert_matches_operation("client-server/versions.yaml", "/versions", "get", 200, body)
 
 
