@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import time
 from collections.abc import AsyncIterator
 
@@ -430,3 +431,59 @@ async def test_a_single_range_works_as_ranges(srv: RunningServer) -> None:
     resp = await sliding_sync(alice, body)
     assert set(resp["rooms"]) == {rooms[2], rooms[1]}
     assert resp["lists"]["l"]["count"] == 3
+
+
+def _paths(value: object, prefix: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    """Every place in a JSON body: object keys and list indexes, depth first."""
+    out: list[tuple[object, ...]] = []
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for key, child in items:
+        out.append((*prefix, key))
+        out.extend(_paths(child, (*prefix, key)))
+    return out
+
+
+def _replaced(body: dict, path: tuple[object, ...], new: object) -> dict:
+    copy = json.loads(json.dumps(body))
+    target = copy
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = new
+    return copy
+
+
+async def test_any_wrong_json_type_anywhere_is_a_matrix_error_not_a_crash(
+    srv: RunningServer,
+) -> None:
+    alice = await _user(srv, "alice")
+    room = await create_room(alice)
+    body = {
+        **all_rooms(
+            filters={"is_dm": False, "not_room_types": ["m.space"], "tags": ["t"]}
+        ),
+        "room_subscriptions": {
+            room: {"timeline_limit": 5, "required_state": [["m.room.member", "$LAZY"]]}
+        },
+        "txn_id": "t",
+    }
+    url = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
+    for path in _paths(body):
+        for wrong in (None, [], {}, 7, -1, "x", True, [[1, 2]]):
+            resp = await alice.client.post(
+                url, json=_replaced(body, path, wrong), headers=alice.headers
+            )
+            assert resp.status_code < 500, (path, wrong, resp.text)
+            if resp.status_code != 200:
+                assert resp.status_code == 400 and resp.json()["errcode"].startswith(
+                    "M_"
+                ), (
+                    path,
+                    wrong,
+                    resp.text,
+                )
