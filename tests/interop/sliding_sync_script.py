@@ -15,7 +15,9 @@ and a pending invite. `replay(world)` then plays, as alice:
   5. room-list long-poll while bob starts typing in Garden;
   6. room-list after alice's read receipt on Garden (its counts drop to 0);
   7. encryption long-poll while bob sends alice's device a to-device message; then the same
-     connection with to_device.since = the next_batch it got, which acknowledges it.
+     connection with to_device.since = the next_batch it got, which acknowledges it;
+  8. alice uploads one-time and fallback keys; encryption long-poll while bob uploads his
+     device keys (a device list change for a user alice shares rooms with).
 
 `normalise` keeps what must match across servers: for each step the rooms (by label, never by
 id), their order by bump_stamp, names, counts, the (type, state key) pairs of required_state,
@@ -33,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from tests.integration.e2ee_helpers import DeviceKeyring
 from tests.integration.room_helpers import User
 
 __all__ = [
@@ -230,7 +233,20 @@ async def replay(w: World) -> Replay:
     acked = {**enc, "pos": to_dev["pos"], "timeout": 0,
              "extensions": {**ENCRYPTION_EXTENSIONS,
                             "to_device": {"enabled": True, "since": since}}}
-    record("to-device acknowledged", await _post(alice, acked))
+    done = record("to-device acknowledged", await _post(alice, acked))
+
+    alice_keys = DeviceKeyring.of(alice)  # type: ignore[arg-type]  (any user_id/device_id holder)
+    await alice.call("POST", "/keys/upload", {
+        "one_time_keys": alice_keys.one_time_keys(3),
+        "fallback_keys": alice_keys.one_time_keys(1, fallback=True)})
+    bob_keys = DeviceKeyring.of(w.bob)  # type: ignore[arg-type]
+
+    async def bob_uploads_keys() -> None:
+        await w.bob.call("POST", "/keys/upload", {"device_keys": bob_keys.device_keys()})
+
+    keys, _ = await _while_polling(
+        alice, {**enc, "pos": done["pos"], "timeout": POLL_TIMEOUT_MS}, bob_uploads_keys)
+    record("bob's device keys", keys)
     return Replay(steps, delivery_ms, names)
 
 
@@ -323,8 +339,7 @@ def normalise(w: World, r: Replay) -> list[dict[str, Any]]:
     out = []
     seen: dict[str, dict[str, dict[str, Any]]] = {}  # connection -> room -> counts sent
     for name, step in zip(r.names, r.steps, strict=True):
-        conn = seen.setdefault("encryption" if "to-device" in name or "encryption" in name
-                               else "room-list", {})
+        conn = seen.setdefault("room-list" if step.get("lists") else "encryption", {})
         entries = {rid: _room(w, room, conn.setdefault(rid, {}))
                    for rid, room in step.get("rooms", {}).items()}
         # A room whose only news is its unread counts has nothing compared left.

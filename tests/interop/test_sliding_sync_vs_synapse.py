@@ -6,7 +6,6 @@ invites and the extensions), and bob's message must reach alice's long-poll with
 from __future__ import annotations
 
 import asyncio
-import copy
 import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -30,6 +29,7 @@ pytestmark = pytest.mark.interop
 
 _runs = itertools.count(1)
 DELIVERY_BUDGET_MS = 100.0
+STEPS = 9
 
 
 async def _play_synapse(synapse: SynapseServer) -> tuple[World, Replay]:
@@ -66,37 +66,11 @@ def _steps(played: tuple[World, Replay]) -> list[dict[str, Any]]:
     return normalise(*played)
 
 
-# Where we still answer differently, each a (step, room, field) left out of the comparison
-# above and checked by the strict xfail below, which fails as soon as one is fixed (then the
-# entry goes).
-KNOWN_DIFFERENCES = [
-    # The stripped state of an invite lacks the inviter's own m.room.member event.
-    (0, "Attic", "invite_state"),
-]
-
-
-def _without_known(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = copy.deepcopy(steps)
-    for index, room, field in KNOWN_DIFFERENCES:
-        out[index]["rooms"].get(room, {}).pop(field, None)
-    return out
-
-
-@pytest.mark.parametrize("index", range(8))
+@pytest.mark.parametrize("index", range(STEPS))
 async def test_each_step_matches_synapse(both: dict[str, tuple[World, Replay]], index: int) -> None:
     theirs, ours = _steps(both["synapse"]), _steps(both["ours"])
-    assert len(theirs) == len(ours) == 8
-    assert _without_known(ours)[index] == _without_known(theirs)[index]
-
-
-@pytest.mark.xfail(strict=True, reason="the KNOWN_DIFFERENCES")
-@pytest.mark.parametrize("known", KNOWN_DIFFERENCES)
-async def test_known_differences(
-    both: dict[str, tuple[World, Replay]], known: tuple[int, str, str]
-) -> None:
-    index, room, field = known
-    theirs, ours = _steps(both["synapse"]), _steps(both["ours"])
-    assert ours[index]["rooms"][room].get(field) == theirs[index]["rooms"][room].get(field)
+    assert len(theirs) == len(ours) == STEPS
+    assert ours[index] == theirs[index]
 
 
 async def test_what_synapse_answers_is_what_element_x_needs(
@@ -118,6 +92,9 @@ async def test_what_synapse_answers_is_what_element_x_needs(
     assert steps[5]["extensions"]["receipts"] == {"Garden": [["m.read", ["alice"]]]}
     assert steps[6]["extensions"]["to_device"] == [["m.test.ping", "bob", {"ping": 1}]]
     assert steps[7]["extensions"]["to_device"] == []
+    assert steps[8]["extensions"]["e2ee"] == {
+        "otk": {"signed_curve25519": 3}, "fallback": ["signed_curve25519"],
+        "changed": ["bob"], "left": []}
 
 
 async def test_unread_counts_on_our_server(both: dict[str, tuple[World, Replay]]) -> None:
