@@ -99,7 +99,7 @@ def profile_field(profile: Profile, key: str) -> dict[str, str]:
     return {key: fields[key]}
 
 
-def _validate_value(key: str, value: Any) -> str | None:
+def _validate_value(key: str, value: Any, *, any_avatar_url: bool = False) -> str | None:
     if key not in PROFILE_FIELDS:
         raise MatrixError(Errcode.FORBIDDEN, f"Profile field {key!r} cannot be changed here")
     if value is None:
@@ -108,7 +108,7 @@ def _validate_value(key: str, value: Any) -> str | None:
         raise MatrixError(Errcode.BAD_JSON, f"{key} must be a string")
     if len(value.encode("utf-8")) > MAX_FIELD_BYTES:
         raise MatrixError(Errcode.TOO_LARGE, f"{key} is too long")
-    if key == "avatar_url" and value and not value.startswith("mxc://"):
+    if key == "avatar_url" and value and not value.startswith("mxc://") and not any_avatar_url:
         raise MatrixError(Errcode.BAD_JSON, "avatar_url must be an mxc:// URI")
     return value
 
@@ -121,15 +121,17 @@ async def set_profile_field(
     user_id: str,
     key: str,
     value: Any,
+    any_avatar_url: bool = False,
 ) -> None:
     """PUT (value) or DELETE (value None) /profile/{userId}/{keyName}, then propagate.
 
-    Only your own profile (403 otherwise); unknown user -> 404.
+    Only your own profile (403 otherwise); unknown user -> 404. `any_avatar_url`: an
+    application service's avatar_url need not be an mxc:// URI.
     """
     _check_user_id(user_id)
     if requester != user_id:
         raise MatrixError(Errcode.FORBIDDEN, "You may only change your own profile")
-    new = _validate_value(key, value)
+    new = _validate_value(key, value, any_avatar_url=any_avatar_url)
     current = await get_profile(storage, user_id)
     update = accounts_table.update_displayname if key == "displayname" else accounts_table.update_avatar_url
     await storage.db.write(lambda c: update(c, user_id, new))

@@ -236,3 +236,19 @@ async def test_as_deactivates_its_user_without_uia(srv: RunningServer) -> None:
     user = await new_user(srv, "keeper")
     asked = await user.call("POST", "/account/deactivate", {}, expect=None)
     assert asked.status_code == 401 and "flows" in asked.json()
+
+
+async def test_as_sets_its_puppets_profile(srv: RunningServer) -> None:
+    ghost = f"@br_henry:{SERVER_NAME}"
+    assert (await _register_ghost(srv, "br_henry", inhibit_login=True)).status_code == 200
+    url = "http://somewhere/my-pic.jpg"
+    resp = await _as_call(srv, "PUT", f"/profile/{ghost}/avatar_url", {"avatar_url": url}, user_id=ghost)
+    assert resp.status_code == 200, resp.text
+    got = await srv.client.get(f"{V3}/profile/{ghost}/avatar_url", headers=_as(srv))
+    assert got.json() == {"avatar_url": url}
+    # Users keep the spec's rule; and an AS cannot change users outside its namespace.
+    user = await new_user(srv, "avatarer")
+    refused = await user.call("PUT", f"/profile/{user.user_id}/avatar_url", {"avatar_url": url}, expect=None)
+    assert refused.status_code == 400
+    other = await _as_call(srv, "PUT", f"/profile/{user.user_id}/displayname", {"displayname": "x"}, user_id=user.user_id)
+    assert other.status_code == 403
