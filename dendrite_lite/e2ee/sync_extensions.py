@@ -15,7 +15,7 @@ import aiosqlite
 
 from dendrite_lite.e2ee.device_lists import DeviceListChanges, DeviceListService
 from dendrite_lite.e2ee.keys import KeysService
-from dendrite_lite.e2ee.to_device import ToDeviceService
+from dendrite_lite.e2ee.to_device import MAX_PER_SYNC, ToDeviceService
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import device_lists as device_lists_table
 from dendrite_lite.storage import to_device as to_device_table
@@ -77,7 +77,7 @@ class E2eeSync:
         position = now.to_device
         if device_id is not None:
             delivery = await self.deliver_to_device(
-                user_id, device_id, since.to_device if since else 0, now.to_device
+                user_id, device_id, since.to_device if since else 0, now.to_device, MAX_PER_SYNC
             )
             fields["to_device"] = {"events": delivery.events}
             has_news = bool(delivery.events)
@@ -90,11 +90,11 @@ class E2eeSync:
         return E2eeSection(fields, has_news, position)
 
     async def deliver_to_device(
-        self, user_id: str, device_id: str, since: int, until: int
+        self, user_id: str, device_id: str, since: int, until: int, limit: int
     ) -> Delivery:
-        """The device's to-device messages in (since, until], after deleting those `since`
-        acknowledges."""
-        return await self._to_device.deliver(user_id, device_id, since, until)
+        """The device's to-device messages in (since, until], at most `limit`, after deleting
+        those `since` acknowledges."""
+        return await self._to_device.deliver(user_id, device_id, since, until, limit)
 
     async def device_list_changes(
         self, user_id: str, since: SyncToken, now: SyncToken

@@ -152,10 +152,11 @@ class ToDeviceService:
         self._notifier.notify(await self._storage.db.write(txn))
 
     async def deliver(
-        self, user_id: str, device_id: str, since: int, until: int
+        self, user_id: str, device_id: str, since: int, until: int, limit: int = MAX_PER_SYNC
     ) -> Delivery:
-        """The device's messages in (since, until] for a /sync, after deleting those `since`
-        acknowledges. `last_position` is where this sync's `next_batch` may stand."""
+        """The device's messages in (since, until] for a /sync, at most `limit`, after deleting
+        those `since` acknowledges. `last_position` is where this sync's `next_batch` may
+        stand."""
         if since > 0 and await self._storage.db.read(
             lambda conn: table.select_has_acknowledged(conn, user_id, device_id, since)
         ):
@@ -163,9 +164,9 @@ class ToDeviceService:
                 lambda conn: table.delete_acknowledged(conn, user_id, device_id, since)
             )
         delivery = await self._storage.db.read(
-            lambda conn: table.select_messages(conn, user_id, device_id, since, until, MAX_PER_SYNC)
+            lambda conn: table.select_messages(conn, user_id, device_id, since, until, limit)
         )
-        if len(delivery.events) < MAX_PER_SYNC:
+        if len(delivery.events) < limit:
             return Delivery(delivery.events, until)
         return delivery
 

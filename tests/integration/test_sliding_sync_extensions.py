@@ -85,6 +85,20 @@ async def test_to_device_kept_until_since_acknowledges_it(srv: RunningServer) ->
     assert int(third["extensions"]["to_device"]["next_batch"]) > int(got["next_batch"])
 
 
+async def test_to_device_limit_pages_through_the_inbox(srv: RunningServer) -> None:
+    alice, bob = await _user(srv, "tla"), await _user(srv, "tlb")
+    for n in range(3):
+        await _to_device(bob, alice, {"n": n})
+    first = await _ext_sync(alice, _ext("to_device", limit=2))
+    got = first["extensions"]["to_device"]
+    assert [e["content"] for e in got["events"]] == [{"n": 0}, {"n": 1}]
+    rest = await _ext_sync(alice, _ext("to_device", limit=2, since=got["next_batch"]),
+                           pos=first["pos"])
+    assert [e["content"] for e in rest["extensions"]["to_device"]["events"]] == [{"n": 2}]
+    resp = await sliding_sync_response(alice, _ext("to_device", limit=0), conn_id=ENCRYPTION)
+    assert resp.status_code == 400 and resp.json()["errcode"] == "M_INVALID_PARAM"
+
+
 async def test_to_device_wakes_a_long_poll(srv: RunningServer) -> None:
     alice, bob = await _user(srv, "twa"), await _user(srv, "twb")
     first = await _ext_sync(alice, _ext("to_device"))

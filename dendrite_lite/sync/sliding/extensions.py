@@ -2,8 +2,8 @@
 receipts (MSC3960) and typing (MSC3961), each built from the same services /sync uses.
 
 What each sends, and when it is news (worth answering a long-poll for):
-- to_device: the device's messages after `since` (the `next_batch` the client last got), after
-  deleting those `since` acknowledges; news when there are messages. The body always carries a
+- to_device: the device's messages after `since` (the `next_batch` the client last got), at
+  most `limit` (100), after deleting those `since` acknowledges; news when there are messages. The body always carries a
   `next_batch`, so a client can acknowledge what it got.
 - e2ee: the device's one-time key counts and unused fallback key types on every response
   (clients top their keys up from them); on a connection's later requests also device_lists
@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from dendrite_lite.e2ee.to_device import MAX_PER_SYNC
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import history as history_table
@@ -112,10 +113,19 @@ class ToDeviceExtension:
         if since > ctx.now.to_device:  # a position from the future: keep it, send nothing
             return ExtensionAnswer({"next_batch": str(since), "events": []}, news=False)
         delivery = await self._e2ee.deliver_to_device(
-            ctx.request.user_id, device_id, since, ctx.now.to_device
+            ctx.request.user_id, device_id, since, ctx.now.to_device, _limit(ctx.config.get("limit"))
         )
         body = {"next_batch": str(delivery.last_position), "events": delivery.events}
         return ExtensionAnswer(body, news=bool(delivery.events))
+
+
+def _limit(raw: Any) -> int:
+    """MSC3885's `limit`: 100 when absent, never more (send_to_device.md's recommended most)."""
+    if raw is None:
+        return MAX_PER_SYNC
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 1:
+        return min(raw, MAX_PER_SYNC)
+    raise MatrixError(Errcode.INVALID_PARAM, "extensions.to_device.limit must be a positive integer")
 
 
 def _since(raw: Any) -> int:
