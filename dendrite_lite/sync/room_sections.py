@@ -546,16 +546,18 @@ async def fill_stripped(
     result: RoomsResult,
     ignored: frozenset[str] = frozenset(),
 ) -> None:
-    """invite_state / knock_state: stripped state at the membership event, plus the event.
-    Invites from `ignored` users are not sent (ignore_users.md)."""
+    """invite_state / knock_state: stripped state at the membership event, with the member
+    event of whoever sent it (the inviter: a client shows who invited, as from Synapse), plus
+    the event. Invites from `ignored` users are not sent (ignore_users.md)."""
     member_events = await events_table.select_events(conn, [e for _, e in rooms.values()])
     groups = {
         room_id: s.state_group
         for room_id, (_, e) in rooms.items()
         if (s := member_events.get(e)) is not None and s.state_group is not None
     }
+    senders = sorted({(MEMBER, s.event.sender) for s in member_events.values()})
     state = await history_table.select_state_for_groups(
-        conn, groups.values(), types=STRIPPED_STATE_TYPES
+        conn, groups.values(), keys=senders, types=STRIPPED_STATE_TYPES
     )
     loaded = await events_table.select_events(
         conn, {i for entries in state.values() for i in entries.values()}
@@ -570,7 +572,13 @@ async def fill_stripped(
         if isinstance(given, list):
             events = [dict(e) for e in given if isinstance(e, Mapping)]
         else:
-            ids = state.get(groups.get(room_id, -1), {})
+            # The keys asked for all rooms at once: only this event's sender's member event.
+            ids = {
+                k: i
+                for k, i in state.get(groups.get(room_id, -1), {}).items()
+                if k[0] != MEMBER
+                or (k[1] == member.event.sender and k != member.event.state_tuple)
+            }
             events = [_stripped(loaded[i]) for _, i in sorted(ids.items()) if i in loaded]
         events.append(_stripped(member))
         if section == "invite":

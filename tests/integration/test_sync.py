@@ -151,8 +151,11 @@ async def test_invite_and_leave_sections(srv: RunningServer) -> None:
     inc = await sync(bob, since=since)
     invite = inc["rooms"]["invite"][room]["invite_state"]["events"]
     assert {"m.room.name", "m.room.create", "m.room.join_rules"} <= {e["type"] for e in invite}
-    me = [e for e in invite if e["type"] == "m.room.member"]
-    assert me and me[0]["state_key"] == bob.user_id and me[0]["content"]["membership"] == "invite"
+    members = {e["state_key"]: e for e in invite if e["type"] == "m.room.member"}
+    assert members[bob.user_id]["content"]["membership"] == "invite"
+    # The inviter's own member event comes along (a client shows who invited).
+    assert members[alice.user_id]["content"]["membership"] == "join"
+    assert set(members) == {alice.user_id, bob.user_id}
     _check_schema(inc)
     await join(bob, room)
     joined = await sync(bob, since=inc["next_batch"])
