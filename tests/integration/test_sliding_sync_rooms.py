@@ -224,6 +224,8 @@ async def test_a_new_invite_arrives_with_its_stripped_state_then_the_join_in_ful
     stripped = {(e["type"], e["state_key"]): e for e in room_body["invite_state"]}
     assert stripped[("m.room.name", "")]["content"] == {"name": "invite only"}
     assert stripped[("m.room.member", bob.user_id)]["content"]["membership"] == "invite"
+    # Who invited: the inviter's own member event comes along.
+    assert stripped[("m.room.member", alice.user_id)]["content"]["membership"] == "join"
     assert "timeline" not in room_body and "required_state" not in room_body
     assert invited["lists"]["all_rooms"]["count"] == 1
     # An is_invite list holds it; a list without invites does not.
