@@ -134,17 +134,31 @@ class AppserviceSender:
         return any(m.endswith(suffix) and self._user_is_ours(reg, m) for m in members)
 
     # --- ephemeral events (MSC2409) ------------------------------------------------------------
-    def users_interested(self, user_ids: Sequence[str]) -> list[Registration]:
-        """The ASes (opted in to ephemeral events) with one of `user_ids` in their namespace."""
-        return [
-            r for r in self.appservices
-            if r.receive_ephemeral and r.id in self._queues
-            and any(self._user_is_ours(r, u) for u in user_ids)
-        ]
+    def typing_changed(self, room_id: str, typing: list[str], members: list[str]) -> None:
+        """TypingService.on_change: the room's typing list, to the ASes that see the room."""
+        edu = {"type": "m.typing", "room_id": room_id, "content": {"user_ids": typing}}
+        self._room_ephemeral(room_id, members, edu)
 
-    def send_ephemeral(self, regs: Sequence[Registration], edu: Mapping[str, Any]) -> None:
-        for reg in regs:
-            self._queues[reg.id].add_ephemeral(dict(edu))
+    def receipt_stored(
+        self, room_id: str, user_id: str, event_id: str, ts: int, thread_id: str | None,
+        members: list[str],
+    ) -> None:
+        """ReceiptsService.on_receipt: a public read receipt, as /sync shows it."""
+        receipt: dict[str, Any] = {"ts": ts}
+        if thread_id:
+            receipt["thread_id"] = thread_id
+        content = {event_id: {"m.read": {user_id: receipt}}}
+        self._room_ephemeral(room_id, members, {"type": "m.receipt", "room_id": room_id, "content": content})
+
+    def _room_ephemeral(self, room_id: str, members: list[str], edu: Mapping[str, Any]) -> None:
+        suffix = ":" + self.appservices.server_name
+        for reg in self.appservices:
+            if not reg.receive_ephemeral or reg.id not in self._queues:
+                continue
+            if reg.matches("rooms", room_id) or any(
+                m.endswith(suffix) and self._user_is_ours(reg, m) for m in members
+            ):
+                self._queues[reg.id].add_ephemeral(dict(edu))
 
     # --- health ----------------------------------------------------------------------------------
     async def statuses(self) -> list[AppserviceStatus]:

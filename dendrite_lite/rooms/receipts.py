@@ -106,6 +106,9 @@ class ReceiptsService:
         self._edus = edus  # our users' public receipts go to the room's other servers
         # Called with the user ID after each stored read receipt (the push gateway's badge).
         self.on_read: Callable[[str], None] | None = None
+        # Hears each stored public read receipt, local or remote: (room, user, event, ts,
+        # thread, joined members). Application services' ephemeral events (MSC2409).
+        self.on_receipt: Callable[[str, str, str, int, str | None, list[str]], None] | None = None
 
     @classmethod
     async def open(
@@ -178,6 +181,8 @@ class ReceiptsService:
         if not await self._store(room_id, receipt_type, user_id, thread, stored, ts):
             return False
         self._notifier.notify([user_id] if receipt_type == READ_PRIVATE else members)
+        if receipt_type == READ and self.on_receipt is not None:
+            self.on_receipt(room_id, user_id, event_id, ts, thread_id, list(members))
         if self.on_read is not None:
             self.on_read(user_id)
         if receipt_type == READ and self._edus is not None:
@@ -203,6 +208,8 @@ class ReceiptsService:
         if not await self._store(room_id, READ, user_id, thread, stored, ts):
             return False
         self._notifier.notify(members)
+        if self.on_receipt is not None:
+            self.on_receipt(room_id, user_id, event_id, ts, thread_id, list(members))
         return True
 
     async def _store(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from dendrite_lite.errors import Errcode, MatrixError
@@ -58,6 +58,9 @@ class TypingService:
         self._typing: dict[str, dict[str, asyncio.TimerHandle]] = {}
         self._changed_at: dict[str, int] = {}  # room -> position of its last change
         self._tasks: set[asyncio.Task[None]] = set()
+        # Hears each change of a room's typing list: (room, users typing, joined members).
+        # Application services' ephemeral events (MSC2409).
+        self.on_change: Callable[[str, list[str], list[str]], None] | None = None
 
     def current_position(self) -> int:
         return self._position
@@ -167,6 +170,8 @@ class TypingService:
         self._position += 1
         self._changed_at[room_id] = self._position
         self._notifier.notify(members)
+        if self.on_change is not None:
+            self.on_change(room_id, sorted(self._typing.get(room_id, {})), list(members))
 
     def _expire(self, room_id: str, user_id: str) -> None:
         task = asyncio.get_running_loop().create_task(self._expire_async(room_id, user_id))

@@ -44,6 +44,7 @@ def _registration(directory: Path, fake_url: str, hs_token: str) -> Path:
             "rooms": [],
         },
         protocols=["ymca"],
+        receive_ephemeral=True,
     )
 
 
@@ -148,6 +149,40 @@ async def test_an_outage_is_retried_with_the_same_txn_in_order(bridge: Bridge) -
         bridge.fake.fail_with = None
     bodies = await _bodies_until(bridge.fake, room, "during2")
     assert bodies == ["before", "during0", "during1", "during2"]
+
+
+async def _ephemeral(fake: FakeAppservice, edu_type: str, room: str, timeout: float = 10.0) -> dict[str, Any]:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        for txn in fake.transactions:
+            for edu in txn.body.get("ephemeral", []):
+                if edu["type"] == edu_type and edu["room_id"] == room:
+                    # The unstable name bridges older than the spec read carries the same.
+                    assert edu in txn.body["de.sorunome.msc2409.ephemeral"]
+                    return dict(edu)
+        assert asyncio.get_running_loop().time() < deadline, f"no {edu_type} for {room}"
+        await asyncio.sleep(0.05)
+
+
+async def test_typing_and_receipts_reach_an_as_that_asks(bridge: Bridge) -> None:
+    """MSC2409: ephemeral events of rooms the AS's users are in."""
+    user = await new_user(bridge.srv, "ephemeral")
+    room, _ = await _shared_room(bridge, user, "relay_eph")
+    await user.call("PUT", f"/rooms/{room}/typing/{user.user_id}", {"typing": True, "timeout": 10000})
+    typing = await _ephemeral(bridge.fake, "m.typing", room)
+    assert typing["content"] == {"user_ids": [user.user_id]}
+    event_id = await user.send(room, "read me")
+    await user.call("POST", f"/rooms/{room}/receipt/m.read/{quote(event_id)}", {})
+    receipt = await _ephemeral(bridge.fake, "m.receipt", room)
+    assert list(receipt["content"]) == [event_id]
+    assert user.user_id in receipt["content"][event_id]["m.read"]
+    # A room without the AS's users: nothing.
+    lonely = await user.create_room()
+    await user.call("PUT", f"/rooms/{lonely}/typing/{user.user_id}", {"typing": True, "timeout": 10000})
+    await _bodies_until(bridge.fake, room, "read me")
+    await user.send(room, "sentinel 2")
+    await _bodies_until(bridge.fake, room, "sentinel 2")
+    assert not [e for t in bridge.fake.transactions for e in t.body.get("ephemeral", []) if e["room_id"] == lonely]
 
 
 async def test_queries_create_users_and_aliases_on_demand(bridge: Bridge) -> None:
