@@ -125,6 +125,7 @@ async def test_a_kicked_user_gets_the_kick_and_no_state_after_it(
         "reason": "bye",
     }
     assert "name" not in room_body  # the rename came after the kick
+    assert "joined_count" not in room_body  # who is in it now is for its members
     # A new connection lists the room too: a kick is news the user may have missed.
     fresh = await sliding_sync(bob, all_rooms(), conn_id="after-kick")
     assert fresh["rooms"][room]["membership"] == "leave"

@@ -410,9 +410,8 @@ async def _render(
         ctx.user_id, ctx.device_id, ctx.now_ms, redactions, relations
     )
     room_ids = [p.room_id for p in plans]
-    summary = await sync_table.select_member_summary(
-        conn, room_ids, ctx.user_id, _HEROES
-    )
+    joined = [p.room_id for p in plans if p.wanted.room.membership == "join"]
+    summary = await sync_table.select_member_summary(conn, joined, ctx.user_id, _HEROES)
     unread = await notifications_table.select_unread_counts(conn, ctx.user_id, room_ids)
     heroes = await _hero_profiles(conn, plans, summary)
     out: dict[str, dict[str, Any]] = {}
@@ -421,12 +420,14 @@ async def _render(
         if p.initial:
             body["initial"] = True
         named = _add_name_and_avatar(body, p, state_events)
+        # Who is in the room now is for its members: a room left shows its leave alone.
         counts, hero_ids = summary.get(p.room_id, ({}, []))
         members_changed = p.initial or any(k[0] == MEMBER for k in p.changed_keys)
         if not named and members_changed and hero_ids:
             body["heroes"] = [heroes[(p.room_id, h)] for h in hero_ids]
-        body["joined_count"] = counts.get("join", 0)
-        body["invited_count"] = counts.get("invite", 0)
+        if p.room_id in summary:
+            body["joined_count"] = counts.get("join", 0)
+            body["invited_count"] = counts.get("invite", 0)
         notes, highlights = unread.get(p.room_id, (0, 0))
         body["notification_count"] = notes
         body["highlight_count"] = highlights
