@@ -32,6 +32,7 @@ from dendrite_lite.delegation.doctor.endpoints import (
 from dendrite_lite.delegation.doctor.findings import Finding, Status
 from dendrite_lite.delegation.doctor.local_checks import LocalSetup, local_findings
 from dendrite_lite.delegation.doctor.network import DoctorNetwork
+from dendrite_lite.delegation.doctor.appservice_checks import appservice_findings
 from dendrite_lite.delegation.doctor.outbox_checks import outbox_findings
 from dendrite_lite.delegation.doctor.ports import port_findings
 from dendrite_lite.delegation.doctor.self_request import self_request_findings
@@ -114,6 +115,7 @@ async def _local_only(local: LocalSetup, resolution: Resolution, network: Doctor
     config = local.config
     out = await port_findings(config, resolution.targets, timeout_s=min(network.timeout_s, 3.0))
     out += await outbox_findings(config.database_path, int(network.clock() * 1000))
+    out += await appservice_findings(config, int(network.clock() * 1000))
     # The names the certificate files must cover: what peers check, and the client API's host.
     names = [resolution.tls_name] if config.federation_tls else []
     client_host = urlsplit(config.public_baseurl).hostname

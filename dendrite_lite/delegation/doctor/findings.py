@@ -19,7 +19,7 @@ __all__ = ["AREAS", "Finding", "Status", "duration", "utc_time", "worst"]
 # its outbox, its certificate and files).
 AREAS = (
     "server name", "delegation", "dns", "ports", "tls", "keys", "federation", "client", "outbox",
-    "certificate", "local",
+    "appservices", "certificate", "local",
 )
 
 
