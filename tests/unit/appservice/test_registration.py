@@ -140,3 +140,23 @@ def test_registry_namespace_questions(tmp_path: Path) -> None:
     assert registry.may_register(None, "@shared_1:example.org")
     assert not registry.may_register(None, "@a_1:example.org")
     assert registry.may_register(reg_a, "@a_1:example.org")
+
+
+def test_the_readme_example_loads(tmp_path: Path) -> None:
+    """README's Bridges section: its registration file and config lines work as shown."""
+    import re
+    import tomllib
+
+    readme = (Path(__file__).parents[3] / "README.md").read_text()
+    section = readme.split("## Bridges", 1)[1].split("\n## ", 1)[0]
+    toml_text = re.search(r"```toml\n(.*?)```", section, re.DOTALL)
+    yaml_text = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert toml_text and yaml_text
+    files = tomllib.loads(toml_text[1])["appservices"]["registration_files"]
+    assert files == ["/etc/mautrix-whatsapp/registration.yaml"]
+    path = tmp_path / "registration.yaml"
+    path.write_text(yaml_text[1].replace("<random>", "tok1", 1).replace("<random>", "tok2", 1))
+    (reg,) = load_registrations([path], SERVER)
+    assert reg.matches("users", "@whatsapp_123:example.org")
+    assert not reg.matches("users", "@whatsapp_123:exampleXorg")
+    assert (reg.receive_ephemeral, reg.rate_limited) == (True, False)
