@@ -52,39 +52,33 @@ async def _rows(
     return out
 
 
-_SELECT_BUMP_STAMPS = (
+_SELECT_LATEST = (
     "SELECT r.value, (SELECT e.stream_ordering FROM events e WHERE e.room_id = r.value"
-    " AND e.stream_ordering <= ? AND e.type IN ({types}) AND e.outlier = 0"
+    " AND e.stream_ordering <= ?{types} AND e.outlier = 0"
     " AND e.rejected_reason IS NULL AND e.soft_failed = 0"
     " ORDER BY e.stream_ordering DESC LIMIT 1) FROM json_each(?) r"
 )
 
 
+async def select_latest_positions(
+    conn: aiosqlite.Connection,
+    room_ids: Sequence[str],
+    until: int,
+    types: Sequence[str] | None = None,
+) -> dict[str, int]:
+    """room_id -> stream position of its newest timeline event (of one of `types`, if given)
+    at or before `until`; rooms with none are left out. One indexed backward scan per room."""
+    where = f" AND e.type IN ({','.join('?' * len(types))})" if types else ""
+    params = [until, *(types or ()), json.dumps(list(room_ids))]
+    async with conn.execute(_SELECT_LATEST.format(types=where), params) as cur:
+        return {r[0]: int(r[1]) for r in await cur.fetchall() if r[1] is not None}
+
+
 async def select_bump_stamps(
     conn: aiosqlite.Connection, room_ids: Sequence[str], until: int
 ) -> dict[str, int]:
-    """room_id -> stream position of its newest timeline event of a bump type at or before
-    `until` (rooms with none are left out). One indexed backward scan per room."""
-    sql = _SELECT_BUMP_STAMPS.format(types=",".join("?" * len(BUMP_EVENT_TYPES)))
-    params = [until, *BUMP_EVENT_TYPES, json.dumps(list(room_ids))]
-    async with conn.execute(sql, params) as cur:
-        return {r[0]: int(r[1]) for r in await cur.fetchall() if r[1] is not None}
-
-
-_SELECT_LATEST = (
-    "SELECT r.value, (SELECT e.stream_ordering FROM events e WHERE e.room_id = r.value"
-    " AND e.stream_ordering <= ? AND e.outlier = 0"
-    " ORDER BY e.stream_ordering DESC LIMIT 1) FROM json_each(?) r"
-)
-
-
-async def select_latest_positions(
-    conn: aiosqlite.Connection, room_ids: Sequence[str], until: int
-) -> dict[str, int]:
-    """room_id -> stream position of its newest timeline event at or before `until` (so a
-    long-poll reads timelines only of the rooms that have something new)."""
-    async with conn.execute(_SELECT_LATEST, [until, json.dumps(list(room_ids))]) as cur:
-        return {r[0]: int(r[1]) for r in await cur.fetchall() if r[1] is not None}
+    """room_id -> stream position of its newest event of a bump type at or before `until`."""
+    return await select_latest_positions(conn, room_ids, until, BUMP_EVENT_TYPES)
 
 
 async def select_state_contents(
