@@ -322,7 +322,7 @@ async def test_not_json_and_no_token(srv: RunningServer) -> None:
 async def test_unknown_or_superseded_pos_is_m_unknown_pos(srv: RunningServer) -> None:
     alice = await _user(srv, "alice")
     room = await create_room(alice)
-    for pos in ("garbage", "999999/s1_0_0_0_0_0_0"):
+    for pos in ("garbage", "999999/s1_0_0_0_0_0_0", "1/s1__2"):
         resp = await sliding_sync_response(alice, all_rooms(), pos=pos)
         assert resp.status_code == 400
         assert resp.json()["errcode"] == "M_UNKNOWN_POS"

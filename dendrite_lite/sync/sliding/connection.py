@@ -67,9 +67,8 @@ class ConnectionState:
     position: int | None
     since: SyncToken | None  # the streams the previous response reached
     rooms: dict[str, RoomSent] = field(default_factory=dict)
-    # To save with the response
+    # What this response sends, saved with it
     changed: dict[str, RoomSent] = field(default_factory=dict)
-
     request_no: int = 0  # set by NewestRequests.start
 
     @property
@@ -126,7 +125,10 @@ async def load_connection(
     match = _POS.fullmatch(pos)
     if match is None:
         raise _unknown_pos()
-    position, token = int(match[1]), parse_sync_token(match[2])
+    try:
+        position, token = int(match[1]), parse_sync_token(match[2])
+    except MatrixError:
+        raise _unknown_pos() from None
     found = await table.select_connection(conn, user_id, device_id, conn_id)
     if found is None or found.last_used_ts < now_ms - CONNECTION_TTL_MS:
         raise _unknown_pos()
