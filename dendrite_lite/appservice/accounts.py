@@ -17,6 +17,7 @@ from dendrite_lite.appservice.registry import AppServices
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import accounts as accounts_table
+from dendrite_lite.storage import device_lists as device_lists_table
 from dendrite_lite.storage import devices as devices_table
 from dendrite_lite.users.accounts import (
     default_displayname,
@@ -35,6 +36,7 @@ from dendrite_lite.users.sessions import (
 __all__ = [
     "APPSERVICE_LOGIN",
     "appservice_requester",
+    "create_device",
     "ensure_sender_accounts",
     "login_as_appservice",
     "refuse_exclusive_alias",
@@ -134,6 +136,11 @@ async def register_as_appservice(
     if body.get("device_id") is not None:
         validate_device_id(body["device_id"])
     inhibit_login = body.get("inhibit_login") is True
+    if reg.device_management and not inhibit_login:
+        raise MatrixError(
+            Errcode.APPSERVICE_LOGIN_UNSUPPORTED,
+            "This appservice manages its users' devices itself (MSC4190): set inhibit_login",
+        )
     now = now_ms()
 
     async def write(conn: aiosqlite.Connection) -> Session | None:
@@ -154,6 +161,12 @@ async def login_as_appservice(
 ) -> Session:
     """POST /login with type m.login.application_service: a session (device) for a registered
     user in the AS's namespace, no password (400 M_EXCLUSIVE outside it)."""
+    if reg.device_management:
+        raise MatrixError(
+            Errcode.APPSERVICE_LOGIN_UNSUPPORTED,
+            "This appservice manages its users' devices itself (MSC4190): create them with"
+            " PUT /devices/{deviceId}",
+        )
     user_id = user_id_from_identifier(body, appservices.server_name)
     if not appservices.may_act_as(reg, user_id):
         raise MatrixError(Errcode.EXCLUSIVE, f"{user_id} is not in the namespace of {reg.id}")
@@ -166,6 +179,25 @@ async def login_as_appservice(
         if account is None or account.deactivated:
             raise MatrixError(Errcode.FORBIDDEN, f"{user_id} is not registered")
         return await _new_session(conn, user_id, body, ip, now)
+
+    return await storage.db.write(write)
+
+
+async def create_device(storage: Storage, user_id: str, device_id: str, display_name: Any) -> bool:
+    """PUT /devices/{deviceId} by an application service (MSC4190, spec v1.17): the device is
+    created when it does not exist (True), with no access token: the AS acts for it with
+    ?device_id=. The creation enters the device list stream like a login's."""
+    validate_device_id(device_id)
+    name = display_name if isinstance(display_name, str) else None
+    now = now_ms()
+
+    async def write(conn: aiosqlite.Connection) -> bool:
+        if not await devices_table.insert_device(
+            conn, user_id=user_id, device_id=device_id, created_ts=now, display_name=name
+        ):
+            return False
+        await device_lists_table.insert_device_list_change(conn, user_id, device_id)
+        return True
 
     return await storage.db.write(write)
 

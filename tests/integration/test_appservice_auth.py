@@ -35,7 +35,7 @@ async def srv(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running
     )
     other = write_registration(
         regs, OTHER, namespaces={"users": [{"regex": "@ot_.*", "exclusive": True}]},
-        rate_limited=True,
+        rate_limited=True, **{"io.element.msc4190": True},
     )
     overrides = {
         "appservices.registration_files": (main, other),
@@ -252,3 +252,39 @@ async def test_as_sets_its_puppets_profile(srv: RunningServer) -> None:
     assert refused.status_code == 400
     other = await _as_call(srv, "PUT", f"/profile/{user.user_id}/displayname", {"displayname": "x"}, user_id=user.user_id)
     assert other.status_code == 403
+
+
+async def test_as_manages_its_users_devices(srv: RunningServer) -> None:
+    """MSC4190 (spec v1.17): the AS creates a device for its user with PUT /devices/{id},
+    acts with it through ?device_id=, and deletes it without UIA."""
+    ghost = f"@br_ivy:{SERVER_NAME}"
+    assert (await _register_ghost(srv, "br_ivy", inhibit_login=True)).status_code == 200
+    made = await _as_call(srv, "PUT", "/devices/IVYPHONE", {"display_name": "Ivy's phone"}, user_id=ghost)
+    assert made.status_code == 201, made.text
+    again = await _as_call(srv, "PUT", "/devices/IVYPHONE", {"display_name": "renamed"}, user_id=ghost)
+    assert again.status_code == 200
+    listed = await _as_call(srv, "GET", "/devices", user_id=ghost)
+    assert [(d["device_id"], d["display_name"]) for d in listed.json()["devices"]] == [("IVYPHONE", "renamed")]
+    whoami = await _as_call(srv, "GET", "/account/whoami", user_id=ghost, device_id="IVYPHONE")
+    assert whoami.json()["device_id"] == "IVYPHONE"
+    keys = await _as_call(srv, "POST", "/keys/upload", {"one_time_keys": {"signed_curve25519:AAAA": {"key": "k"}}},
+                          user_id=ghost, device_id="IVYPHONE")
+    assert keys.status_code == 200, keys.text
+    gone = await _as_call(srv, "DELETE", "/devices/IVYPHONE", {}, user_id=ghost)
+    assert gone.status_code == 200, gone.text
+    assert (await _as_call(srv, "GET", "/devices", user_id=ghost)).json()["devices"] == []
+    # A user still cannot create a device this way.
+    user = await new_user(srv, "deviceless")
+    refused = await user.call("PUT", "/devices/NEWDEV", {"display_name": "x"}, expect=None)
+    assert refused.status_code == 404
+
+
+async def test_an_msc4190_as_cannot_log_its_users_in(srv: RunningServer) -> None:
+    body = {"type": "m.login.application_service", "username": "ot_jim"}
+    refused = await _as_call(srv, "POST", "/register", body, name=OTHER)
+    assert (refused.status_code, refused.json()["errcode"]) == (400, "M_APPSERVICE_LOGIN_UNSUPPORTED")
+    made = await _as_call(srv, "POST", "/register", {**body, "inhibit_login": True}, name=OTHER)
+    assert made.status_code == 200, made.text
+    login = {"type": "m.login.application_service", "identifier": {"type": "m.id.user", "user": "ot_jim"}}
+    no_login = await _as_call(srv, "POST", "/login", login, name=OTHER)
+    assert (no_login.status_code, no_login.json()["errcode"]) == (400, "M_APPSERVICE_LOGIN_UNSUPPORTED")

@@ -6,6 +6,7 @@ from quart import Blueprint, Response, jsonify
 
 from dendrite_lite.api.app import services
 from dendrite_lite.api.client.auth import authenticate, authenticate_with_password
+from dendrite_lite.appservice.accounts import create_device
 from dendrite_lite.api.errors import json_body
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.users import devices
@@ -37,15 +38,21 @@ async def get_device(device_id: str) -> Response:
 async def put_device(device_id: str) -> Response:
     """PUT /_matrix/client/v3/devices/{deviceId}
 
-    Only updates: creating devices this way is for application services, which are not
-    supported yet.
-    """
+    Updates a device; an application service creates its user's device this way (MSC4190,
+    201 when created)."""
     svc = services()
     requester = await authenticate(svc, allow_guest=True)
     body = await json_body()
     display_name = body.get("display_name")
     if display_name is not None and not isinstance(display_name, str):
         raise MatrixError(Errcode.INVALID_PARAM, "display_name must be a string")
+    if requester.app_service is not None and await create_device(
+        svc.storage, requester.user_id, device_id, display_name
+    ):
+        await svc.device_lists.changed(requester.user_id)
+        created = jsonify({})
+        created.status_code = 201
+        return created
     if await devices.rename_device(svc.storage, requester.user_id, device_id, display_name):
         await svc.device_lists.changed(requester.user_id)
     return jsonify({})
