@@ -172,9 +172,10 @@ async def load_services(config: Config) -> Services:
         await device_list_edus.flush()  # device list changes committed before a crash
     user_data = await _user_data_services(storage, notifier, EduFanout(sender) if sender else None)
     user_data["receipts"].on_read = push_gateway.badge  # a read clears the apps' badges
-    if appservices.sender is not None:  # typing and receipts for bridges that ask (MSC2409)
+    if appservices.sender is not None:  # typing, receipts, to-device for bridges (MSC2409)
         user_data["typing"].on_change = appservices.sender.typing_changed
         user_data["receipts"].on_receipt = appservices.sender.receipt_stored
+        e2ee["to_device"].in_txn = appservices.sender.to_device_in_txn
     join_presence.service = user_data["presence"]
     push_gateway.start()  # delivers what was queued before a restart; stopped by close_services
     event_expiry.start()  # expires what fell due while stopped; stopped by close_services

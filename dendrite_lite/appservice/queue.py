@@ -200,6 +200,8 @@ class AppserviceQueue:
         events = await self._events([r.event_id for r in rows if r.event_id is not None])
         to_device += [dict(r.content) for r in rows if r.edu_type == "m.to_device" and r.content]
         body: dict[str, Any] = {"events": events}
+        if self.reg.device_lists:
+            await self._add_key_counts(body, events, ephemeral, to_device)
         if ephemeral:
             # MSC2409's stable name and the unstable one bridges older than the spec read.
             body["ephemeral"] = ephemeral
@@ -207,6 +209,23 @@ class AppserviceQueue:
         if to_device:
             body["de.sorunome.msc2409.to_device"] = to_device
         return _Txn(txn_id, up_to, body, len(events), ephemeral)
+
+    async def _add_key_counts(
+        self, body: dict[str, Any], events: list[dict[str, Any]], ephemeral: list[dict[str, Any]],
+        to_device: list[dict[str, Any]],
+    ) -> None:
+        """MSC3202: the one-time key counts and unused fallback key types of the devices of the
+        AS's users this transaction concerns, so an encrypting bridge replenishes its keys."""
+        users = {e.get("sender") for e in events} | {e.get("state_key") for e in events}
+        users |= {m.get("to_user_id") for m in to_device}
+        for edu in ephemeral:
+            users |= set(edu.get("content", {}).get("user_ids", []))
+        ours = [u for u in users if isinstance(u, str) and self.reg.matches("users", u)]
+        if not ours:
+            return
+        counts, fallbacks = await self._storage.db.read(lambda c: table.select_key_counts(c, ours))
+        body["org.matrix.msc3202.device_one_time_keys_count"] = counts
+        body["org.matrix.msc3202.device_unused_fallback_key_types"] = fallbacks
 
     async def _events(self, event_ids: list[str]) -> list[dict[str, Any]]:
         if not event_ids:

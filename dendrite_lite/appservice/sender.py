@@ -150,6 +150,23 @@ class AppserviceSender:
         content = {event_id: {"m.read": {user_id: receipt}}}
         self._room_ephemeral(room_id, members, {"type": "m.receipt", "room_id": room_id, "content": content})
 
+    async def to_device_in_txn(
+        self, conn: aiosqlite.Connection, rows: Sequence[tuple[str, str, Mapping[str, Any]]]
+    ) -> None:
+        """ToDeviceService's hook, inside the transaction storing to-device messages for our
+        users' devices: those for an AS's users are queued for it (MSC2409), durably, as
+        de.sorunome.msc2409.to_device entries naming their recipient."""
+        now = int(time.time() * 1000)
+        woken = set()
+        for user_id, device_id, message in rows:
+            for reg in self.appservices:
+                if reg.receive_ephemeral and reg.id in self._queues and self._user_is_ours(reg, user_id):
+                    entry = {**message, "to_user_id": user_id, "to_device_id": device_id}
+                    await table.insert_outbox_edu(conn, reg.id, "m.to_device", entry, now)
+                    woken.add(reg.id)
+        for as_id in woken:
+            self._queues[as_id].wake()
+
     def _room_ephemeral(self, room_id: str, members: list[str], edu: Mapping[str, Any]) -> None:
         suffix = ":" + self.appservices.server_name
         for reg in self.appservices:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 import aiosqlite
@@ -70,6 +70,9 @@ def _parse_messages(body: Mapping[str, Any]) -> Messages:
     return messages
 
 
+_Row = tuple[str, str, dict[str, Any]]  # (user, device, message)
+
+
 class ToDeviceService:
     def __init__(
         self,
@@ -85,6 +88,9 @@ class ToDeviceService:
         self._server_name = server_name
         self._remote = remote
         self._clock = clock
+        # Called inside the transaction that stores messages for our users' devices, with
+        # their (user, device, message) rows: application services get theirs (MSC2409).
+        self.in_txn: Callable[[aiosqlite.Connection, list[_Row]], Awaitable[None]] | None = None
 
     async def send(
         self,
@@ -105,6 +111,8 @@ class ToDeviceService:
                 return None  # a retry: done the first time
             rows = await _local_rows(conn, sender, event_type, local)
             await table.insert_messages(conn, rows)
+            if self.in_txn is not None:
+                await self.in_txn(conn, rows)
             servers: list[str] = []
             if remote and self._remote is not None:
                 servers = await self._remote.queue_in(conn, sender, event_type, remote)
@@ -147,6 +155,8 @@ class ToDeviceService:
                 return []  # delivered before
             rows = await _local_rows(conn, sender, event_type, ours)
             await table.insert_messages(conn, rows)
+            if self.in_txn is not None:
+                await self.in_txn(conn, rows)
             return sorted({user_id for user_id, _, _ in rows})
 
         self._notifier.notify(await self._storage.db.write(txn))

@@ -24,6 +24,7 @@ __all__ = [
     "insert_room_list_entry",
     "select_appservice_listed_rooms",
     "select_joined_users",
+    "select_key_counts",
     "select_outbox",
     "select_pending_counts",
     "select_room_aliases",
@@ -163,6 +164,29 @@ async def select_room_aliases(conn: aiosqlite.Connection, room_id: str) -> list[
 async def select_joined_users(conn: aiosqlite.Connection, room_id: str) -> list[str]:
     async with conn.execute(SELECT_JOINED, (room_id,)) as cur:
         return [r[0] for r in await cur.fetchall()]
+
+
+async def select_key_counts(
+    conn: aiosqlite.Connection, user_ids: Iterable[str]
+) -> tuple[dict[str, dict[str, dict[str, int]]], dict[str, dict[str, list[str]]]]:
+    """MSC3202: (one-time key counts, unused fallback key algorithms), by user and device, of
+    every device of `user_ids`."""
+    from dendrite_lite.storage import devices as devices_table
+    from dendrite_lite.storage import e2e_keys
+
+    counts: dict[str, dict[str, dict[str, int]]] = {}
+    fallbacks: dict[str, dict[str, list[str]]] = {}
+    for user_id in sorted(set(user_ids)):
+        for device in await devices_table.select_devices(conn, user_id):
+            device_id = device.device_id
+            counts.setdefault(user_id, {})[device_id] = {
+                "signed_curve25519": 0,
+                **await e2e_keys.count_one_time_keys(conn, user_id, device_id),
+            }
+            fallbacks.setdefault(user_id, {})[device_id] = (
+                await e2e_keys.select_unused_fallback_algorithms(conn, user_id, device_id)
+            )
+    return counts, fallbacks
 
 
 async def insert_room_list_entry(

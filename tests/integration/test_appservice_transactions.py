@@ -45,6 +45,7 @@ def _registration(directory: Path, fake_url: str, hs_token: str) -> Path:
         },
         protocols=["ymca"],
         receive_ephemeral=True,
+        **{"org.matrix.msc3202": True},
     )
 
 
@@ -183,6 +184,34 @@ async def test_typing_and_receipts_reach_an_as_that_asks(bridge: Bridge) -> None
     await user.send(room, "sentinel 2")
     await _bodies_until(bridge.fake, room, "sentinel 2")
     assert not [e for t in bridge.fake.transactions for e in t.body.get("ephemeral", []) if e["room_id"] == lonely]
+
+
+async def test_to_device_and_key_counts_for_encrypted_bridging(bridge: Bridge) -> None:
+    """MSC2409 to-device messages for the AS's users' devices, with MSC3202's one-time key
+    counts of those devices."""
+    ghost = await bridge.ghost("relay_crypto")
+    assert (await bridge.call("PUT", "/devices/CRYPTODEV", {}, user_id=ghost)).status_code == 201
+    keys = {"one_time_keys": {f"signed_curve25519:K{i}": {"key": f"k{i}"} for i in range(3)},
+            "fallback_keys": {"signed_curve25519:F": {"key": "f", "fallback": True}}}
+    upload = await bridge.call("POST", "/keys/upload", keys, user_id=ghost, device_id="CRYPTODEV")
+    assert upload.status_code == 200, upload.text
+    user = await new_user(bridge.srv, "sender")
+    body = {"messages": {ghost: {"CRYPTODEV": {"algorithm": "m.olm.v1", "ciphertext": "x"}}}}
+    await user.call("PUT", "/sendToDevice/m.room.encrypted/td1", body)
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        found = [(t, m) for t in bridge.fake.transactions
+                 for m in t.body.get("de.sorunome.msc2409.to_device", []) if m["to_user_id"] == ghost]
+        if found:
+            break
+        assert asyncio.get_running_loop().time() < deadline, "no to-device for the bridge"
+        await asyncio.sleep(0.05)
+    txn, message = found[0]
+    assert message == {"type": "m.room.encrypted", "sender": user.user_id, "to_user_id": ghost,
+                       "to_device_id": "CRYPTODEV", "content": {"algorithm": "m.olm.v1", "ciphertext": "x"}}
+    counts = txn.body["org.matrix.msc3202.device_one_time_keys_count"]
+    assert counts[ghost]["CRYPTODEV"] == {"signed_curve25519": 3}
+    assert txn.body["org.matrix.msc3202.device_unused_fallback_key_types"][ghost]["CRYPTODEV"] == ["signed_curve25519"]
 
 
 async def test_queries_create_users_and_aliases_on_demand(bridge: Bridge) -> None:
