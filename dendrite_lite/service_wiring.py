@@ -176,6 +176,7 @@ async def load_services(config: Config) -> Services:
         user_data["typing"].on_change = appservices.sender.typing_changed
         user_data["receipts"].on_receipt = appservices.sender.receipt_stored
         e2ee["to_device"].in_txn = appservices.sender.to_device_in_txn
+        e2ee["device_lists"].on_change = appservices.sender.device_list_changed  # MSC3202
     join_presence.service = user_data["presence"]
     push_gateway.start()  # delivers what was queued before a restart; stopped by close_services
     event_expiry.start()  # expires what fell due while stopped; stopped by close_services

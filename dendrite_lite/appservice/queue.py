@@ -77,6 +77,7 @@ class AppserviceQueue:
         self.next_retry_ts = 0
         self._ephemeral: deque[dict[str, Any]] = deque()
         self._to_device: deque[dict[str, Any]] = deque()
+        self._device_lists_changed: set[str] = set()  # MSC3202, kept until a transaction carries them
         self._current: _Txn | None = None
         self._wake = asyncio.Event()
         self._wake.set()  # rows may survive from a previous run
@@ -104,6 +105,10 @@ class AppserviceQueue:
         if len(pending) >= MAX_MEMORY_EPHEMERAL:
             pending.popleft()
         pending.append(edu)
+        self._wake.set()
+
+    def add_device_list_change(self, user_id: str) -> None:
+        self._device_lists_changed.add(user_id)
         self._wake.set()
 
     @property
@@ -185,12 +190,14 @@ class AppserviceQueue:
         resend = state.pending_txn_id != 0
         ephemeral: list[dict[str, Any]] = []
         to_device: list[dict[str, Any]] = []
+        changed: list[str] = []
         if not resend:
             while self._ephemeral and len(ephemeral) < MAX_EPHEMERAL:
                 ephemeral.append(self._ephemeral.popleft())
             while self._to_device and len(to_device) < MAX_EPHEMERAL:
                 to_device.append(self._to_device.popleft())
-            if not rows and not ephemeral and not to_device:
+            changed, self._device_lists_changed = sorted(self._device_lists_changed), set()
+            if not rows and not ephemeral and not to_device and not changed:
                 return None
         up_to = rows[-1].position if rows else 0
         if resend:
@@ -202,6 +209,8 @@ class AppserviceQueue:
         body: dict[str, Any] = {"events": events}
         if self.reg.device_lists:
             await self._add_key_counts(body, events, ephemeral, to_device)
+            if changed:
+                body["org.matrix.msc3202.device_lists"] = {"changed": changed, "left": []}
         if ephemeral:
             # MSC2409's stable name and the unstable one bridges older than the spec read.
             body["ephemeral"] = ephemeral

@@ -167,6 +167,15 @@ class AppserviceSender:
         for as_id in woken:
             self._queues[as_id].wake()
 
+    def device_list_changed(self, user_id: str, sharing: set[str]) -> None:
+        """DeviceListService.on_change: ASes with MSC3202 device lists hear of changes of the
+        users their users share a room with."""
+        for reg in self.appservices:
+            if reg.device_lists and reg.id in self._queues and any(
+                self._user_is_ours(reg, u) for u in sharing
+            ):
+                self._queues[reg.id].add_device_list_change(user_id)
+
     def _room_ephemeral(self, room_id: str, members: list[str], edu: Mapping[str, Any]) -> None:
         suffix = ":" + self.appservices.server_name
         for reg in self.appservices:

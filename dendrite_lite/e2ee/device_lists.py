@@ -62,6 +62,9 @@ class DeviceListService:
         self._storage = storage
         self._notifier = notifier
         self._on_local_change = on_local_change
+        # Hears every change, local or remote: (user, the users sharing a room with them and
+        # the user). Application services with MSC3202 device lists.
+        self.on_change: Callable[[str, set[str]], None] | None = None
 
     async def changed(self, user_id: str, *, local: bool = True) -> None:
         """After a committed change of the user's device list: wake who must hear of it.
@@ -71,6 +74,8 @@ class DeviceListService:
             lambda conn: table.select_users_sharing_rooms_with(conn, user_id)
         )
         self._notifier.notify(sharing | {user_id})
+        if self.on_change is not None:
+            self.on_change(user_id, sharing | {user_id})
         if local and self._on_local_change is not None:
             try:
                 await self._on_local_change(user_id)

@@ -17,7 +17,7 @@ import yaml
 from aiohttp import web
 
 from tests.conftest import SERVER_NAME, RunningServer
-from tests.integration.account_helpers import V3, auth_header, running_server
+from tests.integration.account_helpers import V3, auth_header, login, running_server
 from tests.integration.appservice_fake import (
     FakeAppservice,
     fake_appservice,
@@ -210,6 +210,15 @@ async def test_to_device_and_key_counts_for_encrypted_bridging(bridge: Bridge) -
     assert message == {"type": "m.room.encrypted", "sender": user.user_id, "to_user_id": ghost,
                        "to_device_id": "CRYPTODEV", "content": {"algorithm": "m.olm.v1", "ciphertext": "x"}}
     counts = txn.body["org.matrix.msc3202.device_one_time_keys_count"]
+    # MSC3202 device lists: a user sharing a room with the AS's users gets a new device.
+    room = await user.create_room(preset="public_chat")
+    assert (await bridge.call("POST", f"/rooms/{room}/join", {}, user_id=ghost)).status_code == 200
+    await login(bridge.srv.client, user.user_id.split(":")[0][1:])
+    deadline = asyncio.get_running_loop().time() + 10
+    while not any(user.user_id in t.body.get("org.matrix.msc3202.device_lists", {}).get("changed", [])
+                  for t in bridge.fake.transactions):
+        assert asyncio.get_running_loop().time() < deadline, "no device list change for the bridge"
+        await asyncio.sleep(0.05)
     assert counts[ghost]["CRYPTODEV"] == {"signed_curve25519": 3}
     assert txn.body["org.matrix.msc3202.device_unused_fallback_key_types"][ghost]["CRYPTODEV"] == ["signed_curve25519"]
 
