@@ -1,7 +1,8 @@
 """synadm (the Synapse admin CLI from PyPI) drives our room admin API as a real client: its
 `room` commands list and search rooms, show details, members, state and power levels, block,
-make a user room admin and delete rooms (v1 and v2 with their status), and `history` purges a
-room's history; each checked against what the server then does."""
+make a user room admin, join a user, delete rooms (v1 and v2 with their status) and purge the
+empty ones, and `history` purges a room's history; each checked against what the server then
+does."""
 
 from __future__ import annotations
 
@@ -146,3 +147,21 @@ async def test_history_purge(srv: RunningServer, synadm: Synadm) -> None:
         if e["type"] == "m.room.message"
     ]
     assert bodies == ["h3", "h2"]
+
+
+async def test_purge_empty_rooms(srv: RunningServer, synadm: Synadm) -> None:
+    """Last in the module: it deletes every room no local user is in."""
+    owner = await new_user(srv, "eowner")
+    room_id = await owner.create_room(name="syn-empty")
+    await owner.call("POST", f"/rooms/{room_id}/leave", {})
+    dry = await synadm.run("room", "purge-empty", "--dry-run")
+    assert dry.returncode == 0 and room_id in dry.stdout, dry
+    assert (await synadm.ok("room", "search", "syn-empty"))["total_rooms"] == 1
+    # v2 (synadm's --v1 here sends purge=false: its room_delete takes "no_purge").
+    done = await synadm.run("room", "purge-empty")
+    assert done.returncode == 0 and "delete_id" in done.stdout, done
+    for _ in range(100):
+        if (await synadm.ok("room", "search", "syn-empty"))["total_rooms"] == 0:
+            break
+    else:
+        raise AssertionError("the empty room was not purged")
