@@ -14,7 +14,6 @@ delivery ordered and exactly-once across failures and restarts:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
@@ -29,6 +28,7 @@ from dendrite_lite.appservice.http import AppserviceError, AppserviceHttp
 from dendrite_lite.appservice.registration import Registration
 from dendrite_lite.events.pdu import client_format
 from dendrite_lite.federation.destinations import BackoffPolicy
+from dendrite_lite.federation.send_loop import SendLoop
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import appservices as table
 from dendrite_lite.storage import events as events_table
@@ -56,7 +56,10 @@ class _Txn:
     ephemeral: list[dict[str, Any]] = field(default_factory=list)
 
 
-class AppserviceQueue:
+class AppserviceQueue(SendLoop):
+    """Use `start()`, then `wake()` / `add_ephemeral()` / `retry_now()`; `stop()` and `join()`
+    at shutdown."""
+
     def __init__(
         self,
         reg: Registration,
@@ -67,32 +70,21 @@ class AppserviceQueue:
         clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
     ) -> None:
+        super().__init__(label=f"appservice-{reg.id}", clock=clock)
         self.reg = reg
         self._storage = storage
         self._http = http
         self._policy = policy
-        self._clock = clock
         self._rng = rng
-        self.retry_interval_ms = 0
-        self.next_retry_ts = 0
         self._ephemeral: deque[dict[str, Any]] = deque()
-        self._to_device: deque[dict[str, Any]] = deque()
         self._device_lists_changed: set[str] = set()  # MSC3202, kept until a transaction carries them
         self._current: _Txn | None = None
-        self._wake = asyncio.Event()
-        self._wake.set()  # rows may survive from a previous run
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
         self.sent_transactions = 0
         self.last_error: str | None = None
 
-    def start(self, retry_interval_ms: int = 0, next_retry_ts: int = 0) -> None:
+    def resume(self, retry_interval_ms: int, next_retry_ts: int) -> None:
+        """The backoff an earlier run stored, before `start()`."""
         self.retry_interval_ms, self.next_retry_ts = retry_interval_ms, next_retry_ts
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"appservice-{self.reg.id}")
-
-    def wake(self) -> None:
-        self._wake.set()
 
     def retry_now(self) -> None:
         """The AS showed it is up (it pinged, or an admin asked): send without waiting."""
@@ -100,11 +92,10 @@ class AppserviceQueue:
         self.next_retry_ts = 0
         self._wake.set()
 
-    def add_ephemeral(self, edu: dict[str, Any], *, to_device: bool = False) -> None:
-        pending = self._to_device if to_device else self._ephemeral
-        if len(pending) >= MAX_MEMORY_EPHEMERAL:
-            pending.popleft()
-        pending.append(edu)
+    def add_ephemeral(self, edu: dict[str, Any]) -> None:
+        if len(self._ephemeral) >= MAX_MEMORY_EPHEMERAL:
+            self._ephemeral.popleft()
+        self._ephemeral.append(edu)
         self._wake.set()
 
     def add_device_list_change(self, user_id: str) -> None:
@@ -113,51 +104,12 @@ class AppserviceQueue:
 
     @property
     def pending_ephemeral(self) -> int:
-        return len(self._ephemeral) + len(self._to_device)
-
-    async def stop(self, grace_s: float = 2.0) -> None:
-        self._stopping = True
-        self._wake.set()
-        task = self._task
-        if task is None:
-            return
-        done, _ = await asyncio.wait([task], timeout=grace_s)
-        if not done:
-            task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-    def _now_ms(self) -> int:
-        return int(self._clock() * 1000)
-
-    async def _wait(self, timeout_s: float | None) -> None:
-        try:
-            await asyncio.wait_for(self._wake.wait(), timeout_s)
-        except TimeoutError:
-            pass
-
-    async def _run(self) -> None:
-        while not self._stopping:
-            wait_ms = self.next_retry_ts - self._now_ms()
-            if wait_ms > 0:
-                self._wake.clear()
-                await self._wait(wait_ms / 1000)
-                continue
-            self._wake.clear()
-            try:
-                # The rows that woke us were written inside a commit still in progress: this
-                # write is queued behind it, so once it returns they are readable.
-                await self._storage.db.write(_nothing)
-                worked = await self._send_next()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a bug must not end the AS's delivery for good
-                log.exception("appservice %s: unexpected error", self.reg.id)
-                await self._backoff("internal error (see log)")
-                continue
-            if not worked:
-                await self._wait(None)
+        return len(self._ephemeral)
 
     async def _send_next(self) -> bool:
+        # The rows that woke us were written inside a commit that may still be in progress: this
+        # write is queued behind it, so once it returns they are readable.
+        await self._storage.db.write(_nothing)
         txn = self._current or await self._build()
         if txn is None:
             return False
@@ -189,15 +141,12 @@ class AppserviceQueue:
         state, rows = await self._storage.db.read(load)
         resend = state.pending_txn_id != 0
         ephemeral: list[dict[str, Any]] = []
-        to_device: list[dict[str, Any]] = []
         changed: list[str] = []
         if not resend:
             while self._ephemeral and len(ephemeral) < MAX_EPHEMERAL:
                 ephemeral.append(self._ephemeral.popleft())
-            while self._to_device and len(to_device) < MAX_EPHEMERAL:
-                to_device.append(self._to_device.popleft())
             changed, self._device_lists_changed = sorted(self._device_lists_changed), set()
-            if not rows and not ephemeral and not to_device and not changed:
+            if not rows and not ephemeral and not changed:
                 return None
         up_to = rows[-1].position if rows else 0
         if resend:
@@ -205,7 +154,7 @@ class AppserviceQueue:
         else:
             txn_id = await self._storage.db.write(lambda c: table.begin_txn(c, as_id, up_to))
         events = await self._events([r.event_id for r in rows if r.event_id is not None])
-        to_device += [dict(r.content) for r in rows if r.edu_type == "m.to_device" and r.content]
+        to_device = [dict(r.content) for r in rows if r.edu_type == "m.to_device" and r.content]
         body: dict[str, Any] = {"events": events}
         if self.reg.device_lists:
             await self._add_key_counts(body, events, ephemeral, to_device)

@@ -74,12 +74,14 @@ class AppserviceSender:
         for as_id, queue in self._queues.items():
             state = states.get(as_id)
             if state is not None:
-                queue.start(state.retry_interval_ms, state.next_retry_ts)
-            else:
-                queue.start()
+                queue.resume(state.retry_interval_ms, state.next_retry_ts)
+            queue.start()
 
-    async def stop(self) -> None:
-        await asyncio.gather(*(q.stop() for q in self._queues.values()))
+    async def stop(self, grace_s: float = 2.0) -> None:
+        """Requests in flight get `grace_s`, then are cancelled (their rows stay queued)."""
+        for queue in self._queues.values():
+            queue.stop()
+        await asyncio.gather(*(q.join(grace_s) for q in self._queues.values()))
         await self.http.aclose()
 
     def queue(self, as_id: str) -> AppserviceQueue | None:

@@ -27,6 +27,7 @@ import aiosqlite
 from dendrite_lite.events.pdu import pdu_for_federation
 from dendrite_lite.federation.client import FederationError, RemoteError
 from dendrite_lite.federation.destinations import BackoffPolicy
+from dendrite_lite.federation.send_loop import SendLoop
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import destinations as destinations_table
 from dendrite_lite.storage import events as events_table
@@ -103,7 +104,7 @@ class _Txn:
     event_ids: list[str] = field(default_factory=list)
 
 
-class DestinationQueue:
+class DestinationQueue(SendLoop):
     """Use `start()`, then `wake()` / `add_edu()` / `mark_alive()`; `stop()` at shutdown."""
 
     def __init__(
@@ -123,40 +124,25 @@ class DestinationQueue:
     ) -> None:
         """`on_outcome(destination, outcome)` hears how each attempt ended (metrics): "sent",
         "retry" (backing off) or "rejected" (dropped for good)."""
+        super().__init__(
+            label=f"federation-send-{destination}", clock=clock,
+            retry_interval_ms=retry_interval_ms, next_retry_ts=next_retry_ts,
+        )
         self.destination = destination
         self._origin = origin
         self._storage = storage
         self._transport = transport
         self._txn_ids = txn_ids
         self._policy = policy
-        self._clock = clock
         self._rng = rng
-        self.retry_interval_ms = retry_interval_ms
-        self.next_retry_ts = next_retry_ts
         self._on_outcome = on_outcome
         self._edus: deque[Edu] = deque()
         self._current: _Txn | None = None
-        self._wake = asyncio.Event()
-        self._wake.set()  # look at the outbox once on start: rows may survive from a past run
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
         self._last_success_write_ms = 0
         self.sent_transactions = 0  # counters for tests and the TUI
         self.dropped_edus = 0
 
-    # --- control ---------------------------------------------------------------------------
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"federation-send-{self.destination}")
-
-    @property
-    def started(self) -> bool:
-        return self._task is not None
-
-    def wake(self) -> None:
-        """New rows were committed for this destination (sent once any backoff is over)."""
-        self._wake.set()
-
+    # --- control (start, wake, stop, join: SendLoop) -----------------------------------------
     def add_edu(self, edu: Edu) -> None:
         if len(self._edus) >= MAX_MEMORY_EDUS:
             self._edus.popleft()
@@ -180,52 +166,7 @@ class DestinationQueue:
     def pending_memory_edus(self) -> int:
         return len(self._edus)
 
-    def stop(self) -> None:
-        """Ask the task to end after the request in flight (if any); see `join`."""
-        self._stopping = True
-        self._wake.set()
-
-    async def join(self, timeout_s: float) -> None:
-        """Wait for the task to end; cancel it after timeout_s (its rows stay for next time)."""
-        task = self._task
-        if task is None:
-            return
-        done, _ = await asyncio.wait([task], timeout=timeout_s)
-        if not done:
-            task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-    # --- the loop ----------------------------------------------------------------------------
-    def _now_ms(self) -> int:
-        return int(self._clock() * 1000)
-
-    async def _wait(self, timeout_s: float | None) -> None:
-        try:
-            await asyncio.wait_for(self._wake.wait(), timeout_s)
-        except TimeoutError:
-            pass
-
-    async def _run(self) -> None:
-        while not self._stopping:
-            wait_ms = self.next_retry_ts - self._now_ms()
-            if wait_ms > 0:
-                # Woken while backing off (new rows): nothing to do until the backoff ends.
-                self._wake.clear()
-                await self._wait(wait_ms / 1000)
-                continue
-            # Cleared BEFORE looking for work: anything queued from here on sets it again.
-            self._wake.clear()
-            try:
-                worked = await self._send_next()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a bug must not kill the destination's queue for good
-                log.exception("federation sender for %s: unexpected error", self.destination)
-                await self._backoff("internal error (see log)")
-                continue
-            if not worked:
-                await self._wait(None)
-
+    # --- the loop (SendLoop._run calls these) ---------------------------------------------
     async def _send_next(self) -> bool:
         """Send one transaction; False if there was nothing to send."""
         txn = self._current or await self._build()
