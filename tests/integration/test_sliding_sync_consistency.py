@@ -151,3 +151,63 @@ async def test_deltas_add_up_to_what_a_fresh_connection_sends(
                     if room_id not in joined_now:
                         assert model.get("membership") == "leave", (n, room_id)
         assert compared >= 8
+
+
+LAZY_BODY = all_rooms(
+    end=99,
+    timeline_limit=3,
+    required_state=[["m.room.name", ""], ["m.room.member", "$LAZY"]],
+)
+
+
+@pytest.mark.parametrize("seed", [7, 2024])
+async def test_lazy_members_cover_every_sender_with_their_current_member_event(
+    tmp_path: Path, seed: int
+) -> None:
+    rng = random.Random(seed)
+    async with running_server(tmp_path / "data") as srv:
+        users = [await new_user(srv.client, name) for name in ("alice", "bob", "carol")]
+        alice, bob, _ = users
+        rooms = []
+        for i in range(3):
+            room = await create_room(
+                alice,
+                preset="public_chat",
+                name=f"room {i}",
+                power_level_content_override={"state_default": 0, "events_default": 0},
+            )
+            await join(bob, room)
+            rooms.append(room)
+        client = ClientModel()
+        pos = None
+        for n in range(45):
+            # Bob (the syncing user) stays in every room; the others come, go and speak.
+            await _random_step(rng, [alice, users[2]], rooms, n)
+            if rng.random() < 0.2:  # a displayname change: a member event of a sender
+                actor = rng.choice(users)
+                await actor.put(
+                    f"/profile/{actor.user_id}/displayname", {"displayname": f"d{n}"}
+                )
+            if n % 3 == 2:
+                response = await sliding_sync(bob, LAZY_BODY, pos=pos)
+                client.apply(response)
+                pos = response["pos"]
+        every = await sliding_sync(
+            bob,
+            all_rooms(
+                end=99, timeline_limit=50, required_state=[["m.room.member", "*"]]
+            ),
+            conn_id="every-member",
+        )
+        checked = 0
+        for room_id, model in client.rooms.items():
+            if model.get("membership") != "join":
+                continue
+            current = _fresh_view(every["rooms"][room_id])["state"]
+            events = {e["event_id"]: e for e in every["rooms"][room_id]["timeline"]}
+            senders = {events[i]["sender"] for i in model["timeline"] if i in events}
+            for sender in senders:
+                key = ("m.room.member", sender)
+                assert model["state"].get(key) == current[key], (room_id, sender)
+                checked += 1
+        assert checked >= 4
