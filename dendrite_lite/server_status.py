@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,8 @@ class ServerStatus:
         self.event_rate = event_rate
         self.logs = logs
         self._started = time.monotonic() if started_at is None else started_at
+        # Each application service's delivery (appservice/sender.py statuses), when there are any.
+        self.appservices: Callable[[], Awaitable[list[Any]]] | None = None
 
     async def snapshot(self) -> dict[str, Any]:
         config = self._config
@@ -72,7 +75,17 @@ class ServerStatus:
             "certificate": _certificate(config),
             "registration": config.registration.mode,
             "doctor": load_last_run(config.server.data_dir),
+            "appservices": await self._appservices(),
         }
+
+    async def _appservices(self) -> list[dict[str, Any]]:
+        if self.appservices is None:
+            return []
+        return [
+            {"id": a.id, "queued": a.queued_events, "failing": a.retry_interval_ms > 0,
+             "last_error": a.last_failure_reason if a.retry_interval_ms > 0 else None}
+            for a in await self.appservices()
+        ]
 
     def log_lines(self, after: int) -> dict[str, Any]:
         """The records after number `after`. `restarted`: `after` is past the last record, so

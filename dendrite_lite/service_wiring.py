@@ -171,12 +171,14 @@ async def load_services(config: Config) -> Services:
     if device_list_edus is not None:
         await device_list_edus.flush()  # device list changes committed before a crash
     user_data = await _user_data_services(storage, notifier, EduFanout(sender) if sender else None)
+    status = ServerStatus(config, storage, notifier, event_rate, install_log_buffer())
     user_data["receipts"].on_read = push_gateway.badge  # a read clears the apps' badges
     if appservices.sender is not None:  # typing, receipts, to-device for bridges (MSC2409)
         user_data["typing"].on_change = appservices.sender.typing_changed
         user_data["receipts"].on_receipt = appservices.sender.receipt_stored
         e2ee["to_device"].in_txn = appservices.sender.to_device_in_txn
         e2ee["device_lists"].on_change = appservices.sender.device_list_changed  # MSC3202
+        status.appservices = appservices.sender.statuses  # the TUI dashboard's Bridges line
     join_presence.service = user_data["presence"]
     push_gateway.start()  # delivers what was queued before a restart; stopped by close_services
     event_expiry.start()  # expires what fell due while stopped; stopped by close_services
@@ -212,7 +214,7 @@ async def load_services(config: Config) -> Services:
             storage, config.server.server_name, federation["federation_client"]
         ),
         url_previews=_url_previews(config, storage, media),
-        server_status=ServerStatus(config, storage, notifier, event_rate, install_log_buffer()),
+        server_status=status,
         backups=_backup_schedule(config),
         **appservices.as_services(),
     )

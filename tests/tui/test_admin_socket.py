@@ -69,8 +69,9 @@ async def test_status_counts_what_the_server_holds(tui_server: RunningServer, ad
     assert set(after) == {
         "server_name", "version", "uptime_s", "users", "rooms", "events_per_second",
         "sync_waiters", "rss_bytes", "database_bytes", "media_bytes", "certificate",
-        "registration", "doctor",
+        "registration", "doctor", "appservices",
     }
+    assert after["appservices"] == []  # none registered
     assert after["server_name"] == tui_server.config.server.server_name
     assert after["users"]["local"] == before["users"]["local"] + 2
     assert after["users"]["active"] == before["users"]["active"] + 2

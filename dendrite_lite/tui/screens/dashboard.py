@@ -100,7 +100,21 @@ def dashboard_rows(status: dict[str, Any]) -> list[tuple[str, Text]]:
         ("Certificate", _certificate(status["certificate"])),
         ("Registration", Text(status["registration"])),
         ("Doctor", _doctor(status["doctor"])),
+        *([("Bridges", _appservices(status["appservices"]))] if status.get("appservices") else []),
     ]
+
+
+def _appservices(appservices: list[dict[str, Any]]) -> Text:
+    """One part per application service: its queue, in yellow while it is not taking them."""
+    line = Text()
+    for i, a in enumerate(appservices):
+        if i:
+            line.append("; ")
+        if a.get("failing"):
+            line.append(f"{a['id']}: {a['queued']} queued, failing ({a.get('last_error')})", style="yellow")
+        else:
+            line.append(f"{a['id']}: {a['queued']} queued")
+    return line
 
 
 class DashboardScreen(Screen[None]):
