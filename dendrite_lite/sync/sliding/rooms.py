@@ -381,9 +381,10 @@ def _pick_state(p: _Plan, current: Mapping[StateKey, str]) -> None:
             else:
                 p.stubs.append(k)
         old = p.sent.required_state
-        for k, v in current.items():
-            if rs.matches(*k) and not old.matches(*k):
-                wanted[k] = v  # newly requested: the client never had it
+        if old != rs:  # asked for more than before: what only the new config matches
+            for k, v in current.items():
+                if rs.matches(*k) and not old.matches(*k):
+                    wanted[k] = v
     for user in lazy:
         k = (MEMBER, user)
         if k in current:
