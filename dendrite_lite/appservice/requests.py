@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -30,6 +30,9 @@ class AppserviceRequests:
         self.appservices = appservices
         self.http = http
         self._protocols: dict[tuple[str, str], tuple[float, Any]] = {}
+        # Told the id of an AS that just answered a ping: its queue stops backing off (a
+        # bridge pings us when it starts, so what waited for it goes out at once).
+        self.on_alive: Callable[[str], None] | None = None
 
     async def query_user(self, user_id: str) -> bool:
         """Whether the AS owning `user_id`'s namespace says it exists (it created it)."""
@@ -64,6 +67,8 @@ class AppserviceRequests:
             raise MatrixError(
                 "M_BAD_STATUS", e.message, status=502, status_code=e.status, body=body
             ) from None
+        if self.on_alive is not None:
+            self.on_alive(as_id)
         return int((time.monotonic() - started) * 1000)
 
     # --- third-party networks ------------------------------------------------------------------

@@ -87,6 +87,13 @@ class AppserviceSender:
     def queue(self, as_id: str) -> AppserviceQueue | None:
         return self._queues.get(as_id)
 
+    def retry_now(self, as_id: str) -> None:
+        """The AS is up (it answered a ping): send what waits for it without waiting out the
+        backoff."""
+        queue = self._queues.get(as_id)
+        if queue is not None:
+            queue.retry_now()
+
     # --- events: the persist hook --------------------------------------------------------------
     async def prepare(self, room_id: str, events: Sequence[Event]) -> InTxn | None:
         regs = [self.appservices.by_id(as_id) for as_id in self._queues]

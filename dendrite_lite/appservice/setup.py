@@ -56,4 +56,7 @@ async def load_appservices(config: Config, storage: Storage) -> LoadedAppservice
     sender = None
     if any(r.url is not None for r in registrations):
         sender = AppserviceSender(storage, registry, AppserviceHttp(), policy=policy)
-    return LoadedAppservices(registry, sender, AppserviceRequests(registry, AppserviceHttp()))
+    requests = AppserviceRequests(registry, AppserviceHttp())
+    if sender is not None:
+        requests.on_alive = sender.retry_now
+    return LoadedAppservices(registry, sender, requests)

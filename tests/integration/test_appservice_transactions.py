@@ -327,3 +327,30 @@ async def test_a_restart_and_an_outage_lose_nothing(tmp_path: Path) -> None:
         assert bodies == [f"down{i}" for i in range(4)]
         await asyncio.sleep(0.5)  # nothing more comes
         assert [e["content"]["body"] for e in fake2.events() if e["type"] == "m.room.message"] == bodies
+
+
+async def test_a_ping_ends_the_backoff(tmp_path: Path) -> None:
+    """A bridge that comes back pings us: what waits for it is sent at once, not after the
+    backoff (here a minute)."""
+    async with fake_appservice() as fake:
+        path = _registration(tmp_path, fake.url, fake.hs_token)
+        overrides = {"appservices.registration_files": (path,), "appservices.retry_initial_s": 60.0}
+        async with running_server(tmp_path / "data", overrides) as srv:
+            bridge = Bridge(srv, fake, yaml.safe_load(path.read_text())["as_token"])
+            fake.fail_with = 503
+            user = await new_user(srv, "pingback")
+            room, _ = await _shared_room(bridge, user, "relay_ping")
+            await user.send(room, "waiting")
+            status = srv.app().extensions["dendrite_lite"].appservice_sender
+            for _ in range(100):
+                if (await status.statuses())[0].retry_interval_ms:
+                    break
+                await asyncio.sleep(0.05)
+            fake.fail_with = None
+
+            async def pong(request: web.Request) -> web.Response:
+                return web.json_response({})
+
+            fake.handlers["/_matrix/app/v1/ping"] = pong
+            assert (await bridge.call("POST", f"/_matrix/client/v1/appservice/{AS}/ping", {})).status_code == 200
+            assert await _bodies_until(fake, room, "waiting", timeout=5.0) == ["waiting"]
