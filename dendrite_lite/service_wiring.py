@@ -173,9 +173,10 @@ async def load_services(config: Config) -> Services:
     user_data = await _user_data_services(storage, notifier, EduFanout(sender) if sender else None)
     status = ServerStatus(config, storage, notifier, event_rate, install_log_buffer())
     user_data["receipts"].on_read = push_gateway.badge  # a read clears the apps' badges
-    if appservices.sender is not None:  # typing, receipts, to-device for bridges (MSC2409)
+    if appservices.sender is not None:  # ephemeral events for bridges (MSC2409)
         user_data["typing"].on_change = appservices.sender.typing_changed
         user_data["receipts"].on_receipt = appservices.sender.receipt_stored
+        user_data["presence"].on_change = appservices.sender.presence_changed
         e2ee["to_device"].in_txn = appservices.sender.to_device_in_txn
         e2ee["device_lists"].on_change = appservices.sender.device_list_changed  # MSC3202
         status.appservices = appservices.sender.statuses  # the TUI dashboard's Bridges line

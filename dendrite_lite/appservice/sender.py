@@ -176,6 +176,15 @@ class AppserviceSender:
         for as_id in woken:
             self._queues[as_id].wake()
 
+    def presence_changed(self, user_id: str, content: dict[str, Any], audience: set[str]) -> None:
+        """PresenceService.on_change: to the ASes (with ephemeral events) whose users see it."""
+        edu = {"type": "m.presence", "sender": user_id, "content": content}
+        for reg in self.appservices:
+            if reg.receive_ephemeral and reg.id in self._queues and any(
+                self._user_is_ours(reg, u) for u in audience
+            ):
+                self._queues[reg.id].add_ephemeral(dict(edu))
+
     def device_list_changed(self, user_id: str, sharing: set[str]) -> None:
         """DeviceListService.on_change: ASes with MSC3202 device lists hear of changes of the
         users their users share a room with."""

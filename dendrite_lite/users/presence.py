@@ -97,6 +97,9 @@ class PresenceService:
         # The timeout loop's last round (ms, and what it did), for the admin API's job list.
         self.last_check_ts: int | None = None
         self.last_check_result: str | None = None
+        # Hears each stored change, local or remote: (user, m.presence content, the users who
+        # see it). Application services' ephemeral events (MSC2409).
+        self.on_change: Callable[[str, dict[str, Any], set[str]], None] | None = None
 
     @classmethod
     async def open(
@@ -381,6 +384,8 @@ class PresenceService:
 
         row, audience = await self._storage.db.write(write)
         self._position = max(self._position, row.stream_id)
+        if self.on_change is not None:
+            self.on_change(user_id, self._content(row), audience | {user_id})
         if remote:
             if state == OFFLINE:
                 self._remote_seen.pop(user_id, None)

@@ -124,7 +124,7 @@ async def test_rooms_without_the_as_are_not_pushed(bridge: Bridge) -> None:
     room, _ = await _shared_room(bridge, user, "relay_two")
     await user.send(room, "sentinel")
     await _bodies_until(bridge.fake, room, "sentinel")
-    assert not [e for e in bridge.fake.events() if e["room_id"] == lonely]
+    assert not [e for e in bridge.fake.events() if e.get("room_id") == lonely]
 
 
 async def test_rooms_with_an_alias_in_the_namespace_are_pushed(bridge: Bridge) -> None:
@@ -157,7 +157,7 @@ async def _ephemeral(fake: FakeAppservice, edu_type: str, room: str, timeout: fl
     while True:
         for txn in fake.transactions:
             for edu in txn.body.get("ephemeral", []):
-                if edu["type"] == edu_type and edu["room_id"] == room:
+                if edu["type"] == edu_type and edu.get("room_id") == room:
                     # The unstable name bridges older than the spec read carries the same.
                     assert edu in txn.body["de.sorunome.msc2409.ephemeral"]
                     return dict(edu)
@@ -166,7 +166,7 @@ async def _ephemeral(fake: FakeAppservice, edu_type: str, room: str, timeout: fl
 
 
 async def test_typing_and_receipts_reach_an_as_that_asks(bridge: Bridge) -> None:
-    """MSC2409: ephemeral events of rooms the AS's users are in."""
+    """MSC2409: typing, receipts and presence of rooms and users the AS's users share."""
     user = await new_user(bridge.srv, "ephemeral")
     room, _ = await _shared_room(bridge, user, "relay_eph")
     await user.call("PUT", f"/rooms/{room}/typing/{user.user_id}", {"typing": True, "timeout": 10000})
@@ -177,13 +177,20 @@ async def test_typing_and_receipts_reach_an_as_that_asks(bridge: Bridge) -> None
     receipt = await _ephemeral(bridge.fake, "m.receipt", room)
     assert list(receipt["content"]) == [event_id]
     assert user.user_id in receipt["content"][event_id]["m.read"]
+    await user.call("PUT", f"/presence/{user.user_id}/status", {"presence": "online", "status_msg": "bridging"})
+    deadline = asyncio.get_running_loop().time() + 10
+    while not [e for t in bridge.fake.transactions for e in t.body.get("ephemeral", [])
+               if e["type"] == "m.presence" and e["sender"] == user.user_id
+               and e["content"].get("status_msg") == "bridging"]:
+        assert asyncio.get_running_loop().time() < deadline, "no m.presence for the bridge"
+        await asyncio.sleep(0.05)
     # A room without the AS's users: nothing.
     lonely = await user.create_room()
     await user.call("PUT", f"/rooms/{lonely}/typing/{user.user_id}", {"typing": True, "timeout": 10000})
     await _bodies_until(bridge.fake, room, "read me")
     await user.send(room, "sentinel 2")
     await _bodies_until(bridge.fake, room, "sentinel 2")
-    assert not [e for t in bridge.fake.transactions for e in t.body.get("ephemeral", []) if e["room_id"] == lonely]
+    assert not [e for t in bridge.fake.transactions for e in t.body.get("ephemeral", []) if e.get("room_id") == lonely]
 
 
 async def test_to_device_and_key_counts_for_encrypted_bridging(bridge: Bridge) -> None:
