@@ -1,7 +1,7 @@
 """One application service's transactions: in order, one in flight, retried until taken.
 
-An `AppserviceQueue` runs one task (like federation/outbox.py's DestinationQueue). Woken by a
-commit that queued rows for its AS (or by ephemeral events in memory), it sends
+An `AppserviceQueue` runs one task (federation/send_loop.py, as each federation destination
+does). Woken by a commit that queued rows for its AS (or by ephemeral events in memory), it sends
 `PUT /_matrix/app/v1/transactions/{txnId}` with up to MAX_EVENTS events, oldest first. What keeps
 delivery ordered and exactly-once across failures and restarts:
 - The transaction's id and the last outbox position it carries are written (appservice_state)
@@ -19,7 +19,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
@@ -52,8 +52,6 @@ class _Txn:
     txn_id: int
     up_to: int  # the last outbox position carried (0: none)
     body: dict[str, Any]
-    events: int = 0
-    ephemeral: list[dict[str, Any]] = field(default_factory=list)
 
 
 class AppserviceQueue(SendLoop):
@@ -166,7 +164,7 @@ class AppserviceQueue(SendLoop):
             body["de.sorunome.msc2409.ephemeral"] = ephemeral
         if to_device:
             body["de.sorunome.msc2409.to_device"] = to_device
-        return _Txn(txn_id, up_to, body, len(events), ephemeral)
+        return _Txn(txn_id, up_to, body)
 
     async def _add_key_counts(
         self, body: dict[str, Any], events: list[dict[str, Any]], ephemeral: list[dict[str, Any]],
