@@ -13,6 +13,7 @@ __all__ = [
     "BUMP_EVENT_TYPES",
     "select_bump_stamps",
     "select_ever_joined",
+    "select_former_members",
     "select_latest_positions",
     "select_room_tags",
     "select_space_children",
@@ -149,3 +150,23 @@ async def select_ever_joined(
         " AND json_extract(json, '$.content.membership') = 'join'"
     )
     return {r[0] for r in await _rows(conn, sql, room_ids, before=(user_id,))}
+
+
+async def select_former_members(
+    conn: aiosqlite.Connection, room_ids: Sequence[str], user_id: str, limit: int
+) -> dict[str, list[str]]:
+    """room_id -> up to `limit` users other than `user_id` who left or were banned, in the
+    order their membership changed (the heroes of a room nobody else is in any more)."""
+    sql = (
+        "SELECT cs.room_id, cs.state_key FROM current_state cs"
+        " JOIN events e ON e.event_id = cs.event_id"
+        " WHERE cs.type = 'm.room.member' AND cs.membership IN ('leave', 'ban')"
+        " AND cs.state_key != ? AND cs.room_id IN ({ids})"
+        " ORDER BY cs.room_id, e.stream_ordering"
+    )
+    out: dict[str, list[str]] = {}
+    for room_id, member in await _rows(conn, sql, room_ids, before=(user_id,)):
+        found = out.setdefault(room_id, [])
+        if len(found) < limit:
+            found.append(member)
+    return out

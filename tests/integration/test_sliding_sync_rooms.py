@@ -475,3 +475,18 @@ async def test_only_the_msc_bump_event_types_move_a_room_up(srv: RunningServer) 
     moved = await sliding_sync(alice, all_rooms(end=0), conn_id="order2")
     assert list(moved["rooms"]) == [first]
     assert moved["rooms"][first]["bump_stamp"] > stamp
+
+
+async def test_heroes_fall_back_to_those_who_left(srv: RunningServer) -> None:
+    alice = await _user(srv, "alice")
+    bob = await _user(srv, "bob")
+    dm = await create_room(alice, preset="trusted_private_chat", invite=[bob.user_id])
+    await join(bob, dm)
+    body = await sliding_sync(alice, all_rooms())
+    assert [h["user_id"] for h in body["rooms"][dm]["heroes"]] == [bob.user_id]
+    await _ok(bob.post(f"/rooms/{dm}/leave", {}))
+    left = await sliding_sync(alice, all_rooms(), pos=body["pos"])
+    room = left["rooms"][dm]
+    # Nobody else is in it now: the one who left still names it (MSC4186 heroes).
+    assert room["heroes"] == [{"user_id": bob.user_id}]
+    assert room["joined_count"] == 1 and room["invited_count"] == 0

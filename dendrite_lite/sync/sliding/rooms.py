@@ -414,7 +414,8 @@ async def _render(
     joined = [p.room_id for p in plans if p.wanted.room.membership == "join"]
     summary = await sync_table.select_member_summary(conn, joined, ctx.user_id, _HEROES)
     unread = await notifications_table.select_unread_counts(conn, ctx.user_id, room_ids)
-    heroes = await _hero_profiles(conn, plans, summary)
+    hero_ids = await _hero_ids(conn, ctx.user_id, summary)
+    heroes = await _hero_profiles(conn, plans, hero_ids)
     out: dict[str, dict[str, Any]] = {}
     for p in plans:
         body = _common(ctx, p.wanted)
@@ -422,10 +423,10 @@ async def _render(
             body["initial"] = True
         named = _add_name_and_avatar(body, p, state_events)
         # Who is in the room now is for its members: a room left shows its leave alone.
-        counts, hero_ids = summary.get(p.room_id, ({}, []))
+        counts = summary.get(p.room_id, ({}, []))[0]
         members_changed = p.initial or any(k[0] == MEMBER for k in p.changed_keys)
-        if not named and members_changed and hero_ids:
-            body["heroes"] = [heroes[(p.room_id, h)] for h in hero_ids]
+        if not named and members_changed and hero_ids.get(p.room_id):
+            body["heroes"] = [heroes[(p.room_id, h)] for h in hero_ids[p.room_id]]
         if p.room_id in summary:
             body["joined_count"] = counts.get("join", 0)
             body["invited_count"] = counts.get("invite", 0)
@@ -475,15 +476,30 @@ def _add_name_and_avatar(
     return named
 
 
+async def _hero_ids(
+    conn: aiosqlite.Connection,
+    user_id: str,
+    summary: Mapping[str, tuple[dict[str, int], list[str]]],
+) -> dict[str, list[str]]:
+    """room -> its heroes: joined, then invited members; a room no one else is in any more
+    has those who left (MSC4186 `heroes`: "then finally left users")."""
+    out = {room_id: heroes for room_id, (_, heroes) in summary.items()}
+    alone = [room_id for room_id, heroes in out.items() if not heroes]
+    if alone:
+        former = await room_list_table.select_former_members(
+            conn, alone, user_id, _HEROES
+        )
+        out.update(former)
+    return out
+
+
 async def _hero_profiles(
     conn: aiosqlite.Connection,
     plans: Sequence[_Plan],
-    summary: Mapping[str, tuple[dict[str, int], list[str]]],
+    hero_ids: Mapping[str, list[str]],
 ) -> dict[tuple[str, str], dict[str, Any]]:
     """(room, user) -> {user_id, displayname, avatar_url} from the hero's member event."""
-    keys = sorted(
-        {(MEMBER, h) for p in plans for h in summary.get(p.room_id, ({}, []))[1]}
-    )
+    keys = sorted({(MEMBER, h) for heroes in hero_ids.values() for h in heroes})
     groups = {p.room_id: p.group for p in plans if p.group is not None}
     state = (
         await history_table.select_state_for_groups(conn, groups.values(), keys=keys)
@@ -495,7 +511,7 @@ async def _hero_profiles(
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for p in plans:
         entries = state.get(groups.get(p.room_id, -1), {})
-        for hero in summary.get(p.room_id, ({}, []))[1]:
+        for hero in hero_ids.get(p.room_id, []):
             profile: dict[str, Any] = {"user_id": hero}
             stored = loaded.get(entries.get((MEMBER, hero), ""))
             if stored is not None:
