@@ -193,3 +193,26 @@ async def test_element_x_gets_in_with_a_password(srv: RunningServer) -> None:
     )
     assert sync.status_code == 200, sync.text
     assert sync.json()["lists"]["all_rooms"]["count"] == 1
+
+
+async def test_a_change_of_m_direct_is_sent_as_is_dm(srv: RunningServer) -> None:
+    alice = await _user(srv, "alice")
+    bob = await _user(srv, "bob")
+    room = await create_room(alice, name="becomes a DM")
+    body = await sliding_sync(alice, all_rooms())
+    assert "is_dm" not in body["rooms"][room]
+    resp = await alice.put(
+        f"/user/{alice.user_id}/account_data/m.direct", {bob.user_id: [room]}
+    )
+    assert resp.status_code == 200, resp.text
+    marked = await sliding_sync(alice, all_rooms(), pos=body["pos"])
+    assert marked["rooms"][room]["is_dm"] is True
+    assert (
+        "initial" not in marked["rooms"][room]
+        and marked["rooms"][room]["timeline"] == []
+    )
+    assert (await sliding_sync(alice, all_rooms(), pos=marked["pos"]))["rooms"] == {}
+    resp = await alice.put(f"/user/{alice.user_id}/account_data/m.direct", {})
+    assert resp.status_code == 200, resp.text
+    unmarked = await sliding_sync(alice, all_rooms(), pos=marked["pos"])
+    assert unmarked["rooms"][room]["is_dm"] is False

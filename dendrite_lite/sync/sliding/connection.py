@@ -55,6 +55,7 @@ class RoomSent:
     required_state: RequiredState
     # Users whose member event was sent lazily
     lazy_members: frozenset[str] = frozenset()
+    is_dm: bool = False  # as last sent (a change of m.direct is sent as a change)
 
 
 @dataclass(slots=True)
@@ -177,6 +178,7 @@ def _from_row(row: SentRoom) -> RoomSent:
         row.timeline_limit,
         RequiredState.from_json(data),
         frozenset(data.get("lazy_members", ())),
+        bool(data.get("is_dm", False)),
     )
 
 
@@ -187,7 +189,11 @@ def _rows(rooms: dict[str, RoomSent]) -> list[SentRoom]:
             r.sent_to,
             r.timeline_limit,
             json.dumps(
-                {**r.required_state.to_json(), "lazy_members": sorted(r.lazy_members)},
+                {
+                    **r.required_state.to_json(),
+                    "lazy_members": sorted(r.lazy_members),
+                    "is_dm": r.is_dm,
+                },
                 separators=(",", ":"),
             ),
         )

@@ -114,7 +114,11 @@ async def build_room_results(
     await _read_state(
         conn, ctx, [p for p in plans if p.initial or p.news or _more_state(p)]
     )
-    sent = [p for p in plans if p.initial or p.news or p.state_ids or p.stubs]
+    sent = [
+        p
+        for p in plans
+        if p.initial or p.news or p.state_ids or p.stubs or _dm_changed(ctx, p)
+    ]
     for p in plans:
         if p in sent or _config_changed(p):
             state.changed[p.room_id] = _record(ctx, p)
@@ -136,6 +140,12 @@ def _config_changed(p: _Plan) -> bool:
     )
 
 
+def _dm_changed(ctx: RoomsContext, p: _Plan) -> bool:
+    """m.direct gained or lost the room since it was sent: MSC4186 says is_dm then comes in
+    a delta."""
+    return p.sent is not None and p.sent.is_dm != ctx.facts.is_dm(p.wanted.room)
+
+
 def _record(ctx: RoomsContext, p: _Plan) -> RoomSent:
     config = p.wanted.config
     lazy: set[str] = set()
@@ -144,7 +154,11 @@ def _record(ctx: RoomsContext, p: _Plan) -> RoomSent:
         if p.sent is not None and not p.initial:
             lazy |= p.sent.lazy_members
     return RoomSent(
-        ctx.until, config.timeline_limit, config.required_state, frozenset(lazy)
+        ctx.until,
+        config.timeline_limit,
+        config.required_state,
+        frozenset(lazy),
+        ctx.facts.is_dm(p.wanted.room),
     )
 
 
@@ -168,7 +182,10 @@ async def _stripped_rooms(
             sent is not None and sent.timeline_limit != w.config.timeline_limit
         ):
             state.changed[w.room.room_id] = RoomSent(
-                ctx.until, w.config.timeline_limit, w.config.required_state
+                ctx.until,
+                w.config.timeline_limit,
+                w.config.required_state,
+                is_dm=ctx.facts.is_dm(w.room),
             )
     if not due:
         return {}
@@ -421,6 +438,8 @@ async def _render(
         body = _common(ctx, p.wanted)
         if p.initial:
             body["initial"] = True
+        elif _dm_changed(ctx, p):
+            body["is_dm"] = ctx.facts.is_dm(p.wanted.room)  # false too: no longer a DM
         named = _add_name_and_avatar(body, p, state_events)
         # Who is in the room now is for its members: a room left shows its leave alone.
         counts = summary.get(p.room_id, ({}, []))[0]
