@@ -18,6 +18,7 @@ __all__ = [
     "Connection",
     "SentRoom",
     "delete_connection",
+    "delete_device_connections",
     "delete_excess_connections",
     "delete_idle_connections",
     "delete_other_positions",
@@ -61,6 +62,9 @@ _INSERT_CONNECTION = (
 _DELETE_CONNECTION = "DELETE FROM sliding_sync_connections WHERE user_id = ? AND device_id = ? AND conn_id = ?"
 _DELETE_OTHER_POSITIONS = (
     "DELETE FROM sliding_sync_positions WHERE conn_key = ? AND position != ?"
+)
+_DELETE_DEVICE = (
+    "DELETE FROM sliding_sync_connections WHERE user_id = ? AND device_id = ?"
 )
 _DELETE_EXCESS = (
     "DELETE FROM sliding_sync_connections WHERE user_id = ? AND device_id = ? AND conn_key NOT IN"
@@ -129,6 +133,13 @@ async def delete_other_positions(
     conn: aiosqlite.Connection, conn_key: int, keep: int
 ) -> None:
     await conn.execute(_DELETE_OTHER_POSITIONS, (conn_key, keep))
+
+
+async def delete_device_connections(
+    conn: aiosqlite.Connection, user_id: str, device_id: str
+) -> None:
+    """A deleted device's connections (and, by cascade, what they were sent)."""
+    await conn.execute(_DELETE_DEVICE, (user_id, device_id))
 
 
 async def delete_excess_connections(

@@ -1,10 +1,10 @@
 """Devices service: list, rename and delete a user's devices (spec: §Device management).
 
 Every deletion of devices goes through `delete_devices_in`, so whatever else a device owns (its
-tokens, end-to-end keys, pending to-device messages and pushers) goes with it in one place, and
-the deletion (like a rename, and a new device at login) enters the device list stream for other
-users to hear of, keys or not, as in Synapse: a client tracking the user re-queries and sees the
-device gone. The callers then wake the /sync of those users (e2ee/device_lists.py
+tokens, end-to-end keys, pending to-device messages, pushers and sliding sync connections) goes
+with it in one place, and the deletion (like a rename, and a new device at login) enters the
+device list stream for other users to hear of, keys or not, as in Synapse: a client tracking the
+user re-queries and sees the device gone. The callers then wake the /sync of those users (e2ee/device_lists.py
 `DeviceListService.changed`).
 """
 
@@ -21,6 +21,7 @@ from dendrite_lite.storage import device_lists as device_lists_table
 from dendrite_lite.storage import devices as devices_table
 from dendrite_lite.storage import e2e_keys as e2e_keys_table
 from dendrite_lite.storage import pushers as pushers_table
+from dendrite_lite.storage import sliding_sync as sliding_sync_table
 from dendrite_lite.storage import to_device as to_device_table
 from dendrite_lite.storage.devices import Device
 
@@ -126,6 +127,7 @@ async def delete_devices_in(
             await _forget_device_e2ee(conn, user_id, device_id)
             # A signed-out phone must stop getting its user's notifications.
             await pushers_table.delete_device_pushers(conn, user_id, device_id)
+            await sliding_sync_table.delete_device_connections(conn, user_id, device_id)
     return deleted
 
 

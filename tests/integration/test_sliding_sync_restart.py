@@ -1,5 +1,6 @@
 """Simplified sliding sync (MSC4186) connections live in the database: a `pos` stays good across
-a restart (no full resync of the room list), and an idle connection expires with M_UNKNOWN_POS."""
+a restart (no full resync of the room list), an idle connection expires with M_UNKNOWN_POS, and
+a device's connections go when it is deleted."""
 
 from __future__ import annotations
 
@@ -70,3 +71,23 @@ async def test_an_idle_connection_expires_with_m_unknown_pos(tmp_path: Path) -> 
         # Starting over (no pos) gives the whole list again.
         again = await sliding_sync(alice, all_rooms())
         assert len(again["rooms"]) == 1
+
+
+async def test_logging_out_deletes_the_device_connections(tmp_path: Path) -> None:
+    async with running_server(tmp_path / "data") as srv:
+        alice = await new_user(srv.client, "alice")
+        await sliding_sync(alice, all_rooms())
+        await sliding_sync(alice, all_rooms(), conn_id="encryption")
+
+        async def count(conn) -> int:  # type: ignore[no-untyped-def]
+            async with conn.execute(
+                "SELECT COUNT(*) FROM sliding_sync_connections"
+            ) as cur:
+                row = await cur.fetchone()
+            return int(row[0])
+
+        storage = server_storage(srv)
+        assert await storage.db.read(count) == 2
+        resp = await alice.post("/logout", {})
+        assert resp.status_code == 200, resp.text
+        assert await storage.db.read(count) == 0
