@@ -75,6 +75,22 @@ def _fresh_view(room: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+async def _open_rooms(owner: User, member: User, n: int) -> list[str]:
+    """n public rooms where anyone may send and set state, `member` joined, one message each."""
+    rooms = []
+    for i in range(n):
+        room = await create_room(
+            owner,
+            preset="public_chat",
+            name=f"room {i}",
+            power_level_content_override={"state_default": 0, "events_default": 0},
+        )
+        await join(member, room)
+        await send(owner, room, f"start {i}")
+        rooms.append(room)
+    return rooms
+
+
 async def _random_step(
     rng: random.Random, users: list[User], rooms: list[str], n: int
 ) -> None:
@@ -124,17 +140,7 @@ async def test_deltas_add_up_to_what_a_fresh_connection_sends(
         alice = await new_user(srv.client, "alice")
         bob = await new_user(srv.client, "bob")
         carol = await new_user(srv.client, "carol")
-        rooms = []
-        for i in range(4):
-            room = await create_room(
-                alice,
-                preset="public_chat",
-                name=f"room {i}",
-                power_level_content_override={"state_default": 0, "events_default": 0},
-            )
-            await join(bob, room)
-            await send(alice, room, f"start {i}")
-            rooms.append(room)
+        rooms = await _open_rooms(alice, bob, 4)
         client = ClientModel()
         pos = None
         compared = 0
@@ -177,16 +183,7 @@ async def test_lazy_members_cover_every_sender_with_their_current_member_event(
     async with running_server(tmp_path / "data") as srv:
         users = [await new_user(srv.client, name) for name in ("alice", "bob", "carol")]
         alice, bob, _ = users
-        rooms = []
-        for i in range(3):
-            room = await create_room(
-                alice,
-                preset="public_chat",
-                name=f"room {i}",
-                power_level_content_override={"state_default": 0, "events_default": 0},
-            )
-            await join(bob, room)
-            rooms.append(room)
+        rooms = await _open_rooms(alice, bob, 3)
         client = ClientModel()
         pos = None
         for n in range(45):
