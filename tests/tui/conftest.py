@@ -1,4 +1,4 @@
-"""Fixtures of the TUI tests: one real server for the session (registration open, cheap
+"""Fixtures of the TUI tests: one real server for the tests/tui package (registration open, cheap
 password hashing), whose admin unix socket the TUI and the tests talk to.
 
     async def test_x(tui_server: RunningServer, admin_socket: Path) -> None:
@@ -20,14 +20,16 @@ from tests.conftest import RunningServer
 from tests.integration.account_helpers import running_server
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: running_server keeps cheap password hashing on (a process-wide
+# setting) while the server lives, and tests after tests/tui (tests/unit) check the real one.
+@pytest.fixture(scope="package")
 async def tui_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningServer]:
     async with running_server(tmp_path_factory.mktemp("tui")) as srv:
         yield srv
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def admin_socket(tui_server: RunningServer) -> Path:
-    """The path of the session server's admin socket."""
+    """The path of the package server's admin socket."""
     assert tui_server.listening.admin_socket is not None
     return tui_server.listening.admin_socket
