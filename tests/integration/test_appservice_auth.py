@@ -119,6 +119,10 @@ async def test_register_needs_a_valid_as_token(srv: RunningServer) -> None:
 async def test_normal_users_cannot_register_in_an_exclusive_namespace(srv: RunningServer) -> None:
     resp = await srv.client.post(f"{V3}/register", json={"username": "br_mallory", "password": "x" * 12})
     assert (resp.status_code, resp.json()["errcode"]) == (400, "M_EXCLUSIVE")
+    available = await srv.client.get(f"{V3}/register/available", params={"username": "br_mallory"})
+    assert (available.status_code, available.json()["errcode"]) == (400, "M_EXCLUSIVE")
+    free = await srv.client.get(f"{V3}/register/available", params={"username": "shared_zoe"})
+    assert free.json() == {"available": True}
     # A non-exclusive namespace stays open to everyone.
     body = await register(srv.client, "shared_carol")
     assert body["user_id"] == f"@shared_carol:{SERVER_NAME}"

@@ -64,6 +64,9 @@ async def get_register_available() -> Response:
     svc = services()
     if svc.config.registration.mode == "closed":
         raise MatrixError(Errcode.FORBIDDEN, "Registration is disabled")
+    username = request.args.get("username")
+    if svc.appservices and username is not None:
+        appservice_accounts.refuse_exclusive_username(svc.appservices, username)
     await registration.check_username_available(
         svc.storage, svc.config.server.server_name, str_arg("username")
     )
