@@ -7,13 +7,18 @@ an event is queued for its ASes exactly when it is stored, and wakes their queue
 §Pushing events) when its user namespace (or its sender) holds the event's sender, the target
 of a membership event or a local member of the room; when its room namespace holds the room id;
 or its alias namespace one of the room's local aliases.
+
+Ephemeral data reaches ASes that opted in through hooks the other services call (wired in
+service_wiring): typing, receipts and presence in memory (MSC2409; they are superseded within
+seconds), to-device messages durably in the messages' own transaction, device list changes
+(MSC3202) in memory until a transaction carries them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,12 +35,12 @@ from dendrite_lite.storage import appservices as table
 
 __all__ = ["AppserviceSender", "AppserviceStatus"]
 
-InTxn = Any
+InTxn = Callable[[aiosqlite.Connection, Sequence[tuple[Event, int]]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
 class AppserviceStatus:
-    """One AS's delivery, for `doctor` and the admin API."""
+    """One AS's delivery, for the TUI dashboard (server_status.py)."""
 
     id: str
     url: str | None
