@@ -4,6 +4,7 @@ queues and the requests to the ASes."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,8 +17,12 @@ from dendrite_lite.appservice.sender import AppserviceSender
 from dendrite_lite.config import Config
 from dendrite_lite.federation.destinations import BackoffPolicy
 from dendrite_lite.storage import Storage
+from dendrite_lite.storage import appservices as table
 
 __all__ = ["AppserviceConfigError", "LoadedAppservices", "load_appservices"]
+
+
+log = logging.getLogger(__name__)
 
 
 class AppserviceConfigError(Exception):
@@ -46,6 +51,7 @@ async def load_appservices(config: Config, storage: Storage) -> LoadedAppservice
     except RegistrationError as e:
         raise AppserviceConfigError(f"appservices.registration_files: {e}") from None
     registry = AppServices(registrations, server_name)
+    await _forget_unregistered(storage, registry)
     if not registrations:
         return LoadedAppservices(registry, None, None)
     await ensure_sender_accounts(storage, registry)
@@ -60,3 +66,12 @@ async def load_appservices(config: Config, storage: Storage) -> LoadedAppservice
     if sender is not None:
         requests.on_alive = sender.retry_now
     return LoadedAppservices(registry, sender, requests)
+
+
+async def _forget_unregistered(storage: Storage, registry: AppServices) -> None:
+    """Events queued for a bridge whose registration was removed (or lost its url) would wait
+    forever: they go, and the log says how many."""
+    receiving = [r.id for r in registry if r.url is not None]
+    dropped = await storage.db.write(lambda c: table.delete_outbox_except(c, receiving))
+    if dropped:
+        log.warning("appservices: dropped %d queued event(s) of appservices no longer registered", dropped)

@@ -18,6 +18,7 @@ __all__ = [
     "OutboxRow",
     "acknowledge_txn",
     "begin_txn",
+    "delete_outbox_except",
     "delete_room_list_entry",
     "insert_outbox_edu",
     "insert_outbox_events",
@@ -111,6 +112,15 @@ async def select_outbox(
     return [
         OutboxRow(r[0], r[1], r[2], json.loads(r[3]) if r[3] is not None else None) for r in rows
     ]
+
+
+async def delete_outbox_except(conn: aiosqlite.Connection, as_ids: Iterable[str]) -> int:
+    """Drop what waits for appservices no longer registered (or without a url); the count."""
+    keep = sorted(set(as_ids))
+    marks = ", ".join("?" * len(keep))
+    where = f" WHERE as_id NOT IN ({marks})" if keep else ""
+    cur = await conn.execute(f"DELETE FROM appservice_outbox{where}", keep)
+    return int(cur.rowcount)
 
 
 async def select_pending_counts(conn: aiosqlite.Connection) -> dict[str, int]:

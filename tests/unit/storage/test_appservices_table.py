@@ -1,0 +1,44 @@
+"""storage/appservices.py on a fresh database: the outbox's order and the transaction record
+that makes a resend carry the same rows under the same id."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiosqlite
+
+from dendrite_lite.storage import Storage
+from dendrite_lite.storage import appservices as table
+
+
+async def test_transactions_and_acknowledgement(tmp_path: Path) -> None:
+    storage = await Storage.open(tmp_path / "db.sqlite")
+
+    async def scenario(conn: aiosqlite.Connection) -> None:
+        await table.insert_outbox_events(conn, [("a", "$1"), ("b", "$x"), ("a", "$2")], 10)
+        await table.insert_outbox_edu(conn, "a", "m.to_device", {"type": "t"}, 11)
+        rows = await table.select_outbox(conn, "a", 10)
+        assert [(r.event_id, r.edu_type) for r in rows] == [("$1", None), ("$2", None), (None, "m.to_device")]
+        first = await table.begin_txn(conn, "a", rows[1].position)
+        assert first == 1
+        state = await table.select_state(conn, "a")
+        assert (state.pending_txn_id, state.pending_up_to) == (1, rows[1].position)
+        # Rows queued since are not part of the recorded transaction.
+        await table.insert_outbox_events(conn, [("a", "$3")], 12)
+        resend = await table.select_outbox(conn, "a", 10, state.pending_up_to)
+        assert [r.event_id for r in resend] == ["$1", "$2"]
+        await table.acknowledge_txn(conn, "a", state.pending_up_to, 13)
+        left = await table.select_outbox(conn, "a", 10)
+        assert [(r.event_id, r.content) for r in left] == [(None, {"type": "t"}), ("$3", None)]
+        after = await table.select_state(conn, "a")
+        assert (after.pending_txn_id, after.last_txn_id, after.last_success_ts) == (0, 1, 13)
+        assert await table.begin_txn(conn, "a", 0) == 2  # ids keep increasing
+        assert await table.select_pending_counts(conn) == {"a": 2, "b": 1}
+        assert await table.delete_outbox_except(conn, ["a"]) == 1
+        assert await table.select_pending_counts(conn) == {"a": 2}
+        assert await table.delete_outbox_except(conn, []) == 2
+
+    try:
+        await storage.db.write(scenario)
+    finally:
+        await storage.close()
