@@ -274,6 +274,8 @@ async def test_as_manages_its_users_devices(srv: RunningServer) -> None:
     keys = await _as_call(srv, "POST", "/keys/upload", {"one_time_keys": {"signed_curve25519:AAAA": {"key": "k"}}},
                           user_id=ghost, device_id="IVYPHONE")
     assert keys.status_code == 200, keys.text
+    deviceless = await _as_call(srv, "POST", "/keys/upload", {}, user_id=ghost)
+    assert (deviceless.status_code, deviceless.json()["errcode"]) == (400, "M_UNKNOWN_DEVICE")
     gone = await _as_call(srv, "DELETE", "/devices/IVYPHONE", {}, user_id=ghost)
     assert gone.status_code == 200, gone.text
     assert (await _as_call(srv, "GET", "/devices", user_id=ghost)).json()["devices"] == []

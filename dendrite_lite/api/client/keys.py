@@ -21,6 +21,10 @@ async def upload_keys() -> Response:
     svc = services()
     requester = await authenticate(svc, allow_guest=True)
     body = await json_body()
+    if not requester.device_id:
+        # An application service acting without ?device_id= (spec: such requests "fail to
+        # complete operations which require a device ID").
+        raise MatrixError(Errcode.UNKNOWN_DEVICE, "Uploading keys needs a device: send device_id")
     return jsonify(await svc.keys.upload(requester.user_id, requester.device_id, body))
 
 
