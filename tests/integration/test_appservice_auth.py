@@ -69,7 +69,7 @@ async def _register_ghost(srv: RunningServer, localpart: str, **extra: Any) -> A
 async def test_as_token_acts_as_the_sender_user(srv: RunningServer) -> None:
     resp = await _as_call(srv, "GET", "/account/whoami")
     assert resp.status_code == 200, resp.text
-    assert resp.json()["user_id"] == f"@{AS}bot:{SERVER_NAME}"
+    assert resp.json() == {"user_id": f"@{AS}bot:{SERVER_NAME}", "is_guest": False}  # no device
 
 
 async def test_register_ghost_and_act_as_it(srv: RunningServer) -> None:

@@ -21,9 +21,10 @@ bp = Blueprint("client_account", __name__)
 async def get_whoami() -> Response:
     """GET /_matrix/client/v3/account/whoami"""
     requester = await authenticate(services(), allow_guest=True)
-    return jsonify(
-        {"user_id": requester.user_id, "device_id": requester.device_id, "is_guest": requester.is_guest}
-    )
+    body = {"user_id": requester.user_id, "device_id": requester.device_id, "is_guest": requester.is_guest}
+    if not requester.device_id:  # an application service acting without ?device_id=
+        del body["device_id"]
+    return jsonify(body)
 
 
 @bp.post("/_matrix/client/v3/account/password")
