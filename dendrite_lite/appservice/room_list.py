@@ -29,9 +29,6 @@ async def set_visibility(
     async def write(conn: aiosqlite.Connection) -> None:
         if await rooms_table.select_room(conn, room_id) is None:
             raise MatrixError(Errcode.NOT_FOUND, f"Unknown room {room_id}")
-        if visibility == "public":
-            await table.insert_room_list_entry(conn, as_id, network_id, room_id)
-        else:
-            await table.delete_room_list_entry(conn, as_id, network_id, room_id)
+        await table.update_room_list(conn, as_id, network_id, room_id, listed=visibility == "public")
 
     await storage.db.write(write)

@@ -19,10 +19,8 @@ __all__ = [
     "acknowledge_txn",
     "begin_txn",
     "delete_outbox_except",
-    "delete_room_list_entry",
     "insert_outbox_edu",
     "insert_outbox_events",
-    "insert_room_list_entry",
     "select_appservice_listed_rooms",
     "select_joined_users",
     "select_key_counts",
@@ -33,6 +31,7 @@ __all__ = [
     "select_state",
     "select_states",
     "update_failure",
+    "update_room_list",
 ]
 
 
@@ -199,22 +198,16 @@ async def select_key_counts(
     return counts, fallbacks
 
 
-async def insert_room_list_entry(
-    conn: aiosqlite.Connection, as_id: str, network_id: str, room_id: str
+async def update_room_list(
+    conn: aiosqlite.Connection, as_id: str, network_id: str, room_id: str, *, listed: bool
 ) -> None:
-    await conn.execute(
-        "INSERT OR IGNORE INTO appservice_room_list (as_id, network_id, room_id) VALUES (?, ?, ?)",
-        (as_id, network_id, room_id),
+    """Publish the room in (listed) or remove it from the AS's list of `network_id`."""
+    sql = (
+        "INSERT OR IGNORE INTO appservice_room_list (as_id, network_id, room_id) VALUES (?, ?, ?)"
+        if listed else
+        "DELETE FROM appservice_room_list WHERE as_id = ? AND network_id = ? AND room_id = ?"
     )
-
-
-async def delete_room_list_entry(
-    conn: aiosqlite.Connection, as_id: str, network_id: str, room_id: str
-) -> None:
-    await conn.execute(
-        "DELETE FROM appservice_room_list WHERE as_id = ? AND network_id = ? AND room_id = ?",
-        (as_id, network_id, room_id),
-    )
+    await conn.execute(sql, (as_id, network_id, room_id))
 
 
 async def select_room_list(
