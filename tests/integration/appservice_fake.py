@@ -36,6 +36,9 @@ class FakeAppservice:
     # path -> handler(request) for the query/ping/thirdparty endpoints a test wants answered
     handlers: dict[str, Callable[[web.Request], Awaitable[web.Response]]] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path) of others
+    delay_s: float = 0.0  # answer transactions this late (a slow bridge)
+    in_flight: int = 0
+    max_in_flight: int = 0  # the most transactions it was sent at once
 
     async def next_txn(self, timeout: float = 10.0) -> Txn:
         return await asyncio.wait_for(self.received.get(), timeout)
@@ -53,6 +56,15 @@ class FakeAppservice:
         return [e for t in self.transactions for e in t.body.get("events", [])]
 
     async def _transaction(self, request: web.Request) -> web.Response:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay_s)
+            return await self._take(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _take(self, request: web.Request) -> web.Response:
         if self.fail_with is not None:
             return web.json_response({"errcode": "M_UNKNOWN"}, status=self.fail_with)
         txn = Txn(

@@ -117,6 +117,25 @@ async def test_events_of_rooms_with_namespace_users_are_pushed_in_order(bridge: 
     assert message["sender"] == user.user_id and "age" in message["unsigned"]
 
 
+async def test_one_transaction_in_flight_for_a_slow_as(bridge: Bridge) -> None:
+    user = await new_user(bridge.srv, "slow")
+    room, _ = await _shared_room(bridge, user, "relay_slow")
+    bridge.fake.delay_s = 0.6
+    bridge.fake.max_in_flight = 0
+    try:
+        for i in range(6):
+            await user.send(room, f"slow{i}")
+        bodies = await _bodies_until(bridge.fake, room, "slow5")
+    finally:
+        bridge.fake.delay_s = 0.0
+    assert bodies == [f"slow{i}" for i in range(6)]
+    assert bridge.fake.max_in_flight == 1
+    # Messages sent while one transaction was in flight were batched into later ones.
+    carrying = [t for t in bridge.fake.transactions
+                if any(e.get("content", {}).get("body", "").startswith("slow") for e in t.body["events"])]
+    assert len(carrying) < 6
+
+
 async def test_rooms_without_the_as_are_not_pushed(bridge: Bridge) -> None:
     user = await new_user(bridge.srv, "private")
     lonely = await user.create_room()
