@@ -256,6 +256,27 @@ async def test_receipts_and_typing_outside_scope_are_not_sent(srv: RunningServer
     assert quiet["extensions"]["typing"] == {"rooms": {}}
 
 
+async def test_scope_names_one_list_of_two(srv: RunningServer) -> None:
+    """`lists: ["second"]` picks the rooms in that list's window only."""
+    alice, bob = await _user(srv, "lsa"), await _user(srv, "lsb")
+    older = await _shared_room(alice, bob, name="older")
+    newer = await _shared_room(alice, bob, name="newer")
+    await send(bob, older, "one")
+    await send(bob, newer, "two")  # newer is first by recency, older second
+    one = {"ranges": [[0, 0]], "timeline_limit": 1, "required_state": []}
+    two = {"ranges": [[1, 1]], "timeline_limit": 1, "required_state": []}
+    body = {"lists": {"first": one, "second": two},
+            "extensions": {"typing": {"enabled": True, "lists": ["second"], "rooms": []}}}
+    first = await sliding_sync(alice, body)
+    assert set(first["rooms"]) == {newer, older}
+    for room in (older, newer):
+        resp = await bob.put(f"/rooms/{room}/typing/{quote(bob.user_id)}",
+                             {"typing": True, "timeout": 30000})
+        assert resp.status_code == 200
+    later = await sliding_sync(alice, body, pos=first["pos"], timeout=5000)
+    assert list(later["extensions"]["typing"]["rooms"]) == [older]
+
+
 async def test_typing_in_a_subscribed_room(srv: RunningServer) -> None:
     alice, bob = await _user(srv, "tya"), await _user(srv, "tyb")
     room = await _shared_room(alice, bob, name="typing")
