@@ -24,6 +24,7 @@ from typing import Any
 
 import aiosqlite
 
+from dendrite_lite.appservice import device_lists
 from dendrite_lite.appservice.http import AppserviceError, AppserviceHttp
 from dendrite_lite.appservice.registration import Registration
 from dendrite_lite.events.pdu import client_format
@@ -75,7 +76,6 @@ class AppserviceQueue(SendLoop):
         self._policy = policy
         self._rng = rng
         self._ephemeral: deque[dict[str, Any]] = deque()
-        self._device_lists_changed: set[str] = set()  # MSC3202, kept until a transaction carries them
         self._current: _Txn | None = None
         self.sent_transactions = 0
         self.last_error: str | None = None
@@ -94,10 +94,6 @@ class AppserviceQueue(SendLoop):
         if len(self._ephemeral) >= MAX_MEMORY_EPHEMERAL:
             self._ephemeral.popleft()
         self._ephemeral.append(edu)
-        self._wake.set()
-
-    def add_device_list_change(self, user_id: str) -> None:
-        self._device_lists_changed.add(user_id)
         self._wake.set()
 
     @property
@@ -139,12 +135,10 @@ class AppserviceQueue(SendLoop):
         state, rows = await self._storage.db.read(load)
         resend = state.pending_txn_id != 0
         ephemeral: list[dict[str, Any]] = []
-        changed: list[str] = []
         if not resend:
             while self._ephemeral and len(ephemeral) < MAX_EPHEMERAL:
                 ephemeral.append(self._ephemeral.popleft())
-            changed, self._device_lists_changed = sorted(self._device_lists_changed), set()
-            if not rows and not ephemeral and not changed:
+            if not rows and not ephemeral:
                 return None
         up_to = rows[-1].position if rows else 0
         if resend:
@@ -153,11 +147,12 @@ class AppserviceQueue(SendLoop):
             txn_id = await self._storage.db.write(lambda c: table.begin_txn(c, as_id, up_to))
         events = await self._events([r.event_id for r in rows if r.event_id is not None])
         to_device = [dict(r.content) for r in rows if r.edu_type == "m.to_device" and r.content]
+        lists = device_lists.fold(r.content for r in rows if r.edu_type == device_lists.EDU_TYPE and r.content)
         body: dict[str, Any] = {"events": events}
         if self.reg.device_lists:
             await self._add_key_counts(body, events, ephemeral, to_device)
-            if changed:
-                body["org.matrix.msc3202.device_lists"] = {"changed": changed, "left": []}
+            if lists is not None:
+                body["org.matrix.msc3202.device_lists"] = lists
         if ephemeral:
             # MSC2409's stable name and the unstable one bridges older than the spec read.
             body["ephemeral"] = ephemeral

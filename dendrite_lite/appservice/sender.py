@@ -11,7 +11,8 @@ or its alias namespace one of the room's local aliases.
 Ephemeral data reaches ASes that opted in through hooks the other services call (wired in
 service_wiring): typing, receipts and presence in memory (MSC2409; they are superseded within
 seconds), to-device messages durably in the messages' own transaction, device list changes
-(MSC3202) in memory until a transaction carries them.
+(MSC3202) durably too, as outbox rows (appservice/device_lists.py): written after the change's
+commit, and for users no longer sharing a room with the AS's users, in the leave's transaction.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 import aiosqlite
 
+from dendrite_lite.appservice import device_lists
 from dendrite_lite.appservice.http import AppserviceHttp
 from dendrite_lite.appservice.queue import AppserviceQueue
 from dendrite_lite.appservice.registration import Registration
@@ -119,10 +121,23 @@ class AppserviceSender:
                 for reg in active:
                     if reg.id in room_wide or self._event_interests(reg, event):
                         rows.append((reg.id, event.event_id))
+            now = int(time.time() * 1000)
             if rows:
-                await table.insert_outbox_events(conn, rows, int(time.time() * 1000))
-                for as_id in {a for a, _ in rows}:
-                    self._queues[as_id].wake()
+                await table.insert_outbox_events(conn, rows, now)
+            woken = {a for a, _ in rows}
+            events_here = [e for e, _ in persisted if e.event_id in wanted]
+            for reg in active:
+                if reg.device_lists:
+                    left = await device_lists.users_left(
+                        conn, self.appservices.server_name, events_here, before,
+                        lambda u, reg=reg: self._user_is_ours(reg, u),
+                    )
+                    for user_id in left:
+                        entry = device_lists.entry(user_id, left=True)
+                        await table.insert_outbox_edu(conn, reg.id, device_lists.EDU_TYPE, entry, now)
+                        woken.add(reg.id)
+            for as_id in woken:
+                self._queues[as_id].wake()
 
         return write
 
@@ -190,14 +205,27 @@ class AppserviceSender:
             ):
                 self._queues[reg.id].add_ephemeral(dict(edu))
 
-    def device_list_changed(self, user_id: str, sharing: set[str]) -> None:
-        """DeviceListService.on_change: ASes with MSC3202 device lists hear of changes of the
-        users their users share a room with."""
-        for reg in self.appservices:
-            if reg.device_lists and reg.id in self._queues and any(
-                self._user_is_ours(reg, u) for u in sharing
-            ):
-                self._queues[reg.id].add_device_list_change(user_id)
+    async def device_list_changed(self, user_id: str, sharing: set[str]) -> None:
+        """DeviceListService.on_change, after the change committed: ASes with MSC3202 device
+        lists hear of changes of the users their users share a room with, durably.
+        FIXME: a crash between the change's commit and this write loses it for the AS; writing
+        it in the change's own transaction means hooking each of its writers."""
+        as_ids = [
+            reg.id for reg in self.appservices
+            if reg.device_lists and reg.id in self._queues
+            and any(self._user_is_ours(reg, u) for u in sharing)
+        ]
+        if not as_ids:
+            return
+        now, entry = int(time.time() * 1000), device_lists.entry(user_id, left=False)
+
+        async def write(conn: aiosqlite.Connection) -> None:
+            for as_id in as_ids:
+                await table.insert_outbox_edu(conn, as_id, device_lists.EDU_TYPE, entry, now)
+
+        await self._storage.db.write(write)
+        for as_id in as_ids:
+            self._queues[as_id].wake()
 
     def _room_ephemeral(self, room_id: str, members: list[str], edu: Mapping[str, Any]) -> None:
         suffix = ":" + self.appservices.server_name

@@ -63,8 +63,8 @@ class DeviceListService:
         self._notifier = notifier
         self._on_local_change = on_local_change
         # Hears every change, local or remote: (user, the users sharing a room with them and
-        # the user). Application services with MSC3202 device lists.
-        self.on_change: Callable[[str, set[str]], None] | None = None
+        # the user). Application services with MSC3202 device lists, which queue it durably.
+        self.on_change: Callable[[str, set[str]], Awaitable[None]] | None = None
 
     async def changed(self, user_id: str, *, local: bool = True) -> None:
         """After a committed change of the user's device list: wake who must hear of it.
@@ -75,7 +75,10 @@ class DeviceListService:
         )
         self._notifier.notify(sharing | {user_id})
         if self.on_change is not None:
-            self.on_change(user_id, sharing | {user_id})
+            try:
+                await self.on_change(user_id, sharing | {user_id})
+            except Exception:  # the change is committed and /sync sees it; only ASes miss it
+                log.exception("device list change of %s not queued for appservices", user_id)
         if local and self._on_local_change is not None:
             try:
                 await self._on_local_change(user_id)

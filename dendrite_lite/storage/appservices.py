@@ -24,6 +24,7 @@ __all__ = [
     "select_appservice_listed_rooms",
     "select_joined_users",
     "select_key_counts",
+    "select_local_room_mates",
     "select_outbox",
     "select_pending_counts",
     "select_room_aliases",
@@ -86,6 +87,14 @@ SELECT_JOINED = (
     "SELECT state_key FROM current_state"
     " WHERE room_id = ? AND type = 'm.room.member' AND membership = 'join'"
 )
+# Only the local room-mates: a member of a big room shares it with thousands of remote users.
+SELECT_LOCAL_MATES = (
+    "SELECT mine.state_key, other.state_key FROM current_state mine JOIN current_state other"
+    " ON other.room_id = mine.room_id AND other.type = 'm.room.member'"
+    " AND other.membership = 'join' AND substr(other.state_key, -?) = ?"
+    " WHERE mine.type = 'm.room.member' AND mine.membership = 'join' AND mine.state_key IN ({})"
+)
+_CHUNK = 400
 
 
 async def insert_outbox_events(
@@ -173,6 +182,23 @@ async def select_room_aliases(conn: aiosqlite.Connection, room_id: str) -> list[
 async def select_joined_users(conn: aiosqlite.Connection, room_id: str) -> list[str]:
     async with conn.execute(SELECT_JOINED, (room_id,)) as cur:
         return [r[0] for r in await cur.fetchall()]
+
+
+async def select_local_room_mates(
+    conn: aiosqlite.Connection, user_ids: Iterable[str], server_name: str
+) -> dict[str, set[str]]:
+    """For each of `user_ids`, the users of `server_name` joined to a room they are joined to
+    (absent: none)."""
+    users = sorted(set(user_ids))
+    suffix = ":" + server_name
+    mates: dict[str, set[str]] = {}
+    for start in range(0, len(users), _CHUNK):
+        chunk = users[start : start + _CHUNK]
+        sql = SELECT_LOCAL_MATES.format(", ".join("?" * len(chunk)))
+        async with conn.execute(sql, (len(suffix), suffix, *chunk)) as cur:
+            for user_id, mate in await cur.fetchall():
+                mates.setdefault(user_id, set()).add(mate)
+    return mates
 
 
 async def select_key_counts(

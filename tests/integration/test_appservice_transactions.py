@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -69,13 +70,29 @@ class Bridge:
         return str(resp.json()["user_id"])
 
 
-@pytest.fixture(scope="module")
-async def bridge(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Bridge]:
+@asynccontextmanager
+async def running_bridge(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Bridge]:
+    """A server with the fake AS registered (as `relay`), both up."""
     async with fake_appservice() as fake:
         path = _registration(tmp_path_factory.mktemp("regs"), fake.url, fake.hs_token)
         overrides = {"appservices.registration_files": (path,), **FAST_RETRY}
         async with running_server(tmp_path_factory.mktemp("as-txn"), overrides) as srv:
             yield Bridge(srv, fake, yaml.safe_load(path.read_text())["as_token"])
+
+
+@pytest.fixture(scope="module")
+async def bridge(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Bridge]:
+    async with running_bridge(tmp_path_factory) as bridge:
+        yield bridge
+
+
+def restartable_bridge(tmp_path: Path) -> tuple[int, str, str, dict[str, Any]]:
+    """For a server restarted on `tmp_path` while the fake AS comes and goes on a fixed port:
+    (port, hs_token, as_token, server overrides)."""
+    port, hs_token = _free_port(), "restart-hs-token"
+    path = _registration(tmp_path, f"http://127.0.0.1:{port}", hs_token)
+    as_token = yaml.safe_load(path.read_text())["as_token"]
+    return port, hs_token, as_token, {"appservices.registration_files": (path,), **FAST_RETRY}
 
 
 async def _shared_room(bridge: Bridge, user: User, localpart: str) -> tuple[str, str]:
@@ -329,11 +346,7 @@ async def test_thirdparty_lookups_are_proxied(bridge: Bridge) -> None:
 async def test_a_restart_and_an_outage_lose_nothing(tmp_path: Path) -> None:
     """The AS is down while messages are sent and the server restarts: when it comes back
     every message arrives once, in order."""
-    port = _free_port()
-    hs_token = "restart-hs-token"
-    path = _registration(tmp_path, f"http://127.0.0.1:{port}", hs_token)
-    as_token = yaml.safe_load(path.read_text())["as_token"]
-    overrides = {"appservices.registration_files": (path,), **FAST_RETRY}
+    port, hs_token, as_token, overrides = restartable_bridge(tmp_path)
     data = tmp_path / "data"
     async with fake_appservice(port, hs_token) as fake, running_server(data, overrides) as srv:
         bridge = Bridge(srv, fake, as_token)

@@ -42,3 +42,29 @@ async def test_transactions_and_acknowledgement(tmp_path: Path) -> None:
         await storage.db.write(scenario)
     finally:
         await storage.close()
+
+
+async def test_local_room_mates(tmp_path: Path) -> None:
+    """Who shares a joined room with each user, only this server's users counted."""
+    storage = await Storage.open(tmp_path / "db.sqlite")
+    members = [
+        ("!r1", "@a:hs", "join"), ("!r1", "@b:hs", "join"), ("!r1", "@r:remote", "join"),
+        ("!r1", "@gone:hs", "leave"), ("!r2", "@r:remote", "join"), ("!r2", "@c:hs", "join"),
+        ("!r3", "@lonely:remote", "join"), ("!r3", "@x:remote.hs", "join"),
+    ]
+
+    async def scenario(conn: aiosqlite.Connection) -> None:
+        await conn.executemany(
+            "INSERT INTO current_state (room_id, type, state_key, event_id, membership)"
+            " VALUES (?, 'm.room.member', ?, '$e' || ?, ?)",
+            [(room, user, i, membership) for i, (room, user, membership) in enumerate(members)],
+        )
+        mates = await table.select_local_room_mates(
+            conn, ["@a:hs", "@r:remote", "@gone:hs", "@lonely:remote"], "hs"
+        )
+        assert mates == {"@a:hs": {"@a:hs", "@b:hs"}, "@r:remote": {"@a:hs", "@b:hs", "@c:hs"}}
+
+    try:
+        await storage.db.write(scenario)
+    finally:
+        await storage.close()
