@@ -37,7 +37,9 @@ INSERT_USERS = (
     " SELECT value, ?, ?, ?, ?, ? FROM json_each(?)"
 )
 # Per (room, thread): the rows after the furthest receipt that covers them, an unthreaded one
-# ('') or one of the row's thread. The user's read positions are computed once per (room,
+# ('') or one of the row's thread, and after the user's current join (`joins`: the first join
+# since their last other membership, so a profile change is not a join): what came before,
+# while invited or before a leave, never counts, as in Synapse. The user's read positions are computed once per (room,
 # thread) (`reads`), and each room's rows are range-scanned from its unthreaded position (below
 # it everything is read whatever the thread), instead of a receipt lookup per row.
 SELECT_COUNTS = """
@@ -46,10 +48,22 @@ WITH reads AS (
   JOIN events e ON e.event_id = r.event_id
   WHERE r.user_id = ?1 AND r.room_id IN (SELECT value FROM json_each(?2))
   AND r.receipt_type IN ('m.read', 'm.read.private') GROUP BY r.room_id, r.thread_id
+), joins AS (
+  SELECT j.value AS room_id, (
+    SELECT MIN(m.stream_ordering) FROM events m
+    WHERE m.room_id = j.value AND m.type = 'm.room.member' AND m.state_key = ?1
+    AND m.outlier = 0 AND m.rejected_reason IS NULL
+    AND json_extract(m.json, '$.content.membership') = 'join'
+    AND m.stream_ordering > COALESCE((
+      SELECT MAX(n.stream_ordering) FROM events n
+      WHERE n.room_id = j.value AND n.type = 'm.room.member' AND n.state_key = ?1
+      AND n.outlier = 0 AND n.rejected_reason IS NULL
+      AND json_extract(n.json, '$.content.membership') != 'join'), -9223372036854775807)
+  ) AS pos FROM json_each(?2) j
 ), floors AS (
-  SELECT j.value AS room_id, COALESCE(
-    (SELECT pos FROM reads WHERE reads.room_id = j.value AND reads.thread_id = ''),
-    -9223372036854775807) AS floor FROM json_each(?2) j
+  SELECT j.room_id, MAX(COALESCE(
+    (SELECT pos FROM reads WHERE reads.room_id = j.room_id AND reads.thread_id = ''),
+    -9223372036854775807), COALESCE(j.pos, -9223372036854775807)) AS floor FROM joins j
 )
 SELECT a.room_id, a.thread_id, COUNT(*), SUM(a.highlight)
 FROM floors f JOIN event_push_actions a

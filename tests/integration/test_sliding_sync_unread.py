@@ -1,0 +1,47 @@
+"""Unread counts in sliding sync (MSC4186) and /sync: they start at the user's join."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.conftest import RunningServer
+from tests.integration.account_helpers import running_server
+from tests.integration.sliding_sync_helpers import all_rooms, sliding_sync
+from tests.integration.sync_helpers import User, create_room, join, new_user, send, sync
+
+
+@pytest.fixture(scope="module")
+async def srv(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningServer]:
+    async with running_server(tmp_path_factory.mktemp("sliding-sync-unread")) as s:
+        yield s
+
+
+_n = itertools.count()
+
+
+async def _user(srv: RunningServer, name: str) -> User:
+    return await new_user(srv.client, f"{name}{next(_n)}")
+
+
+async def test_counts_start_at_the_join_not_at_the_invite(srv: RunningServer) -> None:
+    alice = await _user(srv, "alice")
+    bob = await _user(srv, "bob")
+    room = await create_room(alice, preset="private_chat")
+    resp = await alice.post(f"/rooms/{room}/invite", {"user_id": bob.user_id})
+    assert resp.status_code == 200, resp.text
+    await send(alice, room, "while bob is invited")
+    await join(bob, room)
+    body = await sliding_sync(bob, all_rooms())
+    assert body["rooms"][room]["notification_count"] == 0
+    assert body["rooms"][room]["highlight_count"] == 0
+    joined = (await sync(bob))["rooms"]["join"][room]
+    assert joined["unread_notifications"]["notification_count"] == 0
+    # What comes after the join counts.
+    await send(alice, room, "after the join")
+    later = await sliding_sync(bob, all_rooms(), pos=body["pos"])
+    assert later["rooms"][room]["notification_count"] == 1
+    joined = (await sync(bob))["rooms"]["join"][room]
+    assert joined["unread_notifications"]["notification_count"] == 1
