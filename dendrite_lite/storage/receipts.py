@@ -13,12 +13,13 @@ import aiosqlite
 
 __all__ = [
     "UNTHREADED",
-    "Receipt",
     "ReadPosition",
+    "Receipt",
+    "select_latest_read",
     "select_max_stream_id",
     "select_receipt_position",
     "select_receipts_since",
-    "select_latest_read",
+    "select_rooms_read_since",
     "upsert_receipt",
 ]
 
@@ -41,6 +42,12 @@ SELECT_LATEST_READ = (
     "SELECT r.event_id, e.stream_ordering FROM receipts r JOIN events e ON e.event_id = r.event_id"
     " WHERE r.room_id = ? AND r.user_id = ? AND r.receipt_type IN ({}) AND r.thread_id IN ({})"
     " ORDER BY e.stream_ordering DESC LIMIT 1"
+)
+# The rooms where the user's own read receipt (public or private) moved: their unread counts
+# may have changed.
+SELECT_ROOMS_READ = (
+    "SELECT DISTINCT room_id FROM receipts WHERE user_id = ? AND stream_id > ?"
+    " AND receipt_type IN ('m.read', 'm.read.private')"
 )
 UPSERT = (
     "INSERT INTO receipts (room_id, receipt_type, user_id, thread_id, event_id, ts, stream_id)"
@@ -103,6 +110,14 @@ async def select_receipts_since(
             out.extend(Receipt(*row) for row in await cur.fetchall())
     out.sort(key=lambda r: r.stream_id)
     return out
+
+
+async def select_rooms_read_since(
+    conn: aiosqlite.Connection, user_id: str, since: int
+) -> set[str]:
+    """The rooms where the user's m.read / m.read.private receipt was written after `since`."""
+    async with conn.execute(SELECT_ROOMS_READ, (user_id, since)) as cur:
+        return {row[0] for row in await cur.fetchall()}
 
 
 async def select_latest_read(

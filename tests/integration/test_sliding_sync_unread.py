@@ -1,7 +1,9 @@
-"""Unread counts in sliding sync (MSC4186) and /sync: they start at the user's join."""
+"""Unread counts in sliding sync (MSC4186) and /sync: a read elsewhere clears them at once, and
+they start at the user's join."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator
 
@@ -24,6 +26,31 @@ _n = itertools.count()
 
 async def _user(srv: RunningServer, name: str) -> User:
     return await new_user(srv.client, f"{name}{next(_n)}")
+
+
+@pytest.mark.parametrize("receipt_type", ["m.read", "m.read.private"])
+async def test_a_waiting_long_poll_sends_the_room_with_counts_cleared_by_the_users_receipt(
+    srv: RunningServer, receipt_type: str
+) -> None:
+    alice = await _user(srv, "alice")
+    bob = await _user(srv, "bob")
+    room = await create_room(alice, preset="public_chat")
+    await join(bob, room)
+    first = await sliding_sync(bob, all_rooms())
+    last = await send(alice, room, "unread")
+    counted = await sliding_sync(bob, all_rooms(), pos=first["pos"])
+    assert counted["rooms"][room]["notification_count"] == 1
+    poll = asyncio.create_task(
+        sliding_sync(bob, all_rooms(), pos=counted["pos"], timeout=10_000)
+    )
+    await asyncio.sleep(0.3)  # the long-poll is waiting
+    assert not poll.done()
+    # As another device of bob's would: the read moves no room event, only the counts.
+    resp = await bob.post(f"/rooms/{room}/receipt/{receipt_type}/{last}", {})
+    assert resp.status_code == 200, resp.text
+    woken = await asyncio.wait_for(poll, 5)
+    assert woken["rooms"][room]["notification_count"] == 0
+    assert woken["rooms"][room]["highlight_count"] == 0
 
 
 async def test_counts_start_at_the_join_not_at_the_invite(srv: RunningServer) -> None:

@@ -25,6 +25,7 @@ from dendrite_lite.rooms.visibility import filter_events_for_user_conn
 from dendrite_lite.storage import events as events_table
 from dendrite_lite.storage import history as history_table
 from dendrite_lite.storage import notifications as notifications_table
+from dendrite_lite.storage import receipts as receipts_table
 from dendrite_lite.storage import room_list as room_list_table
 from dendrite_lite.storage import sync as sync_table
 from dendrite_lite.storage.events import StoredEvent
@@ -88,6 +89,7 @@ class _Plan:
     lazy_sent: set[str] = field(default_factory=set)
     name_event: str | None = None
     avatar_event: str | None = None
+    counts_only: bool = False  # sent for new unread counts alone (the user's receipt)
 
     @property
     def room_id(self) -> str:
@@ -114,17 +116,33 @@ async def build_room_results(
     await _read_state(
         conn, ctx, [p for p in plans if p.initial or p.news or _more_state(p)]
     )
-    sent = [
-        p
-        for p in plans
-        if p.initial or p.news or p.state_ids or p.stubs or _dm_changed(ctx, p)
-    ]
+    read = await _rooms_read(conn, ctx, state)
+    for p in plans:
+        p.counts_only = p.room_id in read and not _due(ctx, p)
+    sent = [p for p in plans if p.counts_only or _due(ctx, p)]
     for p in plans:
         if p in sent or _config_changed(p):
             state.changed[p.room_id] = _record(ctx, p)
     if sent:
         out.update(await _render(conn, ctx, sent))
     return out
+
+
+def _due(ctx: RoomsContext, p: _Plan) -> bool:
+    return bool(p.initial or p.news or p.state_ids or p.stubs or _dm_changed(ctx, p))
+
+
+async def _rooms_read(
+    conn: aiosqlite.Connection, ctx: RoomsContext, state: ConnectionState
+) -> set[str]:
+    """Rooms to send for their new unread counts alone: a read receipt of the user's (from
+    another device too) moves them, and Element X shows a badge until it gets them (Synapse
+    sends the room when the user's receipt changed)."""
+    if state.since is None:
+        return set()
+    return await receipts_table.select_rooms_read_since(
+        conn, ctx.user_id, state.since.receipts
+    )
 
 
 def _more_state(p: _Plan) -> bool:
@@ -458,7 +476,8 @@ async def _render(
         body["required_state"] = ser.format_all(state, include_room_id=False) + [
             {"type": t, "state_key": k} for t, k in sorted(p.stubs)
         ]
-        body["timeline"] = ser.format_all(p.timeline, include_room_id=False)
+        if not p.counts_only:  # as Synapse: no timeline key when counts are all it brings
+            body["timeline"] = ser.format_all(p.timeline, include_room_id=False)
         body["prev_batch"] = pagination_token(p.prev_batch)
         body["limited"] = p.limited
         body["num_live"] = (
