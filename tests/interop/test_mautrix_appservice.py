@@ -40,8 +40,8 @@ pytestmark = pytest.mark.interop
 AS_ID = "mautrix-test"
 BOT = "mxbot"
 PUPPET_PREFIX = "mx_"
-# The outage: long enough for several failed attempts at the configured backoff.
-OUTAGE_S = 6.0
+# The outage: the 30 s, with the backoff shortened so that it holds many failed attempts.
+OUTAGE_S = 30.0
 RETRY = {"appservices.retry_initial_s": 0.5, "appservices.retry_max_s": 1.0}
 
 
