@@ -16,9 +16,12 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from tests.conftest import RunningServer, launch
-from tests.peers import peer_missing
+from tests.conftest import SERVER_NAME, RunningServer, launch
+from tests.integration.admin_room_helpers import make_admin
+from tests.integration.room_helpers import User
+from tests.interop.synadm_runner import Synadm
 from tests.interop.synapse_server import SynapseServer, synapse_available, tls_overrides
+from tests.peers import peer_missing
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +51,18 @@ async def dendrite_peer(
         # 30 s for each one's close_notify. At session end Synapse can go first.
         synapse.stop()
         await srv.stop()
+
+
+# synadm's admin user and client, for a test module that defines a module-scoped `srv` (the
+# server synadm drives).
+@pytest.fixture(scope="module")
+async def admin(srv: RunningServer) -> User:
+    return await make_admin(srv, "synadmin")
+
+
+@pytest.fixture(scope="module")
+def synadm(srv: RunningServer, admin: User, tmp_path_factory: pytest.TempPathFactory) -> Synadm:
+    return Synadm.for_server(
+        tmp_path_factory.mktemp("synadm"), str(srv.client.base_url), admin.token,
+        server_name=SERVER_NAME,
+    )

@@ -16,7 +16,7 @@ import pytest
 from dendrite_lite import __version__
 from tests.conftest import SERVER_NAME, RunningServer
 from tests.integration.account_helpers import auth_header, running_server
-from tests.integration.admin_room_helpers import V1, admin_call, make_admin
+from tests.integration.admin_room_helpers import V1, admin_call
 from tests.integration.media_helpers import AUTHED, mxc_parts, upload
 from tests.integration.room_helpers import User, new_user
 from tests.interop.synadm_runner import Synadm
@@ -31,22 +31,6 @@ async def srv(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running
     ) as s:
         yield s
 
-
-@pytest.fixture(scope="module")
-async def admin(srv: RunningServer) -> User:
-    return await make_admin(srv, "synadmin")
-
-
-@pytest.fixture(scope="module")
-def synadm(
-    srv: RunningServer, admin: User, tmp_path_factory: pytest.TempPathFactory
-) -> Synadm:
-    return Synadm.for_server(
-        tmp_path_factory.mktemp("synadm"),
-        str(srv.client.base_url),
-        admin.token,
-        server_name=SERVER_NAME,
-    )
 
 
 async def status(srv: RunningServer, uri: str, user: User) -> int:

@@ -12,7 +12,6 @@ import pytest
 
 from tests.conftest import SERVER_NAME, RunningServer
 from tests.integration.account_helpers import auth_header, login, running_server
-from tests.integration.admin_room_helpers import make_admin
 from tests.integration.room_helpers import User, new_user
 from tests.interop.synadm_runner import Synadm
 
@@ -22,22 +21,6 @@ async def srv(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running
     async with running_server(tmp_path_factory.mktemp("synadm_users")) as s:
         yield s
 
-
-@pytest.fixture(scope="module")
-async def admin(srv: RunningServer) -> User:
-    return await make_admin(srv, "synadmin")
-
-
-@pytest.fixture(scope="module")
-def synadm(
-    srv: RunningServer, admin: User, tmp_path_factory: pytest.TempPathFactory
-) -> Synadm:
-    return Synadm.for_server(
-        tmp_path_factory.mktemp("synadm"),
-        str(srv.client.base_url),
-        admin.token,
-        server_name=SERVER_NAME,
-    )
 
 
 async def whoami_status(srv: RunningServer, token: str) -> int:
