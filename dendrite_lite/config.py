@@ -24,6 +24,7 @@ __all__ = [
     "AdminConfig",
     "BackupConfig",
     "AppservicesConfig",
+    "TurnConfig",
     "ServerConfig",
     "ListenConfig",
     "TlsConfig",
@@ -226,6 +227,23 @@ class AppservicesConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TurnConfig:
+    """The TURN server clients use to relay voice and video calls (GET /voip/turnServer).
+
+    With `shared_secret` (coturn's `use-auth-secret` / `static-auth-secret`) every user gets
+    credentials of their own that expire after `user_lifetime_s` (turn_credentials.py); a
+    static `username`/`password` pair is handed to everyone instead when the TURN server has
+    no shared secret."""
+
+    uris: tuple[str, ...] = ()  # () = no TURN server: calls only work where peers reach each other
+    shared_secret: str = ""
+    username: str = ""
+    password: str = ""
+    user_lifetime_s: int = 86400
+    allow_guests: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     listen: ListenConfig = field(default_factory=ListenConfig)
@@ -243,6 +261,7 @@ class Config:
     admin: AdminConfig = field(default_factory=AdminConfig)
     backup: BackupConfig = field(default_factory=BackupConfig)
     appservices: AppservicesConfig = field(default_factory=AppservicesConfig)
+    turn: TurnConfig = field(default_factory=TurnConfig)
     source_path: Path | None = None  # the file this was read from, for messages
 
     # Derived paths: one place decides where things live inside data_dir.
@@ -317,6 +336,7 @@ SECTION_TYPES: dict[str, type] = {
     "admin": AdminConfig,
     "backup": BackupConfig,
     "appservices": AppservicesConfig,
+    "turn": TurnConfig,
 }
 
 
@@ -420,6 +440,32 @@ def _check_cross_field(config: Config) -> None:
     _check_listener_tls(config)
     _check_metrics(config)
     _check_appservices(config)
+    _check_turn(config)
+
+
+def _check_turn(config: Config) -> None:
+    turn = config.turn
+    static = bool(turn.username or turn.password)
+    if not turn.uris:
+        if turn.shared_secret or static:
+            raise ConfigError(
+                'turn.uris: empty, but credentials are set; list the TURN server\'s URIs, e.g. '
+                '["turn:turn.example.org:3478?transport=udp"]'
+            )
+        return
+    if turn.shared_secret and static:
+        raise ConfigError(
+            "turn.shared_secret: set either shared_secret (coturn's static-auth-secret) or "
+            "username and password, not both"
+        )
+    if static and not (turn.username and turn.password):
+        missing = "turn.password" if turn.username else "turn.username"
+        raise ConfigError(f"{missing}: empty, but the other half of the static credentials is set")
+    if not (turn.shared_secret or static):
+        raise ConfigError(
+            "turn.shared_secret: empty; a TURN server needs credentials: shared_secret "
+            "(coturn's static-auth-secret) or username and password"
+        )
 
 
 def _check_appservices(config: Config) -> None:
@@ -733,6 +779,21 @@ def _paths(key: str, value: Any) -> tuple[Path, ...]:
     return tuple(_path(f"{key}[{i}]", v) for i, v in enumerate(value))
 
 
+def _turn_uris(key: str, value: Any) -> tuple[str, ...]:
+    _expect(key, value, list, "a list of TURN URIs")
+    uris = []
+    for i, raw in enumerate(value):
+        uri = _string(f"{key}[{i}]", raw)
+        # RFC 7064/7065: turn:host[:port][?transport=udp|tcp], turns: for TLS, stun: too.
+        if not re.fullmatch(r"(turns?|stuns?):[^\s/?#]+(\?transport=(udp|tcp))?", uri):
+            raise ConfigError(
+                f'{key}[{i}]: {_show(uri)} is not a TURN URI (e.g. '
+                f'"turn:turn.example.org:3478?transport=udp" or "turns:turn.example.org:5349")'
+            )
+        uris.append(uri)
+    return tuple(uris)
+
+
 def _ip_networks(key: str, value: Any) -> tuple[str, ...]:
     _expect(key, value, list, "a list of IP networks")
     networks = []
@@ -832,6 +893,14 @@ _VALIDATORS: dict[str, dict[str, Validator]] = {
         "registration_files": _paths,
         "retry_initial_s": _positive_float,
         "retry_max_s": _positive_float,
+    },
+    "turn": {
+        "uris": _turn_uris,
+        "shared_secret": _string,
+        "username": _string,
+        "password": _string,
+        "user_lifetime_s": _int_range(60),
+        "allow_guests": _boolean,
     },
 }
 

@@ -254,6 +254,23 @@ _COMMENTS: dict[str, str] = {
         "then twice as long each time; nothing queued for it is lost meanwhile."
     ),
     "appservices.retry_max_s": "The longest wait between two retries, in seconds.",
+    "turn": (
+        "A TURN server (coturn) relays voice and video calls between people behind NAT; without\n"
+        "one, calls often connect only inside the same network. Clients ask this server for\n"
+        "credentials. In coturn's turnserver.conf: use-auth-secret, static-auth-secret = <the\n"
+        "same secret as shared_secret here>, realm = <your domain>."
+    ),
+    "turn.uris": (
+        'The TURN server\'s URIs, e.g. ["turn:turn.example.org:3478?transport=udp",\n'
+        '"turn:turn.example.org:3478?transport=tcp"]. [] means no TURN server.'
+    ),
+    "turn.shared_secret": (
+        "coturn's static-auth-secret: each user gets credentials of their own that expire."
+    ),
+    "turn.username": 'Static credentials, for a TURN server without a shared secret ("" = none).',
+    "turn.password": "The static credentials' password.",
+    "turn.user_lifetime_s": "How long the credentials a user is given stay valid, in seconds.",
+    "turn.allow_guests": "Whether guest users may use the TURN server too.",
 }
 
 # What an unset (None) option resolves to, for the commented-out line (it depends on others).

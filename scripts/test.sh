@@ -20,15 +20,16 @@ fi
 # The ACME tests run Pebble (Let's Encrypt's test CA) with pebble-challtestsrv, the doctor's
 # DNS tests run dnsmasq, all on loopback, and the service tests check our systemd unit with
 # systemd-analyze (package systemd; no systemd needs to run), and the TUI's smoke test drives
-# `dendrite-lite tui` in a tmux pane, and matrix-js-sdk's sliding sync test runs under Node:
-# Debian packages, installed once.
+# `dendrite-lite tui` in a tmux pane, matrix-js-sdk's sliding sync test runs under Node, and
+# the TURN test relays through coturn: Debian packages, installed once.
 if ! command -v pebble >/dev/null || ! command -v pebble-challtestsrv >/dev/null \
     || ! command -v dnsmasq >/dev/null || ! command -v systemd-analyze >/dev/null \
-    || ! command -v tmux >/dev/null || ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    || ! command -v tmux >/dev/null || ! command -v node >/dev/null || ! command -v npm >/dev/null \
+    || ! command -v turnserver >/dev/null; then
   SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq pebble dnsmasq-base systemd tmux \
-    nodejs npm >/dev/null
+    nodejs npm coturn >/dev/null
 fi
 # matrix-js-sdk (pinned in its package.json) for tests/interop/test_matrix_js_sdk_sliding_sync.py;
 # only when missing, so a run with it installed needs no network.
