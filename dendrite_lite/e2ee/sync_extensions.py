@@ -1,7 +1,7 @@
 """The end-to-end encryption parts of a /sync response (end_to_end_encryption.md §Extensions to
 /sync, send_to_device.md §Extensions to /sync): `to_device`, `device_lists` (incremental syncs
-only), `device_one_time_keys_count` and `device_unused_fallback_key_types`, and the positions of
-the to-device and device list streams in sync tokens. Sliding sync's to_device and e2ee
+with changes only), `device_one_time_keys_count` and `device_unused_fallback_key_types`, and the
+positions of the to-device and device list streams in sync tokens. Sliding sync's to_device and e2ee
 extensions (sync/sliding/extensions.py) use the same pieces: `deliver_to_device`, `key_counts`,
 `device_list_changes`.
 """
@@ -55,7 +55,7 @@ class E2eeSync:
 
     async def idle_fields(self, user_id: str, device_id: str | None) -> dict[str, Any]:
         """The fields of a long-poll answered with no news: nothing new, the counts as they are."""
-        fields: dict[str, Any] = {"device_lists": {"changed": [], "left": []}}
+        fields: dict[str, Any] = {}
         if device_id is not None:
             fields["to_device"] = {"events": []}
             fields.update(await self.key_counts(user_id, device_id))
@@ -85,8 +85,12 @@ class E2eeSync:
             fields.update(await self.key_counts(user_id, device_id))
         if since is not None:
             lists = await self.device_list_changes(user_id, since, now)
-            fields["device_lists"] = lists.to_json()
-            has_news = has_news or bool(lists.changed or lists.left)
+            # Empty lists are left out, and `device_lists` with them, as Synapse does: clients
+            # (SyTest's device list tests among them) read a `changed` key as news.
+            device_lists = {k: v for k, v in lists.to_json().items() if v}
+            if device_lists:
+                fields["device_lists"] = device_lists
+            has_news = has_news or bool(device_lists)
         return E2eeSection(fields, has_news, position)
 
     async def deliver_to_device(

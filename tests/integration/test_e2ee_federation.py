@@ -188,7 +188,7 @@ async def test_device_list_updates_reach_the_other_server(pair: tuple[RunningSer
 
     async def changed() -> Any:
         body = await sync(alice, since=since)
-        return body if bob.user_id in body["device_lists"]["changed"] else None
+        return body if bob.user_id in body.get("device_lists", {}).get("changed", []) else None
 
     body = await eventually(changed, "Bob's new device in Alice's device_lists.changed")
     resp = await alice.get("/keys/changes", **{"from": since, "to": body["next_batch"]})
