@@ -17,16 +17,21 @@ Spec: application-service-api §Registration. A file looks like
 
 `load_registrations(paths, server_name)` reads and checks them all, raising RegistrationError
 whose message names the file and the field. Regexes are matched from the start of the id
-(Python `re.match`), as Synapse does, so `@irc_.*` matches `@irc_bob:example.org`.
+(Python `re.match`), as Synapse does, so `@irc_.*` matches `@irc_bob:example.org`. Two
+registrations overlap when an id lies in one's exclusive namespace and in any namespace of the
+other of the same kind, decided on the regexes' languages (appservice/overlap.py).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from dendrite_lite.appservice.overlap import Overlap, Undecided, sample_ids, shared_id
 
 __all__ = [
     "Namespace",
@@ -43,6 +48,8 @@ _EPHEMERAL_KEYS = ("receive_ephemeral", "de.sorunome.msc2409.push_ephemeral", "p
 _MSC3202_KEYS = ("org.matrix.msc3202", "msc3202")
 _MSC4190_KEYS = ("io.element.msc4190", "org.matrix.msc4190")
 _LOCALPART_RE = re.compile(r"[a-z0-9._=/+-]+")
+
+log = logging.getLogger(__name__)
 
 
 class RegistrationError(Exception):
@@ -182,8 +189,8 @@ def _namespaces(raw: Any, key: str, fail: Any) -> tuple[Namespace, ...]:
 
 def load_registrations(paths: Iterable[Path], server_name: str) -> tuple[Registration, ...]:
     """Every file, checked on its own and against the others: ids and tokens are unique, no
-    two registrations claim the same exclusive namespace, and no AS's sender lies in another's
-    exclusive user namespace."""
+    id lies both in one registration's exclusive namespace and in another's namespace of the
+    same kind, and no AS's sender lies in another's exclusive user namespace."""
     registrations = tuple(load_registration(Path(p)) for p in paths)
     seen: dict[tuple[str, str], Registration] = {}
     for reg in registrations:
@@ -194,25 +201,18 @@ def load_registrations(paths: Iterable[Path], server_name: str) -> tuple[Registr
                     f"{reg.source}: {key}: the same {key} as {other.source}; each appservice "
                     f"needs its own"
                 )
+    overlaps = _Overlaps(server_name)
     for i, reg in enumerate(registrations):
         for other in registrations[i + 1:]:
-            _check_overlap(reg, other, server_name)
-            _check_overlap(other, reg, server_name)
+            _check_overlap(reg, other, server_name, overlaps)
+            _check_overlap(other, reg, server_name, overlaps)
     return registrations
 
 
-def _check_overlap(reg: Registration, other: Registration, server_name: str) -> None:
-    # Regex intersection is undecidable in general; an identical exclusive regex, or the other
-    # AS's own user inside this one's exclusive namespace, are the overlaps that happen.
-    for kind in NAMESPACE_KINDS:
-        mine = [ns for ns in reg.namespace(kind) if ns.exclusive]
-        theirs = {ns.regex for ns in other.namespace(kind)}
-        for index, ns in enumerate(reg.namespace(kind)):
-            if ns in mine and ns.regex in theirs:
-                raise RegistrationError(
-                    f"{reg.source}: namespaces.{kind}[{index}].regex: {ns.regex!r} is exclusive "
-                    f"here but also claimed by {other.source} (appservice {other.id!r})"
-                )
+def _check_overlap(
+    reg: Registration, other: Registration, server_name: str, overlaps: _Overlaps
+) -> None:
+    # The other AS's own user first: the plainest overlap, and the one most often meant.
     sender = other.sender(server_name)
     for index, ns in enumerate(reg.users):
         if ns.exclusive and ns.matches(sender):
@@ -220,3 +220,54 @@ def _check_overlap(reg: Registration, other: Registration, server_name: str) -> 
                 f"{reg.source}: namespaces.users[{index}].regex: {ns.regex!r} claims "
                 f"{sender}, the sender of appservice {other.id!r} ({other.source}), exclusively"
             )
+    for kind in NAMESPACE_KINDS:
+        for index, ns in enumerate(reg.namespace(kind)):
+            if not ns.exclusive:
+                continue
+            for theirs in other.namespace(kind):
+                found = overlaps.find(ns, theirs, f"{reg.source}: namespaces.{kind}[{index}].regex", other)
+                if found is None:
+                    continue
+                example = f", e.g. {found.example!r}" if found.example else ""
+                raise RegistrationError(
+                    f"{reg.source}: namespaces.{kind}[{index}].regex: {ns.regex!r} is exclusive "
+                    f"here but overlaps {other.source}'s {theirs.regex!r} (appservice "
+                    f"{other.id!r}){example}"
+                )
+
+
+class _Overlaps:
+    """Whether two namespaces share an id, each pair decided once (appservice/overlap.py). A
+    pair the checker cannot decide is logged and compared the old way: identical regexes, and
+    ids either regex is sure to match; a file is never refused for the checker's own limits."""
+
+    def __init__(self, server_name: str) -> None:
+        self._server_name = server_name
+        self._known: dict[frozenset[str], Overlap | None] = {}
+
+    def find(self, ns: Namespace, theirs: Namespace, where: str, other: Registration) -> Overlap | None:
+        key = frozenset((ns.regex, theirs.regex))
+        if key not in self._known:
+            self._known[key] = self._decide(ns, theirs, where, other)
+        return self._known[key]
+
+    def _decide(self, ns: Namespace, theirs: Namespace, where: str, other: Registration) -> Overlap | None:
+        try:
+            return shared_id(ns.regex, theirs.regex)
+        except Undecided as e:
+            log.warning(
+                "%s: cannot tell whether %r overlaps %s's %r (appservice %r): %s; compared "
+                "as identical regexes and on sample ids only",
+                where, ns.regex, other.source, theirs.regex, other.id, e,
+            )
+        except Exception:  # the checker's own failure must not stop the server
+            log.exception(
+                "%s: overlap check of %r and %s's %r failed; compared as identical regexes and "
+                "on sample ids only", where, ns.regex, other.source, theirs.regex,
+            )
+        if ns.regex == theirs.regex:
+            return Overlap(None)
+        for sample in sample_ids(ns.regex, self._server_name) + sample_ids(theirs.regex, self._server_name):
+            if ns.matches(sample) and theirs.matches(sample):
+                return Overlap(sample)
+        return None

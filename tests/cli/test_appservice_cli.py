@@ -79,3 +79,27 @@ def test_list_without_appservices(tmp_path: Path) -> None:
     result = invoke("appservice", "list", "--config", str(_config(tmp_path)))
     assert result.exit_code == 0
     assert "No application services" in result.stdout
+
+
+def test_overlapping_namespaces_are_named_by_file_and_field(tmp_path: Path) -> None:
+    """Two bridges' user namespaces sharing ids: `config check` and `appservice list` refuse
+    them, naming the file, the field, both regexes and an id both claim."""
+    wa = write_registration(
+        tmp_path, "whatsapp",
+        namespaces={"users": [{"regex": "^@whatsapp_.*:example\\.org$", "exclusive": True}]},
+    )
+    other = write_registration(
+        tmp_path, "puppets",
+        namespaces={"users": [{"regex": "@.*_[0-9]+:example\\.org", "exclusive": False}]},
+    )
+    config = _config(tmp_path, "whatsapp.yaml", "puppets.yaml")
+    expected = (
+        f"appservices.registration_files: {wa}: namespaces.users[0].regex: "
+        "'^@whatsapp_.*:example\\\\.org$' is exclusive here but overlaps "
+        f"{other}'s '@.*_[0-9]+:example\\\\.org' (appservice 'puppets'), "
+        "e.g. '@whatsapp_0:example.org'"
+    )
+    for command in ("config", "check"), ("appservice", "list"):
+        result = invoke(*command, "--config", str(config))
+        assert result.exit_code == 2, result.output
+        assert expected in result.output, result.output

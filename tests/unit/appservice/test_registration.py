@@ -95,6 +95,10 @@ def test_duplicate_ids_and_tokens(tmp_path: Path) -> None:
         load_registrations([a, c], SERVER)
 
 
+def _users(regex: str, exclusive: bool = True) -> dict[str, Any]:
+    return {"users": [{"regex": regex, "exclusive": exclusive}]}
+
+
 def test_overlapping_exclusive_namespaces(tmp_path: Path) -> None:
     a = _write(tmp_path, "a", namespaces={"aliases": [{"regex": "#irc_.*", "exclusive": True}]})
     b = _write(tmp_path, "b", namespaces={"aliases": [{"regex": "#irc_.*", "exclusive": False}]})
@@ -105,6 +109,71 @@ def test_overlapping_exclusive_namespaces(tmp_path: Path) -> None:
     d = _write(tmp_path, "d")
     with pytest.raises(RegistrationError, match="claims @dbot:example.org, the sender of appservice 'd'"):
         load_registrations([c, d], SERVER)
+
+
+def test_different_regexes_sharing_ids_are_refused_with_an_example(tmp_path: Path) -> None:
+    wa = _write(tmp_path, "wa", namespaces=_users(r"^@whatsapp_.*:example\.org$"))
+    other = _write(tmp_path, "other", namespaces={"users": [
+        {"regex": r"@_discord_[0-9]+:example\.org", "exclusive": True},
+        {"regex": r"@whatsapp_.+:example\.org", "exclusive": True},
+    ]})
+    with pytest.raises(RegistrationError) as e:
+        load_registrations([wa, other], SERVER)
+    assert str(e.value) == (
+        f"{wa}: namespaces.users[0].regex: '^@whatsapp_.*:example\\\\.org$' is exclusive here but "
+        f"overlaps {other}'s '@whatsapp_.+:example\\\\.org' (appservice 'other'), "
+        "e.g. '@whatsapp_x:example.org'"
+    )
+
+
+def test_disjoint_exclusive_namespaces_load(tmp_path: Path) -> None:
+    a = _write(tmp_path, "a", namespaces=_users("@a_.*"))
+    b = _write(tmp_path, "b", namespaces=_users("@b_.*"))
+    discord = _write(tmp_path, "discord", namespaces=_users(r"@_discord_[0-9]+:example\.org"))
+    telegram = _write(tmp_path, "telegram", namespaces=_users(r"@telegram_.+:example\.org"))
+    assert len(load_registrations([a, b, discord, telegram], SERVER)) == 4
+
+
+def test_shared_namespaces_are_allowed_when_neither_is_exclusive(tmp_path: Path) -> None:
+    a = _write(tmp_path, "a", namespaces={"users": [
+        {"regex": "@a_.*", "exclusive": True}, {"regex": "@shared_.*", "exclusive": False},
+    ]})
+    b = _write(tmp_path, "b", namespaces={"users": [
+        {"regex": "@b_.*", "exclusive": True}, {"regex": "@shared_x.*", "exclusive": False},
+    ]})
+    assert len(load_registrations([a, b], SERVER)) == 2
+
+
+@pytest.mark.parametrize("exclusive_first", [True, False])
+def test_exclusive_against_non_exclusive_is_refused(tmp_path: Path, exclusive_first: bool) -> None:
+    owner = _write(tmp_path, "owner", namespaces=_users("@irc_.*"))
+    guest = _write(tmp_path, "guest", namespaces=_users("@irc_freenode_.*", exclusive=False))
+    files = [owner, guest] if exclusive_first else [guest, owner]
+    with pytest.raises(RegistrationError) as e:
+        load_registrations(files, SERVER)
+    assert str(e.value) == (
+        f"{owner}: namespaces.users[0].regex: '@irc_.*' is exclusive here but overlaps "
+        f"{guest}'s '@irc_freenode_.*' (appservice 'guest'), e.g. '@irc_freenode_'"
+    )
+
+
+def test_a_regex_the_checker_cannot_read_is_compared_the_old_way(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A back-reference (no regular language): a warning, then identical regexes and sample
+    ids; never a refusal for the checker's own limits."""
+    odd = _write(tmp_path, "odd", namespaces=_users(r"@(x)\1_.*"))
+    fine = _write(tmp_path, "fine", namespaces=_users("@b_.*"))
+    with caplog.at_level("WARNING", logger="dendrite_lite.appservice.registration"):
+        assert len(load_registrations([odd, fine], SERVER)) == 2
+    assert f"{odd}: namespaces.users[0].regex: cannot tell whether" in caplog.text
+    assert "Group references" in caplog.text
+    same = _write(tmp_path, "same", namespaces=_users(r"@(x)\1_.*", exclusive=False))
+    with pytest.raises(RegistrationError, match="overlaps .*same.yaml's"):
+        load_registrations([odd, same], SERVER)
+    sampled = _write(tmp_path, "sampled", namespaces=_users("@xx_.*", exclusive=False))
+    with pytest.raises(RegistrationError, match=r"overlaps .*sampled.yaml's '@xx_\.\*' .*e\.g\. '@xx_'"):
+        load_registrations([odd, sampled], SERVER)
 
 
 def test_config_check_names_the_key_and_file(tmp_path: Path) -> None:
