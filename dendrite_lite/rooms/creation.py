@@ -25,11 +25,13 @@ from dendrite_lite.rooms.pipeline import EventSpec, PersistedEvent, RoomPipeline
 
 __all__ = ["CreateRoomRequest", "PRESETS", "parse_create_room", "create_room", "default_power_levels"]
 
-# preset -> (join_rule, history_visibility, guest_access)
-PRESETS: dict[str, tuple[str, str, str]] = {
+# preset -> (join_rule, history_visibility, guest_access or None for no event). public_chat
+# sends no m.room.guest_access: its absence means "forbidden" (the event's schema), so the room
+# behaves the same, and clients and SyTest that compare a new room's state expect Synapse's set.
+PRESETS: dict[str, tuple[str, str, str | None]] = {
     "private_chat": ("invite", "shared", "can_join"),
     "trusted_private_chat": ("invite", "shared", "can_join"),
-    "public_chat": ("public", "shared", "forbidden"),
+    "public_chat": ("public", "shared", None),
 }
 
 
@@ -185,7 +187,7 @@ def _following(
         state[("m.room.canonical_alias", "")] = {"alias": alias}
     state[("m.room.join_rules", "")] = {"join_rule": join_rule}
     state[("m.room.history_visibility", "")] = {"history_visibility": history}
-    if guest:
+    if guest is not None:
         state[("m.room.guest_access", "")] = {"guest_access": guest}
     for event_type, state_key, content in req.initial_state:
         state[(event_type, state_key)] = content

@@ -54,6 +54,34 @@ async def test_create_room_with_alias_name_topic_and_profile(srv: RunningServer)
     assert bad.json()["errcode"] == "M_BAD_JSON"
 
 
+@pytest.mark.parametrize(
+    "preset, guest_access",
+    [("public_chat", None), ("private_chat", "can_join"), ("trusted_private_chat", "can_join")],
+)
+async def test_create_room_state_per_preset(
+    srv: RunningServer, preset: str, guest_access: str | None
+) -> None:
+    """GET /state of a new room is Synapse's set: public_chat sends no m.room.guest_access
+    (absent means forbidden; SyTest compares the whole set in its lazy-loading tests)."""
+    alice = await new_user(srv, "alice")
+    room_id = await alice.create_room(preset=preset)
+    state = (await alice.call("GET", f"/rooms/{room_id}/state")).json()
+    types = sorted((e["type"], e["state_key"]) for e in state)
+    expected = [
+        ("m.room.create", ""), ("m.room.history_visibility", ""), ("m.room.join_rules", ""),
+        ("m.room.member", alice.user_id), ("m.room.power_levels", ""),
+    ]
+    if guest_access is not None:
+        expected.append(("m.room.guest_access", ""))
+    assert types == sorted(expected)
+    if guest_access is not None:
+        content = (await alice.state(room_id, "m.room.guest_access")).json()
+        assert content == {"guest_access": guest_access}
+    else:
+        missing = await alice.state(room_id, "m.room.guest_access", expect=404)
+        assert missing.json()["errcode"] == "M_NOT_FOUND"
+
+
 async def test_create_room_errors(srv: RunningServer) -> None:
     alice = await new_user(srv)
     resp = await alice.call("POST", "/createRoom", {"room_version": "99"}, expect=400)

@@ -47,7 +47,6 @@ async def test_public_chat_order_and_content(pipeline) -> None:
         ("m.room.canonical_alias", ""),
         ("m.room.join_rules", ""),
         ("m.room.history_visibility", ""),
-        ("m.room.guest_access", ""),
         ("m.room.name", ""),
         ("m.room.encryption", ""),
         ("m.room.topic", ""),
@@ -56,13 +55,39 @@ async def test_public_chat_order_and_content(pipeline) -> None:
     by_type = {p.event.type: p.event for p in events}
     assert by_type["m.room.name"].content == {"name": "Pub"}  # name overrides initial_state
     assert by_type["m.room.join_rules"].content == {"join_rule": "public"}
-    assert by_type["m.room.guest_access"].content == {"guest_access": "forbidden"}
+    assert "m.room.guest_access" not in by_type  # absent means forbidden, as Synapse sends it
     assert by_type["m.room.create"].content["room_version"] == "12"
     assert "creator" not in by_type["m.room.create"].content  # v11+: the sender is the creator
     pl = by_type["m.room.power_levels"].content
     assert pl["users"] == {} and pl["events"]["m.room.tombstone"] == 150 > pl["state_default"]
     assert room_id.startswith("!") and ":" not in room_id  # v12 room ids carry no server name
     assert events[-1].event.content == {"membership": "invite"}
+
+
+@pytest.mark.parametrize(
+    "preset, join_rule, guest_access",
+    [
+        ("public_chat", "public", None),
+        ("private_chat", "invite", "can_join"),
+        ("trusted_private_chat", "invite", "can_join"),
+    ],
+)
+async def test_state_set_per_preset(pipeline, preset, join_rule, guest_access) -> None:
+    """The exact state a preset gives a room (create_room.yaml's preset table, as Synapse sends
+    it): public_chat has no m.room.guest_access event, the private presets have can_join."""
+    _, events = await _create(pipeline, {"preset": preset})
+    state = {(p.event.type, p.event.state_key): p.event.content for p in events}
+    expected = {
+        ("m.room.create", ""), ("m.room.member", ALICE), ("m.room.power_levels", ""),
+        ("m.room.join_rules", ""), ("m.room.history_visibility", ""),
+    }
+    if guest_access is not None:
+        expected.add(("m.room.guest_access", ""))
+    assert set(state) == expected and len(events) == len(expected)
+    assert state[("m.room.join_rules", "")] == {"join_rule": join_rule}
+    assert state[("m.room.history_visibility", "")] == {"history_visibility": "shared"}
+    if guest_access is not None:
+        assert state[("m.room.guest_access", "")] == {"guest_access": guest_access}
 
 
 async def test_private_chat_v10_lists_creator_and_is_direct(pipeline) -> None:
