@@ -114,6 +114,14 @@ class RegistrationConfig:
     mode: str = "closed"  # closed | open | token
     shared_secret: str = ""
     allow_guests: bool = False
+    # m.login.recaptcha at open registration (users/recaptcha.py); "" keys: no captcha.
+    recaptcha_public_key: str = ""
+    recaptcha_private_key: str = ""
+    recaptcha_siteverify_api: str = "https://www.recaptcha.net/recaptcha/api/siteverify"
+    # false: the captcha flow is offered beside the plain one, not instead of it (trying the
+    # keys with a client before requiring them; SyTest runs this way, as its register helpers
+    # know only m.login.dummy).
+    recaptcha_required: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -439,6 +447,7 @@ def _check_cross_field(config: Config) -> None:
         _check_acme(config)
     _check_listener_tls(config)
     _check_metrics(config)
+    _check_recaptcha(config)
     _check_appservices(config)
     _check_turn(config)
 
@@ -541,6 +550,20 @@ def _check_listener_tls(config: Config) -> None:
         f"listen.client_tls, listen.federation_tls: {why} and they must agree; got "
         f"{_describe_tls('client', listen.client_tls, mode)} and "
         f"{_describe_tls('federation', listen.federation_tls, mode)}"
+    )
+
+
+def _check_recaptcha(config: Config) -> None:
+    reg = config.registration
+    if bool(reg.recaptcha_public_key) == bool(reg.recaptcha_private_key):
+        return
+    given, missing = (
+        ("recaptcha_public_key", "recaptcha_private_key")
+        if reg.recaptcha_public_key else ("recaptcha_private_key", "recaptcha_public_key")
+    )
+    raise ConfigError(
+        f"registration.{missing}: empty, but registration.{given} is set; a reCAPTCHA needs both "
+        "the site key (public) and the secret key (private) from the reCAPTCHA admin console"
     )
 
 
@@ -846,6 +869,10 @@ _VALIDATORS: dict[str, dict[str, Validator]] = {
         "mode": _choice("closed", "open", "token"),
         "shared_secret": _string,
         "allow_guests": _boolean,
+        "recaptcha_public_key": _string,
+        "recaptcha_private_key": _string,
+        "recaptcha_siteverify_api": _url("https://www.recaptcha.net/recaptcha/api/siteverify"),
+        "recaptcha_required": _boolean,
     },
     "login": {"get_token": _boolean},
     "federation": {

@@ -138,6 +138,20 @@ _COMMENTS: dict[str, str] = {
         '(as Synapse\'s register_new_matrix_user does). "" turns that API off.'
     ),
     "registration.allow_guests": "Let people join public rooms as guests without an account.",
+    "registration.recaptcha_public_key": (
+        'With mode = "open": the reCAPTCHA v2 site key (https://www.google.com/recaptcha/admin)\n'
+        "that new users solve before signing up. Needs recaptcha_private_key. \"\" = no captcha.\n"
+        "Token, appservice and shared-secret registration never ask for it."
+    ),
+    "registration.recaptcha_private_key": "The reCAPTCHA secret key that goes with the site key.",
+    "registration.recaptcha_siteverify_api": (
+        "Where captcha answers are checked: Google's siteverify API (recaptcha.net also works\n"
+        "where google.com is blocked)."
+    ),
+    "registration.recaptcha_required": (
+        "false offers the captcha beside plain sign-up instead of requiring it, to try the keys\n"
+        "with a client first."
+    ),
     "login": "How users sign in.",
     "login.get_token": (
         "true lets a signed-in device make a one-time login token for a new device (POST\n"

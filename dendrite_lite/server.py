@@ -74,6 +74,7 @@ from dendrite_lite.api.client import room_keys as room_keys_api
 from dendrite_lite.api.client import to_device as to_device_api
 from dendrite_lite.api.client import filters as filters_api
 from dendrite_lite.api.client import appservice as appservice_api
+from dendrite_lite.api.client import auth_fallback
 from dendrite_lite.api.client import messages as messages_api
 from dendrite_lite.api.client import relations as relations_api
 from dendrite_lite.api.client import search as search_api
@@ -142,6 +143,7 @@ _CLIENT_ONLY_BLUEPRINTS: tuple[Blueprint, ...] = (
     versions.bp,
     login.bp,
     register.bp,
+    auth_fallback.bp,
     appservice_api.bp,
     account.bp,
     devices.bp,

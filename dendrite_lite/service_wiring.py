@@ -58,6 +58,8 @@ from dendrite_lite.media.store import FileStore
 from dendrite_lite.media.thumbnails import Thumbnails
 from dendrite_lite.storage import MigrationError, SchemaTooNew, Storage
 from dendrite_lite.storage import server_identity
+from dendrite_lite.users.recaptcha import Recaptcha
+from dendrite_lite.users.uia import UiaSessions
 from dendrite_lite.rooms.history import HistoryService
 from dendrite_lite.rooms.notification_list import NotificationList
 from dendrite_lite.rooms.notifications import NotificationCounter, PersistHook
@@ -190,6 +192,7 @@ async def load_services(config: Config) -> Services:
         server_key=key,
         storage=storage,
         ratelimits=ratelimits,
+        uia=_uia_sessions(config),
         notifier=notifier,
         pipeline=pipeline,
         metrics=metrics,
@@ -219,6 +222,14 @@ async def load_services(config: Config) -> Services:
         backups=_backup_schedule(config),
         **appservices.as_services(),
     )
+
+
+def _uia_sessions(config: Config) -> UiaSessions:
+    """UIA sessions, with the captcha checker when registration.recaptcha_* keys are set."""
+    reg = config.registration
+    if not reg.recaptcha_private_key:
+        return UiaSessions()
+    return UiaSessions(recaptcha=Recaptcha(reg.recaptcha_private_key, reg.recaptcha_siteverify_api))
 
 
 def _backup_schedule(config: Config) -> BackupSchedule | None:
@@ -520,6 +531,7 @@ async def close_services(svc: Services) -> None:
         await svc.appservice_requests.http.aclose()
     if svc.url_previews is not None:
         await svc.url_previews.aclose()
+    await svc.uia.aclose()
 
 
 def _server_metrics(config: Config) -> ServerMetrics | None:

@@ -31,9 +31,13 @@ What dendrite-lite can and cannot be told (dendrite_lite/config.py):
   * There is no config key for the default room version (dendrite_lite.events.room_versions:
     12). SyTest sends `room_version` itself in the createRoom calls of its helper when run with
     --room-version, so only rooms created by raw /createRoom calls get v12.
-  * No SMTP, reCAPTCHA or CAS config exists: those are ignored. App-service registration
+  * No SMTP or CAS config exists: those are ignored. App-service registration
     files go into [appservices] registration_files. URL previews are
     on, allowed to reach 127.0.0.1 (SyTest's own test server).
+  * SyTest's reCAPTCHA keys and its fake siteverify API go into [registration] with
+    recaptcha_required = false: SyTest gives every server the keys, but its register helpers
+    only know m.login.dummy, so the captcha flow is offered beside the plain one (Synapse
+    likewise needs enable_registration_captcha, which SyTest never sets).
 """
 import json
 import os
@@ -80,7 +84,16 @@ subprocess.run(
 # 2. Set what init has no flag for, in place (TOML forbids a key twice in a table).
 verify = os.environ.get("DL_FED_VERIFY", "1") != "0"
 overrides = {
-    "registration": {"shared_secret": c["registration_shared_secret"], "allow_guests": True},
+    "registration": {
+        "shared_secret": c["registration_shared_secret"],
+        "allow_guests": True,
+        **({
+            "recaptcha_public_key": c["recaptcha_public_key"],
+            "recaptcha_private_key": c["recaptcha_private_key"],
+            "recaptcha_siteverify_api": c["recaptcha_siteverify_api"],
+            "recaptcha_required": False,
+        } if c.get("recaptcha_public_key") else {}),
+    },
     "federation": {
         "enabled": True,
         "verify_tls": verify,
@@ -181,8 +194,9 @@ if os.environ.get("DL_PLAIN_HTTP", "1") != "0":
     lsock.close()
 
 # 4. Exec the server (`run` checks the config, then execs its lean server process: same PID).
-# URL previews fetch with OpenSSL's default trust, which SSL_CERT_FILE replaces: SyTest's test
-# server has a certificate from SyTest's CA. (Federation and push have their own ca_file.)
+# URL previews and captcha checks fetch with OpenSSL's default trust, which SSL_CERT_FILE
+# replaces: SyTest's test server has a certificate from SyTest's CA. (Federation and push have
+# their own ca_file.)
 os.environ["SSL_CERT_FILE"] = c["ca_cert"]
 os.dup2(log.fileno(), 1)
 os.dup2(log.fileno(), 2)

@@ -4,7 +4,10 @@ Synapse-compatible shared-secret registration.
 Spec: client-server-api §Account registration, data/api/client-server/registration.yaml.
 `registration.mode` decides: "closed" refuses (403), "open" offers [m.login.dummy], "token"
 offers [m.login.registration_token]. Shared-secret registration works in every mode: whoever
-knows `registration.shared_secret` is the admin.
+knows `registration.shared_secret` is the admin. Open registration asks for a reCAPTCHA when
+`registration.recaptcha_*` keys are set; a registration token, an appservice's token or the
+shared secret already show the admin's consent, so those never ask (Synapse asks token holders
+too).
 """
 
 from __future__ import annotations
@@ -40,17 +43,25 @@ from dendrite_lite.users.sessions import (
     now_ms,
     validate_device_id,
 )
-from dendrite_lite.users.uia import DUMMY, REGISTRATION_TOKEN, Flow, UiaSessions
+from dendrite_lite.users.uia import (
+    DUMMY,
+    RECAPTCHA,
+    REGISTRATION_TOKEN,
+    Flow,
+    UiaSessions,
+)
 
 __all__ = [
     "MAX_PASSWORD_LENGTH",
     "Registered",
     "SharedSecretNonces",
+    "captcha_site_key",
     "check_username_available",
     "register_guest",
     "register_user",
     "register_with_shared_secret",
     "registration_flows",
+    "registration_params",
 ]
 
 # argon2 takes any length, but a megabyte "password" is a denial-of-service, not a password.
@@ -77,7 +88,22 @@ def registration_flows(config: Config) -> list[Flow]:
         # (matrix-nio's register_with_token, Element) expect a 401 after the token stage and
         # finish with m.login.dummy; the spec allows either flow.
         return [(REGISTRATION_TOKEN, DUMMY)]
+    if captcha_site_key(config):
+        # The captcha then a dummy stage, the shape Synapse offers and its clients expect.
+        captcha = (RECAPTCHA, DUMMY)
+        return [captcha] if config.registration.recaptcha_required else [(DUMMY,), captcha]
     return [(DUMMY,)]
+
+
+def registration_params(config: Config) -> dict[str, Any]:
+    """The UIA `params`: the site key a client's captcha widget needs."""
+    site_key = captcha_site_key(config)
+    return {RECAPTCHA: {"public_key": site_key}} if site_key else {}
+
+
+def captcha_site_key(config: Config) -> str:
+    """The reCAPTCHA site key when registration asks for a captcha, else ""."""
+    return config.registration.recaptcha_public_key if config.registration.mode == "open" else ""
 
 
 def _user_id_for(username: object, server_name: str) -> str:
@@ -127,7 +153,9 @@ async def register_user(
         raise MatrixError(Errcode.FORBIDDEN, "Registration is disabled")
     server_name = config.server.server_name
     auth = body.get("auth")
-    session, params = uia.start(auth, "register", registration_flows(config), body)
+    session, params = uia.start(
+        auth, "register", registration_flows(config), body, registration_params(config)
+    )
     if session.registered_user_id is not None:
         return await _register_again(storage, session.registered_user_id, params, ip)
     guest_id = await _upgradable_guest(storage, server_name, params)
@@ -142,7 +170,7 @@ async def register_user(
     inhibit_login = bool(_optional(params, "inhibit_login", bool))
     with_refresh = bool(_optional(params, "refresh_token", bool))
 
-    await uia.complete(session, auth, storage=storage, server_name=server_name)
+    await uia.complete(session, auth, storage=storage, server_name=server_name, ip=ip)
 
     if password is None:
         raise MatrixError(Errcode.MISSING_PARAM, "Missing params: password")

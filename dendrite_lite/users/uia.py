@@ -3,7 +3,8 @@
 An endpoint protected by UIA offers flows (lists of stages). The first request gets a 401 with
 the flows and a session id; the client then completes stages in the order of one flow, one
 request per stage, quoting the session. When every stage of a flow is done the request goes
-through. Stages here: m.login.dummy, m.login.password, m.login.registration_token.
+through. Stages here: m.login.dummy, m.login.password, m.login.registration_token and
+m.login.recaptcha (which a browser may also complete on its fallback page, out of band).
 
 Sessions live in memory: they are short-lived, worthless after a restart (the client just starts
 over) and this server is one process. Each session is bound to one operation (e.g. "register",
@@ -30,11 +31,13 @@ from dendrite_lite.request_body import optional_field
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import registration as registration_table
 from dendrite_lite.users.accounts import check_password
+from dendrite_lite.users.recaptcha import CaptchaUnavailable, Recaptcha
 from dendrite_lite.users.sessions import now_ms, user_id_from_identifier
 
 __all__ = [
     "DUMMY",
     "PASSWORD",
+    "RECAPTCHA",
     "REGISTRATION_TOKEN",
     "Flow",
     "UiaRequired",
@@ -45,6 +48,7 @@ __all__ = [
 DUMMY = "m.login.dummy"
 PASSWORD = "m.login.password"
 REGISTRATION_TOKEN = "m.login.registration_token"
+RECAPTCHA = "m.login.recaptcha"
 
 Flow = tuple[str, ...]
 
@@ -114,8 +118,10 @@ class UiaSessions:
         clock: Callable[[], float] = time.monotonic,
         ttl_s: float = SESSION_TTL_S,
         max_sessions: int = MAX_SESSIONS,
+        recaptcha: Recaptcha | None = None,
     ) -> None:
         self._clock = clock
+        self._recaptcha = recaptcha
         self._ttl = ttl_s
         self._max = max_sessions
         self._sessions: OrderedDict[str, UiaSession] = OrderedDict()
@@ -168,10 +174,12 @@ class UiaSessions:
         storage: Storage,
         server_name: str,
         user_id: str | None = None,
+        ip: str | None = None,
     ) -> None:
         """Do the stage `auth` submits; return once a flow is complete, else raise UiaRequired.
 
-        `user_id` is who m.login.password must prove to be (the requester).
+        `user_id` is who m.login.password must prove to be (the requester); `ip` is the
+        client's address, which the captcha service weighs.
         """
         stage = auth.get("type") if auth is not None else None
         if stage is not None and stage not in session.completed:
@@ -181,8 +189,10 @@ class UiaSessions:
                     MatrixError(Errcode.FORBIDDEN, f"Authentication stage {stage!r} not expected now"),
                 )
             assert auth is not None
-            await self._check_stage(session, stage, auth, storage, server_name, user_id)
-            session.completed.append(stage)
+            await self._check_stage(session, stage, auth, storage, server_name, user_id, ip)
+            # A concurrent request of the session may have done it during the await.
+            if stage not in session.completed:
+                session.completed.append(stage)
         if not session.done():
             raise UiaRequired(session)
 
@@ -204,6 +214,33 @@ class UiaSessions:
             session, auth, storage=storage, server_name=server_name, user_id=user_id
         )
         return session, params
+
+    def known(self, session_id: str) -> bool:
+        self._expire()
+        return session_id in self._sessions
+
+    async def complete_recaptcha_fallback(
+        self, session_id: str, response: str, *, ip: str | None
+    ) -> None:
+        """The m.login.recaptcha stage done on its fallback page (client-server-api §Fallback):
+        recorded in the session, which the client then resubmits with just its id. Raises
+        UiaRequired when the captcha is refused, MatrixError for an unknown session or when
+        the session is not at that stage."""
+        self._expire()
+        session = self._sessions.get(session_id)
+        if session is None:
+            raise MatrixError(Errcode.UNKNOWN, "Unknown UIA session id", status=400)
+        if RECAPTCHA in session.completed:
+            return
+        if RECAPTCHA not in session.next_stages():
+            raise MatrixError(Errcode.FORBIDDEN, "This session does not expect a captcha now")
+        await self._check_recaptcha(session, {"response": response}, ip)
+        if RECAPTCHA not in session.completed:
+            session.completed.append(RECAPTCHA)
+
+    async def aclose(self) -> None:
+        if self._recaptcha is not None:
+            await self._recaptcha.aclose()
 
     def finish(self, session: UiaSession) -> None:
         """The operation went through: the session may not authorise anything else."""
@@ -237,6 +274,7 @@ class UiaSessions:
         storage: Storage,
         server_name: str,
         user_id: str | None,
+        ip: str | None,
     ) -> None:
         if stage == DUMMY:
             return
@@ -244,8 +282,33 @@ class UiaSessions:
             await _check_password_stage(session, auth, storage, server_name, user_id)
         elif stage == REGISTRATION_TOKEN:
             await _check_registration_token_stage(session, auth, storage)
+        elif stage == RECAPTCHA:
+            await self._check_recaptcha(session, auth, ip)
         else:  # offered in a flow but not implemented: a programming error
             raise RuntimeError(f"UIA stage {stage} has no checker")
+
+    async def _check_recaptcha(
+        self, session: UiaSession, auth: dict[str, Any], ip: str | None
+    ) -> None:
+        if self._recaptcha is None:  # offered without registration.recaptcha_* keys
+            raise RuntimeError("m.login.recaptcha offered without a reCAPTCHA configured")
+        response = auth.get("response")
+        if not isinstance(response, str) or not response:
+            raise UiaRequired(
+                session, MatrixError(Errcode.CAPTCHA_NEEDED, "Captcha response is required")
+            )
+        try:
+            accepted = await self._recaptcha.verify(response, ip)
+        except CaptchaUnavailable:
+            # Not the user's failure: the stage stays open and the session usable for a retry.
+            raise MatrixError(
+                Errcode.UNKNOWN, "The captcha service could not be reached; try again later",
+                status=502,
+            ) from None
+        if not accepted:
+            raise UiaRequired(
+                session, MatrixError(Errcode.UNAUTHORIZED, "Captcha authentication failed")
+            )
 
 
 async def _check_password_stage(
