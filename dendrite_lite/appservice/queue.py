@@ -10,6 +10,9 @@ delivery ordered and exactly-once across failures and restarts:
   restart the recorded transaction is rebuilt from the same rows with the same id, so an AS that
   took it but whose answer was lost drops it as a duplicate (the spec's txnId idempotency).
 - Rows committed while a transaction is in flight wait for the next one.
+- MSC3202 device list changes are not rows: a transaction carries those after the AS's cursor
+  into the device list stream, up to a position recorded with it, and the acknowledging write
+  moves the cursor there (appservice/device_lists.py).
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ class AppserviceQueue(SendLoop):
         self,
         reg: Registration,
         *,
+        server_name: str,
         storage: Storage,
         http: AppserviceHttp,
         policy: BackoffPolicy,
@@ -71,6 +75,7 @@ class AppserviceQueue(SendLoop):
     ) -> None:
         super().__init__(label=f"appservice-{reg.id}", clock=clock)
         self.reg = reg
+        self._server_name = server_name
         self._storage = storage
         self._http = http
         self._policy = policy
@@ -124,30 +129,30 @@ class AppserviceQueue(SendLoop):
 
     async def _build(self) -> _Txn | None:
         as_id = self.reg.id
-
-        async def load(conn: aiosqlite.Connection) -> tuple[table.AppserviceState, list[table.OutboxRow]]:
-            state = await table.select_state(conn, as_id)
-            if state.pending_txn_id and not state.pending_up_to:
-                return state, []
-            up_to = state.pending_up_to if state.pending_txn_id else None
-            return state, await table.select_outbox(conn, as_id, MAX_EVENTS, up_to)
-
-        state, rows = await self._storage.db.read(load)
-        resend = state.pending_txn_id != 0
+        while True:
+            state, rows, lists_up_to, lists = await self._storage.db.read(self._load)
+            resend = state.pending_txn_id != 0
+            if resend or rows or lists is not None or self._ephemeral:
+                break
+            if not lists_up_to:
+                return None
+            # Device list changes of nobody the AS hears of: its cursor moves past them unsent.
+            await self._storage.db.write(
+                lambda c, position=lists_up_to: table.advance_device_list_position(c, as_id, position)
+            )
         ephemeral: list[dict[str, Any]] = []
         if not resend:
             while self._ephemeral and len(ephemeral) < MAX_EPHEMERAL:
                 ephemeral.append(self._ephemeral.popleft())
-            if not rows and not ephemeral:
-                return None
         up_to = rows[-1].position if rows else 0
         if resend:
             txn_id = state.pending_txn_id
         else:
-            txn_id = await self._storage.db.write(lambda c: table.begin_txn(c, as_id, up_to))
+            txn_id = await self._storage.db.write(
+                lambda c: table.begin_txn(c, as_id, up_to, lists_up_to)
+            )
         events = await self._events([r.event_id for r in rows if r.event_id is not None])
         to_device = [dict(r.content) for r in rows if r.edu_type == "m.to_device" and r.content]
-        lists = device_lists.fold(r.content for r in rows if r.edu_type == device_lists.EDU_TYPE and r.content)
         body: dict[str, Any] = {"events": events}
         if self.reg.device_lists:
             await self._add_key_counts(body, events, ephemeral, to_device)
@@ -160,6 +165,34 @@ class AppserviceQueue(SendLoop):
         if to_device:
             body["de.sorunome.msc2409.to_device"] = to_device
         return _Txn(txn_id, up_to, body)
+
+    def _ours(self, user_id: str) -> bool:
+        """The AS's own users: its sender and its user namespace."""
+        return user_id == self.reg.sender(self._server_name) or self.reg.matches("users", user_id)
+
+    async def _load(
+        self, conn: aiosqlite.Connection
+    ) -> tuple[table.AppserviceState, list[table.OutboxRow], int, dict[str, list[str]] | None]:
+        """In one read: the AS's state, the outbox rows and device list changes of its next
+        transaction (those the recorded one carries, when resending): (state, rows, the last
+        device list position carried or 0, device_lists or None)."""
+        state = await table.select_state(conn, self.reg.id)
+        if state.pending_txn_id:
+            rows = (
+                await table.select_outbox(conn, self.reg.id, MAX_EVENTS, state.pending_up_to)
+                if state.pending_up_to else []
+            )
+            until: int | None = state.pending_device_list_up_to
+        else:
+            rows = await table.select_outbox(conn, self.reg.id, MAX_EVENTS)
+            until = None
+        if not self.reg.device_lists:
+            return state, rows, 0, None
+        up_to, lists = await device_lists.summary(
+            conn, self._server_name, self._ours, since=state.device_list_position, until=until,
+            entries=[r.content for r in rows if r.edu_type == device_lists.EDU_TYPE and r.content],
+        )
+        return state, rows, up_to, lists
 
     async def _add_key_counts(
         self, body: dict[str, Any], events: list[dict[str, Any]], ephemeral: list[dict[str, Any]],

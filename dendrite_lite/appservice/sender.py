@@ -10,9 +10,9 @@ or its alias namespace one of the room's local aliases.
 
 Ephemeral data reaches ASes that opted in through hooks the other services call (wired in
 service_wiring): typing, receipts and presence in memory (MSC2409; they are superseded within
-seconds), to-device messages durably in the messages' own transaction, device list changes
-(MSC3202) durably too, as outbox rows (appservice/device_lists.py): written after the change's
-commit, and for users no longer sharing a room with the AS's users, in the leave's transaction.
+seconds), to-device messages durably in the messages' own transaction, device lists (MSC3202)
+from the device list stream through a cursor per AS, and users no longer sharing a room with the
+AS's users as outbox rows in the leave's transaction (appservice/device_lists.py).
 """
 
 from __future__ import annotations
@@ -71,12 +71,21 @@ class AppserviceSender:
         self.appservices = appservices
         self.http = http
         self._queues = {
-            r.id: AppserviceQueue(r, storage=storage, http=http, policy=policy or BackoffPolicy())
+            r.id: AppserviceQueue(
+                r, server_name=appservices.server_name, storage=storage, http=http,
+                policy=policy or BackoffPolicy(),
+            )
             for r in appservices if r.url is not None
         }
 
     async def start(self) -> None:
-        """Resume: each queue sends what an earlier run left, after any remembered backoff."""
+        """Resume: each queue sends what an earlier run left, after any remembered backoff.
+        An AS new to MSC3202 device lists starts at the stream's position now."""
+        with_lists = [r.id for r in self.appservices if r.device_lists and r.id in self._queues]
+        without = [r.id for r in self.appservices if not r.device_lists]
+        await self._storage.db.write(
+            lambda c: table.start_device_list_positions(c, with_lists, without)
+        )
         states = await self._storage.db.read(table.select_states)
         for as_id, queue in self._queues.items():
             state = states.get(as_id)
@@ -206,26 +215,16 @@ class AppserviceSender:
                 self._queues[reg.id].add_ephemeral(dict(edu))
 
     async def device_list_changed(self, user_id: str, sharing: set[str]) -> None:
-        """DeviceListService.on_change, after the change committed: ASes with MSC3202 device
-        lists hear of changes of the users their users share a room with, durably.
-        FIXME: a crash between the change's commit and this write loses it for the AS; writing
-        it in the change's own transaction means hooking each of its writers."""
-        as_ids = [
-            reg.id for reg in self.appservices
-            if reg.device_lists and reg.id in self._queues
-            and any(self._user_is_ours(reg, u) for u in sharing)
-        ]
-        if not as_ids:
-            return
-        now, entry = int(time.time() * 1000), device_lists.entry(user_id, left=False)
-
-        async def write(conn: aiosqlite.Connection) -> None:
-            for as_id in as_ids:
-                await table.insert_outbox_edu(conn, as_id, device_lists.EDU_TYPE, entry, now)
-
-        await self._storage.db.write(write)
-        for as_id in as_ids:
-            self._queues[as_id].wake()
+        """DeviceListService.on_change, after a change committed: wakes the queues of the ASes
+        with MSC3202 device lists whose users share a room with the user (or are the user).
+        The wake carries nothing: each queue reads the device list stream after its own cursor
+        (appservice/device_lists.py), so a change committed just before a crash still reaches
+        them after the restart."""
+        for reg in self.appservices:
+            if reg.device_lists and reg.id in self._queues and any(
+                self._user_is_ours(reg, u) for u in sharing | {user_id}
+            ):
+                self._queues[reg.id].wake()
 
     def _room_ephemeral(self, room_id: str, members: list[str], edu: Mapping[str, Any]) -> None:
         suffix = ":" + self.appservices.server_name

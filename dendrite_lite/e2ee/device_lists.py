@@ -63,7 +63,8 @@ class DeviceListService:
         self._notifier = notifier
         self._on_local_change = on_local_change
         # Hears every change, local or remote: (user, the users sharing a room with them and
-        # the user). Application services with MSC3202 device lists, which queue it durably.
+        # the user). Application services with MSC3202 device lists: it wakes their queues,
+        # which read the stream itself (a change is never lost if this is not called).
         self.on_change: Callable[[str, set[str]], Awaitable[None]] | None = None
 
     async def changed(self, user_id: str, *, local: bool = True) -> None:
@@ -77,8 +78,8 @@ class DeviceListService:
         if self.on_change is not None:
             try:
                 await self.on_change(user_id, sharing | {user_id})
-            except Exception:  # the change is committed and /sync sees it; only ASes miss it
-                log.exception("device list change of %s not queued for appservices", user_id)
+            except Exception:  # the change is committed; the ASes' queues find it when next woken
+                log.exception("appservices not woken for the device list change of %s", user_id)
         if local and self._on_local_change is not None:
             try:
                 await self._on_local_change(user_id)

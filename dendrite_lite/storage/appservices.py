@@ -1,7 +1,8 @@
 """Application services: each AS's outbox, transaction state and room lists.
 
-Schema in migrations/0032_appservices.sql. Outbox rows leave only with the AS's 200 for a
-transaction carrying them (`acknowledge_txn`), so a restart or an AS outage loses nothing.
+Schema in migrations/0032_appservices.sql and 0033 (the device list cursor). Outbox rows leave
+only with the AS's 200 for a transaction carrying them (`acknowledge_txn`), and the cursor into
+the device list stream moves in that same write, so a restart or an AS outage loses nothing.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ from typing import Any
 
 import aiosqlite
 
+from dendrite_lite.storage.device_lists import select_device_list_position
+
 __all__ = [
     "AppserviceState",
     "OutboxRow",
     "acknowledge_txn",
+    "advance_device_list_position",
     "begin_txn",
     "delete_outbox_except",
     "insert_outbox_edu",
@@ -31,6 +35,7 @@ __all__ = [
     "select_room_list",
     "select_state",
     "select_states",
+    "start_device_list_positions",
     "update_failure",
     "update_room_list",
 ]
@@ -55,6 +60,10 @@ class AppserviceState:
     last_failure_reason: str | None = None
     retry_interval_ms: int = 0
     next_retry_ts: int = 0
+    # MSC3202: the last device list stream position delivered (None: not started), and the
+    # last one the transaction in flight carries (0: none).
+    device_list_position: int | None = None
+    pending_device_list_up_to: int = 0
 
 
 INSERT_EVENT = "INSERT INTO appservice_outbox (as_id, event_id, queued_ts) VALUES (?, ?, ?)"
@@ -70,14 +79,28 @@ SELECT_STATE = "SELECT * FROM appservice_state WHERE as_id = ?"
 SELECT_STATES = "SELECT * FROM appservice_state ORDER BY as_id"
 ENSURE_STATE = "INSERT OR IGNORE INTO appservice_state (as_id) VALUES (?)"
 BEGIN_TXN = (
-    "UPDATE appservice_state SET last_txn_id = ?, pending_txn_id = ?, pending_up_to = ?"
-    " WHERE as_id = ?"
+    "UPDATE appservice_state SET last_txn_id = ?, pending_txn_id = ?, pending_up_to = ?,"
+    " pending_device_list_up_to = ? WHERE as_id = ?"
 )
 DELETE_UP_TO = "DELETE FROM appservice_outbox WHERE as_id = ? AND position <= ?"
+# The device list cursor moves to what the acknowledged transaction carried (SQLite evaluates
+# every expression of an UPDATE on the row as it was).
 ACK_TXN = (
     "UPDATE appservice_state SET pending_txn_id = 0, pending_up_to = 0, last_success_ts = ?,"
-    " retry_interval_ms = 0, next_retry_ts = 0 WHERE as_id = ?"
+    " retry_interval_ms = 0, next_retry_ts = 0, pending_device_list_up_to = 0,"
+    " device_list_position = CASE WHEN pending_device_list_up_to > 0"
+    " THEN MAX(COALESCE(device_list_position, 0), pending_device_list_up_to)"
+    " ELSE device_list_position END WHERE as_id = ?"
 )
+ADVANCE_DEVICE_LISTS = (
+    "UPDATE appservice_state SET device_list_position = ?"
+    " WHERE as_id = ? AND COALESCE(device_list_position, 0) < ?"
+)
+START_DEVICE_LISTS = (
+    "UPDATE appservice_state SET device_list_position = ?"
+    " WHERE as_id = ? AND device_list_position IS NULL"
+)
+STOP_DEVICE_LISTS = "UPDATE appservice_state SET device_list_position = NULL WHERE as_id = ?"
 UPDATE_FAILURE = (
     "UPDATE appservice_state SET last_failure_ts = ?, last_failure_reason = ?,"
     " retry_interval_ms = ?, next_retry_ts = ? WHERE as_id = ?"
@@ -151,20 +174,46 @@ async def select_states(conn: aiosqlite.Connection) -> dict[str, AppserviceState
         return {r[0]: _state(r) for r in await cur.fetchall()}
 
 
-async def begin_txn(conn: aiosqlite.Connection, as_id: str, up_to: int) -> int:
-    """Record a new transaction carrying rows up to `up_to`; returns its id."""
+async def begin_txn(
+    conn: aiosqlite.Connection, as_id: str, up_to: int, device_lists_up_to: int = 0
+) -> int:
+    """Record a new transaction carrying rows up to `up_to` and device list changes up to
+    `device_lists_up_to` (0: none); returns its id."""
     await conn.execute(ENSURE_STATE, (as_id,))
     state = await select_state(conn, as_id)
     txn_id = state.last_txn_id + 1
-    await conn.execute(BEGIN_TXN, (txn_id, txn_id, up_to, as_id))
+    await conn.execute(BEGIN_TXN, (txn_id, txn_id, up_to, device_lists_up_to, as_id))
     return txn_id
 
 
 async def acknowledge_txn(conn: aiosqlite.Connection, as_id: str, up_to: int, now: int) -> None:
-    """The AS took the transaction: its rows go, and the AS is healthy."""
+    """The AS took the transaction: its rows go, its device list cursor moves past what it
+    carried, and the AS is healthy."""
     await conn.execute(ENSURE_STATE, (as_id,))
     await conn.execute(DELETE_UP_TO, (as_id, up_to))
     await conn.execute(ACK_TXN, (now, as_id))
+
+
+async def advance_device_list_position(
+    conn: aiosqlite.Connection, as_id: str, position: int
+) -> None:
+    """Changes up to `position` concern the AS in nothing: its cursor moves there unsent."""
+    await conn.execute(ENSURE_STATE, (as_id,))
+    await conn.execute(ADVANCE_DEVICE_LISTS, (position, as_id, position))
+
+
+async def start_device_list_positions(
+    conn: aiosqlite.Connection, with_lists: Iterable[str], without: Iterable[str]
+) -> None:
+    """At start: the ASes with MSC3202 device lists and no cursor yet start at the stream's
+    position now (a new bridge does not get the server's whole history); the others lose
+    theirs, so enabling device lists later starts there too."""
+    now = await select_device_list_position(conn)
+    for as_id in with_lists:
+        await conn.execute(ENSURE_STATE, (as_id,))
+        await conn.execute(START_DEVICE_LISTS, (now, as_id))
+    for as_id in without:
+        await conn.execute(STOP_DEVICE_LISTS, (as_id,))
 
 
 async def update_failure(

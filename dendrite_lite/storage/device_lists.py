@@ -16,8 +16,10 @@ import aiosqlite
 
 __all__ = [
     "MembershipChange",
+    "StreamChange",
     "insert_device_list_change",
     "select_changed_users",
+    "select_changes",
     "select_device_list_position",
     "select_joined_rooms",
     "select_membership_changes",
@@ -37,6 +39,10 @@ SELECT_CHANGED = (
 SELECT_CHANGED_SEEN_BY = (
     "SELECT DISTINCT user_id FROM device_list_changes WHERE stream_id > ? AND stream_id <= ?"
     " AND seen_by = ?"
+)
+SELECT_CHANGES = (
+    "SELECT stream_id, user_id, seen_by FROM device_list_changes"
+    " WHERE stream_id > ? AND stream_id <= ? ORDER BY stream_id LIMIT ?"
 )
 SELECT_SHARING = (
     "SELECT DISTINCT other.state_key FROM current_state mine JOIN current_state other"
@@ -63,6 +69,13 @@ class MembershipChange:
     room_id: str
     user_id: str  # the member event's state_key
     membership: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamChange:
+    stream_id: int
+    user_id: str
+    seen_by: str | None
 
 
 async def insert_device_list_change(
@@ -97,6 +110,17 @@ async def select_changed_users(
         query, args = SELECT_CHANGED_SEEN_BY, (since, until, seen_by)
     async with conn.execute(query, args) as cur:
         return {r[0] for r in await cur.fetchall()}
+
+
+async def select_changes(
+    conn: aiosqlite.Connection, since: int, until: int | None, limit: int
+) -> list[StreamChange]:
+    """The first `limit` changes after position `since` (up to `until`), in stream order.
+    The writer commits one transaction at a time, so a change committed after this read has a
+    higher position than every change it returned: reading on from the last one misses none."""
+    bound = until if until is not None else 2**62
+    async with conn.execute(SELECT_CHANGES, (since, bound, limit)) as cur:
+        return [StreamChange(r[0], r[1], r[2]) for r in await cur.fetchall()]
 
 
 async def select_users_sharing_rooms_with(conn: aiosqlite.Connection, user_id: str) -> set[str]:

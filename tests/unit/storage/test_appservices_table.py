@@ -68,3 +68,47 @@ async def test_local_room_mates(tmp_path: Path) -> None:
         await storage.db.write(scenario)
     finally:
         await storage.close()
+
+
+async def test_device_list_cursor(tmp_path: Path) -> None:
+    """MSC3202: a new AS starts at the stream's position, a transaction records how far it
+    carries the stream, and only the AS's acknowledgement moves the cursor there."""
+    from dendrite_lite.storage import device_lists
+
+    storage = await Storage.open(tmp_path / "db.sqlite")
+
+    async def scenario(conn: aiosqlite.Connection) -> None:
+        for user in ("@a:hs", "@b:hs"):
+            await device_lists.insert_device_list_change(conn, user, "D")
+        await table.start_device_list_positions(conn, ["wa", "tg"], ["irc"])
+        assert (await table.select_state(conn, "wa")).device_list_position == 2
+        assert (await table.select_state(conn, "irc")).device_list_position is None
+        await device_lists.insert_device_list_change(conn, "@c:hs", "D")
+        await table.start_device_list_positions(conn, ["wa"], [])  # a restart: kept
+        assert (await table.select_state(conn, "wa")).device_list_position == 2
+        changes = await device_lists.select_changes(conn, 2, None, 10)
+        assert [(c.stream_id, c.user_id) for c in changes] == [(3, "@c:hs")]
+        await table.begin_txn(conn, "wa", 0, 3)
+        state = await table.select_state(conn, "wa")
+        assert (state.device_list_position, state.pending_device_list_up_to) == (2, 3)
+        await table.update_failure(conn, "wa", 5, "down", 100, 6)  # an outage moves nothing
+        assert (await table.select_state(conn, "wa")).device_list_position == 2
+        await table.acknowledge_txn(conn, "wa", 0, 7)
+        state = await table.select_state(conn, "wa")
+        assert (state.device_list_position, state.pending_device_list_up_to) == (3, 0)
+        # A transaction carrying no device lists leaves the cursor where it is.
+        await table.begin_txn(conn, "wa", 0)
+        await table.acknowledge_txn(conn, "wa", 0, 8)
+        assert (await table.select_state(conn, "wa")).device_list_position == 3
+        # Changes concerning nobody of the AS: the cursor moves on unsent, never back.
+        await table.advance_device_list_position(conn, "tg", 3)
+        await table.advance_device_list_position(conn, "tg", 1)
+        assert (await table.select_state(conn, "tg")).device_list_position == 3
+        # Device lists turned off: the cursor goes, so turning them on starts afresh.
+        await table.start_device_list_positions(conn, [], ["wa"])
+        assert (await table.select_state(conn, "wa")).device_list_position is None
+
+    try:
+        await storage.db.write(scenario)
+    finally:
+        await storage.close()
