@@ -77,6 +77,7 @@ from dendrite_lite.api.client import appservice as appservice_api
 from dendrite_lite.api.client import auth_fallback
 from dendrite_lite.api.client import messages as messages_api
 from dendrite_lite.api.client import relations as relations_api
+from dendrite_lite.api.client import thread_subscriptions as thread_subscriptions_api
 from dendrite_lite.api.client import search as search_api
 from dendrite_lite.api.client import legacy_sync as legacy_sync_api
 from dendrite_lite.api.client import sliding_sync as sliding_sync_api
@@ -180,6 +181,7 @@ _CLIENT_ONLY_BLUEPRINTS: tuple[Blueprint, ...] = (
     filters_api.bp,
     messages_api.bp,
     relations_api.bp,
+    thread_subscriptions_api.bp,
     search_api.bp,
     media_upload.bp,
     media_download.bp,

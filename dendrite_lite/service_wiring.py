@@ -6,6 +6,7 @@ builds the apps and listeners over what `load_services` returns.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +77,10 @@ from dendrite_lite.sync.notifier import Notifier
 from dendrite_lite.sync.service import SyncService
 from dendrite_lite.sync.sliding.extensions import sliding_extensions
 from dendrite_lite.sync.sliding.service import SlidingSyncService
+from dendrite_lite.sync.sliding.thread_extensions import thread_extensions
+from dendrite_lite.sync.tokens import SyncToken
+from dendrite_lite.rooms.thread_subscriptions import ThreadSubscriptionsService
+from dendrite_lite.rooms.thread_updates import ThreadUpdatesService
 from dendrite_lite.users.account_data import AccountDataService
 from dendrite_lite.users.presence import JoinPresenceHook, PresenceService
 from dendrite_lite.users.openid import OpenIdService
@@ -440,8 +445,12 @@ def _sync_services(
         storage, e2ee=e2ee, account_data=user_data["account_data"],
         receipts=user_data["receipts"], typing=user_data["typing"],
     )
+    # Threads (MSC4308, MSC4360): sync/sliding/thread_extensions.py
+    thread_subs: ThreadSubscriptionsService = user_data["thread_subscriptions"]
+    extensions += thread_extensions(storage, thread_subs, ThreadUpdatesService(storage))
     sliding_sync = SlidingSyncService(
-        storage, notifier, sync.current_token, presence=user_data["presence"],
+        storage, notifier, _with_thread_subscriptions(sync.current_token, thread_subs),
+        presence=user_data["presence"],
         extensions=extensions,
     )
     return {
@@ -450,6 +459,20 @@ def _sync_services(
         "sliding_sync": sliding_sync,
         "history": HistoryService(storage, backfill=backfill),
     }
+
+
+def _with_thread_subscriptions(
+    current_token: Callable[[], Awaitable[SyncToken]], thread_subs: ThreadSubscriptionsService
+) -> Callable[[], Awaitable[SyncToken]]:
+    """Sliding sync's stream positions: /sync's and the thread-subscriptions stream (which only
+    sliding sync serves)."""
+
+    async def token() -> SyncToken:
+        return dataclasses.replace(
+            await current_token(), thread_subscriptions=thread_subs.current_position()
+        )
+
+    return token
 
 
 async def _user_data_services(
@@ -468,6 +491,7 @@ async def _user_data_services(
         "read_markers": ReadMarkersService(receipts_svc, account_data),
         "typing": TypingService(storage, notifier, edus=edus),
         "presence": presence_svc,
+        "thread_subscriptions": await ThreadSubscriptionsService.open(storage, notifier),
     }
 
 

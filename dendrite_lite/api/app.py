@@ -83,6 +83,7 @@ from dendrite_lite.sync.filter_store import FilterService
 from dendrite_lite.sync.notifier import Notifier
 from dendrite_lite.sync.service import SyncService
 from dendrite_lite.sync.sliding.service import SlidingSyncService
+from dendrite_lite.rooms.thread_subscriptions import ThreadSubscriptionsService
 from dendrite_lite.users.account_data import AccountDataService
 from dendrite_lite.users.presence import PresenceService
 from dendrite_lite.users.login_tokens import LoginTokens
@@ -140,6 +141,8 @@ class Services:
     history: HistoryService = None  # type: ignore[assignment]
     # Simplified sliding sync, MSC4186 (always set by load_services).
     sliding_sync: SlidingSyncService = None  # type: ignore[assignment]
+    # Thread subscriptions, MSC4306 (always set by load_services).
+    thread_subscriptions: ThreadSubscriptionsService = None  # type: ignore[assignment]
     # Federation (issue 5): other servers' keys, and signed outbound requests (None when
     # federation.enabled = false; the keyring then answers from what it already has).
     keyring: Keyring = None  # type: ignore[assignment]

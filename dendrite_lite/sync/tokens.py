@@ -2,7 +2,7 @@
 
 A sync token (`next_batch`, `since`) is one opaque string holding a position in every stream:
 
-    s<room>_<account_data>_<receipts>_<typing>_<presence>_<to_device>_<device_lists>
+    s<room>_<account_data>_<receipts>_<typing>_<presence>_<to_device>_<device_lists>_<thread_subscriptions>
 
 Positions are decimal integers (room positions may be negative after backfill). Streams added
 later are appended; a token with fewer fields reads the missing ones as 0, so tokens handed out
@@ -30,7 +30,10 @@ __all__ = ["SyncToken", "parse_sync_token", "parse_pagination_token", "paginatio
 
 _INT = re.compile(r"-?[0-9]{1,19}")
 _STREAMS = (
-    "room", "account_data", "receipts", "typing", "presence", "to_device", "device_lists"
+    "room", "account_data", "receipts", "typing", "presence", "to_device", "device_lists",
+    # MSC4306 thread subscriptions: only sliding sync's MSC4308 extension reads it (/sync
+    # leaves it at 0).
+    "thread_subscriptions",
 )
 
 
@@ -43,6 +46,7 @@ class SyncToken:
     presence: int = 0
     to_device: int = 0
     device_lists: int = 0
+    thread_subscriptions: int = 0
 
     def encode(self) -> str:
         return "s" + "_".join(str(getattr(self, name)) for name in _STREAMS)

@@ -35,6 +35,7 @@ async def test_versions(client: httpx.AsyncClient) -> None:
     assert body["unstable_features"] == {
         "org.matrix.msc3814": True,
         "org.matrix.simplified_msc3575": True,
+        "org.matrix.msc4306": True,
     }
     assert_matches_operation("client-server/versions.yaml", "/versions", "get", 200, body)
 

@@ -18,11 +18,19 @@ and a pending invite. `replay(world)` then plays, as alice:
      connection with to_device.since = the next_batch it got, which acknowledges it;
   8. alice uploads one-time and fallback keys; encryption long-poll while bob uploads his
      device keys (a device list change for a user alice shares rooms with).
+  9. thread subscriptions (MSC4306/MSC4308, what Element X turns on when /versions advertises
+     org.matrix.msc4306): bob starts two threads in Garden; alice subscribes to one by hand and
+     to the other automatically (bob's reply mentions her); a "threads" connection with only
+     the io.element.msc4308.thread_subscriptions extension (limit 10, as the rust SDK asks) gets
+     both; its long-poll while alice unsubscribes from the first; after more changes, a request
+     with limit 1 whose `prev_batch` the /thread_subscriptions endpoint pages. The endpoint
+     calls along the way (their status, errcode or body) are kept in `Replay.calls`.
 
 `normalise` keeps what must match across servers: for each step the rooms (by label, never by
 id), their order by bump_stamp, names, counts, the (type, state key) pairs of required_state,
 timeline (type, sender, body), invite state types and the extensions' contents, with every user
-ID reduced to its localpart. Each server's own ids, tokens and timestamps are left out.
+ID reduced to its localpart and every thread root to its label. Each server's own ids, tokens,
+timestamps and bump_stamps (only their order) are left out.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ __all__ = [
     "ALL_ROOMS_REQUIRED_STATE",
     "SLIDING_SYNC",
     "SUBSCRIPTION_REQUIRED_STATE",
+    "THREAD_SUBSCRIPTIONS",
     "Replay",
     "World",
     "build_world",
@@ -80,6 +89,9 @@ ROOM_LIST_EXTENSIONS = {
     "typing": {"enabled": True},
 }
 ENCRYPTION_EXTENSIONS = {"to_device": {"enabled": True}, "e2ee": {"enabled": True}}
+THREAD_SUBSCRIPTIONS = "io.element.msc4308.thread_subscriptions"
+_MSC4306 = "/_matrix/client/unstable/io.element.msc4306"
+_MSC4308 = "/_matrix/client/unstable/io.element.msc4308"
 POLL_TIMEOUT_MS = 10_000
 _txns = itertools.count(1)
 
@@ -90,9 +102,13 @@ class World:
     bob: User
     carol: User
     rooms: dict[str, str] = field(default_factory=dict)  # label -> room id
+    threads: dict[str, str] = field(default_factory=dict)  # label -> thread root event id
 
     def label(self, room_id: str) -> str:
         return next((k for k, v in self.rooms.items() if v == room_id), "?unknown room")
+
+    def thread(self, root_id: str) -> str:
+        return next((k for k, v in self.threads.items() if v == root_id), "?unknown thread")
 
     def who(self, user_id: str) -> str:
         """alice, bob or carol: the role, not the server's (or run's) user ID."""
@@ -105,6 +121,8 @@ class Replay:
     steps: list[dict[str, Any]]  # the raw response of each step, in order
     delivery_ms: float  # bob's send (start) -> alice's long-poll answer with the message
     names: list[str]  # each step's name
+    # The thread-subscription endpoint calls: [name, status, errcode or normalised body]
+    calls: list[list[Any]] = field(default_factory=list)
 
 
 async def build_world(make_user: Callable[[str], Awaitable[User]]) -> World:
@@ -247,7 +265,73 @@ async def replay(w: World) -> Replay:
     keys, _ = await _while_polling(
         alice, {**enc, "pos": done["pos"], "timeout": POLL_TIMEOUT_MS}, bob_uploads_keys)
     record("bob's device keys", keys)
-    return Replay(steps, delivery_ms, names)
+    calls = await _thread_subscriptions(w, record)
+    return Replay(steps, delivery_ms, names, calls)
+
+
+async def _thread_reply(user: User, room_id: str, root: str, body: str) -> str:
+    resp = await user.call("PUT", f"/rooms/{room_id}/send/m.room.message/th{next(_txns)}", {
+        "msgtype": "m.text", "body": body,
+        "m.relates_to": {"rel_type": "m.thread", "event_id": root}})
+    return str(resp.json()["event_id"])
+
+
+async def _thread_subscriptions(
+    w: World, record: Callable[[str, dict[str, Any]], dict[str, Any]]
+) -> list[list[Any]]:
+    """Step 9 (see the module docstring); the endpoint calls made, normalised."""
+    alice, bob, garden = w.alice, w.bob, w.rooms["Garden"]
+    calls: list[list[Any]] = []
+
+    async def call(name: str, method: str, path: str, body: Any = None, **params: Any
+                   ) -> dict[str, Any]:
+        resp = await alice.call(method, path, body, expect=None, params=params)
+        got = resp.json()
+        calls.append([name, resp.status_code,
+                      got.get("errcode") if resp.status_code >= 400 else _subs(w, got)])
+        return dict(got)
+
+    def sub(label: str) -> str:
+        root = w.threads.get(label, "$" + "A" * 43)  # an unknown event for an unknown label
+        return f"{_MSC4306}/rooms/{quote(garden)}/thread/{quote(root)}/subscription"
+
+    versions = await alice.call("GET", "/_matrix/client/versions")
+    calls.append(["versions", 200, versions.json()["unstable_features"].get("org.matrix.msc4306")])
+    w.threads["Seeds"] = await bob.send(garden, "thread: seeds")
+    seeds_reply = await _thread_reply(bob, garden, w.threads["Seeds"], "which seeds, alice?")
+    w.threads["Bulbs"] = await bob.send(garden, "thread: bulbs")
+    bulbs_reply = await _thread_reply(bob, garden, w.threads["Bulbs"], "alice: bulbs now?")
+    await call("not subscribed yet", "GET", sub("Seeds"))
+    await call("subscribe Seeds", "PUT", sub("Seeds"), {})
+    await call("read Seeds", "GET", sub("Seeds"))
+    await call("automatic Bulbs", "PUT", sub("Bulbs"), {"automatic": bulbs_reply})
+    await call("read Bulbs", "GET", sub("Bulbs"))
+    await call("cause in another thread", "PUT", sub("Bulbs"), {"automatic": seeds_reply})
+    await call("unknown root", "PUT", sub("Nowhere"), {})
+
+    threads = {"conn_id": "threads",
+               "extensions": {THREAD_SUBSCRIPTIONS: {"enabled": True, "limit": 10}}}
+    first = record("thread subscriptions", await _post(alice, threads))
+
+    async def alice_unsubscribes() -> None:
+        await call("unsubscribe Seeds", "DELETE", sub("Seeds"))
+
+    gone, _ = await _while_polling(
+        alice, {**threads, "pos": first["pos"], "timeout": POLL_TIMEOUT_MS}, alice_unsubscribes)
+    record("alice unsubscribes", gone)
+    await call("automatic after unsubscribing", "PUT", sub("Seeds"), {"automatic": seeds_reply})
+    await call("unsubscribe again", "DELETE", sub("Seeds"))
+    w.threads["Pots"] = await bob.send(garden, "thread: pots")
+    await call("subscribe Seeds again", "PUT", sub("Seeds"), {})
+    await call("subscribe Pots", "PUT", sub("Pots"), {})
+    limited = {**threads, "pos": gone["pos"], "timeout": 0,
+               "extensions": {THREAD_SUBSCRIPTIONS: {"enabled": True, "limit": 1}}}
+    one = record("limit 1", await _post(alice, limited))
+    gap = one.get("extensions", {}).get(THREAD_SUBSCRIPTIONS, {}).get("prev_batch", "")
+    await call("page the gap", "GET", f"{_MSC4308}/thread_subscriptions",
+               dir="b", to=gone["pos"], **{"from": gap})
+    await call("page without dir", "GET", f"{_MSC4308}/thread_subscriptions")
+    return calls
 
 
 # --- Normalisation ---------------------------------------------------------------------------
@@ -330,6 +414,29 @@ def _extensions(w: World, ext: dict[str, Any]) -> dict[str, Any]:
             w.label(rid): sorted(w.who(u) for u in ev["content"]["user_ids"])
             for rid, ev in ext["typing"].get("rooms", {}).items()
         }
+    if THREAD_SUBSCRIPTIONS in ext:
+        out["thread_subscriptions"] = _subs(w, ext[THREAD_SUBSCRIPTIONS])
+    return out
+
+
+def _subs(w: World, body: dict[str, Any]) -> dict[str, Any]:
+    """A thread subscriptions body (MSC4308's extension or /thread_subscriptions page) with
+    labels, bump_stamps reduced to their order (`order`, oldest first) and tokens to whether
+    there is one; any other body as it is."""
+    if not {"subscribed", "unsubscribed", "prev_batch", "end"} & set(body):
+        return body
+    out: dict[str, Any] = {}
+    stamps: list[tuple[int, str]] = []
+    for section in ("subscribed", "unsubscribed"):
+        for rid, threads in body.get(section, {}).items():
+            for root, change in threads.items():
+                label = w.thread(root)
+                out.setdefault(section, {}).setdefault(w.label(rid), {})[label] = {
+                    k: v for k, v in change.items() if k != "bump_stamp"}
+                stamps.append((change["bump_stamp"], label))
+    out["order"] = [label for _, label in sorted(stamps)]
+    out["prev_batch"] = "prev_batch" in body
+    out["end"] = "end" in body
     return out
 
 

@@ -152,9 +152,12 @@ rc_presence:
   per_user: {unlimited}
 rc_delayed_event_mgmt: {unlimited}
 federation_rr_transactions_per_room_per_second: 10000
-# Dehydrated devices (MSC3814), for test_synapse_dehydrated_devices.py to compare against.
+# Dehydrated devices (MSC3814), for test_synapse_dehydrated_devices.py to compare against;
+# thread subscriptions (MSC4306 and MSC4308's sliding sync extension), for
+# test_sliding_sync_vs_synapse.py.
 experimental_features:
   msc3814_enabled: true
+  msc4306_enabled: true
 """
 
 _LOG_CONFIG = """\

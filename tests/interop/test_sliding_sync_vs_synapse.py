@@ -1,7 +1,9 @@
 """Simplified sliding sync (MSC4186) as Element X drives it, on Synapse and on dendrite-lite:
 the same world and the same requests (tests/interop/sliding_sync_script.py) must give the same
 normalised answers (rooms, their order, names, member counts, required state, timelines,
-invites and the extensions), and bob's message must reach alice's long-poll within 100 ms."""
+invites and the extensions, thread subscriptions included), and bob's message must reach
+alice's long-poll within 100 ms. Synapse runs with experimental_features.msc4306_enabled
+(tests/interop/synapse_server.py) for the thread subscription steps."""
 
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ pytestmark = pytest.mark.interop
 
 _runs = itertools.count(1)
 DELIVERY_BUDGET_MS = 100.0
-STEPS = 9
+STEPS = 12
 
 
 async def _play_synapse(synapse: SynapseServer) -> tuple[World, Replay]:
@@ -95,6 +97,42 @@ async def test_what_synapse_answers_is_what_element_x_needs(
     assert steps[8]["extensions"]["e2ee"] == {
         "otk": {"signed_curve25519": 3}, "fallback": ["signed_curve25519"],
         "changed": ["bob"], "left": []}
+    assert steps[9]["extensions"]["thread_subscriptions"] == {
+        "subscribed": {"Garden": {"Seeds": {"automatic": False}, "Bulbs": {"automatic": True}}},
+        "order": ["Seeds", "Bulbs"], "prev_batch": False, "end": False}
+    assert steps[10]["extensions"]["thread_subscriptions"] == {
+        "unsubscribed": {"Garden": {"Seeds": {}}}, "order": ["Seeds"],
+        "prev_batch": False, "end": False}
+    assert steps[11]["extensions"]["thread_subscriptions"] == {
+        "subscribed": {"Garden": {"Pots": {"automatic": False}}}, "order": ["Pots"],
+        "prev_batch": True, "end": False}
+
+
+async def test_thread_subscription_calls_match_synapse(
+    both: dict[str, tuple[World, Replay]],
+) -> None:
+    """MSC4306's endpoints and MSC4308's /thread_subscriptions: the same statuses, errcodes and
+    (normalised) bodies, and what Synapse answers is what the MSCs say."""
+    theirs, ours = both["synapse"][1].calls, both["ours"][1].calls
+    assert theirs == [
+        ["versions", 200, True],
+        ["not subscribed yet", 404, "M_NOT_FOUND"],
+        ["subscribe Seeds", 200, {}],
+        ["read Seeds", 200, {"automatic": False}],
+        ["automatic Bulbs", 200, {}],
+        ["read Bulbs", 200, {"automatic": True}],
+        ["cause in another thread", 400, "IO.ELEMENT.MSC4306.M_NOT_IN_THREAD"],
+        ["unknown root", 404, "M_NOT_FOUND"],
+        ["unsubscribe Seeds", 200, {}],
+        ["automatic after unsubscribing", 409, "IO.ELEMENT.MSC4306.M_CONFLICTING_UNSUBSCRIPTION"],
+        ["unsubscribe again", 200, {}],
+        ["subscribe Seeds again", 200, {}],
+        ["subscribe Pots", 200, {}],
+        ["page the gap", 200, {"subscribed": {"Garden": {"Seeds": {"automatic": False}}},
+                               "order": ["Seeds"], "prev_batch": False, "end": False}],
+        ["page without dir", 400, "M_MISSING_PARAM"],
+    ]
+    assert ours == theirs
 
 
 async def test_unread_counts_on_our_server(both: dict[str, tuple[World, Replay]]) -> None:

@@ -19,5 +19,9 @@ async def get_versions() -> Response:
         "org.matrix.msc3814": True,  # dehydrated devices (api/client/dehydrated_devices.py)
         # Simplified sliding sync (api/client/sliding_sync.py): Element X needs it.
         "org.matrix.simplified_msc3575": True,
+        # Thread subscriptions, MSC4306 with MSC4308's sliding sync extension and companion
+        # endpoint (api/client/thread_subscriptions.py), as Synapse advertises them; Element X
+        # turns the extension on when it sees this.
+        "org.matrix.msc4306": True,
     }
     return jsonify({"versions": list(SUPPORTED_VERSIONS), "unstable_features": unstable})

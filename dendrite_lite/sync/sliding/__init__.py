@@ -7,5 +7,6 @@
 - lists.py: the user's room list by recency, the list filters and the ranges;
 - rooms.py: each room's response (full or delta);
 - extensions.py: to_device, e2ee, account_data, receipts, typing;
+- thread_extensions.py: thread subscriptions (MSC4308) and thread updates (MSC4360);
 - service.py: the long-poll on /sync's notifier, tying the above together.
 """

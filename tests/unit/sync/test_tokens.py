@@ -14,8 +14,9 @@ from dendrite_lite.sync.tokens import (
 
 
 def test_round_trip_every_stream() -> None:
-    tok = SyncToken(room=-5, account_data=2, receipts=3, typing=4, presence=5, to_device=6, device_lists=7)
-    assert tok.encode() == "s-5_2_3_4_5_6_7"
+    tok = SyncToken(room=-5, account_data=2, receipts=3, typing=4, presence=5, to_device=6,
+                    device_lists=7, thread_subscriptions=8)
+    assert tok.encode() == "s-5_2_3_4_5_6_7_8"
     assert parse_sync_token(tok.encode()) == tok
 
 
@@ -24,7 +25,7 @@ def test_older_shorter_tokens_read_missing_streams_as_zero() -> None:
 
 
 def test_newer_longer_tokens_ignore_unknown_streams() -> None:
-    assert parse_sync_token("s1_2_3_4_5_6_7_8_9") == SyncToken(1, 2, 3, 4, 5, 6, 7)
+    assert parse_sync_token("s1_2_3_4_5_6_7_8_9_10") == SyncToken(1, 2, 3, 4, 5, 6, 7, 8)
 
 
 @pytest.mark.parametrize("bad", ["", "x1", "s", "s1_a", "s1__2", "s" + "1" * 30, "t1"])
