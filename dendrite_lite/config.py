@@ -165,6 +165,9 @@ class MediaConfig:
     url_preview_ip_allowlist: tuple[str, ...] = ()
     url_preview_dns_server: str = ""  # "host:port"; "" = the system's resolver
     max_user_bytes: int = 0  # per-user quota of uploaded media (media/quota.py); 0 = none
+    # Other servers' media nobody here read for this long leaves the cache (media/retention.py);
+    # 0 keeps it forever. Our users' uploads are never deleted by it.
+    remote_media_lifetime_days: float = 90.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -895,6 +898,7 @@ _VALIDATORS: dict[str, dict[str, Validator]] = {
         "url_preview_ip_allowlist": _ip_networks,
         "url_preview_dns_server": _optional_address,
         "max_user_bytes": _int_range(0),
+        "remote_media_lifetime_days": _non_negative_float,
     },
     "limits": {"max_request_bytes": _int_range(1)},
     "logging": {"level": _choice("debug", "info", "warning", "error")},

@@ -254,6 +254,11 @@ _COMMENTS: dict[str, str] = {
     ),
     "backup.interval_hours": "How often a scheduled backup is made, in hours (0.5 = every 30 minutes).",
     "backup.keep": "How many scheduled backups to keep; older ones are deleted.",
+    "media.remote_media_lifetime_days": (
+        "Other servers' media (images in rooms you joined) nobody here opened for this many days\n"
+        "is deleted from the cache, checked every 6 hours; it is fetched again if someone asks.\n"
+        "0 keeps it forever. Your users' own uploads are never deleted by this."
+    ),
     "appservices": (
         "Application services: bridges (mautrix-whatsapp, -telegram, -signal, Heisenbridge,\n"
         "matrix-appservice-irc) and bots with their own users. Each brings a registration\n"

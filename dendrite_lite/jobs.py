@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from dendrite_lite.backup.schedule import BackupSchedule
 from dendrite_lite.config import Config
 from dendrite_lite.federation.destinations import list_destinations
+from dendrite_lite.media.retention import RemoteMediaRetention
 from dendrite_lite.storage import Storage
 from dendrite_lite.tls.renewal import next_attempt_at
 from dendrite_lite.tls.state import load_state
@@ -45,6 +46,7 @@ async def list_jobs(
     storage: Storage,
     presence: PresenceService | None,
     backups: BackupSchedule | None,
+    media_retention: RemoteMediaRetention | None = None,
 ) -> list[JobStatus]:
     """Every periodic job this server runs with its config, by name."""
     jobs = [await _federation_outbox(storage)]
@@ -52,6 +54,8 @@ async def list_jobs(
         jobs.append(_presence(presence))
     if backups is not None:
         jobs.append(_backups(config, backups))
+    if media_retention is not None:
+        jobs.append(_media_retention(media_retention))
     if config.tls.mode == "acme":
         jobs.append(_acme(config))
     return sorted(jobs, key=lambda j: j.name)
@@ -91,6 +95,16 @@ def _backups(config: Config, backups: BackupSchedule) -> JobStatus:
         last,
         backups.last_result,
         last + interval_ms if last is not None else None,
+    )
+
+
+def _media_retention(retention: RemoteMediaRetention) -> JobStatus:
+    last = retention.last_run_ts
+    return JobStatus(
+        "remote-media-retention",
+        last,
+        retention.last_result,
+        last + int(retention.interval_s * 1000) if last is not None else None,
     )
 
 

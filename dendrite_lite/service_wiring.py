@@ -52,8 +52,10 @@ from dendrite_lite.federation.requester import ClientRequester
 from dendrite_lite.federation.sender import ClientTransport, FederationSender
 from dendrite_lite.federation.to_device_edus import ToDeviceEdus
 from dendrite_lite.federation.media import MediaDownloads
+from dendrite_lite.media.admin import MediaAdmin
 from dendrite_lite.media.remote import RemoteMedia
 from dendrite_lite.media.repository import MediaRepository
+from dendrite_lite.media.retention import RemoteMediaRetention
 from dendrite_lite.media.service import MediaService
 from dendrite_lite.media.store import FileStore
 from dendrite_lite.media.thumbnails import Thumbnails
@@ -225,6 +227,7 @@ async def load_services(config: Config) -> Services:
         url_previews=_url_previews(config, storage, media),
         server_status=status,
         backups=_backup_schedule(config),
+        media_retention=_media_retention(config, media),
         **appservices.as_services(),
     )
 
@@ -243,6 +246,15 @@ def _backup_schedule(config: Config) -> BackupSchedule | None:
     schedule = BackupSchedule(config, config.backup.directory)
     schedule.start()  # stopped by close_services
     return schedule
+
+
+def _media_retention(config: Config, media: MediaService) -> RemoteMediaRetention | None:
+    if not config.media.remote_media_lifetime_days:
+        return None
+    admin = MediaAdmin(media.repo, config.server.server_name)
+    retention = RemoteMediaRetention(admin, config.media.remote_media_lifetime_days)
+    retention.start()  # stopped by close_services
+    return retention
 
 
 def _media_service(
@@ -533,6 +545,8 @@ async def close_services(svc: Services) -> None:
         await svc.room_shutdown.close()
     if svc.backups is not None:
         await svc.backups.stop()
+    if svc.media_retention is not None:  # a pass deletes rows and files
+        await svc.media_retention.close()
     if svc.typing is not None:
         svc.typing.close()
     if svc.media is not None:

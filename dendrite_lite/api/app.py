@@ -63,6 +63,7 @@ from dendrite_lite.federation.transactions import TransactionReceiver
 from dendrite_lite.federation.remote_membership import FederatedMembership
 from dendrite_lite.federation.sender import FederationSender
 from dendrite_lite.jobs import BackgroundUpdates
+from dendrite_lite.media.retention import RemoteMediaRetention
 from dendrite_lite.media.service import MediaService
 from dendrite_lite.ratelimit import RateLimits
 from dendrite_lite.server_status import ServerStatus
@@ -208,6 +209,8 @@ class Services:
     server_status: ServerStatus = None  # type: ignore[assignment]
     # Scheduled backups (backup.directory), None when none are configured.
     backups: BackupSchedule | None = None
+    # Remote media retention (media.remote_media_lifetime_days), None when it is 0.
+    media_retention: RemoteMediaRetention | None = None
     # Prometheus metrics (None unless metrics.enabled; metrics.py).
     metrics: ServerMetrics | None = None
 

@@ -151,7 +151,9 @@ async def test_jobs_show_the_outbox_retry_of_a_failing_destination(
     srv: RunningServer, admin: User
 ) -> None:
     jobs = {j["name"]: j for j in (await _call(admin, "GET", JOBS))["jobs"]}
-    assert set(jobs) == {"federation-outbox-retry", "presence-timeouts"}  # no ACME here
+    # No ACME here; remote media retention is on by default, its first pass minutes away.
+    assert set(jobs) == {"federation-outbox-retry", "presence-timeouts", "remote-media-retention"}
+    assert jobs["remote-media-retention"]["last_run_ts"] is None
     assert jobs["federation-outbox-retry"]["last_result"] == "ok"
     assert jobs["federation-outbox-retry"]["next_run_ts"] is None
     assert set(jobs["presence-timeouts"]) == {

@@ -67,3 +67,21 @@ async def test_acme_backups_and_outbox_records(tmp_path: Path) -> None:
     assert jobs["federation-outbox-retry"] == JobStatus(
         "federation-outbox-retry", 9_000, "1 destination(s) backing off", 12_000
     )
+
+
+async def test_remote_media_retention_record(tmp_path: Path) -> None:
+    retention: Any = SimpleNamespace(
+        last_run_ts=10_000, last_result="ok: 2 remote file(s) deleted, 10 bytes freed", interval_s=60.0
+    )
+    storage = await Storage.open(tmp_path / "db.sqlite", readers=1)
+    try:
+        jobs = await list_jobs(
+            config=make_config(tmp_path), storage=storage, presence=None, backups=None,
+            media_retention=retention,
+        )
+    finally:
+        await storage.close()
+    found = next(j for j in jobs if j.name == "remote-media-retention")
+    assert found == JobStatus(
+        "remote-media-retention", 10_000, "ok: 2 remote file(s) deleted, 10 bytes freed", 70_000
+    )

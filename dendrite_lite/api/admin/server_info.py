@@ -97,5 +97,6 @@ async def jobs() -> Response:
         storage=svc.storage,
         presence=svc.presence,
         backups=svc.backups,
+        media_retention=svc.media_retention,
     )
     return jsonify({"jobs": [asdict(j) for j in found]})

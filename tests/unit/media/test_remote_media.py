@@ -19,10 +19,8 @@ from dendrite_lite.federation.media import MediaNotFound, NotYetUploaded, Remote
 from dendrite_lite.media.remote import RemoteMedia
 from dendrite_lite.media.repository import MediaRepository, now_ms
 from dendrite_lite.media.service import ACCESS_RESOLUTION_MS, MediaService
-from dendrite_lite.media.store import FileStore
 from dendrite_lite.media.thumbnails import Thumbnails
 from dendrite_lite.ratelimit import RateLimits
-from dendrite_lite.storage import Storage
 
 ORIGIN = "them.example.org"
 
@@ -46,15 +44,6 @@ class FakeDownloads:
             yield self.body
 
         yield RemoteFile("image/png", "a.png", chunks())
-
-
-@pytest.fixture
-async def repo(tmp_path: Path) -> AsyncIterator[MediaRepository]:
-    storage = await Storage.open(tmp_path / "db.sqlite", readers=1)
-    files = FileStore(tmp_path / "media")
-    files.prepare()
-    yield MediaRepository(storage, files)
-    await storage.close()
 
 
 async def test_concurrent_askers_share_one_fetch(repo: MediaRepository) -> None:

@@ -6,24 +6,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 
 from dendrite_lite.media.repository import MediaRepository, MediaRow, now_ms
-from dendrite_lite.media.store import FileStore
-from dendrite_lite.storage import Storage
 
 ME = "example.org"
-
-
-@pytest.fixture
-async def repo(tmp_path: Path) -> AsyncIterator[MediaRepository]:
-    storage = await Storage.open(tmp_path / "homeserver.db", readers=2)
-    files = FileStore(tmp_path / "media")
-    files.prepare()
-    yield MediaRepository(storage, files)
-    await storage.close()
 
 
 def _row(media_id: str) -> MediaRow:
