@@ -25,6 +25,7 @@ __all__ = [
     "BackupConfig",
     "AppservicesConfig",
     "TurnConfig",
+    "CallsConfig",
     "ServerConfig",
     "ListenConfig",
     "TlsConfig",
@@ -255,6 +256,19 @@ class TurnConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CallsConfig:
+    """Element Call / MatrixRTC: the LiveKit SFU clients are sent to (MSC4143 RTC transports) and
+    delayed events (MSC4140), which end a crashed client's call membership on their own."""
+
+    # lk-jwt-service's URL; "" = no SFU: no rtc_foci in the well-known, transports 404.
+    livekit_service_url: str = ""
+    # The longest delay a delayed event may ask for; 0 turns delayed events off. A day covers a
+    # call's few-second heartbeats and a message scheduled for later today, while bounding how
+    # long a forgotten schedule is kept (Synapse has no default; its docs suggest 24h).
+    max_event_delay_s: int = 86400
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     listen: ListenConfig = field(default_factory=ListenConfig)
@@ -273,6 +287,7 @@ class Config:
     backup: BackupConfig = field(default_factory=BackupConfig)
     appservices: AppservicesConfig = field(default_factory=AppservicesConfig)
     turn: TurnConfig = field(default_factory=TurnConfig)
+    calls: CallsConfig = field(default_factory=CallsConfig)
     source_path: Path | None = None  # the file this was read from, for messages
 
     # Derived paths: one place decides where things live inside data_dir.
@@ -348,6 +363,7 @@ SECTION_TYPES: dict[str, type] = {
     "backup": BackupConfig,
     "appservices": AppservicesConfig,
     "turn": TurnConfig,
+    "calls": CallsConfig,
 }
 
 
@@ -737,11 +753,21 @@ def _url(example: str, *, optional: bool = False) -> Validator:
     return check
 
 
+def _url_to_extend(example: str) -> Validator:
+    """An optional http(s) URL clients append paths to, so without a query string."""
+
+    def check(key: str, value: Any) -> str:
+        url: str = _url(example, optional=True)(key, value)
+        if url and urllib.parse.urlsplit(url).query:
+            raise ConfigError(f"{key}: {_show(value)} must not have a query string")
+        return url
+
+    return check
+
+
 def _base_url(key: str, value: Any) -> str:
-    url: str = _url("https://matrix.example.org/", optional=True)(key, value)
+    url = _url_to_extend("https://matrix.example.org/")(key, value)
     # Clients append API paths to it; one trailing slash keeps joins unambiguous.
-    if url and urllib.parse.urlsplit(url).query:
-        raise ConfigError(f"{key}: {_show(value)} must not have a query string")
     return url if not url or url.endswith("/") else url + "/"
 
 
@@ -932,6 +958,11 @@ _VALIDATORS: dict[str, dict[str, Validator]] = {
         "password": _string,
         "user_lifetime_s": _int_range(60),
         "allow_guests": _boolean,
+    },
+    "calls": {
+        # Element Call appends /sfu/get (lk-jwt-service's paths) to it.
+        "livekit_service_url": _url_to_extend("https://livekit-jwt.example.org"),
+        "max_event_delay_s": _int_range(0),
     },
 }
 

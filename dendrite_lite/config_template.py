@@ -290,6 +290,18 @@ _COMMENTS: dict[str, str] = {
     "turn.password": "The static credentials' password.",
     "turn.user_lifetime_s": "How long the credentials a user is given stay valid, in seconds.",
     "turn.allow_guests": "Whether guest users may use the TURN server too.",
+    "calls": (
+        "Group and 1:1 calls in Element X and Element Web (Element Call / MatrixRTC). Run a\n"
+        "LiveKit SFU and lk-jwt-service beside this server and give lk-jwt-service's address here."
+    ),
+    "calls.livekit_service_url": (
+        'lk-jwt-service\'s public URL, e.g. "https://livekit-jwt.example.org" ("" = no calls SFU;\n'
+        "clients are told of it in /.well-known/matrix/client and /rtc/transports)."
+    ),
+    "calls.max_event_delay_s": (
+        "The longest delay a delayed event (MSC4140) may ask for, in seconds; 0 turns them off.\n"
+        "Calls use them so a crashed phone leaves the call by itself."
+    ),
 }
 
 # What an unset (None) option resolves to, for the commented-out line (it depends on others).

@@ -78,6 +78,7 @@ from dendrite_lite.api.client import auth_fallback
 from dendrite_lite.api.client import messages as messages_api
 from dendrite_lite.api.client import relations as relations_api
 from dendrite_lite.api.client import thread_subscriptions as thread_subscriptions_api
+from dendrite_lite.api.client import matrixrtc as matrixrtc_api
 from dendrite_lite.api.client import search as search_api
 from dendrite_lite.api.client import legacy_sync as legacy_sync_api
 from dendrite_lite.api.client import sliding_sync as sliding_sync_api
@@ -182,6 +183,7 @@ _CLIENT_ONLY_BLUEPRINTS: tuple[Blueprint, ...] = (
     messages_api.bp,
     relations_api.bp,
     thread_subscriptions_api.bp,
+    matrixrtc_api.bp,
     search_api.bp,
     media_upload.bp,
     media_download.bp,

@@ -21,6 +21,7 @@ from quart import Blueprint, Response, jsonify
 
 from dendrite_lite.api.app import services
 from dendrite_lite.config import Config
+from dendrite_lite.rtc_transports import WELL_KNOWN_KEY, rtc_transports
 
 __all__ = ["bp", "delegated_server", "client_base_url"]
 
@@ -58,4 +59,8 @@ async def get_wellknown_server() -> Response:
 @bp.get("/.well-known/matrix/client")
 async def get_wellknown_client() -> Response:
     """GET /.well-known/matrix/client"""
-    return jsonify({"m.homeserver": {"base_url": client_base_url(services().config)}})
+    config = services().config
+    body: dict[str, object] = {"m.homeserver": {"base_url": client_base_url(config)}}
+    if transports := rtc_transports(config.calls):  # MSC4143: where Element Call finds the SFU
+        body[WELL_KNOWN_KEY] = transports
+    return jsonify(body)
