@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 TOMBSTONE = "m.room.tombstone"
 POWER_LEVELS = "m.room.power_levels"
 MEMBER = "m.room.member"
+GUEST_ACCESS = "m.room.guest_access"
 # Creation content the new room keeps (Synapse's clone_existing_room): whether it federates and
 # what kind of room it is.
 TRANSFERRED_CREATION = ("m.federate", "type")
@@ -58,7 +59,7 @@ TRANSFERRED_CREATION = ("m.federate", "type")
 TRANSFERRED_STATE = (
     "m.room.join_rules",
     "m.room.history_visibility",
-    "m.room.guest_access",
+    GUEST_ACCESS,
     "m.room.name",
     "m.room.topic",
     "m.room.avatar",
@@ -158,6 +159,12 @@ async def upgrade_room(
             event = old.get(event_type)
             if event is not None:
                 specs.append(EventSpec(requester, event_type, dict(event.content), ""))
+            elif event_type == GUEST_ACCESS:
+                # The old room's guest access, written out: absent means forbidden (the event's
+                # schema). Synapse builds the new room on private_chat, whose can_join would let
+                # guests in where they were not; clients (and SyTest's upgrade helper) expect
+                # the event in the new room either way.
+                specs.append(EventSpec(requester, GUEST_ACCESS, {"guest_access": "forbidden"}, ""))
         if canonical is not None and canonical.content:
             specs.append(EventSpec(requester, "m.room.canonical_alias", dict(canonical.content), ""))
         for (event_type, state_key) in old.state:

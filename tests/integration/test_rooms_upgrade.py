@@ -47,6 +47,10 @@ async def test_upgrade_copies_state_and_moves_aliases(srv: RunningServer, old: s
     ):
         assert (await alice.state(new_room, event_type)).json() == content, event_type
     assert (await alice.state(new_room, "m.room.topic")).json()["topic"] == "T"
+    # public_chat has no m.room.guest_access (absent = forbidden); the new room says so outright.
+    await alice.state(room_id, "m.room.guest_access", expect=404)
+    guests = (await alice.state(new_room, "m.room.guest_access")).json()
+    assert guests == {"guest_access": "forbidden"}
     tomb = (await bob.state(room_id, "m.room.tombstone")).json()
     assert tomb["replacement_room"] == new_room
     assert (await alice.state(room_id, "m.room.canonical_alias")).json() == {}
@@ -61,6 +65,15 @@ async def test_upgrade_copies_state_and_moves_aliases(srv: RunningServer, old: s
     assert resp.json()["errcode"] == "M_BAD_STATE"
     public = (await srv.client.get("/_matrix/client/v3/publicRooms")).json()["chunk"]
     assert new_room in [c["room_id"] for c in public] and room_id not in [c["room_id"] for c in public]
+
+
+async def test_upgrade_keeps_guest_access(srv: RunningServer) -> None:
+    alice = await new_user(srv, "alice")
+    room_id = await alice.create_room(preset="private_chat")
+    resp = await alice.call("POST", f"/rooms/{room_id}/upgrade", {"new_version": "12"})
+    new_room = resp.json()["replacement_room"]
+    guests = (await alice.state(new_room, "m.room.guest_access")).json()
+    assert guests == {"guest_access": "can_join"}
 
 
 async def test_upgrade_errors(srv: RunningServer) -> None:
