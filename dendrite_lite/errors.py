@@ -60,6 +60,7 @@ class Errcode(StrEnum):
     INVALID_SIGNATURE = "M_INVALID_SIGNATURE"
     UNKNOWN_DEVICE = "M_UNKNOWN_DEVICE"
     APPSERVICE_LOGIN_UNSUPPORTED = "M_APPSERVICE_LOGIN_UNSUPPORTED"
+    MAX_DELAY_EXCEEDED = "M_MAX_DELAY_EXCEEDED"  # MSC4140
 
 
 # The spec gives most errcodes a conventional status; where it is silent we follow Synapse so
@@ -111,6 +112,7 @@ STATUS_BY_ERRCODE: dict[str, int] = {
     Errcode.INVALID_SIGNATURE: 400,
     Errcode.UNKNOWN_DEVICE: 400,
     Errcode.APPSERVICE_LOGIN_UNSUPPORTED: 400,
+    Errcode.MAX_DELAY_EXCEEDED: 400,
 }
 
 

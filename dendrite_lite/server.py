@@ -79,6 +79,7 @@ from dendrite_lite.api.client import messages as messages_api
 from dendrite_lite.api.client import relations as relations_api
 from dendrite_lite.api.client import thread_subscriptions as thread_subscriptions_api
 from dendrite_lite.api.client import matrixrtc as matrixrtc_api
+from dendrite_lite.api.client import delayed_events as delayed_events_api
 from dendrite_lite.api.client import search as search_api
 from dendrite_lite.api.client import legacy_sync as legacy_sync_api
 from dendrite_lite.api.client import sliding_sync as sliding_sync_api
@@ -184,6 +185,7 @@ _CLIENT_ONLY_BLUEPRINTS: tuple[Blueprint, ...] = (
     relations_api.bp,
     thread_subscriptions_api.bp,
     matrixrtc_api.bp,
+    delayed_events_api.bp,
     search_api.bp,
     media_upload.bp,
     media_download.bp,

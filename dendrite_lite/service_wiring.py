@@ -26,13 +26,15 @@ from dendrite_lite.e2ee.remote_device_lists import RemoteDeviceLists
 from dendrite_lite.e2ee.remote_keys import FederatedKeys
 from dendrite_lite.e2ee.sync_extensions import E2eeSync
 from dendrite_lite.e2ee.to_device import ToDeviceService
-from dendrite_lite.ratelimit import RateLimits
+from dendrite_lite.ratelimit import RateLimiter, RateLimits
+from dendrite_lite.rooms.delayed_events import DelayedEvents, cancel_overridden_state
 from dendrite_lite.rooms.event_expiry import EventExpiry
 from dendrite_lite.rooms.event_rate import EventRate
 from dendrite_lite.rooms.guest_access import GuestAccessRevocation
 from dendrite_lite.rooms.membership import MembershipService
 from dendrite_lite.rooms.pipeline import CommitHook, RoomPipeline
 from dendrite_lite.rooms.read_markers import ReadMarkersService
+from dendrite_lite.rooms.room_events import RoomEventsService
 from dendrite_lite.rooms.receipts import ReceiptsService
 from dendrite_lite.rooms.typing import TypingService
 from dendrite_lite.federation.client import FederationClient
@@ -156,6 +158,7 @@ async def load_services(config: Config) -> Services:
         hooks.append(appservices.sender.prepare)
     event_expiry = EventExpiry(storage)  # MSC2228: events scheduled with their transaction
     hooks.append(event_expiry.prepare)
+    hooks.append(cancel_overridden_state)  # MSC4140: others' state cancels delayed state
     metrics = _server_metrics(config)
     commit_hooks: list[CommitHook] = [sender.committed] if sender else []
     commit_hooks.append(event_rate.local_committed)
@@ -193,6 +196,8 @@ async def load_services(config: Config) -> Services:
     push_gateway.start()  # delivers what was queued before a restart; stopped by close_services
     event_expiry.start()  # expires what fell due while stopped; stopped by close_services
     ratelimits = RateLimits.from_config(config.ratelimit)
+    delayed_events = _delayed_events(config, storage, pipeline, ratelimits)
+    delayed_events.start()  # sends what fell due while stopped; stopped by close_services
     media = _media_service(config, storage, ratelimits, federation["federation_client"])
     return Services(
         config=config,
@@ -221,6 +226,7 @@ async def load_services(config: Config) -> Services:
         openid=OpenIdService(storage, config.server.server_name),
         user_directory=UserDirectory(storage),
         event_expiry=event_expiry,
+        delayed_events=delayed_events,
         public_rooms=PublicRoomsDirectory(
             storage, config.server.server_name, federation["federation_client"]
         ),
@@ -229,6 +235,21 @@ async def load_services(config: Config) -> Services:
         backups=_backup_schedule(config),
         media_retention=_media_retention(config, media),
         **appservices.as_services(),
+    )
+
+
+def _delayed_events(
+    config: Config, storage: Storage, pipeline: RoomPipeline, ratelimits: RateLimits
+) -> DelayedEvents:
+    """MSC4140, sending through the same service as PUT /send and /state."""
+    room_events = RoomEventsService(
+        storage, pipeline, config.server.server_name, ratelimits.send_user
+    )
+    # Synapse's rc_delayed_event_mgmt defaults; Element Call restarts a delay every few seconds.
+    mgmt = RateLimiter(1.0 if config.ratelimit.enabled else 0.0, 5, action="delayed event")
+    return DelayedEvents(
+        storage, room_events, max_delay_ms=config.calls.max_event_delay_s * 1000,
+        mgmt_limiter=mgmt,
     )
 
 
@@ -539,6 +560,8 @@ async def close_services(svc: Services) -> None:
     """Stop the services' timers and tasks before storage closes under them."""
     if svc.event_expiry is not None:
         await svc.event_expiry.close()
+    if svc.delayed_events is not None:  # a send in flight writes to storage
+        await svc.delayed_events.close()
     if svc.history_purges is not None:  # background admin jobs write to storage
         await svc.history_purges.close()
     if svc.room_shutdown is not None:

@@ -79,6 +79,7 @@ from dendrite_lite.rooms.reports import ReportsService
 from dendrite_lite.rooms.admin import RoomAdmin
 from dendrite_lite.rooms.purge import HistoryPurges
 from dendrite_lite.rooms.shutdown import RoomShutdown
+from dendrite_lite.rooms.delayed_events import DelayedEvents
 from dendrite_lite.rooms.event_expiry import EventExpiry
 from dendrite_lite.sync.filter_store import FilterService
 from dendrite_lite.sync.notifier import Notifier
@@ -201,6 +202,7 @@ class Services:
     user_directory: UserDirectory = None  # type: ignore[assignment]
     # MSC2228 self-destructing events: the schedule's task (always set by load_services).
     event_expiry: EventExpiry = None  # type: ignore[assignment]
+    delayed_events: DelayedEvents | None = None  # MSC4140; None only in tests building Services
     # /publicRooms of this server or another (always set by load_services).
     public_rooms: PublicRoomsDirectory = None  # type: ignore[assignment]
     # GET /media/preview_url (None unless media.url_preview_enabled).

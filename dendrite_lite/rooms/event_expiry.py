@@ -4,9 +4,9 @@
 - The schedule is the event_expiry table (storage.event_expiry), written in the event's own
   transaction by a persist hook, for our users' events and other servers' alike. A restart
   loses nothing: the task reads the table when it starts and expires what fell due meanwhile.
-- One task sleeps until the earliest expiry. Scheduling wakes it, and it re-reads the table
-  through the writer, which runs after the transaction that scheduled the event, so a new
-  earlier row is always seen.
+- One task (rooms.due_timer) sleeps until the earliest expiry. Scheduling wakes it, and it
+  re-reads the table through the writer, which runs after the transaction that scheduled the
+  event, so a new earlier row is always seen.
 - Expiring replaces the stored PDU by its redacted form (events.redaction), as Synapse prunes
   it, and drops its relations and search row. Its hashes and signatures still hold, so other
   servers accept it in that form.
@@ -15,8 +15,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from collections.abc import Callable, Sequence
 
@@ -24,14 +22,13 @@ import aiosqlite
 
 from dendrite_lite.events.event import Event
 from dendrite_lite.events.redaction import redact
+from dendrite_lite.rooms.due_timer import DueTimer
 from dendrite_lite.rooms.notifications import InTxn
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import event_expiry as expiry_table
 from dendrite_lite.storage import events as events_table
 
 __all__ = ["SELF_DESTRUCT_AFTER", "EventExpiry", "expiry_of"]
-
-log = logging.getLogger(__name__)
 
 SELF_DESTRUCT_AFTER = "org.matrix.self_destruct_after"
 # Events pruned per write transaction, so a backlog after a long downtime never holds the
@@ -52,8 +49,7 @@ class EventExpiry:
     def __init__(self, storage: Storage, *, clock: Callable[[], float] = time.time) -> None:
         self._storage = storage
         self._clock = clock
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._timer = DueTimer(self._run_due, "expiring self-destructing events", clock=clock)
 
     async def prepare(self, room_id: str, events: Sequence[Event]) -> InTxn | None:
         """Persist hook: schedule the batch's self-destructing events with them."""
@@ -63,18 +59,15 @@ class EventExpiry:
         async def in_txn(conn: aiosqlite.Connection, persisted: Sequence[tuple[Event, int]]) -> None:
             due = [(e.event_id, ts) for e, _ in persisted if (ts := expiry_of(e)) is not None]
             await expiry_table.insert_event_expiries(conn, due)
-            self._wake.set()
+            self._timer.wake()
 
         return in_txn
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._timer.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._timer.close()
 
     async def expire_due(self) -> int:
         """Prune every event due now; returns how many."""
@@ -97,18 +90,6 @@ class EventExpiry:
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
 
-    async def _run(self) -> None:
-        while True:
-            # Cleared before reading, so a schedule made after the read still wakes the wait.
-            self._wake.clear()
-            try:
-                await self.expire_due()
-                next_ts = await self._storage.db.write(expiry_table.select_next_event_expiry)
-            except Exception:  # the task must outlive a bad moment
-                log.exception("expiring self-destructing events failed; retrying in a minute")
-                next_ts = self._now_ms() + 60_000
-            timeout = None if next_ts is None else max(0.0, (next_ts - self._now_ms()) / 1000)
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                pass
+    async def _run_due(self) -> int | None:
+        await self.expire_due()
+        return await self._storage.db.write(expiry_table.select_next_event_expiry)

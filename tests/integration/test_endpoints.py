@@ -36,6 +36,7 @@ async def test_versions(client: httpx.AsyncClient) -> None:
         "org.matrix.msc3814": True,
         "org.matrix.simplified_msc3575": True,
         "org.matrix.msc4306": True,
+        "org.matrix.msc4140": True,  # delayed events, on by default (calls.max_event_delay_s)
     }
     assert_matches_operation("client-server/versions.yaml", "/versions", "get", 200, body)
 

@@ -9,6 +9,7 @@ from quart import Blueprint, Response, jsonify, request
 
 from dendrite_lite.api.app import services
 from dendrite_lite.api.client.auth import appservice_send_args, authenticate
+from dendrite_lite.api.client.delayed_events import delay_arg, schedule
 from dendrite_lite.api.errors import json_body
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.rooms.room_events import RoomEventsService
@@ -33,6 +34,8 @@ async def put_send(room_id: str, event_type: str, txn_id: str) -> Response:
     """PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}"""
     requester = await authenticate(services(), allow_guest=True)
     content = await json_body()
+    if (delay := delay_arg()) is not None:  # MSC4140
+        return await schedule(requester, room_id, event_type, None, content, delay, txn_id)
     if requester.shadow_banned:
         return jsonify({"event_id": pretend_event_id(
             requester.user_id, requester.device_id, room_id, txn_id)})
@@ -68,6 +71,8 @@ async def put_state(room_id: str, event_type: str, state_key: str) -> Response:
     """PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}"""
     requester = await authenticate(services(), allow_guest=True)
     content = await json_body()
+    if (delay := delay_arg()) is not None:  # MSC4140
+        return await schedule(requester, room_id, event_type, state_key, content, delay)
     if requester.shadow_banned and event_type != "m.room.member":
         return jsonify({"event_id": pretend_event_id(
             requester.user_id, requester.device_id, room_id, f"state {event_type} {state_key}")})

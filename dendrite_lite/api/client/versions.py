@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from quart import Blueprint, Response, jsonify
 
+from dendrite_lite.api.app import services
 from dendrite_lite.spec_versions import SUPPORTED_VERSIONS
 
 __all__ = ["bp"]
@@ -24,4 +25,7 @@ async def get_versions() -> Response:
         # turns the extension on when it sees this.
         "org.matrix.msc4306": True,
     }
+    delayed = services().delayed_events
+    if delayed is not None and delayed.enabled:  # MSC4140: matrix-js-sdk checks before using it
+        unstable["org.matrix.msc4140"] = True
     return jsonify({"versions": list(SUPPORTED_VERSIONS), "unstable_features": unstable})
