@@ -229,6 +229,11 @@ class DelayedEvents:
         self._sending.add(event.delay_id)
         try:
             await self._send(event)
+        except MatrixError as e:  # refused (power levels, left the room): expected, no trace
+            log.warning(
+                "delayed event %s (%s in %s from %s) was refused and dropped: %s",
+                event.delay_id, event.event_type, event.room_id, event.user_id, e,
+            )
         except Exception:
             log.exception(
                 "delayed event %s (%s in %s from %s) could not be sent; dropped",

@@ -14,6 +14,7 @@ __all__ = [
     "count_user_delayed_events",
     "delete_delayed_event",
     "delete_overridden_delayed_state",
+    "delete_user_delayed_events",
     "insert_delayed_event",
     "select_delay_id_by_txn",
     "select_delayed_event",
@@ -39,6 +40,7 @@ SELECT_DUE = f"SELECT {_COLUMNS} FROM delayed_events WHERE send_ts <= ? ORDER BY
 SELECT_NEXT = "SELECT MIN(send_ts) FROM delayed_events"
 RESTART = "UPDATE delayed_events SET send_ts = ? + delay_ms WHERE delay_id = ?"
 DELETE = "DELETE FROM delayed_events WHERE delay_id = ?"
+DELETE_USER = "DELETE FROM delayed_events WHERE user_id = ?"
 DELETE_OVERRIDDEN = (
     "DELETE FROM delayed_events WHERE room_id = ? AND event_type = ? AND state_key = ?"
     " AND user_id <> ?"
@@ -133,6 +135,11 @@ async def delete_delayed_event(conn: aiosqlite.Connection, delay_id: str) -> boo
     """False if there was no such delayed event."""
     cur = await conn.execute(DELETE, (delay_id,))
     return cur.rowcount == 1
+
+
+async def delete_user_delayed_events(conn: aiosqlite.Connection, user_id: str) -> None:
+    """A deactivated account's schedule goes with it (as Synapse's cancel_all_for_user)."""
+    await conn.execute(DELETE_USER, (user_id,))
 
 
 async def delete_overridden_delayed_state(

@@ -14,6 +14,7 @@ import aiosqlite
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import accounts as accounts_table
+from dendrite_lite.storage import delayed_events as delayed_events_table
 from dendrite_lite.storage import devices as devices_table
 from dendrite_lite.storage import history as history_table
 from dendrite_lite.storage import pushers as pushers_table
@@ -111,6 +112,7 @@ async def deactivate_account(
         await delete_devices_in(conn, user_id)
         await devices_table.delete_tokens_for_user(conn, user_id)
         await pushers_table.delete_pushers(conn, user_id)
+        await delayed_events_table.delete_user_delayed_events(conn, user_id)  # MSC4140
         if erase:
             await accounts_table.insert_erased_user(conn, user_id)
 

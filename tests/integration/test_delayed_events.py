@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import RunningServer
-from tests.integration.account_helpers import running_server
+from tests.integration.account_helpers import running_server, uia_password
 from tests.integration.sync_helpers import User, create_room, join, new_user
 
 DELAYED = "/_matrix/client/unstable/org.matrix.msc4140/delayed_events"
@@ -249,6 +249,18 @@ async def test_a_send_refused_at_its_time_is_dropped(srv: RunningServer) -> None
 
     await _until(gone, "the refused delayed event to be dropped")
     assert "muted" not in await _bodies(alice, room)
+
+
+async def test_deactivation_cancels_the_users_delayed_events(srv: RunningServer) -> None:
+    alice = await new_user(srv.client, "de_ivy")
+    room = await create_room(alice)
+    delay_id = await _schedule(alice, room, "never", 60_000, "x1")
+    resp = await uia_password(
+        srv.client, "POST", "/_matrix/client/v3/account/deactivate", alice.token, "de_ivy"
+    )
+    assert resp.status_code == 200, resp.text
+    resp = await _manage(srv.client, delay_id, "send")
+    assert resp.status_code == 404 and resp.json()["errcode"] == "M_NOT_FOUND"
 
 
 async def test_an_event_due_while_stopped_is_sent_at_start(tmp_path: Path) -> None:
