@@ -170,9 +170,14 @@ async def test_errors(srv: RunningServer) -> None:
     assert resp.status_code == 404
 
 
-async def test_versions_advertise_it(srv: RunningServer) -> None:
+async def test_versions_and_capabilities_advertise_it(srv: RunningServer) -> None:
     resp = await srv.client.get("/_matrix/client/versions")
     assert resp.json()["unstable_features"]["org.matrix.msc4140"] is True
+    alice = await new_user(srv.client, "de_caps")
+    caps = (await alice.get("/capabilities")).json()["capabilities"]
+    assert caps["org.matrix.msc4140.delayed_events"] == {
+        "max_delay_ms": 86_400_000, "max_scheduled": 100
+    }
 
 
 async def test_turned_off(tmp_path: Path) -> None:

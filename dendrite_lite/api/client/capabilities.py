@@ -10,6 +10,7 @@ from quart import Blueprint, Response, jsonify
 from dendrite_lite.api.app import services
 from dendrite_lite.api.client.auth import authenticate
 from dendrite_lite.events.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS
+from dendrite_lite.rooms.delayed_events import MAX_PER_USER
 from dendrite_lite.users.profile import PROFILE_FIELDS
 
 __all__ = ["bp", "capabilities"]
@@ -43,6 +44,11 @@ async def get_capabilities() -> Response:
     """GET /_matrix/client/v3/capabilities"""
     svc = services()
     await authenticate(svc, allow_guest=True)
-    return jsonify({"capabilities": capabilities(
+    caps = capabilities(
         svc.config.server.default_room_version, get_login_token=svc.config.login.get_token
-    )})
+    )
+    if svc.delayed_events is not None:  # MSC4140's limits, as Synapse (0: turned off)
+        caps["org.matrix.msc4140.delayed_events"] = {
+            "max_delay_ms": svc.delayed_events.max_delay_ms, "max_scheduled": MAX_PER_USER,
+        }
+    return jsonify({"capabilities": caps})
