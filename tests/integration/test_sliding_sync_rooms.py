@@ -445,22 +445,28 @@ async def test_avatar_is_sent_first_and_again_only_when_it_changes(
     assert changed["rooms"][room]["avatar"] == "mxc://test/two"
 
 
-async def test_only_the_msc_bump_event_types_move_a_room_up(srv: RunningServer) -> None:
+async def test_any_event_moves_a_room_up_but_only_bump_types_its_bump_stamp(
+    srv: RunningServer,
+) -> None:
+    """MSC4186 §Activity ordering: rooms are ordered by their last event ("Rooms are not
+    ordered by bump_stamp"), as Synapse does; bump_stamp counts only the MSC's event types."""
     alice = await _user(srv, "alice")
     first = await create_room(alice, name="first")
     second = await create_room(alice, name="second")
     await send(alice, first, "older message")
     await send(alice, second, "newer message")
-    body = await sliding_sync(alice, all_rooms(end=0))
-    assert list(body["rooms"]) == [second]
-    # A topic change and a reaction are not "proper" activity: the order stays.
+    body = await sliding_sync(alice, all_rooms(end=1))
+    assert list(body["rooms"]) == [second, first]
+    stamp = body["rooms"][first]["bump_stamp"]
+    assert body["rooms"][second]["bump_stamp"] > stamp
+    # A topic change and a reaction are activity: the room comes first, its bump_stamp stays.
     await _ok(
         alice.put(f"/rooms/{first}/state/m.room.topic/", {"topic": "quiet change"})
     )
     await _ok(alice.put(f"/rooms/{first}/send/m.reaction/r1", {}))
-    still = await sliding_sync(alice, all_rooms(end=0), conn_id="order")
-    assert list(still["rooms"]) == [second]
-    stamp = still["rooms"][second]["bump_stamp"]
+    moved = await sliding_sync(alice, all_rooms(end=0), conn_id="order")
+    assert list(moved["rooms"]) == [first]
+    assert moved["rooms"][first]["bump_stamp"] == stamp
     resp = await alice.put(
         f"/rooms/{first}/send/m.room.encrypted/e1",
         {
@@ -472,9 +478,9 @@ async def test_only_the_msc_bump_event_types_move_a_room_up(srv: RunningServer) 
         },
     )
     assert resp.status_code == 200, resp.text
-    moved = await sliding_sync(alice, all_rooms(end=0), conn_id="order2")
-    assert list(moved["rooms"]) == [first]
-    assert moved["rooms"][first]["bump_stamp"] > stamp
+    bumped = await sliding_sync(alice, all_rooms(end=0), conn_id="order2")
+    assert list(bumped["rooms"]) == [first]
+    assert bumped["rooms"][first]["bump_stamp"] > stamp
 
 
 async def test_heroes_fall_back_to_those_who_left(srv: RunningServer) -> None:

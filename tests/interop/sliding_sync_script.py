@@ -17,14 +17,22 @@ and a pending invite. `replay(world)` then plays, as alice:
   7. encryption long-poll while bob sends alice's device a to-device message; then the same
      connection with to_device.since = the next_batch it got, which acknowledges it;
   8. alice uploads one-time and fallback keys; encryption long-poll while bob uploads his
-     device keys (a device list change for a user alice shares rooms with).
+     device keys (a device list change for a user alice shares rooms with);
   9. thread subscriptions (MSC4306/MSC4308, what Element X turns on when /versions advertises
      org.matrix.msc4306): bob starts two threads in Garden; alice subscribes to one by hand and
      to the other automatically (bob's reply mentions her); a "threads" connection with only
      the io.element.msc4308.thread_subscriptions extension (limit 10, as the rust SDK asks) gets
      both; its long-poll while alice unsubscribes from the first; after more changes, a request
      with limit 1 whose `prev_batch` the /thread_subscriptions endpoint pages. The endpoint
-     calls along the way (their status, errcode or body) are kept in `Replay.calls`.
+     calls along the way (their status, errcode or body) are kept in `Replay.calls`;
+ 10. a "window" connection (account data and receipts on) scrolls: all rooms in its range, then
+     the top one only; alice tags Kitchen and bob reads it while Kitchen is out of the window,
+     and a request covers that; scrolled back, Kitchen's new tag and receipt arrive;
+ 11. window long-poll over the top room while alice joins carol's older room Porch: it comes
+     first (the list is ordered by any activity, not bump_stamp) and arrives at once;
+ 12. window long-poll over the second room only while carol invites alice to Shed: the invite
+     goes first, the room it pushes into the window was sent already, so only the count is new
+     (Synapse answers at the poll's timeout, we at once: `count_only_ms`).
 
 `normalise` keeps what must match across servers: for each step the rooms (by label, never by
 id), their order by bump_stamp, names, counts, the (type, state key) pairs of required_state,
@@ -48,6 +56,7 @@ from tests.integration.room_helpers import User
 
 __all__ = [
     "ALL_ROOMS_REQUIRED_STATE",
+    "COUNT_ONLY_TIMEOUT_MS",
     "SLIDING_SYNC",
     "SUBSCRIPTION_REQUIRED_STATE",
     "THREAD_SUBSCRIPTIONS",
@@ -92,7 +101,11 @@ ENCRYPTION_EXTENSIONS = {"to_device": {"enabled": True}, "e2ee": {"enabled": Tru
 THREAD_SUBSCRIPTIONS = "io.element.msc4308.thread_subscriptions"
 _MSC4306 = "/_matrix/client/unstable/io.element.msc4306"
 _MSC4308 = "/_matrix/client/unstable/io.element.msc4308"
+# The window connection leaves typing out: bob's typing of step 5 may time out in between.
+WINDOW_EXTENSIONS = {"account_data": {"enabled": True}, "receipts": {"enabled": True}}
 POLL_TIMEOUT_MS = 10_000
+# Step 12's long-poll: Synapse answers it at this timeout, so it is shorter than the others.
+COUNT_ONLY_TIMEOUT_MS = 6_000
 _txns = itertools.count(1)
 
 
@@ -123,6 +136,9 @@ class Replay:
     names: list[str]  # each step's name
     # The thread-subscription endpoint calls: [name, status, errcode or normalised body]
     calls: list[list[Any]] = field(default_factory=list)
+    conns: list[str] = field(default_factory=list)  # each step's connection
+    # Step 12: carol's invite (start) -> the long-poll's answer with the count
+    count_only_ms: float = 0.0
 
 
 async def build_world(make_user: Callable[[str], Awaitable[User]]) -> World:
@@ -193,9 +209,11 @@ async def replay(w: World) -> Replay:
     garden = w.rooms["Garden"]
     steps: list[dict[str, Any]] = []
     names: list[str] = []
+    conns: list[str] = []
 
-    def record(name: str, answer: dict[str, Any]) -> dict[str, Any]:
+    def record(name: str, answer: dict[str, Any], conn: str = "") -> dict[str, Any]:
         names.append(name)
+        conns.append(conn or ("room-list" if answer.get("lists") else "encryption"))
         steps.append(answer)
         return answer
 
@@ -266,7 +284,8 @@ async def replay(w: World) -> Replay:
         alice, {**enc, "pos": done["pos"], "timeout": POLL_TIMEOUT_MS}, bob_uploads_keys)
     record("bob's device keys", keys)
     calls = await _thread_subscriptions(w, record)
-    return Replay(steps, delivery_ms, names, calls)
+    count_only_ms = await _scroll(w, record)
+    return Replay(steps, delivery_ms, names, calls, conns, count_only_ms)
 
 
 async def _thread_reply(user: User, room_id: str, root: str, body: str) -> str:
@@ -332,6 +351,54 @@ async def _thread_subscriptions(
                dir="b", to=gone["pos"], **{"from": gap})
     await call("page without dir", "GET", f"{_MSC4308}/thread_subscriptions")
     return calls
+
+
+async def _scroll(w: World, record: Callable[..., dict[str, Any]]) -> float:
+    """Steps 10-12 on the "window" connection; the time step 12's answer took."""
+    alice, kitchen = w.alice, w.rooms["Kitchen"]
+
+    def window(*ranges: list[int], pos: str | None = None, timeout: int = 0) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "conn_id": "window", "extensions": WINDOW_EXTENSIONS,
+            "lists": {"window": {"ranges": list(ranges), "timeline_limit": 1,
+                                 "required_state": [["m.room.name", ""]],
+                                 "filters": {"not_room_types": ["m.space"]}}},
+        }
+        return {**body, "pos": pos, "timeout": timeout} if pos is not None else body
+
+    async def step(name: str, body: dict[str, Any]) -> dict[str, Any]:
+        return record(name, await _post(alice, body), "window")
+
+    everything = await step("window: every room", window([0, 19]))
+    top = await step("window: scrolled to the top", window([0, 0], pos=everything["pos"]))
+    await alice.call("PUT", f"/user/{quote(alice.user_id)}/rooms/{quote(kitchen)}/account_data/m.tag",
+                     {"tags": {"u.later": {}}})
+    kitchen_last = everything["rooms"][kitchen]["timeline"][-1]["event_id"]
+    await w.bob.call("POST", f"/rooms/{kitchen}/receipt/m.read/{quote(kitchen_last)}", {})
+    out = await step("window: Kitchen changes out of view", window([0, 0], pos=top["pos"]))
+    back = await step("window: scrolled back", window([0, 19], pos=out["pos"]))
+
+    porch = await w.carol.create_room(preset="public_chat", name="Porch")
+    w.rooms["Porch"] = porch
+    await w.carol.send(porch, "an old porch")
+    await w.bob.send(w.rooms["Garden"], "Garden stays ahead of the porch")
+    caught_up = await step("window: caught up", window([0, 0], pos=back["pos"]))
+
+    async def alice_joins() -> None:
+        await alice.call("POST", f"/rooms/{porch}/join", {})
+
+    joined, _ = await _while_polling(
+        alice, window([0, 0], pos=caught_up["pos"], timeout=POLL_TIMEOUT_MS), alice_joins)
+    record("window: alice joins Porch", joined, "window")
+
+    async def carol_invites() -> None:
+        w.rooms["Shed"] = await w.carol.create_room(
+            preset="private_chat", name="Shed", invite=[alice.user_id])
+
+    second = window([1, 1], pos=joined["pos"], timeout=COUNT_ONLY_TIMEOUT_MS)
+    counted, count_only_ms = await _while_polling(alice, second, carol_invites)
+    record("window: carol invites alice", counted, "window")
+    return count_only_ms
 
 
 # --- Normalisation ---------------------------------------------------------------------------
@@ -445,8 +512,8 @@ def normalise(w: World, r: Replay) -> list[dict[str, Any]]:
     normalised fields, and the extensions."""
     out = []
     seen: dict[str, dict[str, dict[str, Any]]] = {}  # connection -> room -> counts sent
-    for name, step in zip(r.names, r.steps, strict=True):
-        conn = seen.setdefault("room-list" if step.get("lists") else "encryption", {})
+    for name, conn_id, step in zip(r.names, r.conns, r.steps, strict=True):
+        conn = seen.setdefault(conn_id, {})
         entries = {rid: _room(w, room, conn.setdefault(rid, {}))
                    for rid, room in step.get("rooms", {}).items()}
         # A room whose only news is its unread counts has nothing compared left.

@@ -3,7 +3,9 @@ the same world and the same requests (tests/interop/sliding_sync_script.py) must
 normalised answers (rooms, their order, names, member counts, required state, timelines,
 invites and the extensions, thread subscriptions included), and bob's message must reach
 alice's long-poll within 100 ms. Synapse runs with experimental_features.msc4306_enabled
-(tests/interop/synapse_server.py) for the thread subscription steps."""
+(tests/interop/synapse_server.py) for the thread subscription steps. The window steps scroll a
+list: what changed of a room out of view arrives when it is back, a room joined comes first,
+and a count change alone ends our long-poll (Synapse's waits it out)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import pytest
 from tests.integration.account_helpers import register, running_server
 from tests.integration.room_helpers import User
 from tests.interop.sliding_sync_script import (
+    COUNT_ONLY_TIMEOUT_MS,
     Replay,
     World,
     build_world,
@@ -31,7 +34,7 @@ pytestmark = pytest.mark.interop
 
 _runs = itertools.count(1)
 DELIVERY_BUDGET_MS = 100.0
-STEPS = 12
+STEPS = 19
 
 
 async def _play_synapse(synapse: SynapseServer) -> tuple[World, Replay]:
@@ -106,6 +109,18 @@ async def test_what_synapse_answers_is_what_element_x_needs(
     assert steps[11]["extensions"]["thread_subscriptions"] == {
         "subscribed": {"Garden": {"Pots": {"automatic": False}}}, "order": ["Pots"],
         "prev_batch": True, "end": False}
+    every, top, out, back, _, joined, counted = steps[12:]
+    assert every["lists"] == {"window": 6} and len(every["order"]) == 6
+    assert top["rooms"] == {} and top["extensions"]["receipts"] == {}
+    # Kitchen's tag and bob's receipt while it was out of view arrive once it is back.
+    assert out["extensions"]["account_data"]["rooms"] == {}
+    assert "Kitchen" not in out["extensions"]["receipts"]
+    assert back["rooms"] == {}
+    assert back["extensions"]["account_data"]["rooms"] == {"Kitchen": ["m.tag"]}
+    assert back["extensions"]["receipts"] == {"Kitchen": [["m.read", ["bob"]]]}
+    assert joined["lists"] == {"window": 7} and joined["order"] == ["Porch"]
+    assert joined["rooms"]["Porch"]["initial"] is True
+    assert counted["lists"] == {"window": 8} and counted["rooms"] == {}
 
 
 async def test_thread_subscription_calls_match_synapse(
@@ -149,4 +164,15 @@ async def test_new_message_arrives_within_100_ms(both: dict[str, tuple[World, Re
     assert played.delivery_ms <= DELIVERY_BUDGET_MS, (
         f"bob's message took {played.delivery_ms:.1f} ms to reach alice's long-poll "
         f"(Synapse: {both['synapse'][1].delivery_ms:.1f} ms)"
+    )
+
+
+async def test_a_count_change_alone_ends_our_long_poll(
+    both: dict[str, tuple[World, Replay]],
+) -> None:
+    """The last step's news is the count alone: Synapse answers at the poll's timeout, we as soon
+    as the count changes (half the timeout bounds "soon" on a loaded machine)."""
+    _, played = both["ours"]
+    assert played.count_only_ms < COUNT_ONLY_TIMEOUT_MS / 2, (
+        f"{played.count_only_ms:.0f} ms (Synapse: {both['synapse'][1].count_only_ms:.0f} ms)"
     )

@@ -6,6 +6,15 @@ Both live in the database, so a `pos` stays good across a restart. A position on
 what the client holds changes; a long-poll that times out hands back the same position with a
 newer token.
 
+What the client holds, per position:
+- each room sent: up to where its timeline went, with which config, and what was sent of its
+  account data and receipts (`StreamSent`, as Synapse's HaveSentRoom): a room that is out of
+  every window while they change is owed those changes when it comes back (`SentStreams`, what
+  the extensions read and record);
+- each list's count, so a count that changes with nothing else to send (a room left outside the
+  window) is news for a long-poll. The counts ride in a row of their own among the rooms' rows
+  (room ID "", which no room has), so they are copied with them and need no table.
+
 Expiry (400 M_UNKNOWN_POS, and the client starts again without `pos`): a `pos` of another
 connection or one the connection moved past (once a client sends position N, the others are
 deleted: older ones are no longer needed, newer ones never reached it), a connection replaced by
@@ -18,7 +27,9 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import aiosqlite
 
@@ -30,10 +41,14 @@ from dendrite_lite.sync.tokens import SyncToken, parse_sync_token
 
 __all__ = [
     "CONNECTION_TTL_MS",
+    "LIVE",
     "MAX_CONNECTIONS_PER_DEVICE",
     "ConnectionState",
     "NewestRequests",
     "RoomSent",
+    "SentStreams",
+    "Stream",
+    "StreamSent",
     "encode_pos",
     "load_connection",
     "save_connection",
@@ -44,6 +59,16 @@ CONNECTION_TTL_MS = 7 * 24 * 3600 * 1000
 # not grow the database without end; Element X uses two.
 MAX_CONNECTIONS_PER_DEVICE = 20
 _POS = re.compile(r"([0-9]{1,18})/(s[-0-9_]{1,400})")
+_LISTS_ROW = ""  # the room ID of the row holding the lists' counts
+
+# What a connection sent of one room's account data or receipts:
+# - None: nothing yet (all of it is due when the room comes into an extension's scope);
+# - LIVE: everything up to the connection's previous response;
+# - a stream position: everything up to there only; the room was out of every window when
+#   later changes came, and they are still owed.
+Stream = Literal["account_data", "receipts"]
+LIVE: Literal["live"] = "live"
+StreamSent = Literal["live"] | int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +81,15 @@ class RoomSent:
     # Users whose member event was sent lazily
     lazy_members: frozenset[str] = frozenset()
     is_dm: bool = False  # as last sent (a change of m.direct is sent as a change)
+    account_data: StreamSent = None
+    receipts: StreamSent = None
+
+    def streams_of(self, before: RoomSent | None) -> RoomSent:
+        """This record with what `before` (the room's previous record) says was sent of its
+        account data and receipts: sending the room again does not send those."""
+        if before is None:
+            return self
+        return replace(self, account_data=before.account_data, receipts=before.receipts)
 
 
 @dataclass(slots=True)
@@ -68,6 +102,11 @@ class ConnectionState:
     position: int | None
     since: SyncToken | None  # the streams the previous response reached
     rooms: dict[str, RoomSent] = field(default_factory=dict)
+    # List name -> the count the client holds; None: unknown (a new connection, or a position
+    # saved before counts were kept)
+    lists_sent: dict[str, int] | None = None
+    # The counts this response sends, saved with it
+    lists: dict[str, int] = field(default_factory=dict)
     # What this response sends, saved with it
     changed: dict[str, RoomSent] = field(default_factory=dict)
     request_no: int = 0  # set by NewestRequests.start
@@ -75,6 +114,14 @@ class ConnectionState:
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.user_id, self.device_id, self.conn_id)
+
+    @property
+    def lists_changed(self) -> bool:
+        """This response has a count the client does not hold: a list's count changed, or the
+        list is new to the connection (one it no longer asks for is no news)."""
+        if self.lists_sent is None:
+            return False
+        return any(self.lists_sent.get(name) != n for name, n in self.lists.items())
 
     def room(self, room_id: str) -> RoomSent | None:
         return self.changed.get(room_id) or self.rooms.get(room_id)
@@ -136,9 +183,17 @@ async def load_connection(
     rows = await table.select_position_rooms(conn, found.conn_key, position)
     if rows is None:
         raise _unknown_pos()
+    lists_row = rows.pop(_LISTS_ROW, None)
     rooms = {room_id: _from_row(row) for room_id, row in rows.items()}
     return ConnectionState(
-        user_id, device_id, conn_id, found.conn_key, position, token, rooms
+        user_id,
+        device_id,
+        conn_id,
+        found.conn_key,
+        position,
+        token,
+        rooms,
+        _lists_from_row(lists_row) if lists_row is not None else None,
     )
 
 
@@ -156,7 +211,7 @@ async def save_connection(
         await table.delete_excess_connections(
             conn, state.user_id, state.device_id, MAX_CONNECTIONS_PER_DEVICE
         )
-        return await table.insert_position(conn, conn_key, None, _rows(state.changed))
+        return await table.insert_position(conn, conn_key, None, _rows(state))
     found = await table.select_connection(
         conn, state.user_id, state.device_id, state.conn_id
     )
@@ -164,10 +219,10 @@ async def save_connection(
         raise _unknown_pos()  # replaced by a request without pos while this one ran
     await table.delete_other_positions(conn, state.conn_key, state.position)
     await table.update_last_used(conn, state.conn_key, now_ms)
-    if not state.changed:
+    if not state.changed and state.lists == state.lists_sent:
         return state.position
     return await table.insert_position(
-        conn, state.conn_key, state.position, _rows(state.changed)
+        conn, state.conn_key, state.position, _rows(state)
     )
 
 
@@ -179,10 +234,35 @@ def _from_row(row: SentRoom) -> RoomSent:
         RequiredState.from_json(data),
         frozenset(data.get("lazy_members", ())),
         bool(data.get("is_dm", False)),
+        _stream_sent(data.get("account_data")),
+        _stream_sent(data.get("receipts")),
     )
 
 
-def _rows(rooms: dict[str, RoomSent]) -> list[SentRoom]:
+def _stream_sent(raw: object) -> StreamSent:
+    if raw == LIVE:
+        return LIVE
+    return raw if isinstance(raw, int) and not isinstance(raw, bool) else None
+
+
+def _lists_from_row(row: SentRoom) -> dict[str, int]:
+    counts = json.loads(row.required_state).get("lists", {})
+    return {k: v for k, v in counts.items() if isinstance(v, int)}
+
+
+def _rows(state: ConnectionState) -> list[SentRoom]:
+    """The rows a new position changes: the rooms this response sends, and the lists' counts
+    when they changed."""
+    out = _room_rows(state.changed)
+    if state.lists != state.lists_sent:
+        counts = json.dumps(
+            {"lists": state.lists}, separators=(",", ":"), sort_keys=True
+        )
+        out.append(SentRoom(_LISTS_ROW, 0, 0, counts))
+    return out
+
+
+def _room_rows(rooms: dict[str, RoomSent]) -> list[SentRoom]:
     return [
         SentRoom(
             room_id,
@@ -193,9 +273,63 @@ def _rows(rooms: dict[str, RoomSent]) -> list[SentRoom]:
                     **r.required_state.to_json(),
                     "lazy_members": sorted(r.lazy_members),
                     "is_dm": r.is_dm,
+                    **{
+                        name: sent
+                        for name, sent in (
+                            ("account_data", r.account_data),
+                            ("receipts", r.receipts),
+                        )
+                        if sent is not None
+                    },
                 },
                 separators=(",", ":"),
             ),
         )
         for room_id, r in sorted(rooms.items())
     ]
+
+
+class SentStreams:
+    """What a connection sent of each room's account data and receipts, for the extensions that
+    send them (as Synapse's per-connection RoomStatusMap): `status` says what the client holds,
+    `record_sent` and `record_unsent` change it with the response being built."""
+
+    def __init__(self, state: ConnectionState | None = None) -> None:
+        self._state = state
+
+    def status(self, stream: Stream, room_id: str) -> StreamSent:
+        room = self._state.room(room_id) if self._state is not None else None
+        return getattr(room, stream) if room is not None else None
+
+    def live_rooms(self, stream: Stream) -> list[str]:
+        """The rooms whose `stream` the client holds up to the previous response."""
+        if self._state is None:
+            return []
+        return [
+            r for r, sent in self._state.rooms.items() if getattr(sent, stream) == LIVE
+        ]
+
+    def record_sent(self, stream: Stream, room_ids: Iterable[str]) -> None:
+        """This response brings the client up to date on these rooms."""
+        self._set(stream, room_ids, lambda sent: LIVE)
+
+    def record_unsent(self, stream: Stream, room_ids: Iterable[str], upto: int) -> None:
+        """These rooms had changes up to this response that it does not send: the client holds
+        them up to `upto` (the previous response) only, unless it was already behind."""
+        self._set(stream, room_ids, lambda sent: upto if sent == LIVE else sent)
+
+    def _set(
+        self,
+        stream: Stream,
+        room_ids: Iterable[str],
+        new: Callable[[StreamSent], StreamSent],
+    ) -> None:
+        if self._state is None:
+            return
+        for room_id in room_ids:
+            room = self._state.room(room_id)
+            if room is None:  # never sent: nothing to remember of it
+                continue
+            value = new(getattr(room, stream))
+            if value != getattr(room, stream):
+                self._state.changed[room_id] = replace(room, **{stream: value})

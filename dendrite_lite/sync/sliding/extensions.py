@@ -9,27 +9,33 @@ What each sends, and when it is news (worth answering a long-poll for):
   (clients top their keys up from them); on a connection's later requests also device_lists
   changed/left since its previous response; news only when a device list changed.
 - account_data: global data written since the connection's previous response (everything, and
-  m.push_rules, on its first); for the rooms in scope, their data written since, or all of it
-  for a room sent `initial` in this response.
-- receipts: for the rooms in scope, receipts written since the previous response; for a room
-  sent `initial` (or with an expanded timeline), the receipts on its timeline events plus the
-  user's own, as an initial /sync would give with that timeline.
+  m.push_rules, on its first); for the rooms in scope, all of a room's data the first time the
+  connection has it in scope, then what was written since it last sent the room's.
+- receipts: for the rooms in scope, receipts written since the connection last sent the room's;
+  for a room sent `initial` (or with an expanded timeline), or whose receipts it never sent, the
+  receipts on its timeline events plus the user's own, as an initial /sync would give with that
+  timeline.
 - typing: for the rooms in scope, who types now in those whose typing changed since.
 
 Scope (`lists`, `rooms` in an extension's request, both ["*"] when absent): the rooms in the
 named lists' windows ("*": every list) and the named room subscriptions ("*": all of them).
 Receipts and typing only ever come from rooms the user is joined to now.
+
+A room out of scope (no list's window holds it, no subscription names it) gets nothing, but what
+changed of its account data or receipts meanwhile is remembered with the connection and sent when
+it is back in scope (as Synapse's per-connection HaveSentRoom: `ExtensionContext.sent`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dendrite_lite.e2ee.to_device import MAX_PER_SYNC
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import history as history_table
+from dendrite_lite.sync.sliding.connection import LIVE, SentStreams, Stream
 from dendrite_lite.sync.sliding.service import (
     Extension,
     ExtensionAnswer,
@@ -82,19 +88,33 @@ def scoped_rooms(ctx: ExtensionContext) -> list[str]:
     return list(picked)
 
 
-def _initial_rooms(
-    ctx: ExtensionContext, room_ids: Iterable[str], *, expanded: bool = False
-) -> set[str]:
-    """Rooms this response sends as new to the client: all on the connection's first response,
-    then those sent `initial` (and, with `expanded`, those whose timeline reaches further back
-    than before)."""
-    if ctx.since is None:
-        return set(room_ids)
-    return {r for r in room_ids if _sent_afresh(ctx.rooms.get(r, {}), expanded)}
+def _sent_afresh(room: Mapping[str, Any]) -> bool:
+    """A room this response sends as new to the client (`initial`), or whose timeline reaches
+    further back than before."""
+    return bool(room.get("initial") or room.get("unstable_expanded_timeline"))
 
 
-def _sent_afresh(room: Mapping[str, Any], expanded: bool) -> bool:
-    return bool(room.get("initial") or (expanded and room.get("unstable_expanded_timeline")))
+def _by_status(
+    ctx: ExtensionContext,
+    stream: Stream,
+    room_ids: Iterable[str],
+    afresh: Callable[[str], bool] = lambda room_id: False,
+) -> tuple[list[str], list[str], dict[int, list[str]]]:
+    """The rooms whose `stream` the connection never sent (or, by `afresh`, is to send again
+    from scratch), those it sent up to its previous response, and those it sent only up to an
+    older position (position -> rooms)."""
+    never: list[str] = []
+    live: list[str] = []
+    behind: dict[int, list[str]] = {}
+    for room_id in room_ids:
+        status = ctx.sent.status(stream, room_id) if ctx.since is not None else None
+        if status is None or afresh(room_id):
+            never.append(room_id)
+        elif status == LIVE:
+            live.append(room_id)
+        else:
+            behind.setdefault(status, []).append(room_id)
+    return never, live, behind
 
 
 class ToDeviceExtension:
@@ -173,14 +193,23 @@ class AccountDataExtension:
         until = ctx.now.account_data
         scope = scoped_rooms(ctx)
         global_data: Mapping[str, Any] = {}
-        by_room: dict[str, Mapping[str, Any]] = {}
+        changed: Mapping[str, Mapping[str, Any]] = {}
         if since < until or ctx.since is None:
             global_data, changed = await self._account_data.changes_since(user_id, since, until)
-            by_room.update((r, changed[r]) for r in scope if r in changed)
-        fresh = _initial_rooms(ctx, scope) - set(by_room) if ctx.since is not None else set()
-        if fresh:
+        never, live, behind = _by_status(ctx, "account_data", scope)
+        by_room = {r: changed[r] for r in live if r in changed}
+        if never and ctx.since is None:
+            by_room.update((r, changed[r]) for r in never if r in changed)  # all of it
+        elif never:
             _, everything = await self._account_data.changes_since(user_id, 0, until)
-            by_room.update((r, everything[r]) for r in fresh if r in everything)
+            by_room.update((r, everything[r]) for r in never if r in everything)
+        for position, rooms in behind.items():
+            if position < until:
+                _, owed = await self._account_data.changes_since(user_id, position, until)
+                by_room.update((r, owed[r]) for r in rooms if r in owed)
+        ctx.sent.record_sent("account_data", [*never, *(r for g in behind.values() for r in g)])
+        if ctx.since is not None:
+            ctx.sent.record_unsent("account_data", set(changed) - set(scope), since)
         body = {
             "global": _events(global_data),
             "rooms": {room_id: _events(data) for room_id, data in by_room.items()},
@@ -212,22 +241,41 @@ class ReceiptsExtension:
         if not _enabled(ctx):
             return None
         user_id = ctx.request.user_id
-        rooms = await _joined(self._storage, user_id, scoped_rooms(ctx))
-        fresh = _initial_rooms(ctx, rooms, expanded=True)
-        live = [r for r in rooms if r not in fresh]
+        scope = scoped_rooms(ctx)
+        rooms = await _joined(self._storage, user_id, scope)
+        # A room sent afresh gets the receipts an initial sync would give with its timeline.
+        fresh, live, behind = _by_status(
+            ctx, "receipts", rooms, lambda r: _sent_afresh(ctx.rooms.get(r, {}))
+        )
+        now = ctx.now.receipts
         out: dict[str, Any] = {}
-        if live and ctx.since is not None and ctx.since.receipts < ctx.now.receipts:
-            changed = await self._receipts.receipts_since(
-                live, ctx.since.receipts, ctx.now.receipts, user_id
-            )
+        if live and ctx.since is not None and ctx.since.receipts < now:
+            changed = await self._receipts.receipts_since(live, ctx.since.receipts, now, user_id)
             out.update((r, _receipt_event(content)) for r, content in changed.items())
+        for position, group in behind.items():
+            if position < now:
+                owed = await self._receipts.receipts_since(group, position, now, user_id)
+                out.update((r, _receipt_event(content)) for r, content in owed.items())
         if fresh:
-            current = await self._receipts.receipts_since(fresh, 0, ctx.now.receipts, user_id)
+            current = await self._receipts.receipts_since(fresh, 0, now, user_id)
             for room_id, content in current.items():
                 kept = _on_timeline(content, ctx.rooms.get(room_id, {}), user_id)
                 if kept:
                     out[room_id] = _receipt_event(kept)
+        ctx.sent.record_sent("receipts", [*fresh, *(r for g in behind.values() for r in g)])
+        if ctx.since is not None and ctx.since.receipts < now:
+            await self._record_unsent(ctx.sent, set(scope), ctx.since.receipts, now, user_id)
         return ExtensionAnswer({"rooms": out}, news=bool(out))
+
+    async def _record_unsent(
+        self, sent: SentStreams, scope: set[str], since: int, now: int, user_id: str
+    ) -> None:
+        """Rooms the client was up to date on, out of scope now, whose receipts changed: it
+        holds them up to `since` only."""
+        out_of_scope = [r for r in sent.live_rooms("receipts") if r not in scope]
+        if out_of_scope:
+            changed = await self._receipts.receipts_since(out_of_scope, since, now, user_id)
+            sent.record_unsent("receipts", changed, since)
 
 
 def _receipt_event(content: Mapping[str, Any]) -> dict[str, Any]:

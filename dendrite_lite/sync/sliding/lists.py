@@ -1,6 +1,12 @@
 """The sliding sync room list (MSC4186 §Lists): the user's rooms, newest activity first, then
 each list's filters and ranges over it.
 
+Activity (MSC4186 §Activity ordering, as Synapse sorts): a joined room's newest event of any type,
+so anything that happens in a room brings it into a window starting at 0 (a join, a topic
+change, a reaction); for an invite, knock or left room, the user's membership. Not `bump_stamp`
+(the MSC's box: "Rooms are not ordered by bump_stamp"), which counts only the MSC's bump event
+types and is read for the rooms a response sends (`load_bump_stamps`).
+
 Which rooms are in the user's list: joined, invited and knocked rooms; rooms the user was
 kicked or banned from (a ban from a room never joined excepted); rooms the user left by
 themselves only once this connection has sent them (the client then learns of the leave). Rooms
@@ -24,7 +30,14 @@ from dendrite_lite.storage.events import StoredEvent
 from dendrite_lite.storage.ignored_users import select_ignored_users
 from dendrite_lite.sync.sliding.request import ListConfig, ListFilters
 
-__all__ = ["ListedRoom", "RoomFacts", "load_facts", "select_room_list", "window"]
+__all__ = [
+    "ListedRoom",
+    "RoomFacts",
+    "load_bump_stamps",
+    "load_facts",
+    "select_room_list",
+    "window",
+]
 
 _STRIPPED = ("invite", "knock")
 
@@ -35,7 +48,7 @@ class ListedRoom:
     membership: str
     member_event_id: str
     member_pos: int  # stream position of the user's membership event
-    bump_stamp: int
+    activity: int  # where it sorts: its newest event, or the membership if not joined
     # Stripped state from the invite or knock (federated invites carry it; None otherwise).
     stripped: tuple[dict[str, Any], ...] | None = None
     invited_as_dm: bool = False  # the invite event's content.is_direct
@@ -53,9 +66,16 @@ class RoomFacts:
     room_types: dict[str, str | None] = field(default_factory=dict)
     tags: dict[str, set[str]] = field(default_factory=dict)
     space_children: dict[str, set[str]] = field(default_factory=dict)
+    # Joined rooms -> their newest event of a bump type (load_bump_stamps)
+    bump_stamps: dict[str, int] = field(default_factory=dict)
 
     def is_dm(self, room: ListedRoom) -> bool:
         return room.room_id in self.dm_rooms or room.invited_as_dm
+
+    def bump_stamp(self, room: ListedRoom) -> int:
+        """MSC4186 `bump_stamp`: a joined room's newest event of a bump type (its join if it
+        has none we hold, e.g. joined over federation); else the user's membership."""
+        return self.bump_stamps.get(room.room_id, room.member_pos)
 
 
 async def select_room_list(
@@ -70,16 +90,30 @@ async def select_room_list(
     needed = [m[1] for m in memberships.values() if m[0] != "join"]
     member_events = await events_table.select_events(conn, needed) if needed else {}
     joined = [r for r, m in memberships.items() if m[0] == "join"]
-    bumps = await room_list_table.select_bump_stamps(conn, joined, until)
+    latest = await room_list_table.select_latest_positions(conn, joined, until)
     out: list[ListedRoom] = []
     for room_id in joined:
         _, event_id, pos = memberships[room_id]
-        # A room with no bump event we hold (joined over federation) sorts by the join.
-        out.append(ListedRoom(room_id, "join", event_id, pos, bumps.get(room_id, pos)))
+        out.append(ListedRoom(room_id, "join", event_id, pos, latest.get(room_id, pos)))
     if needed:
         out += await _other_rooms(conn, user_id, memberships, member_events, sent)
-    out.sort(key=lambda r: (-r.bump_stamp, r.room_id))
+    out.sort(key=lambda r: (-r.activity, r.room_id))
     return out
+
+
+async def load_bump_stamps(
+    conn: aiosqlite.Connection,
+    facts: RoomFacts,
+    rooms: Sequence[ListedRoom],
+    until: int,
+) -> None:
+    """The bump stamps of the joined rooms among `rooms` (those a response sends), into
+    `facts`."""
+    joined = [r.room_id for r in rooms if r.membership == "join"]
+    if joined:
+        facts.bump_stamps.update(
+            await room_list_table.select_bump_stamps(conn, joined, until)
+        )
 
 
 async def _other_rooms(
@@ -89,7 +123,7 @@ async def _other_rooms(
     member_events: Mapping[str, StoredEvent],
     sent: Container[str],
 ) -> list[ListedRoom]:
-    """The invites, knocks and left rooms of the room list (their bump_stamp is the
+    """The invites, knocks and left rooms of the room list (their activity is the
     membership's position)."""
     ignored = await select_ignored_users(conn, user_id)
     forgotten = set(await aliases_table.select_forgotten_room_ids(conn, user_id))

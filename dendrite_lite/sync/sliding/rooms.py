@@ -177,7 +177,7 @@ def _record(ctx: RoomsContext, p: _Plan) -> RoomSent:
         config.required_state,
         frozenset(lazy),
         ctx.facts.is_dm(p.wanted.room),
-    )
+    ).streams_of(p.sent)
 
 
 async def _stripped_rooms(
@@ -204,7 +204,7 @@ async def _stripped_rooms(
                 w.config.timeline_limit,
                 w.config.required_state,
                 is_dm=ctx.facts.is_dm(w.room),
-            )
+            ).streams_of(sent)
     if not due:
         return {}
     result = RoomsResult()
@@ -253,7 +253,7 @@ def _stripped_name_and_avatar(events: Sequence[Mapping[str, Any]]) -> dict[str, 
 def _common(ctx: RoomsContext, w: WantedRoom) -> dict[str, Any]:
     body: dict[str, Any] = {
         "membership": w.room.membership,
-        "bump_stamp": w.room.bump_stamp,
+        "bump_stamp": ctx.facts.bump_stamp(w.room),
     }
     if w.lists:
         body["lists"] = list(w.lists)
@@ -302,15 +302,12 @@ async def _rejoined(
 async def _read_timelines(
     conn: aiosqlite.Connection, ctx: RoomsContext, plans: list[_Plan]
 ) -> None:
-    # Rooms with no event since they were sent are passed over at the cost of one index
-    # lookup each, which is what a long-poll woken in a large account mostly meets.
+    # Rooms with no event since they were sent are passed over on the room list's activity
+    # (their newest event, or the user's membership if they are not in the room: nothing after
+    # it is theirs to see), which is what a long-poll woken in a large account mostly meets.
     due = [p for p in plans if p.since is None or p.expand]
-    incremental = [p for p in plans if p not in due]
-    latest = await room_list_table.select_latest_positions(
-        conn, [p.room_id for p in incremental], ctx.until
-    )
     due += [
-        p for p in incremental if latest.get(p.room_id, p.since or 0) > (p.since or 0)
+        p for p in plans if p not in due and p.wanted.room.activity > (p.since or 0)
     ]
     by_limit: dict[int, list[_Plan]] = {}
     for p in due:

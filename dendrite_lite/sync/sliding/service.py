@@ -3,13 +3,18 @@
 
 The long-poll is /sync's (sync/service.py): the request registers with the Notifier before it
 looks for news, so a commit between the look and the wait still wakes it; a wake-up whose news
-is not for this connection (a room outside every window) goes back to sleep. A request without
-`pos` starts a new connection and answers at once, as does `timeout` 0.
+is not for this connection (a room outside every window) goes back to sleep. A list's count the
+client does not hold is news too (a room it never saw left, outside the window: nothing else
+tells it). A request without `pos` starts a new connection and answers at once, as does
+`timeout` 0.
 
 Extensions (to-device, e2ee, account data, receipts, typing...) plug in as `Extension`s: each
 gets its part of the request's `extensions` and the streams' positions, and what it returns is
 sent under its name. A dict counts as news for the long-poll; an `ExtensionAnswer` says whether
-it is (e2ee's key counts go in every response, but only a device list change is news).
+it is (e2ee's key counts go in every response, but only a device list change is news). Extensions
+whose data is per room (account data, receipts) read and record in `sent` what the connection
+has sent of each room's, so what changed while a room was out of every window comes with it when
+it is back.
 """
 
 from __future__ import annotations
@@ -27,12 +32,14 @@ from dendrite_lite.sync.service import MAX_TIMEOUT_MS
 from dendrite_lite.sync.sliding.connection import (
     ConnectionState,
     NewestRequests,
+    SentStreams,
     encode_pos,
     load_connection,
     save_connection,
 )
 from dendrite_lite.sync.sliding.lists import (
     ListedRoom,
+    load_bump_stamps,
     load_facts,
     select_room_list,
     window,
@@ -61,6 +68,8 @@ class ExtensionContext:
     list_rooms: Mapping[str, Sequence[str]]  # list name -> the room IDs in its window
     subscribed_rooms: Sequence[str]
     rooms: Mapping[str, Mapping[str, Any]]  # the room responses
+    # What the connection sent of each room's account data and receipts
+    sent: SentStreams = field(default_factory=SentStreams)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +92,11 @@ class _Result:
     extensions: dict[str, Any] = field(default_factory=dict)
     list_rooms: dict[str, list[str]] = field(default_factory=dict)
     extension_news: bool = False
+    lists_news: bool = False  # a count the client does not hold
 
     @property
     def has_news(self) -> bool:
-        return bool(self.rooms or self.extension_news)
+        return bool(self.rooms or self.extension_news or self.lists_news)
 
 
 class SlidingSyncService:
@@ -166,7 +176,9 @@ class SlidingSyncService:
     async def _build(
         self, req: SlidingSyncRequest, state: ConnectionState, token: SyncToken
     ) -> _Result:
-        state.changed.clear()  # a long-poll builds again after each wake-up
+        # A long-poll builds again after each wake-up.
+        state.changed.clear()
+        state.lists.clear()
         result = _Result()
 
         async def read(conn: aiosqlite.Connection) -> None:
@@ -178,6 +190,7 @@ class SlidingSyncService:
             for name, list_config in req.lists.items():
                 count, picked = window(rooms, list_config, facts)
                 result.lists[name] = {"count": count}
+                state.lists[name] = count
                 result.list_rooms[name] = [r.room_id for r in picked]
                 for room in picked:
                     _want(wanted, room, list_config.config, name)
@@ -185,6 +198,9 @@ class SlidingSyncService:
             for room_id, config in req.room_subscriptions.items():
                 if room_id in by_id:  # one the user may not see is ignored (MSC4186)
                     _want(wanted, by_id[room_id], config, None)
+            await load_bump_stamps(
+                conn, facts, [w.room for w in wanted.values()], token.room
+            )
             ctx = RoomsContext(
                 user_id=req.user_id,
                 device_id=req.device_id,
@@ -198,6 +214,7 @@ class SlidingSyncService:
             )
 
         await self._storage.db.read(read)
+        result.lists_news = state.lists_changed
         await self._add_extensions(req, state, token, result)
         return result
 
@@ -220,6 +237,7 @@ class SlidingSyncService:
                 list_rooms=result.list_rooms,
                 subscribed_rooms=list(req.room_subscriptions),
                 rooms=result.rooms,
+                sent=SentStreams(state),
             )
             built = await extension.build(ctx)
             if isinstance(built, ExtensionAnswer):
