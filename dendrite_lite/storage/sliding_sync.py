@@ -1,5 +1,5 @@
 """Sliding sync connections (MSC4186): what each connection has been sent, per position
-(schema in migrations/0031_sliding_sync_connections.sql).
+(schema in migrations/0031_sliding_sync_connections.sql, list_counts in 0036).
 
 A connection is one (user, device, conn_id). A position is one response's view of what the client
 holds; its rooms are a full copy (copy-on-change from the position before), so the position a
@@ -25,6 +25,7 @@ __all__ = [
     "insert_connection",
     "insert_position",
     "select_connection",
+    "select_position_list_counts",
     "select_position_rooms",
     "update_last_used",
 ]
@@ -77,7 +78,8 @@ _DELETE_IDLE = (
 _UPDATE_LAST_USED = (
     "UPDATE sliding_sync_connections SET last_used_ts = ? WHERE conn_key = ?"
 )
-_INSERT_POSITION = "INSERT INTO sliding_sync_positions (conn_key) VALUES (?)"
+_INSERT_POSITION = "INSERT INTO sliding_sync_positions (conn_key, list_counts) VALUES (?, ?)"
+_SELECT_LIST_COUNTS = "SELECT list_counts FROM sliding_sync_positions WHERE position = ?"
 _COPY_ROOMS = (
     "INSERT INTO sliding_sync_rooms (position, room_id, sent_to, timeline_limit, required_state)"
     " SELECT ?, room_id, sent_to, timeline_limit, required_state FROM sliding_sync_rooms"
@@ -109,6 +111,13 @@ async def select_position_rooms(
     async with conn.execute(_SELECT_ROOMS, (position,)) as cur:
         rows = await cur.fetchall()
     return {r[0]: SentRoom(r[0], int(r[1]), int(r[2]), r[3]) for r in rows}
+
+
+async def select_position_list_counts(conn: aiosqlite.Connection, position: int) -> str | None:
+    """The lists' counts (JSON, as the sync layer wrote it) a position sent; None if unknown."""
+    async with conn.execute(_SELECT_LIST_COUNTS, (position,)) as cur:
+        row = await cur.fetchone()
+    return row[0] if row is not None else None
 
 
 async def insert_connection(
@@ -166,9 +175,11 @@ async def insert_position(
     conn_key: int,
     copy_from: int | None,
     changed: Sequence[SentRoom],
+    list_counts: str | None = None,
 ) -> int:
-    """A new position holding the rooms of `copy_from` (if any) updated by `changed`."""
-    cur = await conn.execute(_INSERT_POSITION, (conn_key,))
+    """A new position holding the rooms of `copy_from` (if any) updated by `changed`, and the
+    lists' counts it sends."""
+    cur = await conn.execute(_INSERT_POSITION, (conn_key, list_counts))
     assert cur.lastrowid is not None
     position = int(cur.lastrowid)
     if copy_from is not None:

@@ -12,8 +12,7 @@ What the client holds, per position:
   every window while they change is owed those changes when it comes back (`SentStreams`, what
   the extensions read and record);
 - each list's count, so a count that changes with nothing else to send (a room left outside the
-  window) is news for a long-poll. The counts ride in a row of their own among the rooms' rows
-  (room ID "", which no room has), so they are copied with them and need no table.
+  window) is news for a long-poll.
 
 Expiry (400 M_UNKNOWN_POS, and the client starts again without `pos`): a `pos` of another
 connection or one the connection moved past (once a client sends position N, the others are
@@ -59,7 +58,6 @@ CONNECTION_TTL_MS = 7 * 24 * 3600 * 1000
 # not grow the database without end; Element X uses two.
 MAX_CONNECTIONS_PER_DEVICE = 20
 _POS = re.compile(r"([0-9]{1,18})/(s[-0-9_]{1,400})")
-_LISTS_ROW = ""  # the room ID of the row holding the lists' counts
 
 # What a connection sent of one room's account data or receipts:
 # - None: nothing yet (all of it is due when the room comes into an extension's scope);
@@ -183,7 +181,7 @@ async def load_connection(
     rows = await table.select_position_rooms(conn, found.conn_key, position)
     if rows is None:
         raise _unknown_pos()
-    lists_row = rows.pop(_LISTS_ROW, None)
+    counts = await table.select_position_list_counts(conn, position)
     rooms = {room_id: _from_row(row) for room_id, row in rows.items()}
     return ConnectionState(
         user_id,
@@ -193,7 +191,7 @@ async def load_connection(
         position,
         token,
         rooms,
-        _lists_from_row(lists_row) if lists_row is not None else None,
+        _lists_from_json(counts) if counts is not None else None,
     )
 
 
@@ -211,7 +209,9 @@ async def save_connection(
         await table.delete_excess_connections(
             conn, state.user_id, state.device_id, MAX_CONNECTIONS_PER_DEVICE
         )
-        return await table.insert_position(conn, conn_key, None, _rows(state))
+        return await table.insert_position(
+            conn, conn_key, None, _room_rows(state.changed), _lists_json(state.lists)
+        )
     found = await table.select_connection(
         conn, state.user_id, state.device_id, state.conn_id
     )
@@ -222,7 +222,7 @@ async def save_connection(
     if not state.changed and state.lists == state.lists_sent:
         return state.position
     return await table.insert_position(
-        conn, state.conn_key, state.position, _rows(state)
+        conn, state.conn_key, state.position, _room_rows(state.changed), _lists_json(state.lists)
     )
 
 
@@ -245,21 +245,13 @@ def _stream_sent(raw: object) -> StreamSent:
     return raw if isinstance(raw, int) and not isinstance(raw, bool) else None
 
 
-def _lists_from_row(row: SentRoom) -> dict[str, int]:
-    counts = json.loads(row.required_state).get("lists", {})
-    return {k: v for k, v in counts.items() if isinstance(v, int)}
+def _lists_from_json(raw: str) -> dict[str, int]:
+    counts = json.loads(raw)
+    return {k: v for k, v in counts.items() if isinstance(v, int) and not isinstance(v, bool)}
 
 
-def _rows(state: ConnectionState) -> list[SentRoom]:
-    """The rows a new position changes: the rooms this response sends, and the lists' counts
-    when they changed."""
-    out = _room_rows(state.changed)
-    if state.lists != state.lists_sent:
-        counts = json.dumps(
-            {"lists": state.lists}, separators=(",", ":"), sort_keys=True
-        )
-        out.append(SentRoom(_LISTS_ROW, 0, 0, counts))
-    return out
+def _lists_json(counts: dict[str, int]) -> str:
+    return json.dumps(counts, separators=(",", ":"), sort_keys=True)
 
 
 def _room_rows(rooms: dict[str, RoomSent]) -> list[SentRoom]:

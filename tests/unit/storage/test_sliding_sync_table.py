@@ -121,3 +121,21 @@ async def test_a_device_keeps_only_its_most_recently_used_connections(
         ("DEV", "c4"),
         ("OTHER", "c0"),
     ]
+
+
+async def test_each_position_keeps_the_list_counts_it_sent(storage: Storage) -> None:
+    async def positions(conn: aiosqlite.Connection) -> tuple[int, int, int, int]:
+        key = await table.insert_connection(conn, ALICE, "DEV", "counts", now_ms=10)
+        unknown = await table.insert_position(conn, key, None, [_room("!a:x", 5)])
+        p1 = await table.insert_position(conn, key, unknown, [], '{"all":3}')
+        p2 = await table.insert_position(conn, key, p1, [], '{"all":4}')
+        return key, unknown, p1, p2
+
+    key, unknown, p1, p2 = await storage.db.write(positions)
+    counts = [
+        await storage.db.read(lambda c, p=p: table.select_position_list_counts(c, p))
+        for p in (unknown, p1, p2)
+    ]
+    assert counts == [None, '{"all":3}', '{"all":4}']
+    # the rooms are still copied along
+    assert set(await storage.db.read(lambda c: table.select_position_rooms(c, key, p2)) or {}) == {"!a:x"}
