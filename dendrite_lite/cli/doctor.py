@@ -1,7 +1,7 @@
 """`dendrite-lite doctor [SERVER_NAME]`: how other servers and clients see a server name, and
 what to fix. Without SERVER_NAME it checks the server configured in --config, and then also
-what only that server can check (a request signed with its key, its ports, outbox and
-certificate files, its config, file permissions and disk space).
+what only that server can check (a request signed with its key, its ports, outbox, TURN and
+LiveKit for calls, certificate files, its config, file permissions and disk space).
 
 A thin shell over delegation/doctor: it runs the checks, then prints the findings grouped by
 area (click drops the colours when stdout is not a terminal) or, with --json, the list of
@@ -76,9 +76,10 @@ def doctor(
     it. Without SERVER_NAME, also what only the configured server can check: a request signed
     with its key to itself through its public address (reverse proxies that drop
     /_matrix/federation or the Authorization header), ports 8448/443/80 on server.public_ip,
-    the destinations its outbox is failing to reach, its certificate and ACME renewal, and
-    the local setup: public_baseurl, open registration, permissions of the signing key and
-    database, free disk space. Every problem comes with its fix.
+    the destinations its outbox is failing to reach, its TURN servers (a relay allocation with
+    the credentials it hands out) and lk-jwt-service for calls, its certificate and ACME
+    renewal, and the local setup: public_baseurl, open registration, permissions of the
+    signing key and database, free disk space. Every problem comes with its fix.
     """
     local = None
     if server_name is None:

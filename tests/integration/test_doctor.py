@@ -93,6 +93,10 @@ async def test_healthy_dendrite_lite_over_tls(start_server: StartServer, tmp_pat
     assert only(findings, "client.versions").why.startswith(
         f"https://127.0.0.1:{client_port}/_matrix/client/versions lists "
     )
+    # No [turn] or [calls] configured: said, not failed.
+    assert [(f.check, f.status) for f in findings if f.area == "calls"] == [
+        ("calls.turn", Status.OK), ("calls.livekit", Status.OK),
+    ]
     assert [f.check for f in findings if f.area == "local"] == [
         "local.federation_port", "local.public_baseurl", "local.registration", "local.signing_key", "local.database", "local.disk",
     ]

@@ -1,17 +1,16 @@
 """coturn, the TURN server self-hosters run, accepts the credentials GET /voip/turnServer hands
 out from the shared secret (its use-auth-secret mode), and refuses tampered or foreign ones.
 
-coturn runs on loopback for this module, with turnutils_peer as the far end of a call;
-turnutils_uclient (coturn's own test client) makes a TURN allocation with the credentials, as a
-calling client's ICE agent does, and relays packets through it to the peer and back.
+coturn runs on loopback for this module (tests/interop/coturn.py), with turnutils_peer as the
+far end of a call; turnutils_uclient (coturn's own test client) makes a TURN allocation with the
+credentials, as a calling client's ICE agent does, and relays packets through it to the peer
+and back.
 """
 
 from __future__ import annotations
 
 import subprocess
-import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -19,70 +18,22 @@ from dendrite_lite.config import TurnConfig
 from dendrite_lite.turn_credentials import rest_api_password
 from tests.conftest import RunningServer
 from tests.integration.account_helpers import V3, register, running_server
-from tests.interop.synapse_server import free_port
-from tests.peers import find_program, peer_missing
-
-SECRET = "kitchen-table"
-
-
-@pytest.fixture(scope="module")
-def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int]]:
-    """(coturn's port, the echoing peer's port)."""
-    turnserver, peer = find_program("turnserver"), find_program("turnutils_peer")
-    if turnserver is None or peer is None or find_program("turnutils_uclient") is None:
-        peer_missing("coturn (Debian package coturn) is not installed")
-    work = tmp_path_factory.mktemp("coturn")
-    port, peer_port = free_port(), free_port()
-    relay = 20000 + port % 20000  # a relay port range of its own, away from ephemeral ports
-    proc = subprocess.Popen(
-        [
-            turnserver, "-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1",
-            f"--listening-port={port}", f"--min-port={relay}", f"--max-port={relay + 50}",
-            "--use-auth-secret", f"--static-auth-secret={SECRET}", "--realm=example.org",
-            "--no-tls", "--no-dtls", "--no-cli", "--allow-loopback-peers",
-            f"--pidfile={work / 'pid'}", f"--userdb={work / 'db'}", "--log-file=stdout",
-        ],
-        stdout=(work / "turn.log").open("wb"), stderr=subprocess.STDOUT,
-    )
-    echo = subprocess.Popen(
-        [peer, "-L", "127.0.0.1", "-p", str(peer_port)],
-        stdout=(work / "peer.log").open("wb"), stderr=subprocess.STDOUT,
-    )
-    try:
-        _wait_listening(port, proc, work / "turn.log")
-        _wait_listening(peer_port, echo, work / "peer.log")
-        yield port, peer_port
-    finally:
-        for p in (proc, echo):
-            p.terminate()
-            p.wait(timeout=10)
-
-
-def _wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"turnserver exited: {log.read_text()[-2000:]}")
-        probe = subprocess.run(["ss", "-lnu", f"sport = :{port}"], capture_output=True, text=True, check=False)
-        if probe.returncode != 0 or f":{port}" in probe.stdout:
-            time.sleep(0.3)  # `ss` missing: give coturn a moment instead
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"turnserver did not listen on {port}")
+from tests.interop.coturn import SECRET, coturn  # noqa: F401 (coturn is a fixture)
+from tests.peers import find_program
 
 
 @pytest.fixture(scope="module")
 async def srv(
-    coturn: tuple[int, int], tmp_path_factory: pytest.TempPathFactory
+    coturn: tuple[int, int], tmp_path_factory: pytest.TempPathFactory  # noqa: F811
 ) -> AsyncIterator[RunningServer]:
     turn = TurnConfig(uris=(f"turn:127.0.0.1:{coturn[0]}?transport=udp",), shared_secret=SECRET)
     async with running_server(tmp_path_factory.mktemp("turn-peer"), {"turn": turn}) as s:
         yield s
 
 
-def _allocate(coturn: tuple[int, int], username: str, password: str) -> subprocess.CompletedProcess[str]:
+def _allocate(ports: tuple[int, int], username: str, password: str) -> subprocess.CompletedProcess[str]:
     # -n 1 -m 1: one client, one message of -l bytes; -e/-r: the peer the relay sends it to.
-    port, peer_port = coturn
+    port, peer_port = ports
     return subprocess.run(
         [
             find_program("turnutils_uclient") or "turnutils_uclient", "-p", str(port),
@@ -102,7 +53,9 @@ async def _credentials(srv: RunningServer, name: str) -> dict:
     return resp.json()
 
 
-async def test_coturn_relays_with_our_credentials(srv: RunningServer, coturn: tuple[int, int]) -> None:
+async def test_coturn_relays_with_our_credentials(
+    srv: RunningServer, coturn: tuple[int, int]  # noqa: F811
+) -> None:
     creds = await _credentials(srv, "caller")
     assert creds["uris"] == [f"turn:127.0.0.1:{coturn[0]}?transport=udp"]
     done = _allocate(coturn, creds["username"], creds["password"])
@@ -113,7 +66,7 @@ async def test_coturn_relays_with_our_credentials(srv: RunningServer, coturn: tu
 
 
 async def test_coturn_refuses_tampered_and_foreign_credentials(
-    srv: RunningServer, coturn: tuple[int, int]
+    srv: RunningServer, coturn: tuple[int, int]  # noqa: F811
 ) -> None:
     creds = await _credentials(srv, "mallory")
     # Someone else's name with this password: the HMAC no longer matches.

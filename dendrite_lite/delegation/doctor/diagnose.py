@@ -1,8 +1,8 @@
 """`diagnose(server_name, network, local)`: every check, in the order a peer meets them, then
 the client discovery checks. With `local` (the doctor runs for the configured server) also what
 only that server's own doctor can check: a request signed with its key to itself through its
-public address, its ports on server.public_ip, its outbox, its certificate files and its
-local setup.
+public address, its ports on server.public_ip, its outbox, its TURN server and LiveKit SFU
+(calls), its certificate files and its local setup.
 
 A check that cannot run because an earlier one failed is not run (its prerequisite's FAIL
 already says what to fix), except the endpoint checks: they go through the federation client,
@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from dendrite_lite.crypto.keys import KeyFileError, load_signing_key, new_server_key
 from dendrite_lite.delegation.discovery import Resolution, ServerDiscovery
+from dendrite_lite.delegation.doctor.appservice_checks import appservice_findings
 from dendrite_lite.delegation.doctor.cert_checks import certificate_findings
 from dendrite_lite.delegation.doctor.client_checks import client_findings
 from dendrite_lite.delegation.doctor.discovery_checks import (
@@ -30,13 +31,14 @@ from dendrite_lite.delegation.doctor.endpoints import (
     version_findings,
 )
 from dendrite_lite.delegation.doctor.findings import Finding, Status
+from dendrite_lite.delegation.doctor.livekit_checks import livekit_findings
 from dendrite_lite.delegation.doctor.local_checks import LocalSetup, local_findings
 from dendrite_lite.delegation.doctor.network import DoctorNetwork
-from dendrite_lite.delegation.doctor.appservice_checks import appservice_findings
 from dendrite_lite.delegation.doctor.outbox_checks import outbox_findings
 from dendrite_lite.delegation.doctor.ports import port_findings
 from dendrite_lite.delegation.doctor.self_request import self_request_findings
 from dendrite_lite.delegation.doctor.tls import address_findings, tls_findings
+from dendrite_lite.delegation.doctor.turn_checks import turn_findings
 from dendrite_lite.federation.client import FederationClient
 from dendrite_lite.outbound_http import new_client
 
@@ -116,6 +118,8 @@ async def _local_only(local: LocalSetup, resolution: Resolution, network: Doctor
     out = await port_findings(config, resolution.targets, timeout_s=min(network.timeout_s, 3.0))
     out += await outbox_findings(config.database_path, int(network.clock() * 1000))
     out += await appservice_findings(config, int(network.clock() * 1000))
+    out += await turn_findings(config.turn, config.server.server_name, network)
+    out += await livekit_findings(config.calls, network)
     # The names the certificate files must cover: what peers check, and the client API's host.
     names = [resolution.tls_name] if config.federation_tls else []
     client_host = urlsplit(config.public_baseurl).hostname

@@ -23,7 +23,7 @@ from dendrite_lite.config import Config
 from dendrite_lite.delegation.discovery import Target
 from dendrite_lite.delegation.doctor.findings import Finding, Status
 
-__all__ = ["CONNECT_TIMEOUT_S", "address_is_local", "port_findings", "ports_to_check"]
+__all__ = ["CONNECT_TIMEOUT_S", "address_is_local", "connect_error", "port_findings", "ports_to_check"]
 
 CONNECT_TIMEOUT_S = 3.0
 
@@ -51,7 +51,7 @@ def ports_to_check(config: Config, targets: Iterable[Target]) -> dict[int, tuple
     return ports
 
 
-async def _connect(ip: str, port: int, timeout_s: float) -> str | None:
+async def connect_error(ip: str, port: int, timeout_s: float) -> str | None:
     """None when the connection opens, else why not."""
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), timeout_s)
@@ -76,7 +76,7 @@ async def port_findings(
     out = []
     for port, (what, key) in sorted(ports_to_check(config, targets).items()):
         where = f"{ip}:{port}" if ":" not in ip else f"[{ip}]:{port}"
-        error = await _connect(ip, port, timeout_s)
+        error = await connect_error(ip, port, timeout_s)
         if error is None:
             out.append(Finding("ports.open", "ports", Status.OK,
                                f"{where} ({what}) accepts connections (tested from this machine)."))
