@@ -86,10 +86,11 @@ async def turn_findings(turn: TurnConfig, server_name: str, network: DoctorNetwo
     timeout_s = min(network.timeout_s, TURN_TIMEOUT_S)
     creds = turn_credentials(turn, f"{_DOCTOR_USER}:{server_name}", network.clock())
     assert creds is not None  # uris is not empty
-    return [
-        await _check_uri(turn, i, uri, creds["username"], creds["password"], network, timeout_s)
+    # Side by side: URIs a firewall drops each wait out the timeout.
+    return list(await asyncio.gather(*(
+        _check_uri(turn, i, uri, creds["username"], creds["password"], network, timeout_s)
         for i, uri in enumerate(turn.uris)
-    ]
+    )))
 
 
 async def _check_uri(
@@ -117,7 +118,7 @@ async def _check_uri(
     firewall = (
         f"Open {parsed.transport.upper()} port {parsed.port} on the TURN host's firewall (`ufw allow"
         f" {parsed.port}/{parsed.transport}`) and check that coturn runs (`systemctl status coturn`)"
-        f" and listens on it (listening-port{', tls-listening-port' if parsed.secure else ''} in"
+        f" and listens on it ({'tls-listening-port' if parsed.secure else 'listening-port'} in"
         " turnserver.conf)."
     )
     opened = await _connect(parsed, (ip, port), at, firewall, network.ssl_context, username, password, timeout_s)
