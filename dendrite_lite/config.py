@@ -136,6 +136,11 @@ class FederationConfig:
     verify_tls: bool = True
     ca_file: Path | None = None
     trusted_key_servers: tuple[str, ...] = ("matrix.org",)
+    # Remote rooms heavier than this (Synapse's complexity: state events / 500) are refused, so
+    # one user joining #matrix:matrix.org does not stall a small server for hours
+    # (federation/room_complexity.py). 10 = 5,000 state events; 0 = no limit.
+    max_room_complexity: float = 10.0
+    room_complexity_admins_can_join: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -909,6 +914,8 @@ _VALIDATORS: dict[str, dict[str, Validator]] = {
         "verify_tls": _boolean,
         "ca_file": _optional_path,
         "trusted_key_servers": _server_names,
+        "max_room_complexity": _non_negative_float,
+        "room_complexity_admins_can_join": _boolean,
     },
     "push": {"ca_file": _optional_path},
     "media": {

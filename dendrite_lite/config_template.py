@@ -169,6 +169,16 @@ _COMMENTS: dict[str, str] = {
     "federation.trusted_key_servers": (
         "Servers asked for other servers' signing keys when those cannot be fetched directly."
     ),
+    "federation.max_room_complexity": (
+        "Rooms on other servers heavier than this are refused (M_RESOURCE_LIMIT_EXCEEDED): joining\n"
+        "means downloading and checking a room's whole state, and the biggest public rooms\n"
+        "(#matrix:matrix.org: 100,000+ state events) would keep a small server busy for hours.\n"
+        "Measured as Synapse does: state events / 500, so 10 = 5,000 state events, plenty for\n"
+        "family and community rooms. 0 = no limit."
+    ),
+    "federation.room_complexity_admins_can_join": (
+        "true lets server admins join rooms over max_room_complexity anyway."
+    ),
     "push": "Notifications to phones, sent through the push gateway each app names (e.g. Sygnal).",
     "push.ca_file": (
         "Extra CA certificates (PEM) to trust for push gateways besides the system's, e.g. a\n"

@@ -92,6 +92,7 @@ from dendrite_lite.api.federation import user_keys as federation_user_keys
 from dendrite_lite.api.federation import membership as federation_membership
 from dendrite_lite.api.federation import openid as federation_openid
 from dendrite_lite.api.federation import public_rooms as federation_public_rooms
+from dendrite_lite.api.federation import room_complexity as federation_room_complexity
 from dendrite_lite.api.federation import hierarchy as federation_hierarchy
 from dendrite_lite.api.federation import media as federation_media
 from dendrite_lite.api.federation import keys as federation_keys
@@ -137,6 +138,7 @@ _FEDERATION_BLUEPRINTS: tuple[Blueprint, ...] = (
     federation_openid.bp,
     federation_public_rooms.bp,
     federation_hierarchy.bp,
+    federation_room_complexity.bp,
     federation_media.bp,
     federation_version.bp,
     wellknown_matrix.bp,

@@ -50,6 +50,7 @@ from dendrite_lite.federation.backfill import Backfiller
 from dendrite_lite.federation.ingest import FederationIngest
 from dendrite_lite.federation.keyring import Keyring
 from dendrite_lite.federation.remote_membership import FederatedMembership
+from dendrite_lite.federation.room_complexity import ComplexityLimit
 from dendrite_lite.federation.requester import ClientRequester
 from dendrite_lite.federation.sender import ClientTransport, FederationSender
 from dendrite_lite.federation.to_device_edus import ToDeviceEdus
@@ -417,6 +418,9 @@ def _inbound_federation(
         storage=storage, notifier=notifier, key_store=federation["keyring"], ingest=ingest,
         server_name=config.server.server_name, key=key, client=client,
         sender=federation["federation_sender"],
+        complexity_limit=ComplexityLimit(
+            config.federation.max_room_complexity, config.federation.room_complexity_admins_can_join
+        ),
     )
     return {"federation_ingest": ingest, "federated_membership": membership}
 

@@ -29,6 +29,7 @@ from dendrite_lite.federation.joins import (
 from dendrite_lite.federation.leaves import RemoteLeaves
 from dendrite_lite.federation.membership_events import is_resident
 from dendrite_lite.federation.resident import ResidentMembership
+from dendrite_lite.federation.room_complexity import ComplexityLimit, RoomComplexity
 from dendrite_lite.federation.sender import FederationSender
 from dendrite_lite.rooms.access import membership_of
 from dendrite_lite.storage import Storage
@@ -48,6 +49,7 @@ class FederatedMembership:
     client: FederationClient | None = None
     joins: RemoteJoins | None = None
     leaves: RemoteLeaves | None = None
+    complexity: RoomComplexity | None = None
 
     @classmethod
     def build(
@@ -61,6 +63,7 @@ class FederatedMembership:
         key: ServerKey,
         client: FederationClient | None,
         sender: FederationSender | None,
+        complexity_limit: ComplexityLimit | None = None,
     ) -> FederatedMembership:
         handshake = MembershipHandshake(client, server_name=server_name, key=key) if client else None
         return cls(
@@ -76,6 +79,10 @@ class FederatedMembership:
             client=client,
             joins=RemoteJoins(handshake, ingest) if handshake else None,
             leaves=RemoteLeaves(handshake, storage, notifier, key_store, key=key) if handshake else None,
+            complexity=RoomComplexity(
+                storage, server_name=server_name, client=client,
+                limit=complexity_limit or ComplexityLimit(),
+            ),
         )
 
     # --- for the client membership service -------------------------------------------------------
@@ -120,6 +127,18 @@ class FederatedMembership:
         joins, _ = self._require()
         candidates = await self._servers(room_id, servers, user_id)
         return await joins.join(user_id, room_id, candidates, content)
+
+    async def check_complexity(self, user_id: str, room_id: str, servers: Sequence[str]) -> bool:
+        """Before joining a remote room: 400 M_RESOURCE_LIMIT_EXCEEDED when it is too heavy for
+        this server (room_complexity.py). True: measure it again once joined."""
+        if self.complexity is None:
+            return False
+        candidates = await self._servers(room_id, servers, user_id)
+        return await self.complexity.check_before_join(user_id, room_id, candidates)
+
+    async def complexity_refusal(self, room_id: str) -> MatrixError | None:
+        """Once joined: the error to leave with if the room is over the limit after all."""
+        return await self.complexity.refusal_after_join(room_id) if self.complexity else None
 
     async def leave(self, user_id: str, room_id: str, content: Mapping[str, Any]) -> Event:
         _, leaves = self._require()

@@ -192,7 +192,13 @@ class MembershipService:
             if guest and not await self._invited_with_guest_access(room_id, user_id):
                 raise MatrixError(Errcode.FORBIDDEN, "Guest access is not allowed in this room")
             try:
+                recheck = await self.federation.check_complexity(user_id, room_id, servers)
                 await self.federation.join(user_id, room_id, servers, content)
+                refusal = await self.federation.complexity_refusal(room_id) if recheck else None
+                if refusal is not None:
+                    # Nobody told us its size before the join (as Synapse, leave at once).
+                    await self._send(room_id, user_id, user_id, {"membership": "leave"})
+                    raise refusal
                 await adopt_upgraded_room(self.storage, self.account_data, self.server_name, room_id)
                 return room_id
             except MatrixError as e:

@@ -21,6 +21,7 @@ __all__ = [
     "select_state_group",
     "select_current_state",
     "select_current_state_event_id",
+    "select_current_state_count",
     "update_current_state",
     "select_room_ids_for_user",
     "select_members",
@@ -41,6 +42,7 @@ SELECT_CURRENT = "SELECT type, state_key, event_id FROM current_state WHERE room
 SELECT_CURRENT_ONE = (
     "SELECT event_id FROM current_state WHERE room_id = ? AND type = ? AND state_key = ?"
 )
+COUNT_CURRENT = "SELECT COUNT(*) FROM current_state WHERE room_id = ?"
 UPSERT_CURRENT = (
     "INSERT INTO current_state (room_id, type, state_key, event_id, membership)"
     " VALUES (?, ?, ?, ?, ?) ON CONFLICT (room_id, type, state_key)"
@@ -128,6 +130,13 @@ async def select_current_state_event_id(
     async with conn.execute(SELECT_CURRENT_ONE, (room_id, event_type, state_key)) as cur:
         row = await cur.fetchone()
     return row[0] if row is not None else None
+
+
+async def select_current_state_count(conn: aiosqlite.Connection, room_id: str) -> int:
+    """How many state events the room's current state holds (left members included)."""
+    async with conn.execute(COUNT_CURRENT, (room_id,)) as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row is not None else 0
 
 
 async def update_current_state(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -20,13 +21,15 @@ from tests.integration.test_federation_membership import OPEN, _client
 from tests.interop.synapse_server import tls_overrides
 
 
-async def _tls_server(start_server: StartServer, tls_dir: Path) -> RunningServer:
+async def _tls_server(
+    start_server: StartServer, tls_dir: Path, extra: dict[str, Any] | None = None
+) -> RunningServer:
     """A server over TLS with a self-signed certificate on both listeners; its test client
-    trusts it."""
+    trusts it. `extra`: more config overrides."""
     overrides = tls_overrides(tls_dir)
     if overrides is None:
         pytest.skip("no way to make a TLS certificate (openssl or cryptography)")
-    srv = await start_server({**overrides, **OPEN})
+    srv = await start_server({**overrides, **OPEN, **(extra or {})})
     plain, srv.client = srv.client, httpx.AsyncClient(
         base_url=srv.listening.client_url, timeout=20, verify=False
     )

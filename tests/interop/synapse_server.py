@@ -200,7 +200,8 @@ class SynapseServer:
         return httpx.Client(base_url=self.base_url, verify=False, timeout=30)
 
     @classmethod
-    def start(cls, workdir: Path) -> SynapseServer:
+    def start(cls, workdir: Path, extra_config: str = "") -> SynapseServer:
+        """`extra_config`: YAML appended to the shared test config (keys it does not set)."""
         workdir.mkdir(parents=True, exist_ok=True)
         port = free_port()
         certs = write_self_signed_cert(workdir / "tls")
@@ -213,7 +214,7 @@ class SynapseServer:
             _CONFIG.format(
                 server_name=server_name, workdir=workdir, port=port, cert=cert, key=key,
                 secret=SHARED_SECRET, unlimited=_UNLIMITED,
-            )
+            ) + extra_config
         )
         subprocess.run(
             [str(SYNAPSE_PYTHON), "-m", "synapse.app.homeserver", "-c", str(workdir / "homeserver.yaml"),

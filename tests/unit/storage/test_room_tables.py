@@ -109,3 +109,6 @@ async def test_current_state_and_memberships(storage: Storage) -> None:
     assert await storage.db.read(lambda c: st.select_room_ids_for_user(c, ALICE)) == [ROOM]
     assert await storage.db.read(lambda c: st.select_room_ids_for_user(c, "@bob:x")) == []
     assert await storage.db.read(lambda c: st.select_members(c, ROOM, "invite")) == ["@bob:x"]
+    # Room complexity counts every current state event; other rooms count none.
+    assert await storage.db.read(lambda c: st.select_current_state_count(c, ROOM)) == 2
+    assert await storage.db.read(lambda c: st.select_current_state_count(c, "!other:x")) == 0
