@@ -38,7 +38,7 @@ from dendrite_lite.storage.events import StoredEvent
 from dendrite_lite.storage.relations import relation_of
 from dendrite_lite.storage.thread_subscriptions import Conflict, SubscriptionChange
 from dendrite_lite.sync.notifier import Notifier
-from dendrite_lite.sync.tokens import parse_sync_token
+from dendrite_lite.sync.tokens import parse_sliding_pos
 
 __all__ = [
     "CONFLICTING_UNSUBSCRIPTION",
@@ -62,7 +62,6 @@ MAX_LIMIT = 512
 # characters of (URL-safe) unpadded base64 (versions 3 and later).
 _EVENT_ID = re.compile(r"\$(?:[^:]+:.+|[A-Za-z0-9_\-]{43}|[A-Za-z0-9+/]{43})", re.DOTALL)
 _TOKEN = re.compile(r"ts([0-9]{1,18})")
-_POS = re.compile(r"[0-9]{1,18}/(s[-0-9_]{1,400})")
 
 
 def position_token(position: int) -> str:
@@ -76,12 +75,9 @@ def parse_position_token(token: str, *, accept_pos: bool = False) -> int | None:
     if match is not None:
         return int(match[1])
     if accept_pos:
-        pos = _POS.fullmatch(token)
+        pos = parse_sliding_pos(token)
         if pos is not None:
-            try:
-                return parse_sync_token(pos[1]).thread_subscriptions
-            except MatrixError:
-                return None
+            return pos[1].thread_subscriptions
     return None
 
 

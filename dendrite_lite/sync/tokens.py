@@ -26,7 +26,14 @@ from dataclasses import dataclass
 
 from dendrite_lite.errors import Errcode, MatrixError
 
-__all__ = ["SyncToken", "parse_sync_token", "parse_pagination_token", "pagination_token"]
+__all__ = [
+    "SyncToken",
+    "encode_sliding_pos",
+    "pagination_token",
+    "parse_pagination_token",
+    "parse_sliding_pos",
+    "parse_sync_token",
+]
 
 _INT = re.compile(r"-?[0-9]{1,19}")
 _STREAMS = (
@@ -85,6 +92,25 @@ def parse_sync_token(token: str) -> SyncToken:
     # Fields from a newer version than ours (more streams) are ignored.
     values = dict(zip(_STREAMS, (int(p) for p in parts), strict=False))
     return SyncToken(**values)
+
+
+# Sliding sync's `pos` (sync/sliding/connection.py): `<connection position>/<sync token>`.
+_SLIDING_POS = re.compile(r"([0-9]{1,18})/(s[-0-9_]{1,400})")
+
+
+def encode_sliding_pos(position: int, token: SyncToken) -> str:
+    return f"{position}/{token.encode()}"
+
+
+def parse_sliding_pos(pos: str) -> tuple[int, SyncToken] | None:
+    """The connection position and sync token of a sliding sync `pos`; None if it is not one."""
+    match = _SLIDING_POS.fullmatch(pos)
+    if match is None:
+        return None
+    try:
+        return int(match[1]), parse_sync_token(match[2])
+    except MatrixError:
+        return None
 
 
 def pagination_token(position: int) -> str:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -36,7 +35,7 @@ from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.storage import sliding_sync as table
 from dendrite_lite.storage.sliding_sync import SentRoom
 from dendrite_lite.sync.sliding.required_state import RequiredState
-from dendrite_lite.sync.tokens import SyncToken, parse_sync_token
+from dendrite_lite.sync.tokens import SyncToken, parse_sliding_pos
 
 __all__ = [
     "CONNECTION_TTL_MS",
@@ -48,7 +47,6 @@ __all__ = [
     "SentStreams",
     "Stream",
     "StreamSent",
-    "encode_pos",
     "load_connection",
     "save_connection",
 ]
@@ -57,7 +55,6 @@ CONNECTION_TTL_MS = 7 * 24 * 3600 * 1000
 # MSC4186 §Security: a device opening connection after connection (a conn_id per request) must
 # not grow the database without end; Element X uses two.
 MAX_CONNECTIONS_PER_DEVICE = 20
-_POS = re.compile(r"([0-9]{1,18})/(s[-0-9_]{1,400})")
 
 # What a connection sent of one room's account data or receipts:
 # - None: nothing yet (all of it is due when the room comes into an extension's scope);
@@ -147,10 +144,6 @@ class NewestRequests:
         del self._newest[state.key]
 
 
-def encode_pos(position: int, token: SyncToken) -> str:
-    return f"{position}/{token.encode()}"
-
-
 def _unknown_pos() -> MatrixError:
     return MatrixError(
         Errcode.UNKNOWN_POS, "Unknown or expired pos: start a new connection"
@@ -168,13 +161,10 @@ async def load_connection(
     """The state a request continues from; 400 M_UNKNOWN_POS when `pos` cannot be continued."""
     if pos is None:
         return ConnectionState(user_id, device_id, conn_id, None, None, None)
-    match = _POS.fullmatch(pos)
-    if match is None:
+    parsed = parse_sliding_pos(pos)
+    if parsed is None:
         raise _unknown_pos()
-    try:
-        position, token = int(match[1]), parse_sync_token(match[2])
-    except MatrixError:
-        raise _unknown_pos() from None
+    position, token = parsed
     found = await table.select_connection(conn, user_id, device_id, conn_id)
     if found is None or found.last_used_ts < now_ms - CONNECTION_TTL_MS:
         raise _unknown_pos()

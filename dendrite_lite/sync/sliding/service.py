@@ -33,7 +33,6 @@ from dendrite_lite.sync.sliding.connection import (
     ConnectionState,
     NewestRequests,
     SentStreams,
-    encode_pos,
     load_connection,
     save_connection,
 )
@@ -50,7 +49,7 @@ from dendrite_lite.sync.sliding.rooms import (
     WantedRoom,
     build_room_results,
 )
-from dendrite_lite.sync.tokens import SyncToken
+from dendrite_lite.sync.tokens import SyncToken, encode_sliding_pos
 
 if TYPE_CHECKING:
     from dendrite_lite.users.presence import PresenceService
@@ -164,7 +163,7 @@ class SlidingSyncService:
             lambda conn: save_connection(conn, state, now_ms)
         )
         body: dict[str, Any] = {
-            "pos": encode_pos(position, token),
+            "pos": encode_sliding_pos(position, token),
             "lists": result.lists,
             "rooms": result.rooms,
             "extensions": result.extensions,

@@ -57,3 +57,12 @@ def test_pagination_tokens() -> None:
     for bad in ("nope", "7/t4", "x/s42", "/s42", "7/s4_x"):
         with pytest.raises(MatrixError):
             parse_pagination_token(bad)
+
+
+def test_sliding_pos_round_trips_and_rejects_other_strings() -> None:
+    from dendrite_lite.sync.tokens import SyncToken, encode_sliding_pos, parse_sliding_pos
+
+    token = SyncToken(room=12, account_data=3, thread_subscriptions=7)
+    assert parse_sliding_pos(encode_sliding_pos(41, token)) == (41, token)
+    for bad in ("41", "41/", "/s1_2", "x/s1_2", "41/t5", "41/s1_x", "ts7", ""):
+        assert parse_sliding_pos(bad) is None, bad
