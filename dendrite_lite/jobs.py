@@ -76,35 +76,30 @@ async def _federation_outbox(storage: Storage) -> JobStatus:
     )
 
 
+def _periodic(name: str, last_run_ts: int | None, result: str | None, interval_s: float) -> JobStatus:
+    """A job that runs every `interval_s` after its last run; before its first run (times kept
+    in memory since start) the next one is not known."""
+    next_run = last_run_ts + int(interval_s * 1000) if last_run_ts is not None else None
+    return JobStatus(name, last_run_ts, result, next_run)
+
+
 def _presence(presence: PresenceService) -> JobStatus:
-    last = presence.last_check_ts
-    return JobStatus(
-        "presence-timeouts",
-        last,
-        presence.last_check_result,
-        last + int(TIMEOUT_CHECK_S * 1000) if last is not None else None,
+    return _periodic(
+        "presence-timeouts", presence.last_check_ts, presence.last_check_result, TIMEOUT_CHECK_S
     )
 
 
 def _backups(config: Config, backups: BackupSchedule) -> JobStatus:
     """The first backup is one interval after start; its time is not known before it ran."""
-    last = backups.last_run_ts
-    interval_ms = int(config.backup.interval_hours * 3600 * 1000)
-    return JobStatus(
-        "scheduled-backups",
-        last,
-        backups.last_result,
-        last + interval_ms if last is not None else None,
+    return _periodic(
+        "scheduled-backups", backups.last_run_ts, backups.last_result,
+        config.backup.interval_hours * 3600,
     )
 
 
 def _media_retention(retention: RemoteMediaRetention) -> JobStatus:
-    last = retention.last_run_ts
-    return JobStatus(
-        "remote-media-retention",
-        last,
-        retention.last_result,
-        last + int(retention.interval_s * 1000) if last is not None else None,
+    return _periodic(
+        "remote-media-retention", retention.last_run_ts, retention.last_result, retention.interval_s
     )
 
 
