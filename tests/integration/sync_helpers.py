@@ -9,9 +9,10 @@ from typing import Any
 
 import httpx
 
+from tests.conftest import RunningServer
 from tests.integration.account_helpers import V3, auth_header, register
 
-__all__ = ["User", "new_user", "create_room", "send", "sync", "join", "V3"]
+__all__ = ["User", "new_user", "numbered_user", "create_room", "send", "sync", "join", "V3"]
 
 _txn = itertools.count(1)
 
@@ -40,6 +41,14 @@ class User:
 async def new_user(client: httpx.AsyncClient, name: str) -> User:
     body = await register(client, name)
     return User(client, body["user_id"], body["access_token"], body["device_id"])
+
+
+_numbered = itertools.count()
+
+
+async def numbered_user(srv: RunningServer, name: str) -> User:
+    """A new user named `name` plus a number, so tests sharing a module's server never clash."""
+    return await new_user(srv.client, f"{name}{next(_numbered)}")
 
 
 async def create_room(user: User, **body: Any) -> str:

@@ -8,7 +8,14 @@ import pytest
 
 from tests.conftest import RunningServer
 from tests.integration.account_helpers import running_server
-from tests.integration.sync_helpers import User, bodies, create_room, join, new_user, send, sync
+from tests.integration.sync_helpers import (
+    bodies,
+    create_room,
+    join,
+    numbered_user,
+    send,
+    sync,
+)
 from tests.spec_schema import assert_matches_operation
 
 
@@ -18,18 +25,11 @@ async def srv(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running
         yield s
 
 
-_n = iter(range(10_000))
-
-
-async def _user(srv: RunningServer, name: str) -> User:
-    return await new_user(srv.client, f"{name}{next(_n)}")
-
-
 FILTER = {"room": {"timeline": {"limit": 3, "types": ["m.room.message"]}}, "presence": {"types": []}}
 
 
 async def test_upload_and_download_filter(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     resp = await alice.post(f"/user/{alice.user_id}/filter", FILTER)
     assert resp.status_code == 200, resp.text
     assert_matches_operation(
@@ -47,8 +47,8 @@ async def test_upload_and_download_filter(srv: RunningServer) -> None:
 
 
 async def test_filter_errors(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
-    bob = await _user(srv, "bob")
+    alice = await numbered_user(srv, "alice")
+    bob = await numbered_user(srv, "bob")
     resp = await alice.post(f"/user/{bob.user_id}/filter", FILTER)
     assert resp.status_code == 403 and resp.json()["errcode"] == "M_FORBIDDEN"
     filter_id = (await alice.post(f"/user/{alice.user_id}/filter", FILTER)).json()["filter_id"]
@@ -65,7 +65,7 @@ async def test_filter_errors(srv: RunningServer) -> None:
 
 
 async def test_sync_with_stored_and_inline_filters(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     room = await create_room(alice, name="Filtered")
     for i in range(5):
         await send(alice, room, f"f{i}")
@@ -79,8 +79,8 @@ async def test_sync_with_stored_and_inline_filters(srv: RunningServer) -> None:
 
 
 async def test_sync_filter_rooms_senders_and_not_types(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
-    bob = await _user(srv, "bob")
+    alice = await numbered_user(srv, "alice")
+    bob = await numbered_user(srv, "bob")
     room1 = await create_room(alice, preset="public_chat")
     room2 = await create_room(alice, preset="public_chat")
     await join(bob, room1)
@@ -98,9 +98,9 @@ async def test_sync_filter_rooms_senders_and_not_types(srv: RunningServer) -> No
 
 
 async def test_lazy_load_members(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
-    bob = await _user(srv, "bob")
-    carol = await _user(srv, "carol")
+    alice = await numbered_user(srv, "alice")
+    bob = await numbered_user(srv, "bob")
+    carol = await numbered_user(srv, "carol")
     room = await create_room(alice, preset="public_chat")
     await join(bob, room)
     await join(carol, room)
@@ -122,7 +122,7 @@ async def test_lazy_load_members(srv: RunningServer) -> None:
 
 
 async def test_account_data_filter(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     resp = await alice.put(f"/user/{alice.user_id}/account_data/org.example.a", {"a": 1})
     assert resp.status_code == 200, resp.text
     await alice.put(f"/user/{alice.user_id}/account_data/org.example.b", {"b": 2})

@@ -9,7 +9,13 @@ import pytest
 
 from tests.conftest import RunningServer
 from tests.integration.account_helpers import running_server
-from tests.integration.sync_helpers import User, create_room, join, new_user, send
+from tests.integration.sync_helpers import (
+    User,
+    create_room,
+    join,
+    numbered_user,
+    send,
+)
 from tests.spec_schema import assert_matches_operation
 
 
@@ -17,13 +23,6 @@ from tests.spec_schema import assert_matches_operation
 async def srv(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningServer]:
     async with running_server(tmp_path_factory.mktemp("legacy-sync")) as s:
         yield s
-
-
-_n = iter(range(10_000))
-
-
-async def _user(srv: RunningServer, name: str) -> User:
-    return await new_user(srv.client, f"{name}{next(_n)}")
 
 
 async def _events(user: User, **params: object) -> dict:
@@ -40,7 +39,7 @@ async def _events(user: User, **params: object) -> dict:
 
 
 async def test_event_stream_from_end_carries_new_room_events(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     room = await create_room(alice)
     first = await _events(alice, timeout=0)
     event_id = await send(alice, room, "hello")
@@ -52,7 +51,7 @@ async def test_event_stream_from_end_carries_new_room_events(srv: RunningServer)
 
 
 async def test_event_stream_rejects_malformed_params(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     for params in ({"timeout": "x"}, {"limit": "x"}, {"limit": "-1"}):
         resp = await alice.client.get(
             "/_matrix/client/v3/events", params=params, headers=alice.headers
@@ -61,7 +60,7 @@ async def test_event_stream_rejects_malformed_params(srv: RunningServer) -> None
 
 
 async def test_global_initial_sync_lists_rooms_with_messages_and_state(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     room = await create_room(alice, name="Lounge")
     await send(alice, room, "one")
     resp = await alice.get("/initialSync", limit=1)
@@ -77,7 +76,7 @@ async def test_global_initial_sync_lists_rooms_with_messages_and_state(srv: Runn
 
 
 async def test_room_initial_sync_and_peeking_a_world_readable_room(srv: RunningServer) -> None:
-    alice, bob = await _user(srv, "alice"), await _user(srv, "bob")
+    alice, bob = await numbered_user(srv, "alice"), await numbered_user(srv, "bob")
     room = await create_room(alice, initial_state=[{
         "type": "m.room.history_visibility", "state_key": "",
         "content": {"history_visibility": "world_readable"},
@@ -104,13 +103,13 @@ async def test_room_initial_sync_and_peeking_a_world_readable_room(srv: RunningS
 
 
 async def test_room_initial_sync_refuses_a_private_room_to_non_members(srv: RunningServer) -> None:
-    alice, bob = await _user(srv, "alice"), await _user(srv, "bob")
+    alice, bob = await numbered_user(srv, "alice"), await numbered_user(srv, "bob")
     room = await create_room(alice)
     assert (await bob.get(f"/rooms/{room}/initialSync")).status_code == 403
 
 
 async def test_get_event_by_id_checks_visibility(srv: RunningServer) -> None:
-    alice, bob = await _user(srv, "alice"), await _user(srv, "bob")
+    alice, bob = await numbered_user(srv, "alice"), await numbered_user(srv, "bob")
     room = await create_room(alice)
     event_id = await send(alice, room, "secret")
     resp = await alice.get(f"/events/{event_id}")
@@ -123,7 +122,7 @@ async def test_get_event_by_id_checks_visibility(srv: RunningServer) -> None:
 async def test_initial_syncs_use_the_v1_format_with_presence_and_account_data(
     srv: RunningServer,
 ) -> None:
-    alice, bob = await _user(srv, "alice"), await _user(srv, "bob")
+    alice, bob = await numbered_user(srv, "alice"), await numbered_user(srv, "bob")
     room = await create_room(alice, preset="public_chat")
     await join(bob, room)
     resp = await bob.put(

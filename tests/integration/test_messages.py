@@ -9,7 +9,15 @@ import pytest
 
 from tests.conftest import RunningServer
 from tests.integration.account_helpers import running_server
-from tests.integration.sync_helpers import User, bodies, create_room, join, new_user, send, sync
+from tests.integration.sync_helpers import (
+    User,
+    bodies,
+    create_room,
+    join,
+    numbered_user,
+    send,
+    sync,
+)
 from tests.spec_schema import assert_matches_operation
 
 
@@ -17,13 +25,6 @@ from tests.spec_schema import assert_matches_operation
 async def srv(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningServer]:
     async with running_server(tmp_path_factory.mktemp("messages")) as s:
         yield s
-
-
-_n = iter(range(10_000))
-
-
-async def _user(srv: RunningServer, name: str) -> User:
-    return await new_user(srv.client, f"{name}{next(_n)}")
 
 
 async def _all_messages(user: User, room: str, **params) -> list[str]:
@@ -50,7 +51,7 @@ async def _set_visibility(user: User, room: str, value: str) -> None:
 
 
 async def test_backwards_and_forwards_pagination(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     room = await create_room(alice)
     for i in range(10):
         await send(alice, room, f"p{i}")
@@ -88,7 +89,7 @@ async def test_backwards_and_forwards_pagination(srv: RunningServer) -> None:
 async def test_end_comes_with_every_nonempty_chunk(srv: RunningServer) -> None:
     """SyTest "GET /rooms/:room_id/messages returns a message": a short last page still has
     `end`; the call after it answers an empty chunk and no `end`."""
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     room = await create_room(alice)
     await send(alice, room, "only")
     resp = await alice.get(f"/rooms/{room}/messages", dir="b", limit=100)
@@ -107,8 +108,8 @@ async def test_end_comes_with_every_nonempty_chunk(srv: RunningServer) -> None:
 
 
 async def test_messages_filter_and_lazy_members(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
-    bob = await _user(srv, "bob")
+    alice = await numbered_user(srv, "alice")
+    bob = await numbered_user(srv, "bob")
     room = await create_room(alice, preset="public_chat")
     await join(bob, room)
     await send(bob, room, "bob says")
@@ -123,8 +124,8 @@ async def test_messages_filter_and_lazy_members(srv: RunningServer) -> None:
 
 
 async def test_errors(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
-    eve = await _user(srv, "eve")
+    alice = await numbered_user(srv, "alice")
+    eve = await numbered_user(srv, "eve")
     room = await create_room(alice)
     resp = await eve.get(f"/rooms/{room}/messages", dir="b")
     assert resp.status_code == 403 and resp.json()["errcode"] == "M_FORBIDDEN"
@@ -141,9 +142,9 @@ async def test_errors(srv: RunningServer) -> None:
 
 
 async def test_joined_visibility_hides_history_but_shared_does_not(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
-    bob = await _user(srv, "bob")
-    carol = await _user(srv, "carol")
+    alice = await numbered_user(srv, "alice")
+    bob = await numbered_user(srv, "bob")
+    carol = await numbered_user(srv, "carol")
     joined_room = await create_room(alice, preset="public_chat")
     await _set_visibility(alice, joined_room, "joined")
     await send(alice, joined_room, "secret before")
@@ -167,7 +168,7 @@ async def test_joined_visibility_hides_history_but_shared_does_not(srv: RunningS
 
 
 async def test_context(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     room = await create_room(alice)
     ids = [await send(alice, room, f"c{i}") for i in range(9)]
     resp = await alice.get(f"/rooms/{room}/context/{ids[4]}", limit=4)
@@ -188,7 +189,7 @@ async def test_context(srv: RunningServer) -> None:
 
 
 async def test_timestamp_to_event(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     room = await create_room(alice)
     first = await send(alice, room, "t0")
     ts = int(time.time() * 1000) + 5
@@ -209,7 +210,7 @@ async def test_timestamp_to_event(srv: RunningServer) -> None:
 
 
 async def test_redacted_events_served_redacted(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     room = await create_room(alice)
     since = (await sync(alice))["next_batch"]
     target = await send(alice, room, "oops")

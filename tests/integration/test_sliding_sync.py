@@ -5,7 +5,6 @@ incremental delivery and its latency, and the request errors."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import time
 from collections.abc import AsyncIterator
@@ -20,7 +19,12 @@ from tests.integration.sliding_sync_helpers import (
     sliding_sync,
     sliding_sync_response,
 )
-from tests.integration.sync_helpers import User, create_room, join, new_user, send
+from tests.integration.sync_helpers import (
+    create_room,
+    join,
+    numbered_user,
+    send,
+)
 
 
 @pytest.fixture(scope="module")
@@ -29,20 +33,13 @@ async def srv(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running
         yield s
 
 
-_n = itertools.count()
-
-
-async def _user(srv: RunningServer, name: str) -> User:
-    return await new_user(srv.client, f"{name}{next(_n)}")
-
-
 def _state_keys(room: dict) -> list[tuple[str, str]]:
     return sorted((e["type"], e["state_key"]) for e in room.get("required_state", []))
 
 
 async def test_initial_room_list_as_element_x_asks(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
-    bob = await _user(srv, "bob")
+    alice = await numbered_user(srv, "alice")
+    bob = await numbered_user(srv, "bob")
     older = await create_room(
         alice, name="Older", preset="public_chat", topic="about old"
     )
@@ -96,7 +93,7 @@ async def test_initial_room_list_as_element_x_asks(srv: RunningServer) -> None:
 async def test_ranges_pick_the_top_rooms_and_a_range_past_the_end_stops_at_it(
     srv: RunningServer,
 ) -> None:
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     made = [await create_room(alice, name=f"r{i}") for i in range(4)]
     for i, room in enumerate(made):
         await send(alice, room, f"m{i}")
@@ -123,8 +120,8 @@ async def test_ranges_pick_the_top_rooms_and_a_range_past_the_end_stops_at_it(
 async def test_message_from_another_user_arrives_within_100_ms(
     srv: RunningServer,
 ) -> None:
-    alice = await _user(srv, "alice")
-    bob = await _user(srv, "bob")
+    alice = await numbered_user(srv, "alice")
+    bob = await numbered_user(srv, "bob")
     room = await create_room(alice, preset="public_chat")
     await join(bob, room)
     first = await sliding_sync(bob, all_rooms())
@@ -157,7 +154,7 @@ async def test_message_from_another_user_arrives_within_100_ms(
 async def test_long_poll_times_out_with_no_rooms_and_a_usable_pos(
     srv: RunningServer,
 ) -> None:
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     await create_room(alice)
     first = await sliding_sync(alice, all_rooms())
     started = time.monotonic()
@@ -298,7 +295,7 @@ async def test_long_poll_times_out_with_no_rooms_and_a_usable_pos(
 async def test_bad_requests_name_the_field(
     srv: RunningServer, body: dict, params: dict, errcode: str, names: str
 ) -> None:
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     resp = await alice.client.post(
         "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync",
         params=params,
@@ -311,7 +308,7 @@ async def test_bad_requests_name_the_field(
 
 
 async def test_not_json_and_no_token(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     url = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
     resp = await alice.client.post(url, content=b"{nope", headers=alice.headers)
     assert resp.status_code == 400 and resp.json()["errcode"] == "M_NOT_JSON"
@@ -320,7 +317,7 @@ async def test_not_json_and_no_token(srv: RunningServer) -> None:
 
 
 async def test_unknown_or_superseded_pos_is_m_unknown_pos(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     room = await create_room(alice)
     for pos in ("garbage", "999999/s1_0_0_0_0_0_0", "1/s1__2"):
         resp = await sliding_sync_response(alice, all_rooms(), pos=pos)
@@ -354,7 +351,7 @@ async def test_versions_advertises_simplified_sliding_sync(srv: RunningServer) -
 
 
 async def test_messages_accepts_a_pos_as_from(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     room = await create_room(alice)
     await send(alice, room, "one")
     await send(alice, room, "two")
@@ -370,7 +367,7 @@ async def test_messages_accepts_a_pos_as_from(srv: RunningServer) -> None:
 async def test_a_device_opening_many_connections_loses_the_oldest(
     srv: RunningServer,
 ) -> None:
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     first = await sliding_sync(alice, all_rooms(), conn_id="conn-0")
     for i in range(1, 21):
         await sliding_sync(alice, all_rooms(), conn_id=f"conn-{i}")
@@ -386,7 +383,7 @@ async def test_an_abandoned_long_poll_does_not_undo_the_request_that_replaced_it
     """A client changes its request while a long-poll is in flight (it cancels it and sends
     the same pos again). Should the old one still answer, it must not save: the pos the new
     one handed out stays good."""
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     room = await create_room(alice)
     first = await sliding_sync(alice, all_rooms())
     old = asyncio.create_task(
@@ -402,13 +399,13 @@ async def test_an_abandoned_long_poll_does_not_undo_the_request_that_replaced_it
 
 
 async def test_set_presence_and_txn_id(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     body = {"txn_id": "txn-1", **all_rooms()}
     resp = await sliding_sync_response(alice, body)
     assert resp.status_code == 200 and resp.json()["txn_id"] == "txn-1"
     presence = await alice.get(f"/presence/{alice.user_id}/status")
     assert presence.json()["presence"] == "online"  # polling marks the user online
-    bob = await _user(srv, "bob")
+    bob = await numbered_user(srv, "bob")
     resp = await bob.client.post(
         "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync",
         params={"set_presence": "offline"},
@@ -421,7 +418,7 @@ async def test_set_presence_and_txn_id(srv: RunningServer) -> None:
 
 
 async def test_a_single_range_works_as_ranges(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     rooms = [await create_room(alice) for _ in range(3)]
     for i, room in enumerate(rooms):
         await send(alice, room, str(i))
@@ -461,7 +458,7 @@ def _replaced(body: dict, path: tuple[object, ...], new: object) -> dict:
 async def test_any_wrong_json_type_anywhere_is_a_matrix_error_not_a_crash(
     srv: RunningServer,
 ) -> None:
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     room = await create_room(alice)
     body = {
         **all_rooms(

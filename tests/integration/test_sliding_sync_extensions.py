@@ -21,7 +21,13 @@ from tests.integration.sliding_sync_helpers import (
     sliding_sync,
     sliding_sync_response,
 )
-from tests.integration.sync_helpers import User, create_room, join, new_user, send
+from tests.integration.sync_helpers import (
+    User,
+    create_room,
+    join,
+    numbered_user,
+    send,
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +38,6 @@ async def srv(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running
 
 _n = itertools.count()
 ENCRYPTION = "encryption"
-
-
-async def _user(srv: RunningServer, name: str) -> User:
-    return await new_user(srv.client, f"{name}{next(_n)}")
 
 
 async def _shared_room(owner: User, *others: User, **body: Any) -> str:
@@ -64,7 +66,7 @@ async def _ext_sync(user: User, body: dict[str, Any], pos: str | None = None,
 
 
 async def test_to_device_kept_until_since_acknowledges_it(srv: RunningServer) -> None:
-    alice, bob = await _user(srv, "tda"), await _user(srv, "tdb")
+    alice, bob = await numbered_user(srv, "tda"), await numbered_user(srv, "tdb")
     await _to_device(bob, alice, {"n": 1})
     await _to_device(bob, alice, {"n": 2})
     first = await _ext_sync(alice, _ext("to_device"))
@@ -86,7 +88,7 @@ async def test_to_device_kept_until_since_acknowledges_it(srv: RunningServer) ->
 
 
 async def test_to_device_limit_pages_through_the_inbox(srv: RunningServer) -> None:
-    alice, bob = await _user(srv, "tla"), await _user(srv, "tlb")
+    alice, bob = await numbered_user(srv, "tla"), await numbered_user(srv, "tlb")
     for n in range(3):
         await _to_device(bob, alice, {"n": n})
     first = await _ext_sync(alice, _ext("to_device", limit=2))
@@ -100,7 +102,7 @@ async def test_to_device_limit_pages_through_the_inbox(srv: RunningServer) -> No
 
 
 async def test_to_device_wakes_a_long_poll(srv: RunningServer) -> None:
-    alice, bob = await _user(srv, "twa"), await _user(srv, "twb")
+    alice, bob = await numbered_user(srv, "twa"), await numbered_user(srv, "twb")
     first = await _ext_sync(alice, _ext("to_device"))
     since = first["extensions"]["to_device"]["next_batch"]
     poll = asyncio.create_task(
@@ -115,7 +117,7 @@ async def test_to_device_wakes_a_long_poll(srv: RunningServer) -> None:
 
 
 async def test_to_device_since_that_is_no_position_is_400(srv: RunningServer) -> None:
-    alice = await _user(srv, "tdx")
+    alice = await numbered_user(srv, "tdx")
     resp = await sliding_sync_response(alice, _ext("to_device", since="not-a-batch"),
                                        conn_id=ENCRYPTION)
     assert resp.status_code == 400 and resp.json()["errcode"] == "M_INVALID_PARAM", resp.text
@@ -125,7 +127,7 @@ async def test_to_device_since_that_is_no_position_is_400(srv: RunningServer) ->
 
 
 async def test_e2ee_key_counts_and_device_list_changes(srv: RunningServer) -> None:
-    alice, bob = await _user(srv, "eka"), await _user(srv, "ekb")
+    alice, bob = await numbered_user(srv, "eka"), await numbered_user(srv, "ekb")
     keys = DeviceKeyring.of(alice)
     await upload(alice, {"device_keys": keys.device_keys(), "one_time_keys": keys.one_time_keys(5),
                          "fallback_keys": keys.one_time_keys(1, fallback=True)})
@@ -149,7 +151,7 @@ async def test_e2ee_key_counts_and_device_list_changes(srv: RunningServer) -> No
 async def test_e2ee_counts_alone_do_not_end_a_long_poll(srv: RunningServer) -> None:
     """The key counts go in every response, but only a device list change is news: a long-poll
     with nothing new waits out its timeout and still tells the counts."""
-    alice = await _user(srv, "ekc")
+    alice = await numbered_user(srv, "ekc")
     first = await _ext_sync(alice, _ext("e2ee"))
     start = time.perf_counter()
     idle = await _ext_sync(alice, _ext("e2ee"), pos=first["pos"], timeout=600)
@@ -174,7 +176,7 @@ def _types(events: list[dict[str, Any]]) -> list[str]:
 
 
 async def test_account_data_global_and_per_room_within_scope(srv: RunningServer) -> None:
-    alice = await _user(srv, "ada")
+    alice = await numbered_user(srv, "ada")
     listed = await create_room(alice, name="listed")
     await _put_account_data(alice, "org.example.global", {"g": 1})
     await _put_account_data(alice, "m.tag", {"tags": {"u.work": {}}}, listed)
@@ -201,7 +203,7 @@ async def test_account_data_global_and_per_room_within_scope(srv: RunningServer)
 async def test_account_data_of_a_subscribed_room_only_when_rooms_names_it(
     srv: RunningServer,
 ) -> None:
-    alice = await _user(srv, "adb")
+    alice = await numbered_user(srv, "adb")
     a = await create_room(alice, name="a")
     b = await create_room(alice, name="b")
     await _put_account_data(alice, "org.example.r", {"room": "a"}, a)
@@ -217,7 +219,7 @@ async def test_account_data_of_a_subscribed_room_only_when_rooms_names_it(
 
 
 async def test_receipts_in_scope_wake_the_long_poll(srv: RunningServer) -> None:
-    alice, bob = await _user(srv, "rca"), await _user(srv, "rcb")
+    alice, bob = await numbered_user(srv, "rca"), await numbered_user(srv, "rcb")
     room = await _shared_room(alice, bob, name="receipts")
     event_id = await send(alice, room, "read me")
     assert (await bob.post(f"/rooms/{room}/receipt/m.read/{quote(event_id)}", {})).status_code == 200
@@ -240,7 +242,7 @@ async def test_receipts_in_scope_wake_the_long_poll(srv: RunningServer) -> None:
 
 
 async def test_receipts_and_typing_outside_scope_are_not_sent(srv: RunningServer) -> None:
-    alice, bob = await _user(srv, "sca"), await _user(srv, "scb")
+    alice, bob = await numbered_user(srv, "sca"), await numbered_user(srv, "scb")
     room = await _shared_room(alice, bob, name="scoped")
     nothing = {"receipts": {"enabled": True, "lists": [], "rooms": []},
                "typing": {"enabled": True, "lists": ["no-such-list"]}}
@@ -258,7 +260,7 @@ async def test_receipts_and_typing_outside_scope_are_not_sent(srv: RunningServer
 
 async def test_scope_names_one_list_of_two(srv: RunningServer) -> None:
     """`lists: ["second"]` picks the rooms in that list's window only."""
-    alice, bob = await _user(srv, "lsa"), await _user(srv, "lsb")
+    alice, bob = await numbered_user(srv, "lsa"), await numbered_user(srv, "lsb")
     older = await _shared_room(alice, bob, name="older")
     newer = await _shared_room(alice, bob, name="newer")
     await send(bob, older, "one")
@@ -278,7 +280,7 @@ async def test_scope_names_one_list_of_two(srv: RunningServer) -> None:
 
 
 async def test_typing_in_a_subscribed_room(srv: RunningServer) -> None:
-    alice, bob = await _user(srv, "tya"), await _user(srv, "tyb")
+    alice, bob = await numbered_user(srv, "tya"), await numbered_user(srv, "tyb")
     room = await _shared_room(alice, bob, name="typing")
     body = {"room_subscriptions": {room: {"timeline_limit": 1, "required_state": []}}, **_ext("typing")}
     first = await sliding_sync(alice, body)
@@ -296,7 +298,7 @@ async def test_typing_in_a_subscribed_room(srv: RunningServer) -> None:
 
 
 async def test_typing_of_a_room_the_user_left_is_not_sent(srv: RunningServer) -> None:
-    alice, bob = await _user(srv, "tla"), await _user(srv, "tlb")
+    alice, bob = await numbered_user(srv, "tla"), await numbered_user(srv, "tlb")
     room = await _shared_room(bob, alice, name="left")
     assert (await alice.post(f"/rooms/{room}/leave", {})).status_code == 200
     body = {"room_subscriptions": {room: {"timeline_limit": 1, "required_state": []}}, **_ext("typing")}

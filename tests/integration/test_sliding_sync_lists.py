@@ -4,7 +4,6 @@ way into it for Element X: well-known, /versions, password login."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,20 +12,18 @@ import pytest
 from tests.conftest import RunningServer
 from tests.integration.account_helpers import PASSWORD, login, running_server
 from tests.integration.sliding_sync_helpers import SLIDING_SYNC, all_rooms, sliding_sync
-from tests.integration.sync_helpers import User, create_room, join, new_user
+from tests.integration.sync_helpers import (
+    User,
+    create_room,
+    join,
+    numbered_user,
+)
 
 
 @pytest.fixture(scope="module")
 async def srv(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningServer]:
     async with running_server(tmp_path_factory.mktemp("sliding-sync-lists")) as s:
         yield s
-
-
-_n = itertools.count()
-
-
-async def _user(srv: RunningServer, name: str) -> User:
-    return await new_user(srv.client, f"{name}{next(_n)}")
 
 
 def _list(filters: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
@@ -51,8 +48,8 @@ async def _counts_and_rooms(
 
 
 async def test_filters_pick_rooms_by_kind(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
-    bob = await _user(srv, "bob")
+    alice = await numbered_user(srv, "alice")
+    bob = await numbered_user(srv, "bob")
     plain = await create_room(alice, name="plain")
     encrypted = await create_room(
         alice,
@@ -123,7 +120,7 @@ async def test_filters_pick_rooms_by_kind(srv: RunningServer) -> None:
 async def test_a_room_in_two_lists_gets_both_names_and_the_larger_config(
     srv: RunningServer,
 ) -> None:
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     room = await create_room(alice, name="both")
     for i in range(3):
         resp = await alice.put(
@@ -149,7 +146,7 @@ async def test_a_room_in_two_lists_gets_both_names_and_the_larger_config(
 
 
 async def test_a_list_without_ranges_holds_every_room(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     rooms = {await create_room(alice) for _ in range(3)}
     body = await sliding_sync(alice, {"lists": {"all": _list()}})
     assert set(body["rooms"]) == rooms and body["lists"]["all"]["count"] == 3
@@ -164,7 +161,7 @@ async def test_a_list_without_ranges_holds_every_room(srv: RunningServer) -> Non
 async def test_element_x_gets_in_with_a_password(srv: RunningServer) -> None:
     """What Element X checks before its first sliding sync: the well-known, the versions'
     unstable feature, the login flows (a password, no OIDC needed) and the login itself."""
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     await create_room(alice, name="after login")
     client = srv.client
     well_known = await client.get("/.well-known/matrix/client")
@@ -196,8 +193,8 @@ async def test_element_x_gets_in_with_a_password(srv: RunningServer) -> None:
 
 
 async def test_a_change_of_m_direct_is_sent_as_is_dm(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
-    bob = await _user(srv, "bob")
+    alice = await numbered_user(srv, "alice")
+    bob = await numbered_user(srv, "bob")
     room = await create_room(alice, name="becomes a DM")
     body = await sliding_sync(alice, all_rooms())
     assert "is_dm" not in body["rooms"][room]

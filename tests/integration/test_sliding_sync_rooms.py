@@ -5,7 +5,6 @@ acceptance, lazy members, room subscriptions and their configs, expanded timelin
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,20 +13,18 @@ import pytest
 from tests.conftest import RunningServer
 from tests.integration.account_helpers import running_server
 from tests.integration.sliding_sync_helpers import all_rooms, bodies, sliding_sync
-from tests.integration.sync_helpers import User, create_room, join, new_user, send
+from tests.integration.sync_helpers import (
+    create_room,
+    join,
+    numbered_user,
+    send,
+)
 
 
 @pytest.fixture(scope="module")
 async def srv(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningServer]:
     async with running_server(tmp_path_factory.mktemp("sliding-sync-rooms")) as s:
         yield s
-
-
-_n = itertools.count()
-
-
-async def _user(srv: RunningServer, name: str) -> User:
-    return await new_user(srv.client, f"{name}{next(_n)}")
 
 
 async def _ok(coro: Any) -> Any:
@@ -47,7 +44,7 @@ def _members(room: dict[str, Any]) -> set[str]:
 async def test_a_room_moves_to_the_top_of_the_list_when_it_gets_a_message(
     srv: RunningServer,
 ) -> None:
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     first = await create_room(alice, name="first")
     second = await create_room(alice, name="second")
     await send(alice, first, "in first")
@@ -76,8 +73,8 @@ async def test_a_room_moves_to_the_top_of_the_list_when_it_gets_a_message(
 async def test_leaving_sends_the_leave_once_and_rejoining_sends_the_room_again_in_full(
     srv: RunningServer,
 ) -> None:
-    alice = await _user(srv, "alice")
-    bob = await _user(srv, "bob")
+    alice = await numbered_user(srv, "alice")
+    bob = await numbered_user(srv, "bob")
     room = await create_room(alice, name="comings and goings", preset="public_chat")
     await join(bob, room)
     body = await sliding_sync(bob, all_rooms(timeline_limit=5))
@@ -108,8 +105,8 @@ async def test_leaving_sends_the_leave_once_and_rejoining_sends_the_room_again_i
 async def test_a_kicked_user_gets_the_kick_and_no_state_after_it(
     srv: RunningServer,
 ) -> None:
-    alice = await _user(srv, "alice")
-    bob = await _user(srv, "bob")
+    alice = await numbered_user(srv, "alice")
+    bob = await numbered_user(srv, "bob")
     room = await create_room(alice, name="strict", preset="public_chat")
     await join(bob, room)
     body = await sliding_sync(bob, all_rooms())
@@ -135,7 +132,7 @@ async def test_a_kicked_user_gets_the_kick_and_no_state_after_it(
 async def test_a_state_change_in_required_state_is_sent_and_others_are_not(
     srv: RunningServer,
 ) -> None:
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     room = await create_room(alice, name="old name")
     required = [["m.room.name", ""], ["m.room.member", "$ME"]]
     body = await sliding_sync(alice, all_rooms(required_state=required))
@@ -169,7 +166,7 @@ async def test_a_state_change_in_required_state_is_sent_and_others_are_not(
 async def test_asking_for_more_state_sends_the_newly_matched_state_at_once(
     srv: RunningServer,
 ) -> None:
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     room = await create_room(alice, name="n", topic="t")
     body = await sliding_sync(alice, all_rooms(required_state=[["m.room.name", ""]]))
     assert list(_state(body["rooms"][room])) == [("m.room.name", "")]
@@ -182,8 +179,8 @@ async def test_asking_for_more_state_sends_the_newly_matched_state_at_once(
 
 
 async def test_wildcards_all_state_and_every_state_key(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
-    bob = await _user(srv, "bob")
+    alice = await numbered_user(srv, "alice")
+    bob = await numbered_user(srv, "bob")
     space = await create_room(alice, name="space", creation_content={"type": "m.space"})
     room = await create_room(alice, name="child", preset="public_chat")
     await _ok(alice.put(f"/rooms/{room}/state/m.space.parent/{space}", {"via": ["x"]}))
@@ -207,8 +204,8 @@ async def test_wildcards_all_state_and_every_state_key(srv: RunningServer) -> No
 async def test_a_new_invite_arrives_with_its_stripped_state_then_the_join_in_full(
     srv: RunningServer,
 ) -> None:
-    alice = await _user(srv, "alice")
-    bob = await _user(srv, "bob")
+    alice = await numbered_user(srv, "alice")
+    bob = await numbered_user(srv, "bob")
     body = await sliding_sync(bob, all_rooms())
     assert body["rooms"] == {}
     waiting = asyncio.create_task(
@@ -260,10 +257,10 @@ async def test_a_new_invite_arrives_with_its_stripped_state_then_the_join_in_ful
 async def test_lazy_members_are_sent_once_and_kept_up_to_date(
     srv: RunningServer,
 ) -> None:
-    alice = await _user(srv, "alice")
-    bob = await _user(srv, "bob")
-    carol = await _user(srv, "carol")
-    dave = await _user(srv, "dave")
+    alice = await numbered_user(srv, "alice")
+    bob = await numbered_user(srv, "bob")
+    carol = await numbered_user(srv, "carol")
+    dave = await numbered_user(srv, "dave")
     room = await create_room(alice, name="lazy", preset="public_chat")
     for user in (dave, bob, carol):
         await join(user, room)
@@ -297,8 +294,8 @@ async def test_lazy_members_are_sent_once_and_kept_up_to_date(
 async def test_room_subscription_with_a_larger_timeline_and_all_state(
     srv: RunningServer,
 ) -> None:
-    alice = await _user(srv, "alice")
-    bob = await _user(srv, "bob")
+    alice = await numbered_user(srv, "alice")
+    bob = await numbered_user(srv, "bob")
     room = await create_room(alice, name="subscribed", preset="public_chat")
     other = await create_room(alice, name="other", preset="public_chat")
     await join(bob, room)
@@ -338,7 +335,7 @@ async def test_room_subscription_with_a_larger_timeline_and_all_state(
 async def test_a_larger_timeline_limit_expands_the_timeline_of_a_room_sent_with_less(
     srv: RunningServer,
 ) -> None:
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     room = await create_room(alice, name="history")
     for i in range(5):
         await send(alice, room, f"m{i}")
@@ -361,7 +358,7 @@ async def test_a_larger_timeline_limit_expands_the_timeline_of_a_room_sent_with_
 
 
 async def test_timeline_limit_zero_still_reports_activity(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     room = await create_room(alice)
     body = await sliding_sync(alice, all_rooms(timeline_limit=0))
     assert body["rooms"][room]["timeline"] == []
@@ -373,8 +370,8 @@ async def test_timeline_limit_zero_still_reports_activity(srv: RunningServer) ->
 
 
 async def test_unread_counts_follow_mentions_and_receipts(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
-    bob = await _user(srv, "bob")
+    alice = await numbered_user(srv, "alice")
+    bob = await numbered_user(srv, "bob")
     room = await create_room(alice, preset="public_chat")
     await join(bob, room)
     body = await sliding_sync(bob, all_rooms())
@@ -400,8 +397,8 @@ async def test_unread_counts_follow_mentions_and_receipts(srv: RunningServer) ->
 
 
 async def test_a_knock_shows_its_knock_state(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
-    bob = await _user(srv, "bob")
+    alice = await numbered_user(srv, "alice")
+    bob = await numbered_user(srv, "bob")
     room = await create_room(
         alice, name="knock here", preset="private_chat", room_version="10"
     )
@@ -427,7 +424,7 @@ async def test_a_knock_shows_its_knock_state(srv: RunningServer) -> None:
 async def test_avatar_is_sent_first_and_again_only_when_it_changes(
     srv: RunningServer,
 ) -> None:
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     room = await create_room(alice, name="pictured")
     await _ok(
         alice.put(f"/rooms/{room}/state/m.room.avatar/", {"url": "mxc://test/one"})
@@ -450,7 +447,7 @@ async def test_any_event_moves_a_room_up_but_only_bump_types_its_bump_stamp(
 ) -> None:
     """MSC4186 §Activity ordering: rooms are ordered by their last event ("Rooms are not
     ordered by bump_stamp"), as Synapse does; bump_stamp counts only the MSC's event types."""
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     first = await create_room(alice, name="first")
     second = await create_room(alice, name="second")
     await send(alice, first, "older message")
@@ -484,8 +481,8 @@ async def test_any_event_moves_a_room_up_but_only_bump_types_its_bump_stamp(
 
 
 async def test_heroes_fall_back_to_those_who_left(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
-    bob = await _user(srv, "bob")
+    alice = await numbered_user(srv, "alice")
+    bob = await numbered_user(srv, "bob")
     dm = await create_room(alice, preset="trusted_private_chat", invite=[bob.user_id])
     await join(bob, dm)
     body = await sliding_sync(alice, all_rooms())

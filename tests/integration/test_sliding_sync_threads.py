@@ -25,7 +25,14 @@ from tests.integration.sliding_sync_helpers import (
     sliding_sync,
     sliding_sync_response,
 )
-from tests.integration.sync_helpers import User, create_room, join, new_user, send
+from tests.integration.sync_helpers import (
+    User,
+    create_room,
+    join,
+    new_user,
+    numbered_user,
+    send,
+)
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +48,6 @@ CONFLICT = "IO.ELEMENT.MSC4306.M_CONFLICTING_UNSUBSCRIPTION"
 NOT_IN_THREAD = "IO.ELEMENT.MSC4306.M_NOT_IN_THREAD"
 CHANGES = "/_matrix/client/unstable/io.element.msc4308/thread_subscriptions"
 UPDATES = "/_matrix/client/unstable/io.element.msc4360/thread_updates"
-
-
-async def _user(srv: RunningServer, name: str) -> User:
-    return await new_user(srv.client, f"{name}{next(_n)}")
 
 
 async def _room(owner: User, *others: User, name: str | None = None) -> str:
@@ -118,7 +121,7 @@ async def test_versions_advertises_thread_subscriptions(srv: RunningServer) -> N
 
 
 async def test_subscribe_read_unsubscribe(srv: RunningServer) -> None:
-    alice = await _user(srv, "sra")
+    alice = await numbered_user(srv, "sra")
     room = await _room(alice)
     root = await send(alice, room, "root")
     _err(await _subscription(alice, room, root), 404, "M_NOT_FOUND")
@@ -135,7 +138,7 @@ async def test_subscribe_read_unsubscribe(srv: RunningServer) -> None:
 
 
 async def test_automatic_subscription_never_downgrades_a_manual_one(srv: RunningServer) -> None:
-    alice, bob = await _user(srv, "aua"), await _user(srv, "aub")
+    alice, bob = await numbered_user(srv, "aua"), await numbered_user(srv, "aub")
     room = await _room(alice, bob)
     root = await send(alice, room, "root")
     mention = await _reply(bob, room, root, "hey alice")
@@ -157,7 +160,7 @@ async def test_automatic_subscription_never_downgrades_a_manual_one(srv: Running
 
 
 async def test_automatic_subscription_after_unsubscribing_conflicts(srv: RunningServer) -> None:
-    alice, bob = await _user(srv, "aca"), await _user(srv, "acb")
+    alice, bob = await numbered_user(srv, "aca"), await numbered_user(srv, "acb")
     room = await _room(alice, bob)
     root = await send(alice, room, "root")
     seen = await _reply(bob, room, root, "@alice look")
@@ -178,7 +181,7 @@ async def test_automatic_subscription_after_unsubscribing_conflicts(srv: Running
 
 
 async def test_automatic_cause_must_be_in_the_thread(srv: RunningServer) -> None:
-    alice, bob = await _user(srv, "ica"), await _user(srv, "icb")
+    alice, bob = await numbered_user(srv, "ica"), await numbered_user(srv, "icb")
     room = await _room(alice, bob)
     root = await send(alice, room, "root")
     other_root = await send(alice, room, "another root")
@@ -194,7 +197,7 @@ async def test_automatic_cause_must_be_in_the_thread(srv: RunningServer) -> None
 
 
 async def test_unknown_or_invisible_thread_root_is_404(srv: RunningServer) -> None:
-    alice, eve = await _user(srv, "ira"), await _user(srv, "ire")
+    alice, eve = await numbered_user(srv, "ira"), await numbered_user(srv, "ire")
     room = await _room(alice)
     root = await send(alice, room, "root")
     private = await create_room(alice, preset="private_chat")
@@ -215,7 +218,7 @@ async def test_unknown_or_invisible_thread_root_is_404(srv: RunningServer) -> No
 
 
 async def test_changes_page_backwards(srv: RunningServer) -> None:
-    alice = await _user(srv, "pga")
+    alice = await numbered_user(srv, "pga")
     room = await _room(alice)
     roots = [await send(alice, room, f"root {i}") for i in range(4)]
     for root in roots:
@@ -238,7 +241,7 @@ async def test_changes_page_backwards(srv: RunningServer) -> None:
 
 
 async def test_changes_bad_parameters_are_400(srv: RunningServer) -> None:
-    alice = await _user(srv, "pba")
+    alice = await numbered_user(srv, "pba")
     _err(await _changes(alice), 400, "M_MISSING_PARAM")
     _err(await _changes(alice, dir="f"), 400, "M_INVALID_PARAM")
     _err(await _changes(alice, dir="b", limit=0), 400, "M_INVALID_PARAM")
@@ -251,7 +254,7 @@ async def test_changes_bad_parameters_are_400(srv: RunningServer) -> None:
 
 
 async def test_extension_initial_then_incremental(srv: RunningServer) -> None:
-    alice = await _user(srv, "exa")
+    alice = await numbered_user(srv, "exa")
     room = await _room(alice)
     a, b, c = [await send(alice, room, f"root {x}") for x in "abc"]
     await _subscribe(alice, room, a)
@@ -280,7 +283,7 @@ async def test_extension_initial_then_incremental(srv: RunningServer) -> None:
     retried = await sliding_sync(alice, body, pos=idle["pos"], timeout=0)
     assert retried["extensions"][SUBS] == later["extensions"][SUBS]
     # Another user's subscriptions are not alice's.
-    bob = await _user(srv, "exb")
+    bob = await numbered_user(srv, "exb")
     await join(bob, room)
     await _subscribe(bob, room, b)
     after_bob = await sliding_sync(alice, body, pos=later["pos"], timeout=0)
@@ -288,7 +291,7 @@ async def test_extension_initial_then_incremental(srv: RunningServer) -> None:
 
 
 async def test_extension_limit_leaves_a_prev_batch_to_page_from(srv: RunningServer) -> None:
-    alice = await _user(srv, "lma")
+    alice = await numbered_user(srv, "lma")
     room = await _room(alice)
     first = await sliding_sync(alice, _ext(SUBS))
     assert SUBS not in first["extensions"]
@@ -307,14 +310,14 @@ async def test_extension_limit_leaves_a_prev_batch_to_page_from(srv: RunningServ
 
 
 async def test_extension_limit_must_be_positive(srv: RunningServer) -> None:
-    alice = await _user(srv, "lpa")
+    alice = await numbered_user(srv, "lpa")
     for bad in (0, -1, "5", True):
         resp = await sliding_sync_response(alice, _ext(SUBS, limit=bad))
         _err(resp, 400, "M_INVALID_PARAM")
 
 
 async def test_subscription_change_wakes_a_long_poll(srv: RunningServer) -> None:
-    alice = await _user(srv, "wka")
+    alice = await numbered_user(srv, "wka")
     room = await _room(alice)
     root = await send(alice, room, "root")
     body = {**all_rooms(), **_ext(SUBS)}
@@ -353,7 +356,7 @@ async def _relations(user: User, room_id: str, root: str, **params: Any) -> list
 
 
 async def test_threads_initial_then_incremental(srv: RunningServer) -> None:
-    alice, bob = await _user(srv, "tha"), await _user(srv, "thb")
+    alice, bob = await numbered_user(srv, "tha"), await numbered_user(srv, "thb")
     room = await _room(alice, bob)
     old_root = await send(alice, room, "old root")
     await _reply(bob, room, old_root, "old reply")
@@ -388,7 +391,7 @@ async def test_threads_initial_then_incremental(srv: RunningServer) -> None:
 
 
 async def test_threads_include_roots(srv: RunningServer) -> None:
-    alice, bob = await _user(srv, "ira2"), await _user(srv, "irb2")
+    alice, bob = await numbered_user(srv, "ira2"), await numbered_user(srv, "irb2")
     room = await _room(alice, bob)
     root = await send(alice, room, "the root")
     await _reply(bob, room, root, "first")
@@ -409,7 +412,7 @@ async def test_threads_include_roots(srv: RunningServer) -> None:
 async def test_threads_on_the_timeline_are_left_out_without_include_roots(
     srv: RunningServer,
 ) -> None:
-    alice, bob = await _user(srv, "tla"), await _user(srv, "tlb")
+    alice, bob = await numbered_user(srv, "tla"), await numbered_user(srv, "tlb")
     room = await _room(alice, bob)
     root = await send(alice, room, "root")
     first = await sliding_sync(alice, _threads_body(timeline_limit=5))
@@ -433,7 +436,7 @@ async def test_threads_on_the_timeline_are_left_out_without_include_roots(
 
 
 async def test_threads_scoped_by_lists_and_rooms(srv: RunningServer) -> None:
-    alice, bob = await _user(srv, "sca"), await _user(srv, "scb")
+    alice, bob = await numbered_user(srv, "sca"), await numbered_user(srv, "scb")
     quiet = await _room(alice, bob, name="quiet")
     busy = await _room(alice, bob, name="busy")
     quiet_root = await send(alice, quiet, "quiet root")
@@ -464,7 +467,7 @@ async def test_threads_scoped_by_lists_and_rooms(srv: RunningServer) -> None:
 async def test_thread_reply_wakes_a_long_poll_without_any_room(srv: RunningServer) -> None:
     """A connection with no list and no room subscription (an Element-X-like "threads"
     connection): only the extension can answer the long-poll."""
-    alice, bob = await _user(srv, "owa"), await _user(srv, "owb")
+    alice, bob = await numbered_user(srv, "owa"), await numbered_user(srv, "owb")
     far = await _room(alice, bob, name="far")
     root = await send(alice, far, "far root")
     body = _ext(THREADS)
@@ -490,7 +493,7 @@ async def test_thread_reply_wakes_a_long_poll_without_any_room(srv: RunningServe
 
 
 async def test_threads_limit_and_the_thread_updates_endpoint(srv: RunningServer) -> None:
-    alice, bob = await _user(srv, "tua"), await _user(srv, "tub")
+    alice, bob = await numbered_user(srv, "tua"), await numbered_user(srv, "tub")
     room = await _room(alice, bob)
     first = await sliding_sync(alice, _threads_body())
     roots = [await send(alice, room, f"root {i}") for i in range(3)]

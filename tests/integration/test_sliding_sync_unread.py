@@ -4,7 +4,6 @@ they start at the user's join."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import AsyncIterator
 
 import pytest
@@ -12,7 +11,13 @@ import pytest
 from tests.conftest import RunningServer
 from tests.integration.account_helpers import running_server
 from tests.integration.sliding_sync_helpers import all_rooms, sliding_sync
-from tests.integration.sync_helpers import User, create_room, join, new_user, send, sync
+from tests.integration.sync_helpers import (
+    create_room,
+    join,
+    numbered_user,
+    send,
+    sync,
+)
 
 
 @pytest.fixture(scope="module")
@@ -21,19 +26,12 @@ async def srv(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running
         yield s
 
 
-_n = itertools.count()
-
-
-async def _user(srv: RunningServer, name: str) -> User:
-    return await new_user(srv.client, f"{name}{next(_n)}")
-
-
 @pytest.mark.parametrize("receipt_type", ["m.read", "m.read.private"])
 async def test_a_waiting_long_poll_sends_the_room_with_counts_cleared_by_the_users_receipt(
     srv: RunningServer, receipt_type: str
 ) -> None:
-    alice = await _user(srv, "alice")
-    bob = await _user(srv, "bob")
+    alice = await numbered_user(srv, "alice")
+    bob = await numbered_user(srv, "bob")
     room = await create_room(alice, preset="public_chat")
     await join(bob, room)
     first = await sliding_sync(bob, all_rooms())
@@ -54,8 +52,8 @@ async def test_a_waiting_long_poll_sends_the_room_with_counts_cleared_by_the_use
 
 
 async def test_counts_start_at_the_join_not_at_the_invite(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
-    bob = await _user(srv, "bob")
+    alice = await numbered_user(srv, "alice")
+    bob = await numbered_user(srv, "bob")
     room = await create_room(alice, preset="private_chat")
     resp = await alice.post(f"/rooms/{room}/invite", {"user_id": bob.user_id})
     assert resp.status_code == 200, resp.text

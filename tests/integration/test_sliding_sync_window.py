@@ -13,7 +13,6 @@ client scrolls: its ranges change), checked against what Synapse does on the sam
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -24,7 +23,13 @@ import pytest
 from tests.conftest import RunningServer
 from tests.integration.account_helpers import running_server
 from tests.integration.sliding_sync_helpers import all_rooms, bodies, sliding_sync
-from tests.integration.sync_helpers import User, create_room, join, new_user, send
+from tests.integration.sync_helpers import (
+    User,
+    create_room,
+    join,
+    numbered_user,
+    send,
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +38,6 @@ async def srv(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running
         yield s
 
 
-_n = itertools.count()
 EXTENSIONS = {
     "extensions": {"account_data": {"enabled": True}, "receipts": {"enabled": True}}
 }
@@ -41,10 +45,6 @@ EXTENSIONS = {
 # 2-core machine, and far below the poll's own timeout.
 POLL_TIMEOUT_MS = 30_000
 ANSWERED_WITHIN_S = 10.0
-
-
-async def _user(srv: RunningServer, name: str) -> User:
-    return await new_user(srv.client, f"{name}{next(_n)}")
 
 
 def _window(end: int) -> dict[str, Any]:
@@ -96,7 +96,7 @@ def _readers(body: dict[str, Any], room_id: str) -> dict[str, set[str]]:
 async def test_data_changed_out_of_the_window_arrives_when_the_room_is_back(
     srv: RunningServer,
 ) -> None:
-    alice, bob = await _user(srv, "alice"), await _user(srv, "bob")
+    alice, bob = await numbered_user(srv, "alice"), await numbered_user(srv, "bob")
     (old, middle, new), events = await _three_rooms(alice, bob)
     await _room_data(alice, old, "org.example.kept", {"v": 1})
     everything = await sliding_sync(alice, _window(2))
@@ -130,7 +130,7 @@ async def test_changes_while_out_of_the_window_wake_the_long_poll_that_brings_it
     srv: RunningServer,
 ) -> None:
     """The owed data is news: a long-poll whose ranges bring the room back answers at once."""
-    alice, bob = await _user(srv, "alice"), await _user(srv, "bob")
+    alice, bob = await numbered_user(srv, "alice"), await numbered_user(srv, "bob")
     (old, _, _), events = await _three_rooms(alice, bob)
     everything = await sliding_sync(alice, _window(2))
     top = await sliding_sync(alice, _window(0), pos=everything["pos"])
@@ -147,7 +147,7 @@ async def test_changes_while_out_of_the_window_wake_the_long_poll_that_brings_it
 async def test_a_room_never_sent_gets_all_its_data_and_its_timeline_receipts(
     srv: RunningServer,
 ) -> None:
-    alice, bob = await _user(srv, "alice"), await _user(srv, "bob")
+    alice, bob = await numbered_user(srv, "alice"), await numbered_user(srv, "bob")
     (old, _, _), events = await _three_rooms(alice, bob)
     top = await sliding_sync(alice, _window(0))
     assert list(top["rooms"]) != [old]
@@ -169,7 +169,7 @@ async def test_a_room_never_sent_gets_all_its_data_and_its_timeline_receipts(
 async def test_a_room_that_leaves_and_reenters_gets_only_what_it_missed(
     srv: RunningServer,
 ) -> None:
-    alice, bob = await _user(srv, "alice"), await _user(srv, "bob")
+    alice, bob = await numbered_user(srv, "alice"), await numbered_user(srv, "bob")
     (old, middle, new), events = await _three_rooms(alice, bob)
     body = await sliding_sync(alice, _window(1))
     assert set(body["rooms"]) == {new, middle}
@@ -208,7 +208,7 @@ async def test_a_room_joined_comes_into_the_window_at_once(srv: RunningServer) -
     """The join is the room's newest event: the room sorts first and a long-poll over the top
     of the list answers with it (as Synapse does), though its last message is older than every
     other room's."""
-    alice, bob = await _user(srv, "alice"), await _user(srv, "bob")
+    alice, bob = await numbered_user(srv, "alice"), await numbered_user(srv, "bob")
     older = await create_room(bob, name="bob's old room", preset="public_chat")
     await send(bob, older, "long ago")
     await _three_rooms(alice, bob)
@@ -235,7 +235,7 @@ async def test_a_room_joined_comes_into_the_window_at_once(srv: RunningServer) -
 async def test_a_count_change_alone_ends_a_long_poll(srv: RunningServer) -> None:
     """alice leaves a room this connection never sent (outside the window): MSC4186 leaves it
     out of the list, so the count is all there is to tell, and the long-poll tells it."""
-    alice, bob = await _user(srv, "alice"), await _user(srv, "bob")
+    alice, bob = await numbered_user(srv, "alice"), await numbered_user(srv, "bob")
     (old, _, new), _ = await _three_rooms(alice, bob)
     first = await sliding_sync(alice, _window(0))
     assert list(first["rooms"]) == [new]
@@ -273,7 +273,7 @@ async def test_a_count_change_outside_the_window_wakes_a_window_below_the_top(
     """A window over the second room only: a new invite sorts first, the room it pushes into
     the window was sent already. Nothing but the count is new (Synapse answers this one at its
     timeout; we answer at once)."""
-    alice, bob = await _user(srv, "alice"), await _user(srv, "bob")
+    alice, bob = await numbered_user(srv, "alice"), await numbered_user(srv, "bob")
     await _three_rooms(alice, bob)
     everything = await sliding_sync(alice, _window(2))
     second = {**_window(0)}

@@ -16,7 +16,7 @@ from tests.integration.sync_helpers import (
     bodies,
     create_room,
     join,
-    new_user,
+    numbered_user,
     send,
     sync,
 )
@@ -29,19 +29,12 @@ async def srv(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running
         yield s
 
 
-_n = iter(range(10_000))
-
-
-async def _user(srv: RunningServer, name: str) -> User:
-    return await new_user(srv.client, f"{name}{next(_n)}")
-
-
 def _check_schema(body: dict) -> None:
     assert_matches_operation("client-server/sync.yaml", "/sync", "get", 200, body)
 
 
 async def test_initial_sync_contents_and_order(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     room = await create_room(alice, name="Test room")
     sent = [await send(alice, room, f"m{i}", txn=f"init{i}") for i in range(3)]
     body = await sync(alice)
@@ -61,8 +54,8 @@ async def test_initial_sync_contents_and_order(srv: RunningServer) -> None:
 
 
 async def test_incremental_sync_only_new_events(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
-    bob = await _user(srv, "bob")
+    alice = await numbered_user(srv, "alice")
+    bob = await numbered_user(srv, "bob")
     room = await create_room(alice, preset="public_chat")
     await join(bob, room)
     first = await sync(bob)
@@ -81,7 +74,7 @@ async def test_incremental_sync_only_new_events(srv: RunningServer) -> None:
 
 
 async def test_limited_timeline_prev_batch_joins_messages(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     room = await create_room(alice)
     first = await sync(alice)
     for i in range(25):
@@ -107,8 +100,8 @@ async def test_limited_timeline_prev_batch_joins_messages(srv: RunningServer) ->
 
 
 async def test_long_poll_wakes_within_100ms(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
-    bob = await _user(srv, "bob")
+    alice = await numbered_user(srv, "alice")
+    bob = await numbered_user(srv, "bob")
     room = await create_room(alice, preset="public_chat")
     await join(bob, room)
     since = (await sync(bob))["next_batch"]
@@ -131,7 +124,7 @@ async def test_long_poll_wakes_within_100ms(srv: RunningServer) -> None:
 
 
 async def test_timeout_returns_empty_with_next_batch(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     await create_room(alice)
     since = (await sync(alice))["next_batch"]
     started = time.monotonic()
@@ -142,8 +135,8 @@ async def test_timeout_returns_empty_with_next_batch(srv: RunningServer) -> None
 
 
 async def test_invite_and_leave_sections(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
-    bob = await _user(srv, "bob")
+    alice = await numbered_user(srv, "alice")
+    bob = await numbered_user(srv, "bob")
     room = await create_room(alice, name="Invite only")
     since = (await sync(bob))["next_batch"]
     resp = await alice.post(f"/rooms/{room}/invite", {"user_id": bob.user_id})
@@ -180,9 +173,9 @@ async def test_invite_and_leave_sections(srv: RunningServer) -> None:
 
 
 async def test_unread_counts_rise_and_reset_with_receipt(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
-    bob = await _user(srv, "bob")
-    carol = await _user(srv, "carol")
+    alice = await numbered_user(srv, "alice")
+    bob = await numbered_user(srv, "bob")
+    carol = await numbered_user(srv, "carol")
     room = await create_room(alice, preset="public_chat")
     await join(bob, room)
     await join(carol, room)  # 3 members: .m.rule.message notifies
@@ -207,9 +200,9 @@ async def test_unread_counts_rise_and_reset_with_receipt(srv: RunningServer) -> 
 
 
 async def test_summary_highlights_and_typing(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
-    bob = await _user(srv, "bob")
-    carol = await _user(srv, "carol")
+    alice = await numbered_user(srv, "alice")
+    bob = await numbered_user(srv, "bob")
+    carol = await numbered_user(srv, "carol")
     room = await create_room(alice, preset="public_chat")
     await join(bob, room)
     await join(carol, room)
@@ -234,7 +227,7 @@ async def test_summary_highlights_and_typing(srv: RunningServer) -> None:
 
 
 async def test_filtered_timeline_limit_counts_matching_events(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     room = await create_room(alice)
     wanted = await send(alice, room, "My message")
     for i in range(12):
@@ -247,7 +240,7 @@ async def test_filtered_timeline_limit_counts_matching_events(srv: RunningServer
 
 
 async def test_filter_can_ask_for_the_federation_format(srv: RunningServer) -> None:
-    alice = await _user(srv, "alice")
+    alice = await numbered_user(srv, "alice")
     room = await create_room(alice)
     event_id = await send(alice, room, "Test message")
     body = await sync(alice, filter={"event_format": "federation"})
@@ -258,7 +251,7 @@ async def test_filter_can_ask_for_the_federation_format(srv: RunningServer) -> N
 
 async def _joined_history_room(srv: RunningServer) -> tuple[User, User, User, str]:
     """A room with history_visibility joined that `syncer` is in: (creator, syncer, invitee)."""
-    creator, syncer, invitee = [await _user(srv, n) for n in ("creator", "syncer", "invitee")]
+    creator, syncer, invitee = [await numbered_user(srv, n) for n in ("creator", "syncer", "invitee")]
     room = await create_room(creator, preset="public_chat")
     await join(syncer, room)
     resp = await creator.put(
@@ -287,7 +280,7 @@ async def test_newly_joined_room_is_limited_unless_its_start_is_in_the_timeline(
 ) -> None:
     """SyTest "Newly joined room has correct timeline in incremental sync": every message fits,
     but the client never saw the room's start, so the timeline is limited (as Synapse)."""
-    alice, bob = await _user(srv, "alice"), await _user(srv, "bob")
+    alice, bob = await numbered_user(srv, "alice"), await numbered_user(srv, "bob")
     room = await create_room(alice, preset="public_chat")
     for i in range(4):
         await send(alice, room, f"test1-{i}")
@@ -301,7 +294,7 @@ async def test_newly_joined_room_is_limited_unless_its_start_is_in_the_timeline(
     assert bodies(timeline["events"]) == [f"test{n}-{i}" for n in (1, 2) for i in range(4)]
     assert timeline["limited"] is True
     # The whole room in the timeline: nothing to page back for.
-    carol = await _user(srv, "carol")
+    carol = await numbered_user(srv, "carol")
     first = await sync(carol)
     await join(carol, room)
     whole = {"room": {"timeline": {"limit": 100}}}
@@ -311,7 +304,7 @@ async def test_newly_joined_room_is_limited_unless_its_start_is_in_the_timeline(
 
 
 async def test_room_joined_and_left_between_syncs_comes_with_its_state(srv: RunningServer) -> None:
-    alice, bob = await _user(srv, "alice"), await _user(srv, "bob")
+    alice, bob = await numbered_user(srv, "alice"), await numbered_user(srv, "bob")
     room = await create_room(alice, preset="public_chat")
     resp = await alice.put(f"/rooms/{room}/state/a.test.state", {"my_key": 1})
     assert resp.status_code == 200, resp.text
@@ -323,7 +316,7 @@ async def test_room_joined_and_left_between_syncs_comes_with_its_state(srv: Runn
     left = (await sync(bob, since=first["next_batch"], filter=f))["rooms"]["leave"][room]
     assert [e["type"] for e in left["state"]["events"]] == ["a.test.state"]
     # Invited and rejected, never joined: no state.
-    carol = await _user(srv, "carol")
+    carol = await numbered_user(srv, "carol")
     first = await sync(carol, filter=f)
     assert (await alice.post(f"/rooms/{room}/invite", {"user_id": carol.user_id})).status_code == 200
     assert (await carol.post(f"/rooms/{room}/leave", {})).status_code == 200

@@ -9,7 +9,13 @@ import pytest
 
 from tests.conftest import RunningServer
 from tests.integration.account_helpers import running_server
-from tests.integration.sync_helpers import User, create_room, join, new_user, send, sync
+from tests.integration.sync_helpers import (
+    create_room,
+    join,
+    numbered_user,
+    send,
+    sync,
+)
 from tests.spec_schema import assert_matches_operation
 
 
@@ -19,20 +25,13 @@ async def srv(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running
         yield s
 
 
-_n = iter(range(10_000))
-
-
-async def _user(srv: RunningServer, name: str) -> User:
-    return await new_user(srv.client, f"{name}{next(_n)}")
-
-
 def _room(body: dict, room: str) -> dict:
     assert_matches_operation("client-server/sync.yaml", "/sync", "get", 200, body)
     return body["rooms"]["join"][room]
 
 
 async def test_summary_only_when_memberships_changed(srv: RunningServer) -> None:
-    alice, bob, carol = await _user(srv, "alice"), await _user(srv, "bob"), await _user(srv, "carol")
+    alice, bob, carol = [await numbered_user(srv, n) for n in ("alice", "bob", "carol")]
     room = await create_room(alice, preset="public_chat")
     await join(bob, room)
     first = await sync(bob)
@@ -57,7 +56,7 @@ async def test_summary_only_when_memberships_changed(srv: RunningServer) -> None
 
 
 async def test_summary_when_the_change_is_outside_a_limited_timeline(srv: RunningServer) -> None:
-    alice, bob, carol = await _user(srv, "alice"), await _user(srv, "bob"), await _user(srv, "carol")
+    alice, bob, carol = [await numbered_user(srv, n) for n in ("alice", "bob", "carol")]
     room = await create_room(alice, preset="public_chat")
     await join(bob, room)
     first = await sync(bob)
@@ -72,7 +71,7 @@ async def test_summary_when_the_change_is_outside_a_limited_timeline(srv: Runnin
 
 
 async def test_named_room_summary_has_counts_but_no_heroes(srv: RunningServer) -> None:
-    alice, bob = await _user(srv, "alice"), await _user(srv, "bob")
+    alice, bob = await numbered_user(srv, "alice"), await numbered_user(srv, "bob")
     room = await create_room(alice, preset="public_chat", name="A room name")
     await join(bob, room)
     assert _room(await sync(alice), room)["summary"] == {
