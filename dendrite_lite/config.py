@@ -32,6 +32,7 @@ __all__ = [
     "DatabaseConfig",
     "RegistrationConfig",
     "LoginConfig",
+    "EmailConfig",
     "FederationConfig",
     "PushConfig",
     "MediaConfig",
@@ -123,11 +124,36 @@ class RegistrationConfig:
     # keys with a client before requiring them; SyTest runs this way, as its register helpers
     # know only m.login.dummy).
     recaptcha_required: bool = True
+    # With [email] set up: "optional" offers sign-up with a confirmed email address beside the
+    # other flows, "required" asks every new account for one, "off" never asks (users/threepids.py).
+    email: str = "optional"  # off | optional | required
 
 
 @dataclass(frozen=True, slots=True)
 class LoginConfig:
     get_token: bool = False  # POST /login/get_token (one-time tokens for m.login.token)
+
+
+@dataclass(frozen=True, slots=True)
+class EmailConfig:
+    """Outgoing email (users/email_sender.py): the links that confirm an address at sign-up,
+    when adding it to an account, and for a forgotten password. Off while smtp_host is ""."""
+
+    smtp_host: str = ""
+    smtp_port: int = 0  # 0: the usual port of smtp_tls (25 none, 587 starttls, 465 tls)
+    smtp_tls: str = "starttls"  # none | starttls | tls (implicit TLS, "SMTPS")
+    smtp_user: str = ""  # "" = no SMTP login
+    smtp_password: str = ""
+    from_address: str = ""  # "" = noreply@<server_name's host>; "Name <addr>" works too
+    ca_file: Path | None = None  # trusted for the SMTP server besides the system CAs
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.smtp_host)
+
+    @property
+    def port(self) -> int:
+        return self.smtp_port or {"none": 25, "starttls": 587, "tls": 465}[self.smtp_tls]
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +307,7 @@ class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     registration: RegistrationConfig = field(default_factory=RegistrationConfig)
     login: LoginConfig = field(default_factory=LoginConfig)
+    email: EmailConfig = field(default_factory=EmailConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
     push: PushConfig = field(default_factory=PushConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
@@ -357,6 +384,7 @@ SECTION_TYPES: dict[str, type] = {
     "database": DatabaseConfig,
     "registration": RegistrationConfig,
     "login": LoginConfig,
+    "email": EmailConfig,
     "federation": FederationConfig,
     "push": PushConfig,
     "media": MediaConfig,
@@ -472,6 +500,7 @@ def _check_cross_field(config: Config) -> None:
     _check_listener_tls(config)
     _check_metrics(config)
     _check_recaptcha(config)
+    _check_email(config)
     _check_appservices(config)
     _check_turn(config)
 
@@ -589,6 +618,40 @@ def _check_recaptcha(config: Config) -> None:
         f"registration.{missing}: empty, but registration.{given} is set; a reCAPTCHA needs both "
         "the site key (public) and the secret key (private) from the reCAPTCHA admin console"
     )
+
+
+def _check_email(config: Config) -> None:
+    email = config.email
+    if not email.enabled:
+        if config.registration.email == "required":
+            raise ConfigError(
+                'registration.email: "required" needs outgoing email, but email.smtp_host is '
+                'empty; set up [email], or registration.email = "optional" or "off"'
+            )
+        for key in ("smtp_user", "smtp_password", "from_address"):
+            if getattr(email, key):
+                raise ConfigError(
+                    f"email.smtp_host: empty, but email.{key} is set; name the SMTP server that "
+                    'sends this server\'s mail (e.g. "smtp.example.org"), or remove the [email] keys'
+                )
+        return
+    if bool(email.smtp_user) != bool(email.smtp_password):
+        given, missing = (
+            ("smtp_user", "smtp_password") if email.smtp_user else ("smtp_password", "smtp_user")
+        )
+        raise ConfigError(f"email.{missing}: empty, but email.{given} is set; a login needs both")
+    if email.smtp_password and email.smtp_tls == "none" and not _is_loopback(email.smtp_host):
+        raise ConfigError(
+            f'email.smtp_tls: "none" would send smtp_password unencrypted to '
+            f'{_show(email.smtp_host)}; use "starttls" (usually port 587) or "tls" (port 465)'
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host.lower() == "localhost"
 
 
 def _check_metrics(config: Config) -> None:
@@ -783,6 +846,29 @@ def _email(key: str, raw: Any) -> str:
     return value
 
 
+def _mailbox(key: str, raw: Any) -> str:
+    """An email address, or "Display Name <address>" (a From: header)."""
+    value = _string(key, raw)
+    if value:
+        address = value.rpartition("<")[2].removesuffix(">") if value.endswith(">") else value
+        if "\n" in value or "\r" in value or not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", address):
+            raise ConfigError(
+                f'{key}: {_show(value)} is not an email address (e.g. "matrix@example.org" or '
+                '"Family Matrix <matrix@example.org>")'
+            )
+    return value
+
+
+def _optional_host(key: str, raw: Any) -> str:
+    value = _string(key, raw)
+    if value and not _is_valid_host(value.lower()):
+        raise ConfigError(
+            f'{key}: {_show(value)} is not a host name or IP address (e.g. "smtp.example.org"; '
+            "the port goes in its own key)"
+        )
+    return value
+
+
 _SERVER_NAME_HELP = "hostname or IP literal, optional :port"
 
 
@@ -907,8 +993,18 @@ _VALIDATORS: dict[str, dict[str, Validator]] = {
         "recaptcha_private_key": _string,
         "recaptcha_siteverify_api": _url("https://www.recaptcha.net/recaptcha/api/siteverify"),
         "recaptcha_required": _boolean,
+        "email": _choice("off", "optional", "required"),
     },
     "login": {"get_token": _boolean},
+    "email": {
+        "smtp_host": _optional_host,
+        "smtp_port": _int_range(0, 65535),
+        "smtp_tls": _choice("none", "starttls", "tls"),
+        "smtp_user": _string,
+        "smtp_password": _string,
+        "from_address": _mailbox,
+        "ca_file": _optional_path,
+    },
     "federation": {
         "enabled": _boolean,
         "verify_tls": _boolean,

@@ -152,11 +152,36 @@ _COMMENTS: dict[str, str] = {
         "false offers the captcha beside plain sign-up instead of requiring it, to try the keys\n"
         "with a client first."
     ),
+    "registration.email": (
+        'With [email] set up: "optional" lets people sign up with an email address they confirm\n'
+        '(beside the other ways), "required" asks every new account for one, "off" never asks.'
+    ),
     "login": "How users sign in.",
     "login.get_token": (
         "true lets a signed-in device make a one-time login token for a new device (POST\n"
         "/login/get_token, used to sign in by QR code). Off by default: whoever holds a session\n"
         "could then sign in more devices, each after a password check."
+    ),
+    "email": (
+        "Outgoing email, through your mail provider's SMTP server: people confirm an email\n"
+        "address when they sign up or add one in their client's settings, then can sign in\n"
+        "with it and reset a forgotten password by email. Off while smtp_host is empty."
+    ),
+    "email.smtp_host": 'The SMTP server, e.g. "smtp.example.org" ("" = no email).',
+    "email.smtp_port": "Its port; 0 = the usual one for smtp_tls (25, 587 or 465).",
+    "email.smtp_tls": (
+        '"starttls" (port 587, the usual submission port), "tls" (implicit TLS, port 465) or\n'
+        '"none" (plain, only for a relay on this machine or your own network).'
+    ),
+    "email.smtp_user": 'The SMTP login ("" = the server needs none).',
+    "email.smtp_password": "Its password (or app password).",
+    "email.from_address": (
+        'The sender, e.g. "Family Matrix <matrix@example.org>"; your provider may insist on an\n'
+        'address it hosts. "" = noreply@<server_name>.'
+    ),
+    "email.ca_file": (
+        "A CA certificate (PEM) to trust for the SMTP server's TLS besides the system's, e.g.\n"
+        "a relay on your own network with a private CA. Default: none."
     ),
     "federation": "Talking to other Matrix servers.",
     "federation.enabled": "false keeps this server private: no rooms shared with other servers.",

@@ -47,7 +47,7 @@ def test_defaults_ask_no_captcha_and_use_recaptcha_net() -> None:
         ({"recaptcha_secret": "x"},
          'registration.recaptcha_secret: unknown key; did you mean "recaptcha_required"? '
          "(valid keys in [registration]: mode, shared_secret, allow_guests, recaptcha_public_key, "
-         "recaptcha_private_key, recaptcha_siteverify_api, recaptcha_required)"),
+         "recaptcha_private_key, recaptcha_siteverify_api, recaptcha_required, email)"),
     ],
 )
 def test_errors_name_the_key_and_the_problem(registration: dict, message: str) -> None:
