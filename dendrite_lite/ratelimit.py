@@ -126,6 +126,9 @@ class RateLimits:
     register_ip: RateLimiter
     send_user: RateLimiter
     upload_user: RateLimiter  # media uploads and /create
+    # Emails sent by /requestToken, per IP: each mails anybody's address on request. Synapse's
+    # rc_3pid_validation defaults (a burst of 5, then one per ~5.5 min), not configurable here.
+    email_ip: RateLimiter
 
     @classmethod
     def from_config(cls, config: RatelimitConfig, *, clock: Clock = time.monotonic) -> RateLimits:
@@ -138,10 +141,11 @@ class RateLimits:
             register_ip=make("registration", config.register_per_second, config.register_burst),
             send_user=make("message", config.send_per_second, config.send_burst),
             upload_user=make("upload", config.upload_per_second, config.upload_burst),
+            email_ip=make("email", 0.003, 5),
         )
 
     @classmethod
     def unlimited(cls) -> RateLimits:
         """No limits at all (tests, and servers with ratelimit.enabled = false)."""
-        actions = ("login", "login", "registration", "message", "upload")
+        actions = ("login", "login", "registration", "message", "upload", "email")
         return cls(*(RateLimiter(0.0, 0, action=action) for action in actions))

@@ -75,6 +75,7 @@ from dendrite_lite.api.client import to_device as to_device_api
 from dendrite_lite.api.client import filters as filters_api
 from dendrite_lite.api.client import appservice as appservice_api
 from dendrite_lite.api.client import auth_fallback
+from dendrite_lite.api.client import threepids as threepids_api
 from dendrite_lite.api.client import messages as messages_api
 from dendrite_lite.api.client import relations as relations_api
 from dendrite_lite.api.client import thread_subscriptions as thread_subscriptions_api
@@ -149,6 +150,7 @@ _CLIENT_ONLY_BLUEPRINTS: tuple[Blueprint, ...] = (
     login.bp,
     register.bp,
     auth_fallback.bp,
+    threepids_api.bp,
     appservice_api.bp,
     account.bp,
     devices.bp,

@@ -66,6 +66,8 @@ from dendrite_lite.storage import MigrationError, SchemaTooNew, Storage
 from dendrite_lite.storage import server_identity
 from dendrite_lite.users.recaptcha import Recaptcha
 from dendrite_lite.users.uia import UiaSessions
+from dendrite_lite.users.email_sender import EmailSender
+from dendrite_lite.users.threepids import EmailValidation
 from dendrite_lite.rooms.history import HistoryService
 from dendrite_lite.rooms.notification_list import NotificationList
 from dendrite_lite.rooms.notifications import NotificationCounter, PersistHook
@@ -235,6 +237,7 @@ async def load_services(config: Config) -> Services:
         server_status=status,
         backups=_backup_schedule(config),
         media_retention=_media_retention(config, media),
+        email_validation=_email_validation(config, storage),
         **appservices.as_services(),
     )
 
@@ -260,6 +263,12 @@ def _uia_sessions(config: Config) -> UiaSessions:
     if not reg.recaptcha_private_key:
         return UiaSessions()
     return UiaSessions(recaptcha=Recaptcha(reg.recaptcha_private_key, reg.recaptcha_siteverify_api))
+
+
+def _email_validation(config: Config, storage: Storage) -> EmailValidation:
+    """/requestToken and its links; mail goes out only with email.smtp_host set."""
+    sender = EmailSender(config.email, config.server.server_name) if config.email.enabled else None
+    return EmailValidation(storage, config, sender)
 
 
 def _backup_schedule(config: Config) -> BackupSchedule | None:

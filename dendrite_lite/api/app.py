@@ -96,6 +96,7 @@ from dendrite_lite.users.pushers import PushersService
 from dendrite_lite.users.push_rules import PushRulesService
 from dendrite_lite.users.remote_profiles import RemoteProfiles
 from dendrite_lite.users.registration import SharedSecretNonces
+from dendrite_lite.users.threepids import EmailValidation
 from dendrite_lite.users.uia import UiaSessions
 
 if TYPE_CHECKING:
@@ -215,6 +216,9 @@ class Services:
     media_retention: RemoteMediaRetention | None = None
     # Prometheus metrics (None unless metrics.enabled; metrics.py).
     metrics: ServerMetrics | None = None
+    # Email validation, /requestToken and the confirmation link (always set by load_services;
+    # it refuses email requests without [email]).
+    email_validation: EmailValidation = None  # type: ignore[assignment]
 
 
 # --- routing on the raw path ---------------------------------------------------------------------

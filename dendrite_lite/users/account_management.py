@@ -1,6 +1,7 @@
-"""Password change and account deactivation (spec: §Password management, §Account deactivation).
+"""Password change and reset, and account deactivation (spec: §Password management, §Account
+deactivation).
 
-Both run behind UIA (the handler does that part); these functions do the change itself, each in
+All run behind UIA (the handler does that part); these functions do the change itself, each in
 one transaction so that "password changed" and "other sessions revoked" cannot come apart.
 """
 
@@ -18,6 +19,8 @@ from dendrite_lite.storage import delayed_events as delayed_events_table
 from dendrite_lite.storage import devices as devices_table
 from dendrite_lite.storage import history as history_table
 from dendrite_lite.storage import pushers as pushers_table
+from dendrite_lite.storage import threepids as threepids_table
+from dendrite_lite.storage.threepids import ValidationSession
 from dendrite_lite.users.devices import delete_devices_in
 from dendrite_lite.users.passwords import hash_password_async
 from dendrite_lite.users.registration import MAX_PASSWORD_LENGTH
@@ -26,7 +29,13 @@ from dendrite_lite.users.sessions import Requester
 if TYPE_CHECKING:  # rooms.membership imports users.profile: keep users importable on its own
     from dendrite_lite.rooms.membership import MembershipService
 
-__all__ = ["change_password", "deactivate_account", "leave_all_rooms", "reset_password"]
+__all__ = [
+    "change_password",
+    "deactivate_account",
+    "leave_all_rooms",
+    "reset_password",
+    "reset_password_by_email",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +67,42 @@ async def reset_password(
     """A server admin sets a user's password (Synapse's reset_password admin API); with
     logout_devices every device and token of the user goes."""
     password_hash = await _new_password_hash(new_password)
+    await storage.db.write(
+        lambda conn: _set_password_in(conn, user_id, password_hash, logout_devices)
+    )
 
-    async def txn(conn: aiosqlite.Connection) -> None:
-        await accounts_table.update_password_hash(conn, user_id, password_hash)
-        if logout_devices:
-            await delete_devices_in(conn, user_id)
-            await devices_table.delete_tokens_for_user(conn, user_id)
 
-    await storage.db.write(txn)
+async def reset_password_by_email(
+    storage: Storage, threepid: ValidationSession, new_password: object, *,
+    logout_devices: bool = True,
+) -> str:
+    """A forgotten password reset, proven by the validated email session `threepid` (UIA
+    m.login.email.identity): the password of the account with that address is set, and with
+    logout_devices every device of it goes. The session is used up. Returns the user id;
+    400 M_THREEPID_NOT_FOUND when no active account has the address (any more)."""
+    password_hash = await _new_password_hash(new_password)
+
+    async def txn(conn: aiosqlite.Connection) -> str:
+        user_id = await threepids_table.select_user_id_for_threepid(
+            conn, threepid.medium, threepid.address
+        )
+        account = await accounts_table.select_account(conn, user_id) if user_id else None
+        if user_id is None or account is None or account.deactivated:
+            raise MatrixError(Errcode.THREEPID_NOT_FOUND, "No account has this email address")
+        await _set_password_in(conn, user_id, password_hash, logout_devices)
+        await threepids_table.delete_validation_session(conn, threepid.sid)
+        return user_id
+
+    return await storage.db.write(txn)
+
+
+async def _set_password_in(
+    conn: aiosqlite.Connection, user_id: str, password_hash: str, logout_devices: bool
+) -> None:
+    await accounts_table.update_password_hash(conn, user_id, password_hash)
+    if logout_devices:
+        await delete_devices_in(conn, user_id)
+        await devices_table.delete_tokens_for_user(conn, user_id)
 
 
 async def _new_password_hash(new_password: object) -> str:

@@ -7,7 +7,10 @@ offers [m.login.registration_token]. Shared-secret registration works in every m
 knows `registration.shared_secret` is the admin. Open registration asks for a reCAPTCHA when
 `registration.recaptcha_*` keys are set; a registration token, an appservice's token or the
 shared secret already show the admin's consent, so those never ask (Synapse asks token holders
-too).
+too). With outgoing email set up ([email]) and `registration.email` not "off", each flow also
+comes with m.login.email.identity in place of its dummy stage (or after its last stage):
+offered beside the others ("optional"), or instead of them ("required"). The address confirmed
+that way becomes the new account's (users/threepids.py).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from dendrite_lite.users.accounts import (
     validate_user_id,
 )
 from dendrite_lite.users.passwords import hash_password_async
+from dendrite_lite.users.threepids import add_validated_threepid
 from dendrite_lite.users.sessions import (
     Session,
     authenticate,
@@ -45,6 +49,7 @@ from dendrite_lite.users.sessions import (
 )
 from dendrite_lite.users.uia import (
     DUMMY,
+    EMAIL_IDENTITY,
     RECAPTCHA,
     REGISTRATION_TOKEN,
     Flow,
@@ -83,6 +88,21 @@ class Registered:
 
 
 def registration_flows(config: Config) -> list[Flow]:
+    flows = _flows_without_email(config)
+    email = config.registration.email if config.email.enabled else "off"
+    if email == "off":
+        return flows
+    # The email stage takes the dummy stage's place (it also tells the flows apart), so a plain
+    # [m.login.dummy] becomes [m.login.email.identity], the single-stage flow clients look for.
+    with_email = [
+        tuple(EMAIL_IDENTITY if stage == DUMMY else stage for stage in flow)
+        if DUMMY in flow else (*flow, EMAIL_IDENTITY)
+        for flow in flows
+    ]
+    return with_email if email == "required" else flows + with_email
+
+
+def _flows_without_email(config: Config) -> list[Flow]:
     if config.registration.mode == "token":
         # The token stage then a dummy stage, as Synapse offers: clients written against Synapse
         # (matrix-nio's register_with_token, Element) expect a 401 after the token stage and
@@ -178,6 +198,7 @@ async def register_user(
         ratelimiter.check(ip)
     password_hash = await hash_password_async(password)
     token = session.registration_token
+    threepid = session.threepid
     now = now_ms()
 
     async def txn(conn: aiosqlite.Connection) -> Registered:
@@ -195,6 +216,8 @@ async def register_user(
             conn, token, now
         ):
             raise MatrixError(Errcode.UNAUTHORIZED, "Registration token is no longer valid")
+        if threepid is not None:  # m.login.email.identity: the address becomes the account's
+            await add_validated_threepid(conn, uid, threepid, now)
         if inhibit_login:
             return Registered(uid, None)
         new = await insert_session(

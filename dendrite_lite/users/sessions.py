@@ -33,17 +33,21 @@ __all__ = [
     "LAST_SEEN_INTERVAL_MS",
     "Requester",
     "Session",
+    "ThirdPartyId",
     "authenticate",
     "generate_device_id",
     "insert_session",
     "login_options",
+    "login_rate_key",
     "login_with_password",
     "logout",
     "logout_all",
     "now_ms",
     "open_session",
+    "parse_identifier",
     "refresh_session",
     "require_password",
+    "resolve_identifier",
     "user_id_from_identifier",
     "validate_device_id",
 ]
@@ -218,12 +222,16 @@ def _user_id_from_text(user: object, server_name: str) -> str:
     return make_user_id(localpart.lower(), server_name)
 
 
-def user_id_from_identifier(body: dict[str, Any], server_name: str) -> str:
-    """The user an `identifier` object (or the deprecated `user`/`medium`/`address`) names.
+@dataclass(frozen=True, slots=True)
+class ThirdPartyId:
+    medium: str
+    address: str  # as sent; lookups canonicalise it (users.threepids.canonical_address)
 
-    Spec §Identifier types. We keep no third-party ids, so a well-formed m.id.thirdparty or
-    m.id.phone identifier names nobody: 403 M_FORBIDDEN, as the spec asks for unknown 3PIDs.
-    """
+
+def parse_identifier(body: dict[str, Any], server_name: str) -> str | ThirdPartyId:
+    """What an `identifier` object (or the deprecated `user`/`medium`/`address`) names: a user
+    id, or a third-party id to look up (spec §Identifier types). A phone number (m.id.phone)
+    names nobody here: 403 M_FORBIDDEN, as the spec asks for unknown 3PIDs."""
     identifier = body.get("identifier")
     if identifier is None:
         if "user" in body:
@@ -248,7 +256,43 @@ def user_id_from_identifier(body: dict[str, Any], server_name: str) -> str:
     for key in required:
         if not isinstance(identifier.get(key), str):
             raise MatrixError(Errcode.MISSING_PARAM, f"Identifier of type {kind} needs '{key}'")
+    if kind == "m.id.thirdparty":
+        return ThirdPartyId(identifier["medium"], identifier["address"])
     raise MatrixError(Errcode.FORBIDDEN, "Third-party identifier is not known to this server")
+
+
+def user_id_from_identifier(body: dict[str, Any], server_name: str) -> str:
+    """The user id an identifier names, for callers that take no third-party ids (an
+    application service's login): one names nobody, 403 M_FORBIDDEN."""
+    named = parse_identifier(body, server_name)
+    if isinstance(named, ThirdPartyId):
+        raise MatrixError(Errcode.FORBIDDEN, "Third-party identifier is not known to this server")
+    return named
+
+
+async def resolve_identifier(
+    storage: Storage, body: dict[str, Any], server_name: str
+) -> str | None:
+    """The user id an identifier names, a third-party id looked up among our accounts' addresses
+    (None when no account has it)."""
+    named = parse_identifier(body, server_name)
+    if not isinstance(named, ThirdPartyId):
+        return named
+    # Imported here: users.threepids imports this module (now_ms).
+    from dendrite_lite.users.threepids import canonical_address, user_id_for_threepid
+
+    return await user_id_for_threepid(
+        storage, named.medium, canonical_address(named.medium, named.address)
+    )
+
+
+def login_rate_key(body: dict[str, Any], server_name: str) -> str:
+    """The per-account login bucket's key: the lower-cased user id, or medium:address, so
+    guessing the password of an address costs what guessing the account's does."""
+    named = parse_identifier(body, server_name)
+    if isinstance(named, ThirdPartyId):
+        return f"{named.medium}:{named.address.strip().lower()}"
+    return named.lower()
 
 
 async def login_with_password(
@@ -259,13 +303,15 @@ async def login_with_password(
     ip: str | None = None,
     now: int | None = None,
 ) -> Session:
-    """POST /login with type m.login.password (body as sent); rate limits are the caller's."""
-    user_id = user_id_from_identifier(body, server_name)
+    """POST /login with type m.login.password (body as sent); rate limits are the caller's.
+    An address no account has answers as a wrong password does (403 M_FORBIDDEN, after the
+    same argon2 work), so logins cannot tell which addresses have accounts."""
+    user_id = await resolve_identifier(storage, body, server_name)
     password = body.get("password")
     if not isinstance(password, str):
         raise MatrixError(Errcode.MISSING_PARAM, "Missing or invalid 'password'")
     options = login_options(body)
-    await require_password(storage, user_id, password)
+    await require_password(storage, user_id or "", password)  # "" is nobody's id
     return await open_session(storage, user_id, ip=ip, now=now, **options)
 
 

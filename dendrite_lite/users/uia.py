@@ -3,8 +3,9 @@
 An endpoint protected by UIA offers flows (lists of stages). The first request gets a 401 with
 the flows and a session id; the client then completes stages in the order of one flow, one
 request per stage, quoting the session. When every stage of a flow is done the request goes
-through. Stages here: m.login.dummy, m.login.password, m.login.registration_token and
-m.login.recaptcha (which a browser may also complete on its fallback page, out of band).
+through. Stages here: m.login.dummy, m.login.password, m.login.registration_token,
+m.login.recaptcha (which a browser may also complete on its fallback page, out of band) and
+m.login.email.identity (an address this server validated, users/threepids.py).
 
 Sessions live in memory: they are short-lived, worthless after a restart (the client just starts
 over) and this server is one process. Each session is bound to one operation (e.g. "register",
@@ -30,15 +31,19 @@ from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.request_body import optional_field
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import registration as registration_table
+from dendrite_lite.storage.threepids import ValidationSession
+from dendrite_lite.users import threepids
 from dendrite_lite.users.accounts import check_password
 from dendrite_lite.users.recaptcha import CaptchaUnavailable, Recaptcha
-from dendrite_lite.users.sessions import now_ms, user_id_from_identifier
+from dendrite_lite.users.sessions import now_ms, resolve_identifier
 
 __all__ = [
     "DUMMY",
+    "EMAIL_IDENTITY",
     "PASSWORD",
     "RECAPTCHA",
     "REGISTRATION_TOKEN",
+    "RESET_PASSWORD_BY_EMAIL",
     "Flow",
     "UiaRequired",
     "UiaSession",
@@ -49,6 +54,15 @@ DUMMY = "m.login.dummy"
 PASSWORD = "m.login.password"
 REGISTRATION_TOKEN = "m.login.registration_token"
 RECAPTCHA = "m.login.recaptcha"
+EMAIL_IDENTITY = "m.login.email.identity"
+
+# The operation of POST /account/password without an access token, proven by email.
+RESET_PASSWORD_BY_EMAIL = "reset password by email"
+# Which /requestToken endpoint must have started the session an email stage quotes.
+_EMAIL_PURPOSE = {
+    "register": threepids.PURPOSE_REGISTER,
+    RESET_PASSWORD_BY_EMAIL: threepids.PURPOSE_PASSWORD,
+}
 
 Flow = tuple[str, ...]
 
@@ -72,6 +86,8 @@ class UiaSession:
     # Set once a registration went through: a retry quoting the session (a client that lost the
     # answer) logs that user in again instead of failing (Synapse's idempotent /register).
     registered_user_id: str | None = None
+    # The m.login.email.identity stage's validated address, for the operation to act on.
+    threepid: ValidationSession | None = None
 
     def done(self) -> bool:
         return any(list(flow) == self.completed[: len(flow)] for flow in self.flows)
@@ -215,6 +231,18 @@ class UiaSessions:
         )
         return session, params
 
+    async def prove_email(
+        self, storage: Storage, body: dict[str, Any], *, server_name: str
+    ) -> tuple[UiaSession, dict[str, Any]]:
+        """UIA for a forgotten-password reset (no access token): one flow,
+        [m.login.email.identity], with a session of /account/password/email/requestToken.
+        Returns the session, whose `threepid` is the proven address, and the merged request
+        parameters."""
+        auth = body.get("auth")
+        session, params = self.start(auth, RESET_PASSWORD_BY_EMAIL, [(EMAIL_IDENTITY,)], body)
+        await self.complete(session, auth, storage=storage, server_name=server_name)
+        return session, params
+
     def known(self, session_id: str) -> bool:
         self._expire()
         return session_id in self._sessions
@@ -284,6 +312,8 @@ class UiaSessions:
             await _check_registration_token_stage(session, auth, storage)
         elif stage == RECAPTCHA:
             await self._check_recaptcha(session, auth, ip)
+        elif stage == EMAIL_IDENTITY:
+            await _check_email_stage(session, auth, storage)
         else:  # offered in a flow but not implemented: a programming error
             raise RuntimeError(f"UIA stage {stage} has no checker")
 
@@ -319,15 +349,38 @@ async def _check_password_stage(
     user_id: str | None,
 ) -> None:
     try:
-        claimed = user_id_from_identifier(auth, server_name)
+        claimed = await resolve_identifier(storage, auth, server_name)
     except MatrixError as e:
         raise UiaRequired(session, e) from None
+    if claimed is None:  # a third-party id nobody has: as a wrong password
+        raise UiaRequired(session, MatrixError(Errcode.FORBIDDEN, "Invalid password"))
     if user_id is not None and claimed != user_id:
         # Authenticating as somebody else is not a retryable stage failure.
         raise MatrixError(Errcode.FORBIDDEN, "Authenticated user does not match the requester")
     password = auth.get("password")
     if not isinstance(password, str) or not await check_password(storage, claimed, password):
         raise UiaRequired(session, MatrixError(Errcode.FORBIDDEN, "Invalid password"))
+
+
+async def _check_email_stage(
+    session: UiaSession, auth: dict[str, Any], storage: Storage
+) -> None:
+    purpose = _EMAIL_PURPOSE.get(session.operation)
+    if purpose is None:  # offered for an operation it cannot prove: a programming error
+        raise RuntimeError(f"{EMAIL_IDENTITY} offered for {session.operation!r}")
+    try:
+        session.threepid = await threepids.validated_session(
+            storage, auth.get("threepid_creds"), purpose
+        )
+    except threepids.NotValidated:
+        # Synapse's answer: 401 M_UNAUTHORIZED, the session kept for when the link is followed.
+        raise UiaRequired(
+            session,
+            MatrixError(
+                Errcode.UNAUTHORIZED,
+                "Email address not validated: follow the link in the email first",
+            ),
+        ) from None
 
 
 async def _check_registration_token_stage(

@@ -19,11 +19,15 @@ bp = Blueprint("client_capabilities", __name__)
 
 
 def capabilities(
-    default_room_version: str = DEFAULT_ROOM_VERSION.identifier, *, get_login_token: bool = False
+    default_room_version: str = DEFAULT_ROOM_VERSION.identifier,
+    *,
+    get_login_token: bool = False,
+    threepid_changes: bool = False,
 ) -> dict[str, Any]:
     """`default_room_version`: what /createRoom uses when the body names none (config
     server.default_room_version), so clients offer it too; `get_login_token`: config
-    login.get_token."""
+    login.get_token; `threepid_changes`: outgoing email is set up ([email]), so users can add
+    email addresses."""
     return {
         "m.change_password": {"enabled": True},
         "m.room_versions": {
@@ -33,7 +37,7 @@ def capabilities(
         "m.set_displayname": {"enabled": True},
         "m.set_avatar_url": {"enabled": True},
         "m.profile_fields": {"enabled": True, "allowed": list(PROFILE_FIELDS)},
-        "m.3pid_changes": {"enabled": False},
+        "m.3pid_changes": {"enabled": threepid_changes},
         "m.get_login_token": {"enabled": get_login_token},
         "m.forget_forced_upon_leave": {"enabled": False},
     }
@@ -45,7 +49,8 @@ async def get_capabilities() -> Response:
     svc = services()
     await authenticate(svc, allow_guest=True)
     caps = capabilities(
-        svc.config.server.default_room_version, get_login_token=svc.config.login.get_token
+        svc.config.server.default_room_version, get_login_token=svc.config.login.get_token,
+        threepid_changes=svc.config.email.enabled,
     )
     if svc.delayed_events is not None:  # MSC4140's limits, as Synapse (0: turned off)
         caps["org.matrix.msc4140.delayed_events"] = {

@@ -13,7 +13,7 @@ from dendrite_lite.appservice.accounts import APPSERVICE_LOGIN, login_as_appserv
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.users import sessions
 from dendrite_lite.users.login_tokens import TOKEN_LOGIN
-from dendrite_lite.users.sessions import user_id_from_identifier
+from dendrite_lite.users.sessions import login_rate_key
 
 __all__ = ["bp", "LOGIN_FLOWS"]
 
@@ -48,7 +48,7 @@ async def post_login() -> Response:
         session = await svc.login_tokens.login(svc.storage, body, ip=client_ip())
     elif login_type == "m.login.password":
         server_name = svc.config.server.server_name
-        svc.ratelimits.login_user.check(user_id_from_identifier(body, server_name).lower())
+        svc.ratelimits.login_user.check(login_rate_key(body, server_name))
         session = await sessions.login_with_password(
             svc.storage, server_name, body, ip=client_ip()
         )
