@@ -31,7 +31,10 @@ What dendrite-lite can and cannot be told (dendrite_lite/config.py):
   * There is no config key for the default room version (dendrite_lite.events.room_versions:
     12). SyTest sends `room_version` itself in the createRoom calls of its helper when run with
     --room-version, so only rooms created by raw /createRoom calls get v12.
-  * No SMTP or CAS config exists: those are ignored. App-service registration
+  * No CAS config exists: it is ignored. SyTest's mail server (smtp_host, smtp_port) goes into
+    [email] as plain SMTP (smtp_tls = "none", no login), so registration offers
+    [m.login.email.identity] beside [m.login.dummy] and the confirmation links go to SyTest.
+    App-service registration
     files go into [appservices] registration_files. URL previews are
     on, allowed to reach 127.0.0.1 (SyTest's own test server).
   * SyTest's reCAPTCHA keys and its fake siteverify API go into [registration] with
@@ -101,6 +104,10 @@ overrides = {
         "trusted_key_servers": [],  # no key notary reachable; fetch keys from origins
     },
     "push": {"ca_file": c["ca_cert"]},  # SyTest's push gateway has a cert from its CA
+    # SyTest's test SMTP server (tests/04mail-server.pl): plain, no login, on its bind host.
+    **({"email": {
+        "smtp_host": c["smtp_host"], "smtp_port": int(c["smtp_port"]), "smtp_tls": "none",
+    }} if c.get("smtp_host") else {}),
     # "Test URL preview" previews a page of SyTest's own HTTPS server on the loopback address
     # (it trusts SyTest's CA through SSL_CERT_FILE, below).
     "media": {"url_preview_enabled": True, "url_preview_ip_allowlist": ["127.0.0.1/32"]},

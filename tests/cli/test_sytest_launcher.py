@@ -29,7 +29,8 @@ def _fake_exe(tmp: Path) -> Path:
     return exe
 
 
-def test_launcher_enables_url_previews_of_sytests_test_server(tmp_path: Path) -> None:
+def _launch(tmp_path: Path, **more: object) -> tuple[dict, dict]:
+    """Run the launcher on a sytest-hs.json (plus `more`): that file, and the config `run` got."""
     hs_dir, data = tmp_path / "hs", tmp_path / "hs" / "data"
     data.mkdir(parents=True)
     (tmp_path / "ca.crt").write_text("")
@@ -40,7 +41,7 @@ def test_launcher_enables_url_previews_of_sytests_test_server(tmp_path: Path) ->
         "secure_port": 18999, "unsecure_port": 18998, "log_file": str(tmp_path / "log"),
         "server_name": "127.0.0.1:18999", "tls_cert": str(tmp_path / "tls.crt"),
         "tls_key": str(tmp_path / "tls.key"), "registration_shared_secret": "s",
-        "ca_cert": str(tmp_path / "ca.crt"),
+        "ca_cert": str(tmp_path / "ca.crt"), **more,
     }
     (tmp_path / "hs.json").write_text(json.dumps(config))
     env = {**os.environ, "SYTEST_HS_CONFIG": str(tmp_path / "hs.json"),
@@ -48,7 +49,23 @@ def test_launcher_enables_url_previews_of_sytests_test_server(tmp_path: Path) ->
     done = subprocess.run([sys.executable, str(LAUNCHER)], cwd=hs_dir, env=env,
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, (tmp_path / "log").read_text()
-    written = tomllib.loads((tmp_path / "run.toml").read_text())
+    return config, tomllib.loads((tmp_path / "run.toml").read_text())
+
+
+def test_launcher_enables_url_previews_of_sytests_test_server(tmp_path: Path) -> None:
+    config, written = _launch(tmp_path)
     assert written["media"]["url_preview_enabled"] is True
     assert written["media"]["url_preview_ip_allowlist"] == ["127.0.0.1/32"]
     assert (tmp_path / "ssl_cert_file").read_text() == config["ca_cert"]
+
+
+def test_launcher_sends_mail_to_sytests_smtp_server(tmp_path: Path) -> None:
+    _, written = _launch(tmp_path, smtp_host="127.0.0.1", smtp_port=18997)
+    assert {k: written["email"][k] for k in ("smtp_host", "smtp_port", "smtp_tls")} == {
+        "smtp_host": "127.0.0.1", "smtp_port": 18997, "smtp_tls": "none",
+    }
+
+
+def test_launcher_without_a_mail_server_leaves_email_off(tmp_path: Path) -> None:
+    _, written = _launch(tmp_path)
+    assert written["email"]["smtp_host"] == ""
