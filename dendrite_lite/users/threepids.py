@@ -35,6 +35,7 @@ from dendrite_lite.storage import Storage
 from dendrite_lite.storage import threepids as threepids_table
 from dendrite_lite.storage.devices import hash_token
 from dendrite_lite.storage.threepids import UserThreepid, ValidationSession
+from dendrite_lite.users.accounts import get_account
 from dendrite_lite.users.email_sender import EmailRefused, EmailSender, EmailUnavailable
 from dendrite_lite.users.sessions import now_ms
 
@@ -208,7 +209,8 @@ class EmailValidation:
         req = parse_email_request(body)
         owner = await user_id_for_threepid(self._storage, EMAIL, req.email)
         if purpose == PURPOSE_PASSWORD:
-            if owner is None:
+            account = await get_account(self._storage, owner) if owner is not None else None
+            if account is None or account.deactivated:
                 raise MatrixError(Errcode.THREEPID_NOT_FOUND, "Email not found")
         elif owner is not None:
             raise MatrixError(Errcode.THREEPID_IN_USE, "Email is already in use")
@@ -258,7 +260,9 @@ class EmailValidation:
                 raise MatrixError(
                     Errcode.INVALID_PARAM, "The mail server refused this email address"
                 ) from None
-            # NOTSPEC-ish: Synapse answers 500 M_UNKNOWN here; 502 says the fault is upstream.
+            # The spec names no error for this. Synapse answers 500 M_UNKNOWN ("An error was
+            # encountered when sending the email"); 502 says the fault is upstream, as for an
+            # unreachable captcha service (uia.py), and the message says which.
             raise MatrixError(
                 Errcode.UNKNOWN,
                 "The email could not be sent: this server's mail server is not available; "

@@ -194,6 +194,18 @@ async def test_registration_policy(
         assert resp.status_code == 200
 
 
+async def test_closed_registration_mails_nothing(
+    start_server: StartServer, smtp_sink: SmtpSink
+) -> None:
+    srv = await start_server(smtp_sink.config(**{"registration.mode": "closed"}))
+    address = _address("closed")
+    resp = await _request(srv.client, REGISTER_TOKEN, address)
+    assert (resp.status_code, resp.json()["errcode"]) == (403, "M_FORBIDDEN")
+    assert smtp_sink.to(address) == []
+    # Adding an address to an existing account still works on a closed server.
+    assert (await _request(srv.client, ACCOUNT_TOKEN, address)).status_code == 200
+
+
 async def test_token_registration_with_email_required(
     start_server: StartServer, smtp_sink: SmtpSink
 ) -> None:
@@ -382,11 +394,13 @@ async def test_login_with_an_email_address(srv: RunningServer, smtp_sink: SmtpSi
         f"{V3}/account/deactivate", json={"auth": auth}, headers=auth_header(bob["access_token"])
     )
     assert resp.status_code == 200, resp.text
-    # A deactivated account does not log in by its address either.
+    # A deactivated account does not log in by its address either, nor reset its password.
     resp = await srv.client.post(f"{V3}/login", json={
         "type": "m.login.password", "password": PASSWORD, "medium": "email", "address": address,
     })
     assert resp.status_code == 403
+    resp = await _request(srv.client, PASSWORD_TOKEN, address)
+    assert (resp.status_code, resp.json()["errcode"]) == (400, "M_THREEPID_NOT_FOUND")
 
 
 # -- password reset ----------------------------------------------------------------------------

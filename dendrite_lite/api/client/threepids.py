@@ -39,7 +39,9 @@ async def _request_token(purpose: str) -> Response:
 async def post_register_email_request_token() -> Response:
     """POST /_matrix/client/v3/register/email/requestToken"""
     config = services().config
-    if config.registration.mode not in ("open", "token") or config.registration.email == "off":
+    if config.registration.mode not in ("open", "token"):
+        raise MatrixError(Errcode.FORBIDDEN, "Registration is disabled")
+    if config.registration.email == "off":
         raise MatrixError(
             Errcode.THREEPID_MEDIUM_NOT_SUPPORTED, "Registration with an email address is off"
         )
