@@ -306,12 +306,13 @@ async def login_with_password(
     """POST /login with type m.login.password (body as sent); rate limits are the caller's.
     An address no account has answers as a wrong password does (403 M_FORBIDDEN, after the
     same argon2 work), so logins cannot tell which addresses have accounts."""
-    user_id = await resolve_identifier(storage, body, server_name)
+    # "" is nobody's id: an unknown address then fails as a wrong password does.
+    user_id = await resolve_identifier(storage, body, server_name) or ""
     password = body.get("password")
     if not isinstance(password, str):
         raise MatrixError(Errcode.MISSING_PARAM, "Missing or invalid 'password'")
     options = login_options(body)
-    await require_password(storage, user_id or "", password)  # "" is nobody's id
+    await require_password(storage, user_id, password)
     return await open_session(storage, user_id, ip=ip, now=now, **options)
 
 
