@@ -2,8 +2,8 @@
 and the addresses each account has. Schema in migrations/0037_threepids.sql; the service is
 users/threepids.py.
 
-Addresses are stored as the caller normalised them (users.threepids.normalise_address: email
-lower-cased); these functions compare them as given.
+Addresses are stored as the caller normalised them (users.threepids.canonical_address: email
+lower-cased); these functions compare them as given, so normalise an address before a lookup.
 
 For other modules (3PID removal, deactivation), each inside `storage.db.write`:
     delete_user_threepid(conn, user_id, medium, address) -> bool  (False: the user has no such)
