@@ -33,6 +33,7 @@ __all__ = [
     "RegistrationConfig",
     "LoginConfig",
     "EmailConfig",
+    "CasConfig",
     "FederationConfig",
     "PushConfig",
     "MediaConfig",
@@ -154,6 +155,23 @@ class EmailConfig:
     @property
     def port(self) -> int:
         return self.smtp_port or {"none": 25, "starttls": 587, "tls": 465}[self.smtp_tls]
+
+
+@dataclass(frozen=True, slots=True)
+class CasConfig:
+    """Single sign-on with a CAS server (users/cas.py): m.login.sso login and the m.login.sso
+    stage of user-interactive authentication. Off while server_url is ""."""
+
+    server_url: str = ""  # the CAS server's base URL: /login and /proxyValidate are below it
+    display_name: str = "CAS"  # the identity provider's name on clients' SSO button
+    # Attribute -> value the CAS server must release for a login to be allowed (e.g. a group).
+    # A dict in a frozen dataclass: Config is compared, never hashed.
+    required_attributes: dict[str, str] = field(default_factory=dict)
+    displayname_attribute: str = "displayName"  # a new account's display name; "" = localpart
+    auto_register: bool = True  # a CAS user without an account here gets one at first login
+    # Redirect URLs (prefixes) that get their login token at once, without the page asking
+    # the user whether to continue to that site.
+    trusted_client_urls: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,6 +326,7 @@ class Config:
     registration: RegistrationConfig = field(default_factory=RegistrationConfig)
     login: LoginConfig = field(default_factory=LoginConfig)
     email: EmailConfig = field(default_factory=EmailConfig)
+    cas: CasConfig = field(default_factory=CasConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
     push: PushConfig = field(default_factory=PushConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
@@ -385,6 +404,7 @@ SECTION_TYPES: dict[str, type] = {
     "registration": RegistrationConfig,
     "login": LoginConfig,
     "email": EmailConfig,
+    "cas": CasConfig,
     "federation": FederationConfig,
     "push": PushConfig,
     "media": MediaConfig,
@@ -503,6 +523,19 @@ def _check_cross_field(config: Config) -> None:
     _check_email(config)
     _check_appservices(config)
     _check_turn(config)
+    _check_cas(config)
+
+
+def _check_cas(config: Config) -> None:
+    cas = config.cas
+    if cas.server_url:
+        return
+    for key in ("required_attributes", "trusted_client_urls"):
+        if getattr(cas, key):
+            raise ConfigError(
+                f'cas.{key}: set, but cas.server_url is "" (CAS sign-in is off); set '
+                'cas.server_url to your CAS server, e.g. "https://cas.example.org/cas"'
+            )
 
 
 def _check_turn(config: Config) -> None:
@@ -839,6 +872,45 @@ def _base_url(key: str, value: Any) -> str:
     return url if not url or url.endswith("/") else url + "/"
 
 
+def _cas_server_url(key: str, value: Any) -> str:
+    # /login and /proxyValidate are appended: no trailing slash, so the joins stay single.
+    url: str = _url_to_extend("https://cas.example.org/cas")(key, value)
+    return url.rstrip("/")
+
+
+def _non_empty_string(key: str, value: Any) -> str:
+    if not _string(key, value).strip():
+        raise ConfigError(f"{key}: must not be empty")
+    return value
+
+
+def _string_table(key: str, value: Any) -> dict[str, str]:
+    _expect(key, value, dict, 'a table of strings (e.g. { memberOf = "matrix-users" })')
+    for name, item in value.items():
+        _string(f"{key}.{name}", item)
+    return dict(value)
+
+
+def _url_prefixes(key: str, value: Any) -> tuple[str, ...]:
+    _expect(key, value, list, "a list of URL prefixes")
+    prefixes = []
+    for i, raw in enumerate(value):
+        prefix = _string(f"{key}[{i}]", raw)
+        parts = urllib.parse.urlsplit(prefix)
+        web = parts.scheme in ("http", "https")
+        # A web prefix must reach the path: "https://app.example.org" would also be a prefix
+        # of "https://app.example.org.evil.com/".
+        if not re.match(r"[A-Za-z][A-Za-z0-9+.-]*:.", prefix) or (
+            web and not (parts.hostname and parts.path.startswith("/"))
+        ):
+            raise ConfigError(
+                f'{key}[{i}]: {_show(prefix)} is not a URL prefix with a path (e.g. '
+                '"https://element.example.org/" or an app\'s "im.fluffychat://login")'
+            )
+        prefixes.append(prefix)
+    return tuple(prefixes)
+
+
 def _email(key: str, raw: Any) -> str:
     value = _string(key, raw)
     if value and not re.fullmatch(r"[^@\s]+@[^@\s]+", value):
@@ -1004,6 +1076,14 @@ _VALIDATORS: dict[str, dict[str, Validator]] = {
         "smtp_password": _string,
         "from_address": _mailbox,
         "ca_file": _optional_path,
+    },
+    "cas": {
+        "server_url": _cas_server_url,
+        "display_name": _non_empty_string,
+        "required_attributes": _string_table,
+        "displayname_attribute": _string,
+        "auto_register": _boolean,
+        "trusted_client_urls": _url_prefixes,
     },
     "federation": {
         "enabled": _boolean,

@@ -183,6 +183,34 @@ _COMMENTS: dict[str, str] = {
         "A CA certificate (PEM) to trust for the SMTP server's TLS besides the system's, e.g.\n"
         "a relay on your own network with a private CA. Default: none."
     ),
+    "cas": (
+        "Single sign-on with a CAS server (Apereo CAS and others): users sign in on its page\n"
+        "instead of with a password here, and confirm sensitive actions (removing a device) there\n"
+        "too. Clients show a \"Sign in with ...\" button. The CAS server must accept this server's\n"
+        "service URL, <public_baseurl>_matrix/client/r0/login/cas/ticket (any query string)."
+    ),
+    "cas.server_url": (
+        'The CAS server\'s base URL, under which it serves /login and /proxyValidate, e.g.\n'
+        '"https://cas.example.org/cas". "" turns CAS sign-in off.'
+    ),
+    "cas.display_name": 'The name clients show on the sign-in button ("Sign in with CAS").',
+    "cas.required_attributes": (
+        "Attributes the CAS server must release with these exact values for a user to sign in,\n"
+        'e.g. { memberOf = "matrix-users" }. {} lets every CAS user in.'
+    ),
+    "cas.displayname_attribute": (
+        "The CAS attribute whose value becomes a new user's display name (\"\" = the user id's\n"
+        "localpart). CAS user names become user ids: lower-case, other characters as =xx."
+    ),
+    "cas.auto_register": (
+        "true: a CAS user with no account here gets one at first sign-in; false: only users\n"
+        "who already have an account (with the same name) may sign in through CAS."
+    ),
+    "cas.trusted_client_urls": (
+        "After signing in, a page asks the user whether to continue to the app that asked\n"
+        "(a link could otherwise hand a login to someone else's site). Apps whose address\n"
+        'starts with one of these skip that page, e.g. ["https://element.example.org/"].'
+    ),
     "federation": "Talking to other Matrix servers.",
     "federation.enabled": "false keeps this server private: no rooms shared with other servers.",
     "federation.verify_tls": (
@@ -396,6 +424,9 @@ def _toml_value(value: Any, relative_to: Path | None) -> str:
         return _toml_path(value, relative_to)
     if isinstance(value, tuple):
         return "[" + ", ".join(_toml_value(v, relative_to) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table
+        items = (f"{_toml_key(k)} = {_toml_value(v, relative_to)}" for k, v in value.items())
+        return "{ " + ", ".join(items) + " }" if value else "{}"
     raise TypeError(f"cannot render {value!r} as TOML")
 
 
@@ -406,6 +437,11 @@ def _toml_path(path: Path, relative_to: Path | None) -> str:
         except ValueError:
             pass  # outside the config's directory: keep it absolute
     return _toml_string(str(path))
+
+
+def _toml_key(key: str) -> str:
+    bare = key and all(c.isascii() and (c.isalnum() or c in "_-") for c in key)
+    return key if bare else _toml_string(key)
 
 
 def _toml_string(s: str) -> str:

@@ -76,6 +76,7 @@ from dendrite_lite.api.client import filters as filters_api
 from dendrite_lite.api.client import appservice as appservice_api
 from dendrite_lite.api.client import auth_fallback
 from dendrite_lite.api.client import threepids as threepids_api
+from dendrite_lite.api.client import sso as sso_api
 from dendrite_lite.api.client import messages as messages_api
 from dendrite_lite.api.client import relations as relations_api
 from dendrite_lite.api.client import thread_subscriptions as thread_subscriptions_api
@@ -148,6 +149,7 @@ _FEDERATION_BLUEPRINTS: tuple[Blueprint, ...] = (
 _CLIENT_ONLY_BLUEPRINTS: tuple[Blueprint, ...] = (
     versions.bp,
     login.bp,
+    sso_api.bp,
     register.bp,
     auth_fallback.bp,
     threepids_api.bp,

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dendrite_lite.api.app import Services
+from dendrite_lite.appservice.registry import AppServices
 from dendrite_lite.appservice.setup import AppserviceConfigError, load_appservices
 from dendrite_lite.backup.schedule import BackupSchedule
 from dendrite_lite.config import Config
@@ -65,6 +66,7 @@ from dendrite_lite.media.thumbnails import Thumbnails
 from dendrite_lite.storage import MigrationError, SchemaTooNew, Storage
 from dendrite_lite.storage import server_identity
 from dendrite_lite.users.recaptcha import Recaptcha
+from dendrite_lite.users.cas import CasService
 from dendrite_lite.users.uia import UiaSessions
 from dendrite_lite.users.email_sender import EmailSender
 from dendrite_lite.users.threepids import EmailValidation
@@ -208,6 +210,7 @@ async def load_services(config: Config) -> Services:
         storage=storage,
         ratelimits=ratelimits,
         uia=_uia_sessions(config),
+        cas=_cas(config, appservices.registry),
         notifier=notifier,
         pipeline=pipeline,
         metrics=metrics,
@@ -269,6 +272,16 @@ def _email_validation(config: Config, storage: Storage) -> EmailValidation:
     """/requestToken and its links; mail goes out only with email.smtp_host set."""
     sender = EmailSender(config.email, config.server.server_name) if config.email.enabled else None
     return EmailValidation(storage, config, sender)
+
+
+def _cas(config: Config, appservices: AppServices) -> CasService | None:
+    """Single sign-on through CAS, when cas.server_url is set."""
+    if not config.cas.server_url:
+        return None
+    return CasService(
+        config.cas, public_baseurl=config.public_baseurl, server_name=config.server.server_name,
+        may_register=lambda user_id: appservices.may_register(None, user_id),
+    )
 
 
 def _backup_schedule(config: Config) -> BackupSchedule | None:
@@ -606,6 +619,8 @@ async def close_services(svc: Services) -> None:
     if svc.url_previews is not None:
         await svc.url_previews.aclose()
     await svc.uia.aclose()
+    if svc.cas is not None:
+        await svc.cas.aclose()
 
 
 def _server_metrics(config: Config) -> ServerMetrics | None:

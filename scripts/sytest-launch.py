@@ -31,12 +31,13 @@ What dendrite-lite can and cannot be told (dendrite_lite/config.py):
   * There is no config key for the default room version (dendrite_lite.events.room_versions:
     12). SyTest sends `room_version` itself in the createRoom calls of its helper when run with
     --room-version, so only rooms created by raw /createRoom calls get v12.
-  * No CAS config exists: it is ignored. SyTest's mail server (smtp_host, smtp_port) goes into
-    [email] as plain SMTP (smtp_tls = "none", no login), so registration offers
-    [m.login.email.identity] beside [m.login.dummy] and the confirmation links go to SyTest.
-    App-service registration
-    files go into [appservices] registration_files. URL previews are
-    on, allowed to reach 127.0.0.1 (SyTest's own test server).
+  * SyTest's mail server (smtp_host, smtp_port) goes into [email] as plain SMTP
+    (smtp_tls = "none", no login), so registration offers [m.login.email.identity] beside
+    [m.login.dummy] and the confirmation links go to SyTest. SyTest's mock CAS server
+    (cas_server_url, a path of its HTTPS test server, trusted through SSL_CERT_FILE) becomes
+    [cas] server_url. App-service registration files go into [appservices]
+    registration_files. URL previews are on, allowed to reach 127.0.0.1 (SyTest's own test
+    server).
   * SyTest's reCAPTCHA keys and its fake siteverify API go into [registration] with
     recaptcha_required = false: SyTest gives every server the keys, but its register helpers
     only know m.login.dummy, so the captcha flow is offered beside the plain one (Synapse
@@ -118,6 +119,9 @@ overrides = {
     # writes for the first homeserver. Their url is SyTest's HTTPS test server, trusted through
     # SSL_CERT_FILE (below) like URL previews.
     "appservices": {"registration_files": c.get("app_service_config_files") or []},
+    # Single sign-on (tests/12login/02cas.pl, 10apidoc/13ui-auth.pl): SyTest answers /login
+    # and /proxyValidate under this URL itself.
+    **({"cas": {"server_url": c["cas_server_url"]}} if c.get("cas_server_url") else {}),
 }
 out, section, done = [], None, set()
 for line in open(cfg_path).read().splitlines():
@@ -201,9 +205,9 @@ if os.environ.get("DL_PLAIN_HTTP", "1") != "0":
     lsock.close()
 
 # 4. Exec the server (`run` checks the config, then execs its lean server process: same PID).
-# URL previews and captcha checks fetch with OpenSSL's default trust, which SSL_CERT_FILE
-# replaces: SyTest's test server has a certificate from SyTest's CA. (Federation and push have
-# their own ca_file.)
+# URL previews, captcha checks and CAS ticket validation fetch with OpenSSL's default trust,
+# which SSL_CERT_FILE replaces: SyTest's test server has a certificate from SyTest's CA.
+# (Federation and push have their own ca_file.)
 os.environ["SSL_CERT_FILE"] = c["ca_cert"]
 os.dup2(log.fileno(), 1)
 os.dup2(log.fileno(), 2)

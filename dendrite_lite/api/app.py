@@ -88,6 +88,7 @@ from dendrite_lite.sync.sliding.service import SlidingSyncService
 from dendrite_lite.rooms.thread_subscriptions import ThreadSubscriptionsService
 from dendrite_lite.users.account_data import AccountDataService
 from dendrite_lite.users.presence import PresenceService
+from dendrite_lite.users.cas import CasService
 from dendrite_lite.users.login_tokens import LoginTokens
 from dendrite_lite.users.openid import OpenIdService
 from dendrite_lite.users.user_directory import UserDirectory
@@ -124,8 +125,11 @@ class Services:
     # In-memory, per-process state of the account endpoints (issue 4).
     uia: UiaSessions = field(default_factory=UiaSessions)
     registration_nonces: SharedSecretNonces = field(default_factory=SharedSecretNonces)
-    # One-time tokens of POST /login/get_token (login.get_token), in memory like UIA sessions.
+    # One-time tokens of POST /login/get_token (login.get_token) and of single sign-on, in
+    # memory like UIA sessions.
     login_tokens: LoginTokens = field(default_factory=LoginTokens)
+    # Single sign-on through a CAS server (None unless cas.server_url is set).
+    cas: CasService | None = None
     # Synapse's background updates switch, remembered per process (jobs.py: we have none).
     background_updates: BackgroundUpdates = field(default_factory=BackgroundUpdates)
     # Wakes /sync; the pipeline notifies it after every commit (built by server.load_services).

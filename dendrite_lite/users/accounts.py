@@ -18,6 +18,7 @@ __all__ = [
     "check_password",
     "default_displayname",
     "get_account",
+    "localpart_from_external",
     "make_user_id",
     "validate_user_id",
 ]
@@ -25,6 +26,23 @@ __all__ = [
 # Spec, appendices "User Identifiers" (v1.8+): localpart = 1*( a-z / 0-9 / - . = _ / + ).
 _LOCALPART_RE = re.compile(r"[a-z0-9._=\-/+]+")
 USER_ID_MAX_BYTES = 255
+
+
+# Bytes kept as they are by localpart_from_external: the localpart grammar without "=", the
+# escape character.
+_KEPT_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789._-/+")
+
+
+def localpart_from_external(name: str) -> str:
+    """A localpart for a name from another system (a CAS user name), as the spec's appendix
+    "Mapping from other character sets" suggests: the UTF-8 bytes, A-Z lower-cased, every other
+    byte outside the grammar (and "=" itself) as =xx. "Cas_User!" -> "cas_user=21"."""
+    out = []
+    for byte in name.encode("utf-8"):
+        if 0x41 <= byte <= 0x5A:  # A-Z
+            byte += 0x20
+        out.append(chr(byte) if byte in _KEPT_BYTES else f"={byte:02x}")
+    return "".join(out)
 
 
 def make_user_id(localpart: str, server_name: str) -> str:
@@ -64,9 +82,15 @@ def validate_user_id(user_id: str) -> None:
 
 
 async def create_account(
-    storage: Storage, user_id: str, password: str | None, *, admin: bool = False
+    storage: Storage,
+    user_id: str,
+    password: str | None,
+    *,
+    admin: bool = False,
+    displayname: str | None = None,
 ) -> None:
     """Create a local account. password=None makes an account that cannot log in by password.
+    Its display name is `displayname`, else its localpart.
 
     Raises MatrixError M_INVALID_USERNAME or M_USER_IN_USE (also for deactivated accounts: user
     ids are never reused).
@@ -78,7 +102,7 @@ async def create_account(
     inserted = await storage.db.write(
         lambda conn: accounts_table.insert_account(
             conn, user_id=user_id, password_hash=password_hash, created_ts=now, is_admin=admin,
-            displayname=default_displayname(user_id),
+            displayname=displayname or default_displayname(user_id),
         )
     )
     if not inserted:

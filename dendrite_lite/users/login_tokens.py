@@ -1,5 +1,6 @@
 """Login tokens (login_token.yaml, POST /login with m.login.token): a signed-in device makes a
-single-use, short-lived token; a new device signs in with it as the same user.
+single-use, short-lived token, or single sign-on ends with one (api/client/sso.py); a new device
+signs in with it as that user.
 
 Kept in memory: a token lives two minutes, so a restart losing them only means the new device
 asks for another. Only SHA-256 hashes are held, and each token works once (the spec's "MUST
@@ -35,7 +36,8 @@ class LoginTokens:
         self._tokens: dict[str, tuple[str, float]] = {}  # hash -> (user_id, expiry)
 
     def issue(self, user_id: str) -> dict[str, Any]:
-        """POST /_matrix/client/v1/login/get_token body (after UIA)."""
+        """POST /_matrix/client/v1/login/get_token body (after UIA); its login_token is also
+        the loginToken a single sign-on hands to the client."""
         self._expire()
         token = secrets.token_urlsafe(32)
         self._tokens[_hash(token)] = (user_id, self._clock() + TOKEN_LIFETIME_MS / 1000)

@@ -4,8 +4,10 @@ An endpoint protected by UIA offers flows (lists of stages). The first request g
 the flows and a session id; the client then completes stages in the order of one flow, one
 request per stage, quoting the session. When every stage of a flow is done the request goes
 through. Stages here: m.login.dummy, m.login.password, m.login.registration_token,
-m.login.recaptcha (which a browser may also complete on its fallback page, out of band) and
-m.login.email.identity (an address this server validated, users/threepids.py).
+m.login.recaptcha (which a browser may also complete on its fallback page, out of band),
+m.login.email.identity (an address this server validated, users/threepids.py) and
+m.login.sso (only out of band: the fallback page sends the browser to the CAS server, whose
+callback records who signed in there; the request then goes through only for that user).
 
 Sessions live in memory: they are short-lived, worthless after a restart (the client just starts
 over) and this server is one process. Each session is bound to one operation (e.g. "register",
@@ -33,7 +35,7 @@ from dendrite_lite.storage import Storage
 from dendrite_lite.storage import registration as registration_table
 from dendrite_lite.storage.threepids import ValidationSession
 from dendrite_lite.users import threepids
-from dendrite_lite.users.accounts import check_password
+from dendrite_lite.users.accounts import check_password, get_account
 from dendrite_lite.users.recaptcha import CaptchaUnavailable, Recaptcha
 from dendrite_lite.users.sessions import now_ms, resolve_identifier
 
@@ -44,6 +46,7 @@ __all__ = [
     "RECAPTCHA",
     "REGISTRATION_TOKEN",
     "RESET_PASSWORD_BY_EMAIL",
+    "SSO",
     "Flow",
     "UiaRequired",
     "UiaSession",
@@ -55,6 +58,7 @@ PASSWORD = "m.login.password"
 REGISTRATION_TOKEN = "m.login.registration_token"
 RECAPTCHA = "m.login.recaptcha"
 EMAIL_IDENTITY = "m.login.email.identity"
+SSO = "m.login.sso"
 
 # The operation of POST /account/password without an access token, proven by email.
 RESET_PASSWORD_BY_EMAIL = "reset password by email"
@@ -88,6 +92,10 @@ class UiaSession:
     registered_user_id: str | None = None
     # The m.login.email.identity stage's validated address, for the operation to act on.
     threepid: ValidationSession | None = None
+    # Whose sensitive operation this session authorises (None for registration), and who
+    # signed in at the m.login.sso stage.
+    user_id: str | None = None
+    sso_user_id: str | None = None
 
     def done(self) -> bool:
         return any(list(flow) == self.completed[: len(flow)] for flow in self.flows)
@@ -209,6 +217,13 @@ class UiaSessions:
             # A concurrent request of the session may have done it during the await.
             if stage not in session.completed:
                 session.completed.append(stage)
+        if SSO in session.completed and user_id is not None and session.sso_user_id != user_id:
+            # Signed in at the SSO server as somebody else (the request's session id was
+            # handed to another browser, or the user picked another account): not retryable.
+            raise MatrixError(
+                Errcode.FORBIDDEN,
+                f"Single sign-on was completed as {session.sso_user_id}, not {user_id}",
+            )
         if not session.done():
             raise UiaRequired(session)
 
@@ -220,12 +235,21 @@ class UiaSessions:
         server_name: str,
         user_id: str,
         operation: str,
+        sso: bool = False,
     ) -> tuple[UiaSession, dict[str, Any]]:
         """UIA for an authenticated user's sensitive request (change password, deactivate,
-        delete devices): one flow, [m.login.password], which must prove to be user_id.
-        Returns the session (to `finish` once done) and the merged request parameters."""
+        delete devices): [m.login.password], which must prove to be user_id, and with single
+        sign-on configured (`sso`) [m.login.sso] beside it, or alone for an account without a
+        password. Returns the session (to `finish` once done) and the merged request
+        parameters."""
         auth = body.get("auth")
-        session, params = self.start(auth, f"{operation} by {user_id}", [(PASSWORD,)], body)
+        flows: list[Flow] = [(PASSWORD,)]
+        if sso:
+            account = await get_account(storage, user_id)
+            has_password = account is not None and account.password_hash is not None
+            flows = [(PASSWORD,), (SSO,)] if has_password else [(SSO,)]
+        session, params = self.start(auth, f"{operation} by {user_id}", flows, body)
+        session.user_id = user_id
         await self.complete(
             session, auth, storage=storage, server_name=server_name, user_id=user_id
         )
@@ -265,6 +289,30 @@ class UiaSessions:
         await self._check_recaptcha(session, {"response": response}, ip)
         if RECAPTCHA not in session.completed:
             session.completed.append(RECAPTCHA)
+
+    def sso_session(self, session_id: str) -> UiaSession:
+        """The session whose m.login.sso stage a browser is about to do (its fallback page, the
+        CAS callback): 400 for an unknown session, 403 for one that does not expect SSO."""
+        self._expire()
+        session = self._sessions.get(session_id)
+        if session is None:
+            raise MatrixError(Errcode.UNKNOWN, "Unknown UIA session id", status=400)
+        if session.user_id is None or (
+            SSO not in session.completed and SSO not in session.next_stages()
+        ):
+            raise MatrixError(Errcode.FORBIDDEN, "This session does not expect single sign-on")
+        return session
+
+    def complete_sso(self, session_id: str, user_id: str) -> UiaSession:
+        """The m.login.sso stage done in a browser as `user_id` (whoever the SSO server says):
+        recorded for the client's resubmission, which goes through only if that is the user
+        the session is for. A completion by the right user is not undone by a later one."""
+        session = self.sso_session(session_id)
+        if session.sso_user_id != session.user_id:
+            session.sso_user_id = user_id
+        if SSO not in session.completed:
+            session.completed.append(SSO)
+        return session
 
     async def aclose(self) -> None:
         if self._recaptcha is not None:
@@ -314,6 +362,11 @@ class UiaSessions:
             await self._check_recaptcha(session, auth, ip)
         elif stage == EMAIL_IDENTITY:
             await _check_email_stage(session, auth, storage)
+        elif stage == SSO:  # done on the fallback page, never in the request itself
+            raise UiaRequired(session, MatrixError(
+                Errcode.UNAUTHORIZED,
+                "Sign in again on the m.login.sso fallback page, then resubmit with the session",
+            ))
         else:  # offered in a flow but not implemented: a programming error
             raise RuntimeError(f"UIA stage {stage} has no checker")
 

@@ -3,8 +3,9 @@
 /_matrix/client/v3/auth/<stage>/fallback/web?session=<id> in a browser, the user does the stage
 there, and the client then resubmits its request with just the session id.
 
-Stages with a page: m.login.recaptcha (when open registration asks for one). Any other stage
-answers 404 M_NOT_FOUND.
+Stages with a page: m.login.recaptcha (when open registration asks for one) and m.login.sso
+(with [cas] configured: a page saying what is being confirmed, whose link goes to the CAS server;
+api/client/sso.py). Any other stage answers 404 M_NOT_FOUND.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import urllib.parse
 from quart import Blueprint, Response, request
 
 from dendrite_lite.api.app import services
+from dendrite_lite.api.client import sso
 from dendrite_lite.api.client.auth import client_ip
+from dendrite_lite.api.client.html_pages import auth_done_page, html_page
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.users.registration import captcha_site_key
-from dendrite_lite.users.uia import RECAPTCHA, UiaRequired
+from dendrite_lite.users.uia import RECAPTCHA, SSO, UiaRequired
 
 __all__ = ["bp"]
 
@@ -27,22 +30,9 @@ bp = Blueprint("client_auth_fallback", __name__)
 # The widget script, from the host that also serves siteverify where google.com is blocked.
 _RECAPTCHA_SCRIPT = "https://www.recaptcha.net/recaptcha/api.js"
 
-_PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Sign-up check</title>
-{head}
-</head>
-<body>
-{body}
-</body>
-</html>
-"""
-
 _CAPTCHA_HEAD = f"""<script src="{_RECAPTCHA_SCRIPT}" async defer></script>
 <script>function captchaSolved() {{ document.getElementById("captcha").submit(); }}</script>"""
+
 
 _CAPTCHA_BODY = """<form id="captcha" method="post" action="{action}">
 <p>Please show that you are not a robot.</p>
@@ -51,28 +41,25 @@ _CAPTCHA_BODY = """<form id="captcha" method="post" action="{action}">
 <noscript><p>This check needs JavaScript.</p></noscript>
 </form>"""
 
-# The script the spec requires once the stage is done.
-_DONE_BODY = """<p>Thank you. You may now close this window and go back to your app.</p>
-<script>
-if (window.onAuthDone) {
-    window.onAuthDone();
-} else if (window.opener && window.opener.postMessage) {
-    window.opener.postMessage("authDone", "*");
-}
-</script>"""
-
 
 @bp.get("/_matrix/client/v3/auth/<stage>/fallback/web")
 @bp.get("/_matrix/client/r0/auth/<stage>/fallback/web")
 async def get_fallback(stage: str) -> Response:
     """GET /_matrix/client/v3/auth/{authType}/fallback/web"""
+    if stage == SSO and services().cas is not None:
+        return sso.uia_fallback_page(_session_arg())
     site_key = _captcha_site_key(stage)
-    session = request.args.get("session")
-    if not session:
-        raise MatrixError(Errcode.MISSING_PARAM, "Missing session")
+    session = _session_arg()
     if not services().uia.known(session):
         raise MatrixError(Errcode.UNKNOWN, "Unknown UIA session id", status=400)
     return _captcha_page(stage, session, site_key)
+
+
+def _session_arg() -> str:
+    session = request.args.get("session")
+    if not session:
+        raise MatrixError(Errcode.MISSING_PARAM, "Missing session")
+    return session
 
 
 @bp.post("/_matrix/client/v3/auth/<stage>/fallback/web")
@@ -95,7 +82,7 @@ async def post_fallback(stage: str) -> Response:
         if e.status != 502:  # an unknown session or one not at this stage: a bad request
             raise
         return _captcha_page(stage, session, site_key, error=e.error, status=502)
-    return _html(_DONE_BODY)
+    return auth_done_page()
 
 
 def _captcha_site_key(stage: str) -> str:
@@ -115,11 +102,4 @@ def _captcha_page(
         action=html.escape(action), site_key=html.escape(site_key),
         session=html.escape(session), error=f"<p>{html.escape(error)}</p>\n" if error else "",
     )
-    return _html(body, head=_CAPTCHA_HEAD, status=status)
-
-
-def _html(body: str, *, head: str = "", status: int = 200) -> Response:
-    page = _PAGE.format(head=head, body=body)
-    # The page shows a captcha: never from a cache, and never inside another site's frame.
-    headers = {"Cache-Control": "no-store", "X-Frame-Options": "DENY"}
-    return Response(page, status=status, content_type="text/html; charset=utf-8", headers=headers)
+    return html_page("Sign-up check", body, head=_CAPTCHA_HEAD, status=status)

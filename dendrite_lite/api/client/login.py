@@ -26,11 +26,19 @@ LOGIN_FLOWS = [{"type": "m.login.password"}]
 async def get_login() -> Response:
     """GET /_matrix/client/v3/login"""
     # Not rate limited: clients fetch it at every start, and it reveals nothing.
+    svc = services()
     flows = list(LOGIN_FLOWS)
-    if services().appservices:
+    if svc.appservices:
         flows.append({"type": APPSERVICE_LOGIN})
-    if services().config.login.get_token:  # the only source of login tokens
+    if svc.cas is not None:
+        flows.append({"type": "m.login.sso", "identity_providers": [svc.cas.identity_provider]})
+        # The deprecated name of the same flow (its redirect is /login/cas/redirect), which
+        # older clients and SyTest's CAS tests look for.
+        flows.append({"type": "m.login.cas"})
+    if svc.config.login.get_token:
         flows.append({"type": TOKEN_LOGIN, "get_login_token": True})
+    elif svc.cas is not None:  # single sign-on ends in a login token
+        flows.append({"type": TOKEN_LOGIN})
     return jsonify({"flows": flows})
 
 
@@ -44,7 +52,7 @@ async def post_login() -> Response:
         svc.ratelimits.login_ip.check(client_ip() or "")
     if login_type == APPSERVICE_LOGIN:
         session = await _appservice_login(body)
-    elif login_type == TOKEN_LOGIN and svc.config.login.get_token:
+    elif login_type == TOKEN_LOGIN and (svc.config.login.get_token or svc.cas is not None):
         session = await svc.login_tokens.login(svc.storage, body, ip=client_ip())
     elif login_type == "m.login.password":
         server_name = svc.config.server.server_name
