@@ -36,6 +36,7 @@ __all__ = [
     "CasConfig",
     "FederationConfig",
     "PushConfig",
+    "IdentityServerConfig",
     "MediaConfig",
     "LimitsConfig",
     "LoggingConfig",
@@ -193,6 +194,18 @@ class PushConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class IdentityServerConfig:
+    """The identity servers clients name (users/identity_server.py): 3PID binds and unbinds,
+    invites by email address."""
+
+    verify_tls: bool = True
+    ca_file: Path | None = None  # trusted besides the system CAs
+    # Networks identity servers may be on although they are not public (loopback, private...):
+    # a client names the host, so by default only public addresses are reached.
+    ip_allowlist: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class MediaConfig:
     max_upload_bytes: int = 50 * 1024 * 1024
     store_path: Path | None = None  # None means <data_dir>/media
@@ -329,6 +342,7 @@ class Config:
     cas: CasConfig = field(default_factory=CasConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
     push: PushConfig = field(default_factory=PushConfig)
+    identity_server: IdentityServerConfig = field(default_factory=IdentityServerConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
@@ -407,6 +421,7 @@ SECTION_TYPES: dict[str, type] = {
     "cas": CasConfig,
     "federation": FederationConfig,
     "push": PushConfig,
+    "identity_server": IdentityServerConfig,
     "media": MediaConfig,
     "limits": LimitsConfig,
     "logging": LoggingConfig,
@@ -1094,6 +1109,11 @@ _VALIDATORS: dict[str, dict[str, Validator]] = {
         "room_complexity_admins_can_join": _boolean,
     },
     "push": {"ca_file": _optional_path},
+    "identity_server": {
+        "verify_tls": _boolean,
+        "ca_file": _optional_path,
+        "ip_allowlist": _ip_networks,
+    },
     "media": {
         "max_upload_bytes": _int_range(1),
         "store_path": _optional_path,

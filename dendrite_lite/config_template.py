@@ -237,6 +237,21 @@ _COMMENTS: dict[str, str] = {
         "Extra CA certificates (PEM) to trust for push gateways besides the system's, e.g. a\n"
         "gateway on your own network with a private CA (or a test CA). Default: none."
     ),
+    "identity_server": (
+        "Identity servers (e.g. vector.im, matrix.org), which clients name to bind an email\n"
+        "address to their account or to invite someone by email."
+    ),
+    "identity_server.verify_tls": (
+        "Check identity servers' certificates. Only turn off for a test setup; never in production."
+    ),
+    "identity_server.ca_file": (
+        "Extra CA certificates (PEM) to trust for identity servers, e.g. a test CA. Default: none."
+    ),
+    "identity_server.ip_allowlist": (
+        'Networks an identity server may be in although they are not public, e.g. ["10.0.0.0/8"]\n'
+        "for one on your own network. Clients choose the identity server, so by default only\n"
+        "public addresses are reached (not this machine, your router or your LAN)."
+    ),
     "media": "Uploaded files (images, videos, attachments).",
     "media.max_upload_bytes": "The largest file a user may upload, in bytes (50 MiB default).",
     "media.store_path": 'Where uploaded files are kept. Default: "media" inside data_dir.',

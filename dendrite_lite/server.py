@@ -86,6 +86,7 @@ from dendrite_lite.api.client import search as search_api
 from dendrite_lite.api.client import legacy_sync as legacy_sync_api
 from dendrite_lite.api.client import sliding_sync as sliding_sync_api
 from dendrite_lite.api.client import sync as sync_api
+from dendrite_lite.api.client import threepid_binding as threepid_binding_api
 from dendrite_lite.api.federation import events as federation_events
 from dendrite_lite.api.federation import key_query as federation_key_query
 from dendrite_lite.api.federation import query as federation_query
@@ -95,6 +96,7 @@ from dendrite_lite.api.federation import membership as federation_membership
 from dendrite_lite.api.federation import openid as federation_openid
 from dendrite_lite.api.federation import public_rooms as federation_public_rooms
 from dendrite_lite.api.federation import room_complexity as federation_room_complexity
+from dendrite_lite.api.federation import third_party_invites as federation_third_party_invites
 from dendrite_lite.api.federation import hierarchy as federation_hierarchy
 from dendrite_lite.api.federation import media as federation_media
 from dendrite_lite.api.federation import keys as federation_keys
@@ -141,6 +143,7 @@ _FEDERATION_BLUEPRINTS: tuple[Blueprint, ...] = (
     federation_public_rooms.bp,
     federation_hierarchy.bp,
     federation_room_complexity.bp,
+    federation_third_party_invites.bp,
     federation_media.bp,
     federation_version.bp,
     wellknown_matrix.bp,
@@ -155,6 +158,7 @@ _CLIENT_ONLY_BLUEPRINTS: tuple[Blueprint, ...] = (
     threepids_api.bp,
     appservice_api.bp,
     account.bp,
+    threepid_binding_api.bp,
     devices.bp,
     synapse_register.bp,
     *ADMIN_BLUEPRINTS,

@@ -37,6 +37,7 @@ from dendrite_lite.rooms.pipeline import CommitHook, RoomPipeline
 from dendrite_lite.rooms.read_markers import ReadMarkersService
 from dendrite_lite.rooms.room_events import RoomEventsService
 from dendrite_lite.rooms.receipts import ReceiptsService
+from dendrite_lite.rooms.third_party_invites import ThirdPartyInvites
 from dendrite_lite.rooms.typing import TypingService
 from dendrite_lite.federation.client import FederationClient
 from dendrite_lite.federation.device_list_edus import DeviceListEdus
@@ -67,6 +68,8 @@ from dendrite_lite.storage import MigrationError, SchemaTooNew, Storage
 from dendrite_lite.storage import server_identity
 from dendrite_lite.users.recaptcha import Recaptcha
 from dendrite_lite.users.cas import CasService
+from dendrite_lite.users.identity_server import IdentityServers
+from dendrite_lite.users.threepid_bindings import ThreepidBindings
 from dendrite_lite.users.uia import UiaSessions
 from dendrite_lite.users.email_sender import EmailSender
 from dendrite_lite.users.threepids import EmailValidation
@@ -137,6 +140,7 @@ async def load_services(config: Config) -> Services:
         push_gateway = PushGateway(storage, ca_file=config.push.ca_file)
     except FileNotFoundError as e:
         raise StartupError(str(e)) from None
+    identity = _identity_servers(config, key)
     counter = NotificationCounter(
         storage, config.server.server_name, on_queued=push_gateway.wake
     )
@@ -241,8 +245,25 @@ async def load_services(config: Config) -> Services:
         backups=_backup_schedule(config),
         media_retention=_media_retention(config, media),
         email_validation=_email_validation(config, storage),
+        identity_servers=identity,
+        threepid_bindings=ThreepidBindings(storage, identity),
+        third_party_invites=ThirdPartyInvites(
+            storage, pipeline, identity, server_name=config.server.server_name,
+            federation=federation["federated_membership"],
+        ),
         **appservices.as_services(),
     )
+
+
+def _identity_servers(config: Config, key: ServerKey) -> IdentityServers:
+    ids = config.identity_server
+    try:
+        return IdentityServers(
+            server_name=config.server.server_name, key=key, verify_tls=ids.verify_tls,
+            ca_file=ids.ca_file, ip_allowlist=ids.ip_allowlist,
+        )
+    except FileNotFoundError as e:
+        raise StartupError(str(e)) from None
 
 
 def _delayed_events(
@@ -618,6 +639,8 @@ async def close_services(svc: Services) -> None:
         await svc.appservice_requests.http.aclose()
     if svc.url_previews is not None:
         await svc.url_previews.aclose()
+    if svc.identity_servers is not None:
+        await svc.identity_servers.aclose()
     await svc.uia.aclose()
     if svc.cas is not None:
         await svc.cas.aclose()

@@ -3,7 +3,8 @@
 
 The project's own copy of ../shared/sytest/examples/dendrite-lite-launch.py, kept in step with
 our config (the shared one is read-only). Differences: push.ca_file trusts SyTest's CA, so its
-push gateway (HTTPS with a certificate from that CA) receives our notifications. Run SyTest with
+push gateway (HTTPS with a certificate from that CA) receives our notifications; identity servers
+are reached without checking their certificate, on loopback (SyTest's is self-signed). Run SyTest with
     SYTEST_LAUNCHER=$PWD/scripts/sytest-launch.py bash ../shared/sytest/run.sh /tmp/st
 
 SyTest runs `sh -c "exec <this script>"` in the homeserver's directory with SYTEST_HS_CONFIG
@@ -109,6 +110,10 @@ overrides = {
     **({"email": {
         "smtp_host": c["smtp_host"], "smtp_port": int(c["smtp_port"]), "smtp_tls": "none",
     }} if c.get("smtp_host") else {}),
+    # SyTest's identity server (tests/07id-server.pl) serves HTTPS on the loopback address with
+    # a self-signed certificate for "localhost", which no CA vouches for: Synapse runs SyTest
+    # with use_insecure_ssl_client_just_for_testing_do_not_use, this is ours.
+    "identity_server": {"verify_tls": False, "ip_allowlist": ["127.0.0.1/32"]},
     # "Test URL preview" previews a page of SyTest's own HTTPS server on the loopback address
     # (it trusts SyTest's CA through SSL_CERT_FILE, below).
     "media": {"url_preview_enabled": True, "url_preview_ip_allowlist": ["127.0.0.1/32"]},

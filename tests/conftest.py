@@ -32,8 +32,11 @@ from tests.spec_paths import SPEC_DIR
 SERVER_NAME = "test.localhost"
 
 # Session fixtures of real peers, registered here so that every module shares one instance:
-# `dns_zone` (dnsmasq serving the doctor.test zone), `smtp_sink` (an SMTP server keeping mail).
-pytest_plugins = ("tests.dns_server", "tests.integration.smtp_sink")
+# `dns_zone` (dnsmasq serving the doctor.test zone), `smtp_sink` (an SMTP server keeping mail),
+# `identity_server` (an identity server on loopback).
+pytest_plugins = (
+    "tests.dns_server", "tests.integration.smtp_sink", "tests.integration.identity_server",
+)
 
 ConfigureApp = Callable[[Quart, Listener], object]
 

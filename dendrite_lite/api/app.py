@@ -86,7 +86,10 @@ from dendrite_lite.sync.notifier import Notifier
 from dendrite_lite.sync.service import SyncService
 from dendrite_lite.sync.sliding.service import SlidingSyncService
 from dendrite_lite.rooms.thread_subscriptions import ThreadSubscriptionsService
+from dendrite_lite.rooms.third_party_invites import ThirdPartyInvites
 from dendrite_lite.users.account_data import AccountDataService
+from dendrite_lite.users.identity_server import IdentityServers
+from dendrite_lite.users.threepid_bindings import ThreepidBindings
 from dendrite_lite.users.presence import PresenceService
 from dendrite_lite.users.cas import CasService
 from dendrite_lite.users.login_tokens import LoginTokens
@@ -223,6 +226,12 @@ class Services:
     # Email validation, /requestToken and the confirmation link (always set by load_services;
     # it refuses email requests without [email]).
     email_validation: EmailValidation = None  # type: ignore[assignment]
+    # Identity servers: our requests to them, the 3PIDs bound through us, and invites by email
+    # address (users/identity_server.py, users/threepid_bindings.py, rooms/third_party_invites.py;
+    # always set by load_services).
+    identity_servers: IdentityServers = None  # type: ignore[assignment]
+    threepid_bindings: ThreepidBindings = None  # type: ignore[assignment]
+    third_party_invites: ThirdPartyInvites = None  # type: ignore[assignment]
 
 
 # --- routing on the raw path ---------------------------------------------------------------------

@@ -166,8 +166,21 @@ class FederationSender:
     ) -> InTxn | None:
         """Persist hook: returns the write that queues `events` inside their own transaction,
         for every server that must have them but those in `skip`."""
-        local = [e for e in events if server_of(e.sender) == self.server_name and e.prev_event_ids]
+        local = [e for e in events if e.prev_event_ids and self._ours(e)]
         return await self._queue_in_txn(room_id, local, skip=skip)
+
+    def _ours(self, event: Event) -> bool:
+        """Sent by one of our users, or built here on another server's user's behalf: an invite
+        from a third-party invite, which the invitee's server sends for the inviter
+        (rooms/third_party_invites.py; server-server-api.md §Third-party invites)."""
+        if server_of(event.sender) == self.server_name:
+            return True
+        content = event.content
+        return (
+            event.type == "m.room.member" and content.get("membership") == "invite"
+            and "third_party_invite" in content
+            and self.server_name in (event.pdu.get("signatures") or {})
+        )
 
     def on_behalf_of(self, origin: str) -> Callable[[str, Sequence[Event]], Awaitable[InTxn | None]]:
         """A persist hook for the membership events `origin` sent through our send_join,

@@ -22,6 +22,7 @@ from dendrite_lite.events.room_versions import (
 )
 from dendrite_lite.request_body import optional_field
 from dendrite_lite.rooms.pipeline import EventSpec, PersistedEvent, RoomPipeline
+from dendrite_lite.users.identity_server import ThreepidInvite, parse_threepid_invite
 
 __all__ = ["CreateRoomRequest", "PRESETS", "parse_create_room", "create_room", "default_power_levels"]
 
@@ -45,6 +46,7 @@ class CreateRoomRequest:
     topic: str | None = None
     room_alias_name: str | None = None
     invite: tuple[str, ...] = ()
+    invite_3pid: tuple[ThreepidInvite, ...] = ()
     is_direct: bool = False
     initial_state: tuple[tuple[str, str, Mapping[str, Any]], ...] = ()
     creation_content: Mapping[str, Any] = field(default_factory=dict)
@@ -77,9 +79,11 @@ def parse_create_room(body: Mapping[str, Any]) -> CreateRoomRequest:
     invite = body.get("invite", [])
     if not isinstance(invite, list) or not all(isinstance(u, str) and u.startswith("@") for u in invite):
         raise _bad("invite must be a list of user ids")
-    # NOTSPEC: third-party invites are not supported (no identity server); a well-typed
-    # invite_3pid is ignored, but a malformed one is still the client's error.
-    optional_field(body, "invite_3pid", "array")
+    invite_3pid = []
+    for i, item in enumerate(optional_field(body, "invite_3pid", "array") or []):
+        if not isinstance(item, dict):
+            raise _bad("invite_3pid entries must be objects")
+        invite_3pid.append(parse_threepid_invite(item, f"invite_3pid[{i}]."))
     initial: list[tuple[str, str, Mapping[str, Any]]] = []
     raw_initial = body.get("initial_state", [])
     if not isinstance(raw_initial, list):
@@ -109,6 +113,7 @@ def parse_create_room(body: Mapping[str, Any]) -> CreateRoomRequest:
         topic=optional_field(body, "topic", "string"),
         room_alias_name=optional_field(body, "room_alias_name", "string"),
         invite=tuple(dict.fromkeys(invite)),
+        invite_3pid=tuple(invite_3pid),
         is_direct=is_direct,
         initial_state=tuple(initial),
         creation_content=creation_content,

@@ -46,6 +46,8 @@ from dendrite_lite.users.profile import member_profile_content
 
 if TYPE_CHECKING:
     from dendrite_lite.appservice.requests import AppserviceRequests
+    from dendrite_lite.rooms.third_party_invites import ThirdPartyInvites
+    from dendrite_lite.users.identity_server import ThreepidInvite
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,8 @@ class MembershipService:
     # Unknown local users and aliases in an application service's namespace are asked of it
     # (appservice/requests.py: query_user, query_alias), which may create them.
     appservice_requests: AppserviceRequests | None = None
+    # Invites by email address through an identity server (rooms/third_party_invites.py).
+    third_party: ThirdPartyInvites | None = None
 
     async def _send(self, room_id: str, sender: str, target: str, content: dict[str, Any]) -> PersistedEvent:
         return await self.pipeline.send(room_id, EventSpec(sender, MEMBER, content, target))
@@ -134,6 +138,7 @@ class MembershipService:
             default_version=self.default_room_version,
         )
         await self._invite_remote_invitees(creator, room_id, request)
+        await self._invite_threepids(creator, room_id, request)
         if alias is not None:
             now = int(time.time() * 1000)
             inserted = await self.storage.db.write(
@@ -166,6 +171,18 @@ class MembershipService:
             except MatrixError as e:
                 log.warning("createRoom %s: could not invite %s: %s %s", room_id, invitee, e.errcode, e.error)
 
+    async def _invite_threepids(self, creator: str, room_id: str, request: CreateRoomRequest) -> None:
+        """/createRoom's invite_3pid, each as POST /invite with an identity server would. As
+        for remote invitees, a failure is logged and does not undo the room."""
+        for invite in request.invite_3pid:
+            try:
+                await self.invite_3pid(creator, room_id, invite)
+            except MatrixError as e:
+                log.warning(
+                    "createRoom %s: could not invite a %s: %s %s",
+                    room_id, invite.medium, e.errcode, e.error,
+                )
+
     async def join(
         self,
         user_id: str,
@@ -184,6 +201,11 @@ class MembershipService:
         profile are ours."""
         room_id, servers = await self._room_and_servers(room_id_or_alias, servers)
         await refuse_blocked_room(self.storage, room_id)
+        if body and body.get("third_party_signed") is not None:
+            # The invite the identity server's signature stands for, then the join.
+            if self.third_party is None:
+                raise MatrixError(Errcode.FORBIDDEN, "Third-party invites are not supported here")
+            await self.third_party.accept_signed(user_id, room_id, body["third_party_signed"], servers)
         extra = {k: v for k, v in (body or {}).items() if k not in _JOIN_BODY_KEYS}
         content = {**extra, "membership": "join", **_reason(reason)}
         content.update(await member_profile_content(self.storage, user_id))
@@ -300,6 +322,16 @@ class MembershipService:
         content = {"membership": "invite", **_reason(reason)}
         content.update(await member_profile_content(self.storage, target))
         await self._send(room_id, sender, target, content)
+
+    async def invite_3pid(self, sender: str, room_id: str, invite: ThreepidInvite) -> None:
+        """POST /rooms/{roomId}/invite with an identity server: the user bound to the address
+        is invited as usual; nobody bound, the invite waits at the identity server."""
+        await refuse_blocked_room(self.storage, room_id)
+        if self.third_party is None:
+            raise MatrixError(Errcode.FORBIDDEN, "Third-party invites are not supported here")
+        bound = await self.third_party.invite(sender, room_id, invite)
+        if bound is not None:
+            await self.invite(sender, room_id, bound)
 
     async def leave(self, user_id: str, room_id: str, *, reason: Any = None) -> None:
         content = {"membership": "leave", **_reason(reason)}

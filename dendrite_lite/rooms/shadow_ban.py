@@ -38,4 +38,4 @@ def pretend_event_id(
 
 def without_invites(request: CreateRoomRequest) -> CreateRoomRequest:
     """/createRoom of a shadow-banned user: the room, but none of its invites."""
-    return replace(request, invite=())
+    return replace(request, invite=(), invite_3pid=())

@@ -28,6 +28,7 @@ from dendrite_lite.users.sessions import Requester
 
 if TYPE_CHECKING:  # rooms.membership imports users.profile: keep users importable on its own
     from dendrite_lite.rooms.membership import MembershipService
+    from dendrite_lite.users.threepid_bindings import ThreepidBindings
 
 __all__ = [
     "change_password",
@@ -121,16 +122,21 @@ async def deactivate_account(
     *,
     membership: MembershipService | None = None,
     erase: bool = False,
-) -> None:
+    bindings: ThreepidBindings | None = None,
+    id_server: str | None = None,
+) -> str:
     """Deactivate: the account can never log in again, its profile is cleared, every device
     and token is revoked, and (with `membership`) it leaves every room it is in or invited to.
+    Its third-party ids go: (with `bindings`) unbound at the identity servers first, at
+    `id_server` if the client named one, then removed from the account. Returns the
+    id_server_unbind_result ("success" or "no-support", users/threepid_bindings.py).
 
     The password hash is kept so that a later login with the right password is told
     M_USER_DEACTIVATED instead of a bare M_FORBIDDEN; it can never log in again either way.
     Everything local happens in one transaction first, so the user cannot act (or be handed a
     new session) while the leaves go out. Its pushers go in that transaction too, so push
     gateways stop waking its phones. The user directory reads room membership, so the leaves
-    take the user out of it; there are no third-party ids here to remove.
+    take the user out of it.
 
     `erase` (account_deactivation.yaml) asks for the content to be erased "as much as
     possible": the profile is cleared in any case, the leave events carry nothing about the
@@ -139,6 +145,7 @@ async def deactivate_account(
     redacted to local users who join later too, and drop the account data without moving the
     account data stream backwards.
     """
+    unbound = await bindings.unbind_all(user_id, id_server) if bindings is not None else "success"
 
     async def txn(conn: aiosqlite.Connection) -> None:
         await accounts_table.update_account_deactivated(conn, user_id, True)
@@ -150,12 +157,14 @@ async def deactivate_account(
         await devices_table.delete_tokens_for_user(conn, user_id)
         await pushers_table.delete_pushers(conn, user_id)
         await delayed_events_table.delete_user_delayed_events(conn, user_id)  # MSC4140
+        await threepids_table.delete_all_user_threepids(conn, user_id)
         if erase:
             await accounts_table.insert_erased_user(conn, user_id)
 
     await storage.db.write(txn)
     if membership is not None:
         await leave_all_rooms(storage, membership, user_id)
+    return unbound
 
 
 async def leave_all_rooms(storage: Storage, membership: MembershipService, user_id: str) -> list[str]:

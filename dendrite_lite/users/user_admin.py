@@ -43,6 +43,7 @@ if (
 ):  # rooms.membership imports users.profile: keep users importable on its own
     from dendrite_lite.e2ee.device_lists import DeviceListService
     from dendrite_lite.rooms.membership import MembershipService
+    from dendrite_lite.users.threepid_bindings import ThreepidBindings
 
 __all__ = [
     "USER_TYPES",
@@ -187,6 +188,8 @@ class UserAdmin:
     membership: MembershipService
     # Told of every change of a user's devices, so their room-mates' /sync hears of it.
     device_lists: DeviceListService
+    # Unbinds a deactivated user's third-party ids at identity servers.
+    bindings: ThreepidBindings | None = None
 
     def require_local(self, user_id: str, what: str = "look up") -> None:
         """400 M_INVALID_PARAM unless user_id is a well-formed id of one of our users."""
@@ -336,14 +339,16 @@ class UserAdmin:
             lambda c: accounts_table.update_account_admin(c, user_id, admin)
         )
 
-    async def deactivate(self, user_id: str, *, erase: bool) -> None:
+    async def deactivate(self, user_id: str, *, erase: bool) -> str:
         """POST /_synapse/admin/v1/deactivate/{userId}: as the user deactivating themselves
-        (users/account_management.py), erasure included."""
+        (users/account_management.py), erasure included. Returns id_server_unbind_result."""
         await self.account(user_id, "deactivate")
-        await deactivate_account(
-            self.storage, user_id, membership=self.membership, erase=erase
+        unbound = await deactivate_account(
+            self.storage, user_id, membership=self.membership, erase=erase,
+            bindings=self.bindings,
         )
         await self.device_lists.changed(user_id)
+        return unbound
 
     async def reset_password(
         self, user_id: str, password: object, *, logout_devices: bool

@@ -69,3 +69,10 @@ def test_launcher_sends_mail_to_sytests_smtp_server(tmp_path: Path) -> None:
 def test_launcher_without_a_mail_server_leaves_email_off(tmp_path: Path) -> None:
     _, written = _launch(tmp_path)
     assert written["email"]["smtp_host"] == ""
+
+
+def test_launcher_reaches_sytests_identity_server(tmp_path: Path) -> None:
+    """SyTest's identity server: HTTPS on loopback, with a self-signed certificate no CA signed."""
+    _, written = _launch(tmp_path)
+    assert written["identity_server"]["verify_tls"] is False
+    assert written["identity_server"]["ip_allowlist"] == ["127.0.0.1/32"]

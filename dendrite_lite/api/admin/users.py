@@ -36,7 +36,8 @@ def user_admin(svc: Services) -> UserAdmin:
         account_data=svc.account_data,
     )
     return UserAdmin(
-        svc.storage, svc.pipeline, server_name, membership, svc.device_lists
+        svc.storage, svc.pipeline, server_name, membership, svc.device_lists,
+        bindings=svc.threepid_bindings,
     )
 
 
@@ -131,9 +132,8 @@ async def post_deactivate(user_id: str) -> Response:
     erase = (await json_body(allow_empty=True)).get("erase", False)
     if not isinstance(erase, bool):
         raise MatrixError(Errcode.BAD_JSON, "Param 'erase' must be a boolean, if given")
-    await user_admin(svc).deactivate(user_id, erase=erase)
-    # No third-party ids are bound anywhere, so there is nothing to unbind.
-    return jsonify({"id_server_unbind_result": "success"})
+    unbound = await user_admin(svc).deactivate(user_id, erase=erase)
+    return jsonify({"id_server_unbind_result": unbound})
 
 
 @bp.post(f"{_V1}/reset_password/<user_id>")

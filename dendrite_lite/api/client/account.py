@@ -9,6 +9,7 @@ from dendrite_lite.api.app import services
 from dendrite_lite.api.client.auth import access_token, authenticate, authenticate_with_password
 from dendrite_lite.api.errors import json_body
 from dendrite_lite.errors import Errcode, MatrixError
+from dendrite_lite.request_body import optional_field
 from dendrite_lite.rooms.membership import MembershipService
 from dendrite_lite.users.account_management import (
     change_password,
@@ -80,14 +81,15 @@ async def post_deactivate() -> Response:
     """POST /_matrix/client/v3/account/deactivate"""
     svc = services()
     body = await json_body()
+    id_server = optional_field(body, "id_server", "string")  # where to unbind the 3PIDs
     requester, session, _ = await authenticate_with_password(svc, body, "deactivate")
     membership = MembershipService(
         svc.storage, svc.pipeline, svc.config.server.server_name, svc.federated_membership
     )
-    await deactivate_account(
-        svc.storage, requester.user_id, membership=membership, erase=body.get("erase") is True
+    unbound = await deactivate_account(
+        svc.storage, requester.user_id, membership=membership, erase=body.get("erase") is True,
+        bindings=svc.threepid_bindings, id_server=id_server,
     )
     await svc.device_lists.changed(requester.user_id)
     svc.uia.finish(session)
-    # No third-party ids are bound anywhere, so there is nothing to unbind.
-    return jsonify({"id_server_unbind_result": "success"})
+    return jsonify({"id_server_unbind_result": unbound})

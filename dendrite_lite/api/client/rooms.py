@@ -21,6 +21,7 @@ from dendrite_lite.rooms.room_events import client_events
 from dendrite_lite.rooms.shadow_ban import without_invites
 from dendrite_lite.rooms.upgrade import parse_upgrade, upgrade_room
 from dendrite_lite.sync.tokens import parse_pagination_token
+from dendrite_lite.users.identity_server import parse_threepid_invite
 
 __all__ = ["bp"]
 
@@ -35,6 +36,7 @@ def _service() -> MembershipService:
         svc.storage, svc.pipeline, svc.config.server.server_name, svc.federated_membership,
         default_room_version=get_room_version(svc.config.server.default_room_version),
         account_data=svc.account_data, appservice_requests=svc.appservice_requests,
+        third_party=svc.third_party_invites,
     )
 
 
@@ -92,9 +94,17 @@ async def post_room_join(room_id: str) -> Response:
 
 @bp.post(f"{_V3}/rooms/<room_id>/<any(invite, kick, ban, unban):action>")
 async def post_member_action(room_id: str, action: str) -> Response:
-    """POST /_matrix/client/v3/rooms/{roomId}/invite|kick|ban|unban"""
+    """POST /_matrix/client/v3/rooms/{roomId}/invite|kick|ban|unban
+
+    An invite naming no user_id but an address is the third-party form (third_party_membership
+    .yaml): the identity server says who has it, or keeps the invite until someone binds it."""
     requester = await authenticate(services())
     body = await json_body()
+    if action == "invite" and "user_id" not in body and ("medium" in body or "address" in body):
+        threepid = parse_threepid_invite(body)
+        if not requester.shadow_banned:  # else as if sent (rooms/shadow_ban.py)
+            await _service().invite_3pid(requester.user_id, room_id, threepid)
+        return jsonify({})
     target = parse_target_user(body)
     if action == "invite" and requester.shadow_banned:
         return jsonify({})  # as if sent (rooms/shadow_ban.py)
