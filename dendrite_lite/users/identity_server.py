@@ -381,4 +381,3 @@ class IdentityServers:
 
 def _bad_answer(id_server: str, why: str) -> MatrixError:
     return MatrixError(Errcode.UNKNOWN, f"Identity server {id_server}: {why}", status=502)
-
