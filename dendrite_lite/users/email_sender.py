@@ -11,11 +11,19 @@ from __future__ import annotations
 import email.utils
 import logging
 import ssl
+from collections.abc import Callable
 from email.message import EmailMessage
+from typing import TYPE_CHECKING
 
 from dendrite_lite.config import EmailConfig, split_host
 
-__all__ = ["EmailRefused", "EmailSender", "EmailUnavailable", "default_from_address"]
+if TYPE_CHECKING:
+    import aiosmtplib
+
+__all__ = [
+    "EmailRefused", "EmailSender", "EmailUnavailable", "default_from_address", "smtp_client",
+    "smtp_tls_context",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,33 +66,47 @@ class EmailSender:
         # Quoted-printable keeps long lines (the link) intact: a mail client joins its soft
         # line breaks, and so does every MIME parser.
         message.set_content(text, cte="quoted-printable")
-        c = self._config
-        tls = c.smtp_tls
         try:
-            await aiosmtplib.send(
-                message,
-                hostname=c.smtp_host.strip("[]"),
-                port=c.port,
-                username=c.smtp_user or None,
-                password=c.smtp_password or None,
-                use_tls=tls == "tls",
-                # False, not None: "none" never upgrades (None would try STARTTLS whenever the
-                # server offers it, and fail on a relay with a certificate nobody trusts).
-                start_tls=tls == "starttls",
-                tls_context=self._tls() if tls != "none" else None,
-                timeout=TIMEOUT_S,
-            )
+            async with smtp_client(self._config, self._tls, TIMEOUT_S) as smtp:
+                await smtp.send_message(message)
         except aiosmtplib.SMTPRecipientsRefused as e:
             log.info("the SMTP server refused the address %s: %s", to, e)
             raise EmailRefused(str(e)) from None
         except (aiosmtplib.SMTPException, OSError) as e:
+            c = self._config
             log.warning("email to %s via %s:%d failed: %s", to, c.smtp_host, c.port, e)
             raise EmailUnavailable(str(e) or type(e).__name__) from None
 
     def _tls(self) -> ssl.SSLContext:
         if self._tls_context is None:
-            context = ssl.create_default_context()
-            if self._config.ca_file is not None:
-                context.load_verify_locations(cafile=str(self._config.ca_file))
-            self._tls_context = context
+            self._tls_context = smtp_tls_context(self._config)
         return self._tls_context
+
+
+def smtp_tls_context(config: EmailConfig) -> ssl.SSLContext:
+    """The system CAs plus email.ca_file, checking the certificate for smtp_host."""
+    context = ssl.create_default_context()
+    if config.ca_file is not None:
+        context.load_verify_locations(cafile=str(config.ca_file))
+    return context
+
+
+def smtp_client(config: EmailConfig, tls: Callable[[], ssl.SSLContext], timeout_s: float) -> aiosmtplib.SMTP:
+    """An unconnected client for [email]'s server: `async with` connects (TLS or STARTTLS as
+    smtp_tls says) and logs in when smtp_user is set. The sender and the doctor's check share it,
+    so the doctor tests exactly the connection mail goes out on."""
+    import aiosmtplib  # imported on first use: a server without [email] never loads it
+
+    mode = config.smtp_tls
+    return aiosmtplib.SMTP(
+        hostname=config.smtp_host.strip("[]"),
+        port=config.port,
+        username=config.smtp_user or None,
+        password=config.smtp_password or None,
+        use_tls=mode == "tls",
+        # False, not None: "none" never upgrades (None would try STARTTLS whenever the server
+        # offers it, and fail on a relay with a certificate nobody trusts).
+        start_tls=mode == "starttls",
+        tls_context=tls() if mode != "none" else None,
+        timeout=timeout_s,
+    )

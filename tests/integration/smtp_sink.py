@@ -17,15 +17,19 @@ import asyncio
 import email
 import email.policy
 import re
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-__all__ = ["Received", "SmtpSink", "first_link", "smtp_sink"]
+from dendrite_lite.tls.certs import self_signed
+
+__all__ = ["Received", "SmtpSink", "first_link", "smtp_sink", "smtp_tls", "start_sink"]
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,17 @@ def first_link(received: Received) -> str:
     match = re.search(r"http\S*", text)
     assert match, f"no link in {text!r}"
     return match[0]
+
+
+def smtp_tls(directory: Path) -> tuple[Path, ssl.SSLContext]:
+    """A self-signed certificate for "localhost" written to `directory`: (the certificate file a
+    client trusts through email.ca_file, the server context a TLS or STARTTLS sink uses)."""
+    cert, key = self_signed(["localhost"])
+    (directory / "cert.pem").write_bytes(cert)
+    (directory / "key.pem").write_bytes(key)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(directory / "cert.pem", directory / "key.pem")
+    return directory / "cert.pem", context
 
 
 async def start_sink(sink: SmtpSink, **smtp_options: Any) -> asyncio.AbstractServer:

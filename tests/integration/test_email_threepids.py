@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 import pytest
 
-from dendrite_lite.tls.certs import self_signed
 from tests.conftest import RunningServer, StartServer
 from tests.integration.account_helpers import (
     PASSWORD,
@@ -28,7 +27,7 @@ from tests.integration.account_helpers import (
     running_server,
     uia_password,
 )
-from tests.integration.smtp_sink import SmtpSink, first_link, start_sink
+from tests.integration.smtp_sink import SmtpSink, first_link, smtp_tls, start_sink
 from tests.spec_schema import assert_matches_operation
 
 EMAIL = "m.login.email.identity"
@@ -504,16 +503,9 @@ async def test_starttls_with_a_login(
 ) -> None:
     """The usual provider setup: STARTTLS on the submission port, then a login; the mail
     server's certificate is trusted through email.ca_file."""
-    import ssl
-
     from aiosmtpd.smtp import AuthResult, LoginPassword
 
-    directory = tmp_path_factory.mktemp("smtp-tls")
-    cert, key = self_signed(["localhost"])
-    (directory / "cert.pem").write_bytes(cert)
-    (directory / "key.pem").write_bytes(key)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(directory / "cert.pem", directory / "key.pem")
+    ca_file, context = smtp_tls(tmp_path_factory.mktemp("smtp-tls"))
     logins: list[tuple[bytes, bytes]] = []
 
     def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
@@ -532,7 +524,7 @@ async def test_starttls_with_a_login(
             "email.smtp_port": sink.port, "email.smtp_tls": "starttls",
             "email.smtp_user": "matrix", "email.smtp_password": "app-password",
             "email.from_address": "Family Matrix <matrix@example.org>",
-            "email.ca_file": directory / "cert.pem",
+            "email.ca_file": ca_file,
         })
         address = _address("tls")
         resp = await _request(srv.client, REGISTER_TOKEN, address)

@@ -16,10 +16,10 @@ __all__ = ["AREAS", "Finding", "Status", "duration", "utc_time", "worst"]
 
 # The CLI shows areas in this order: the order in which a peer meets them, then what clients
 # meet, then what only the configured server's own doctor sees (its ports from its public IP,
-# its outbox, bridges, call relays, its certificate and files).
+# its outbox, bridges, call relays, mail server, its certificate and files).
 AREAS = (
     "server name", "delegation", "dns", "ports", "tls", "keys", "federation", "client", "outbox",
-    "appservices", "calls", "certificate", "local",
+    "appservices", "calls", "email", "certificate", "local",
 )
 
 
