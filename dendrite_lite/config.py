@@ -34,6 +34,7 @@ __all__ = [
     "LoginConfig",
     "EmailConfig",
     "CasConfig",
+    "OidcProviderConfig",
     "FederationConfig",
     "PushConfig",
     "IdentityServerConfig",
@@ -173,6 +174,37 @@ class CasConfig:
     # Redirect URLs (prefixes) that get their login token at once, without the page asking
     # the user whether to continue to that site.
     trusted_client_urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OidcProviderConfig:
+    """One OpenID Connect provider of single sign-on (users/oidc.py), a [[oidc_providers]]
+    table. Keys without a default below are required."""
+
+    idp_id: str = ""  # /login/sso/redirect/{idp_id}; the spec's identity provider id grammar
+    idp_name: str = ""  # the button's text on clients ("Sign in with ...")
+    idp_icon: str = ""  # an mxc:// URI, or "" for none
+    issuer: str = ""  # the provider's issuer URL, as its discovery document names it
+    client_id: str = ""
+    client_secret: str = ""  # or client_secret_file; neither: a public client (PKCE only)
+    client_secret_file: Path | None = None
+    scopes: tuple[str, ...] = ("openid", "profile")
+    discovery: bool = True  # false: the four endpoints below are required
+    authorization_endpoint: str = ""
+    token_endpoint: str = ""
+    userinfo_endpoint: str = ""
+    jwks_uri: str = ""
+    pkce: bool = True  # S256; off only for a provider that refuses code_challenge
+    localpart_claim: str = "preferred_username"
+    displayname_claim: str = "name"  # "" = the localpart
+    email_claim: str = ""  # e.g. "email": added to a new account's 3PIDs when email_verified
+    auto_register: bool = True
+    # true: a first sign-in whose localpart is an existing account's signs in as that account
+    # (the provider vouches for the name); false: refused with a page naming this key.
+    allow_existing_users: bool = False
+    # Claim -> value the ID token/userinfo must have (a list claim must contain it).
+    required_claims: dict[str, str] = field(default_factory=dict)
+    ca_file: Path | None = None  # a private CA (PEM) for the provider's TLS, besides the system's
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,6 +385,8 @@ class Config:
     appservices: AppservicesConfig = field(default_factory=AppservicesConfig)
     turn: TurnConfig = field(default_factory=TurnConfig)
     calls: CallsConfig = field(default_factory=CallsConfig)
+    # [[oidc_providers]]: an array of tables, so not one of SECTION_TYPES.
+    oidc_providers: tuple[OidcProviderConfig, ...] = ()
     source_path: Path | None = None  # the file this was read from, for messages
 
     # Derived paths: one place decides where things live inside data_dir.
@@ -474,8 +508,8 @@ def parse_config(data: Mapping[str, Any], source: Path | None = None) -> Config:
     source they stay as written.
     """
     base = source.resolve().parent if source is not None else None
-    _reject_unknown("", data, SECTION_TYPES, "section", "sections")
-    sections: dict[str, Any] = {}
+    _reject_unknown("", data, {**SECTION_TYPES, OIDC_PROVIDERS: None}, "section", "sections")
+    sections: dict[str, Any] = {OIDC_PROVIDERS: _oidc_providers(data.get(OIDC_PROVIDERS, []), base)}
     for name, cls in SECTION_TYPES.items():
         table = data.get(name, {})
         if not isinstance(table, dict):
@@ -539,6 +573,7 @@ def _check_cross_field(config: Config) -> None:
     _check_appservices(config)
     _check_turn(config)
     _check_cas(config)
+    _check_oidc(config)
 
 
 def _check_cas(config: Config) -> None:
@@ -551,6 +586,71 @@ def _check_cas(config: Config) -> None:
                 f'cas.{key}: set, but cas.server_url is "" (CAS sign-in is off); set '
                 'cas.server_url to your CAS server, e.g. "https://cas.example.org/cas"'
             )
+
+
+OIDC_PROVIDERS = "oidc_providers"
+# client-server-api §Login, identity_providers' id: 1-255 of these characters.
+_IDP_ID_RE = re.compile(r"[A-Za-z0-9._~-]{1,255}")
+
+
+def _oidc_providers(raw: Any, base: Path | None) -> tuple[OidcProviderConfig, ...]:
+    _expect(OIDC_PROVIDERS, raw, list, "an array of tables ([[oidc_providers]])")
+    providers = []
+    for i, table in enumerate(raw):
+        name = f"{OIDC_PROVIDERS}[{i}]"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{name}: expected a table, got {_show(table)}")
+        _reject_unknown(f"{name}.", table, _OIDC_VALIDATORS, "key", f"keys in [[{OIDC_PROVIDERS}]]")
+        values = {k: _OIDC_VALIDATORS[k](f"{name}.{k}", v) for k, v in table.items()}
+        for k, v in values.items():
+            if isinstance(v, Path) and base is not None and not v.is_absolute():
+                values[k] = base / v
+        providers.append(OidcProviderConfig(**values))
+    return tuple(providers)
+
+
+def _check_oidc(config: Config) -> None:
+    seen = {"cas"} if config.cas.server_url else set()
+    for i, p in enumerate(config.oidc_providers):
+        name = f"{OIDC_PROVIDERS}[{i}]"
+        for key in ("idp_id", "idp_name", "issuer", "client_id"):
+            if not getattr(p, key):
+                raise ConfigError(f"{name}.{key}: required for each OpenID Connect provider")
+        if p.idp_id in seen:
+            taken = "by [cas]" if p.idp_id == "cas" and config.cas.server_url else "twice"
+            raise ConfigError(f"{name}.idp_id: {_show(p.idp_id)} is used {taken}; ids must differ")
+        seen.add(p.idp_id)
+        if p.client_secret and p.client_secret_file is not None:
+            raise ConfigError(f"{name}.client_secret_file: set beside client_secret; keep one")
+        if "openid" not in p.scopes:
+            raise ConfigError(f'{name}.scopes: must include "openid" (got {list(p.scopes)})')
+        if not p.discovery:
+            for key in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
+                if not getattr(p, key):
+                    raise ConfigError(f"{name}.{key}: required when discovery = false")
+
+
+def _idp_id(key: str, value: Any) -> str:
+    if not _IDP_ID_RE.fullmatch(_string(key, value)):
+        raise ConfigError(
+            f"{key}: {_show(value)} is not an identity provider id (1-255 of A-Z a-z 0-9 . _ ~ -, "
+            'e.g. "authelia")'
+        )
+    return value
+
+
+def _mxc_uri(key: str, value: Any) -> str:
+    if _string(key, value) and not re.fullmatch(r"mxc://[^/\s]+/[A-Za-z0-9_-]+", value):
+        raise ConfigError(f'{key}: {_show(value)} is not an mxc:// URI (e.g. "mxc://example.org/abc")')
+    return value
+
+
+def _scopes(key: str, value: Any) -> tuple[str, ...]:
+    _expect(key, value, list, 'a list of scopes (e.g. ["openid", "profile"])')
+    for i, item in enumerate(value):
+        if not re.fullmatch(r"[\x21\x23-\x5b\x5d-\x7e]+", _string(f"{key}[{i}]", item)):
+            raise ConfigError(f"{key}[{i}]: {_show(item)} is not a scope (RFC 6749 §3.3)")
+    return tuple(value)
 
 
 def _check_turn(config: Config) -> None:
@@ -1167,6 +1267,30 @@ _VALIDATORS: dict[str, dict[str, Validator]] = {
         "livekit_service_url": _url_to_extend("https://livekit-jwt.example.org"),
         "max_event_delay_s": _int_range(0),
     },
+}
+
+_OIDC_VALIDATORS: dict[str, Validator] = {
+    "idp_id": _idp_id,
+    "idp_name": _non_empty_string,
+    "idp_icon": _mxc_uri,
+    "issuer": _url("https://auth.example.org"),
+    "client_id": _non_empty_string,
+    "client_secret": _string,
+    "client_secret_file": _optional_path,
+    "scopes": _scopes,
+    "discovery": _boolean,
+    "authorization_endpoint": _url("https://auth.example.org/authorize", optional=True),
+    "token_endpoint": _url("https://auth.example.org/token", optional=True),
+    "userinfo_endpoint": _url("https://auth.example.org/userinfo", optional=True),
+    "jwks_uri": _url("https://auth.example.org/jwks.json", optional=True),
+    "pkce": _boolean,
+    "localpart_claim": _non_empty_string,
+    "displayname_claim": _string,
+    "email_claim": _string,
+    "auto_register": _boolean,
+    "allow_existing_users": _boolean,
+    "required_claims": _string_table,
+    "ca_file": _optional_path,
 }
 
 

@@ -418,7 +418,44 @@ def render_config(config: Config, *, relative_to: Path | None = None) -> str:
                 out.append(f"{f.name} = {_toml_value(value, relative_to)}")
             out.append("")
         out.pop()  # no blank line before the next section's comment block
+    out.extend(_oidc_providers(config, relative_to))
     return "\n".join(out) + "\n"
+
+
+# [[oidc_providers]] is an array of tables: an example while there is none.
+_OIDC_COMMENT = """
+Single sign-on with OpenID Connect providers (Authelia, Authentik, Keycloak, Google, ...):
+one [[oidc_providers]] table each. Register this redirect URI at the provider:
+<public_baseurl>_dendrite_lite/client/oidc/callback. Keys (README, "Single sign-on"):
+idp_id, idp_name, issuer, client_id (required); client_secret or client_secret_file;
+idp_icon (mxc://); scopes (["openid", "profile"]); discovery (true; false: set
+authorization_endpoint, token_endpoint, jwks_uri, userinfo_endpoint); pkce (true);
+localpart_claim ("preferred_username"); displayname_claim ("name"); email_claim ("");
+auto_register (true); allow_existing_users (false); required_claims ({}); ca_file.
+"""
+_OIDC_EXAMPLE = """[[oidc_providers]]
+idp_id = "authelia"
+idp_name = "Authelia"
+issuer = "https://auth.example.org"
+client_id = "matrix"
+client_secret_file = "/etc/dendrite-lite/oidc-secret"
+scopes = ["openid", "profile", "email", "groups"]
+email_claim = "email"
+required_claims = { groups = "family" }"""
+
+
+def _oidc_providers(config: Config, relative_to: Path | None) -> list[str]:
+    out = ["", *_comment_lines(_OIDC_COMMENT.strip())]
+    if not config.oidc_providers:
+        return out + _comment_lines(_OIDC_EXAMPLE)
+    for provider in config.oidc_providers:
+        out.append("[[oidc_providers]]")
+        for f in dataclasses.fields(provider):
+            value = getattr(provider, f.name)
+            if value is not None:
+                out.append(f"{f.name} = {_toml_value(value, relative_to)}")
+        out.append("")
+    return out[:-1]
 
 
 def _comment_lines(text: str) -> list[str]:

@@ -70,6 +70,7 @@ from dendrite_lite.users.recaptcha import Recaptcha
 from dendrite_lite.users.cas import CasService
 from dendrite_lite.users.identity_server import IdentityServers
 from dendrite_lite.users.threepid_bindings import ThreepidBindings
+from dendrite_lite.users.oidc import OidcService, OidcSetupError
 from dendrite_lite.users.uia import UiaSessions
 from dendrite_lite.users.email_sender import EmailSender
 from dendrite_lite.users.threepids import EmailValidation
@@ -215,6 +216,7 @@ async def load_services(config: Config) -> Services:
         ratelimits=ratelimits,
         uia=_uia_sessions(config),
         cas=_cas(config, appservices.registry),
+        oidc=_oidc(config, appservices.registry),
         notifier=notifier,
         pipeline=pipeline,
         metrics=metrics,
@@ -303,6 +305,20 @@ def _cas(config: Config, appservices: AppServices) -> CasService | None:
         config.cas, public_baseurl=config.public_baseurl, server_name=config.server.server_name,
         may_register=lambda user_id: appservices.may_register(None, user_id),
     )
+
+
+def _oidc(config: Config, appservices: AppServices) -> OidcService | None:
+    """Single sign-on through OpenID Connect, when [[oidc_providers]] lists any."""
+    if not config.oidc_providers:
+        return None
+    try:
+        return OidcService(
+            config.oidc_providers, public_baseurl=config.public_baseurl,
+            server_name=config.server.server_name,
+            may_register=lambda user_id: appservices.may_register(None, user_id),
+        )
+    except OidcSetupError as e:
+        raise StartupError(str(e)) from None
 
 
 def _backup_schedule(config: Config) -> BackupSchedule | None:
@@ -644,6 +660,8 @@ async def close_services(svc: Services) -> None:
     await svc.uia.aclose()
     if svc.cas is not None:
         await svc.cas.aclose()
+    if svc.oidc is not None:
+        await svc.oidc.aclose()
 
 
 def _server_metrics(config: Config) -> ServerMetrics | None:

@@ -36,6 +36,10 @@ fi
 if [ ! -d tests/interop/js_sliding_sync/node_modules/matrix-js-sdk ]; then
   (cd tests/interop/js_sliding_sync && npm install --no-audit --no-fund --loglevel=error >/dev/null)
 fi
+# panva's oidc-provider (pinned likewise), the OpenID Provider of tests/integration/test_sso_oidc.py.
+if [ ! -d tests/interop/oidc_provider/node_modules/oidc-provider ]; then
+  (cd tests/interop/oidc_provider && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+fi
 # Installed above, so a test needing a peer fails here instead of skipping (tests/peers.py).
 export DENDRITE_LITE_REQUIRE_PEERS=1
 

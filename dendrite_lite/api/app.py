@@ -92,6 +92,7 @@ from dendrite_lite.users.identity_server import IdentityServers
 from dendrite_lite.users.threepid_bindings import ThreepidBindings
 from dendrite_lite.users.presence import PresenceService
 from dendrite_lite.users.cas import CasService
+from dendrite_lite.users.oidc import OidcService
 from dendrite_lite.users.login_tokens import LoginTokens
 from dendrite_lite.users.openid import OpenIdService
 from dendrite_lite.users.user_directory import UserDirectory
@@ -133,6 +134,8 @@ class Services:
     login_tokens: LoginTokens = field(default_factory=LoginTokens)
     # Single sign-on through a CAS server (None unless cas.server_url is set).
     cas: CasService | None = None
+    # Single sign-on through OpenID Connect providers (None without [[oidc_providers]]).
+    oidc: OidcService | None = None
     # Synapse's background updates switch, remembered per process (jobs.py: we have none).
     background_updates: BackgroundUpdates = field(default_factory=BackgroundUpdates)
     # Wakes /sync; the pipeline notifies it after every commit (built by server.load_services).
@@ -232,6 +235,11 @@ class Services:
     identity_servers: IdentityServers = None  # type: ignore[assignment]
     threepid_bindings: ThreepidBindings = None  # type: ignore[assignment]
     third_party_invites: ThirdPartyInvites = None  # type: ignore[assignment]
+
+    @property
+    def sso_enabled(self) -> bool:
+        """Whether users may sign in through single sign-on (CAS or OpenID Connect)."""
+        return self.cas is not None or self.oidc is not None
 
 
 # --- routing on the raw path ---------------------------------------------------------------------

@@ -10,11 +10,11 @@ Login (m.login.sso, and the deprecated m.login.cas, which differs only in its re
    the callback's own redirectUrl, so a ticket issued for another service is refused by the
    CAS server), checks cas.required_attributes, maps the CAS user name to a localpart
    (accounts.localpart_from_external: 'cas_user!' -> 'cas_user=21') and registers that user on
-   first sign-in (cas.auto_register). An account that already has that localpart is that
+   first sign-in (cas.auto_register; users/sso.py). An account that already has that localpart is that
    user's: a CAS server the admin configured vouches for its names, as Synapse's CAS support
    does for accounts made before it was turned on.
 4. The caller issues a short-lived login token and sends the browser back to R with
-   ?loginToken= (`login_redirect`), after a page asking the user to confirm unless R starts
+   ?loginToken= (sso.login_redirect), after a page asking the user to confirm unless R starts
    with one of cas.trusted_client_urls (the spec's guard against a link that would hand a
    login to another site).
 
@@ -30,7 +30,6 @@ entity declarations, hence no entity expansion), with its size bounded.
 from __future__ import annotations
 
 import logging
-import re
 import ssl
 import urllib.parse
 import xml.etree.ElementTree as ET
@@ -42,17 +41,16 @@ from dendrite_lite.config import CasConfig
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.storage import Storage
 from dendrite_lite.users.accounts import (
-    create_account,
-    get_account,
     localpart_from_external,
     make_user_id,
     validate_user_id,
 )
+from dendrite_lite.users.sso import register_sso_user, sign_in_unavailable
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["CAS_IDP_ID", "CasService", "CasUser", "check_redirect_url", "login_redirect", "parse_validation"]
+__all__ = ["CAS_IDP_ID", "CasService", "CasUser", "parse_validation"]
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +60,6 @@ TICKET_PATH = "_matrix/client/r0/login/cas/ticket"
 TIMEOUT_S = 10.0
 # A validation answer is the user name and a few attributes (group lists can be long).
 MAX_ANSWER_BYTES = 256 * 1024
-# A redirectUrl travels inside the service URL, which CAS servers and proxies bound.
-MAX_REDIRECT_URL_CHARS = 2048
-# Schemes a page of ours must never link to, nor a login token be sent to: script and local
-# content. Other schemes stay allowed: mobile clients receive the token at their own scheme
-# (element://connect, im.fluffychat://login).
-_REFUSED_SCHEMES = frozenset({"javascript", "vbscript", "data", "file", "blob", "about", "filesystem"})
-_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 _CAS_NS = "{http://www.yale.edu/tp/cas}"
 
 
@@ -80,36 +71,28 @@ class CasUser:
     attributes: dict[str, list[str]] = field(default_factory=dict)
 
 
-def _unavailable(why: str) -> MatrixError:
-    # Not the user's failure: they may try again.
-    return MatrixError(
-        Errcode.UNKNOWN, f"The sign-in server could not confirm the sign-in ({why}); try again",
-        status=502,
-    )
-
-
 def parse_validation(body: bytes | bytearray) -> CasUser:
     """The user of a /proxyValidate (or /serviceValidate) answer. 403 M_FORBIDDEN when the CAS
     server refused the ticket, 502 when the answer is not a CAS answer."""
     try:
         text = bytes(body).decode("utf-8")
     except UnicodeDecodeError:
-        raise _unavailable("its answer is not UTF-8") from None
+        raise sign_in_unavailable("its answer is not UTF-8") from None
     # Refused before parsing: a DOCTYPE is the only way to declare entities. Checked on the
     # decoded text, so no other encoding can hide it.
     if "<!DOCTYPE" in text or "<!ENTITY" in text:
-        raise _unavailable("its answer declares a DOCTYPE")
+        raise sign_in_unavailable("its answer declares a DOCTYPE")
     try:
         root = ET.fromstring(text)
     except ET.ParseError:
-        raise _unavailable("its answer is not XML") from None
+        raise sign_in_unavailable("its answer is not XML") from None
     if _local(root.tag) != "serviceResponse":
-        raise _unavailable("its answer is not a CAS serviceResponse")
+        raise sign_in_unavailable("its answer is not a CAS serviceResponse")
     success = _child(root, "authenticationSuccess")
     if success is None:
         failure = _child(root, "authenticationFailure")
         if failure is None:
-            raise _unavailable("its answer says neither success nor failure")
+            raise sign_in_unavailable("its answer says neither success nor failure")
         code = failure.get("code", "")
         why = " ".join((failure.text or "").split())[:200]
         log.info("CAS refused a ticket: %s %s", code, why)
@@ -121,7 +104,7 @@ def parse_validation(body: bytes | bytearray) -> CasUser:
     user = _child(success, "user")
     name = (user.text or "").strip() if user is not None else ""
     if not name:
-        raise _unavailable("its answer names no user")
+        raise sign_in_unavailable("its answer names no user")
     return CasUser(name, _attributes(success))
 
 
@@ -145,37 +128,6 @@ def _attributes(success: ET.Element) -> dict[str, list[str]]:
         elif name:
             found.setdefault(name, []).append((element.text or "").strip())
     return found
-
-
-def check_redirect_url(redirect_url: str) -> str:
-    """The client's redirectUrl, or 400 M_INVALID_PARAM for one no login token may go to."""
-    scheme = urllib.parse.urlsplit(redirect_url).scheme if redirect_url else ""
-    if (
-        not _SCHEME_RE.fullmatch(scheme)
-        or scheme.lower() in _REFUSED_SCHEMES
-        or len(redirect_url) > MAX_REDIRECT_URL_CHARS
-        # ASCII without controls or spaces: a URL as a client sends it, percent-encoded (it
-        # may end up in a Location header, which is ASCII).
-        or not redirect_url.isascii()
-        or any(ord(c) < 0x21 or ord(c) == 0x7F for c in redirect_url)
-        or (scheme.lower() in ("http", "https") and not urllib.parse.urlsplit(redirect_url).hostname)
-    ):
-        raise MatrixError(
-            Errcode.INVALID_PARAM,
-            "redirectUrl must be an absolute URL of your app (http, https or the app's own scheme)",
-        )
-    return redirect_url
-
-
-def login_redirect(redirect_url: str, login_token: str) -> str:
-    """redirect_url with ?loginToken= added (any loginToken it had is dropped: spec)."""
-    parts = urllib.parse.urlsplit(redirect_url)
-    query = [
-        (k, v) for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-        if k != "loginToken"
-    ]
-    query.append(("loginToken", login_token))
-    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
 
 
 class CasService:
@@ -225,11 +177,11 @@ class CasService:
         user_id, cas_user = await self._identify(
             ticket, self.service_url(redirect_url=redirect_url)
         )
-        account = await get_account(storage, user_id)
-        if account is None:
-            await self._register(storage, user_id, cas_user)
-        elif account.deactivated:
-            raise MatrixError(Errcode.USER_DEACTIVATED, f"{user_id} has been deactivated")
+        values = cas_user.attributes.get(self._config.displayname_attribute) or [""]
+        await register_sso_user(
+            storage, user_id, auto_register=self._config.auto_register,
+            may_register=self._may_register, displayname=values[0].strip(), via="CAS",
+        )
         return user_id
 
     async def identify(self, ticket: str, service: str) -> str:
@@ -250,23 +202,6 @@ class CasService:
         user_id = make_user_id(localpart_from_external(cas_user.name), self._server_name)
         validate_user_id(user_id)  # too long, once escaped: M_INVALID_USERNAME
         return user_id, cas_user
-
-    async def _register(self, storage: Storage, user_id: str, cas_user: CasUser) -> None:
-        if not self._config.auto_register:
-            raise MatrixError(
-                Errcode.FORBIDDEN,
-                f"There is no account {user_id} on this server; ask its admin to create one",
-            )
-        if not self._may_register(user_id):
-            raise MatrixError(Errcode.EXCLUSIVE, f"{user_id} is reserved by an application service")
-        values = cas_user.attributes.get(self._config.displayname_attribute) or [""]
-        try:
-            # No password: the account signs in through CAS only.
-            await create_account(storage, user_id, None, displayname=values[0].strip() or None)
-        except MatrixError as e:
-            if e.errcode != Errcode.USER_IN_USE:  # a concurrent first sign-in made it: fine
-                raise
-        log.info("registered %s at its first CAS sign-in", user_id)
 
     def _check_attributes(self, user: CasUser) -> None:
         for name, wanted in self._config.required_attributes.items():
@@ -290,10 +225,10 @@ class CasService:
             )
         except HttpError as e:
             log.warning("CAS server %s unreachable: %s", self._config.server_url, e)
-            raise _unavailable("it could not be reached") from None
+            raise sign_in_unavailable("it could not be reached") from None
         if answer.status != 200:
             log.warning("CAS /proxyValidate answered %d", answer.status)
-            raise _unavailable(f"it answered HTTP {answer.status}")
+            raise sign_in_unavailable(f"it answered HTTP {answer.status}")
         return parse_validation(answer.body)
 
     def _http(self) -> httpx.AsyncClient:

@@ -6,8 +6,6 @@ against a real server and a small CAS server on loopback (cas_fake.py)."""
 
 from __future__ import annotations
 
-import html
-import re
 import urllib.parse
 from typing import Any
 
@@ -22,6 +20,13 @@ from tests.integration.account_helpers import (
     fast_hashing_for_tests,
 )
 from tests.integration.cas_fake import FakeCas, cas_server, success
+from tests.integration.sso_helpers import (
+    continue_link,
+    delete_device,
+    local_path,
+    token_login,
+    token_of,
+)
 from tests.integration.sync_helpers import new_user
 from tests.spec_schema import assert_matches_operation
 
@@ -44,13 +49,6 @@ async def _server(start_server: StartServer, cas: FakeCas, **cas_keys: Any) -> R
     return await start_server(overrides)
 
 
-def _local(url: str) -> str:
-    """A URL of our server (public_baseurl) as a path for the test client."""
-    parts = urllib.parse.urlsplit(url)
-    assert f"{parts.scheme}://{parts.netloc}" == f"https://{SERVER_NAME}", url
-    return f"{parts.path}?{parts.query}"
-
-
 async def _at_cas(location: str, user: str) -> str:
     """The browser at the CAS server's sign-in page: `user` signs in; where CAS sends it back."""
     async with httpx.AsyncClient() as browser:
@@ -65,31 +63,12 @@ async def _ticket_page(srv: RunningServer, cas: FakeCas, user: str, redirect: st
     resp = await srv.client.get(f"{V3}{start}", params={"redirectUrl": redirect})
     assert resp.status_code == 302, resp.text
     back = await _at_cas(resp.headers["location"], user)
-    return await srv.client.get(_local(back))
-
-
-def _continue_link(page: httpx.Response) -> str:
-    assert page.status_code == 200, page.text
-    assert page.headers["content-type"].startswith("text/html")
-    assert page.headers["x-frame-options"] == "DENY"
-    hrefs = re.findall(r'href="([^"]*)"', page.text)
-    assert len(hrefs) == 1, page.text
-    return html.unescape(hrefs[0])
-
-
-def _token_of(link: str) -> str:
-    query = urllib.parse.parse_qs(urllib.parse.urlsplit(link).query)
-    assert len(query["loginToken"]) == 1
-    return query["loginToken"][0]
-
-
-async def _token_login(client: httpx.AsyncClient, token: str, **extra: Any) -> httpx.Response:
-    return await client.post(f"{V3}/login", json={"type": "m.login.token", "token": token, **extra})
+    return await srv.client.get(local_path(back))
 
 
 async def _sso_login(srv: RunningServer, cas: FakeCas, user: str, **extra: Any) -> dict[str, Any]:
-    link = _continue_link(await _ticket_page(srv, cas, user))
-    resp = await _token_login(srv.client, _token_of(link), **extra)
+    link = continue_link(await _ticket_page(srv, cas, user))
+    resp = await token_login(srv.client, token_of(link), **extra)
     assert resp.status_code == 200, resp.text
     return resp.json()
 
@@ -152,15 +131,15 @@ async def test_new_user_signs_in_and_again_as_the_same_user(
     page = await _ticket_page(srv, cas, "Cas_User!")
     user_id = f"@cas_user=21:{SERVER_NAME}"
     assert user_id in page.text and "client.example" in page.text
-    link = _continue_link(page)
+    link = continue_link(page)
     assert link.startswith("https://client.example/app?p=http%3A%2F%2Fserver&loginToken=")
     # What the CAS server was asked: the ticket, for the service it was issued to.
     assert cas.validations[0]["service"] == (
         TICKET_URL + "?redirectUrl=" + urllib.parse.quote(REDIRECT, safe="")
     )
 
-    token = _token_of(link)
-    resp = await _token_login(srv.client, token, device_id="PHONE", initial_device_display_name="Phone")
+    token = token_of(link)
+    resp = await token_login(srv.client, token, device_id="PHONE", initial_device_display_name="Phone")
     assert resp.status_code == 200, resp.text
     login = resp.json()
     assert_matches_operation("client-server/login.yaml", "/login", "post", 200, login)
@@ -170,7 +149,7 @@ async def test_new_user_signs_in_and_again_as_the_same_user(
     profile = await srv.client.get(f"{V3}/profile/{user_id}")
     assert profile.json()["displayname"] == "Cas User"
     # The token worked once; the account has no password to sign in with.
-    resp = await _token_login(srv.client, token)
+    resp = await token_login(srv.client, token)
     assert (resp.status_code, resp.json()["errcode"]) == (403, "M_FORBIDDEN")
     resp = await srv.client.post(f"{V3}/login", json={
         "type": "m.login.password", "identifier": {"type": "m.id.user", "user": user_id},
@@ -191,7 +170,7 @@ async def test_trusted_client_gets_the_token_straight_away(
     assert page.status_code == 302
     location = page.headers["location"]
     assert location.startswith("https://client.example/app?p=http%3A%2F%2Fserver&loginToken=")
-    assert (await _token_login(srv.client, _token_of(location))).status_code == 200
+    assert (await token_login(srv.client, token_of(location))).status_code == 200
     # Only that prefix: another site still gets the page.
     page = await _ticket_page(srv, cas, "bob", redirect="https://client.example.evil/")
     assert page.status_code == 200 and "client.example.evil" in page.text
@@ -225,7 +204,7 @@ async def test_bad_tickets_and_a_misbehaving_cas_server(
 ) -> None:
     srv = await _server(start_server, cas)
     resp = await srv.client.get(f"{V3}/login/sso/redirect", params={"redirectUrl": REDIRECT})
-    back = _local(await _at_cas(resp.headers["location"], "carol"))
+    back = local_path(await _at_cas(resp.headers["location"], "carol"))
     assert (await srv.client.get(back)).status_code == 200
     reused = await srv.client.get(back)
     assert reused.status_code == 403 and "INVALID_TICKET" in reused.text
@@ -269,23 +248,15 @@ async def test_unreachable_cas_server(start_server: StartServer, cas: FakeCas) -
 # -- user-interactive authentication ---------------------------------------------------------
 
 
-async def _delete_device(srv: RunningServer, token: str, device_id: str,
-                         auth: dict[str, Any] | None = None) -> httpx.Response:
-    body = {"auth": auth} if auth is not None else {}
-    return await srv.client.request(
-        "DELETE", f"{V3}/devices/{device_id}", json=body, headers=auth_header(token)
-    )
-
-
 async def _uia_sso(srv: RunningServer, session: str, user: str) -> httpx.Response:
     """The browser on the m.login.sso fallback page: its link to CAS, `user` signs in there, and
     back to our ticket page."""
     page = await srv.client.get(f"{V3}/auth/m.login.sso/fallback/web", params={"session": session})
-    link = _continue_link(page)
+    link = continue_link(page)
     assert link.startswith(
         link.split("/login?", 1)[0] + "/login?service=" + urllib.parse.quote(f"{TICKET_URL}?session={session}", safe="")
     )
-    return await srv.client.get(_local(await _at_cas(link, user)))
+    return await srv.client.get(local_path(await _at_cas(link, user)))
 
 
 async def test_sso_stage_completes_device_deletion(start_server: StartServer, cas: FakeCas) -> None:
@@ -294,7 +265,7 @@ async def test_sso_stage_completes_device_deletion(start_server: StartServer, ca
         alice = await new_user(srv.client, "alice")
     phone = await _sso_login(srv, cas, "alice", device_id="PHONE")
 
-    first = await _delete_device(srv, alice.token, "PHONE")
+    first = await delete_device(srv, alice.token, "PHONE")
     assert first.status_code == 401
     assert first.json()["flows"] == [{"stages": ["m.login.password"]}, {"stages": ["m.login.sso"]}]
     session = first.json()["session"]
@@ -302,14 +273,14 @@ async def test_sso_stage_completes_device_deletion(start_server: StartServer, ca
     assert "remove the device PHONE" in page.text and alice.user_id in page.text
 
     # Resubmitting before the browser is done: still 401.
-    early = await _delete_device(srv, alice.token, "PHONE", {"session": session, "type": "m.login.sso"})
+    early = await delete_device(srv, alice.token, "PHONE", {"session": session, "type": "m.login.sso"})
     assert early.status_code == 401 and early.json()["errcode"] == "M_UNAUTHORIZED"
 
     done = await _uia_sso(srv, session, "alice")
     assert done.status_code == 200
     assert "window.onAuthDone()" in done.text and 'postMessage("authDone", "*")' in done.text
 
-    resp = await _delete_device(srv, alice.token, "PHONE", {"session": session})
+    resp = await delete_device(srv, alice.token, "PHONE", {"session": session})
     assert resp.status_code == 200, resp.text
     gone = await srv.client.get(f"{V3}/devices/PHONE", headers=auth_header(alice.token))
     assert gone.status_code == 404
@@ -327,11 +298,11 @@ async def test_another_cas_user_cannot_complete_the_session(
     with fast_hashing_for_tests():
         alice = await new_user(srv.client, "alice")
     await _sso_login(srv, cas, "alice", device_id="PHONE")
-    session = (await _delete_device(srv, alice.token, "PHONE")).json()["session"]
+    session = (await delete_device(srv, alice.token, "PHONE")).json()["session"]
 
     page = await _uia_sso(srv, session, "mallory")
     assert page.status_code == 200 and "will be refused" in page.text
-    resp = await _delete_device(srv, alice.token, "PHONE", {"session": session})
+    resp = await delete_device(srv, alice.token, "PHONE", {"session": session})
     assert (resp.status_code, resp.json()["errcode"]) == (403, "M_FORBIDDEN"), resp.text
     device = await srv.client.get(f"{V3}/devices/PHONE", headers=auth_header(alice.token))
     assert device.status_code == 200
@@ -339,7 +310,7 @@ async def test_another_cas_user_cannot_complete_the_session(
     # Alice herself still can, in the same session; mallory's later sign-in changes nothing.
     await _uia_sso(srv, session, "alice")
     await _uia_sso(srv, session, "mallory")
-    resp = await _delete_device(srv, alice.token, "PHONE", {"session": session})
+    resp = await delete_device(srv, alice.token, "PHONE", {"session": session})
     assert resp.status_code == 200, resp.text
 
 

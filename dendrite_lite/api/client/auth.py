@@ -134,7 +134,7 @@ async def authenticate_with_password(
     svc: Services, body: dict[str, Any], operation: str
 ) -> tuple[Requester, UiaSession, dict[str, Any]]:
     """For sensitive requests (password change, deactivation, device deletion): the requester,
-    after UIA has also proven they know the account's password, or (with [cas] configured)
+    after UIA has also proven they know the account's password, or (with [cas] or OpenID Connect configured)
     signed in again through single sign-on as the same user (401 until then). Returns the
     UIA session, to `svc.uia.finish()` once the operation succeeded, and the request's
     parameters merged with those sent earlier in the session."""
@@ -150,6 +150,6 @@ async def authenticate_with_password(
         svc.ratelimits.login_user.check(requester.user_id.lower())
     session, params = await svc.uia.verify_password_of(
         svc.storage, body, server_name=svc.config.server.server_name,
-        user_id=requester.user_id, operation=operation, sso=svc.cas is not None,
+        user_id=requester.user_id, operation=operation, sso=svc.sso_enabled,
     )
     return requester, session, params

@@ -4,8 +4,8 @@
 there, and the client then resubmits its request with just the session id.
 
 Stages with a page: m.login.recaptcha (when open registration asks for one) and m.login.sso
-(with [cas] configured: a page saying what is being confirmed, whose link goes to the CAS server;
-api/client/sso.py). Any other stage answers 404 M_NOT_FOUND.
+(with [cas] or [[oidc_providers]] configured: a page saying what is being confirmed, whose links
+go to the sign-in servers; api/client/sso.py). Any other stage answers 404 M_NOT_FOUND.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ _CAPTCHA_BODY = """<form id="captcha" method="post" action="{action}">
 @bp.get("/_matrix/client/r0/auth/<stage>/fallback/web")
 async def get_fallback(stage: str) -> Response:
     """GET /_matrix/client/v3/auth/{authType}/fallback/web"""
-    if stage == SSO and services().cas is not None:
+    if stage == SSO and services().sso_enabled:
         return sso.uia_fallback_page(_session_arg())
     site_key = _captcha_site_key(stage)
     session = _session_arg()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from quart import Blueprint, Response, jsonify
 
 from dendrite_lite.api.app import services
+from dendrite_lite.api.client import sso
 from dendrite_lite.api.client.auth import appservice_token, authenticate, client_ip
 from dendrite_lite.api.errors import json_body
 from dendrite_lite.api.wellknown.matrix import client_base_url
@@ -30,14 +31,15 @@ async def get_login() -> Response:
     flows = list(LOGIN_FLOWS)
     if svc.appservices:
         flows.append({"type": APPSERVICE_LOGIN})
+    if svc.sso_enabled:
+        flows.append({"type": "m.login.sso", "identity_providers": sso.identity_providers(svc)})
     if svc.cas is not None:
-        flows.append({"type": "m.login.sso", "identity_providers": [svc.cas.identity_provider]})
         # The deprecated name of the same flow (its redirect is /login/cas/redirect), which
         # older clients and SyTest's CAS tests look for.
         flows.append({"type": "m.login.cas"})
     if svc.config.login.get_token:
         flows.append({"type": TOKEN_LOGIN, "get_login_token": True})
-    elif svc.cas is not None:  # single sign-on ends in a login token
+    elif svc.sso_enabled:  # single sign-on ends in a login token
         flows.append({"type": TOKEN_LOGIN})
     return jsonify({"flows": flows})
 
@@ -52,7 +54,7 @@ async def post_login() -> Response:
         svc.ratelimits.login_ip.check(client_ip() or "")
     if login_type == APPSERVICE_LOGIN:
         session = await _appservice_login(body)
-    elif login_type == TOKEN_LOGIN and (svc.config.login.get_token or svc.cas is not None):
+    elif login_type == TOKEN_LOGIN and (svc.config.login.get_token or svc.sso_enabled):
         session = await svc.login_tokens.login(svc.storage, body, ip=client_ip())
     elif login_type == "m.login.password":
         server_name = svc.config.server.server_name

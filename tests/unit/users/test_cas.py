@@ -8,13 +8,8 @@ import pytest
 from dendrite_lite.config import CasConfig
 from dendrite_lite.errors import MatrixError
 from dendrite_lite.users.accounts import localpart_from_external
-from dendrite_lite.users.cas import (
-    CasService,
-    CasUser,
-    check_redirect_url,
-    login_redirect,
-    parse_validation,
-)
+from dendrite_lite.users.cas import CasService, CasUser, parse_validation
+from dendrite_lite.users.sso import check_redirect_url, login_redirect
 from dendrite_lite.users.uia import PASSWORD, SSO, UiaRequired, UiaSessions
 
 NS = "xmlns:cas='http://www.yale.edu/tp/cas'"
