@@ -66,6 +66,7 @@ __all__ = [
     "OidcService",
     "OidcSetupError",
     "PendingSignIn",
+    "callback_url",
     "check_claims",
     "localpart_of",
     "provider_error",
@@ -99,6 +100,11 @@ class PendingSignIn:
     redirect_url: str | None  # a login's client URL
     session_id: str | None  # or a UIA session's id
     expires: float
+
+
+def callback_url(public_baseurl: str) -> str:
+    """The redirect URI the admin registers at every provider."""
+    return public_baseurl.rstrip("/") + "/" + CALLBACK_PATH
 
 
 def provider_error(provider: str, error: str, description: str) -> MatrixError:
@@ -234,6 +240,12 @@ class OidcProvider:
             self._metadata = found
         return self._metadata
 
+    async def jwks(self) -> dict[str, Any]:
+        """The provider's signing keys (JWKS), fetched once and again after a key rotation."""
+        if self._jwks is None:
+            self._jwks = await self._get_json((await self.metadata())["jwks_uri"], "JWKS")
+        return self._jwks
+
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.aclose()
@@ -253,10 +265,10 @@ class OidcProvider:
         registry = JWSRegistry(algorithms=algorithms, strict_check_header=False)
         try:
             try:
-                decoded = jwt.decode(token["id_token"], KeySet.import_key_set(await self._keys()), registry=registry)
+                decoded = jwt.decode(token["id_token"], KeySet.import_key_set(await self.jwks()), registry=registry)
             except InvalidKeyIdError:  # the provider rotated its keys since we fetched them
                 self._jwks = None
-                decoded = jwt.decode(token["id_token"], KeySet.import_key_set(await self._keys()), registry=registry)
+                decoded = jwt.decode(token["id_token"], KeySet.import_key_set(await self.jwks()), registry=registry)
             claims = CodeIDToken(
                 decoded.claims, decoded.header, {"iss": {"values": [self.config.issuer]}},
                 {"nonce": nonce, "client_id": self.config.client_id,
@@ -269,11 +281,6 @@ class OidcProvider:
         if not isinstance(claims.get("sub"), str) or not claims["sub"]:
             raise sign_in_unavailable("its ID token names no subject")
         return dict(claims)
-
-    async def _keys(self) -> dict[str, Any]:
-        if self._jwks is None:
-            self._jwks = await self._get_json((await self.metadata())["jwks_uri"], "JWKS")
-        return self._jwks
 
     async def _get_json(self, url: str, what: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
         from httpx import HTTPError
@@ -332,7 +339,7 @@ class OidcService:
         may_register: Callable[[str], bool] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.callback_url = public_baseurl.rstrip("/") + "/" + CALLBACK_PATH
+        self.callback_url = callback_url(public_baseurl)
         self.providers = {c.idp_id: OidcProvider(c, self.callback_url) for c in configs}
         self._server_name = server_name
         self._may_register = may_register or (lambda user_id: True)

@@ -33,6 +33,7 @@ from dendrite_lite.delegation.doctor.endpoints import (
 from dendrite_lite.delegation.doctor.findings import Finding, Status
 from dendrite_lite.delegation.doctor.email_checks import email_findings
 from dendrite_lite.delegation.doctor.livekit_checks import livekit_findings
+from dendrite_lite.delegation.doctor.oidc_checks import oidc_findings
 from dendrite_lite.delegation.doctor.local_checks import LocalSetup, local_findings
 from dendrite_lite.delegation.doctor.network import DoctorNetwork
 from dendrite_lite.delegation.doctor.outbox_checks import outbox_findings
@@ -122,6 +123,7 @@ async def _local_only(local: LocalSetup, resolution: Resolution, network: Doctor
     out += await turn_findings(config.turn, config.server.server_name, network)
     out += await livekit_findings(config.calls, network)
     out += await email_findings(config.email, config.server.server_name, min(network.timeout_s, 10.0))
+    out += await oidc_findings(config)
     # The names the certificate files must cover: what peers check, and the client API's host.
     names = [resolution.tls_name] if config.federation_tls else []
     client_host = urlsplit(config.public_baseurl).hostname

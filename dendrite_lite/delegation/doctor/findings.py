@@ -19,7 +19,7 @@ __all__ = ["AREAS", "Finding", "Status", "duration", "utc_time", "worst"]
 # its outbox, bridges, call relays, mail server, its certificate and files).
 AREAS = (
     "server name", "delegation", "dns", "ports", "tls", "keys", "federation", "client", "outbox",
-    "appservices", "calls", "email", "certificate", "local",
+    "appservices", "calls", "email", "sso", "certificate", "local",
 )
 
 
