@@ -250,3 +250,31 @@ async def test_uia_with_oidc(start_server: StartServer, oidc_peer: OidcPeer) -> 
     assert resp.status_code == 200, resp.text
     devices = await srv.client.get(f"{V3}/devices", headers=auth_header(alice["access_token"]))
     assert [d["device_id"] for d in devices.json()["devices"]] == ["LAPTOP"]
+
+
+async def test_cas_and_oidc_side_by_side(start_server: StartServer, oidc_peer: OidcPeer) -> None:
+    cas = "https://cas.example.org/cas"  # only linked to here, never asked
+    srv = await start_server({**OPEN, "cas.server_url": cas, "oidc_providers": (_provider(oidc_peer),)})
+    flows = (await srv.client.get(f"{V3}/login")).json()["flows"]
+    assert flows[1:] == [
+        {"type": "m.login.sso", "identity_providers": [{"id": "cas", "name": "CAS"},
+                                                       {"id": "op", "name": "Family login"}]},
+        {"type": "m.login.cas"},
+        {"type": "m.login.token"},
+    ]
+    picker = await srv.client.get(f"{V3}/login/sso/redirect", params={"redirectUrl": REDIRECT})
+    _assert_page(picker, 200, "Continue with CAS", "Continue with Family login")
+    resp = await srv.client.get(f"{V3}/login/sso/redirect/cas", params={"redirectUrl": REDIRECT})
+    assert resp.status_code == 302 and resp.headers["location"].startswith(cas + "/login?service=")
+    resp = await srv.client.get(f"{V3}/login/cas/redirect", params={"redirectUrl": REDIRECT})
+    assert resp.status_code == 302 and resp.headers["location"].startswith(cas + "/login?service=")
+
+    # A password account's sensitive action: the fallback page offers both sign-in servers.
+    with fast_hashing_for_tests():
+        alice = await new_user(srv.client, "alice")
+    first = await delete_device(srv, alice.token, alice.device_id)
+    assert first.json()["flows"] == [{"stages": ["m.login.password"]}, {"stages": ["m.login.sso"]}]
+    page = await srv.client.get(f"{V3}/auth/m.login.sso/fallback/web",
+                                params={"session": first.json()["session"]})
+    _assert_page(page, 200, "sign in again with CAS or Family login", f'href="{cas}/login?service=',
+                 'href="/_dendrite_lite/client/oidc/reauth?idp_id=op&amp;session=')
