@@ -149,10 +149,22 @@ class EmailConfig:
     smtp_password: str = ""
     from_address: str = ""  # "" = noreply@<server_name's host>; "Name <addr>" works too
     ca_file: Path | None = None  # trusted for the SMTP server besides the system CAs
+    # Email notifications (push/email_notifier.py: the "email" pusher kind): mail about unread
+    # messages this long after they arrived, at most one mail per room per throttle window,
+    # each room linked in the client at client_base_url. notif_enabled = false refuses them.
+    notif_enabled: bool = True
+    notif_delay_minutes: float = 10.0
+    notif_throttle_minutes: float = 60.0
+    client_base_url: str = "https://app.element.io"
 
     @property
     def enabled(self) -> bool:
         return bool(self.smtp_host)
+
+    @property
+    def notifications(self) -> bool:
+        """Whether users may set email pushers: mail is set up and not turned off."""
+        return self.enabled and self.notif_enabled
 
     @property
     def port(self) -> int:
@@ -987,6 +999,12 @@ def _base_url(key: str, value: Any) -> str:
     return url if not url or url.endswith("/") else url + "/"
 
 
+def _client_base_url(key: str, value: Any) -> str:
+    # Room links append "/#/room/<room id>": no trailing slash, so the join stays single.
+    url: str = _url("https://app.element.io")(key, value)
+    return url.rstrip("/")
+
+
 def _cas_server_url(key: str, value: Any) -> str:
     # /login and /proxyValidate are appended: no trailing slash, so the joins stay single.
     url: str = _url_to_extend("https://cas.example.org/cas")(key, value)
@@ -1191,6 +1209,10 @@ _VALIDATORS: dict[str, dict[str, Validator]] = {
         "smtp_password": _string,
         "from_address": _mailbox,
         "ca_file": _optional_path,
+        "notif_enabled": _boolean,
+        "notif_delay_minutes": _non_negative_float,
+        "notif_throttle_minutes": _non_negative_float,
+        "client_base_url": _client_base_url,
     },
     "cas": {
         "server_url": _cas_server_url,

@@ -183,6 +183,18 @@ _COMMENTS: dict[str, str] = {
         "A CA certificate (PEM) to trust for the SMTP server's TLS besides the system's, e.g.\n"
         "a relay on your own network with a private CA. Default: none."
     ),
+    "email.notif_enabled": (
+        "Email notifications: a user who turns them on in their client (Element: Settings >\n"
+        "Notifications) gets a mail about messages still unread after notif_delay_minutes.\n"
+        "false refuses them."
+    ),
+    "email.notif_delay_minutes": "How long a message stays unread before it is mailed.",
+    "email.notif_throttle_minutes": (
+        "At most one mail per room in this time; later messages wait for the next mail."
+    ),
+    "email.client_base_url": (
+        'The web client the mails link rooms in: <client_base_url>/#/room/<room id>.'
+    ),
     "cas": (
         "Single sign-on with a CAS server (Apereo CAS and others): users sign in on its page\n"
         "instead of with a password here, and confirm sensitive actions (removing a device) there\n"

@@ -20,6 +20,7 @@ from dendrite_lite.media.retention import RemoteMediaRetention
 from dendrite_lite.storage import Storage
 from dendrite_lite.tls.renewal import next_attempt_at
 from dendrite_lite.tls.state import load_state
+from dendrite_lite.users.email_notifier import EmailNotifier
 from dendrite_lite.users.presence import TIMEOUT_CHECK_S, PresenceService
 
 __all__ = ["BackgroundUpdates", "JobStatus", "list_jobs"]
@@ -47,6 +48,7 @@ async def list_jobs(
     presence: PresenceService | None,
     backups: BackupSchedule | None,
     media_retention: RemoteMediaRetention | None = None,
+    email_notifier: EmailNotifier | None = None,
 ) -> list[JobStatus]:
     """Every periodic job this server runs with its config, by name."""
     jobs = [await _federation_outbox(storage)]
@@ -56,6 +58,11 @@ async def list_jobs(
         jobs.append(_backups(config, backups))
     if media_retention is not None:
         jobs.append(_media_retention(media_retention))
+    if email_notifier is not None:  # runs when a notification may fall due, not periodically
+        jobs.append(JobStatus(
+            "email-notifications", email_notifier.last_run_ts, email_notifier.last_result,
+            email_notifier.next_run_ts,
+        ))
     if config.tls.mode == "acme":
         jobs.append(_acme(config))
     return sorted(jobs, key=lambda j: j.name)

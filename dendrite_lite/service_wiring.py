@@ -73,6 +73,7 @@ from dendrite_lite.users.threepid_bindings import ThreepidBindings
 from dendrite_lite.users.oidc import OidcService, OidcSetupError
 from dendrite_lite.users.uia import UiaSessions
 from dendrite_lite.users.email_sender import EmailSender
+from dendrite_lite.users.email_notifier import EmailNotifier
 from dendrite_lite.users.threepids import EmailValidation
 from dendrite_lite.rooms.history import HistoryService
 from dendrite_lite.rooms.notification_list import NotificationList
@@ -142,8 +143,12 @@ async def load_services(config: Config) -> Services:
     except FileNotFoundError as e:
         raise StartupError(str(e)) from None
     identity = _identity_servers(config, key)
+    email_notifier = _email_notifier(config, storage)
     counter = NotificationCounter(
-        storage, config.server.server_name, on_queued=push_gateway.wake
+        storage, config.server.server_name,
+        on_queued=push_gateway.wake if email_notifier is None else _both(
+            push_gateway.wake, email_notifier.wake
+        ),
     )
     federation = _federation_services(config, key, storage)
     sender: FederationSender | None = federation["federation_sender"]
@@ -204,6 +209,8 @@ async def load_services(config: Config) -> Services:
         status.appservices = appservices.sender.statuses  # the TUI dashboard's Bridges line
     join_presence.service = user_data["presence"]
     push_gateway.start()  # delivers what was queued before a restart; stopped by close_services
+    if email_notifier is not None:
+        email_notifier.start()  # mails what fell due while stopped; stopped by close_services
     event_expiry.start()  # expires what fell due while stopped; stopped by close_services
     ratelimits = RateLimits.from_config(config.ratelimit)
     delayed_events = _delayed_events(config, storage, pipeline, ratelimits)
@@ -228,8 +235,9 @@ async def load_services(config: Config) -> Services:
         ),
         **federation,
         **_federation_endpoints(storage, federation, user_data, e2ee),
-        pushers=PushersService(storage),
+        pushers=PushersService(storage, email=config.email.notifications),
         push_gateway=push_gateway,
+        email_notifier=email_notifier,
         notification_list=NotificationList(storage),
         reports=ReportsService(storage, config.server.server_name),
         **_room_admin(config, storage, pipeline, federation, user_data),
@@ -295,6 +303,24 @@ def _email_validation(config: Config, storage: Storage) -> EmailValidation:
     """/requestToken and its links; mail goes out only with email.smtp_host set."""
     sender = EmailSender(config.email, config.server.server_name) if config.email.enabled else None
     return EmailValidation(storage, config, sender)
+
+
+def _email_notifier(config: Config, storage: Storage) -> EmailNotifier | None:
+    """The mailer of email pushers, when [email] is set up and email.notif_enabled."""
+    if not config.email.notifications:
+        return None
+    return EmailNotifier(
+        storage, EmailSender(config.email, config.server.server_name), config.email,
+        server_name=config.server.server_name, public_baseurl=config.public_baseurl,
+    )
+
+
+def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+    def call() -> None:
+        first()
+        second()
+
+    return call
 
 
 def _cas(config: Config, appservices: AppServices) -> CasService | None:
@@ -641,6 +667,8 @@ async def close_services(svc: Services) -> None:
         await svc.presence.close()
     if svc.push_gateway is not None:
         await svc.push_gateway.stop()
+    if svc.email_notifier is not None:  # a pass writes positions to storage
+        await svc.email_notifier.close()
     if svc.remote_device_lists is not None:  # resyncs in flight write to storage
         await svc.remote_device_lists.close()
     if svc.device_list_edus is not None:

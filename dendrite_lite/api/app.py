@@ -97,6 +97,7 @@ from dendrite_lite.users.login_tokens import LoginTokens
 from dendrite_lite.users.openid import OpenIdService
 from dendrite_lite.users.user_directory import UserDirectory
 from dendrite_lite.users.push_gateway import PushGateway
+from dendrite_lite.users.email_notifier import EmailNotifier
 from dendrite_lite.users.pushers import PushersService
 from dendrite_lite.users.push_rules import PushRulesService
 from dendrite_lite.users.remote_profiles import RemoteProfiles
@@ -196,6 +197,8 @@ class Services:
     # always set by load_services).
     pushers: PushersService = None  # type: ignore[assignment]
     push_gateway: PushGateway | None = None
+    # The mailer of email pushers (None unless [email] is set up and email.notif_enabled).
+    email_notifier: EmailNotifier | None = None
     notification_list: NotificationList = None  # type: ignore[assignment]
     # Content reports for the server admin (always set by load_services).
     reports: ReportsService = None  # type: ignore[assignment]

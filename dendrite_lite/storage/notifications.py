@@ -22,6 +22,7 @@ __all__ = [
     "NotificationRow",
     "implied_actions",
     "select_notifications",
+    "select_notifications_after",
     "select_unread_counts",
     "select_unread_counts_by_thread",
     "MAIN_THREAD",
@@ -74,9 +75,10 @@ GROUP BY a.room_id, a.thread_id
 """
 MAIN_THREAD = "main"
 _CHUNK = 400
-# GET /notifications: a user's rows newest first, range-scanned per room of the user (the key
-# starts with the room), each marked read as the unread counts above decide it.
-SELECT_NOTIFICATIONS = """
+# A user's rows, range-scanned per room of the user (the key starts with the room), each marked
+# read as the unread counts above decide it. GET /notifications reads them newest first, the
+# email notifier (users/email_notifier.py) oldest first after its position.
+_NOTIFICATION_ROWS = """
 SELECT a.room_id, e.event_id, a.highlight, a.actions, e.origin_server_ts, a.stream_ordering,
   EXISTS (
     SELECT 1 FROM receipts r JOIN events re ON re.event_id = r.event_id
@@ -86,9 +88,14 @@ SELECT a.room_id, e.event_id, a.highlight, a.actions, e.origin_server_ts, a.stre
   )
 FROM event_push_actions a JOIN events e ON e.stream_ordering = a.stream_ordering
 WHERE a.room_id IN (SELECT value FROM json_each(?2)) AND a.user_id = ?1
-AND a.stream_ordering < ?3 AND (?4 = 0 OR a.highlight = 1)
-ORDER BY a.stream_ordering DESC LIMIT ?5
 """
+SELECT_NOTIFICATIONS = _NOTIFICATION_ROWS + (
+    "AND a.stream_ordering < ?3 AND (?4 = 0 OR a.highlight = 1)"
+    " ORDER BY a.stream_ordering DESC LIMIT ?5"
+)
+SELECT_NOTIFICATIONS_AFTER = _NOTIFICATION_ROWS + (
+    "AND a.stream_ordering > ?3 ORDER BY a.stream_ordering LIMIT ?4"
+)
 
 
 def implied_actions(highlight: bool) -> list[Any]:
@@ -143,7 +150,19 @@ async def select_notifications(
     """The user's notifications in `room_ids` below stream position `before`, newest first."""
     args = (user_id, json.dumps(list(room_ids)), before, int(only_highlight), limit)
     async with conn.execute(SELECT_NOTIFICATIONS, args) as cur:
-        rows = await cur.fetchall()
+        return _notification_rows(await cur.fetchall())
+
+
+async def select_notifications_after(
+    conn: aiosqlite.Connection, user_id: str, room_ids: Sequence[str], *, after: int, limit: int
+) -> list[NotificationRow]:
+    """The user's notifications in `room_ids` above stream position `after`, oldest first."""
+    args = (user_id, json.dumps(list(room_ids)), after, limit)
+    async with conn.execute(SELECT_NOTIFICATIONS_AFTER, args) as cur:
+        return _notification_rows(await cur.fetchall())
+
+
+def _notification_rows(rows: Iterable[Any]) -> list[NotificationRow]:
     return [
         NotificationRow(
             r[0], r[1], bool(r[2]), json.loads(r[3]) if r[3] else implied_actions(bool(r[2])),

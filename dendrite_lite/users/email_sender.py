@@ -11,7 +11,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
@@ -53,8 +53,12 @@ class EmailSender:
         self._domain = email.utils.parseaddr(self._from)[1].rpartition("@")[2] or "localhost"
         self._tls_context: ssl.SSLContext | None = None
 
-    async def send(self, to: str, subject: str, text: str) -> None:
-        """Send a plain-text message to `to`; EmailUnavailable or EmailRefused if it could not."""
+    async def send(
+        self, to: str, subject: str, text: str, *, html: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Send a plain-text message to `to` (with an HTML alternative and extra headers, if
+        given); EmailUnavailable or EmailRefused if it could not."""
         import aiosmtplib  # imported on first use: a server without [email] never loads it
 
         message = EmailMessage()
@@ -66,6 +70,10 @@ class EmailSender:
         # Quoted-printable keeps long lines (the link) intact: a mail client joins its soft
         # line breaks, and so does every MIME parser.
         message.set_content(text, cte="quoted-printable")
+        if html is not None:
+            message.add_alternative(html, subtype="html", cte="quoted-printable")
+        for name, value in (headers or {}).items():
+            message[name] = value
         try:
             async with smtp_client(self._config, self._tls, TIMEOUT_S) as smtp:
                 await smtp.send_message(message)

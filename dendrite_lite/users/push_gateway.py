@@ -177,7 +177,7 @@ class PushGateway:
 
     async def _send_badges(self, user_id: str) -> None:
         async def load(conn: aiosqlite.Connection) -> tuple[list[Pusher], int]:
-            return await table.select_pushers(conn, user_id), await _unread_total(conn, user_id)
+            return await _http_pushers(conn, user_id), await _unread_total(conn, user_id)
 
         try:
             pushers, unread = await self._storage.db.read(load)
@@ -237,7 +237,7 @@ async def _load(
     conn: aiosqlite.Connection, item: QueuedPush
 ) -> tuple[list[Pusher], dict[str, Any]] | None:
     """The user's pushers and the notification's event-related fields (full format)."""
-    pushers = await table.select_pushers(conn, item.user_id)
+    pushers = await _http_pushers(conn, item.user_id)
     event = (await events_table.select_events_at(conn, [item.stream_ordering])).get(
         item.stream_ordering
     )
@@ -268,6 +268,11 @@ async def _load(
         body["membership"] = e.content.get("membership")  # as Synapse sends it
     body["counts"] = {"unread": await _unread_total(conn, item.user_id)}
     return pushers, body
+
+
+async def _http_pushers(conn: aiosqlite.Connection, user_id: str) -> list[Pusher]:
+    """The user's pushers that push to a gateway (email ones are users.email_notifier's)."""
+    return [p for p in await table.select_pushers(conn, user_id) if p.kind == "http"]
 
 
 async def _unread_total(conn: aiosqlite.Connection, user_id: str) -> int:

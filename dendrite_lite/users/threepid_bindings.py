@@ -10,7 +10,7 @@ deactivation).
   "no-support" when one refused to (it does not unbind), or we know of none. A recorded binding
   goes once its identity server answered, either way: asking again would not change the answer.
 - delete: unbind as above, then the homeserver's own copy of the address goes
-  (storage/threepids.py, kept by the email threepid service).
+  (storage/threepids.py, kept by the email threepid service), and its email pushers with it.
 - deactivation: every recorded binding is unbound (at the request's `id_server`, if any; the
   deactivation itself removes the account's addresses). An identity server that fails here
   does not keep the account alive: its result is "no-support" and the deactivation goes on.
@@ -23,9 +23,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import aiosqlite
+
 from dendrite_lite.errors import Errcode, MatrixError
 from dendrite_lite.request_body import optional_field, required_field
 from dendrite_lite.storage import Storage
+from dendrite_lite.storage import email_pushers as email_pushers_table
 from dendrite_lite.storage import threepid_bindings as table
 from dendrite_lite.storage import threepids as threepids_table
 from dendrite_lite.storage.threepid_bindings import Binding
@@ -88,9 +91,13 @@ class ThreepidBindings:
     ) -> str:
         """POST /account/3pid/delete: unbind, then drop the account's own copy."""
         result = await self.unbind(user_id, medium, address, id_server)
-        await self._storage.db.write(
-            lambda c: threepids_table.delete_user_threepid(c, user_id, medium, address)
-        )
+
+        async def txn(c: aiosqlite.Connection) -> None:
+            await threepids_table.delete_user_threepid(c, user_id, medium, address)
+            # Email notifications go only to the account's own addresses (users/pushers.py).
+            await email_pushers_table.delete_address_pushers(c, user_id, address)
+
+        await self._storage.db.write(txn)
         return result
 
     async def unbind_all(self, user_id: str, id_server: str | None = None) -> str:

@@ -72,7 +72,17 @@ def test_a_full_section_loads() -> None:
          '"matrix@example.org" or "Family Matrix <matrix@example.org>")'),
         ({"email": {**SMTP, "smtp_server": "x"}},
          'email.smtp_server: unknown key; did you mean "smtp_user"? (valid keys in [email]: '
-         "smtp_host, smtp_port, smtp_tls, smtp_user, smtp_password, from_address, ca_file)"),
+         "smtp_host, smtp_port, smtp_tls, smtp_user, smtp_password, from_address, ca_file, "
+         "notif_enabled, notif_delay_minutes, notif_throttle_minutes, client_base_url)"),
+        ({"email": {**SMTP, "notif_delay_minutes": -1}},
+         "email.notif_delay_minutes: -1 is out of range (0 or more; 0 turns this limit off)"),
+        ({"email": {**SMTP, "notif_throttle_minutes": "1h"}},
+         'email.notif_throttle_minutes: expected a number, got "1h"'),
+        ({"email": {**SMTP, "client_base_url": "app.element.io"}},
+         'email.client_base_url: "app.element.io" is not an http(s) URL (e.g. '
+         '"https://app.element.io")'),
+        ({"email": {**SMTP, "notif_enabled": "yes"}},
+         'email.notif_enabled: expected true or false, got "yes"'),
     ],
 )
 def test_errors_name_the_key_and_the_problem(data: dict[str, Any], message: str) -> None:
@@ -96,3 +106,21 @@ def test_template_round_trips_the_keys() -> None:
     import tomllib
 
     assert parse_config(tomllib.loads(text)) == config
+
+
+def test_email_notifications_follow_the_email_setup() -> None:
+    assert not parse_config({}).email.notifications  # no [email]: no email pushers
+    email = parse_config({"email": SMTP}).email
+    assert email.notifications
+    assert (email.notif_delay_minutes, email.notif_throttle_minutes) == (10.0, 60.0)
+    assert email.client_base_url == "https://app.element.io"
+    off = parse_config({"email": {**SMTP, "notif_enabled": False}}).email
+    assert off.enabled and not off.notifications
+    custom = parse_config({"email": {
+        **SMTP, "notif_delay_minutes": 2, "notif_throttle_minutes": 0.5,
+        "client_base_url": "https://chat.example.org/",
+    }}).email
+    assert (custom.notif_delay_minutes, custom.notif_throttle_minutes) == (2.0, 0.5)
+    assert custom.client_base_url == "https://chat.example.org"
+    text = render_config(parse_config({"email": {**SMTP, "notif_delay_minutes": 2}}))
+    assert "notif_delay_minutes = 2.0" in text and "client_base_url" in text

@@ -98,5 +98,6 @@ async def jobs() -> Response:
         presence=svc.presence,
         backups=svc.backups,
         media_retention=svc.media_retention,
+        email_notifier=svc.email_notifier,
     )
     return jsonify({"jobs": [asdict(j) for j in found]})
