@@ -1,8 +1,9 @@
 """Email notifications (push.md §Pushers, kind "email") through a real server and a real SMTP
 server on loopback (tests/integration/smtp_sink.py): setting an email pusher for a confirmed
 address and every refusal, the mail about unread messages after the delay (room, sender, text,
-link, encrypted messages named only), read messages left out, the per-room throttle, a restart
-losing and repeating nothing, the unsubscribe link, and the pusher going with its address.
+link, encrypted messages named only), an invite, read messages left out, the per-room throttle,
+a restart losing and repeating nothing, the unsubscribe link (GET and one-click POST), and the
+pusher going with its address.
 
 The delay is a second or two (email.notif_delay_minutes is a float) so the tests stay fast."""
 
@@ -204,3 +205,28 @@ async def test_a_restart_neither_loses_nor_repeats_a_mail(
         assert len(smtp_sink.to(address)) == 1
         alice = dataclasses.replace(alice, client=third.client)
         assert [p["pushkey"] for p in await _pushers(alice)] == [address]
+
+
+async def test_an_invite_is_mailed_and_one_click_unsubscribes(
+    srv: RunningServer, smtp_sink: SmtpSink
+) -> None:
+    alice, bob = await numbered_user(srv, "alice"), await numbered_user(srv, "bob")
+    resp = await bob.put(f"/profile/{bob.user_id}/displayname", {"displayname": "Bob Example"})
+    assert resp.status_code == 200, resp.text
+    address = await _confirmed(srv, alice)
+    assert (await _set_email_pusher(alice, address)).status_code == 200
+    room = await create_room(bob, name="Holiday plans")
+    resp = await bob.post(f"/rooms/{room}/invite", {"user_id": alice.user_id})
+    assert resp.status_code == 200, resp.text
+
+    mail = await smtp_sink.next_to(address)
+    assert mail.message["Subject"] == "[Family] Bob Example invited you to Holiday plans"
+    text = _text(mail)
+    assert f"Bob Example invited you to Holiday plans\n  Open: https://app.element.io/#/room/{room}\n" in text
+    # RFC 8058: the mail client POSTs "List-Unsubscribe=One-Click" to the List-Unsubscribe URL.
+    resp = await srv.client.post(
+        _unsubscribe_path(mail), content=b"List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert resp.status_code == 200, resp.text
+    assert await _pushers(alice) == []
