@@ -141,7 +141,11 @@ class EmailNotifier:
         dues: list[float] = []
         mailed = 0
         for pusher in pushers:
-            sent, due_ms = await self._process(pusher, int(now * 1000))
+            try:
+                sent, due_ms = await self._process(pusher, int(now * 1000))
+            except Exception:  # one pusher's trouble holds up no other's mail
+                log.exception("email notifications to %s failed; retried later", pusher.pushkey)
+                sent, due_ms = 0, int((now + RETRY_S) * 1000)
             mailed += sent
             if due_ms is not None:
                 dues.append(due_ms / 1000)

@@ -2,8 +2,8 @@
 server on loopback (tests/integration/smtp_sink.py): setting an email pusher for a confirmed
 address and every refusal, the mail about unread messages after the delay (room, sender, text,
 link, encrypted messages named only), an invite, read messages left out, the per-room throttle,
-a restart losing and repeating nothing, the unsubscribe link (GET and one-click POST), and the
-pusher going with its address.
+a restart losing and repeating nothing, a mail server that is down, the unsubscribe link (GET
+and one-click POST), and the pusher going with its address.
 
 The delay is a second or two (email.notif_delay_minutes is a float) so the tests stay fast."""
 
@@ -25,6 +25,7 @@ from tests.conftest import RunningServer, StartServer
 from tests.integration.account_helpers import running_server, server_storage
 from tests.integration.smtp_sink import Received, SmtpSink
 from tests.integration.sync_helpers import User, create_room, join, numbered_user, send
+from tests.interop.synapse_server import free_port
 from tests.spec_schema import assert_matches_operation
 
 BASE = "https://matrix.example.org/"
@@ -230,3 +231,17 @@ async def test_an_invite_is_mailed_and_one_click_unsubscribes(
     )
     assert resp.status_code == 200, resp.text
     assert await _pushers(alice) == []
+
+
+async def test_mail_that_the_mail_server_could_not_take_is_sent_later(
+    tmp_path: Path, smtp_sink: SmtpSink
+) -> None:
+    down = {**_overrides(smtp_sink), "email.smtp_port": free_port()}  # nothing listens there
+    async with running_server(tmp_path, down) as first:
+        _, bob, room, address = await _chat(first, "Mail server down")
+        await send(bob, room, "sent while the mail server was down")
+        await asyncio.sleep(DELAY_MIN * 60 + 1.0)  # the pass tried, and failed
+    assert smtp_sink.to(address) == []
+    async with running_server(tmp_path, _overrides(smtp_sink)):
+        mail = await smtp_sink.next_to(address)
+        assert "Bob Example: sent while the mail server was down" in _text(mail)
