@@ -85,3 +85,22 @@ async def test_remote_media_retention_record(tmp_path: Path) -> None:
     assert found == JobStatus(
         "remote-media-retention", 10_000, "ok: 2 remote file(s) deleted, 10 bytes freed", 70_000
     )
+
+
+async def test_email_notifications_record(tmp_path: Path) -> None:
+    notifier: Any = SimpleNamespace(
+        last_run_ts=20_000, last_result="ok: 1 mail(s) to 2 address(es)", next_run_ts=80_000
+    )
+    storage = await Storage.open(tmp_path / "db.sqlite", readers=1)
+    try:
+        jobs = await list_jobs(
+            config=make_config(tmp_path), storage=storage, presence=None, backups=None,
+            email_notifier=notifier,
+        )
+    finally:
+        await storage.close()
+    found = next(j for j in jobs if j.name == "email-notifications")
+    # Not periodic: the next run is the soonest notification that may fall due.
+    assert found == JobStatus(
+        "email-notifications", 20_000, "ok: 1 mail(s) to 2 address(es)", 80_000
+    )
