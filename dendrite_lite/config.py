@@ -640,6 +640,11 @@ def _check_oidc(config: Config) -> None:
             for key in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
                 if not getattr(p, key):
                     raise ConfigError(f"{name}.{key}: required when discovery = false")
+        for key in ("issuer", "authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri"):
+            url = getattr(p, key)
+            if url and not url.startswith("https://"):
+                # OAuth 2.0 sends the code and the client secret over these: TLS only.
+                raise ConfigError(f"{name}.{key}: {_show(url)} must be an https:// URL")
 
 
 def _idp_id(key: str, value: Any) -> str:

@@ -204,10 +204,12 @@ class OidcProvider:
         except HTTPError as e:
             log.warning("%s token endpoint unreachable: %s", self.config.idp_id, e)
             raise sign_in_unavailable("its token endpoint could not be reached") from None
-        if "id_token" not in token:
+        except ValueError:  # not JSON
+            raise sign_in_unavailable("its token endpoint answered something else than JSON") from None
+        if not isinstance(token.get("id_token"), str):
             raise sign_in_unavailable("it sent no ID token")
         claims = await self._verified_id_token(token, pending.nonce)
-        if metadata.get("userinfo_endpoint"):
+        if metadata.get("userinfo_endpoint") and isinstance(token.get("access_token"), str):
             info = await self._get_json(
                 metadata["userinfo_endpoint"], "userinfo",
                 headers={"Authorization": f"Bearer {token['access_token']}"},

@@ -47,6 +47,8 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
     ({"client_secret": "s", "client_secret_file": "f"}, "oidc_providers[0].client_secret_file: set beside"),
     ({"discovery": False}, "oidc_providers[0].authorization_endpoint: required when discovery = false"),
     ({"required_claims": {"groups": 1}}, "oidc_providers[0].required_claims.groups: expected a string"),
+    ({"issuer": "http://auth.example.org"}, 'oidc_providers[0].issuer: "http://auth.example.org" must be an https:// URL'),
+    ({"token_endpoint": "http://a/t"}, 'oidc_providers[0].token_endpoint: "http://a/t" must be an https:// URL'),
     ({"clientid": "x"}, 'oidc_providers[0].clientid: unknown key; did you mean "client_id"?'),
 ])
 def test_errors_name_the_key(change: dict[str, Any], message: str) -> None:
