@@ -249,6 +249,9 @@ class RoomPipeline:
                 built.append(event)
             if dry_run:
                 return room_id, []
+            # The same hooks as any batch: an invite in /createRoom (how Element starts a direct
+            # chat) must notify the invitee and reach a bridge as one sent with /invite does.
+            in_txn = [w for hook in self._persist_hooks if (w := await hook(room_id, built)) is not None]
 
             async def persist(conn: aiosqlite.Connection) -> tuple[list[PersistedEvent], int]:
                 inserted = await rooms_table.insert_room(
@@ -264,6 +267,8 @@ class RoomPipeline:
                 out, head.state_group = await self._persist(
                     conn, room_id, None, built, [None] * len(built)
                 )
+                for write_hook in in_txn:
+                    await write_hook(conn, [(p.event, p.stream_ordering) for p in out])
                 return out, room_changes.stamp(room_id)
 
             persisted, stamp = await self._storage.db.write(persist)

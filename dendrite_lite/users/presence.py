@@ -213,8 +213,8 @@ class PresenceService:
         """Events about to be persisted (JoinPresenceHook): joins make servers newly share the
         room, so once a join is committed they exchange the presence they would otherwise
         only hear of at the next change (EduFanout.presence_on_join)."""
-        if self._edus is None:
-            return
+        if self._edus is None or any(e.type == "m.room.create" for e in events):
+            return  # a room being created has no other server in it yet
         joins = [
             e for e in events
             if e.type == "m.room.member" and e.membership == "join" and e.state_key

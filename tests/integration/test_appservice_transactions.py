@@ -134,6 +134,26 @@ async def test_events_of_rooms_with_namespace_users_are_pushed_in_order(bridge: 
     assert message["sender"] == user.user_id and "age" in message["unsigned"]
 
 
+async def test_a_direct_chat_created_with_a_ghost_reaches_the_bridge(bridge: Bridge) -> None:
+    """Element starts a chat with a bridged contact by POST /createRoom {invite: [ghost],
+    is_direct}: the bridge must get that invite to join and relay."""
+    user = await new_user(bridge.srv, "dm")
+    ghost = await bridge.ghost("relay_dm")
+    resp = await bridge.srv.client.post(
+        f"{V3}/createRoom", json={"preset": "trusted_private_chat", "is_direct": True, "invite": [ghost]},
+        headers=auth_header(user.token),
+    )
+    assert resp.status_code == 200, resp.text
+    room = resp.json()["room_id"]
+    deadline = asyncio.get_running_loop().time() + 15
+    while not [e for e in bridge.fake.events() if e["room_id"] == room and e.get("state_key") == ghost]:
+        assert asyncio.get_running_loop().time() < deadline, "the bridge never got the invite"
+        await asyncio.sleep(0.05)
+    invite = next(e for e in bridge.fake.events() if e["room_id"] == room and e.get("state_key") == ghost)
+    assert invite["content"]["membership"] == "invite" and invite["content"]["is_direct"] is True
+    assert invite["sender"] == user.user_id
+
+
 async def test_one_transaction_in_flight_for_a_slow_as(bridge: Bridge) -> None:
     user = await new_user(bridge.srv, "slow")
     room, _ = await _shared_room(bridge, user, "relay_slow")

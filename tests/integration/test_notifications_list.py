@@ -95,3 +95,17 @@ async def test_errors(world: tuple[User, User, str, list[str]]) -> None:
         assert resp.status_code == 400 and resp.json()["errcode"] == "M_INVALID_PARAM", params
     resp = await alice.client.get("/_matrix/client/v3/notifications")
     assert resp.status_code == 401 and resp.json()["errcode"] == "M_MISSING_TOKEN"
+
+
+async def test_invite_in_create_room_notifies(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Element starts a direct chat with POST /createRoom {invite, is_direct}: the invitee's
+    phone must ring for that invite as for one sent with /invite (.m.rule.invite_for_me)."""
+    async with running_server(tmp_path_factory.mktemp("notifs-dm")) as srv:
+        alice, carol = await new_user(srv.client, "alice"), await new_user(srv.client, "carol")
+        room = await create_room(alice, preset="trusted_private_chat", is_direct=True, invite=[carol.user_id])
+        notes = (await _list(carol))["notifications"]
+        assert [(n["room_id"], n["event"]["type"], n["event"]["state_key"]) for n in notes] == [
+            (room, "m.room.member", carol.user_id)
+        ]
+        assert notes[0]["event"]["content"]["membership"] == "invite"
+        assert notes[0]["actions"] == ["notify", SOUND]
