@@ -3,10 +3,6 @@ retried txn found, and someone else's state removing other users' delayed state 
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import delayed_events as table
 from dendrite_lite.storage.delayed_events import DelayedEvent
@@ -14,13 +10,6 @@ from dendrite_lite.storage.delayed_events import DelayedEvent
 ALICE, BOB = "@alice:example.org", "@bob:example.org"
 ROOM = "!room:example.org"
 CALL = "org.matrix.msc3401.call.member"
-
-
-@pytest.fixture
-async def storage(tmp_path: Path):
-    s = await Storage.open(tmp_path / "homeserver.db", readers=1)
-    yield s
-    await s.close()
 
 
 def _event(delay_id: str, user: str, send_ts: int, state_key: str | None = None) -> DelayedEvent:

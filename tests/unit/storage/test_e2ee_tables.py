@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import device_lists as lists
 from dendrite_lite.storage import e2e_keys as keys
 from dendrite_lite.storage import to_device as inbox
 
 ALICE = "@alice:example.org"
-
-
-@pytest.fixture
-async def storage(tmp_path: Path):
-    s = await Storage.open(tmp_path / "homeserver.db", readers=1)
-    yield s
-    await s.close()
 
 
 async def _write(storage: Storage, fn, *args):

@@ -8,8 +8,6 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import pytest
-
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import email_pushers as table
 from dendrite_lite.storage import pushers as pushers_table
@@ -19,13 +17,6 @@ from tests.unit.storage.migration_helpers import then_apply, up_to
 ALICE = "@alice:example.org"
 ADDRESS = "alice@example.org"
 KEY = ("m.email", ADDRESS, ALICE)
-
-
-@pytest.fixture
-async def storage(tmp_path: Path):
-    s = await Storage.open(tmp_path / "homeserver.db", readers=1)
-    yield s
-    await s.close()
 
 
 async def _set(storage: Storage, token: str) -> None:

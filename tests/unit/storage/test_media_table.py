@@ -4,11 +4,9 @@ shared files counted before deletion; the migration keeps existing rows."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiosqlite
-import pytest
 
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import media as table
@@ -20,13 +18,6 @@ ME = "example.org"
 ALICE = "@alice:example.org"
 SHA_A = "a" * 64
 SHA_B = "b" * 64
-
-
-@pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
-    s = await Storage.open(tmp_path / "homeserver.db", readers=1)
-    yield s
-    await s.close()
 
 
 def _row(media_id: str, sha256: str, server_name: str = ME) -> MediaRow:

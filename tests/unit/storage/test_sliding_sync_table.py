@@ -4,24 +4,13 @@ and idle connections go."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import aiosqlite
-import pytest
 
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import sliding_sync as table
 from dendrite_lite.storage.sliding_sync import SentRoom
 
 ALICE = "@alice:example.org"
-
-
-@pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
-    s = await Storage.open(tmp_path / "homeserver.db", readers=1)
-    yield s
-    await s.close()
 
 
 def _room(room_id: str, sent_to: int, limit: int = 1) -> SentRoom:

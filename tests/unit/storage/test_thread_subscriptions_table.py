@@ -5,10 +5,7 @@ depth for a backfilled cause), the newest changes first cut; threads by their ne
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import aiosqlite
-import pytest
 
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import thread_subscriptions as table
@@ -18,13 +15,6 @@ from dendrite_lite.storage.thread_updates import ThreadUpdate, select_thread_upd
 ALICE, BOB = "@alice:example.org", "@bob:example.org"
 ROOM, OTHER = "!room:example.org", "!other:example.org"
 ROOT = "$root"
-
-
-@pytest.fixture
-async def storage(tmp_path: Path):
-    s = await Storage.open(tmp_path / "homeserver.db", readers=1)
-    yield s
-    await s.close()
 
 
 async def _event(

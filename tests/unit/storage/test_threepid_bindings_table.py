@@ -7,21 +7,12 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import pytest
-
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import threepid_bindings as table
 from dendrite_lite.storage.threepid_bindings import Binding
 from tests.unit.storage.migration_helpers import then_apply, up_to
 
 ALICE, BOB = "@alice:example.org", "@bob:example.org"
-
-
-@pytest.fixture
-async def storage(tmp_path: Path):
-    s = await Storage.open(tmp_path / "homeserver.db", readers=1)
-    yield s
-    await s.close()
 
 
 async def test_bindings_by_address_and_by_user(storage: Storage) -> None:

@@ -7,21 +7,12 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import pytest
-
 from dendrite_lite.storage import Storage
 from dendrite_lite.storage import threepids as table
 from dendrite_lite.storage.threepids import UserThreepid, ValidationSession
 from tests.unit.storage.migration_helpers import then_apply, up_to
 
 ALICE, BOB = "@alice:example.org", "@bob:example.org"
-
-
-@pytest.fixture
-async def storage(tmp_path: Path):
-    s = await Storage.open(tmp_path / "homeserver.db", readers=1)
-    yield s
-    await s.close()
 
 
 def _session(sid: str, *, created: int = 1000, expires: int = 5000, secret: str = "s3cret",
@@ -38,7 +29,7 @@ async def test_sessions_by_key_and_by_sid_until_they_expire(storage: Storage) ->
         c, "email", "a@example.org", "s3cret", "register", 2000))
     assert found == _session("one")
     for purpose, secret in (("password", "s3cret"), ("register", "other")):
-        assert await w(lambda c: table.select_validation_session_by_key(
+        assert await w(lambda c, secret=secret, purpose=purpose: table.select_validation_session_by_key(
             c, "email", "a@example.org", secret, purpose, 2000)) is None
     assert await w(lambda c: table.select_validation_session(c, "one", "s3cret", 4999)) is not None
     assert await w(lambda c: table.select_validation_session(c, "one", "wrong", 2000)) is None
